@@ -1,0 +1,1 @@
+"""How commands reach a host: SSH (paramiko) or this machine itself."""
