@@ -1,0 +1,382 @@
+"""Findings: what an operator should look at, derived from one fleet snapshot.
+
+One small function per finding code. Each returns the findings it found (possibly none),
+so a new check is one more function and one more line in `derive_findings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+
+from wgconsole.inventory_types import Inventory, LoadBalancer
+from wgconsole.model import (
+    REJECT_AFTER_TIME,
+    ClientView,
+    Finding,
+    Fleet,
+    gateways_by_real_server,
+    is_unavailable,
+    matching_service,
+    service_label,
+    short_key,
+)
+from wgconsole.observed import (
+    GatewayObservation,
+    HostStatus,
+    IpvsService,
+    LbObservation,
+    WgInterface,
+    WgPeer,
+)
+
+# How many differing keys a config-drift message names before "and N more".
+EXAMPLES = 3
+
+
+def derive_findings(
+    fleet: Fleet,
+    inventory: Inventory,
+    lbs: Mapping[str, LbObservation | None],
+    gateways: Mapping[str, GatewayObservation | None],
+) -> tuple[Finding, ...]:
+    """Every finding for the snapshot, worst first, then by code and subject."""
+    found: list[Finding] = [
+        *host_unreachable(fleet.hosts, inventory, lbs, gateways),
+        *interface_down(inventory, gateways),
+        *config_drift(inventory, gateways),
+    ]
+    for lb in inventory.load_balancers:
+        obs = lbs.get(lb.name)
+        if obs is not None:
+            found.extend(_lb_findings(inventory, lb, obs))
+    found.extend(_client_findings(fleet, bool(inventory.clients)))
+    return tuple(sorted(found, key=Finding.sort_key))
+
+
+def _lb_findings(inventory: Inventory, lb: LoadBalancer, obs: LbObservation) -> list[Finding]:
+    found = list(expire_nodest_off(lb, obs))
+    service = matching_service(inventory, obs)
+    if service is None:
+        return [*found, *service_missing(inventory, lb)]
+    return [
+        *found,
+        *sh_no_fallback(lb, service),
+        *real_server_missing(inventory, lb, service),
+        *unknown_real_server(inventory, lb, service),
+    ]
+
+
+def _client_findings(fleet: Fleet, inventory_lists_clients: bool) -> Iterator[Finding]:
+    # The LB table only proves a bypass when the service was found on an answering LB.
+    lb_answered = fleet.service is not None
+    for client in fleet.clients:
+        if lb_answered:
+            yield from bypassing_lb(client)
+        yield from split(client)
+        yield from stale(client)
+        yield from never(client)
+        if inventory_lists_clients:
+            yield from unknown_peer(client)
+
+
+# --- hosts and interfaces -------------------------------------------------------------
+
+
+def host_unreachable(
+    hosts: Sequence[HostStatus],
+    inventory: Inventory,
+    lbs: Mapping[str, LbObservation | None],
+    gateways: Mapping[str, GatewayObservation | None],
+) -> list[Finding]:
+    found = []
+    for host in hosts:
+        if not host.reachable:
+            error = f": {host.error}" if host.error else ""
+            message = f"{host.role} {host.name} did not answer this poll{error}."
+            found.append(Finding("host-unreachable", "critical", host.name, message))
+    reported = {h.name for h in hosts if not h.reachable}
+    # A host with no observation but no failed status either must not vanish silently.
+    silent = [lb.name for lb in inventory.load_balancers if lbs.get(lb.name) is None]
+    silent += [gw.name for gw in inventory.gateways if gateways.get(gw.name) is None]
+    for name in silent:
+        if name not in reported:
+            message = f"{name} returned no observation this poll."
+            found.append(Finding("host-unreachable", "critical", name, message))
+    return found
+
+
+def interface_down(
+    inventory: Inventory, gateways: Mapping[str, GatewayObservation | None]
+) -> list[Finding]:
+    found = []
+    for gw in inventory.gateways:
+        obs = gateways.get(gw.name)
+        if obs is None or (obs.interface is not None and obs.link_up is True):
+            continue
+        state = "does not exist" if obs.link_up is None else "is down"
+        error = f" ({obs.error})" if obs.error else ""
+        message = (
+            f"{gw.interface} on {gw.name} {state}{error}: clients the LB sends there get no answer."
+        )
+        found.append(Finding("interface-down", "critical", gw.name, message))
+    return found
+
+
+# --- load balancer --------------------------------------------------------------------
+
+
+def expire_nodest_off(lb: LoadBalancer, obs: LbObservation) -> list[Finding]:
+    if obs.expire_nodest_conn is not False:
+        return []
+    message = (
+        f"net.ipv4.vs.expire_nodest_conn is 0 on {lb.name}: flows to a deleted real server "
+        "never move to another gateway; set it to 1."
+    )
+    return [Finding("expire-nodest-off", "warning", lb.name, message)]
+
+
+def sh_no_fallback(lb: LoadBalancer, service: IpvsService) -> list[Finding]:
+    if service.scheduler != "sh" or service.sh_fallback:
+        return []
+    label = service_label(service.protocol, service.vip)
+    unavailable = [str(d.endpoint) for d in service.dests if is_unavailable(d)]
+    flags = ",".join(["sh-fallback", *(["sh-port"] if service.sh_port else [])])
+    fix = f"ipvsadm -E --{service.protocol.lower()}-service {service.vip} -s sh -b {flags}"
+    message = (
+        f"{label} on {lb.name} uses sh without sh-fallback: a weight-0 or overloaded gateway "
+        "black-holes the new clients hashed to it (measured: about half of new clients "
+        "dropped with 2 gateways)."
+    )
+    severity = "warning"
+    if unavailable:
+        severity = "critical"
+        message += (
+            f" Unavailable right now: {', '.join(unavailable)}; "
+            "new clients hashed there are dropped."
+        )
+    return [Finding("sh-no-fallback", severity, label, f"{message} Fix: {fix}")]
+
+
+def service_missing(inventory: Inventory, lb: LoadBalancer) -> list[Finding]:
+    label = service_label(inventory.service.protocol, inventory.service.endpoint)
+    message = f"The virtual service {label} does not exist on {lb.name}: it balances nothing."
+    return [Finding("real-server-missing", "critical", label, message)]
+
+
+def real_server_missing(
+    inventory: Inventory, lb: LoadBalancer, service: IpvsService
+) -> list[Finding]:
+    present = {d.endpoint for d in service.dests}
+    label = service_label(service.protocol, service.vip)
+    found = []
+    for real_server, gw in gateways_by_real_server(inventory).items():
+        if real_server in present:
+            continue
+        message = (
+            f"{gw.name}'s real server {real_server} is not a dest of {label} on {lb.name}: "
+            "the LB sends it no clients."
+        )
+        found.append(Finding("real-server-missing", "critical", gw.name, message))
+    return found
+
+
+def unknown_real_server(
+    inventory: Inventory, lb: LoadBalancer, service: IpvsService
+) -> list[Finding]:
+    known = gateways_by_real_server(inventory)
+    label = service_label(service.protocol, service.vip)
+    found = []
+    for dest in service.dests:
+        if dest.endpoint in known:
+            continue
+        message = (
+            f"{label} on {lb.name} has real server {dest.endpoint} (weight {dest.weight}) "
+            "that is no gateway in the inventory."
+        )
+        found.append(Finding("real-server-missing", "warning", label, message))
+    return found
+
+
+# --- configuration drift --------------------------------------------------------------
+
+
+def config_drift(
+    inventory: Inventory, gateways: Mapping[str, GatewayObservation | None]
+) -> list[Finding]:
+    """The gateways must carry one identical wg0: any difference breaks failover for someone."""
+    ifaces: list[tuple[str, WgInterface]] = []
+    for gw in inventory.gateways:
+        obs = gateways.get(gw.name)
+        if obs is not None and obs.interface is not None:
+            ifaces.append((gw.name, obs.interface))
+    if len(ifaces) < 2:
+        return []
+    subject = ", ".join(name for name, _ in ifaces)
+    messages = [
+        _drift_public_key(ifaces),
+        _drift_listen_port(ifaces),
+        _drift_peer_set(ifaces),
+        _drift_peer_field(ifaces, "allowed IPs", _allowed_ips, _render_allowed_ips),
+        _drift_peer_field(ifaces, "keepalives", _keepalive, _render_keepalive),
+    ]
+    return [Finding("config-drift", "critical", subject, m) for m in messages if m]
+
+
+def _drift_public_key(ifaces: Sequence[tuple[str, WgInterface]]) -> str | None:
+    if len({i.public_key for _, i in ifaces}) < 2:
+        return None
+    values = ", ".join(f"{name} {short_key(i.public_key)}" for name, i in ifaces)
+    return (
+        f"Interface public keys differ ({values}): clients moved to another gateway "
+        "cannot handshake with it."
+    )
+
+
+def _drift_listen_port(ifaces: Sequence[tuple[str, WgInterface]]) -> str | None:
+    if len({i.listen_port for _, i in ifaces}) < 2:
+        return None
+    values = ", ".join(f"{name} {i.listen_port}" for name, i in ifaces)
+    return f"Listen ports differ ({values}): the real servers' ports must match wg0."
+
+
+def _drift_peer_set(ifaces: Sequence[tuple[str, WgInterface]]) -> str | None:
+    keys = {name: {p.public_key for p in i.peers} for name, i in ifaces}
+    everywhere = set.intersection(*keys.values())
+    partial = sorted(set.union(*keys.values()) - everywhere)
+    if not partial:
+        return None
+    examples = [
+        f"{short_key(k)} missing on {', '.join(n for n, ks in keys.items() if k not in ks)}"
+        for k in partial[:EXAMPLES]
+    ]
+    return (
+        f"Peer sets differ: {len(partial)} peer(s) not on every gateway "
+        f"({'; '.join(examples)}{_more(len(partial))}): they cannot fail over."
+    )
+
+
+def _drift_peer_field(
+    ifaces: Sequence[tuple[str, WgInterface]],
+    what: str,
+    value: Callable[[WgPeer], Hashable],
+    render: Callable[[WgPeer], str],
+) -> str | None:
+    # One pass against the first value seen per key: this runs on every poll over every
+    # peer of every gateway, so no per-key containers.
+    first: dict[str, Hashable] = {}
+    differing: set[str] = set()
+    for _, iface in ifaces:
+        for peer in iface.peers:
+            v = value(peer)
+            if first.setdefault(peer.public_key, v) != v:
+                differing.add(peer.public_key)
+    if not differing:
+        return None
+    shown = sorted(differing)
+    examples = [_peer_values(key, ifaces, render) for key in shown[:EXAMPLES]]
+    return f"Peer {what} differ on {len(shown)} peer(s) ({'; '.join(examples)}{_more(len(shown))})."
+
+
+def _peer_values(
+    key: str, ifaces: Sequence[tuple[str, WgInterface]], render: Callable[[WgPeer], str]
+) -> str:
+    parts = [
+        f"{name}: {render(peer)}"
+        for name, iface in ifaces
+        for peer in iface.peers
+        if peer.public_key == key
+    ]
+    return f"{short_key(key)} " + ", ".join(parts)
+
+
+def _allowed_ips(peer: WgPeer) -> frozenset[str]:
+    return frozenset(peer.allowed_ips)
+
+
+def _render_allowed_ips(peer: WgPeer) -> str:
+    return ", ".join(sorted(peer.allowed_ips)) or "(none)"
+
+
+def _keepalive(peer: WgPeer) -> int:
+    return peer.keepalive
+
+
+def _render_keepalive(peer: WgPeer) -> str:
+    return f"{peer.keepalive} s" if peer.keepalive else "off"
+
+
+def _more(count: int) -> str:
+    return f"; and {count - EXAMPLES} more" if count > EXAMPLES else ""
+
+
+# --- clients --------------------------------------------------------------------------
+
+
+def bypassing_lb(client: ClientView) -> list[Finding]:
+    if client.lb_entry is not None:
+        return []
+    direct = [
+        p
+        for p in client.per_gateway
+        if p.endpoint is not None
+        and p.handshake_age is not None
+        and p.handshake_age <= REJECT_AFTER_TIME
+    ]
+    if not direct:
+        return []
+    where = ", ".join(f"{p.gateway} from {p.endpoint}" for p in direct)
+    message = (
+        f"{client.label} has a recent handshake ({where}) but no LB entry: it talks to the "
+        "gateway directly, bypassing the VIP, and will not fail over."
+    )
+    return [_client_finding("bypassing-lb", "critical", client, message)]
+
+
+def split(client: ClientView) -> list[Finding]:
+    lb_gw, hs_gw = client.lb_gateway, client.handshake_gateway
+    if lb_gw is None or hs_gw is None or lb_gw == hs_gw:
+        return []
+    message = (
+        f"The LB sends {client.label} to {lb_gw} but its freshest handshake "
+        f"({_age(client.handshake_age)} ago) is on {hs_gw}: {lb_gw} has no session for it "
+        "until it re-handshakes."
+    )
+    return [_client_finding("split", "warning", client, message)]
+
+
+def stale(client: ClientView) -> list[Finding]:
+    age = client.handshake_age
+    if age is None or age <= REJECT_AFTER_TIME:
+        return []
+    message = (
+        f"{client.label}'s freshest handshake is {_age(age)} old (on {client.handshake_gateway}), "
+        f"past REJECT_AFTER_TIME ({REJECT_AFTER_TIME:.0f} s): it has no usable session."
+    )
+    return [_client_finding("stale", "warning", client, message)]
+
+
+def never(client: ClientView) -> list[Finding]:
+    if client.handshake_age is not None:
+        return []
+    if not client.per_gateway:
+        message = f"{client.label} is in the inventory but configured on no answering gateway."
+    else:
+        on = ", ".join(p.gateway for p in client.per_gateway)
+        message = f"{client.label} has no handshake on any answering gateway ({on})."
+    return [_client_finding("never", "info", client, message)]
+
+
+def unknown_peer(client: ClientView) -> list[Finding]:
+    if client.name is not None:
+        return []
+    on = ", ".join(p.gateway for p in client.per_gateway)
+    message = f"Peer {short_key(client.public_key)} on {on} is not in the inventory's clients."
+    return [_client_finding("unknown-peer", "info", client, message)]
+
+
+def _client_finding(code: str, severity: str, client: ClientView, message: str) -> Finding:
+    return Finding(code, severity, client.label, message, client_key=client.public_key)
+
+
+def _age(age: float | None) -> str:
+    return "never" if age is None else f"{age:.0f} s"

@@ -1,0 +1,676 @@
+"""The derived fleet model: one immutable snapshot built from one poll of every host.
+
+Pure: no I/O and no clock reads. The bastion's time of the poll comes in as `taken_at`;
+handshake ages are computed against each gateway's own clock (`GatewayObservation.clock`),
+because `latest_handshake` is epoch seconds on that gateway's clock and bastion/gateway
+clocks may disagree by far more than the WireGuard timers we compare against.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from wgconsole.inventory_types import Gateway, Inventory
+from wgconsole.observed import (
+    Endpoint,
+    GatewayObservation,
+    HostStatus,
+    IpvsConn,
+    IpvsDest,
+    IpvsService,
+    LbObservation,
+    WgPeer,
+)
+
+# WireGuard timers (drivers/net/wireguard/messages.h), in seconds.
+REKEY_AFTER_TIME = 120.0
+REJECT_AFTER_TIME = 180.0
+
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+SEVERITY_RANK: Mapping[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+CLIENT_STATUSES: tuple[str, ...] = ("fresh", "ageing", "stale", "never")
+REAL_SERVER_STATES: tuple[str, ...] = ("active", "drained", "quiescent", "missing", "unreachable")
+
+
+def short_key(public_key: str) -> str:
+    """A WireGuard public key shortened for display: enough to tell peers apart."""
+    return public_key[:8] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    severity: str
+    subject: str
+    message: str
+    # Lets build_fleet hand each client its own codes without matching on display names,
+    # which may collide; excluded from equality so Finding(code, severity, subject, message)
+    # compares as the four documented fields.
+    client_key: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITY_RANK:
+            raise ValueError(f"unknown severity {self.severity!r}")
+
+    @property
+    def rank(self) -> int:
+        """0 for critical, 1 for warning, 2 for info: lower is worse."""
+        return SEVERITY_RANK[self.severity]
+
+    def sort_key(self) -> tuple[int, str, str, str]:
+        return (self.rank, self.code, self.subject, self.message)
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "subject": self.subject,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    lb: str
+    protocol: str
+    vip: str
+    port: int
+    scheduler: str
+    flags: tuple[str, ...]
+    sh_fallback: bool
+    sh_port: bool
+    expire_nodest_conn: bool | None
+    dests: tuple[IpvsDest, ...]  # kernel order, newest first
+    raw: IpvsService  # everything the sh bucket model needs (flags, dest order, weights)
+
+    @property
+    def label(self) -> str:
+        return service_label(self.protocol, Endpoint(self.vip, self.port))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lb": self.lb,
+            "vip": self.vip,
+            "port": self.port,
+            "protocol": self.protocol,
+            "scheduler": self.scheduler,
+            "flags": list(self.flags),
+            "expire_nodest_conn": self.expire_nodest_conn,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RealServerView:
+    gateway: str | None  # None: an IPVS dest that is not in the inventory
+    address: Endpoint
+    weight: int | None  # None: the inventory gateway is not a dest of the service
+    forward: str | None
+    active_conns: int
+    inactive_conns: int
+    lb_entries: int
+    conns: int
+    in_packets: int
+    out_packets: int
+    in_bytes: int
+    out_bytes: int
+    state: str  # one of REAL_SERVER_STATES
+    kernel_index: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gateway": self.gateway,
+            "address": str(self.address),
+            "weight": self.weight,
+            "forward": self.forward,
+            "state": self.state,
+            "connections": self.lb_entries,
+            "active_conns": self.active_conns,
+            "inactive_conns": self.inactive_conns,
+            "in_packets": self.in_packets,
+            "out_packets": self.out_packets,
+            "in_bytes": self.in_bytes,
+            "out_bytes": self.out_bytes,
+            "kernel_index": self.kernel_index,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayView:
+    name: str
+    reachable: bool
+    link_up: bool | None
+    public_key: str | None
+    listen_port: int | None
+    peer_count: int | None
+    clock_skew: float | None  # gateway clock - bastion taken_at, seconds
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "reachable": self.reachable,
+            "link_up": self.link_up,
+            "public_key": self.public_key,
+            "listen_port": self.listen_port,
+            "peers": self.peer_count,
+            "clock_skew": self.clock_skew,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PeerOnGateway:
+    gateway: str
+    endpoint: Endpoint | None
+    handshake_age: float | None  # None: never; measured on that gateway's clock
+    rx_bytes: int
+    tx_bytes: int
+    allowed_ips: tuple[str, ...]
+    keepalive: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": None if self.endpoint is None else str(self.endpoint),
+            "handshake_age": self.handshake_age,
+            "rx_bytes": self.rx_bytes,
+            "tx_bytes": self.tx_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClientView:
+    public_key: str
+    name: str | None
+    address: str | None
+    endpoint: str | None
+    per_gateway: tuple[PeerOnGateway, ...]
+    lb_gateway: str | None
+    lb_entry: IpvsConn | None
+    handshake_gateway: str | None
+    handshake_age: float | None
+    status: str  # one of CLIENT_STATUSES
+    findings: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name else short_key(self.public_key)
+
+    def on(self, gateway: str) -> PeerOnGateway | None:
+        for peer in self.per_gateway:
+            if peer.gateway == gateway:
+                return peer
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "public_key": self.public_key,
+            "address": self.address,
+            "endpoint": self.endpoint,
+            "lb_gateway": self.lb_gateway,
+            "handshake_gateway": self.handshake_gateway,
+            "handshake_age": self.handshake_age,
+            "status": self.status,
+            "findings": list(self.findings),
+            "gateways": {peer.gateway: peer.to_json() for peer in self.per_gateway},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    taken_at: float
+    service: ServiceView | None
+    real_servers: tuple[RealServerView, ...]
+    clients: tuple[ClientView, ...]
+    gateways: tuple[GatewayView, ...]
+    hosts: tuple[HostStatus, ...]
+    findings: tuple[Finding, ...]
+    conns: tuple[IpvsConn, ...]
+
+    def client(self, public_key: str) -> ClientView | None:
+        for view in self.clients:
+            if view.public_key == public_key:
+                return view
+        return None
+
+    def gateway(self, name: str) -> GatewayView | None:
+        for view in self.gateways:
+            if view.name == name:
+                return view
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "taken_at": self.taken_at,
+            "service": None if self.service is None else self.service.to_json(),
+            "real_servers": [rs.to_json() for rs in self.real_servers],
+            "clients": [c.to_json() for c in self.clients],
+            "gateways": [g.to_json() for g in self.gateways],
+            "hosts": [_host_json(h) for h in self.hosts],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def _host_json(host: HostStatus) -> dict[str, Any]:
+    return {
+        "name": host.name,
+        "role": host.role,
+        "reachable": host.reachable,
+        "error": host.error,
+        "last_success": host.last_success,
+    }
+
+
+# --- helpers shared with findings -------------------------------------------------------
+
+
+def service_label(protocol: str, vip: Endpoint) -> str:
+    return f"{protocol.lower()} {vip}"
+
+
+def normalize_endpoint(endpoint: Endpoint) -> Endpoint:
+    """Canonical address text, so a hand-typed inventory address equals the kernel's form."""
+    try:
+        address = ipaddress.ip_address(endpoint.address).compressed
+    except ValueError:
+        return endpoint
+    return Endpoint(address, endpoint.port)
+
+
+def matching_service(inventory: Inventory, lb: LbObservation) -> IpvsService | None:
+    """The IPVS service on `lb` that is the inventory's virtual service, if any."""
+    protocol = inventory.service.protocol.lower()
+    vip = normalize_endpoint(inventory.service.endpoint)
+    for service in lb.services:
+        if service.protocol.lower() == protocol and normalize_endpoint(service.vip) == vip:
+            return service
+    return None
+
+
+def is_unavailable(dest: IpvsDest) -> bool:
+    """The kernel's view (ip_vs_sh.c is_unavailable): weight <= 0 or over its upper threshold."""
+    if dest.weight <= 0:
+        return True
+    total = dest.active_conns + dest.inactive_conns
+    return dest.u_threshold > 0 and total >= dest.u_threshold
+
+
+def gateways_by_real_server(inventory: Inventory) -> dict[Endpoint, Gateway]:
+    # inventory.gateway_for is a linear scan; conns are many, so index once.
+    return {normalize_endpoint(gw.real_server): gw for gw in inventory.gateways}
+
+
+# --- building ---------------------------------------------------------------------------
+
+
+def build_fleet(
+    inventory: Inventory,
+    lbs: Mapping[str, LbObservation | None],
+    gateways: Mapping[str, GatewayObservation | None],
+    hosts: Sequence[HostStatus],
+    taken_at: float,
+) -> Fleet:
+    # findings.py builds on the views defined here, so it is imported late to avoid a cycle.
+    from wgconsole.findings import derive_findings
+
+    services = _services_on_lbs(inventory, lbs)
+    primary = services[0] if services else None
+    conns = _service_conns(*primary) if primary else ()
+    rs_index = gateways_by_real_server(inventory)
+    gw_obs = {gw.name: gateways.get(gw.name) for gw in inventory.gateways}
+    lb_answered = any(lbs.get(lb.name) is not None for lb in inventory.load_balancers)
+
+    draft = Fleet(
+        taken_at=taken_at,
+        service=_service_view(*primary) if primary else None,
+        real_servers=_real_servers(inventory, primary, conns, gw_obs, lb_answered),
+        clients=_clients(inventory, gw_obs, _conn_index(services, conns), rs_index),
+        gateways=tuple(
+            _gateway_view(gw, gw_obs[gw.name], hosts, taken_at) for gw in inventory.gateways
+        ),
+        hosts=tuple(hosts),
+        findings=(),
+        conns=conns,
+    )
+    findings = derive_findings(draft, inventory, lbs, gateways)
+    return replace(draft, findings=findings, clients=_attach_codes(draft.clients, findings))
+
+
+def _services_on_lbs(
+    inventory: Inventory, lbs: Mapping[str, LbObservation | None]
+) -> list[tuple[LbObservation, IpvsService]]:
+    """(LB, service) for every answering LB that has the service, in inventory order.
+
+    The first is the one shown; an LB that answered without the service does not hide
+    the service on the next one (that LB gets its own real-server-missing finding).
+    """
+    found = []
+    for lb in inventory.load_balancers:
+        obs = lbs.get(lb.name)
+        if obs is None:
+            continue
+        service = matching_service(inventory, obs)
+        if service is not None:
+            found.append((obs, service))
+    return found
+
+
+def _service_conns(lb: LbObservation, service: IpvsService) -> tuple[IpvsConn, ...]:
+    protocol = service.protocol.lower()
+    return tuple(c for c in lb.conns if c.virtual == service.vip and c.protocol.lower() == protocol)
+
+
+def _service_view(lb: LbObservation, service: IpvsService) -> ServiceView:
+    return ServiceView(
+        lb=lb.host,
+        protocol=service.protocol.lower(),
+        vip=service.vip.address,
+        port=service.vip.port,
+        scheduler=service.scheduler,
+        flags=tuple(service.flag_names()),
+        sh_fallback=service.sh_fallback,
+        sh_port=service.sh_port,
+        expire_nodest_conn=lb.expire_nodest_conn,
+        dests=service.dests,
+        raw=service,
+    )
+
+
+def _conn_index(
+    services: Sequence[tuple[LbObservation, IpvsService]], primary_conns: tuple[IpvsConn, ...]
+) -> dict[Endpoint, IpvsConn]:
+    """LB entries keyed by client source address:port (masquerade keeps it).
+
+    The shown LB's entries win; other LBs' entries are still indexed because a client
+    routed through a second LB is not bypassing the load balancing.
+    """
+    ordered = [*primary_conns]
+    for lb, service in services[1:]:
+        ordered.extend(_service_conns(lb, service))
+    # Built back to front so that the first entry for a source wins.
+    return {conn.client: conn for conn in reversed(ordered)}
+
+
+# --- real servers ---------------------------------------------------------------------
+
+
+def _real_servers(
+    inventory: Inventory,
+    primary: tuple[LbObservation, IpvsService] | None,
+    conns: tuple[IpvsConn, ...],
+    gw_obs: Mapping[str, GatewayObservation | None],
+    lb_answered: bool,
+) -> tuple[RealServerView, ...]:
+    # With no LB answering there is no IPVS data to show: "missing" would be a false claim.
+    if not lb_answered:
+        return ()
+    rs_index = gateways_by_real_server(inventory)
+    entries = Counter(c.dest for c in conns)
+    dests = primary[1].dests if primary else ()
+    rows = []
+    for index, dest in enumerate(dests):
+        gw = rs_index.get(dest.endpoint)
+        unreachable = gw is not None and gw_obs.get(gw.name) is None
+        rows.append(_dest_row(dest, gw, index, entries[dest.endpoint], unreachable))
+    present = {d.endpoint for d in dests}
+    for gw in inventory.gateways:
+        if normalize_endpoint(gw.real_server) not in present:
+            rows.append(_missing_row(gw))
+    return tuple(rows)
+
+
+def _dest_state(dest: IpvsDest, lb_entries: int, unreachable: bool) -> str:
+    if unreachable:
+        return "unreachable"
+    if dest.weight > 0:
+        return "active"
+    # Weight 0 never moves an existing UDP flow: entries left mean clients still there.
+    return "quiescent" if lb_entries else "drained"
+
+
+def _dest_row(
+    dest: IpvsDest, gw: Gateway | None, index: int, lb_entries: int, unreachable: bool
+) -> RealServerView:
+    return RealServerView(
+        gateway=None if gw is None else gw.name,
+        address=dest.endpoint,
+        weight=dest.weight,
+        forward=dest.forward,
+        active_conns=dest.active_conns,
+        inactive_conns=dest.inactive_conns,
+        lb_entries=lb_entries,
+        conns=dest.conns,
+        in_packets=dest.in_packets,
+        out_packets=dest.out_packets,
+        in_bytes=dest.in_bytes,
+        out_bytes=dest.out_bytes,
+        state=_dest_state(dest, lb_entries, unreachable),
+        kernel_index=index,
+    )
+
+
+def _missing_row(gw: Gateway) -> RealServerView:
+    return RealServerView(
+        gateway=gw.name,
+        address=gw.real_server,
+        weight=None,
+        forward=None,
+        active_conns=0,
+        inactive_conns=0,
+        lb_entries=0,
+        conns=0,
+        in_packets=0,
+        out_packets=0,
+        in_bytes=0,
+        out_bytes=0,
+        state="missing",
+        kernel_index=None,
+    )
+
+
+# --- gateways -------------------------------------------------------------------------
+
+
+def _gateway_view(
+    gw: Gateway, obs: GatewayObservation | None, hosts: Sequence[HostStatus], taken_at: float
+) -> GatewayView:
+    if obs is None:
+        status = next((h for h in hosts if h.name == gw.name), None)
+        return GatewayView(
+            name=gw.name,
+            reachable=False,
+            link_up=None,
+            public_key=None,
+            listen_port=None,
+            peer_count=None,
+            clock_skew=None,
+            error=None if status is None else status.error,
+        )
+    iface = obs.interface
+    return GatewayView(
+        name=gw.name,
+        reachable=True,
+        link_up=obs.link_up,
+        public_key=None if iface is None else iface.public_key,
+        listen_port=None if iface is None else iface.listen_port,
+        peer_count=None if iface is None else len(iface.peers),
+        clock_skew=obs.clock - taken_at,
+        error=obs.error,
+    )
+
+
+# --- clients --------------------------------------------------------------------------
+
+
+def _clients(
+    inventory: Inventory,
+    gw_obs: Mapping[str, GatewayObservation | None],
+    conn_index: Mapping[Endpoint, IpvsConn],
+    rs_index: Mapping[Endpoint, Gateway],
+) -> tuple[ClientView, ...]:
+    peers_by_key, any_interface = _peers_by_key(gw_obs)
+    # An inventory client configured on no gateway is worth showing, but only when some
+    # gateway's interface was read: otherwise every client would look unconfigured.
+    if any_interface:
+        for client in inventory.clients:
+            peers_by_key.setdefault(client.public_key, [])
+    inventory_clients = {c.public_key: c for c in inventory.clients}
+    views = []
+    for key, peers in peers_by_key.items():
+        inv = inventory_clients.get(key)
+        address = _host_part(inv.address) if inv and inv.address else _first_host_route(peers)
+        name = inv.name if inv else None
+        views.append(_client_view(key, name, address, tuple(peers), conn_index, rs_index))
+    views.sort(key=_client_sort_key)
+    return tuple(views)
+
+
+def _peers_by_key(
+    gw_obs: Mapping[str, GatewayObservation | None],
+) -> tuple[dict[str, list[PeerOnGateway]], bool]:
+    peers: dict[str, list[PeerOnGateway]] = {}
+    any_interface = False
+    for name, obs in gw_obs.items():
+        if obs is None or obs.interface is None:
+            continue
+        any_interface = True
+        for peer in obs.interface.peers:
+            peers.setdefault(peer.public_key, []).append(_peer_on_gateway(name, obs.clock, peer))
+    return peers, any_interface
+
+
+def handshake_age(gateway_clock: float, latest_handshake: int) -> float | None:
+    """Seconds since the handshake, on the gateway's own clock; None if it never happened."""
+    if latest_handshake <= 0:
+        return None
+    # Whole-second handshake stamps can sit a fraction after a clock read taken earlier.
+    return max(0.0, gateway_clock - latest_handshake)
+
+
+def _peer_on_gateway(gateway: str, clock: float, peer: WgPeer) -> PeerOnGateway:
+    return PeerOnGateway(
+        gateway=gateway,
+        endpoint=peer.endpoint,
+        handshake_age=handshake_age(clock, peer.latest_handshake),
+        rx_bytes=peer.rx_bytes,
+        tx_bytes=peer.tx_bytes,
+        allowed_ips=peer.allowed_ips,
+        keepalive=peer.keepalive,
+    )
+
+
+def client_status(age: float | None) -> str:
+    if age is None:
+        return "never"
+    if age < REKEY_AFTER_TIME:
+        return "fresh"
+    if age <= REJECT_AFTER_TIME:
+        return "ageing"
+    return "stale"
+
+
+def _freshest(peers: Iterable[PeerOnGateway]) -> PeerOnGateway | None:
+    best: PeerOnGateway | None = None
+    for peer in peers:
+        if peer.handshake_age is None:
+            continue
+        if best is None or best.handshake_age is None or peer.handshake_age < best.handshake_age:
+            best = peer
+    return best
+
+
+def _candidate_endpoints(
+    peers: Sequence[PeerOnGateway], freshest: PeerOnGateway | None
+) -> list[Endpoint]:
+    """Endpoints to look up in the LB table, the most trustworthy first.
+
+    Gateways can disagree (one saw the client before it moved), so every distinct one is
+    tried, starting with the gateway that has the freshest handshake.
+    """
+    ordered = [freshest, *peers] if freshest else list(peers)
+    return list(dict.fromkeys(p.endpoint for p in ordered if p.endpoint is not None))
+
+
+def _client_view(
+    key: str,
+    name: str | None,
+    address: str | None,
+    peers: tuple[PeerOnGateway, ...],
+    conn_index: Mapping[Endpoint, IpvsConn],
+    rs_index: Mapping[Endpoint, Gateway],
+) -> ClientView:
+    freshest = _freshest(peers)
+    candidates = _candidate_endpoints(peers, freshest)
+    entry = next((conn_index[e] for e in candidates if e in conn_index), None)
+    lb_gw = None if entry is None else rs_index.get(entry.dest)
+    age = None if freshest is None else freshest.handshake_age
+    return ClientView(
+        public_key=key,
+        name=name,
+        address=address,
+        endpoint=str(candidates[0]) if candidates else None,
+        per_gateway=peers,
+        lb_gateway=None if lb_gw is None else lb_gw.name,
+        lb_entry=entry,
+        handshake_gateway=None if freshest is None else freshest.gateway,
+        handshake_age=age,
+        status=client_status(age),
+    )
+
+
+def _host_part(text: str) -> str:
+    """'10.255.0.2/32' -> '10.255.0.2'; anything that is not a host route is kept as is."""
+    address, slash, prefix = text.partition("/")
+    if not slash:
+        return text
+    if prefix == ("128" if ":" in address else "32"):
+        return address
+    return text
+
+
+def _first_host_route(peers: Iterable[PeerOnGateway]) -> str | None:
+    for peer in peers:
+        for allowed in peer.allowed_ips:
+            host = _host_part(allowed)
+            if host != allowed:
+                return host
+    return None
+
+
+def _client_sort_key(view: ClientView) -> tuple[int, int, int, str, str]:
+    if view.address is None:
+        return (2, 0, 0, "", view.public_key)
+    number = _address_number(view.address)
+    if number is None:
+        return (1, 0, 0, view.address, view.public_key)
+    return (0, *number, "", view.public_key)
+
+
+def _address_number(address: str) -> tuple[int, int] | None:
+    """(IP version, integer value) for sorting; inet_pton because ipaddress is ~20x slower."""
+    for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+        try:
+            return (version, int.from_bytes(socket.inet_pton(family, address), "big"))
+        except OSError:
+            continue
+    return None
+
+
+def _attach_codes(
+    clients: tuple[ClientView, ...], findings: Sequence[Finding]
+) -> tuple[ClientView, ...]:
+    codes: dict[str, dict[str, None]] = {}
+    for finding in findings:
+        if finding.client_key is not None:
+            codes.setdefault(finding.client_key, {})[finding.code] = None
+    if not codes:
+        return clients
+    return tuple(
+        replace(c, findings=tuple(codes[c.public_key])) if c.public_key in codes else c
+        for c in clients
+    )
