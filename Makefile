@@ -1,0 +1,35 @@
+# One command sets up and runs the console on the lab (`make demo`), one sets up and runs
+# every test (`make test`). Both work as root on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LAB_INVENTORY ?= /var/lib/wgconsole-lab/inventory.yaml
+
+.PHONY: setup demo test lint unit lab-down bench
+
+$(PY):
+	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip; }
+	python3 -m venv $(VENV)
+
+setup: $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -c 'from wgconsole.lab.manager import ensure_packages; ensure_packages()'
+
+demo: setup
+	@$(VENV)/bin/wgconsole lab status >/dev/null 2>&1 || $(VENV)/bin/wgconsole lab up
+	$(VENV)/bin/wgconsole -i $(LAB_INVENTORY)
+
+lint: setup
+	$(VENV)/bin/ruff check wgconsole tests
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest -q -m 'not lab'
+
+test: setup lint
+	$(VENV)/bin/pytest -v -rA --durations=15
+
+lab-down: $(PY)
+	$(VENV)/bin/wgconsole lab down

@@ -1,0 +1,5 @@
+import sys
+
+from wgconsole.cli import main
+
+sys.exit(main())

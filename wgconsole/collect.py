@@ -1,0 +1,243 @@
+"""Polling: one round trip per host, all hosts at once, observations in, a Fleet out.
+
+Over SSH each host gets a single `sh -c` script whose sections carry every output the
+model needs; `host: local` reads the same facts over netlink. A host that fails is reported
+with its error and the age of its last good poll; the others are still used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+from wgconsole.inventory_types import Gateway, Host, Inventory
+from wgconsole.model import Fleet, build_fleet
+from wgconsole.observed import GatewayObservation, HostStatus, LbObservation
+from wgconsole.parsers.errors import ParseError
+from wgconsole.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
+from wgconsole.parsers.ipvsadm import merge_stats, parse_ipvsadm_list, parse_ipvsadm_stats
+from wgconsole.parsers.link import parse_clock, parse_link_state
+from wgconsole.parsers.sections import section_command, section_text, split_sections
+from wgconsole.parsers.wg_dump import parse_wg_dump
+from wgconsole.transport import netlink
+from wgconsole.transport.base import Transport, TransportError, privileged, quote_argv
+from wgconsole.transport.local import LocalTransport
+from wgconsole.transport.ssh import SshTransport
+
+POLL_TIMEOUT = 30.0
+
+# The dump's first field is the private key: it is replaced on the gateway itself, so it
+# never crosses the wire; the parser drops that field again in any case.
+_HIDE_PRIVATE_KEY = "awk -F'\\t' -v OFS='\\t' 'NR==1 && NF==4 {$1=\"(hidden)\"} {print}'"
+
+
+def lb_script(sudo: bool) -> str:
+    parts = [
+        section_command("clock", "date +%s.%N"),
+        section_command("ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo) + " 2>&1"),
+        section_command(
+            "stats",
+            privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo) + " 2>&1",
+        ),
+        section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1"),
+        section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
+    ]
+    return quote_argv(["sh", "-c", "\n".join(parts)])
+
+
+def gateway_script(interface: str, sudo: bool) -> str:
+    dump = privileged(["wg", "show", interface, "dump"], sudo)
+    hidden = (
+        f"wgout=$({dump} 2>&1); wgrc=$?; printf '%s\\n' \"$wgout\" | {_HIDE_PRIVATE_KEY}; "
+        "unset wgout; (exit $wgrc)"
+    )
+    parts = [
+        section_command("clock", "date +%s.%N"),
+        section_command("link", quote_argv(["ip", "-o", "link", "show", "dev", interface]) + " 2>&1"),
+        section_command("dump", hidden),
+    ]
+    return quote_argv(["sh", "-c", "\n".join(parts)])
+
+
+def parse_lb_output(name: str, text: str) -> LbObservation:
+    sections = split_sections(text)
+    services = parse_ipvsadm_list(section_text(sections, "ipvsadm"))
+    stats = parse_ipvsadm_stats(section_text(sections, "stats"))
+    expire_text = section_text(sections, "expire", allow_failure=True)
+    try:
+        expire: bool | None = parse_bool_sysctl(expire_text)
+    except ParseError:
+        expire = None
+    return LbObservation(
+        host=name,
+        clock=parse_clock(section_text(sections, "clock")),
+        services=tuple(merge_stats(services, stats)),
+        conns=tuple(parse_ip_vs_conn(section_text(sections, "conn"))),
+        expire_nodest_conn=expire,
+    )
+
+
+def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObservation:
+    sections = split_sections(text)
+    clock = parse_clock(section_text(sections, "clock"))
+    link_up = parse_link_state(section_text(sections, "link", allow_failure=True))
+    if link_up is None:
+        return GatewayObservation(
+            host=name, clock=clock, link_up=None, interface=None,
+            error=f"interface {interface} does not exist",
+        )
+    return GatewayObservation(
+        host=name,
+        clock=clock,
+        link_up=link_up,
+        interface=parse_wg_dump(section_text(sections, "dump"), interface),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HostPoll:
+    name: str
+    role: Literal["lb", "gateway"]
+    observation: LbObservation | GatewayObservation | None
+    error: str | None
+    seconds: float
+    bytes_received: int
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    taken_at: float
+    seconds: float
+    hosts: tuple[HostPoll, ...]
+
+    @property
+    def bytes_received(self) -> int:
+        return sum(h.bytes_received for h in self.hosts)
+
+
+TransportFactory = Callable[[Host], Transport]
+
+
+class FleetCollector:
+    """Owns one transport per host; `poll()` never runs twice at once for the same host."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        accept_new_host_keys: bool = False,
+        read_only: bool = False,
+        compress: bool = False,
+        timeout: float = POLL_TIMEOUT,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.timeout = timeout
+        self.read_only = read_only
+
+        def default_factory(host: Host) -> Transport:
+            if host.is_local:
+                return LocalTransport(host.name, read_only=read_only)
+            return SshTransport(
+                host, accept_new_host_keys=accept_new_host_keys, read_only=read_only,
+                compress=compress,
+            )
+
+        factory = transport_factory or default_factory
+        self.transports: dict[str, Transport] = {h.name: factory(h) for h in inventory.hosts}
+        self._last_success: dict[str, float] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(inventory.hosts)), thread_name_prefix="wgc-poll"
+        )
+
+    def _poll_lb(self, host: Host) -> HostPoll:
+        return self._poll_host(
+            host, "lb", lambda: lb_script(host.ssh.sudo),
+            lambda text: parse_lb_output(host.name, text),
+            local=lambda: netlink.read_lb(host.name),
+        )
+
+    def _poll_gateway(self, gw: Gateway) -> HostPoll:
+        return self._poll_host(
+            gw, "gateway", lambda: gateway_script(gw.interface, gw.ssh.sudo),
+            lambda text: parse_gateway_output(gw.name, gw.interface, text),
+            local=lambda: netlink.read_gateway(gw.name, gw.interface),
+        )
+
+    def _poll_host(
+        self,
+        host: Host,
+        role: Literal["lb", "gateway"],
+        script: Callable[[], str],
+        parse: Callable[[str], LbObservation | GatewayObservation],
+        local: Callable[[], LbObservation | GatewayObservation],
+    ) -> HostPoll:
+        started = time.monotonic()
+        try:
+            if host.is_local:
+                obs, received = local(), 0
+            else:
+                result = self.transports[host.name].run(script(), timeout=self.timeout)
+                received = result.bytes_received
+                obs = parse(result.stdout)
+        except (TransportError, ParseError, OSError) as exc:
+            return HostPoll(host.name, role, None, str(exc), time.monotonic() - started, 0)
+        return HostPoll(host.name, role, obs, None, time.monotonic() - started, received)
+
+    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:
+        started = time.monotonic()
+        taken_at = time.time()
+        futures = []
+        if "lb" in roles:
+            futures += [self._pool.submit(self._poll_lb, lb) for lb in self.inventory.load_balancers]
+        if "gateway" in roles:
+            futures += [self._pool.submit(self._poll_gateway, g) for g in self.inventory.gateways]
+        hosts = tuple(f.result() for f in futures)
+        return PollResult(taken_at=taken_at, seconds=time.monotonic() - started, hosts=hosts)
+
+    def host_status(self, poll: PollResult) -> tuple[HostStatus, ...]:
+        statuses = []
+        for hp in poll.hosts:
+            if hp.observation is not None:
+                self._last_success[hp.name] = poll.taken_at
+            statuses.append(
+                HostStatus(
+                    name=hp.name,
+                    role=hp.role,
+                    reachable=hp.observation is not None,
+                    error=hp.error,
+                    last_success=self._last_success.get(hp.name),
+                    poll_seconds=hp.seconds,
+                )
+            )
+        return tuple(statuses)
+
+    def fleet(self, poll: PollResult) -> Fleet:
+        return fleet_from_poll(self.inventory, poll, self.host_status(poll))
+
+    def snapshot(self) -> Fleet:
+        return self.fleet(self.poll())
+
+    def close(self) -> None:
+        for t in self.transports.values():
+            t.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fleet_from_poll(
+    inventory: Inventory, poll: PollResult, statuses: tuple[HostStatus, ...]
+) -> Fleet:
+    lbs: dict[str, LbObservation | None] = {}
+    gws: dict[str, GatewayObservation | None] = {}
+    for hp in poll.hosts:
+        if hp.role == "lb":
+            lbs[hp.name] = hp.observation if isinstance(hp.observation, LbObservation) else None
+        else:
+            obs = hp.observation
+            gws[hp.name] = obs if isinstance(obs, GatewayObservation) else None
+    return build_fleet(inventory, lbs, gws, statuses, poll.taken_at)
+
+
