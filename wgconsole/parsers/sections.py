@@ -1,0 +1,162 @@
+"""Framing of the one shell command a poll sends per host.
+
+Each command's output is preceded by a line `@@wgc:NAME` and followed by
+`@@wgc-rc:NAME:STATUS`, so one SSH round trip carries several outputs and their exit
+statuses. `section_command` builds the shell side, `split_sections` takes the output apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import ParseError, excerpt
+
+START_PREFIX = "@@wgc:"
+STATUS_PREFIX = "@@wgc-rc:"
+
+_SOURCE = "sections"
+_NAME = re.compile(r"[a-z0-9_-]+")
+# A start marker is always a whole line (it is echoed after the previous status line's
+# newline). A status marker may follow output that lacked a final newline, so it is found
+# at the end of a line rather than only at its start. A terminal (SSH with a pty) would
+# end lines with \r\n: the markers tolerate that, parsers split lines with splitlines().
+_MARKER = re.compile(
+    r"^@@wgc:(?P<start>[^\n]*?)\r?$\n?|@@wgc-rc:(?P<status>[^\n]*?)\r?$\n?",
+    re.MULTILINE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One command's output (stdout and stderr merged) and its exit status."""
+
+    name: str
+    text: str
+    rc: int | None  # None: the status line never arrived (output cut short)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+def section_command(name: str, command: str) -> str:
+    """Shell text that runs `command` between the markers of section `name`.
+
+    `command` must already be shell-quoted; it is inserted as is.
+    """
+    _check_name(name)
+    if not command.strip():
+        raise ValueError(f"empty command for section {name!r}")
+    return f"echo '{START_PREFIX}{name}'; {command}; echo \"{STATUS_PREFIX}{name}:$?\""
+
+
+def split_sections(text: str) -> dict[str, Section]:
+    """The sections of one poll's output, by name, in the order they appeared.
+
+    Text before the first marker (shell start-up noise) is ignored; output without any
+    marker is an error showing that output, as it is usually a shell or SSH error.
+    Raises ParseError on a duplicate section, a status line for another section than the
+    open one, a bad name or status, or non-blank text between a status line and the next
+    section (the framing is then not trustworthy).
+    """
+    builder = _Builder(text)
+    for match in _MARKER.finditer(text):
+        builder.marker(match)
+    return builder.finish()
+
+
+def section_text(sections: Mapping[str, Section], name: str, *, allow_failure: bool = False) -> str:
+    """The text of section `name`, or ParseError when it is missing or incomplete.
+
+    A non-zero exit status is an error showing the command's output, unless
+    `allow_failure` (for commands whose failure output is itself an answer, such as
+    `ip link show` of a missing device).
+    """
+    section = sections.get(name)
+    if section is None:
+        raise ParseError(_SOURCE, None, f"no section {name!r} in the output")
+    if section.rc is None:
+        raise ParseError(name, None, "output ended before the exit status (cut short?)")
+    if section.rc != 0 and not allow_failure:
+        raise ParseError(name, None, f"exit status {section.rc}: {excerpt(section.text)}")
+    return section.text
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"section name {name!r} does not match [a-z0-9_-]+")
+
+
+class _Builder:
+    """Walks the markers in order, tracking the open section."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._sections: dict[str, Section] = {}
+        self._open: str | None = None
+        self._body_start = 0
+        self._closed_end: int | None = None  # end of the last status line, if one closed
+        self._seen_marker = False
+
+    def marker(self, match: re.Match[str]) -> None:
+        self._seen_marker = True
+        start = match.group("start")
+        if start is not None:
+            self._start(start, match)
+        else:
+            self._status(match.group("status"), match)
+
+    def finish(self) -> dict[str, Section]:
+        if not self._seen_marker:
+            if self._text.strip():
+                raise ParseError(_SOURCE, None, f"no section markers: {excerpt(self._text)}")
+            return {}
+        if self._open is not None:
+            self._close(len(self._text), None)
+        elif self._closed_end is not None:
+            self._check_gap(self._closed_end, len(self._text))
+        return self._sections
+
+    def _start(self, name: str, match: re.Match[str]) -> None:
+        if not _NAME.fullmatch(name):
+            raise ParseError(_SOURCE, self._line(match), f"bad section name {name!r}")
+        if self._open is not None:
+            # The previous command's status line is missing; keep its text, status unknown.
+            self._close(match.start(), None)
+        elif self._closed_end is not None:
+            self._check_gap(self._closed_end, match.start())
+        if name in self._sections:
+            raise ParseError(_SOURCE, self._line(match), f"duplicate section {name!r}")
+        self._open = name
+        self._body_start = match.end()
+
+    def _status(self, body: str, match: re.Match[str]) -> None:
+        name, sep, rc_text = body.rpartition(":")
+        if not sep or not rc_text.isascii() or not rc_text.isdigit():
+            raise ParseError(_SOURCE, self._line(match), f"bad status line {body!r}")
+        if self._open != name:
+            where = f"section {self._open!r}" if self._open else "no open section"
+            raise ParseError(
+                _SOURCE, self._line(match), f"status line for {name!r} found in {where}"
+            )
+        self._close(match.start(), int(rc_text))
+        self._closed_end = match.end()
+
+    def _close(self, end: int, rc: int | None) -> None:
+        assert self._open is not None
+        self._sections[self._open] = Section(self._open, self._text[self._body_start : end], rc)
+        self._open = None
+
+    def _check_gap(self, start: int, end: int) -> None:
+        stray = self._text[start:end]
+        if stray.strip():
+            raise ParseError(
+                _SOURCE,
+                self._text.count("\n", 0, start) + 1,
+                f"output outside any section: {excerpt(stray)}",
+            )
+
+    def _line(self, match: re.Match[str]) -> int:
+        return self._text.count("\n", 0, match.start()) + 1
