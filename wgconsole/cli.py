@@ -11,6 +11,7 @@ from wgconsole.collect import FleetCollector
 from wgconsole.inventory import InventoryError, find_inventory, load_inventory
 from wgconsole.inventory_types import Inventory
 from wgconsole.lab.manager import LabError
+from wgconsole.lab.paths import lab_inventory_path
 from wgconsole.model import matching_service
 from wgconsole.observed import LbObservation
 
@@ -24,10 +25,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="wgconsole",
         description="Operations console for WireGuard gateways behind an IPVS load balancer.",
     )
-    p.add_argument("-i", "--inventory", help="inventory file (default: ./inventory.yaml, "
-                   "$XDG_CONFIG_HOME/wgconsole/inventory.yaml, then the running lab's)")
-    p.add_argument("--accept-new-host-keys", action="store_true",
-                   help="record unknown SSH host keys in known_hosts (a changed key is still refused)")
+    p.add_argument(
+        "-i",
+        "--inventory",
+        help="inventory file (default: ./inventory.yaml, "
+        "$XDG_CONFIG_HOME/wgconsole/inventory.yaml, then the running lab's)",
+    )
+    p.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="record unknown SSH host keys in known_hosts (a changed key is still refused)",
+    )
     p.add_argument("--read-only", action="store_true", help="never send a mutating command")
     p.add_argument("--timeout", type=float, default=30.0, help="per-host command timeout, seconds")
     sub = p.add_subparsers(dest="command")
@@ -37,12 +45,27 @@ def _parser() -> argparse.ArgumentParser:
 
     wi = sub.add_parser("whereis", help="the gateway the kernel's sh scheduler picks for sources")
     wi.add_argument("addresses", nargs="+", metavar="ADDR[:PORT]")
-    wi.add_argument("--weight", action="append", default=[], metavar="NAME=N",
-                    help="as if gateway NAME had weight N (an edit: kernel order unchanged)")
-    wi.add_argument("--remove", action="append", default=[], metavar="NAME",
-                    help="as if gateway NAME were deleted from the service")
-    wi.add_argument("--readd", action="append", default=[], metavar="NAME[=N]",
-                    help="as if NAME were deleted and added again (it moves to the head)")
+    wi.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="as if gateway NAME had weight N (an edit: kernel order unchanged)",
+    )
+    wi.add_argument(
+        "--remove",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="as if gateway NAME were deleted from the service",
+    )
+    wi.add_argument(
+        "--readd",
+        action="append",
+        default=[],
+        metavar="NAME[=N]",
+        help="as if NAME were deleted and added again (it moves to the head)",
+    )
     wi.add_argument("--json", action="store_true")
 
     lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
@@ -50,8 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     up = lab_sub.add_parser("up", help="boot the lab and write its inventory")
     up.add_argument("--gateways", type=int, default=2)
     up.add_argument("--clients", type=int, default=2)
-    up.add_argument("--base-port", type=int, default=2220,
-                    help="first 127.0.0.1 port forwarded into the lab")
+    up.add_argument(
+        "--base-port", type=int, default=2220, help="first 127.0.0.1 port forwarded into the lab"
+    )
     lab_sub.add_parser("down", help="stop the lab and remove its state")
     ls = lab_sub.add_parser("status", help="is a lab running, and where is its inventory")
     ls.add_argument("--json", action="store_true")
@@ -131,7 +155,9 @@ def cmd_whereis(args: argparse.Namespace) -> int:
         elif hp.error:
             errors.append(f"{hp.name}: {hp.error}")
     if service is None:
-        print("wgconsole: the service was not found on any answering load balancer", file=sys.stderr)
+        print(
+            "wgconsole: the service was not found on any answering load balancer", file=sys.stderr
+        )
         for e in errors:
             print(f"  {e}", file=sys.stderr)
         return EXIT_PARTIAL
@@ -158,7 +184,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     if args.lab_command == "up":
         topo = manager.lab_up(args.gateways, args.clients, args.base_port)
-        inv = manager.lab_dir() / "inventory.yaml"
+        inv = lab_inventory_path()
         print(f"lab ready: {len(topo.gateways)} gateways, {len(topo.clients)} clients")
         print(f"inventory: {inv}")
         print(f"try: wgconsole -i {inv} status")
@@ -181,8 +207,9 @@ def cmd_console(args: argparse.Namespace) -> int:
     try:
         from wgconsole.app import run_console
     except ImportError:
-        print("wgconsole: the console is not available in this build; use `status`",
-              file=sys.stderr)
+        print(
+            "wgconsole: the console is not available in this build; use `status`", file=sys.stderr
+        )
         return EXIT_ERROR
     return run_console(args, inventory)
 

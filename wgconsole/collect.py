@@ -56,7 +56,9 @@ def gateway_script(interface: str, sudo: bool) -> str:
     )
     parts = [
         section_command("clock", "date +%s.%N"),
-        section_command("link", quote_argv(["ip", "-o", "link", "show", "dev", interface]) + " 2>&1"),
+        section_command(
+            "link", quote_argv(["ip", "-o", "link", "show", "dev", interface]) + " 2>&1"
+        ),
         section_command("dump", hidden),
     ]
     return quote_argv(["sh", "-c", "\n".join(parts)])
@@ -86,7 +88,10 @@ def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserva
     link_up = parse_link_state(section_text(sections, "link", allow_failure=True))
     if link_up is None:
         return GatewayObservation(
-            host=name, clock=clock, link_up=None, interface=None,
+            host=name,
+            clock=clock,
+            link_up=None,
+            interface=None,
             error=f"interface {interface} does not exist",
         )
     return GatewayObservation(
@@ -142,7 +147,9 @@ class FleetCollector:
             if host.is_local:
                 return LocalTransport(host.name, read_only=read_only)
             return SshTransport(
-                host, accept_new_host_keys=accept_new_host_keys, read_only=read_only,
+                host,
+                accept_new_host_keys=accept_new_host_keys,
+                read_only=read_only,
                 compress=compress,
             )
 
@@ -155,14 +162,18 @@ class FleetCollector:
 
     def _poll_lb(self, host: Host) -> HostPoll:
         return self._poll_host(
-            host, "lb", lambda: lb_script(host.ssh.sudo),
+            host,
+            "lb",
+            lambda: lb_script(host.ssh.sudo),
             lambda text: parse_lb_output(host.name, text),
             local=lambda: netlink.read_lb(host.name),
         )
 
     def _poll_gateway(self, gw: Gateway) -> HostPoll:
         return self._poll_host(
-            gw, "gateway", lambda: gateway_script(gw.interface, gw.ssh.sudo),
+            gw,
+            "gateway",
+            lambda: gateway_script(gw.interface, gw.ssh.sudo),
             lambda text: parse_gateway_output(gw.name, gw.interface, text),
             local=lambda: netlink.read_gateway(gw.name, gw.interface),
         )
@@ -192,7 +203,9 @@ class FleetCollector:
         taken_at = time.time()
         futures = []
         if "lb" in roles:
-            futures += [self._pool.submit(self._poll_lb, lb) for lb in self.inventory.load_balancers]
+            futures += [
+                self._pool.submit(self._poll_lb, lb) for lb in self.inventory.load_balancers
+            ]
         if "gateway" in roles:
             futures += [self._pool.submit(self._poll_gateway, g) for g in self.inventory.gateways]
         hosts = tuple(f.result() for f in futures)
@@ -239,5 +252,3 @@ def fleet_from_poll(
             obs = hp.observation
             gws[hp.name] = obs if isinstance(obs, GatewayObservation) else None
     return build_fleet(inventory, lbs, gws, statuses, poll.taken_at)
-
-

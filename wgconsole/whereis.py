@@ -1,4 +1,4 @@
-"""`whereis`: which gateway the kernel's `sh` scheduler picks for a source, now or after a change."""
+"""`whereis`: the gateway the kernel's `sh` scheduler picks for a source, now or after a change."""
 
 from __future__ import annotations
 

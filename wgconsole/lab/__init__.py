@@ -1,1 +1,1 @@
-"""The lab: the seed topology on a real kernel (IPVS, WireGuard, sshd) under QEMU or in namespaces."""
+"""The lab: the seed topology on a real kernel (IPVS, WireGuard, sshd) under QEMU."""

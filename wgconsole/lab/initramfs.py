@@ -28,8 +28,8 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroo
 for d in tmp run var/tmp var/log; do
     mount -t tmpfs tmpfs /newroot/$d 2>/dev/null
 done
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,rw,cache=none labstate /newroot{lab_dir} \\
-    || echo "wglab: cannot mount the lab state"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,rw,cache=none \\
+    labstate /newroot{lab_dir} || echo "wglab: cannot mount the lab state"
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
@@ -92,9 +92,7 @@ def build_initramfs(dest: Path, release: str, lab_dir: Path) -> Path:
             INIT_TEMPLATE.format(modules=" ".join(n for n, _ in modules), lab_dir=lab_dir)
         )
         init.chmod(0o755)
-        listing = subprocess.run(
-            ["find", "."], cwd=root, capture_output=True, check=True
-        ).stdout
+        listing = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True).stdout
         archive = subprocess.run(
             ["cpio", "-o", "-H", "newc", "--quiet"],
             cwd=root,

@@ -79,9 +79,10 @@ def ensure_packages() -> None:
 
 
 def _have_tool(tool: str) -> bool:
-    return any(
-        Path(d, tool).exists() for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
-    ) or shutil.which(tool) is not None
+    return (
+        any(Path(d, tool).exists() for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin"))
+        or shutil.which(tool) is not None
+    )
 
 
 def _run(*argv: str, stdin: str | None = None) -> str:

@@ -46,7 +46,9 @@ def read_lb(name: str) -> LbObservation:
                 addr=svc.get("IPVS_SVC_ATTR_ADDR"),
                 port=svc.get("IPVS_SVC_ATTR_PORT"),
             )
-            dests = tuple(_dest(d.get("IPVS_CMD_ATTR_DEST")) for d in ipvs.dest("dump", service=key))
+            dests = tuple(
+                _dest(d.get("IPVS_CMD_ATTR_DEST")) for d in ipvs.dest("dump", service=key)
+            )
             services.append(_service(svc, dests))
     try:
         expire: bool | None = parse_bool_sysctl(EXPIRE_NODEST.read_text())
@@ -104,7 +106,10 @@ def read_gateway(name: str, interface: str) -> GatewayObservation:
         index = ipr.link_lookup(ifname=interface)
         if not index:
             return GatewayObservation(
-                host=name, clock=clock, link_up=None, interface=None,
+                host=name,
+                clock=clock,
+                link_up=None,
+                interface=None,
                 error=f"interface {interface} does not exist",
             )
         link = ipr.get_links(index[0])[0]
@@ -128,7 +133,10 @@ def _interface(interface: str, messages: Iterable[Any]) -> WgInterface:
             fwmark = int(msg.get("WGDEVICE_A_FWMARK") or 0)
         peers.extend(_peer(p) for p in msg.get("WGDEVICE_A_PEERS") or ())
     return WgInterface(
-        name=interface, public_key=public_key, listen_port=listen_port, fwmark=fwmark,
+        name=interface,
+        public_key=public_key,
+        listen_port=listen_port,
+        fwmark=fwmark,
         peers=tuple(peers),
     )
 

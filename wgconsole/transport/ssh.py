@@ -49,7 +49,9 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
     def __init__(self, known_hosts: str) -> None:
         self.known_hosts = known_hosts
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         client.get_host_keys().add(hostname, key.get_name(), key)
         path = Path(self.known_hosts)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,11 @@ def resolve_target(host: Host, ssh_config_path: str = "~/.ssh/config") -> SshTar
         identities.append(os.path.expanduser(host.ssh.identity_file))
     raw_ids = entry.get("identityfile")
     if isinstance(raw_ids, list):
-        identities += [os.path.expanduser(str(i)) for i in raw_ids if os.path.exists(os.path.expanduser(str(i)))]
+        identities += [
+            os.path.expanduser(str(i))
+            for i in raw_ids
+            if os.path.exists(os.path.expanduser(str(i)))
+        ]
     hostname = str(entry.get("hostname", host.host))
     port = host.ssh.port if host.ssh.port != 22 else int(str(entry.get("port", 22)))
     user = host.ssh.user if host.ssh.user != "root" or "user" not in entry else str(entry["user"])
@@ -126,7 +132,7 @@ class SshTransport:
                 self.target.hostname,
                 port=self.target.port,
                 username=self.target.user,
-                key_filename=list(self.target.identity_files) or None,
+                key_filename=list(self.target.identity_files) or None,  # type: ignore[arg-type]
                 timeout=CONNECT_TIMEOUT,
                 banner_timeout=CONNECT_TIMEOUT,
                 auth_timeout=CONNECT_TIMEOUT,

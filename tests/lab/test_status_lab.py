@@ -1,0 +1,164 @@
+"""`wgconsole status --json` on the real kernel, compared with ipvsadm, /proc and wg in the lab."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.lab.conftest import Lab
+from tests.lab.helpers import (
+    cli_json,
+    endpoints,
+    handshakes,
+    kernel_conns,
+    kernel_dests,
+    run_cli,
+)
+
+pytestmark = pytest.mark.lab
+
+AGE_TOLERANCE = 4.0  # seconds: the poll and the direct read are a few seconds apart at most
+
+
+def _wait_for_handshakes(lab: Lab) -> None:
+    """The lab's clients ping once at boot; make sure every client has shaken hands."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, latest = handshakes(lab, "gw1")
+        _, latest2 = handshakes(lab, "gw2")
+        keys = set(latest) | set(latest2)
+        if keys and all(max(latest.get(k, 0), latest2.get(k, 0)) > 0 for k in keys):
+            return
+        time.sleep(2)
+    raise AssertionError("clients never shook hands in the lab")
+
+
+def test_status_json_agrees_with_kernel(lab: Lab) -> None:
+    _wait_for_handshakes(lab)
+    data = cli_json(lab.inventory_path, "status")
+    vip = f"{lab.meta['vip']}:{lab.meta['port']}"
+
+    # The service, as the kernel has it.
+    svc = data["service"]
+    assert (svc["vip"], svc["port"], svc["protocol"], svc["scheduler"]) == (
+        lab.meta["vip"],
+        lab.meta["port"],
+        "udp",
+        "sh",
+    )
+    assert svc["flags"] == []  # the seed's service has neither sh-fallback nor sh-port
+
+    # Real servers: same addresses and weights, in the kernel's order (newest first).
+    dests = kernel_dests(lab, vip)
+    ours = sorted(
+        (r for r in data["real_servers"] if r["kernel_index"] is not None),
+        key=lambda r: r["kernel_index"],
+    )
+    assert [(r["address"], r["weight"]) for r in ours] == dests
+    conns = kernel_conns(lab)
+    by_dest: dict[str, int] = {}
+    for c in conns:
+        if c.virtual == vip:
+            by_dest[c.dest] = by_dest.get(c.dest, 0) + 1
+    names = {
+        gw.real_server.address + ":" + str(gw.real_server.port): gw.name
+        for gw in lab.inventory.gateways
+    }
+    for r in ours:
+        assert r["gateway"] == names[r["address"]]
+        assert r["connections"] == by_dest.get(r["address"], 0)
+
+    # Clients: handshake ages on each gateway's own clock, and the LB entry's gateway.
+    gw_state = {
+        gw.name: handshakes(lab, ns)
+        for gw, ns in zip(lab.inventory.gateways, ("gw1", "gw2"), strict=True)
+    }
+    gw_endpoints = {
+        gw.name: endpoints(lab, ns)
+        for gw, ns in zip(lab.inventory.gateways, ("gw1", "gw2"), strict=True)
+    }
+    clients = {c["public_key"]: c for c in data["clients"]}
+    assert set(clients) == set(lab.meta["client_public_keys"].values())  # type: ignore[union-attr]
+    for key, c in clients.items():
+        ages = {
+            name: clock - latest[key]
+            for name, (clock, latest) in gw_state.items()
+            if latest.get(key, 0) > 0
+        }
+        assert ages, f"{c['name']} has no handshake on any gateway"
+        freshest = min(ages, key=lambda n: ages[n])
+        assert c["handshake_gateway"] == freshest
+        assert c["handshake_age"] == pytest.approx(ages[freshest], abs=AGE_TOLERANCE)
+        for name, age in ages.items():
+            assert c["gateways"][name]["handshake_age"] == pytest.approx(age, abs=AGE_TOLERANCE)
+        endpoint = gw_endpoints[freshest][key]
+        assert c["endpoint"] == endpoint
+        entry = [k for k in conns if k.client == endpoint and k.virtual == vip]
+        assert len(entry) == 1, f"LB entries for {endpoint}: {entry}"
+        assert c["lb_gateway"] == names[entry[0].dest]
+        # The clients talk through the VIP: no bypass, no split, not stale.
+        assert c["status"] == "fresh"
+        assert not {"bypassing-lb", "split", "stale", "never"} & set(c["findings"])
+
+    hosts = {h["name"]: h for h in data["hosts"]}
+    assert set(hosts) == {h.name for h in lab.inventory.hosts}
+    assert all(h["reachable"] and h["error"] is None for h in hosts.values())
+    codes = {f["code"] for f in data["findings"]}
+    # The seed's LB has no sh-fallback and expire_nodest_conn=0: both must be reported.
+    assert "sh-no-fallback" in codes
+    assert "expire-nodest-off" in codes
+    assert "config-drift" not in codes
+    assert "host-unreachable" not in codes
+
+
+def test_status_human_output_names_everything(lab: Lab) -> None:
+    res = run_cli(lab.inventory_path, "status")
+    assert res.returncode == 0, res.stderr
+    for host in lab.inventory.hosts:
+        assert host.name in res.stdout
+    for client in lab.inventory.clients:
+        assert client.name in res.stdout
+    assert "sh-no-fallback" in res.stdout
+
+
+def test_status_with_an_unreachable_host_exits_2_and_reports_the_rest(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = lab.inventory_path.read_text()
+    # A third gateway whose SSH port nobody listens on (127.0.0.1 only).
+    extra = "  - {name: wg-gateway-99, host: 127.0.0.1, port: 9, real_server: 10.77.0.99:51280}\n"
+    text = text.replace("tunnel:", extra + "tunnel:", 1)
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(text)
+    res = run_cli(inv, "status", "--json")
+    assert res.returncode == 2, res.stderr
+    data = json.loads(res.stdout)
+    hosts = {h["name"]: h for h in data["hosts"]}
+    assert hosts["wg-gateway-99"]["reachable"] is False
+    assert hosts["wg-gateway-99"]["error"]
+    assert all(h["reachable"] for n, h in hosts.items() if n != "wg-gateway-99")
+    codes = {(f["code"], f["subject"]) for f in data["findings"]}
+    assert ("host-unreachable", "wg-gateway-99") in codes
+    assert any(code == "real-server-missing" for code, _ in codes)
+    assert len(data["clients"]) == len(lab.inventory.clients)
+    assert all(c["handshake_gateway"] for c in data["clients"])
+
+
+def test_status_refuses_unknown_host_keys(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = lab.inventory_path.read_text()
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    text = text.replace(str(lab.dir / "known_hosts"), str(empty))
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(text)
+    res = run_cli(inv, "status", "--json")
+    assert res.returncode == 2
+    data = json.loads(res.stdout)
+    assert all(not h["reachable"] for h in data["hosts"])
+    assert all("host key" in (h["error"] or "") for h in data["hosts"])
+    # With the explicit flag the keys are recorded and the next run is trusted.
+    res = run_cli(inv, "--accept-new-host-keys", "status", "--json")
+    assert res.returncode == 0, res.stderr
+    assert len(empty.read_text().splitlines()) == len(lab.inventory.hosts)
+    res = run_cli(inv, "status", "--json")
+    assert res.returncode == 0, res.stderr
