@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--read-only", action="store_true", help="never send a mutating command")
     p.add_argument("--timeout", type=float, default=30.0, help="per-host command timeout, seconds")
+    p.add_argument("--interval", type=float, default=2.0, help="console refresh interval, seconds")
+    p.add_argument("--theme", default=None, help="console theme (a file name in themes/)")
     sub = p.add_subparsers(dest="command")
 
     st = sub.add_parser("status", help="one snapshot of the whole fleet")
@@ -80,8 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     ls = lab_sub.add_parser("status", help="is a lab running, and where is its inventory")
     ls.add_argument("--json", action="store_true")
 
-    con = sub.add_parser("console", help="the live console (the default)")
-    con.add_argument("--interval", type=float, default=2.0)
+    sub.add_parser("console", help="the live console (the default)")
     return p
 
 
@@ -217,8 +218,6 @@ def cmd_console(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "console"
-    if command == "console" and not hasattr(args, "interval"):
-        args.interval = 2.0
     handlers = {
         "status": cmd_status,
         "whereis": cmd_whereis,

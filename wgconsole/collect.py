@@ -138,7 +138,9 @@ class FleetCollector:
         compress: bool = False,
         timeout: float = POLL_TIMEOUT,
         transport_factory: TransportFactory | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self.inventory = inventory
         self.timeout = timeout
         self.read_only = read_only
@@ -200,7 +202,7 @@ class FleetCollector:
 
     def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:
         started = time.monotonic()
-        taken_at = time.time()
+        taken_at = self.clock()
         futures = []
         if "lb" in roles:
             futures += [
