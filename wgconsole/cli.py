@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -205,14 +206,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
-    try:
-        from wgconsole.app import run_console
-    except ImportError:
-        print(
-            "wgconsole: the console is not available in this build; use `status`", file=sys.stderr
-        )
-        return EXIT_ERROR
-    return run_console(args, inventory)
+    # Imported here: the status, whereis and lab commands never pay for Textual's import.
+    app = importlib.import_module("wgconsole.app")
+    status: int = app.run_console(args, inventory)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
