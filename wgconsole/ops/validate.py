@@ -1,0 +1,79 @@
+"""Operator input, checked before any remote command is built."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from collections.abc import Iterable
+
+from wgconsole.inventory_types import Gateway, Inventory
+from wgconsole.ops.errors import ValidationError
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+MAX_WEIGHT = 256  # sums above 256 starve real servers in sh's 256-bucket table
+
+
+def name(value: str) -> str:
+    if not NAME.fullmatch(value):
+        raise ValidationError(
+            f"name {value!r}: use letters, digits, '.', '_' or '-' (at most 63, no leading symbol)"
+        )
+    return value
+
+
+def public_key(value: str) -> str:
+    """A WireGuard public key: standard base64 of exactly 32 bytes."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError("public key: not base64") from None
+    if len(raw) != 32 or len(value) != 44:
+        raise ValidationError("public key: must be 32 bytes (44 base64 characters)")
+    return value
+
+
+def weight(value: int | str) -> int:
+    try:
+        w = int(value)
+    except ValueError:
+        raise ValidationError(f"weight {value!r}: not an integer") from None
+    if not 0 <= w <= MAX_WEIGHT:
+        raise ValidationError(f"weight {w}: must be between 0 and {MAX_WEIGHT}")
+    return w
+
+
+def gateway(inventory: Inventory, value: str) -> Gateway:
+    for gw in inventory.gateways:
+        if gw.name == value:
+            return gw
+    known = ", ".join(g.name for g in inventory.gateways)
+    raise ValidationError(f"no gateway named {value!r} in the inventory (known: {known})")
+
+
+def tunnel_address(inventory: Inventory, value: str, in_use: Iterable[str]) -> str:
+    """An address inside the tunnel network, not the gateway's, not used by any peer."""
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValidationError(f"address {value!r}: not an IP address") from None
+    net = ipaddress.ip_network(inventory.tunnel.network)
+    if addr not in net:
+        raise ValidationError(f"address {addr}: outside the tunnel network {net}")
+    if addr in (net.network_address, net.broadcast_address):
+        raise ValidationError(f"address {addr}: the network's own address")
+    if addr == ipaddress.ip_address(inventory.tunnel.gateway_address):
+        raise ValidationError(f"address {addr}: that is the gateways' tunnel address")
+    if str(addr) in {str(ipaddress.ip_address(a)) for a in in_use}:
+        raise ValidationError(f"address {addr}: already in use by a peer")
+    return str(addr)
+
+
+def next_free_address(inventory: Inventory, in_use: Iterable[str]) -> str:
+    used = {str(ipaddress.ip_address(a)) for a in in_use}
+    used.add(str(ipaddress.ip_address(inventory.tunnel.gateway_address)))
+    for host in ipaddress.ip_network(inventory.tunnel.network).hosts():
+        if str(host) not in used:
+            return str(host)
+    raise ValidationError(f"the tunnel network {inventory.tunnel.network} is full")
