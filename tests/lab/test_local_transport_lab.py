@@ -68,7 +68,9 @@ def test_netlink_lb_reader_matches_ssh(lab: Lab) -> None:
         for c in local["conns"]
         if c["client"]["address"] in clients
     }
-    rconns = {(c.client.address, c.dest.address) for c in remote.conns if c.client.address in clients}
+    rconns = {
+        (c.client.address, c.dest.address) for c in remote.conns if c.client.address in clients
+    }
     assert lconns == rconns and len(lconns) == len(clients)
 
 
