@@ -1,4 +1,4 @@
-"""`host: local`: the netlink collector run inside the lab's LB and a gateway, on the real kernel."""
+"""`host: local`: the netlink collector run inside the lab's LB and a gateway (real kernel)."""
 
 from __future__ import annotations
 
