@@ -102,6 +102,24 @@ def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserva
     )
 
 
+def observe_lb(host: Host, transport: Transport, timeout: float) -> tuple[LbObservation, int]:
+    """One reading of a load balancer and the bytes it cost (0 over netlink)."""
+    if host.is_local:
+        return netlink.read_lb(host.name), 0
+    result = transport.run(lb_script(host.ssh.sudo), timeout=timeout)
+    return parse_lb_output(host.name, result.stdout), result.bytes_received
+
+
+def observe_gateway(
+    gw: Gateway, transport: Transport, timeout: float
+) -> tuple[GatewayObservation, int]:
+    """One reading of a gateway and the bytes it cost (0 over netlink)."""
+    if gw.is_local:
+        return netlink.read_gateway(gw.name, gw.interface), 0
+    result = transport.run(gateway_script(gw.interface, gw.ssh.sudo), timeout=timeout)
+    return parse_gateway_output(gw.name, gw.interface, result.stdout), result.bytes_received
+
+
 @dataclass(frozen=True, slots=True)
 class HostPoll:
     name: str
@@ -163,39 +181,20 @@ class FleetCollector:
         )
 
     def _poll_lb(self, host: Host) -> HostPoll:
-        return self._poll_host(
-            host,
-            "lb",
-            lambda: lb_script(host.ssh.sudo),
-            lambda text: parse_lb_output(host.name, text),
-            local=lambda: netlink.read_lb(host.name),
-        )
+        return self._poll_host(host, "lb", lambda t: observe_lb(host, t, self.timeout))
 
     def _poll_gateway(self, gw: Gateway) -> HostPoll:
-        return self._poll_host(
-            gw,
-            "gateway",
-            lambda: gateway_script(gw.interface, gw.ssh.sudo),
-            lambda text: parse_gateway_output(gw.name, gw.interface, text),
-            local=lambda: netlink.read_gateway(gw.name, gw.interface),
-        )
+        return self._poll_host(gw, "gateway", lambda t: observe_gateway(gw, t, self.timeout))
 
     def _poll_host(
         self,
         host: Host,
         role: Literal["lb", "gateway"],
-        script: Callable[[], str],
-        parse: Callable[[str], LbObservation | GatewayObservation],
-        local: Callable[[], LbObservation | GatewayObservation],
+        observe: Callable[[Transport], tuple[LbObservation | GatewayObservation, int]],
     ) -> HostPoll:
         started = time.monotonic()
         try:
-            if host.is_local:
-                obs, received = local(), 0
-            else:
-                result = self.transports[host.name].run(script(), timeout=self.timeout)
-                received = result.bytes_received
-                obs = parse(result.stdout)
+            obs, received = observe(self.transports[host.name])
         except (TransportError, ParseError, OSError) as exc:
             return HostPoll(host.name, role, None, str(exc), time.monotonic() - started, 0)
         return HostPoll(host.name, role, obs, None, time.monotonic() - started, received)
