@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from wgconsole import cli_ops
 from wgconsole.collect import FleetCollector
 from wgconsole.inventory import InventoryError, find_inventory, load_inventory
 from wgconsole.inventory_types import Inventory
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         help="as if NAME were deleted and added again (it moves to the head)",
     )
     wi.add_argument("--json", action="store_true")
+
+    cli_ops.add_parsers(sub)
 
     lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
@@ -212,6 +215,16 @@ def cmd_console(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_operation(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    collector = _collector(args, inventory)
+    handler = cli_ops.cmd_drain if args.command == "drain" else cli_ops.cmd_weight
+    try:
+        return handler(args, inventory, collector)
+    finally:
+        collector.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "console"
@@ -220,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "whereis": cmd_whereis,
         "lab": cmd_lab,
         "console": cmd_console,
+        "drain": cmd_operation,
+        "undrain": cmd_operation,
+        "weight": cmd_operation,
     }
     try:
         return handlers[command](args)

@@ -9,6 +9,7 @@ files; `set -x` traces show the commands, never a key.
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from wgconsole.lab.topology import (
@@ -47,6 +48,7 @@ chmod 0755 /run/sshd
 # The host's ~/.bashrc starts pyenv (~7 s per SSH command under emulation); hide it.
 mount --bind /run/wglab/empty /root/.bashrc
 mount --bind /run/wglab/empty /root/.profile
+{expose}
 for m in {modules}; do modprobe "$m" || echo "wglab: modprobe $m failed"; done
 ip link set lo up
 ip link set eth0 up
@@ -177,6 +179,25 @@ def render_guest_script(topo: Topology, lab: Path) -> str:
     )
     parts.append(EPILOGUE.format(forwards=forwards, pings=pings))
     return "".join(parts)
+
+
+# Directories the guest mounts its own tmpfs on (see initramfs.INIT_TEMPLATE).
+GUEST_TMPFS = (Path("/tmp"), Path("/run"), Path("/var/tmp"), Path("/var/log"))
+
+
+def _expose_hidden_paths() -> str:
+    """Bind the project and its venv back into the guest when a guest tmpfs would hide them.
+
+    Lab tests run `python -m wgconsole...` inside the guest from the same checkout and venv
+    as on the host; CI may check the project out under /tmp.
+    """
+    project = Path(__file__).resolve().parents[2]
+    lines = []
+    for path in sorted({project, Path(sys.prefix).resolve()}):
+        if any(path.is_relative_to(t) for t in GUEST_TMPFS):
+            q = shlex.quote(str(path))
+            lines.append(f"mkdir -p {q} && mount --bind /run/wglab-host{q} {q}")
+    return "\n".join(lines)
 
 
 def _forward(host: LabHost) -> str:

@@ -28,12 +28,18 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroo
 for d in tmp run var/tmp var/log; do
     mount -t tmpfs tmpfs /newroot/$d 2>/dev/null
 done
+# A second, untouched view of the host's root: the lab script binds from it whatever the
+# tmpfs mounts above hide that the lab needs (a project checked out under /tmp, say).
+mkdir -p /newroot/run/wglab-host
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose \\
+    hostroot /newroot/run/wglab-host || echo "wglab: no second view of the host root"
+mkdir -p /newroot{lab_dir}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,rw,cache=none \\
     labstate /newroot{lab_dir} || echo "wglab: cannot mount the lab state"
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
-exec switch_root /newroot /bin/sh {lab_dir}/guest.sh
+exec switch_root /newroot /bin/bash {lab_dir}/guest.sh
 """
 
 

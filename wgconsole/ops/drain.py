@@ -1,0 +1,387 @@
+"""Drain a gateway before maintenance, the way the kernel really lets one drain.
+
+Weight 0 alone does not drain (DOMAIN.md): without sh-fallback it black-holes the new clients
+hashed to the gateway, existing UDP flows never move (keepalives refresh their entries), and a
+gateway that keeps sending to its old clients through an LB that lost their entries makes them
+roam to its own address. So a drain here is:
+
+1. sh-fallback on the service and expire_nodest_conn=1, on every LB (the fixes);
+2. weight 0: new clients go elsewhere;
+3. the gateway's wg interface down: it can no longer talk to its clients (no roaming back);
+4. the dest deleted: each entry to it expires on the client's next packet (a keepalive, at
+   most one keepalive interval away) and that packet is scheduled to another gateway;
+5. as soon as a client's new entry exists, its new gateway initiates the handshake itself
+   (keepalive 0 -> N makes WireGuard send at once; through the LB's reverse NAT the client
+   sees it from the VIP), so idle clients move within a keepalive, not at their rekey timer;
+6. the dest added back at weight 0, drained, once no entry points to it;
+7. progress judged by handshakes on the gateways, until every client has shaken hands with
+   another gateway since the drain began.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from wgconsole.inventory_types import Gateway, Inventory
+from wgconsole.model import Fleet, ServiceView
+from wgconsole.observed import Endpoint, IpvsConn
+from wgconsole.ops import lbcmd
+from wgconsole.ops.context import OpContext
+from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.lock import service_lock
+from wgconsole.ops.observe import (
+    dest_of,
+    read_gateway,
+    read_lb,
+    service_on,
+    write_record,
+)
+from wgconsole.ops.validate import gateway as find_gateway
+from wgconsole.sched import ShModel
+from wgconsole.transport.base import privileged
+from wgconsole.whereis import proposed_model
+
+POLL_INTERVAL = 1.0
+RECORD = "drain"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOnGateway:
+    label: str
+    public_key: str
+    endpoint: str | None
+    by_lb_entry: bool
+    by_handshake: bool
+    handshake_age: float | None
+    bypassing: bool
+    destination: str | None  # where the sh model sends it after the drain; None: dropped
+
+
+@dataclass(frozen=True, slots=True)
+class DrainPlan:
+    gateway: Gateway
+    service: ServiceView
+    previous_weight: int
+    fixes: tuple[str, ...]
+    preflight: tuple[str, ...]
+    clients: tuple[ClientOnGateway, ...]
+    share_after: dict[str, int]
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"Drain {self.gateway.name} ({self.gateway.real_server}) on "
+            f"{self.service.protocol} {self.service.vip}:{self.service.port}, "
+            f"weight {self.previous_weight} -> 0.",
+        ]
+        lines += [f"  preflight: {p}" for p in self.preflight]
+        lines += [f"  fix: {f}" for f in self.fixes]
+        lines.append(f"  clients on {self.gateway.name} now: {len(self.clients)}")
+        for c in self.clients:
+            how = "+".join(
+                w for w, on in (("LB entry", c.by_lb_entry), ("handshake", c.by_handshake)) if on
+            )
+            dest = c.destination or "DROPPED"
+            note = "  BYPASSING the LB: it will not move" if c.bypassing else ""
+            lines.append(f"    {c.label:<20} {c.endpoint or '-':<22} ({how}) -> {dest}{note}")
+        share = ", ".join(f"{k} {v}" for k, v in self.share_after.items())
+        lines.append(f"  buckets after the drain: {share}")
+        lines += [
+            "  steps: sh-fallback + expire_nodest_conn on every LB; weight 0; "
+            f"{self.gateway.interface} down on {self.gateway.name}; delete the real server so "
+            "its entries move on their next packet; new gateways initiate the handshakes; "
+            "re-add it at weight 0.",
+        ]
+        return lines
+
+
+def plan_drain(inventory: Inventory, fleet: Fleet, name: str) -> DrainPlan:
+    gw = find_gateway(inventory, name)
+    svc = fleet.service
+    if svc is None:
+        raise ValidationError("the service is not on any answering load balancer")
+    dest = dest_of(svc.raw, gw)
+    if dest is None:
+        raise ValidationError(f"{gw.name} ({gw.real_server}) is not a real server of the service")
+    others = [d for d in svc.dests if d.endpoint != gw.real_server and d.weight > 0]
+    if not others:
+        raise ValidationError(f"no other gateway with weight > 0: draining {gw.name} drops all")
+    preflight, fixes = [], []
+    if not svc.sh_fallback:
+        preflight.append(
+            "no sh-fallback: with weight 0 alone, new clients hashed to it would be dropped"
+        )
+        fixes.append("enable sh-fallback on the service (every LB)")
+    if not svc.expire_nodest_conn:
+        preflight.append("expire_nodest_conn=0: existing flows would never move")
+        fixes.append("set net.ipv4.vs.expire_nodest_conn=1 (every LB)")
+    after = _after_model(inventory, fleet, gw)
+    names = {g.real_server: g.name for g in inventory.gateways}
+    clients = []
+    for c in fleet.clients:
+        by_entry = c.lb_gateway == gw.name
+        by_hs = c.handshake_gateway == gw.name and c.status in ("fresh", "ageing")
+        if not (by_entry or by_hs):
+            continue
+        bypassing = "bypassing-lb" in c.findings
+        source = c.lb_entry.client if c.lb_entry else _endpoint(c.endpoint)
+        destination = None
+        if source is not None:
+            picked = after.pick(source.address, source.port).dest
+            destination = None if picked is None else names.get(picked, str(picked))
+        clients.append(
+            ClientOnGateway(
+                c.label,
+                c.public_key,
+                c.endpoint,
+                by_entry,
+                by_hs,
+                c.handshake_age,
+                bypassing,
+                destination,
+            )
+        )
+    bypass = [c.label for c in clients if c.bypassing]
+    if bypass:
+        preflight.append(
+            f"clients bypassing the LB will not move: {', '.join(bypass)} "
+            "(they talk to the gateway's own address)"
+        )
+    share = {
+        (names.get(k, str(k)) if k is not None else "dropped"): v
+        for k, v in after.effective_share().items()
+    }
+    return DrainPlan(gw, svc, dest.weight, tuple(fixes), tuple(preflight), tuple(clients), share)
+
+
+def _endpoint(text: str | None) -> Endpoint | None:
+    if not text or ":" not in text:
+        return None
+    addr, _, port = text.rpartition(":")
+    return Endpoint(addr.strip("[]"), int(port))
+
+
+def _after_model(inventory: Inventory, fleet: Fleet, gw: Gateway) -> ShModel:
+    assert fleet.service is not None
+    # Deleted and re-added at weight 0: it moves to the head of the kernel's list.
+    model = proposed_model(inventory, fleet.service.raw, readded={gw.name: 0})
+    return ShModel(model.dests, fallback=True, port_hashing=model.port_hashing)
+
+
+@dataclass
+class DrainResult:
+    gateway: str
+    started: float
+    seconds: float = 0.0
+    moved: dict[str, str] = field(default_factory=dict)  # client label -> new gateway
+    remaining: list[str] = field(default_factory=list)
+    readded: bool = False
+    complete: bool = False
+
+
+def execute_drain(
+    ctx: OpContext,
+    plan: DrainPlan,
+    *,
+    wait: bool = True,
+    wait_timeout: float = 180.0,
+    break_lock: bool = False,
+) -> DrainResult:
+    gw = plan.gateway
+    result = DrainResult(gateway=gw.name, started=time.time())
+    before = {
+        "weight": plan.previous_weight,
+        "flags": list(plan.service.flags),
+        "expire_nodest_conn": plan.service.expire_nodest_conn,
+    }
+    try:
+        with service_lock(ctx, f"drain {gw.name}", break_lock=break_lock):
+            _drain_steps(ctx, plan, result, wait, wait_timeout)
+    except OpError as exc:
+        ctx.audit.record(
+            "drain", gw.name, before=before, after=None, outcome="failed", detail=str(exc)
+        )
+        raise
+    result.seconds = time.time() - result.started
+    ctx.audit.record(
+        "drain",
+        gw.name,
+        before=before,
+        after={"weight": 0, "moved": result.moved, "remaining": result.remaining},
+        outcome="ok" if result.complete else "incomplete",
+        detail=f"{result.seconds:.1f} s",
+    )
+    return result
+
+
+def _drain_steps(
+    ctx: OpContext, plan: DrainPlan, result: DrainResult, wait: bool, wait_timeout: float
+) -> None:
+    gw = plan.gateway
+    service = ctx.inventory.service
+    for lb in ctx.inventory.load_balancers:
+        with ctx.step(f"{lb.name}: record the drain (previous weight {plan.previous_weight})"):
+            write_record(
+                ctx,
+                lb,
+                RECORD,
+                gw,
+                {
+                    "gateway": gw.name,
+                    "previous_weight": plan.previous_weight,
+                    "started": result.started,
+                },
+            )
+        _, svc = service_on(ctx, lb)
+        if not svc.sh_fallback:
+            with ctx.step(f"{lb.name}: enable sh-fallback"):
+                flags = ["sh-fallback"] + (["sh-port"] if svc.sh_port else [])
+                ctx.run(lb.name, lbcmd.set_sched_flags(lb, service, svc, flags))
+                if not service_on(ctx, lb)[1].sh_fallback:
+                    raise OpError(f"{lb.name}: sh-fallback is still off after ipvsadm -E")
+        obs = read_lb(ctx, lb)
+        if not obs.expire_nodest_conn:
+            with ctx.step(f"{lb.name}: expire_nodest_conn=1"):
+                ctx.run(lb.name, lbcmd.set_expire_nodest(lb, True))
+                if not read_lb(ctx, lb).expire_nodest_conn:
+                    raise OpError(f"{lb.name}: expire_nodest_conn is still 0")
+        dest = dest_of(svc, gw)
+        if dest is not None and dest.weight != 0:
+            with ctx.step(f"{lb.name}: weight 0 on {gw.name} (new clients go elsewhere)"):
+                ctx.run(lb.name, lbcmd.set_weight(lb, service, gw.real_server, dest.forward, 0))
+                d = dest_of(service_on(ctx, lb)[1], gw)
+                if d is None or d.weight != 0:
+                    raise OpError(f"{lb.name}: {gw.name} does not show weight 0")
+    with ctx.step(f"{gw.name}: {gw.interface} down (it can no longer make clients roam to it)"):
+        ctx.run(
+            gw.name, privileged(["ip", "link", "set", "dev", gw.interface, "down"], gw.ssh.sudo)
+        )
+        if read_gateway(ctx, gw).link_up:
+            raise OpError(f"{gw.name}: {gw.interface} is still up")
+    forward = {}
+    for lb in ctx.inventory.load_balancers:
+        with ctx.step(f"{lb.name}: delete {gw.name} so its entries move on their next packet"):
+            d = dest_of(service_on(ctx, lb)[1], gw)
+            if d is not None:
+                forward[lb.name] = d.forward
+                ctx.run(lb.name, lbcmd.delete_dest(lb, service, gw.real_server))
+            if dest_of(service_on(ctx, lb)[1], gw) is not None:
+                raise OpError(f"{lb.name}: {gw.name} is still a real server")
+    with ctx.step("move the clients: new gateways initiate their handshakes"):
+        _move_clients(ctx, plan, result)
+    if not result.remaining:
+        for lb in ctx.inventory.load_balancers:
+            with ctx.step(f"{lb.name}: add {gw.name} back at weight 0 (drained)"):
+                ctx.run(
+                    lb.name,
+                    lbcmd.add_dest(lb, service, gw.real_server, forward.get(lb.name, "masq"), 0),
+                )
+                d = dest_of(service_on(ctx, lb)[1], gw)
+                if d is None or d.weight != 0:
+                    raise OpError(f"{lb.name}: {gw.name} was not added back at weight 0")
+        result.readded = True
+    else:
+        ctx.warn(
+            f"{len(result.remaining)} client(s) still have entries to {gw.name}: it stays out of "
+            "the service until they expire; `undrain` adds it back"
+        )
+    if wait:
+        with ctx.step("wait for every client to shake hands with another gateway"):
+            _wait_handshakes(ctx, plan, result, wait_timeout)
+    else:
+        result.complete = not result.remaining
+
+
+def _entries(ctx: OpContext) -> list[IpvsConn]:
+    vip = ctx.inventory.service.endpoint
+    conns: list[IpvsConn] = []
+    for lb in ctx.inventory.load_balancers:
+        conns += [c for c in read_lb(ctx, lb).conns if c.virtual == vip]
+    return conns
+
+
+def _move_clients(ctx: OpContext, plan: DrainPlan, result: DrainResult) -> None:
+    """Kick each moved client's new gateway as soon as the LB entry exists, not before."""
+    gw = plan.gateway
+    by_server = {g.real_server: g for g in ctx.inventory.gateways}
+    pending = {c.public_key: c for c in plan.clients if c.endpoint and not c.bypassing}
+    keepalive = ctx.inventory.tunnel.keepalive or 15
+    # Each entry moves on the client's next packet: a keepalive interval, plus slack.
+    deadline = time.monotonic() + 3 * keepalive + 10
+    while pending and time.monotonic() < deadline:
+        entries = {str(c.client): c for c in _entries(ctx)}
+        for key, client in list(pending.items()):
+            entry = entries.get(client.endpoint or "")
+            if entry is None or entry.dest == gw.real_server:
+                continue
+            target = by_server.get(entry.dest)
+            if target is None:
+                continue
+            _kick(ctx, target, key, str(entry.client), keepalive)
+            result.moved[client.label] = target.name
+            ctx.info(f"{client.label}: LB entry now on {target.name}; {target.name} initiated")
+            del pending[key]
+        if pending:
+            time.sleep(POLL_INTERVAL)
+    still = {str(c.client) for c in _entries(ctx) if c.dest == gw.real_server}
+    result.remaining = [c.label for c in pending.values() if c.endpoint in still]
+    for c in pending.values():
+        if c.endpoint not in still:
+            ctx.info(f"{c.label}: no LB entry (idle); its next packet is scheduled afresh")
+
+
+def _kick(ctx: OpContext, gw: Gateway, key: str, endpoint: str, keepalive: int) -> None:
+    # WireGuard sends at once only when persistent keepalive goes from 0 to non-zero.
+    off = privileged(
+        ["wg", "set", gw.interface, "peer", key, "persistent-keepalive", "0"], gw.ssh.sudo
+    )
+    on = privileged(
+        [
+            "wg",
+            "set",
+            gw.interface,
+            "peer",
+            key,
+            "endpoint",
+            endpoint,
+            "persistent-keepalive",
+            str(keepalive),
+        ],
+        gw.ssh.sudo,
+    )
+    ctx.run(gw.name, f"{off} && {on}")
+
+
+def _wait_handshakes(ctx: OpContext, plan: DrainPlan, result: DrainResult, timeout: float) -> None:
+    gw = plan.gateway
+    waiting = {c.public_key: c.label for c in plan.clients if not c.bypassing}
+    others = [g for g in ctx.inventory.gateways if g.name != gw.name]
+    deadline = time.monotonic() + timeout
+    last_report = 0.0
+    while waiting and time.monotonic() < deadline:
+        asked = time.time()
+        for g in others:
+            obs = read_gateway(ctx, g)
+            if obs.interface is None:
+                continue
+            # The drain's start on this gateway's own clock.
+            since = result.started + (obs.clock - asked)
+            for p in obs.interface.peers:
+                if p.public_key in waiting and p.latest_handshake >= since - 1:
+                    label = waiting.pop(p.public_key)
+                    result.moved[label] = g.name
+                    ctx.info(
+                        f"{label}: handshake on {g.name} "
+                        f"{time.time() - result.started:.1f} s after the drain began"
+                    )
+        if waiting and time.monotonic() - last_report > 10:
+            ctx.info(f"still waiting for: {', '.join(sorted(waiting.values()))}")
+            last_report = time.monotonic()
+        if waiting:
+            time.sleep(POLL_INTERVAL)
+    result.remaining = sorted(set(result.remaining) | set(waiting.values()))
+    result.complete = not result.remaining
+    if result.remaining:
+        raise OpError(
+            f"not every client moved within {timeout:.0f} s: {', '.join(result.remaining)}"
+        )

@@ -1,0 +1,75 @@
+"""Fresh readings of hosts during an operation: every step is verified against these."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from wgconsole.collect import observe_gateway, observe_lb
+from wgconsole.inventory_types import Gateway, Host
+from wgconsole.model import matching_service
+from wgconsole.observed import GatewayObservation, IpvsDest, IpvsService, LbObservation
+from wgconsole.ops.context import OpContext
+from wgconsole.ops.errors import OpError
+from wgconsole.parsers.errors import ParseError
+from wgconsole.transport.base import TransportError, privileged, quote_argv
+
+STATE_DIR = "/run/wgconsole"
+
+
+def read_lb(ctx: OpContext, lb: Host) -> LbObservation:
+    try:
+        return observe_lb(lb, ctx.transports[lb.name], ctx.timeout)[0]
+    except (TransportError, ParseError, OSError) as exc:
+        raise OpError(f"{lb.name}: cannot read IPVS: {exc}") from None
+
+
+def read_gateway(ctx: OpContext, gw: Gateway) -> GatewayObservation:
+    try:
+        return observe_gateway(gw, ctx.transports[gw.name], ctx.timeout)[0]
+    except (TransportError, ParseError, OSError) as exc:
+        raise OpError(f"{gw.name}: cannot read WireGuard: {exc}") from None
+
+
+def service_on(ctx: OpContext, lb: Host) -> tuple[LbObservation, IpvsService]:
+    obs = read_lb(ctx, lb)
+    svc = matching_service(ctx.inventory, obs)
+    if svc is None:
+        s = ctx.inventory.service
+        raise OpError(f"{lb.name}: no IPVS service {s.protocol} {s.vip}:{s.port}")
+    return obs, svc
+
+
+def dest_of(svc: IpvsService, gw: Gateway) -> IpvsDest | None:
+    for d in svc.dests:
+        if d.endpoint == gw.real_server:
+            return d
+    return None
+
+
+def _record_path(kind: str, gw: Gateway) -> str:
+    return f"{STATE_DIR}/{kind}-{gw.name}.json"
+
+
+def write_record(ctx: OpContext, lb: Host, kind: str, gw: Gateway, data: dict[str, object]) -> None:
+    """Keep what an operation changed on the LB itself, so another bastion can undo it."""
+    path = _record_path(kind, gw)
+    text = json.dumps({**data, "written": round(time.time())})
+    script = f"mkdir -p {STATE_DIR} && printf '%s' {quote_argv([text])} > {quote_argv([path])}"
+    ctx.run(lb.name, privileged(["sh", "-c", script], lb.ssh.sudo))
+
+
+def read_record(ctx: OpContext, lb: Host, kind: str, gw: Gateway) -> dict[str, object] | None:
+    path = _record_path(kind, gw)
+    result = ctx.run(lb.name, privileged(["cat", path], lb.ssh.sudo), mutating=False, check=False)
+    if result.status != 0:
+        return None
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove_record(ctx: OpContext, lb: Host, kind: str, gw: Gateway) -> None:
+    ctx.run(lb.name, privileged(["rm", "-f", _record_path(kind, gw)], lb.ssh.sudo))

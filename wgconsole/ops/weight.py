@@ -1,0 +1,197 @@
+"""Re-weight a gateway, and undrain one: previews of the 256 buckets and of who would move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wgconsole.inventory_types import Gateway, Inventory
+from wgconsole.model import Fleet, ServiceView
+from wgconsole.ops import lbcmd
+from wgconsole.ops.context import OpContext
+from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.lock import service_lock
+from wgconsole.ops.observe import dest_of, read_gateway, read_record, remove_record, service_on
+from wgconsole.ops.validate import MAX_WEIGHT
+from wgconsole.ops.validate import gateway as find_gateway
+from wgconsole.ops.validate import weight as valid_weight
+from wgconsole.sched import ShModel, moved_clients
+from wgconsole.transport.base import privileged
+from wgconsole.whereis import proposed_model
+
+DRAIN_RECORD = "drain"
+
+
+@dataclass(frozen=True, slots=True)
+class WeightPlan:
+    action: str  # "weight" or "undrain"
+    gateway: Gateway
+    service: ServiceView
+    current: int | None  # None: not a real server now (a drain left it out)
+    target: int
+    share_before: dict[str, int]
+    share_after: dict[str, int]
+    moves: tuple[tuple[str, str, str], ...]  # (client, from, to) on reconnection
+    warnings: tuple[str, ...]
+    interface_down: bool = False
+
+    def describe(self) -> list[str]:
+        now = "not in the service" if self.current is None else f"weight {self.current}"
+        lines = [f"{self.action} {self.gateway.name}: {now} -> weight {self.target} (every LB)"]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        if self.interface_down:
+            lines.append(f"  {self.gateway.interface} on {self.gateway.name} is down: bring it up")
+        lines.append("  buckets (of 256):  gateway  before -> after")
+        for name in sorted(set(self.share_before) | set(self.share_after)):
+            b, a = self.share_before.get(name, 0), self.share_after.get(name, 0)
+            lines.append(f"    {name:<24} {b:>4} -> {a:>4}")
+        if self.moves:
+            lines.append(f"  clients that would move on reconnection: {len(self.moves)}")
+            lines += [f"    {c}: {f} -> {t}" for c, f, t in self.moves]
+        else:
+            lines.append("  no current client would move on reconnection")
+        lines.append("  existing UDP flows stay where they are (their entries are refreshed)")
+        return lines
+
+
+def _share(inventory: Inventory, model: ShModel) -> dict[str, int]:
+    names = {g.real_server: g.name for g in inventory.gateways}
+    return {
+        (names.get(k, str(k)) if k is not None else "dropped"): v
+        for k, v in model.effective_share().items()
+    }
+
+
+def _plan(
+    inventory: Inventory,
+    fleet: Fleet,
+    gw: Gateway,
+    target: int,
+    action: str,
+    interface_down: bool = False,
+) -> WeightPlan:
+    svc = fleet.service
+    if svc is None:
+        raise ValidationError("the service is not on any answering load balancer")
+    dest = dest_of(svc.raw, gw)
+    before = proposed_model(inventory, svc.raw)
+    if dest is None:
+        after = proposed_model(inventory, svc.raw, readded={gw.name: target})
+    else:
+        after = proposed_model(inventory, svc.raw, weights={gw.name: target})
+    warnings = []
+    total = sum(d.weight for d in after.dests)
+    if total > MAX_WEIGHT:
+        warnings.append(
+            f"the weights add up to {total} > 256: sh's 256 buckets saturate and some real "
+            "servers get fewer buckets than their weight (or none)"
+        )
+    if target == 0 and not svc.sh_fallback:
+        warnings.append(
+            "weight 0 without sh-fallback drops the new clients hashed to it; use `drain`"
+        )
+    names = {g.real_server: g.name for g in inventory.gateways}
+    labels = {
+        (c.lb_entry.client.address, c.lb_entry.client.port): c.label
+        for c in fleet.clients
+        if c.lb_entry is not None
+    }
+    moves = tuple(
+        (
+            labels[(m.address, m.port)],
+            names.get(m.before, str(m.before)) if m.before else "dropped",
+            names.get(m.after, str(m.after)) if m.after else "dropped",
+        )
+        for m in moved_clients(before, after, labels)
+    )
+    return WeightPlan(
+        action,
+        gw,
+        svc,
+        None if dest is None else dest.weight,
+        target,
+        _share(inventory, before),
+        _share(inventory, after),
+        moves,
+        tuple(warnings),
+        interface_down,
+    )
+
+
+def plan_weight(inventory: Inventory, fleet: Fleet, name: str, value: int | str) -> WeightPlan:
+    return _plan(inventory, fleet, find_gateway(inventory, name), valid_weight(value), "weight")
+
+
+def plan_undrain(ctx: OpContext, fleet: Fleet, name: str, weight: int | None = None) -> WeightPlan:
+    """Back to the weight it had before the drain (from the drain's record on the LB)."""
+    gw = find_gateway(ctx.inventory, name)
+    if weight is None:
+        for lb in ctx.inventory.load_balancers:
+            record = read_record(ctx, lb, DRAIN_RECORD, gw)
+            if record and isinstance(record.get("previous_weight"), int):
+                weight = int(record["previous_weight"])  # type: ignore[call-overload]
+                break
+    if weight is None:
+        weight = _weight_from_audit(ctx, gw.name)
+    if weight is None:
+        raise ValidationError(
+            f"no record of {gw.name}'s weight before a drain; give it with --weight N"
+        )
+    gv = next((g for g in fleet.gateways if g.name == gw.name), None)
+    down = gv is not None and gv.reachable and gv.link_up is False
+    return _plan(ctx.inventory, fleet, gw, valid_weight(weight), "undrain", down)
+
+
+def _weight_from_audit(ctx: OpContext, name: str) -> int | None:
+    for entry in reversed(ctx.audit.entries()):
+        before = entry.get("before")
+        if (
+            entry.get("action") == "drain"
+            and entry.get("target") == name
+            and isinstance(before, dict)
+        ):
+            w = before.get("weight")
+            return int(w) if isinstance(w, int) and w > 0 else None
+    return None
+
+
+def execute_weight(ctx: OpContext, plan: WeightPlan, *, break_lock: bool = False) -> None:
+    gw = plan.gateway
+    service = ctx.inventory.service
+    try:
+        with service_lock(ctx, f"{plan.action} {gw.name}", break_lock=break_lock):
+            if plan.interface_down:
+                with ctx.step(f"{gw.name}: {gw.interface} up"):
+                    cmd = privileged(["ip", "link", "set", "dev", gw.interface, "up"], gw.ssh.sudo)
+                    ctx.run(gw.name, cmd)
+                    if not read_gateway(ctx, gw).link_up:
+                        raise OpError(f"{gw.name}: {gw.interface} is still down")
+            for lb in ctx.inventory.load_balancers:
+                with ctx.step(f"{lb.name}: {gw.name} weight {plan.target}"):
+                    d = dest_of(service_on(ctx, lb)[1], gw)
+                    if d is None:
+                        cmd = lbcmd.add_dest(lb, service, gw.real_server, "masq", plan.target)
+                    else:
+                        cmd = lbcmd.set_weight(lb, service, gw.real_server, d.forward, plan.target)
+                    ctx.run(lb.name, cmd)
+                    d = dest_of(service_on(ctx, lb)[1], gw)
+                    if d is None or d.weight != plan.target:
+                        raise OpError(f"{lb.name}: {gw.name} does not show weight {plan.target}")
+                if plan.action == "undrain":
+                    remove_record(ctx, lb, DRAIN_RECORD, gw)
+    except OpError as exc:
+        ctx.audit.record(
+            plan.action,
+            gw.name,
+            before={"weight": plan.current},
+            after={"weight": plan.target},
+            outcome="failed",
+            detail=str(exc),
+        )
+        raise
+    ctx.audit.record(
+        plan.action,
+        gw.name,
+        before={"weight": plan.current},
+        after={"weight": plan.target},
+        outcome="ok",
+    )
