@@ -141,7 +141,14 @@ while :; do sleep 3600; done
 
 
 def render_guest_script(topo: Topology, lab: Path) -> str:
-    parts = [PROLOGUE.format(lab=shlex.quote(str(lab)), modules=GUEST_MODULES, mgmt_root=MGMT_ROOT)]
+    parts = [
+        PROLOGUE.format(
+            lab=shlex.quote(str(lab)),
+            modules=GUEST_MODULES,
+            mgmt_root=MGMT_ROOT,
+            expose=_expose_hidden_paths(),
+        )
+    ]
     parts.append(
         LB_PART.format(
             name=topo.lb.name,
