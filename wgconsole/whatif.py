@@ -76,20 +76,23 @@ def client_outcomes(
         return ()
     pick = now.pick(source.address, source.port)
     current = _name(names, pick.dest)
-    note = "new flows from it"
-    if client.lb_gateway is not None and client.lb_gateway != current:
+    if client.lb_gateway is None:
+        note = "no LB entry now"
+    elif client.lb_gateway == current:
+        note = "its LB entry agrees"
+    else:
         note = f"its LB entry is on {client.lb_gateway}, set before the table changed"
     outcomes = [Outcome("now", current, pick.bucket, note)]
     for gw in _present(inventory, service):
         drained = proposed_model(inventory, service.raw, weights={gw: 0})
         d = drained.pick(source.address, source.port)
-        note = "new flows"
+        note = ""
         if client.lb_gateway == gw:
             note = f"its entry stays on {gw} while keepalives refresh it"
         outcomes.append(Outcome(f"drain {gw} (weight 0)", _name(names, d.dest), d.bucket, note))
         removed = proposed_model(inventory, service.raw, removed=[gw])
         r = removed.pick(source.address, source.port)
-        note = "new flows"
+        note = ""
         if client.lb_gateway == gw:
             note = _removal_note(service.expire_nodest_conn)
         outcomes.append(Outcome(f"remove {gw}", _name(names, r.dest), r.bucket, note))

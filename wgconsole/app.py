@@ -1,0 +1,446 @@
+"""The live console: a Textual app over a FleetCollector.
+
+One thread worker polls in a loop — never two polls at once — and builds an immutable
+ConsoleSnapshot (fleet, rates, events, rows) off the UI thread. It posts the snapshot
+and waits until the UI has applied it before polling again, so snapshots never queue.
+The UI only diffs rows into keyed tables; every age on screen comes from `clock`, so a
+test can freeze it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import ClassVar, Protocol
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from wgconsole.collect import FleetCollector, PollResult
+from wgconsole.inventory_types import Inventory
+from wgconsole.model import Fleet
+from wgconsole.screens.detail import ClientScreen, DetailScreen, GatewayScreen
+from wgconsole.screens.help import HelpScreen
+from wgconsole.snapshot import ConsoleSnapshot, SnapshotBuilder
+from wgconsole.theme_files import DEFAULT_THEME, ThemeError, ThemeSpec, load_themes
+from wgconsole.widgets.clients import ClientsView
+from wgconsole.widgets.connections import ConnectionsView
+from wgconsole.widgets.eventlog import EventLog
+from wgconsole.widgets.header import ConsoleHeader
+from wgconsole.widgets.keyed_table import KeyedTable
+from wgconsole.widgets.overview import OverviewView
+from wgconsole.widgets.palette import Palette
+from wgconsole.widgets.tableview import TableView
+
+VIEWS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("clients", "Clients"),
+    ("connections", "Connections"),
+    ("log", "Log"),
+)
+
+
+class Collector(Protocol):
+    """What the console needs from a FleetCollector (tests inject replaying ones)."""
+
+    inventory: Inventory
+
+    def poll(self, roles: tuple[str, ...] = ...) -> PollResult: ...
+
+    def fleet(self, poll: PollResult) -> Fleet: ...
+
+    def close(self) -> None: ...
+
+
+class SnapshotReady(Message):
+    def __init__(self, snapshot: ConsoleSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class PollFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+def textual_theme(spec: ThemeSpec) -> Theme:
+    c = spec.colours
+    return Theme(
+        name=spec.name,
+        primary=c["primary"],
+        secondary=c.get("secondary"),
+        accent=c.get("accent"),
+        warning=c.get("warning"),
+        error=c.get("error"),
+        success=c.get("success"),
+        foreground=c.get("foreground"),
+        background=c.get("background"),
+        surface=c.get("surface"),
+        panel=c.get("panel"),
+        boost=c.get("boost"),
+        dark=spec.dark,
+        variables=dict(spec.variables),
+    )
+
+
+class ConsoleCommands(Provider):
+    """Views, gateways, clients, themes and a poll, from the command palette."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app = self.app
+        assert isinstance(app, ConsoleApp)
+        commands: list[tuple[str, Callable[[], object], str]] = [
+            (f"View: {label}", partial(app.action_view, view), f"key {i}")
+            for i, (view, label) in enumerate(VIEWS, start=1)
+        ]
+        commands.append(("Poll now", app.action_poll_now, "key r"))
+        commands.append(("Help: every key", app.action_help, "key ?"))
+        for name in app.console_themes:
+            commands.append((f"Theme: {name}", partial(app.set_theme, name), "switch theme"))
+        for gw in app.inventory.gateways:
+            commands.append((f"Gateway: {gw.name}", partial(app.open_gateway, gw.name), "details"))
+        if app.snapshot is not None:
+            for client in app.snapshot.fleet.clients:
+                commands.append(
+                    (
+                        f"Client: {client.label}",
+                        partial(app.open_client, client.public_key),
+                        "details",
+                    )
+                )
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands()[: len(VIEWS) + 5]:
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class ConsoleApp(App[int]):
+    CSS_PATH = "console.tcss"
+    TITLE = "wgconsole"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "1",
+            "view('overview')",
+            "Overview",
+            tooltip="Overview: service, real servers, hosts, findings",
+        ),
+        Binding(
+            "2", "view('clients')", "Clients", tooltip="Clients: LB and handshake gateway of each"
+        ),
+        Binding("3", "view('connections')", "Conns", tooltip="Connections: the LB IPVS table"),
+        Binding("4", "view('log')", "Log", tooltip="Log: hosts, clients, findings, actions"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
+        Binding("r", "poll_now", "Poll now", show=False, tooltip="poll every host now"),
+        Binding("q", "quit", "Quit", tooltip="quit and close every SSH connection"),
+    ]
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        collector: Collector,
+        *,
+        interval: float = 2.0,
+        read_only: bool = False,
+        theme: str | None = None,
+        clock: Callable[[], float] = time.time,
+        themes: dict[str, ThemeSpec] | None = None,
+    ) -> None:
+        super().__init__()
+        self.inventory = inventory
+        self.collector = collector
+        self.interval = interval
+        self.read_only = read_only
+        self.clock = clock
+        self.console_themes = themes if themes is not None else load_themes()
+        for spec in self.console_themes.values():
+            self.register_theme(textual_theme(spec))
+        wanted = theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            raise ThemeError(
+                f"no theme {wanted!r}; available: {', '.join(sorted(self.console_themes))}"
+            )
+        self.theme = wanted
+        self.builder = SnapshotBuilder(inventory, clock)
+        self.snapshot: ConsoleSnapshot | None = None
+        self.poll_error: str | None = None
+        self.applied = 0  # snapshots applied to the views (tests wait on it)
+        self.palette = Palette(self.get_css_variables())
+        self._restyle = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._taken = threading.Event()
+        self._closed = False
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield ConsoleHeader(self.read_only)
+        with TabbedContent(initial="overview", id="views"):
+            with TabPane("1 Overview", id="overview"):
+                yield OverviewView(id="overview-view")
+            with TabPane("2 Clients", id="clients"):
+                yield ClientsView(id="clients-view")
+            with TabPane("3 Connections", id="connections"):
+                yield ConnectionsView(id="connections-view")
+            with TabPane("4 Log", id="log"):
+                yield EventLog(id="events")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self.read_only:
+            self.sub_title = "read-only"
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.set_interval(1.0, self._tick)
+        self._poll_loop()
+        self.query_one("#servers", KeyedTable).focus()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit the application", "Keys"):
+                yield command
+        yield SystemCommand("Quit", "Quit and close every SSH connection", self.action_quit)
+
+    # --- polling (worker thread) ----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def _poll_loop(self) -> None:
+        worker = get_current_worker()
+        while not (worker.is_cancelled or self._stop.is_set()):
+            started = time.monotonic()
+            try:
+                poll = self.collector.poll()
+                snapshot = self.builder.build(self.collector.fleet(poll), poll.seconds)
+            except Exception as exc:  # a parser bug must not end the console
+                if self._stop.is_set():
+                    return
+                self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
+            else:
+                self._taken.clear()
+                self.post_message(SnapshotReady(snapshot))
+                # Never queue snapshots: the next poll starts once the UI took this one.
+                while not self._taken.wait(0.2):
+                    if self._stop.is_set() or worker.is_cancelled:
+                        return
+            pause = max(0.0, self.interval - (time.monotonic() - started))
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def action_poll_now(self) -> None:
+        self._wake.set()
+
+    # --- applying snapshots (UI thread) ---------------------------------------------------
+
+    @on(SnapshotReady)
+    def _on_snapshot(self, message: SnapshotReady) -> None:
+        try:
+            self.apply_snapshot(message.snapshot)
+        finally:
+            self._taken.set()
+
+    @on(PollFailed)
+    def _on_poll_failed(self, message: PollFailed) -> None:
+        self.poll_error = message.error
+        self.query_one(ConsoleHeader).show(self.snapshot, self.clock(), self.palette, message.error)
+
+    def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
+        """Every view from one snapshot; cells that did not change are not touched."""
+        self.snapshot = snapshot
+        self.poll_error = None
+        now = self.clock()
+        restyle, self._restyle = self._restyle, False
+        palette = self.palette
+        with self.batch_update():
+            self.query_one(ConsoleHeader).show(snapshot, now, palette)
+            self.query_one(OverviewView).show(snapshot, now, palette, restyle)
+            self.query_one(ClientsView).show(snapshot, palette, restyle)
+            self.query_one(ConnectionsView).show(snapshot, now, palette, restyle)
+            self.query_one(EventLog).add(snapshot.events, palette)
+            for screen in self.screen_stack:
+                if isinstance(screen, DetailScreen):
+                    screen.show(snapshot, now, palette, restyle)
+        self.applied += 1
+
+    def _tick(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return
+        now = self.clock()
+        with self.batch_update():
+            self.query_one(ConsoleHeader).show(snapshot, now, self.palette, self.poll_error)
+            self.query_one(OverviewView).tick(snapshot, now, self.palette)
+            if self.query_one(TabbedContent).active == "connections":
+                self.query_one(ConnectionsView).tick(now)
+
+    def _theme_changed(self, _theme: Theme) -> None:
+        self.palette = Palette(self.get_css_variables())
+        if self.snapshot is not None:
+            self._restyle = True
+            self.apply_snapshot(self.snapshot)
+
+    def set_theme(self, name: str) -> None:
+        self.theme = name
+
+    # --- navigation -----------------------------------------------------------------------
+
+    def action_view(self, view: str) -> None:
+        while isinstance(self.screen, (DetailScreen, HelpScreen)):
+            self.pop_screen()
+        self.query_one(TabbedContent).active = view
+        self._focus_view(view)
+
+    def _focus_view(self, view: str) -> None:
+        pane = self.query_one(f"#{view}", TabPane)
+        target = pane.query(TableView).first().table if pane.query(TableView) else None
+        if target is None:
+            tables = pane.query(KeyedTable)
+            target = tables.first() if tables else None
+        if target is not None:
+            target.focus()
+        else:
+            pane.query_one(EventLog).focus()
+
+    @on(TabbedContent.TabActivated)
+    def _tab(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self._focus_view(event.pane.id)
+        if event.pane.id == "connections":
+            self.query_one(ConnectionsView).tick(self.clock())
+
+    def help_sections(self) -> list[tuple[str, list[Binding]]]:
+        def own(bindings: Iterable[object]) -> list[Binding]:
+            return [b for b in bindings if isinstance(b, Binding)]
+
+        return [
+            ("Everywhere", own(self.BINDINGS)),
+            ("Tables (Clients, Connections)", own(TableView.BINDINGS)),
+            (
+                "Any table",
+                [
+                    Binding("up/down/pgup/pgdn", "", "move"),
+                    Binding("enter", "", "details of the gateway or client under the cursor"),
+                    Binding("click header", "", "sort by that column (again: reverse)"),
+                ],
+            ),
+            ("Detail screens", own(DetailScreen.BINDINGS)),
+        ]
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(self.help_sections(), self.read_only))
+
+    def open_gateway(self, name: str) -> None:
+        self.push_screen(GatewayScreen(self.inventory, name, self.read_only))
+
+    def open_client(self, public_key: str) -> None:
+        self.push_screen(ClientScreen(self.inventory, public_key, self.read_only))
+
+    @on(DetailScreen.Ready)
+    def _detail_ready(self, message: DetailScreen.Ready) -> None:
+        if self.snapshot is not None:
+            message.screen.show(self.snapshot, self.clock(), self.palette, False)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        table = event.data_table
+        key = event.row_key.value
+        if key is None or self.snapshot is None:
+            return
+        fleet = self.snapshot.fleet
+        if table.id == "servers":
+            rs = next((r for r in fleet.real_servers if str(r.address) == key), None)
+            if rs is not None and rs.gateway is not None:
+                self.open_gateway(rs.gateway)
+        elif table.id == "hosts":
+            if any(g.name == key for g in self.inventory.gateways):
+                self.open_gateway(key)
+        elif table.id == "clients":
+            self.open_client(key)
+        elif table.id == "conns":
+            client = next(
+                (
+                    c
+                    for c in fleet.clients
+                    if c.lb_entry is not None
+                    and key.endswith(f"{c.lb_entry.client} {c.lb_entry.virtual} {c.lb_entry.dest}")
+                ),
+                None,
+            )
+            if client is not None:
+                self.open_client(client.public_key)
+            else:
+                self.notify("no known client behind this LB entry", severity="warning")
+
+    # --- the end --------------------------------------------------------------------------
+
+    def close_collector(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stop.set()
+            self._wake.set()
+            self._taken.set()
+            self.collector.close()
+
+    async def action_quit(self) -> None:
+        self.close_collector()
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        self.close_collector()
+
+
+def run_console(args: argparse.Namespace, inventory: Inventory) -> int:
+    """`wgconsole` with no command: the console on the inventory's fleet until `q`."""
+    try:
+        themes = load_themes()
+    except ThemeError as exc:
+        print(f"wgconsole: {exc}", file=sys.stderr)
+        return 2
+    theme = args.theme or DEFAULT_THEME
+    if theme not in themes:
+        print(
+            f"wgconsole: no theme {theme!r}; available: {', '.join(sorted(themes))}",
+            file=sys.stderr,
+        )
+        return 2
+    collector = FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=args.read_only,
+        timeout=args.timeout,
+    )
+    try:
+        app = ConsoleApp(
+            inventory,
+            collector,
+            interval=max(0.2, args.interval),
+            read_only=args.read_only,
+            theme=theme,
+            themes=themes,
+        )
+        app.run()
+    finally:
+        collector.close()
+    return app.return_code or 0

@@ -1,0 +1,1 @@
+"""Console screens pushed over the main views: details and help."""

@@ -1,0 +1,149 @@
+"""Gateway and client detail screens: they follow the live snapshot like the main views."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from wgconsole.details import (
+    OUTCOME_COLUMNS,
+    Line,
+    client_lines,
+    drain_lines,
+    gateway_lines,
+    outcome_rows,
+)
+from wgconsole.drift import gateway_drift
+from wgconsole.inventory_types import Inventory
+from wgconsole.rows import (
+    DRIFT_COLUMNS,
+    PEER_COLUMNS,
+    Column,
+    client_gateway_rows,
+    drift_rows,
+    peer_rows,
+)
+from wgconsole.snapshot import ConsoleSnapshot
+from wgconsole.whatif import client_outcomes, drain_preview
+from wgconsole.widgets.header import ConsoleHeader
+from wgconsole.widgets.keyed_table import KeyedTable
+from wgconsole.widgets.palette import Palette
+
+BACK: list[BindingType] = [
+    Binding("escape", "app.pop_screen", "Back", tooltip="back to the views"),
+    Binding("backspace", "app.pop_screen", "Back", show=False, tooltip="back to the views"),
+]
+
+
+class DetailScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = BACK
+
+    class Ready(Message):
+        """Mounted: the app fills it from the current snapshot."""
+
+        def __init__(self, screen: DetailScreen) -> None:
+            super().__init__()
+            self.screen = screen
+
+    def __init__(self, inventory: Inventory, read_only: bool) -> None:
+        super().__init__()
+        self.inventory = inventory
+        self.read_only = read_only
+
+    def on_mount(self) -> None:
+        self.post_message(self.Ready(self))
+
+    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
+        self.query_one(ConsoleHeader).show(snapshot, now, palette)
+
+    def _lines(self, widget_id: str, lines: list[Line], palette: Palette) -> None:
+        text = palette.line(())
+        for i, line in enumerate(lines):
+            if i:
+                text.append("\n")
+            text.append_text(palette.line(line))
+        self.query_one(f"#{widget_id}", Static).update(text)
+
+
+class GatewayScreen(DetailScreen):
+    def __init__(self, inventory: Inventory, gateway: str, read_only: bool) -> None:
+        super().__init__(inventory, read_only)
+        self.gateway = gateway
+
+    def compose(self) -> ComposeResult:
+        yield ConsoleHeader(self.read_only)
+        with Vertical(id="detail"):
+            yield Static("", id="gw-info", classes="info")
+            yield Label("If drained", classes="section-title")
+            yield Static("", id="gw-drain", classes="info")
+            yield Label(
+                "Config drift against the other gateways", classes="section-title", id="drift-title"
+            )
+            yield KeyedTable(DRIFT_COLUMNS, id="drift")
+            yield Label("Peers as it sees them", classes="section-title", id="peers-title")
+            yield KeyedTable(PEER_COLUMNS, id="peers")
+        yield Footer()
+
+    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
+        super().show(snapshot, now, palette, restyle)
+        fleet = snapshot.fleet
+        self._lines(
+            "gw-info",
+            gateway_lines(self.inventory, fleet, snapshot.kept, self.gateway, now),
+            palette,
+        )
+        self._lines(
+            "gw-drain", drain_lines(drain_preview(self.inventory, fleet, self.gateway)), palette
+        )
+        drift = drift_rows(gateway_drift(fleet, self.gateway))
+        self.query_one("#drift-title", Label).update(
+            f"Config drift against the other gateways ({len(drift)})"
+            if drift
+            else "Config drift against the other gateways: none"
+        )
+        self.query_one("#drift", KeyedTable).apply(drift, palette, restyle=restyle)
+        peers, stale = peer_rows(fleet, self.gateway, snapshot.kept, now)
+        title = f"Peers as it sees them ({len(peers)})"
+        if stale is not None:
+            title += f" — last known, stale {int(stale)}s"
+        self.query_one("#peers-title", Label).update(title)
+        self.query_one("#peers", KeyedTable).apply(peers, palette, restyle=restyle)
+
+
+class ClientScreen(DetailScreen):
+    def __init__(self, inventory: Inventory, public_key: str, read_only: bool) -> None:
+        super().__init__(inventory, read_only)
+        self.public_key = public_key
+        self.gateways = [g.name for g in inventory.gateways]
+
+    def compose(self) -> ComposeResult:
+        yield ConsoleHeader(self.read_only)
+        with Vertical(id="detail"):
+            yield Static("", id="client-info", classes="info")
+            yield Label("On every gateway", classes="section-title")
+            columns = (Column("field", ""), *(Column(g, g) for g in self.gateways))
+            yield KeyedTable(columns, id="sides")
+            yield Label("Where the sh model sends it", classes="section-title")
+            yield KeyedTable(OUTCOME_COLUMNS, id="outcomes")
+        yield Footer()
+
+    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
+        super().show(snapshot, now, palette, restyle)
+        fleet = snapshot.fleet
+        client = fleet.client(self.public_key)
+        if client is None:
+            self.query_one("#client-info", Static).update(
+                palette.line((("✖ this client is no longer on any answering gateway", "bad"),))
+            )
+            return
+        self._lines("client-info", client_lines(fleet, client), palette)
+        sides = client_gateway_rows(fleet, client, snapshot.kept, now, self.gateways)
+        self.query_one("#sides", KeyedTable).apply(sides, palette, restyle=restyle)
+        outcomes = outcome_rows(client_outcomes(self.inventory, fleet.service, client))
+        self.query_one("#outcomes", KeyedTable).apply(outcomes, palette, restyle=restyle)

@@ -1,0 +1,63 @@
+"""`?`: every key of every view, read from the bindings themselves so none is forgotten."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+def _keys(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    rows = []
+    for b in bindings:
+        if isinstance(b, Binding):
+            key = b.key_display or b.key
+            key = key.replace("question_mark", "?").replace("slash", "/")
+            rows.append((key, b.tooltip or b.description))
+    return rows
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("question_mark", "dismiss", "Close", key_display="?"),
+        Binding("q", "dismiss", "Close"),
+    ]
+
+    def __init__(
+        self,
+        sections: Sequence[tuple[str, Sequence[BindingType]]],
+        read_only: bool,
+        actions: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__()
+        self.sections = sections
+        self.read_only = read_only
+        self.actions = actions
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True, min_width=8)
+        table.add_column()
+        for title, bindings in self.sections:
+            table.add_row(Text(title, style="underline"))
+            for key, description in _keys(bindings):
+                table.add_row(key, description)
+        table.add_row(Text("Actions", style="underline"))
+        if self.read_only:
+            table.add_row("-", "read-only (--read-only): no action can run")
+        elif not self.actions:
+            table.add_row("-", "none yet: drain, weight and peer changes will be listed here")
+        for key, description in self.actions:
+            table.add_row(key, description)
+        table.add_row("ctrl+p", "command palette: views, gateways, clients, themes, poll now")
+        with VerticalScroll(id="help-body"):
+            yield Static("Keys — Esc or ? to close", id="help-title")
+            yield Static(table)

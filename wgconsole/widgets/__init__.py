@@ -1,0 +1,1 @@
+"""Console widgets: they render snapshots built by the core and never poll."""
