@@ -492,7 +492,7 @@ def test_add_then_remove_gives_the_original_file_back(
         awk_env,
     )
     run_script(wgconf.REMOVE_SCRIPT, [str(conf), str(conf) + ".b", NEWKEY], awk_env)
-    assert conf.read_text() == GW_CONF + "\n"
+    assert conf.read_text() == GW_CONF
 
 
 def test_restore_script(tmp_path: Path) -> None:
@@ -869,7 +869,7 @@ def test_add_then_remove_restores_everything(rig: Rig) -> None:
     after = rig.snapshot()
     for name in before:
         assert after[name][1] == before[name][1]
-        assert after[name][0] == before[name][0] + "\n"  # one blank line stays behind
+        assert after[name][0] == before[name][0]
 
 
 # --- the inventory edit ---------------------------------------------------------------
@@ -941,3 +941,20 @@ def test_plan_is_a_frozen_value(tmp_path: Path) -> None:
     with pytest.raises(AttributeError):
         plan.name = "x"  # type: ignore[misc]
     assert time.time() > 0
+
+
+@pytest.mark.parametrize("shell", ["sh", "busybox"])
+def test_every_gateway_script_parses(shell: str) -> None:
+    argv = ["busybox", "sh"] if shell == "busybox" else ["sh"]
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} not installed")
+    for script in (
+        wgconf.READ_SCRIPT,
+        wgconf.ADD_SCRIPT,
+        wgconf.REMOVE_SCRIPT,
+        wgconf.RESTORE_SCRIPT,
+        wgconf.LIVE_REMOVE_SCRIPT,
+        wgconf.LIVE_RESTORE_SCRIPT,
+    ):
+        res = subprocess.run([*argv, "-n", "-c", script], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr

@@ -81,13 +81,28 @@ echo written
 )
 
 # The awk program that drops every [Peer] block whose PublicKey is k. Comment lines right
-# above a block header go with that block ("# alice" then "[Peer]" is a common layout).
+# above a block header go with that block ("# alice" then "[Peer]" is a common layout). A kept
+# block's trailing blank lines wait in `gap` until more text follows, so that a dropped last
+# block takes its separator with it and add-then-remove gives the file back byte for byte.
+# (It is pasted into single quotes: no apostrophe may appear in it.)
 _DROP_BLOCK_AWK = r"""
 function section(l) { l = tolower(l); gsub(/[ \t\r]/, "", l)
     return (l == "[peer]" || l == "[interface]") ? l : "" }
 function matches(l,   eq) { sub(/#.*/, "", l); gsub(/[ \t\r]/, "", l); eq = index(l, "=")
     return eq > 0 && tolower(substr(l, 1, eq - 1)) == "publickey" && substr(l, eq + 1) == k }
-function flush(   i) { if (!drop) for (i = 1; i <= n; i++) print buf[i]; n = 0; drop = 0 }
+function blank(l) { return l ~ /^[ \t\r]*$/ }
+function flush(   i, last) {
+    if (drop) { n = 0; drop = 0; dropped_last = 1; return }
+    last = n; while (last > 0 && blank(buf[last])) last--
+    if (last > 0) {
+        for (i = 1; i <= g; i++) print gap[i]
+        g = 0
+        for (i = 1; i <= last; i++) print buf[i]
+        dropped_last = 0
+    }
+    for (i = last + 1; i <= n; i++) gap[++g] = buf[i]
+    n = 0
+}
 {
     s = section($0)
     if (s != "") {
@@ -100,10 +115,11 @@ function flush(   i) { if (!drop) for (i = 1; i <= n; i++) print buf[i]; n = 0; 
     buf[++n] = $0
     if (inpeer && matches($0)) drop = 1
 }
-END { flush() }
+END { flush(); if (!dropped_last) for (i = 1; i <= g; i++) print gap[i] }
 """
 
 # Args: CONF BACKUP KEY. Removes the peer's block(s); "absent" (no change) if it has none.
+assert "'" not in _DROP_BLOCK_AWK
 REMOVE_SCRIPT = (
     "set -eu\nconf=$1 bak=$2 key=$3\ntmp=$conf.wgconsole-tmp\n"
     + _COUNT_FN
