@@ -958,3 +958,33 @@ def test_every_gateway_script_parses(shell: str) -> None:
     ):
         res = subprocess.run([*argv, "-n", "-c", script], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_qr_is_drawn_on_a_terminal() -> None:
+    pytest.importorskip("qrcode")
+    tty = _Tty()
+    print_qr(_config(PrivateKey.generate()), tty)  # type: ignore[arg-type]
+    drawing = "".join(tty.parts)
+    assert drawing.count("\n") > 20 and "PrivateKey" not in drawing
+
+
+def test_inventory_edit_of_a_broken_file_is_an_op_error(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text("service: [\n")
+    with pytest.raises(OpError, match="cannot be edited"):
+        add_client(str(path), NEW)

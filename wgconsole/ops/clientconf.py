@@ -15,6 +15,7 @@ Choices, for a client behind the VIP:
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -146,8 +147,7 @@ def print_qr(config: ClientConfig, stream: TextIO) -> None:
     """
     if not stream.isatty():
         raise ValidationError("--qr draws the private key: only onto an interactive terminal")
-    import qrcode  # type: ignore[import-untyped]  # optional: only `--qr` needs it
-
+    qrcode = importlib.import_module("qrcode")  # only `--qr` needs it (no type hints)
     code = qrcode.QRCode(border=1, error_correction=qrcode.constants.ERROR_CORRECT_L)
     code.add_data(config.secret_text())
     code.make(fit=True)

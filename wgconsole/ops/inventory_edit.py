@@ -39,23 +39,35 @@ def _scalar(value: str) -> str:
 
 
 def add_client(path: str, client: Client) -> Inventory:
-    before = load_inventory(path)
+    """Append the client to `clients:`; returns the inventory as re-loaded from the file."""
+    before = _load(path)
     expected = (*before.clients, client)
     return _edit(path, lambda text: insert_client_text(text, client), expected)
 
 
 def remove_client(path: str, public_key: str) -> Inventory:
-    before = load_inventory(path)
+    """Delete the client's item from `clients:` (no change if it is not listed)."""
+    before = _load(path)
     expected = tuple(c for c in before.clients if c.public_key != public_key)
     if len(expected) == len(before.clients):
         return before
     return _edit(path, lambda text: delete_client_text(text, public_key), expected)
 
 
+def _load(path: str) -> Inventory:
+    try:
+        return load_inventory(path)
+    except InventoryError as exc:
+        raise OpError(f"the inventory cannot be edited: {exc}") from None
+
+
 def _edit(path: str, change: Callable[[str], str], expected: tuple[Client, ...]) -> Inventory:
     with open(path, encoding="utf-8") as fh:
         original = fh.read()
-    new_text = change(original)
+    try:
+        new_text = change(original)
+    except yaml.YAMLError:
+        raise OpError(f"{path} is no longer valid YAML; not edited") from None
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".inventory-", suffix=".yaml", dir=directory)
     try:
@@ -72,7 +84,7 @@ def _edit(path: str, change: Callable[[str], str], expected: tuple[Client, ...])
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    after = load_inventory(path)
+    after = _load(path)
     if after.clients != expected:
         raise OpError(f"{path}: the clients read back are not the expected ones")
     return after
