@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from wgconsole.collect import FleetCollector
+from wgconsole.collect import FleetCollector, PollResult
 from wgconsole.inventory import load_inventory
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
@@ -55,9 +58,13 @@ class SteppedCollector(FleetCollector):
         )
         self.closed = False
 
-    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")):  # type: ignore[no-untyped-def]
+    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:
         self.stepped_clock.on_poll()
-        return super().poll(roles)
+        result = super().poll(roles)
+        # Durations are real time; zeroed so that screenshots are deterministic.
+        return replace(
+            result, seconds=0.0, hosts=tuple(replace(h, seconds=0.0) for h in result.hosts)
+        )
 
     def close(self) -> None:
         self.closed = True
@@ -70,3 +77,35 @@ def fleets(frames: Sequence[Path]) -> list[Fleet]:
         return [collector.snapshot() for _ in frames]
     finally:
         collector.close()
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until `condition` holds (the poll worker is a real thread)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the console")
+        await pilot.pause(0.01)
+
+
+async def step(pilot: Any, app: Any) -> None:
+    """Poll the next replayed frame now and wait until the views show it."""
+    before = app.applied
+    app.action_poll_now()
+    await wait_for(pilot, lambda: app.applied > before)
+    await pilot.pause()
+
+
+def console(frames: Sequence[Path], **kwargs: Any) -> tuple[Any, SteppedCollector]:
+    """A ConsoleApp over a replaying collector; it polls once at start, then on `step`."""
+    from wgconsole.app import ConsoleApp
+
+    collector = SteppedCollector(frames)
+    app = ConsoleApp(
+        collector.inventory,
+        collector,
+        interval=3600,
+        clock=collector.stepped_clock,
+        **kwargs,
+    )
+    return app, collector

@@ -254,13 +254,20 @@ class ConsoleApp(App[int]):
     @on(SnapshotReady)
     def _on_snapshot(self, message: SnapshotReady) -> None:
         try:
-            self.apply_snapshot(message.snapshot)
+            if self._views_mounted():
+                self.apply_snapshot(message.snapshot)
         finally:
             self._taken.set()
+
+    def _views_mounted(self) -> bool:
+        # Timers and late messages can arrive while the app is closing its screens.
+        return not self._closed and bool(self.query(OverviewView))
 
     @on(PollFailed)
     def _on_poll_failed(self, message: PollFailed) -> None:
         self.poll_error = message.error
+        if not self._views_mounted():
+            return
         self.query_one(ConsoleHeader).show(self.snapshot, self.clock(), self.palette, message.error)
 
     def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
@@ -283,7 +290,7 @@ class ConsoleApp(App[int]):
 
     def _tick(self) -> None:
         snapshot = self.snapshot
-        if snapshot is None:
+        if snapshot is None or not self._views_mounted():
             return
         now = self.clock()
         with self.batch_update():
@@ -376,9 +383,9 @@ class ConsoleApp(App[int]):
         elif table.id == "hosts":
             if any(g.name == key for g in self.inventory.gateways):
                 self.open_gateway(key)
-        elif table.id == "clients":
+        elif table.id == "client-table":
             self.open_client(key)
-        elif table.id == "conns":
+        elif table.id == "conn-table":
             client = next(
                 (
                     c

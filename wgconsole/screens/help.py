@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -42,7 +44,17 @@ class HelpScreen(ModalScreen[None]):
         self.read_only = read_only
         self.actions = actions
 
+    def plain_text(self, width: int = 100) -> str:
+        console = Console(width=width, record=True, file=io.StringIO())
+        console.print(self.table())
+        return console.export_text()
+
     def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body"):
+            yield Static("Keys — Esc or ? to close", id="help-title")
+            yield Static(self.table())
+
+    def table(self) -> Table:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True, min_width=8)
         table.add_column()
@@ -58,6 +70,4 @@ class HelpScreen(ModalScreen[None]):
         for key, description in self.actions:
             table.add_row(key, description)
         table.add_row("ctrl+p", "command palette: views, gateways, clients, themes, poll now")
-        with VerticalScroll(id="help-body"):
-            yield Static("Keys — Esc or ? to close", id="help-title")
-            yield Static(table)
+        return table

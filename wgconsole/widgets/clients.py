@@ -13,7 +13,7 @@ class ClientsView(TableView):
     noun = "clients"
 
     def __init__(self, id: str | None = None) -> None:
-        super().__init__(CLIENT_COLUMNS, "clients", id=id)
+        super().__init__(CLIENT_COLUMNS, "client-table", id=id)
         self.rows: tuple[Row, ...] = ()
 
     def show(self, snapshot: ConsoleSnapshot, palette: Palette, restyle: bool) -> None:

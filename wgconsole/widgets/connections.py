@@ -20,7 +20,7 @@ class ConnectionsView(TableView):
     noun = "LB entries"
 
     def __init__(self, id: str | None = None) -> None:
-        super().__init__(CONN_COLUMNS, "conns", id=id)
+        super().__init__(CONN_COLUMNS, "conn-table", id=id)
         self.index: ConnIndex | None = None
         self.now = 0.0
         self.window = WINDOW
