@@ -988,3 +988,12 @@ def test_inventory_edit_of_a_broken_file_is_an_op_error(tmp_path: Path) -> None:
     path.write_text("service: [\n")
     with pytest.raises(OpError, match="cannot be edited"):
         add_client(str(path), NEW)
+
+
+def test_execute_add_refused_when_the_inventory_took_the_address(rig: Rig) -> None:
+    plan = plan_peer_add(rig.inventory, rig.fleet(), "gamma", NEWKEY)
+    add_client(rig.inventory.path, Client("other", _pub(9), plan.address))
+    before = rig.snapshot()
+    with pytest.raises(OpError, match="address already used by client 'other'"):
+        execute_peer_add(rig.ctx, plan, keepalive=15)
+    assert rig.snapshot() == before

@@ -60,7 +60,7 @@ class Setup:
 
 
 @pytest.fixture
-def setup(lab: Lab, tmp_path: Path) -> Iterator[Setup]:
+def env(lab: Lab, tmp_path: Path) -> Iterator[Setup]:
     inv_path = tmp_path / "inventory.yaml"
     shutil.copy(lab.inventory_path, inv_path)
     inventory = load_inventory(inv_path)
@@ -97,14 +97,14 @@ class GwView:
     digest: str  # sha256 of the config file (a hash: the file itself never leaves the gateway)
 
 
-def gw_view(setup: Setup, gateway: str, key: str) -> GwView:
+def gw_view(env: Setup, gateway: str, key: str) -> GwView:
     conf = "/etc/wireguard/wg0.conf"
     needle = shlex.quote(f"PublicKey = {key}")
     command = (
         "wg show wg0 allowed-ips; echo @; wg show wg0 persistent-keepalive; echo @; "
         f"grep -cF {needle} {conf}; echo @; sha256sum {conf} | cut -d' ' -f1"
     )
-    result = setup.collector.transports[gateway].run(command, timeout=60)
+    result = env.collector.transports[gateway].run(command, timeout=60)
     allowed, keepalive, count, digest = result.stdout.split("@\n")
     return GwView(
         allowed=dict(line.split("\t") for line in allowed.splitlines() if line),
@@ -114,31 +114,31 @@ def gw_view(setup: Setup, gateway: str, key: str) -> GwView:
     )
 
 
-def views(setup: Setup, key: str) -> dict[str, GwView]:
-    return {gw: gw_view(setup, gw, key) for gw in GATEWAYS}
+def views(env: Setup, key: str) -> dict[str, GwView]:
+    return {gw: gw_view(env, gw, key) for gw in GATEWAYS}
 
 
-def fresh_fleet(setup: Setup, inventory: Inventory | None = None) -> Fleet:
-    inv = inventory or setup.inventory
-    poll = setup.collector.poll(("gateway",))
-    return fleet_from_poll(inv, poll, setup.collector.host_status(poll))
+def fresh_fleet(env: Setup, inventory: Inventory | None = None) -> Fleet:
+    inv = inventory or env.inventory
+    poll = env.collector.poll(("gateway",))
+    return fleet_from_poll(inv, poll, env.collector.host_status(poll))
 
 
-def remove_leftover(setup: Setup, key: str) -> None:
+def remove_leftover(env: Setup, key: str) -> None:
     """If a test failed half-way: take our peer out of every gateway (live and file)."""
-    for gw in setup.inventory.gateways:
-        transport = setup.collector.transports[gw.name]
+    for gw in env.inventory.gateways:
+        transport = env.collector.transports[gw.name]
         transport.run(wgconf.live_remove_command(gw, key), timeout=60, mutating=True)
         backup = wgconf.backup_path(gw, "cleanup-" + uuid.uuid4().hex[:6])
         transport.run(wgconf.remove_block_command(gw, backup, key), timeout=60, mutating=True)
 
 
-def drop_backups(setup: Setup, backups: list[tuple[str, str]]) -> None:
+def drop_backups(env: Setup, backups: list[tuple[str, str]]) -> None:
     """The backups a successful change keeps on the gateways: ours, so the shared lab is tidy."""
     for gateway, path in backups:
         assert wgconf.BACKUP_SUFFIX in path
         command = "rm -f -- " + shlex.quote(path)
-        setup.collector.transports[gateway].run(command, timeout=60, mutating=True)
+        env.collector.transports[gateway].run(command, timeout=60, mutating=True)
 
 
 def start_client(lab: Lab, config: Path) -> None:
@@ -181,20 +181,20 @@ def stop_client(lab: Lab) -> None:
     lab.sh(f"ip netns del {CLIENT_NS} 2>/dev/null; ip link del {CLIENT_NS}-wan 2>/dev/null; true")
 
 
-def test_add_connect_and_remove_a_generated_peer(setup: Setup) -> None:
-    lab = setup.lab
+def test_add_connect_and_remove_a_generated_peer(env: Setup) -> None:
+    lab = env.lab
     stop_client(lab)  # a leftover of an interrupted run
-    fleet = fresh_fleet(setup)
-    plan = plan_peer_add(setup.inventory, fleet, NEW_CLIENT)
-    output = setup.work / f"{NEW_CLIENT}.conf"
-    original = {gw: gw_view(setup, gw, "x") for gw in GATEWAYS}
+    fleet = fresh_fleet(env)
+    plan = plan_peer_add(env.inventory, fleet, NEW_CLIENT)
+    output = env.work / f"{NEW_CLIENT}.conf"
+    original = {gw: gw_view(env, gw, "x") for gw in GATEWAYS}
     result = _retry_locked(
-        lambda: execute_peer_add(setup.ctx, plan, keepalive=plan.keepalive, output=output)
+        lambda: execute_peer_add(env.ctx, plan, keepalive=plan.keepalive, output=output)
     )
     key = result.public_key
     try:
         # Both gateways, live and in their config files, over their own SSH.
-        for gw, view in views(setup, key).items():
+        for gw, view in views(env, key).items():
             assert view.allowed[key] == f"{plan.address}/32", gw
             assert view.keepalive[key] == str(plan.keepalive), gw
             assert view.count == 1, gw
@@ -202,7 +202,7 @@ def test_add_connect_and_remove_a_generated_peer(setup: Setup) -> None:
         assert any(c.name == NEW_CLIENT and c.public_key == key for c in result.inventory.clients)
         secret = result.config.private_key.reveal()  # type: ignore[union-attr]
         assert secret in output.read_text() and secret not in result.display_config()
-        assert secret not in (setup.audit.path.read_text() + "\n".join(result.summary()))
+        assert secret not in (env.audit.path.read_text() + "\n".join(result.summary()))
 
         # A brand-new client with the written config reaches the gateways through the VIP.
         try:
@@ -216,22 +216,22 @@ def test_add_connect_and_remove_a_generated_peer(setup: Setup) -> None:
 
         # Remove it again: gone everywhere, and the files are byte for byte as before.
         inventory = result.inventory
-        setup.ctx = replace(setup.ctx, inventory=inventory)
-        rplan = plan_peer_remove(inventory, fresh_fleet(setup, inventory), NEW_CLIENT)
-        removed = _retry_locked(lambda: execute_peer_remove(setup.ctx, rplan))
+        env.ctx = replace(env.ctx, inventory=inventory)
+        rplan = plan_peer_remove(inventory, fresh_fleet(env, inventory), NEW_CLIENT)
+        removed = _retry_locked(lambda: execute_peer_remove(env.ctx, rplan))
         assert removed.gateways == GATEWAYS
-        after = views(setup, key)
+        after = views(env, key)
         for gw in GATEWAYS:
             assert key not in after[gw].allowed and after[gw].count == 0
             assert after[gw].digest == original[gw].digest, f"{gw}: config not as before"
         assert removed.inventory is not None
         assert all(c.name != NEW_CLIENT for c in removed.inventory.clients)
-        outcomes = [(e["action"], e["outcome"]) for e in setup.audit.entries()]
+        outcomes = [(e["action"], e["outcome"]) for e in env.audit.entries()]
         assert outcomes == [("peer add", "ok"), ("peer remove", "ok")]
-        drop_backups(setup, [*result.backups.items(), *removed.backups.items()])
+        drop_backups(env, [*result.backups.items(), *removed.backups.items()])
     finally:
-        if any(key in v.allowed or v.count for v in views(setup, key).values()):
-            remove_leftover(setup, key)
+        if any(key in v.allowed or v.count for v in views(env, key).values()):
+            remove_leftover(env, key)
 
 
 class FailingPersist:
@@ -252,19 +252,19 @@ class FailingPersist:
         self.inner.close()
 
 
-def test_failure_on_the_second_gateway_rolls_back_both(setup: Setup) -> None:
-    fleet = fresh_fleet(setup)
-    plan = plan_peer_add(setup.inventory, fleet, "wg-client-fail")
-    output = setup.work / "fail.conf"
-    gw2 = setup.inventory.gateways[1]
-    transports = dict(setup.collector.transports)
+def test_failure_on_the_second_gateway_rolls_back_both(env: Setup) -> None:
+    fleet = fresh_fleet(env)
+    plan = plan_peer_add(env.inventory, fleet, "wg-client-fail")
+    output = env.work / "fail.conf"
+    gw2 = env.inventory.gateways[1]
+    transports = dict(env.collector.transports)
     transports[gw2.name] = FailingPersist(transports[gw2.name], gw2.config)
-    ctx = replace(setup.ctx, transports=transports)
-    before = views(setup, "none")
+    ctx = replace(env.ctx, transports=transports)
+    before = views(env, "none")
     with pytest.raises(OpError) as info:
         _retry_locked(lambda: execute_peer_add(ctx, plan, keepalive=15, output=output))
     message = str(info.value)
-    after = views(setup, "none")
+    after = views(env, "none")
     for gw in GATEWAYS:
         assert after[gw].allowed == before[gw].allowed, gw
         assert after[gw].keepalive == before[gw].keepalive, gw
@@ -275,29 +275,27 @@ def test_failure_on_the_second_gateway_rolls_back_both(setup: Setup) -> None:
     assert message.count("verified as before") == 2
     assert "Every gateway is back as it was." in message
     assert not output.exists()
-    assert setup.audit.entries()[-1]["outcome"] == "rolled back"
+    assert env.audit.entries()[-1]["outcome"] == "rolled back"
 
 
 def test_nonexistent_config_on_the_second_gateway_is_refused_before_any_change(
-    setup: Setup,
+    env: Setup,
 ) -> None:
-    text = setup.inventory.path
+    text = env.inventory.path
     body = Path(text).read_text()
     line = "{name: wg-gateway-02,"
     assert body.count(line) == 1
     Path(text).write_text(body.replace(line, line + " config: /nonexistent/wg0.conf,"))
     inventory = load_inventory(text)
-    ctx = replace(setup.ctx, inventory=inventory)
-    fleet = fresh_fleet(setup, inventory)
+    ctx = replace(env.ctx, inventory=inventory)
+    fleet = fresh_fleet(env, inventory)
     plan = plan_peer_add(inventory, fleet, "wg-client-fail", address="10.255.0.250")
-    before = views(setup, "none")
+    before = views(env, "none")
     with pytest.raises(OpError) as info:
-        _retry_locked(
-            lambda: execute_peer_add(ctx, plan, keepalive=15, output=setup.work / "x.conf")
-        )
+        _retry_locked(lambda: execute_peer_add(ctx, plan, keepalive=15, output=env.work / "x.conf"))
     assert "nothing was changed" in str(info.value)
     assert "wg-gateway-02: /nonexistent/wg0.conf is not a readable file" in str(info.value)
-    after = views(setup, "none")
+    after = views(env, "none")
     assert {g: (v.allowed, v.digest) for g, v in after.items()} == {
         g: (v.allowed, v.digest) for g, v in before.items()
     }

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wgconsole.inventory import InventoryError, load_inventory
 from wgconsole.inventory_types import Client, Gateway, Inventory
 from wgconsole.model import Fleet, short_key
 from wgconsole.ops import validate
@@ -630,6 +631,7 @@ def _prepare_add(ctx: OpContext, plan: PeerAddPlan, key: str) -> list[_Run]:
     stamp = _stamp()
     runs = [_Run(gw, states[gw.name], backup_path(gw, stamp)) for gw in plan.gateways]
     problems = [p for r in runs if (p := _add_problem(r, plan, key))]
+    problems += _inventory_problems(plan, key)
     if problems:
         raise OpError("nothing was changed: " + "; ".join(problems))
     return runs
@@ -648,6 +650,25 @@ def _add_problem(run: _Run, plan: PeerAddPlan, key: str) -> str | None:
     if state.key_count:
         return f"{name}: {run.gw.config} already has a [Peer] for the key (file and live differ)"
     return _file_ready(run, need_write=True)
+
+
+def _inventory_problems(plan: PeerAddPlan, key: str) -> list[str]:
+    """The inventory file as it is now (it may have been edited since the plan)."""
+    try:
+        inventory = load_inventory(plan.inventory_path)
+    except InventoryError as exc:
+        return [f"the inventory cannot be read: {exc}"]
+    taken = [
+        f"{plan.inventory_path}: {what} already used by client {c.name!r}"
+        for c in inventory.clients
+        for what, mine, theirs in (
+            ("name", plan.name, c.name),
+            ("public key", key, c.public_key),
+            ("address", plan.address, c.address),
+        )
+        if mine == theirs
+    ]
+    return taken
 
 
 def _apply_add(ctx: OpContext, plan: PeerAddPlan, runs: Sequence[_Run], key: str, ka: int) -> None:
