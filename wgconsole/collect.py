@@ -29,9 +29,12 @@ from wgconsole.transport.ssh import SshTransport
 
 POLL_TIMEOUT = 30.0
 
-# The dump's first field is the private key: it is replaced on the gateway itself, so it
-# never crosses the wire; the parser drops that field again in any case.
-_HIDE_PRIVATE_KEY = "awk -F'\\t' -v OFS='\\t' 'NR==1 && NF==4 {$1=\"(hidden)\"} {print}'"
+# The dump's first field is the private key, and each peer's second its preshared key: both
+# are replaced on the gateway itself, so no secret crosses the wire (the parser drops them too).
+_HIDE_SECRETS = (
+    "awk -F'\\t' -v OFS='\\t' "
+    '\'NR==1 && NF==4 {$1="(hidden)"} NF==8 && $2!="(none)" {$2="(hidden)"} {print}\''
+)
 
 
 def lb_script(sudo: bool) -> str:
@@ -51,7 +54,7 @@ def lb_script(sudo: bool) -> str:
 def gateway_script(interface: str, sudo: bool) -> str:
     dump = privileged(["wg", "show", interface, "dump"], sudo)
     hidden = (
-        f"wgout=$({dump} 2>&1); wgrc=$?; printf '%s\\n' \"$wgout\" | {_HIDE_PRIVATE_KEY}; "
+        f"wgout=$({dump} 2>&1); wgrc=$?; printf '%s\\n' \"$wgout\" | {_HIDE_SECRETS}; "
         "unset wgout; (exit $wgrc)"
     )
     parts = [

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from wgconsole.inventory_types import Gateway, Inventory
-from wgconsole.model import Fleet, ServiceView
+from wgconsole.model import REJECT_AFTER_TIME, Fleet, ServiceView
 from wgconsole.observed import Endpoint, IpvsConn
 from wgconsole.ops import lbcmd
 from wgconsole.ops.context import OpContext
@@ -177,6 +177,7 @@ class DrainResult:
     remaining: list[str] = field(default_factory=list)
     readded: bool = False
     complete: bool = False
+    rx_before: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def execute_drain(
@@ -219,6 +220,7 @@ def _drain_steps(
 ) -> None:
     gw = plan.gateway
     service = ctx.inventory.service
+    result.rx_before = received_bytes(ctx, plan)
     for lb in ctx.inventory.load_balancers:
         with ctx.step(f"{lb.name}: record the drain (previous weight {plan.previous_weight})"):
             write_record(
@@ -352,7 +354,22 @@ def _kick(ctx: OpContext, gw: Gateway, key: str, endpoint: str, keepalive: int) 
     ctx.run(gw.name, f"{off} && {on}")
 
 
+def received_bytes(ctx: OpContext, plan: DrainPlan) -> dict[tuple[str, str], int]:
+    """rx bytes per (gateway, client key) on the other gateways, before anything moves."""
+    out = {}
+    for g in ctx.inventory.gateways:
+        if g.name == plan.gateway.name:
+            continue
+        obs = read_gateway(ctx, g)
+        for p in obs.interface.peers if obs.interface else ():
+            out[(g.name, p.public_key)] = p.rx_bytes
+    return out
+
+
 def _wait_handshakes(ctx: OpContext, plan: DrainPlan, result: DrainResult, timeout: float) -> None:
+    """Until each client talks to another gateway: a handshake since the drain began or, when
+    that gateway still held a valid session with it (handshake under REJECT_AFTER_TIME), data
+    received from it since then. Judged on each gateway's own clock."""
     gw = plan.gateway
     waiting = {c.public_key: c.label for c in plan.clients if not c.bypassing}
     others = [g for g in ctx.inventory.gateways if g.name != gw.name]
@@ -367,11 +384,17 @@ def _wait_handshakes(ctx: OpContext, plan: DrainPlan, result: DrainResult, timeo
             # The drain's start on this gateway's own clock.
             since = result.started + (obs.clock - asked)
             for p in obs.interface.peers:
-                if p.public_key in waiting and p.latest_handshake >= since - 1:
+                if p.public_key not in waiting:
+                    continue
+                handshake = p.latest_handshake >= since - 1
+                session = 0 < obs.clock - p.latest_handshake < REJECT_AFTER_TIME
+                baseline = result.rx_before.get((g.name, p.public_key), p.rx_bytes)
+                if handshake or (session and p.rx_bytes > baseline):
                     label = waiting.pop(p.public_key)
                     result.moved[label] = g.name
+                    how = "handshake" if handshake else "traffic on its valid session"
                     ctx.info(
-                        f"{label}: handshake on {g.name} "
+                        f"{label}: {how} on {g.name} "
                         f"{time.time() - result.started:.1f} s after the drain began"
                     )
         if waiting and time.monotonic() - last_report > 10:

@@ -39,7 +39,11 @@ class WeightPlan:
         lines = [f"{self.action} {self.gateway.name}: {now} -> weight {self.target} (every LB)"]
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.interface_down:
-            lines.append(f"  {self.gateway.interface} on {self.gateway.name} is down: bring it up")
+            lines.append(
+                f"  {self.gateway.interface} on {self.gateway.name} is down: re-create it from "
+                f"{self.gateway.config} (it forgets its old clients' endpoints, so it cannot make "
+                "them roam to its own address) and bring it up"
+            )
         lines.append("  buckets (of 256):  gateway  before -> after")
         for name in sorted(set(self.share_before) | set(self.share_after)):
             b, a = self.share_before.get(name, 0), self.share_after.get(name, 0)
@@ -154,17 +158,32 @@ def _weight_from_audit(ctx: OpContext, name: str) -> int | None:
     return None
 
 
+def fresh_interface(gw: Gateway) -> str:
+    """Bring a drained gateway's interface back without its old clients' endpoints.
+
+    Brought up as it was, it would resume keepalives to the clients it had before the drain;
+    the LB forwards those without reverse NAT (their entries now point elsewhere), and the
+    clients roam to the gateway's own address, bypassing the VIP for good. Re-created from its
+    config file (which has no client endpoints), it stays silent until clients hash to it.
+    """
+    down = privileged(["wg-quick", "down", gw.config], gw.ssh.sudo)
+    up = privileged(["wg-quick", "up", gw.config], gw.ssh.sudo)
+    return f"{down} >/dev/null 2>&1; {up}"
+
+
 def execute_weight(ctx: OpContext, plan: WeightPlan, *, break_lock: bool = False) -> None:
     gw = plan.gateway
     service = ctx.inventory.service
     try:
         with service_lock(ctx, f"{plan.action} {gw.name}", break_lock=break_lock):
             if plan.interface_down:
-                with ctx.step(f"{gw.name}: {gw.interface} up"):
-                    cmd = privileged(["ip", "link", "set", "dev", gw.interface, "up"], gw.ssh.sudo)
-                    ctx.run(gw.name, cmd)
-                    if not read_gateway(ctx, gw).link_up:
+                with ctx.step(f"{gw.name}: {gw.interface} re-created from {gw.config} and up"):
+                    ctx.run(gw.name, fresh_interface(gw))
+                    obs = read_gateway(ctx, gw)
+                    if not obs.link_up:
                         raise OpError(f"{gw.name}: {gw.interface} is still down")
+                    if obs.interface and any(p.endpoint for p in obs.interface.peers):
+                        raise OpError(f"{gw.name}: {gw.interface} still knows client endpoints")
             for lb in ctx.inventory.load_balancers:
                 with ctx.step(f"{lb.name}: {gw.name} weight {plan.target}"):
                     d = dest_of(service_on(ctx, lb)[1], gw)
