@@ -218,7 +218,9 @@ def cmd_console(args: argparse.Namespace) -> int:
 def cmd_operation(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
     collector = _collector(args, inventory)
-    handler = cli_ops.cmd_drain if args.command == "drain" else cli_ops.cmd_weight
+    handler = {"drain": cli_ops.cmd_drain, "peer": cli_ops.cmd_peer}.get(
+        args.command, cli_ops.cmd_weight
+    )
     try:
         return handler(args, inventory, collector)
     finally:
@@ -236,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "drain": cmd_operation,
         "undrain": cmd_operation,
         "weight": cmd_operation,
+        "peer": cmd_operation,
     }
     try:
         return handlers[command](args)

@@ -51,6 +51,26 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     w = sub.add_parser("weight", parents=[common], help="set a gateway's weight on every LB")
     w.add_argument("gateway")
     w.add_argument("value", metavar="N")
+    peer = sub.add_parser("peer", help="add or remove a peer on every gateway at once")
+    peer_sub = peer.add_subparsers(dest="peer_command", required=True)
+    pa = peer_sub.add_parser("add", parents=[common], help="a new client on every gateway")
+    pa.add_argument("name")
+    pa.add_argument("--public-key", default=None, help="the client's key (else one is generated)")
+    pa.add_argument("--address", default=None, help="tunnel address (else the next free one)")
+    pa.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write the client config here (mode 0600); needed for a generated key",
+    )
+    pa.add_argument("--keepalive", type=int, default=None)
+    pa.add_argument(
+        "--qr",
+        action="store_true",
+        help="also draw the config (private key included) as a QR code on this terminal",
+    )
+    pr = peer_sub.add_parser("remove", parents=[common], help="a client off every gateway")
+    pr.add_argument("name", help="inventory client name or public key")
 
 
 def _print_progress(p: Progress) -> None:
@@ -73,6 +93,7 @@ def run_op(
     inventory: Inventory,
     collector: FleetCollector,
     plan_and_run: Callable[[OpContext], tuple[list[str], Callable[[], str] | None]],
+    target: str,
 ) -> int:
     """Plan from a fresh snapshot, show it, confirm, execute with visible steps."""
     if args.read_only and not args.dry_run:
@@ -85,7 +106,7 @@ def run_op(
         print("\n".join(lines))
         if execute is None or args.dry_run:
             return EXIT_OK
-        if not _confirm(args, args.gateway):
+        if not _confirm(args, target):
             print("cancelled: nothing was changed")
             return EXIT_REFUSED
         summary = execute()
@@ -119,7 +140,7 @@ def cmd_drain(args: argparse.Namespace, inventory: Inventory, collector: FleetCo
 
         return plan.describe(), execute
 
-    return run_op(args, inventory, collector, go)
+    return run_op(args, inventory, collector, go, args.gateway)
 
 
 def cmd_weight(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
@@ -138,4 +159,48 @@ def cmd_weight(args: argparse.Namespace, inventory: Inventory, collector: FleetC
 
         return plan.describe(), execute
 
-    return run_op(args, inventory, collector, go)
+    return run_op(args, inventory, collector, go, args.gateway)
+
+
+def cmd_peer(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
+    from wgconsole.ops.clientconf import print_qr
+    from wgconsole.ops.peers import (
+        execute_peer_add,
+        execute_peer_remove,
+        plan_peer_add,
+        plan_peer_remove,
+    )
+
+    if args.peer_command == "add" and args.qr and not sys.stdout.isatty():
+        print(
+            "wgconsole: --qr draws the private key: only onto an interactive terminal",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+
+    def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
+        fleet = collector.snapshot()
+        if args.peer_command == "remove":
+            rplan = plan_peer_remove(inventory, fleet, args.name)
+            return rplan.describe(), lambda: "\n".join(execute_peer_remove(ctx, rplan).summary())
+        aplan = plan_peer_add(
+            inventory, fleet, args.name, args.public_key, args.address, keepalive=args.keepalive
+        )
+        if aplan.generate_key and not args.output and not args.dry_run:
+            raise ValidationError(
+                "a generated private key is written only to the client's config file: "
+                "give --output FILE (or --public-key for a key the client already has)"
+            )
+
+        def execute() -> str:
+            result = execute_peer_add(ctx, aplan, keepalive=args.keepalive, output=args.output)
+            lines = [*result.summary(), "", result.display_config()]
+            if args.qr:
+                print("\n".join(lines))
+                print_qr(result.config, sys.stdout)
+                return ""
+            return "\n".join(lines)
+
+        return aplan.describe(), execute
+
+    return run_op(args, inventory, collector, go, args.name)
