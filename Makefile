@@ -31,5 +31,11 @@ unit: setup
 test: setup lint
 	$(VENV)/bin/pytest -v -rA --durations=15
 
+# Benchmarks print figures (no timed tests). bench_scale boots its own lab (3 gateways x 10,000
+# peers, 50,000 LB entries, 20 ms netem) in /var/lib/wgconsole-lab-bench, 127.0.0.1:2520-2524,
+# and takes it down at the end; BENCH_ARGS=--keep leaves it running, --reuse uses it again.
+bench: setup
+	$(PY) -m benchmarks.bench_scale $(BENCH_ARGS)
+
 lab-down: $(PY)
 	$(VENV)/bin/wgconsole lab down
