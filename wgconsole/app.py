@@ -242,8 +242,13 @@ class ConsoleApp(App[int]):
                 while not self._taken.wait(0.2):
                     if self._stop.is_set() or worker.is_cancelled:
                         return
-            pause = max(0.0, self.interval - (time.monotonic() - started))
-            self._wake.wait(pause)
+            # Short waits: the app's shutdown cancels the worker and then waits for the thread.
+            until = started + self.interval
+            while not (self._wake.is_set() or worker.is_cancelled or self._stop.is_set()):
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(min(left, 0.2))
             self._wake.clear()
 
     def action_poll_now(self) -> None:

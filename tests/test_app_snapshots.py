@@ -1,0 +1,109 @@
+"""SVG snapshots of the console at 80x24 and 160x50, from replayed lab polls and a frozen clock.
+
+Update after a deliberate change with `pytest tests/test_app_snapshots.py --snapshot-update`,
+and look at the result (rsvg-convert the SVG to PNG) before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console_support import GW2_UNREACHABLE, NORMAL, WEIGHT0, WG_DOWN, console, step, wait_for
+
+SMALL = (80, 24)
+LARGE = (160, 50)
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def scene(
+    frames: Sequence[Path], keys: Sequence[str] = (), **kwargs: Any
+) -> tuple[Any, Callable[[Any], Awaitable[None]]]:
+    app, _ = console(frames, **kwargs)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_for(pilot, lambda: app.applied >= 1)
+        for _ in frames[1:]:
+            await step(pilot, app)
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause(0.1)
+
+    return app, run_before
+
+
+def _compare(
+    snap_compare: Any,
+    size: tuple[int, int],
+    frames: Sequence[Path],
+    keys: Sequence[str] = (),
+    **kwargs: Any,
+) -> None:
+    app, run_before = scene(frames, keys, **kwargs)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_overview_small(snap_compare: Any) -> None:
+    _compare(snap_compare, SMALL, [NORMAL])
+
+
+def test_overview_large_gateway_lost(snap_compare: Any) -> None:
+    _compare(snap_compare, LARGE, [NORMAL, WG_DOWN, GW2_UNREACHABLE])
+
+
+def test_clients_small(snap_compare: Any) -> None:
+    _compare(snap_compare, SMALL, [NORMAL, WG_DOWN], ["2"])
+
+
+def test_clients_large_read_only(snap_compare: Any) -> None:
+    _compare(snap_compare, LARGE, [NORMAL, GW2_UNREACHABLE], ["2"], read_only=True)
+
+
+def test_connections_small(snap_compare: Any) -> None:
+    _compare(snap_compare, SMALL, [NORMAL, WEIGHT0], ["3"])
+
+
+def test_log_large(snap_compare: Any) -> None:
+    _compare(snap_compare, LARGE, [NORMAL, WG_DOWN, WEIGHT0, GW2_UNREACHABLE, NORMAL], ["4"])
+
+
+def test_gateway_detail_small(snap_compare: Any) -> None:
+    _compare(snap_compare, SMALL, [NORMAL, WEIGHT0], ["down", "enter"])
+
+
+def test_gateway_detail_large_stale(snap_compare: Any) -> None:
+    _compare(snap_compare, LARGE, [NORMAL, GW2_UNREACHABLE], ["tab", "down", "down", "enter"])
+
+
+def test_client_detail_small(snap_compare: Any) -> None:
+    _compare(snap_compare, SMALL, [NORMAL], ["2", "enter"])
+
+
+def test_client_detail_large(snap_compare: Any) -> None:
+    _compare(snap_compare, LARGE, [NORMAL, GW2_UNREACHABLE], ["2", "down", "enter"])
+
+
+def test_help_small(snap_compare: Any) -> None:
+    _compare(snap_compare, SMALL, [NORMAL], ["question_mark"])
+
+
+@pytest.mark.parametrize("theme", ["light", "high-contrast"])
+def test_themes_small(snap_compare: Any, theme: str) -> None:
+    _compare(snap_compare, SMALL, [NORMAL, GW2_UNREACHABLE], theme=theme)
