@@ -90,13 +90,7 @@ def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserva
     clock = parse_clock(section_text(sections, "clock"))
     link_up = parse_link_state(section_text(sections, "link", allow_failure=True))
     if link_up is None:
-        return GatewayObservation(
-            host=name,
-            clock=clock,
-            link_up=None,
-            interface=None,
-            error=f"interface {interface} does not exist",
-        )
+        return GatewayObservation.missing(name, clock, interface)
     return GatewayObservation(
         host=name,
         clock=clock,

@@ -137,6 +137,11 @@ class GatewayObservation:
     interface: WgInterface | None  # None: down or missing (see error)
     error: str | None = None
 
+    @classmethod
+    def missing(cls, host: str, clock: float, interface: str) -> GatewayObservation:
+        """A gateway that answered but has no such WireGuard interface."""
+        return cls(host, clock, None, None, f"interface {interface} does not exist")
+
 
 @dataclass(frozen=True, slots=True)
 class HostStatus:

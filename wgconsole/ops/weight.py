@@ -198,19 +198,13 @@ def execute_weight(ctx: OpContext, plan: WeightPlan, *, break_lock: bool = False
                 if plan.action == "undrain":
                     remove_record(ctx, lb, DRAIN_RECORD, gw)
     except OpError as exc:
-        ctx.audit.record(
-            plan.action,
-            gw.name,
-            before={"weight": plan.current},
-            after={"weight": plan.target},
-            outcome="failed",
-            detail=str(exc),
-        )
+        _audit(ctx, plan, "failed", str(exc))
         raise
+    _audit(ctx, plan, "ok")
+
+
+def _audit(ctx: OpContext, plan: WeightPlan, outcome: str, detail: str = "") -> None:
+    before, after = {"weight": plan.current}, {"weight": plan.target}
     ctx.audit.record(
-        plan.action,
-        gw.name,
-        before={"weight": plan.current},
-        after={"weight": plan.target},
-        outcome="ok",
+        plan.action, plan.gateway.name, before=before, after=after, outcome=outcome, detail=detail
     )

@@ -105,13 +105,7 @@ def read_gateway(name: str, interface: str) -> GatewayObservation:
     with IPRoute() as ipr:
         index = ipr.link_lookup(ifname=interface)
         if not index:
-            return GatewayObservation(
-                host=name,
-                clock=clock,
-                link_up=None,
-                interface=None,
-                error=f"interface {interface} does not exist",
-            )
+            return GatewayObservation.missing(name, clock, interface)
         link = ipr.get_links(index[0])[0]
         link_up = bool(link["flags"] & IFF_UP)
     with WireGuard() as wg:
