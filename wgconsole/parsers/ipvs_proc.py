@@ -7,16 +7,15 @@ colon-separated groups) and ports as 4 hex digits.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from itertools import repeat
 from typing import TypeVar
 
 from ..observed import Endpoint, IpvsConn, IpvsDest, IpvsService, ServiceFlag
+from .bulk import Columns, gc_paused
 from .errors import ParseError, excerpt
 from .ipvsadm import FWM_ADDRESS_V4, FWM_ADDRESS_V6, FWM_PROTOCOL
 
@@ -128,7 +127,7 @@ def parse_ip_vs_conn(text: str) -> list[IpvsConn]:
     header, _, body = text.partition("\n")
     if header.split()[: len(_CONN_TITLE)] != _CONN_TITLE:
         raise ParseError(SOURCE_CONN, None, f"not {SOURCE_CONN}: {excerpt(text)}")
-    with _gc_paused():
+    with gc_paused():
         conns = _conns_by_column(body)
         if conns is None:
             conns = _conns_by_line(body)
@@ -177,17 +176,13 @@ def _conns_by_column(body: str) -> list[IpvsConn] | None:
     del rows
     endpoints = _Endpoints()
     try:
-        return list(
-            map(
-                _new_conn,
-                map(_Converted(_protocol).__getitem__, protocols),
-                _client_addresses(addresses, endpoints),
-                _client_ports(ports),
-                map(_Remainders(endpoints).__getitem__, remainders),
-            )
-        )
+        protocol_column = list(map(_Converted(_protocol).__getitem__, protocols))
+        clients = _ENDPOINTS.build(_client_addresses(addresses, endpoints), _client_ports(ports))
+        rests = map(_Remainders(endpoints).__getitem__, remainders)
+        virtuals, dests, states, expires = zip(*rests, strict=True)
     except (_BadField, ValueError, OSError):
         return None
+    return _CONNS.build(protocol_column, clients, virtuals, dests, states, expires)
 
 
 def _client_addresses(column: tuple[str, ...], endpoints: _Endpoints) -> list[str]:
@@ -338,66 +333,7 @@ def _fwm_family(service: IpvsService) -> IpvsService:
     return dataclasses.replace(service, vip=Endpoint(FWM_ADDRESS_V6, service.vip.port))
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Keep the cyclic collector out of a burst of ~100,000 new records.
-
-    None of them can form a cycle, yet every 700 allocations would trigger a collection,
-    and the older generations' passes walk the whole heap: measured as a third of the
-    parse time. The previous state is restored, so a caller that disabled it is unaffected.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _slot_setters(cls: type, names: tuple[str, ...]) -> list[Callable[[object, object], None]]:
-    fields = tuple(field.name for field in dataclasses.fields(cls))
-    if fields != names:
-        raise TypeError(f"{cls.__name__} fields changed to {fields}: update ipvs_proc.py")
-    return [cls.__dict__[name].__set__ for name in names]
-
-
-_ConnConstructor = Callable[[str, str, int, tuple[Endpoint, Endpoint, str, int]], IpvsConn]
-
-
-def _conn_constructor() -> _ConnConstructor:
-    """IpvsConn(protocol, Endpoint(address, port), *remainder) without dataclass __init__.
-
-    A frozen dataclass's __init__ stores each field through object.__setattr__, which
-    costs about as much as the rest of a line's parsing; the slot descriptors' own
-    __set__ builds an equal object in half the time. _slot_setters fails at import if
-    the records' fields change, so this cannot silently drift from observed.py.
-    """
-    new = object.__new__
-    names = ("protocol", "client", "virtual", "dest", "state", "expires")
-    s_protocol, s_client, s_virtual, s_dest, s_state, s_expires = _slot_setters(IpvsConn, names)
-    s_address, s_port = _slot_setters(Endpoint, ("address", "port"))
-
-    def make(
-        protocol: str,
-        address: str,
-        port: int,
-        remainder: tuple[Endpoint, Endpoint, str, int],
-    ) -> IpvsConn:
-        virtual, dest, state, expires = remainder
-        client = new(Endpoint)
-        s_address(client, address)
-        s_port(client, port)
-        conn = new(IpvsConn)
-        s_protocol(conn, protocol)
-        s_client(conn, client)
-        s_virtual(conn, virtual)
-        s_dest(conn, dest)
-        s_state(conn, state)
-        s_expires(conn, expires)
-        return conn
-
-    return make
-
-
-_new_conn = _conn_constructor()
+# Records built column-wise (see bulk.Columns): equal to IpvsConn(...) / Endpoint(...), and
+# checked against the classes' fields at import.
+_CONNS = Columns(IpvsConn, ("protocol", "client", "virtual", "dest", "state", "expires"))
+_ENDPOINTS = Columns(Endpoint, ("address", "port"))

@@ -8,7 +8,7 @@ statuses. `section_command` builds the shell side, `split_sections` takes the ou
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from .errors import ParseError, excerpt
@@ -26,6 +26,7 @@ _MARKER = re.compile(
     r"^@@wgc:(?P<start>[^\n]*?)\r?$\n?|@@wgc-rc:(?P<status>[^\n]*?)\r?$\n?",
     re.MULTILINE,
 )
+_MARKER_LEAD = "@@wgc"  # what both kinds of marker start with
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,29 @@ def split_sections(text: str) -> dict[str, Section]:
     section (the framing is then not trustworthy).
     """
     builder = _Builder(text)
-    for match in _MARKER.finditer(text):
+    for match in _markers(text):
         builder.marker(match)
     return builder.finish()
+
+
+def _markers(text: str) -> Iterator[re.Match[str]]:
+    """The same matches as `_MARKER.finditer(text)`, found in a fraction of the time.
+
+    A poll's output is megabytes (50,000 LB entries, 10,000 peers per gateway) with a
+    dozen markers. Every marker starts with `@@wgc`, so str.find (a C scan) jumps from one
+    candidate to the next and the pattern is only tried there; `^` still means the start
+    of a line, as `match(text, pos)` honours MULTILINE at `pos`.
+    """
+    find = text.find
+    match = _MARKER.match
+    pos = find(_MARKER_LEAD)
+    while pos >= 0:
+        found = match(text, pos)
+        if found is None:
+            pos = find(_MARKER_LEAD, pos + 1)
+            continue
+        yield found
+        pos = find(_MARKER_LEAD, found.end())
 
 
 def section_text(sections: Mapping[str, Section], name: str, *, allow_failure: bool = False) -> str:
