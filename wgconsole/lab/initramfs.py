@@ -24,15 +24,15 @@ for m in {modules}; do insmod /modules/$m.ko || echo "wglab: insmod $m failed"; 
 mkdir -p /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroot /newroot \\
     || {{ echo "wglab: cannot mount the host root"; poweroff -f; }}
-# Writable places the lab needs; everything else stays the host's read-only tree.
-for d in tmp run var/tmp var/log; do
-    mount -t tmpfs tmpfs /newroot/$d 2>/dev/null
+# Writable places the lab needs; everything else stays the host's read-only tree. What these
+# tmpfs hide of the host stays reachable under /run/wglab-host (the lab script binds back a
+# project checked out under /tmp, say): one 9p export cannot be mounted twice.
+mount -t tmpfs tmpfs /newroot/run
+for d in tmp var/tmp var/log; do
+    mkdir -p /newroot/run/wglab-host/$d
+    mount --bind /newroot/$d /newroot/run/wglab-host/$d
+    mount -t tmpfs tmpfs /newroot/$d
 done
-# A second, untouched view of the host's root: the lab script binds from it whatever the
-# tmpfs mounts above hide that the lab needs (a project checked out under /tmp, say).
-mkdir -p /newroot/run/wglab-host
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose \\
-    hostroot /newroot/run/wglab-host || echo "wglab: no second view of the host root"
 mkdir -p /newroot{lab_dir}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,rw,cache=none \\
     labstate /newroot{lab_dir} || echo "wglab: cannot mount the lab state"
