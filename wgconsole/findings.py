@@ -6,7 +6,7 @@ so a new check is one more function and one more line in `derive_findings`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -14,6 +14,7 @@ from wgconsole.inventory_types import Inventory, LoadBalancer
 from wgconsole.model import (
     REJECT_AFTER_TIME,
     SEVERITIES,
+    SEVERITY_RANK,
     ClientView,
     Finding,
     Fleet,
@@ -31,6 +32,7 @@ from wgconsole.observed import (
     WgInterface,
     WgPeer,
 )
+from wgconsole.parsers.bulk import Columns
 
 # How many differing keys a config-drift message names before "and N more".
 EXAMPLES = 3
@@ -75,22 +77,37 @@ def _lb_findings(inventory: Inventory, lb: LoadBalancer, obs: LbObservation) -> 
     ]
 
 
-def _client_findings(fleet: Fleet, inventory_lists_clients: bool) -> Iterator[Finding]:
+def _client_findings(fleet: Fleet, inventory_lists_clients: bool) -> list[Finding]:
     # The LB table only proves a bypass when the service was found on an answering LB.
     lb_answered = fleet.service is not None
     # Each check's cheap precondition is tested here first: this runs for every client of
     # every poll, and most clients have no finding.
+    rows: list[_ClientRow] = []
     for client in fleet.clients:
         if lb_answered and client.lb_entry is None:
-            yield from bypassing_lb(client)
+            rows += bypassing_lb(client)
         if client.lb_gateway is not None and client.handshake_gateway is not None:
-            yield from split(client)
+            rows += split(client)
         if client.handshake_age is None:
-            yield from never(client)
+            rows += never(client)
         elif client.handshake_age > REJECT_AFTER_TIME:
-            yield from stale(client)
+            rows += stale(client)
         if inventory_lists_clients and client.name is None:
-            yield from unknown_peer(client)
+            rows += unknown_peer(client)
+    if not rows:
+        return []
+    # With 10,000 clients there can be tens of thousands: built column-wise (parsers.bulk),
+    # after the check that Finding.__post_init__ would make.
+    columns = list(zip(*rows, strict=True))
+    unknown = set(columns[1]) - SEVERITY_RANK.keys()
+    if unknown:
+        raise ValueError(f"unknown severity {sorted(unknown)[0]!r}")
+    return _FINDINGS.build(*columns)
+
+
+# (code, severity, subject, message, client key): a client's Finding, before it is built.
+_ClientRow = tuple[str, str, str, str, str]
+_FINDINGS = Columns(Finding, ("code", "severity", "subject", "message", "client_key"))
 
 
 # --- hosts and interfaces -------------------------------------------------------------
@@ -343,7 +360,7 @@ def _more(count: int) -> str:
 # --- clients --------------------------------------------------------------------------
 
 
-def bypassing_lb(client: ClientView) -> list[Finding]:
+def bypassing_lb(client: ClientView) -> list[_ClientRow]:
     if client.lb_entry is not None:
         return []
     direct = [
@@ -363,7 +380,7 @@ def bypassing_lb(client: ClientView) -> list[Finding]:
     return [_client_finding("bypassing-lb", "critical", client, message)]
 
 
-def split(client: ClientView) -> list[Finding]:
+def split(client: ClientView) -> list[_ClientRow]:
     lb_gw, hs_gw = client.lb_gateway, client.handshake_gateway
     if lb_gw is None or hs_gw is None or lb_gw == hs_gw:
         return []
@@ -375,7 +392,7 @@ def split(client: ClientView) -> list[Finding]:
     return [_client_finding("split", "warning", client, message)]
 
 
-def stale(client: ClientView) -> list[Finding]:
+def stale(client: ClientView) -> list[_ClientRow]:
     age = client.handshake_age
     if age is None or age <= REJECT_AFTER_TIME:
         return []
@@ -386,7 +403,7 @@ def stale(client: ClientView) -> list[Finding]:
     return [_client_finding("stale", "warning", client, message)]
 
 
-def never(client: ClientView) -> list[Finding]:
+def never(client: ClientView) -> list[_ClientRow]:
     if client.handshake_age is not None:
         return []
     if not client.per_gateway:
@@ -397,7 +414,7 @@ def never(client: ClientView) -> list[Finding]:
     return [_client_finding("never", "info", client, message)]
 
 
-def unknown_peer(client: ClientView) -> list[Finding]:
+def unknown_peer(client: ClientView) -> list[_ClientRow]:
     if client.name is not None:
         return []
     on = ", ".join([p.gateway for p in client.per_gateway])
@@ -405,8 +422,8 @@ def unknown_peer(client: ClientView) -> list[Finding]:
     return [_client_finding("unknown-peer", "info", client, message)]
 
 
-def _client_finding(code: str, severity: str, client: ClientView, message: str) -> Finding:
-    return Finding(code, severity, client.label, message, client_key=client.public_key)
+def _client_finding(code: str, severity: str, client: ClientView, message: str) -> _ClientRow:
+    return (code, severity, client.label, message, client.public_key)
 
 
 def _age(age: float | None) -> str:
