@@ -13,6 +13,7 @@ import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import compress
 from operator import attrgetter
 from typing import Any
 
@@ -342,7 +343,7 @@ def _build_fleet(
         taken_at=taken_at,
         service=_service_view(*primary) if primary else None,
         real_servers=_real_servers(inventory, primary, conns, gw_obs, lb_answered),
-        clients=_clients(inventory, gw_obs, _conn_index(services, conns), rs_index),
+        clients=_clients(inventory, gw_obs, services, conns, rs_index),
         gateways=tuple(
             _gateway_view(gw, gw_obs[gw.name], hosts, taken_at) for gw in inventory.gateways
         ),
@@ -429,22 +430,28 @@ ConnIndex = Mapping[tuple[str, int], IpvsConn]
 
 
 def _conn_index(
-    services: Sequence[tuple[LbObservation, IpvsService]], primary_conns: tuple[IpvsConn, ...]
+    services: Sequence[tuple[LbObservation, IpvsService]],
+    primary_conns: tuple[IpvsConn, ...],
+    wanted: set[tuple[str, int]],
 ) -> ConnIndex:
-    """LB entries keyed by client source (address, port) (masquerade keeps it).
+    """LB entries keyed by client source (address, port) (masquerade keeps it), for the
+    sources in `wanted` (the endpoints the gateways know; no other entry is looked up).
 
     The shown LB's entries win; other LBs' entries are still indexed because a client
     routed through a second LB is not bypassing the load balancing. Keyed by plain tuples
     rather than Endpoint (equal exactly when the Endpoints are): tuples hash in C, and
     there are 50,000 entries per poll.
     """
+    if not wanted:
+        return {}
     ordered = [*primary_conns]
     for lb, service in services[1:]:
         ordered.extend(_service_conns(lb, service))
-    # Built back to front so that the first entry for a source wins.
-    ordered.reverse()
-    keys = zip(map(_CLIENT_ADDRESS, ordered), map(_CLIENT_PORT, ordered), strict=True)
-    return dict(zip(keys, ordered, strict=True))
+    keys = list(zip(map(_CLIENT_ADDRESS, ordered), map(_CLIENT_PORT, ordered), strict=True))
+    index: dict[tuple[str, int], IpvsConn] = {}
+    for position in compress(range(len(keys)), map(wanted.__contains__, keys)):
+        index.setdefault(keys[position], ordered[position])  # the first entry for a source wins
+    return index
 
 
 # --- real servers ---------------------------------------------------------------------
@@ -561,10 +568,12 @@ def _gateway_view(
 def _clients(
     inventory: Inventory,
     gw_obs: Mapping[str, GatewayObservation | None],
-    conn_index: ConnIndex,
+    services: Sequence[tuple[LbObservation, IpvsService]],
+    conns: tuple[IpvsConn, ...],
     rs_index: Mapping[Endpoint, Gateway],
 ) -> tuple[ClientView, ...]:
-    peers_by_key, any_interface = _peers_by_key(gw_obs)
+    peers_by_key, any_interface, endpoints = _peers_by_key(gw_obs)
+    conn_index = _conn_index(services, conns, endpoints)
     # An inventory client configured on no gateway is worth showing, but only when some
     # gateway's interface was read: otherwise every client would look unconfigured.
     if any_interface:
@@ -615,18 +624,27 @@ _PEER_KEEPALIVE = attrgetter("keepalive")
 
 def _peers_by_key(
     gw_obs: Mapping[str, GatewayObservation | None],
-) -> tuple[dict[str, list[PeerOnGateway]], bool]:
+) -> tuple[dict[str, list[PeerOnGateway]], bool, set[tuple[str, int]]]:
+    """Every peer's view on each gateway, by key; whether any interface was read; and the
+    (address, port) of every endpoint the gateways know."""
     peers: dict[str, list[PeerOnGateway]] = {}
+    endpoints: set[tuple[str, int]] = set()
     any_interface = False
     for name, obs in gw_obs.items():
         if obs is None or obs.interface is None:
             continue
         any_interface = True
-        for key, view in zip(
-            map(_PEER_KEY, obs.interface.peers), _peers_on_gateway(name, obs), strict=True
-        ):
-            peers.setdefault(key, []).append(view)
-    return peers, any_interface
+        wg_peers = obs.interface.peers
+        for key, view in zip(map(_PEER_KEY, wg_peers), _peers_on_gateway(name, obs), strict=True):
+            views = peers.get(key)
+            if views is None:
+                peers[key] = [view]
+            else:
+                views.append(view)
+        endpoints.update(
+            (e.address, e.port) for e in map(_PEER_ENDPOINT, wg_peers) if e is not None
+        )
+    return peers, any_interface, endpoints
 
 
 def _peers_on_gateway(gateway: str, obs: GatewayObservation) -> list[PeerOnGateway]:
