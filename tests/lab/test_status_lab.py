@@ -50,7 +50,8 @@ def test_status_json_agrees_with_kernel(lab: Lab) -> None:
         "sh",
     )
     # ipvsadm prints the sh flags after the scheduler, e.g. "UDP  VIP:PORT sh (sh-fallback)".
-    head = lab.ns("lb", ["ipvsadm", "-Ln", "-u", vip]).splitlines()[3]
+    listing = lab.ns("lb", ["ipvsadm", "-Ln", "-u", vip]).splitlines()
+    head = next(line for line in listing if line.startswith("UDP"))
     kernel_flags = re.findall(r"sh-fallback|sh-port", head)
     assert svc["flags"] == kernel_flags
     expire = lab.ns("lb", ["cat", "/proc/sys/net/ipv4/vs/expire_nodest_conn"]).strip() == "1"
