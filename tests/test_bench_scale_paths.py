@@ -241,3 +241,21 @@ def test_gc_pause_is_shared_by_threads_and_restores_the_state(was_enabled: bool)
         assert gc.isenabled() is was_enabled
     finally:
         gc.enable() if previous else gc.disable()
+
+
+def test_wg_dump_reuses_unchanged_lines_and_parses_the_rest() -> None:
+    rng = random.Random(11)
+    first = _random_dump(rng, 300)
+    lines = first.splitlines()
+    # The next poll: some counters moved, a peer left, two arrived.
+    second_lines = [lines[0], *lines[1:50], *lines[51:]]
+    second_lines[10] = second_lines[10].rsplit("\t", 3)[0] + "\t1\t2\t25"
+    second = "\n".join([*second_lines, *_random_dump(rng, 2).splitlines()[1:]]) + "\n"
+    a = wg_dump.parse_wg_dump(first, "wg0")
+    b = wg_dump.parse_wg_dump(second, "wg0")
+    assert a == _by_line(first) and b == _by_line(second)
+    assert wg_dump.parse_wg_dump(second, "wg0") == b
+    assert b.peers[0] is a.peers[0]  # unchanged lines give the very same records
+    bad = second.replace("\t25\n", "\tx\n", 1)
+    with pytest.raises(ParseError, match="keepalive: expected a number"):
+        wg_dump.parse_wg_dump(bad, "wg0")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from itertools import repeat
-from typing import NoReturn
+from itertools import compress, repeat
+from operator import not_
+from typing import NoReturn, cast
 
 from ..observed import Endpoint, WgInterface, WgPeer
 from .bulk import Columns, gc_paused
@@ -40,11 +41,37 @@ def parse_wg_dump(text: str, interface: str) -> WgInterface:
     head = _interface_fields(lines[0] if lines else "", _INTERFACE_FIELDS, SOURCE_DUMP, text, 1)
     builder = _InterfaceBuilder(interface, head, 1, SOURCE_DUMP)
     with gc_paused():
-        peers = _peers_by_column(lines[1:])
+        peers = _peers_by_column_cached(lines[1:])
         if peers is not None:
             builder.peers = peers
             return builder.build()
         return _peers_by_line(builder, lines)
+
+
+# The peers of the latest dump parsed, by their line. Between two polls most peer lines do
+# not change (idle peers; a client's line on the gateways it is not connected to), and a
+# line always parses to the same peer, so any pair here stays right forever; only the
+# latest dump's lines are kept (bounded by one dump). Read and replaced whole, which is
+# safe from the collector's parallel threads.
+_recent_peers: dict[str, WgPeer] = {}
+
+
+def _peers_by_column_cached(lines: list[str]) -> list[WgPeer] | None:
+    """`_peers_by_column(lines)`, parsing only the lines the latest dump did not have."""
+    global _recent_peers
+    recent = _recent_peers
+    cached = list(map(recent.get, lines))
+    new_lines = list(compress(lines, map(not_, cached)))
+    if not new_lines:
+        peers = cast(list[WgPeer], cached)  # no None left in it
+    else:
+        parsed = _peers_by_column(new_lines)
+        if parsed is None:
+            return None
+        fresh = iter(parsed)
+        peers = [peer if peer is not None else next(fresh) for peer in cached]
+    _recent_peers = dict(zip(lines, peers, strict=True))
+    return peers
 
 
 def _peers_by_line(builder: _InterfaceBuilder, lines: list[str]) -> WgInterface:
