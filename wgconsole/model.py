@@ -378,7 +378,6 @@ _VIRTUAL = attrgetter("virtual")
 _PROTOCOL = attrgetter("protocol")
 _DEST = attrgetter("dest")
 _CLIENT_ADDRESS = attrgetter("client.address")
-_CLIENT_PORT = attrgetter("client.port")
 
 
 def _service_conns(lb: LbObservation, service: IpvsService) -> tuple[IpvsConn, ...]:
@@ -447,10 +446,14 @@ def _conn_index(
     ordered = [*primary_conns]
     for lb, service in services[1:]:
         ordered.extend(_service_conns(lb, service))
-    keys = list(zip(map(_CLIENT_ADDRESS, ordered), map(_CLIENT_PORT, ordered), strict=True))
+    # Matched on the address first (its string hash is cached), then on the port.
+    addresses = {address for address, _ in wanted}
     index: dict[tuple[str, int], IpvsConn] = {}
-    for position in compress(range(len(keys)), map(wanted.__contains__, keys)):
-        index.setdefault(keys[position], ordered[position])  # the first entry for a source wins
+    matches = map(addresses.__contains__, map(_CLIENT_ADDRESS, ordered))
+    for conn in compress(ordered, matches):
+        key = (conn.client.address, conn.client.port)
+        if key in wanted:
+            index.setdefault(key, conn)  # the first entry for a source wins
     return index
 
 
