@@ -26,6 +26,7 @@ import argparse
 import base64
 import contextlib
 import gc
+import inspect
 import json
 import os
 import platform
@@ -795,7 +796,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "uncompressed": measure_ssh(inventory, False, args.rounds, capture),
                 "compressed": measure_ssh(inventory, True, args.rounds, None),
             }
-            results["default_compress"] = "uncompressed"
+            # The verdicts use the console's own default (FleetCollector's `compress`).
+            default = inspect.signature(FleetCollector).parameters["compress"].default
+            results["default_compress"] = "compressed" if default else "uncompressed"
             log("peak memory: a fresh process polls and builds the fleet")
             results["memory"] = measure_memory(inventory_path, args.memory_polls)
             results["lb_entries_after"] = lb_entries(guest)
@@ -824,7 +827,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_scale", description=__doc__.split("\n\n")[0])
     p.add_argument("--reuse", action="store_true", help="use a running bench lab if there is one")
     p.add_argument("--keep", action="store_true", help="leave the bench lab running")
-    p.add_argument("--rounds", type=int, default=5, help="measured polls (medians)")
+    p.add_argument("--rounds", type=int, default=7, help="measured polls (medians)")
     p.add_argument("--memory-polls", type=int, default=3)
     p.add_argument("--ui-refreshes", type=int, default=3)
     p.add_argument("--peers", type=int, default=PEERS)
