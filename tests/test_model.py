@@ -554,7 +554,14 @@ def test_json_shape() -> None:
         "peers",
         "clock_skew",
     }
-    assert set(doc["hosts"][0]) == {"name", "role", "reachable", "error", "last_success"}
+    assert set(doc["hosts"][0]) == {
+        "name",
+        "role",
+        "reachable",
+        "error",
+        "last_success",
+        "last_success_age",
+    }
     assert doc["findings"] and set(doc["findings"][0]) == {"code", "severity", "subject", "message"}
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from wgconsole import cli_ops
 from wgconsole.collect import FleetCollector
@@ -103,11 +105,51 @@ def _collector(args: argparse.Namespace, inventory: Inventory) -> FleetCollector
     )
 
 
+def _last_answers_path() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(state) / "wgconsole" / "last-answers.json"
+
+
+def _load_last_answers(inventory: Inventory) -> dict[str, float]:
+    """When each host last answered a `status` run with this inventory (bastion clock)."""
+    try:
+        data = json.loads(_last_answers_path().read_text())
+        seen = data.get(os.path.abspath(inventory.path), {})
+        return {str(k): float(v) for k, v in seen.items() if isinstance(v, int | float)}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _save_last_answers(inventory: Inventory, seen: dict[str, float]) -> None:
+    path = _last_answers_path()
+    try:
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        data[os.path.abspath(inventory.path)] = seen
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+    except OSError:
+        pass  # only the age of a lost host's last answer is lost
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
-    collector = _collector(args, inventory)
+    collector = FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=args.read_only,
+        timeout=args.timeout,
+        last_success=_load_last_answers(inventory),
+    )
     try:
         fleet = collector.snapshot()
+        _save_last_answers(inventory, collector.last_successes)
     finally:
         collector.close()
     if args.json:

@@ -3,24 +3,34 @@
 Over SSH each host gets a single `sh -c` script whose sections carry every output the
 model needs; `host: local` reads the same facts over netlink. A host that fails is reported
 with its error and the age of its last good poll; the others are still used.
+
+A poll never waits for a host longer than its deadline: a host that has not answered by
+then (a hung command, a connection attempt into a dead network) is reported as not
+answering, its request goes on in the background, and the next polls report it as still
+pending instead of sending it a second request. Nothing a host sends back can end a poll
+with an exception: output that does not parse is that host's error.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from wgconsole.inventory_types import Gateway, Host, Inventory
 from wgconsole.model import Fleet, build_fleet
 from wgconsole.observed import GatewayObservation, HostStatus, LbObservation
-from wgconsole.parsers.errors import ParseError
+from wgconsole.parsers.errors import ParseError, redact
 from wgconsole.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
 from wgconsole.parsers.ipvsadm import merge_stats, parse_ipvsadm_list, parse_ipvsadm_stats
 from wgconsole.parsers.link import parse_clock, parse_link_state
+from wgconsole.parsers.opstate import STATE_COMMAND, parse_op_state
 from wgconsole.parsers.sections import (
+    Section,
     section_command,
     section_command_through,
     section_text,
@@ -28,7 +38,13 @@ from wgconsole.parsers.sections import (
 )
 from wgconsole.parsers.wg_dump import parse_wg_dump
 from wgconsole.transport import netlink
-from wgconsole.transport.base import Transport, TransportError, privileged, quote_argv
+from wgconsole.transport.base import (
+    Transport,
+    TransportError,
+    privileged,
+    quote_argv,
+    sudo_refusal,
+)
 from wgconsole.transport.local import LocalTransport
 from wgconsole.transport.ssh import SshTransport
 
@@ -52,8 +68,30 @@ def lb_script(sudo: bool) -> str:
         ),
         section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1"),
         section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
+        section_command("ops", STATE_COMMAND),
     ]
     return quote_argv(["sh", "-c", "\n".join(parts)])
+
+
+# What each privileged section ran, for a "missing sudo right" message.
+_PRIVILEGED = {
+    "ipvsadm": "ipvsadm -Ln --nosort",
+    "stats": "ipvsadm -Ln --stats --exact --nosort",
+    "conn": "cat /proc/net/ip_vs_conn",
+    "dump": "wg show IF dump",
+}
+
+
+def _section(sections: Mapping[str, Section], name: str, *, allow_failure: bool = False) -> str:
+    """`section_text`, except that sudo refusing a command is said as such."""
+    section = sections.get(name)
+    if section is not None and section.rc not in (None, 0) and name in _PRIVILEGED:
+        refusal = sudo_refusal(section.text)
+        if refusal is not None:
+            raise ParseError(
+                name, None, f"missing sudo right for `{_PRIVILEGED[name]}` ({refusal})"
+            )
+    return section_text(sections, name, allow_failure=allow_failure)
 
 
 def gateway_script(interface: str, sudo: bool) -> str:
@@ -73,19 +111,24 @@ def gateway_script(interface: str, sudo: bool) -> str:
 
 def parse_lb_output(name: str, text: str) -> LbObservation:
     sections = split_sections(text)
-    services = parse_ipvsadm_list(section_text(sections, "ipvsadm"))
-    stats = parse_ipvsadm_stats(section_text(sections, "stats"))
+    services = parse_ipvsadm_list(_section(sections, "ipvsadm"))
+    stats = parse_ipvsadm_stats(_section(sections, "stats"))
     expire_text = section_text(sections, "expire", allow_failure=True)
     try:
         expire: bool | None = parse_bool_sysctl(expire_text)
     except ParseError:
         expire = None
+    # Captures made before the section existed have no "ops": nothing recorded then.
+    ops = sections.get("ops")
+    drains, locks = parse_op_state(ops.text if ops is not None and ops.ok else "")
     return LbObservation(
         host=name,
         clock=parse_clock(section_text(sections, "clock")),
         services=tuple(merge_stats(services, stats)),
-        conns=tuple(parse_ip_vs_conn(section_text(sections, "conn"))),
+        conns=tuple(parse_ip_vs_conn(_section(sections, "conn"))),
         expire_nodest_conn=expire,
+        drain_records=drains,
+        locks=locks,
     )
 
 
@@ -99,7 +142,7 @@ def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserva
         host=name,
         clock=clock,
         link_up=link_up,
-        interface=parse_wg_dump(section_text(sections, "dump"), interface),
+        interface=parse_wg_dump(_section(sections, "dump"), interface),
     )
 
 
@@ -146,7 +189,13 @@ TransportFactory = Callable[[Host], Transport]
 
 
 class FleetCollector:
-    """Owns one transport per host; `poll()` never runs twice at once for the same host."""
+    """Owns one transport per host; a host never has two requests in flight at once.
+
+    `poll()` returns after `poll_deadline` seconds at most (default: `timeout`, the
+    per-command timeout): hosts that have not answered by then are reported as pending, and
+    their request is not repeated until it ended. `last_success` seeds the age of each host's
+    last good poll (e.g. from an earlier run), so a lost host shows how long it has been gone.
+    """
 
     def __init__(
         self,
@@ -156,12 +205,15 @@ class FleetCollector:
         read_only: bool = False,
         compress: bool = False,
         timeout: float = POLL_TIMEOUT,
+        poll_deadline: float | None = None,
         transport_factory: TransportFactory | None = None,
         clock: Callable[[], float] = time.time,
+        last_success: Mapping[str, float] | None = None,
     ) -> None:
         self.clock = clock
         self.inventory = inventory
         self.timeout = timeout
+        self.poll_deadline = timeout if poll_deadline is None else poll_deadline
         self.read_only = read_only
 
         def default_factory(host: Host) -> Transport:
@@ -176,10 +228,18 @@ class FleetCollector:
 
         factory = transport_factory or default_factory
         self.transports: dict[str, Transport] = {h.name: factory(h) for h in inventory.hosts}
-        self._last_success: dict[str, float] = {}
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, len(inventory.hosts)), thread_name_prefix="wgc-poll"
-        )
+        names = {h.name for h in inventory.hosts}
+        self._last_success: dict[str, float] = {
+            k: v for k, v in (last_success or {}).items() if k in names
+        }
+        self._lock = threading.Lock()
+        self._inflight: dict[str, tuple[Future[HostPoll], float]] = {}
+        self._closed = False
+
+    @property
+    def last_successes(self) -> dict[str, float]:
+        """Bastion time of each host's last good poll (to carry over to a later run)."""
+        return dict(self._last_success)
 
     def _poll_lb(self, host: Host) -> HostPoll:
         return self._poll_host(host, "lb", lambda t: observe_lb(host, t, self.timeout))
@@ -198,20 +258,65 @@ class FleetCollector:
             obs, received = observe(self.transports[host.name])
         except (TransportError, ParseError, OSError) as exc:
             return HostPoll(host.name, role, None, str(exc), time.monotonic() - started, 0)
+        except Exception as exc:  # a parser bug is this host's error, never the poll's end
+            error = redact(f"cannot read its output ({type(exc).__name__}: {exc})")
+            return HostPoll(host.name, role, None, error, time.monotonic() - started, 0)
         return HostPoll(host.name, role, obs, None, time.monotonic() - started, received)
+
+    def _start(self, name: str, work: Callable[[], HostPoll]) -> None:
+        """Run `work` on a daemon thread: a host hung past the deadline never blocks exit."""
+        future: Future[HostPoll] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # _poll_host catches everything; belt and braces
+                future.set_exception(exc)
+
+        self._inflight[name] = (future, time.monotonic())
+        threading.Thread(target=run, name=f"wgc-poll-{name}", daemon=True).start()
 
     def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:
         started = time.monotonic()
         taken_at = self.clock()
-        futures = []
+        chosen: list[tuple[Host, Literal["lb", "gateway"]]] = []
         if "lb" in roles:
-            futures += [
-                self._pool.submit(self._poll_lb, lb) for lb in self.inventory.load_balancers
-            ]
+            chosen += [(lb, "lb") for lb in self.inventory.load_balancers]
         if "gateway" in roles:
-            futures += [self._pool.submit(self._poll_gateway, g) for g in self.inventory.gateways]
-        hosts = tuple(f.result() for f in futures)
-        return PollResult(taken_at=taken_at, seconds=time.monotonic() - started, hosts=hosts)
+            chosen += [(g, "gateway") for g in self.inventory.gateways]
+        with self._lock:
+            for host, role in chosen:
+                running = self._inflight.get(host.name)
+                if running is not None and not running[0].done():
+                    continue  # still waiting for the previous request: never a second one
+                if role == "lb":
+                    self._start(host.name, partial(self._poll_lb, host))
+                else:
+                    assert isinstance(host, Gateway)
+                    self._start(host.name, partial(self._poll_gateway, host))
+            pending = {h.name: self._inflight[h.name] for h, _ in chosen}
+        wait(
+            [f for f, _ in pending.values()],
+            timeout=max(0.0, started + self.poll_deadline - time.monotonic()),
+        )
+        hosts = []
+        for host, role in chosen:
+            future, since = pending[host.name]
+            if future.done():
+                hosts.append(future.result())
+                continue
+            waited = time.monotonic() - since
+            hosts.append(
+                HostPoll(
+                    host.name,
+                    role,
+                    None,
+                    f"no answer within {waited:.0f} s (still waiting for it)",
+                    waited,
+                    0,
+                )
+            )
+        return PollResult(taken_at=taken_at, seconds=time.monotonic() - started, hosts=tuple(hosts))
 
     def host_status(self, poll: PollResult) -> tuple[HostStatus, ...]:
         statuses = []
@@ -237,9 +342,10 @@ class FleetCollector:
         return self.fleet(self.poll())
 
     def close(self) -> None:
+        """Close every connection now; requests still in flight then fail on their own."""
+        self._closed = True
         for t in self.transports.values():
             t.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def fleet_from_poll(

@@ -32,7 +32,9 @@ from wgconsole.observed import (
     WgInterface,
     WgPeer,
 )
+from wgconsole.opstate import DrainCheck, describe_lock, drain_checks, way_out
 from wgconsole.parsers.bulk import Columns
+from wgconsole.transport.base import HOST_KEY_CHANGED
 
 # How many differing keys a config-drift message names before "and N more".
 EXAMPLES = 3
@@ -46,9 +48,10 @@ def derive_findings(
 ) -> tuple[Finding, ...]:
     """Every finding for the snapshot, worst first, then by code and subject."""
     found: list[Finding] = [
-        *host_unreachable(fleet.hosts, inventory, lbs, gateways),
+        *host_unreachable(fleet.hosts, inventory, lbs, gateways, fleet.taken_at),
         *interface_down(inventory, gateways),
         *config_drift(inventory, gateways),
+        *half_done_operations(inventory, lbs, gateways, fleet.taken_at),
     ]
     for lb in inventory.load_balancers:
         obs = lbs.get(lb.name)
@@ -118,13 +121,21 @@ def host_unreachable(
     inventory: Inventory,
     lbs: Mapping[str, LbObservation | None],
     gateways: Mapping[str, GatewayObservation | None],
+    now: float | None = None,
 ) -> list[Finding]:
     found = []
     for host in hosts:
         if not host.reachable:
             error = f": {host.error}" if host.error else ""
             message = f"{host.role} {host.name} did not answer this poll{error}."
-            found.append(Finding("host-unreachable", "critical", host.name, message))
+            if now is not None:
+                message += " " + _last_answer(host.last_success, now)
+            code = "host-unreachable"
+            if host.error and host.error.startswith(HOST_KEY_CHANGED):
+                # Not a network fault: someone else may be answering for this host.
+                code = "host-key-changed"
+                message += " It is not polled until known_hosts is fixed."
+            found.append(Finding(code, "critical", host.name, message))
     reported = {h.name for h in hosts if not h.reachable}
     # A host with no observation but no failed status either must not vanish silently.
     silent = [lb.name for lb in inventory.load_balancers if lbs.get(lb.name) is None]
@@ -134,6 +145,12 @@ def host_unreachable(
             message = f"{name} returned no observation this poll."
             found.append(Finding("host-unreachable", "critical", name, message))
     return found
+
+
+def _last_answer(last_success: float | None, now: float) -> str:
+    if last_success is None:
+        return "No answer from it yet."
+    return f"Last answer {max(0.0, now - last_success):.0f} s ago; its data shown is that old."
 
 
 def interface_down(
@@ -150,6 +167,49 @@ def interface_down(
             f"{gw.interface} on {gw.name} {state}{error}: clients the LB sends there get no answer."
         )
         found.append(Finding("interface-down", "critical", gw.name, message))
+    return found
+
+
+# --- operations cut short -------------------------------------------------------------
+
+
+def half_done_operations(
+    inventory: Inventory,
+    lbs: Mapping[str, LbObservation | None],
+    gateways: Mapping[str, GatewayObservation | None],
+    now: float,
+) -> list[Finding]:
+    """Drains (or undrains) that did not get to their end, and service locks left held."""
+    found = []
+    by_gateway: dict[str, list[DrainCheck]] = {}
+    for check in drain_checks(inventory, lbs, gateways):
+        if check.half_done:
+            by_gateway.setdefault(check.gateway, []).append(check)
+    for gateway, checks in by_gateway.items():
+        where = "; ".join(f"on {c.lb}: {', '.join(c.problems)}" for c in checks)
+        phase = checks[0].record.phase
+        step = f" (last recorded step: {phase})" if phase else ""
+        lock = next((c.lock for c in checks if c.lock is not None), None)
+        held = ""
+        if lock is not None:
+            held = (
+                f" The service lock is held by {describe_lock(lock, now)}: if that operation "
+                "is no longer running, add --break-lock."
+            )
+        message = f"A drain of {gateway} did not finish{step}: {where}. {way_out(gateway)}.{held}"
+        found.append(Finding("half-done-drain", "warning", gateway, message))
+    label = service_label(inventory.service.protocol, inventory.service.endpoint)
+    explained = {c.lb for checks in by_gateway.values() for c in checks}
+    for lb in inventory.load_balancers:
+        obs = lbs.get(lb.name)
+        if obs is None or not obs.locks or lb.name in explained:
+            continue
+        message = (
+            f"The service lock on {lb.name} is held by {describe_lock(obs.locks[0], now)}. "
+            "If no operation is running, it was cut short: check `wgconsole status` for "
+            "half-done changes; the next operation needs --break-lock."
+        )
+        found.append(Finding("service-locked", "info", label, message))
     return found
 
 

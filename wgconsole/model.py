@@ -253,18 +253,20 @@ class Fleet:
             "real_servers": [rs.to_json() for rs in self.real_servers],
             "clients": [c.to_json() for c in self.clients],
             "gateways": [g.to_json() for g in self.gateways],
-            "hosts": [_host_json(h) for h in self.hosts],
+            "hosts": [_host_json(h, self.taken_at) for h in self.hosts],
             "findings": [f.to_json() for f in self.findings],
         }
 
 
-def _host_json(host: HostStatus) -> dict[str, Any]:
+def _host_json(host: HostStatus, now: float) -> dict[str, Any]:
+    age = None if host.last_success is None else round(max(0.0, now - host.last_success), 3)
     return {
         "name": host.name,
         "role": host.role,
         "reachable": host.reachable,
         "error": host.error,
         "last_success": host.last_success,
+        "last_success_age": age,  # seconds: how old this host's data is; None: never answered
     }
 
 

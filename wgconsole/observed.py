@@ -98,12 +98,37 @@ class IpvsConn:
 
 
 @dataclass(frozen=True, slots=True)
+class DrainRecord:
+    """What a drain keeps on each load balancer (/run/wgconsole/drain-<gateway>.json).
+
+    It stays after a finished drain (undrain reads the weight to restore from it, then
+    removes it); the kernel's state says whether the drain it belongs to got to its end.
+    """
+
+    gateway: str  # inventory name, from the file name
+    previous_weight: int | None  # None: unreadable record
+    phase: str  # the last step the drain recorded ("" in records without phases)
+    started: float | None  # bastion epoch time the drain began
+
+
+@dataclass(frozen=True, slots=True)
+class LockRecord:
+    """An operation holding the service lock on a load balancer right now (or that died)."""
+
+    operator: str
+    action: str
+    since: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class LbObservation:
     host: str  # inventory name
     clock: float  # the LB's own epoch time when it was read
     services: tuple[IpvsService, ...]
     conns: tuple[IpvsConn, ...]
     expire_nodest_conn: bool | None  # None: could not be read
+    drain_records: tuple[DrainRecord, ...] = ()
+    locks: tuple[LockRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

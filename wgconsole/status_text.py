@@ -68,13 +68,17 @@ def render(fleet: Fleet) -> RenderableType:
         )
     parts.append(cl)
     hosts = Table(title="hosts", title_justify="left")
-    for col in ("host", "role", "reachable", "error"):
+    for col in ("host", "role", "reachable", "last answer", "error"):
         hosts.add_column(col, overflow="fold")
     for h in fleet.hosts:
+        last = "now" if h.reachable else "never"
+        if not h.reachable and h.last_success is not None:
+            last = _age(max(0.0, fleet.taken_at - h.last_success)) + " ago"
         hosts.add_row(
             h.name,
             h.role,
             Text("yes" if h.reachable else "NO", style="" if h.reachable else "bold red"),
+            last,
             h.error or "",
         )
     parts.append(hosts)

@@ -22,7 +22,7 @@ class LocalTransport:
                 ["sh", "-c", command], capture_output=True, text=True, timeout=timeout
             )
         except subprocess.TimeoutExpired:
-            raise CommandTimeout(f"{self.name}: command timed out after {timeout:.0f} s") from None
+            raise CommandTimeout(f"{self.name}: command timed out after {timeout:g} s") from None
         return CommandResult(
             stdout=proc.stdout,
             stderr=proc.stderr,

@@ -25,6 +25,7 @@ from wgconsole.observed import (
     WgPeer,
 )
 from wgconsole.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
+from wgconsole.parsers.opstate import local_state_text, parse_op_state
 
 PROTOCOLS = {socket.IPPROTO_UDP: "udp", socket.IPPROTO_TCP: "tcp", 132: "sctp"}
 IFF_UP = 0x1
@@ -55,12 +56,15 @@ def read_lb(name: str) -> LbObservation:
     except OSError:
         expire = None
     conns = parse_ip_vs_conn(IP_VS_CONN.read_text()) if IP_VS_CONN.exists() else []
+    drains, locks = parse_op_state(local_state_text())
     return LbObservation(
         host=name,
         clock=clock,
         services=tuple(services),
         conns=tuple(conns),
         expire_nodest_conn=expire,
+        drain_records=drains,
+        locks=locks,
     )
 
 
