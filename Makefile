@@ -37,5 +37,9 @@ test: setup lint
 bench: setup
 	$(PY) -m benchmarks.bench_scale $(BENCH_ARGS)
 
+# The console's refresh on the UI thread with 5,000 clients and 50,000 LB entries (no lab).
+bench-console: setup
+	$(PY) benchmarks/bench_console.py
+
 lab-down: $(PY)
 	$(VENV)/bin/wgconsole lab down

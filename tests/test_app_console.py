@@ -534,3 +534,14 @@ def test_run_console_refuses_an_unknown_theme(capsys: pytest.CaptureFixture[str]
     assert run_console(args, collector.inventory) == 2
     assert "no theme 'nope'; available: dark, high-contrast, light" in capsys.readouterr().err
     collector.close()
+
+
+async def test_a_hidden_table_catches_up_when_shown() -> None:
+    app, _ = console([NORMAL, GW2_UNREACHABLE])
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(pilot, app)
+        await step(pilot, app)  # while the overview is shown
+        await pilot.press("2")
+        assert column(app, "client-table", "Handshake") == ["✔ fresh 6s", "✔ fresh 6s"]
+        await pilot.press("3")
+        assert column(app, "conn-table", "Expires") == ["294s", "294s"]

@@ -43,6 +43,8 @@ from wgconsole.widgets.overview import OverviewView
 from wgconsole.widgets.palette import Palette
 from wgconsole.widgets.tableview import TableView
 
+# Views whose tables are only diffed while shown (thousands of rows each).
+LAZY_VIEWS = frozenset({"clients", "connections"})
 VIEWS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"),
     ("clients", "Clients"),
@@ -187,6 +189,8 @@ class ConsoleApp(App[int]):
         self.applied = 0  # snapshots applied to the views (tests wait on it)
         self.palette = Palette(self.get_css_variables())
         self._restyle = False
+        self._behind_views: set[str] = set()
+        self._restyle_views: set[str] = set()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._taken = threading.Event()
@@ -281,17 +285,34 @@ class ConsoleApp(App[int]):
         self.poll_error = None
         now = self.clock()
         restyle, self._restyle = self._restyle, False
+        if restyle:
+            self._restyle_views.update(LAZY_VIEWS)
         palette = self.palette
+        active = self.query_one(TabbedContent).active
         with self.batch_update():
             self.query_one(ConsoleHeader).show(snapshot, now, palette)
             self.query_one(OverviewView).show(snapshot, now, palette, restyle)
-            self.query_one(ClientsView).show(snapshot, palette, restyle)
-            self.query_one(ConnectionsView).show(snapshot, now, palette, restyle)
             self.query_one(EventLog).add(snapshot.events, palette)
+            # The big tables are diffed only while on screen; a hidden one catches up with
+            # the latest snapshot when its tab is shown.
+            self._behind_views.update(LAZY_VIEWS)
+            if active in LAZY_VIEWS:
+                self._catch_up(active)
             for screen in self.screen_stack:
                 if isinstance(screen, DetailScreen):
                     screen.show(snapshot, now, palette, restyle)
         self.applied += 1
+
+    def _catch_up(self, view: str) -> None:
+        if self.snapshot is None or view not in self._behind_views:
+            return
+        restyle = view in self._restyle_views
+        if view == "clients":
+            self.query_one(ClientsView).show(self.snapshot, self.palette, restyle)
+        else:
+            self.query_one(ConnectionsView).show(self.snapshot, self.clock(), self.palette, restyle)
+        self._behind_views.discard(view)
+        self._restyle_views.discard(view)
 
     def _tick(self) -> None:
         snapshot = self.snapshot
@@ -319,6 +340,7 @@ class ConsoleApp(App[int]):
         while isinstance(self.screen, (DetailScreen, HelpScreen)):
             self.pop_screen()
         self.query_one(TabbedContent).active = view
+        self._catch_up(view)
         self._focus_view(view)
 
     def _focus_view(self, view: str) -> None:
@@ -335,6 +357,7 @@ class ConsoleApp(App[int]):
     @on(TabbedContent.TabActivated)
     def _tab(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
+            self._catch_up(event.pane.id)
             self._focus_view(event.pane.id)
         if event.pane.id == "connections":
             self.query_one(ConnectionsView).tick(self.clock())

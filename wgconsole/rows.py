@@ -431,7 +431,7 @@ class ConnIndex:
         left = conn.expires - max(0.0, now - self.taken_at)
         expires = max(0, int(left))
         cells = (
-            Cell(str(conn.client), PLAIN, endpoint_sort_key(conn.client)),
+            Cell(str(conn.client)),  # sorted by ConnIndex.order, not by the table
             Cell(str(conn.virtual)),
             Cell(str(conn.dest)),
             Cell(name or "(unknown)", PLAIN if name else WARN),

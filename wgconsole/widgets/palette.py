@@ -34,6 +34,9 @@ def _style(colour: Color | None, bold: bool = False, italic: bool = False) -> St
     return Style(color=None if colour is None else colour.rich_color, bold=bold, italic=italic)
 
 
+_TEXT_CACHE = 20_000
+
+
 class KeyedText(Text):
     """A first-column cell that knows its row key, so the table can be put in any order."""
 
@@ -52,12 +55,22 @@ class Palette:
             STALE: _style(muted, italic=True),
             ACCENT: _style(_colour(variables, "accent")),
         }
+        self._texts: dict[tuple[str, str], Text] = {}
 
     def style(self, tone: str) -> Style:
         return self.styles.get(tone, self.styles[PLAIN])
 
     def text(self, cell: Cell) -> Text:
-        return Text(cell.text, style=self.style(cell.tone), no_wrap=True, end="")
+        # Most cells repeat (gateway names, "✔ fresh 84s", "287s"): one Text each, shared.
+        # DataTable only reads its cells, so sharing is safe.
+        key = (cell.text, cell.tone)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) >= _TEXT_CACHE:
+                self._texts.clear()
+            text = Text(cell.text, style=self.style(cell.tone), no_wrap=True, end="")
+            self._texts[key] = text
+        return text
 
     def keyed(self, cell: Cell, key: str) -> KeyedText:
         text = KeyedText(cell.text, style=self.style(cell.tone), no_wrap=True, end="")
