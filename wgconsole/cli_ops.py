@@ -16,6 +16,7 @@ from wgconsole.inventory_types import Inventory
 from wgconsole.ops.audit import AuditLog, default_audit_path
 from wgconsole.ops.context import OpContext, Progress
 from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.whereis import WhereIsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,6 +46,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="do not wait for the clients' handshakes on other gateways",
     )
     d.add_argument("--wait-timeout", type=float, default=180.0, metavar="S")
+    d.add_argument(
+        "--resume",
+        action="store_true",
+        help="only finish a drain that was cut short (refused if there is none)",
+    )
     u = sub.add_parser("undrain", parents=[common], help="return a drained gateway to service")
     u.add_argument("gateway")
     u.add_argument("--weight", type=int, default=None, help="instead of the recorded weight")
@@ -110,7 +116,7 @@ def run_op(
             print("cancelled: nothing was changed")
             return EXIT_REFUSED
         summary = execute()
-    except ValidationError as exc:
+    except (ValidationError, WhereIsError) as exc:
         print(f"wgconsole: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except OpError as exc:
@@ -121,10 +127,13 @@ def run_op(
 
 
 def cmd_drain(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
-    from wgconsole.ops.drain import execute_drain, plan_drain
+    from wgconsole.ops.drain import execute_drain, find_record, plan_drain
+    from wgconsole.ops.validate import gateway as find_gateway
 
     def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
-        plan = plan_drain(inventory, collector.snapshot(), args.gateway)
+        fleet = collector.snapshot()
+        record = find_record(ctx, find_gateway(inventory, args.gateway))
+        plan = plan_drain(inventory, fleet, args.gateway, record, resume=args.resume)
 
         def execute() -> str:
             r = execute_drain(

@@ -338,11 +338,15 @@ def _drift_peer_set(ifaces: Sequence[tuple[str, WgInterface]]) -> str | None:
         return None
     examples = [
         f"{short_key(k)} missing on {', '.join(n for n, ks in keys.items() if k not in ks)}"
+        f" (on {', '.join(n for n, ks in keys.items() if k in ks)})"
         for k in partial[:EXAMPLES]
     ]
     return (
         f"Peer sets differ: {len(partial)} peer(s) not on every gateway "
-        f"({'; '.join(examples)}{_more(len(partial))}): they cannot fail over."
+        f"({'; '.join(examples)}{_more(len(partial))}): they cannot fail over. "
+        "If a `peer add` or `peer remove` was cut short, running it again finishes it "
+        "(`peer add NAME --public-key KEY` adds it where missing); `peer remove KEY` "
+        "removes it everywhere."
     )
 
 

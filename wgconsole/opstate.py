@@ -3,11 +3,12 @@
 A drain writes its record on every LB before it changes anything and leaves it there when it
 is done (undrain reads the weight to restore from it, then removes it). So a record alone is
 not a half-done drain: the kernel's state is. A finished drain leaves, on every LB, the
-gateway's real server present at weight 0 with sh-fallback on and expire_nodest_conn=1, and
-the gateway's interface down. Anything else with a record present is an operation that did
-not get to its end (connection lost, operator interrupted, a step failed) — or an undrain
-cut short, which leaves the same kind of mixture. Either way the way out is the same: run
-`drain` again to finish, or `undrain` to return the gateway to service.
+gateway's real server present at weight 0 with sh-fallback on and expire_nodest_conn=1, the
+gateway's interface down, and a record past the real server's delete and re-add (before that,
+the flows were not moved). Anything else with a record present is an operation that did not
+get to its end (connection lost, operator interrupt, a failed step), or an undrain cut short,
+which leaves the same kind of mixture. Either way out is the same: run `drain` again to
+finish, or `undrain` to return the gateway to service.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from wgconsole.observed import (
     LbObservation,
     LockRecord,
 )
+
+# Phases a drain records before its real server is deleted and added back: a record still in
+# one of them means the drain never moved the existing flows, whatever the weight shows.
+UNFINISHED_PHASES = frozenset({"started", "deleted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,12 @@ def drain_checks(
             problems = drain_problems(gw, service, obs.expire_nodest_conn, link_up)
             if record.previous_weight is None:
                 problems.append("its record is unreadable")
+            elif not problems and record.phase in UNFINISHED_PHASES:
+                # Weight 0 and the interface down, but the real server never deleted and
+                # re-added: existing flows still point at the gateway that no longer answers.
+                problems.append(
+                    f"it stopped at step '{record.phase}': flows to it were not moved yet"
+                )
             yield DrainCheck(
                 gw.name, lb.name, record, tuple(problems), obs.locks[0] if obs.locks else None
             )

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import is_unavailable
 from wgconsole.observed import Endpoint, IpvsService
-from wgconsole.sched import ShModel, with_readded, with_removed, with_weights
+from wgconsole.sched import (
+    ShDest,
+    ShModel,
+    with_added,
+    with_readded,
+    with_removed,
+    with_weights,
+)
 
 
 class WhereIsError(ValueError):
@@ -76,7 +83,11 @@ def proposed_model(
         for name in removed:
             dests = with_removed(dests, _real_server(inventory, name))
         for name, weight in (readded or {}).items():
-            dests = with_readded(dests, _real_server(inventory, name), weight)
+            key = _real_server(inventory, name)
+            if any(d.key == key for d in dests):
+                dests = with_readded(dests, key, weight)
+            else:  # not in the service now (a drain left it out): added, at the head too
+                dests = with_added(dests, ShDest(key, weight))
     except ValueError as exc:
         raise WhereIsError(str(exc)) from None
     return model.with_dests(dests)

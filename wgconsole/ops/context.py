@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from wgconsole.inventory_types import Inventory
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.errors import OpError
-from wgconsole.transport.base import CommandResult, Transport, TransportError
+from wgconsole.parsers.errors import redact
+from wgconsole.transport.base import (
+    CommandResult,
+    Transport,
+    TransportError,
+    privileged_part,
+    sudo_refusal,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +48,7 @@ class OpContext:
         except TransportError as exc:
             raise OpError(f"{host}: {exc}") from None
         if check and result.status != 0:
-            output = (result.stdout + result.stderr).strip()[-500:]
-            raise OpError(f"{host}: command failed (exit {result.status}): {output}")
+            raise OpError(failure(host, command, result))
         return result
 
     def info(self, text: str) -> None:
@@ -61,3 +67,16 @@ class OpContext:
             self.progress(Progress("fail", f"{title}: {exc}", time.monotonic() - started))
             raise
         self.progress(Progress("ok", title, time.monotonic() - started))
+
+
+def failure(host: str, command: str, result: CommandResult) -> str:
+    """Why a command failed, for the operator and the audit log.
+
+    sudo refusing it is named as a missing right; otherwise the end of its output, with
+    anything key-shaped redacted (a tool may echo what it was given).
+    """
+    output = result.stdout + result.stderr
+    refusal = sudo_refusal(output)
+    if refusal is not None:
+        return f"{host}: missing sudo right for `{privileged_part(command)}` ({refusal})"
+    return f"{host}: command failed (exit {result.status}): {redact(output.strip()[-500:])}"

@@ -16,14 +16,21 @@ roam to its own address. So a drain here is:
 6. the dest added back at weight 0, drained, once no entry points to it;
 7. progress judged by handshakes on the gateways, until every client has shaken hands with
    another gateway since the drain began.
+
+The drain's record on every LB (its previous weight, when it began, its last step) is written
+before anything changes and kept up to date, so a drain cut short (connection lost, operator
+interrupt, a failed step) is found by the next run: `status` shows a `half-done-drain`
+finding, and `drain` run again (or `drain --resume`) picks up from the record, keeping the
+weight to restore; `undrain` rolls it back. Every step is idempotent for that reason.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wgconsole.inventory_types import Gateway, Inventory
+from wgconsole.inventory_types import Gateway, Host, Inventory
 from wgconsole.model import REJECT_AFTER_TIME, Fleet, ServiceView
 from wgconsole.observed import Endpoint, IpvsConn
 from wgconsole.ops import lbcmd
@@ -34,6 +41,7 @@ from wgconsole.ops.observe import (
     dest_of,
     read_gateway,
     read_lb,
+    read_record,
     service_on,
     write_record,
 )
@@ -67,6 +75,9 @@ class DrainPlan:
     preflight: tuple[str, ...]
     clients: tuple[ClientOnGateway, ...]
     share_after: dict[str, int]
+    # Set when a drain of this gateway was cut short: what it left, and when it began.
+    interrupted: str | None = None
+    began: float | None = None
 
     def describe(self) -> list[str]:
         lines = [
@@ -74,6 +85,12 @@ class DrainPlan:
             f"{self.service.protocol} {self.service.vip}:{self.service.port}, "
             f"weight {self.previous_weight} -> 0.",
         ]
+        if self.interrupted:
+            lines.append(f"  RESUMING an interrupted drain: {self.interrupted}")
+            lines.append(
+                f"  (this run finishes it; `wgconsole undrain {self.gateway.name}` would roll it "
+                f"back to weight {self.previous_weight} instead)"
+            )
         lines += [f"  preflight: {p}" for p in self.preflight]
         lines += [f"  fix: {f}" for f in self.fixes]
         lines.append(f"  clients on {self.gateway.name} now: {len(self.clients)}")
@@ -95,14 +112,37 @@ class DrainPlan:
         return lines
 
 
-def plan_drain(inventory: Inventory, fleet: Fleet, name: str) -> DrainPlan:
+def plan_drain(
+    inventory: Inventory,
+    fleet: Fleet,
+    name: str,
+    record: Mapping[str, object] | None = None,
+    *,
+    resume: bool = False,
+) -> DrainPlan:
+    """The drain of `name`; `record` is its drain record on an LB, if one exists (see
+    `find_record`): a drain cut short is then resumed, keeping the weight it recorded."""
     gw = find_gateway(inventory, name)
     svc = fleet.service
     if svc is None:
         raise ValidationError("the service is not on any answering load balancer")
     dest = dest_of(svc.raw, gw)
-    if dest is None:
+    interrupted = interrupted_drain(fleet, gw.name) if record is not None else None
+    if resume and interrupted is None:
+        raise ValidationError(
+            f"nothing to resume: no drain of {gw.name} was cut short "
+            "(no drain record on the LB, or the drain it records is finished)"
+        )
+    recorded = record.get("previous_weight") if record is not None else None
+    if dest is None and record is None:
         raise ValidationError(f"{gw.name} ({gw.real_server}) is not a real server of the service")
+    if record is not None and not isinstance(recorded, int):
+        raise ValidationError(
+            f"the drain record of {gw.name} on the LB is unreadable: return it to service with "
+            f"`wgconsole undrain {gw.name} --weight N`, then drain again"
+        )
+    previous_weight = recorded if isinstance(recorded, int) else dest.weight if dest else 0
+    began = record.get("started") if record is not None else None
     others = [d for d in svc.dests if d.endpoint != gw.real_server and d.weight > 0]
     if not others:
         raise ValidationError(f"no other gateway with weight > 0: draining {gw.name} drops all")
@@ -151,7 +191,34 @@ def plan_drain(inventory: Inventory, fleet: Fleet, name: str) -> DrainPlan:
         (names.get(k, str(k)) if k is not None else "dropped"): v
         for k, v in after.effective_share().items()
     }
-    return DrainPlan(gw, svc, dest.weight, tuple(fixes), tuple(preflight), tuple(clients), share)
+    return DrainPlan(
+        gw,
+        svc,
+        previous_weight,
+        tuple(fixes),
+        tuple(preflight),
+        tuple(clients),
+        share,
+        interrupted,
+        float(began) if isinstance(began, int | float) and interrupted else None,
+    )
+
+
+def interrupted_drain(fleet: Fleet, gateway: str) -> str | None:
+    """What a drain of `gateway` cut short left, from the fleet's half-done-drain finding."""
+    for f in fleet.findings:
+        if f.code == "half-done-drain" and f.subject == gateway:
+            return f.message
+    return None
+
+
+def find_record(ctx: OpContext, gw: Gateway) -> dict[str, object] | None:
+    """The drain record of `gw` on the first LB that has one (read-only)."""
+    for lb in ctx.inventory.load_balancers:
+        record = read_record(ctx, lb, RECORD, gw)
+        if record is not None:
+            return record
+    return None
 
 
 def _endpoint(text: str | None) -> Endpoint | None:
@@ -173,6 +240,7 @@ class DrainResult:
     gateway: str
     started: float
     seconds: float = 0.0
+    since: float = 0.0  # when the drain began (an interrupted one: its first run)
     moved: dict[str, str] = field(default_factory=dict)  # client label -> new gateway
     remaining: list[str] = field(default_factory=list)
     readded: bool = False
@@ -189,7 +257,8 @@ def execute_drain(
     break_lock: bool = False,
 ) -> DrainResult:
     gw = plan.gateway
-    result = DrainResult(gateway=gw.name, started=time.time())
+    now = time.time()
+    result = DrainResult(gateway=gw.name, started=now, since=plan.began or now)
     before = {
         "weight": plan.previous_weight,
         "flags": list(plan.service.flags),
@@ -223,17 +292,7 @@ def _drain_steps(
     result.rx_before = received_bytes(ctx, plan)
     for lb in ctx.inventory.load_balancers:
         with ctx.step(f"{lb.name}: record the drain (previous weight {plan.previous_weight})"):
-            write_record(
-                ctx,
-                lb,
-                RECORD,
-                gw,
-                {
-                    "gateway": gw.name,
-                    "previous_weight": plan.previous_weight,
-                    "started": result.started,
-                },
-            )
+            _write(ctx, lb, plan, result, "started")
         _, svc = service_on(ctx, lb)
         if not svc.sh_fallback:
             with ctx.step(f"{lb.name}: enable sh-fallback"):
@@ -269,6 +328,7 @@ def _drain_steps(
                 ctx.run(lb.name, lbcmd.delete_dest(lb, service, gw.real_server))
             if dest_of(service_on(ctx, lb)[1], gw) is not None:
                 raise OpError(f"{lb.name}: {gw.name} is still a real server")
+            _write(ctx, lb, plan, result, "deleted")
     with ctx.step("move the clients: new gateways initiate their handshakes"):
         _move_clients(ctx, plan, result)
     if not result.remaining:
@@ -281,6 +341,7 @@ def _drain_steps(
                 d = dest_of(service_on(ctx, lb)[1], gw)
                 if d is None or d.weight != 0:
                     raise OpError(f"{lb.name}: {gw.name} was not added back at weight 0")
+                _write(ctx, lb, plan, result, "readded")
         result.readded = True
     else:
         ctx.warn(
@@ -292,6 +353,19 @@ def _drain_steps(
             _wait_handshakes(ctx, plan, result, wait_timeout)
     else:
         result.complete = not result.remaining
+    if result.complete:
+        for lb in ctx.inventory.load_balancers:
+            _write(ctx, lb, plan, result, "done")
+
+
+def _write(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, phase: str) -> None:
+    data = {
+        "gateway": plan.gateway.name,
+        "previous_weight": plan.previous_weight,
+        "started": result.since,
+        "phase": phase,
+    }
+    write_record(ctx, lb, RECORD, plan.gateway, data)
 
 
 def _entries(ctx: OpContext) -> list[IpvsConn]:
@@ -382,7 +456,7 @@ def _wait_handshakes(ctx: OpContext, plan: DrainPlan, result: DrainResult, timeo
             if obs.interface is None:
                 continue
             # The drain's start on this gateway's own clock.
-            since = result.started + (obs.clock - asked)
+            since = result.since + (obs.clock - asked)
             for p in obs.interface.peers:
                 if p.public_key not in waiting:
                     continue

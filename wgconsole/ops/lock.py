@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from wgconsole.ops.audit import operator
-from wgconsole.ops.context import OpContext
+from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import LockedError, OpError
-from wgconsole.transport.base import quote_argv
+from wgconsole.transport.base import privileged, quote_argv, sudo_refusal
 
 LOCK_ROOT = "/run/wgconsole"
 
@@ -36,13 +36,16 @@ def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> It
     try:
         for lb in sorted(ctx.inventory.load_balancers, key=lambda h: h.name):
             if break_lock:
-                ctx.run(lb.name, quote_argv(["rm", "-rf", path]), check=False)
+                ctx.run(lb.name, privileged(["rm", "-rf", path], lb.ssh.sudo), check=False)
             script = (
                 f"mkdir -p {LOCK_ROOT} && mkdir {quote_argv([path])} 2>/dev/null "
                 f"&& printf '%s' {quote_argv([owner])} > {quote_argv([path + '/owner'])} "
                 f"|| {{ cat {quote_argv([path + '/owner'])} 2>/dev/null; exit 75; }}"
             )
-            result = ctx.run(lb.name, script, check=False)
+            command = privileged(["sh", "-c", script], lb.ssh.sudo)
+            result = ctx.run(lb.name, command, check=False)
+            if result.status != 0 and sudo_refusal(result.stdout + result.stderr):
+                raise OpError(failure(lb.name, command, result))
             if result.status != 0:
                 raise LockedError(f"{lb.name}: {_describe(result.stdout)}")
             taken.append(lb.name)
@@ -53,8 +56,9 @@ def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> It
                 f"grep -q {quote_argv([token])} {quote_argv([path + '/owner'])} "
                 f"&& rm -rf {quote_argv([path])}"
             )
+            lb = next(h for h in ctx.inventory.load_balancers if h.name == name)
             try:
-                ctx.run(name, release, check=False)
+                ctx.run(name, privileged(["sh", "-c", release], lb.ssh.sudo), check=False)
             except OpError:  # an unreachable LB keeps its lock: say so
                 ctx.warn(f"{name}: could not release the lock {path}; `--break-lock` clears it")
 

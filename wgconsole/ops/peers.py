@@ -8,6 +8,13 @@ them one after the other (live `wg set`, then an atomic edit of the config file 
 done on the gateway itself because that file holds its private key), verifies that every
 gateway carries the same peers, and on any failure rolls every touched gateway back.
 
+An add or remove cut short where the rollback could not reach a gateway (the connection was
+lost) leaves a peer on some gateways only: `status` shows it as `config-drift`, naming the
+gateways that lack it, and the plans here say how to get out. `peer add NAME --public-key K`
+for a key that is on some gateways only *finishes* it (adds it, live and in the config file,
+only where it is missing, with the allowed IP and keepalive it already has), and
+`peer remove K` rolls it back (removes it wherever it is).
+
 Nothing here ever holds a gateway's private key; a generated client private key is kept in a
 `PrivateKey` (hidden repr) and written only to the operator's `--output` file.
 """
@@ -71,6 +78,10 @@ class PeerAddPlan:
     gateways: tuple[Gateway, ...]
     inventory_path: str
     warnings: tuple[str, ...] = ()
+    # Finishing an add cut short: the gateways that already carry the peer (live), and
+    # whether the inventory already lists the client (then it is not edited).
+    finishing: tuple[str, ...] = ()
+    in_inventory: bool = False
 
     @property
     def generate_key(self) -> bool:
@@ -85,6 +96,12 @@ class PeerAddPlan:
         lines = [
             f"Add peer {self.name}, address {self.peer_allowed_ip}, keepalive {self.keepalive}"
         ]
+        if self.finishing:
+            lines.append(
+                f"  FINISHING an interrupted change: the peer is already on "
+                f"{', '.join(self.finishing)}; it is added only where it is missing (live "
+                f"and in the config file). `wgconsole peer remove {key}` would roll it back."
+            )
         if self.generate_key:
             lines.append(
                 "  a key pair is generated locally; the private key is written only to the "
@@ -102,7 +119,10 @@ class PeerAddPlan:
                 f"(backup {gw.config}.wgconsole-bak-<time>)"
             )
         entry = client_line(Client(self.name, key, self.address))
-        lines.append(f"  {self.inventory_path}: clients += {entry}")
+        if self.in_inventory:
+            lines.append(f"  {self.inventory_path}: already lists {self.name} (unchanged)")
+        else:
+            lines.append(f"  {self.inventory_path}: clients += {entry}")
         lines.append(
             f"  client config: Endpoint {self.endpoint}, PublicKey {_short(self.server_public_key)}"
             f", AllowedIPs {self.client_allowed_ips}"
@@ -156,11 +176,17 @@ def plan_peer_add(
     keepalive: int | None = None,
 ) -> PeerAddPlan:
     """Validate everything against the snapshot; changes nothing."""
-    _check_new_name(inventory, name)
+    validate.name(name)
     server_key = _server_public_key(inventory, fleet)
     peers = fleet_peer_sets(inventory, fleet)
     if public_key is not None:
-        _check_new_key(inventory, peers, validate.public_key(public_key), server_key)
+        validate.public_key(public_key)
+        on = [gw for gw, ps in peers.items() if public_key in ps]
+        if on and len(on) < len(inventory.gateways):
+            return _plan_finish(inventory, peers, name, public_key, address, keepalive, server_key)
+    _check_new_name(inventory, name)
+    if public_key is not None:
+        _check_new_key(inventory, peers, public_key, server_key)
     hosts, wide = _addresses_in_use(inventory, peers)
     chosen = _choose_address(inventory, address, hosts, wide)
     svc = inventory.service
@@ -174,7 +200,65 @@ def plan_peer_add(
         client_allowed_ips=inventory.tunnel.network,
         gateways=inventory.gateways,
         inventory_path=inventory.path,
-        warnings=tuple(_drift_warnings(peers)),
+        warnings=tuple(_drift_warnings(peers, inventory)),
+    )
+
+
+def _plan_finish(
+    inventory: Inventory,
+    peers: PeerSets,
+    name: str,
+    key: str,
+    address: str | None,
+    keepalive: int | None,
+    server_key: str,
+) -> PeerAddPlan:
+    """The add of a peer that some gateways already carry: finish it on the others."""
+    on = tuple(gw.name for gw in inventory.gateways if key in peers.get(gw.name, {}))
+    copies = {peers[gw][key] for gw in on}
+    back = f"`wgconsole peer remove {key}` rolls it back"
+    if len(copies) > 1:
+        shown = "; ".join(f"{gw}: {peers[gw][key].describe()}" for gw in on)
+        raise ValidationError(f"{_short(key)} differs between gateways ({shown}): {back}")
+    (existing,) = copies
+    if existing.has_psk:
+        raise ValidationError(
+            f"{_short(key)} has a preshared key on {', '.join(on)}: finish it by hand, or {back}"
+        )
+    nets = [ipaddress.ip_network(a, strict=False) for a in existing.allowed_ips]
+    if len(nets) != 1 or nets[0].num_addresses != 1:
+        raise ValidationError(
+            f"{_short(key)} has allowed IPs {', '.join(existing.allowed_ips) or '(none)'} on "
+            f"{', '.join(on)}, not one address: finish it by hand, or {back}"
+        )
+    have = str(nets[0].network_address)
+    if address is not None and str(ipaddress.ip_address(address)) != have:
+        raise ValidationError(f"{_short(key)} already has address {have} on {', '.join(on)}")
+    if keepalive is not None and keepalive != existing.keepalive:
+        raise ValidationError(
+            f"{_short(key)} already has keepalive {existing.keepalive} on {', '.join(on)}"
+        )
+    client = inventory.client_by_key(key)
+    if client is not None and client.name != name:
+        raise ValidationError(f"public key: already the inventory's client {client.name!r}")
+    if client is None:
+        _check_new_name(inventory, name)
+    if key == server_key:
+        raise ValidationError("public key: that is the gateways' own public key")
+    svc = inventory.service
+    return PeerAddPlan(
+        name=name,
+        public_key=key,
+        address=have,
+        keepalive=existing.keepalive,
+        server_public_key=server_key,
+        endpoint=endpoint_text(svc.vip, svc.port),
+        client_allowed_ips=inventory.tunnel.network,
+        gateways=inventory.gateways,
+        inventory_path=inventory.path,
+        warnings=tuple(w for w in _drift_warnings(peers, inventory) if key not in w),
+        finishing=on,
+        in_inventory=client is not None,
     )
 
 
@@ -185,7 +269,7 @@ def plan_peer_remove(inventory: Inventory, fleet: Fleet, name_or_key: str) -> Pe
     present = tuple(gw.name for gw in inventory.gateways if key in peers.get(gw.name, {}))
     if not present and client is None:
         raise ValidationError(f"{_short(key)} is not a peer on any gateway nor in the inventory")
-    warnings = list(_drift_warnings(peers))
+    warnings = [w for w in _drift_warnings(peers, inventory) if key not in w]
     if present and len(present) < len(inventory.gateways):
         warnings.append(f"the peer is only on {', '.join(present)}: removed there")
     return PeerRemovePlan(
@@ -301,12 +385,26 @@ def _check_not_routed(
             raise ValidationError(f"address {addr}: inside {net}, a peer's AllowedIPs")
 
 
-def _drift_warnings(peers: PeerSets) -> Iterable[str]:
+def _drift_warnings(peers: PeerSets, inventory: Inventory) -> Iterable[str]:
     sets = list(peers.items())
-    if len({frozenset(p.items()) for _, p in sets}) > 1:
+    if len({frozenset(p.items()) for _, p in sets}) <= 1:
+        return
+    yield (
+        "the gateways' peer sets already differ (config drift); only this peer is changed, "
+        "the drift stays"
+    )
+    # A peer on some gateways only is what an interrupted add or remove leaves: say how out.
+    keys = {k for _, ps in sets for k in ps}
+    for key in sorted(keys):
+        on = [gw for gw, ps in sets if key in ps]
+        if len(on) == len(sets):
+            continue
+        client = inventory.client_by_key(key)
+        name = client.name if client else "NAME"
         yield (
-            "the gateways' peer sets already differ (config drift); only this peer is changed, "
-            "the drift stays"
+            f"peer {key} is on {', '.join(on)} only (an interrupted peer add or remove?): "
+            f"`wgconsole peer add {name} --public-key {key}` finishes the add, "
+            f"`wgconsole peer remove {key}` removes it everywhere"
         )
 
 
@@ -385,6 +483,8 @@ class _Run:
     gw: Gateway
     before: GatewayState
     backup: str
+    need_live: bool = True  # False when finishing an add on a gateway that has the peer
+    need_file: bool = True
     live_attempted: bool = False
     live_done: bool = False
     file_attempted: bool = False
@@ -454,6 +554,11 @@ def _verify(
         distinct = {frozenset(after[gw.name].peers.items()) for gw in gateways}
         if len(distinct) > 1:
             raise OpError("verification failed: the gateways' peer sets differ")
+
+
+def _without(state: GatewayState, key: str) -> GatewayState:
+    peers = {k: p for k, p in state.peers.items() if k != key}
+    return GatewayState(state.public_key, peers, state.key_count, state.dir_writable)
 
 
 def _same_peers(states: Mapping[str, GatewayState]) -> bool:
@@ -607,9 +712,12 @@ def execute_peer_add(
             detail=f"{key} {plan.peer_allowed_ip} keepalive {ka} on {len(runs)} gateways",
         )
         client = Client(plan.name, key, plan.address)
-        inventory, warnings = _record_inventory(
-            ctx, plan.inventory_path, lambda p: add_client(p, client)
-        )
+        inventory: Inventory | None = None
+        warnings: list[str] = []
+        if not plan.in_inventory:
+            inventory, warnings = _record_inventory(
+                ctx, plan.inventory_path, lambda p: add_client(p, client)
+            )
     return PeerAddResult(
         name=plan.name,
         public_key=key,
@@ -630,11 +738,40 @@ def _prepare_add(ctx: OpContext, plan: PeerAddPlan, key: str) -> list[_Run]:
         states = read_gateways(ctx, plan.gateways, key)
     stamp = _stamp()
     runs = [_Run(gw, states[gw.name], backup_path(gw, stamp)) for gw in plan.gateways]
-    problems = [p for r in runs if (p := _add_problem(r, plan, key))]
-    problems += _inventory_problems(plan, key)
+    if plan.finishing:
+        problems = [p for r in runs if (p := _finish_problem(r, plan, key))]
+    else:
+        problems = [p for r in runs if (p := _add_problem(r, plan, key))]
+    if not plan.in_inventory:
+        problems += _inventory_problems(plan, key)
     if problems:
         raise OpError("nothing was changed: " + "; ".join(problems))
     return runs
+
+
+def _finish_problem(run: _Run, plan: PeerAddPlan, key: str) -> str | None:
+    """Finishing: only what this gateway lacks is done; what it has must match the plan."""
+    name, state = run.gw.name, run.before
+    if state.public_key != plan.server_public_key:
+        return f"{name}: its public key is now {_short(state.public_key)}, not the planned one"
+    live = state.peers.get(key)
+    want = LivePeer((plan.peer_allowed_ip,), plan.keepalive)
+    if live is not None and live != want:
+        return f"{name}: {_short(key)} is there as {live.describe()}, not {want.describe()}"
+    run.need_live = live is None
+    if state.key_count is None:
+        return f"{name}: {run.gw.config} is not a readable file"
+    if state.key_count > 1:
+        return f"{name}: {run.gw.config} has {state.key_count} [Peer] blocks for the key"
+    run.need_file = state.key_count == 0
+    if not run.need_live and not run.need_file:
+        return None
+    if live is None:
+        target = ipaddress.ip_address(plan.address)
+        for other, peer in state.peers.items():
+            if any(target in ipaddress.ip_network(a, strict=False) for a in peer.allowed_ips):
+                return f"{name}: {plan.address} is routed to peer {_short(other)}"
+    return _file_ready(run, need_write=run.need_file)
 
 
 def _add_problem(run: _Run, plan: PeerAddPlan, key: str) -> str | None:
@@ -686,11 +823,16 @@ def _apply_add(ctx: OpContext, plan: PeerAddPlan, runs: Sequence[_Run], key: str
             command = add_block_command(gw, run.backup, plan.name, key, allowed, ka)
             run.file_result = ctx.run(gw.name, command).stdout.strip() or "written"
 
-        _step(ctx, run, f"wg set {gw.interface} peer {_short(key)} allowed-ips {allowed}", live)
-        _step(ctx, run, f"add [Peer] to {gw.config} (backup {run.backup})", persist)
+        if run.need_live:
+            _step(ctx, run, f"wg set {gw.interface} peer {_short(key)} allowed-ips {allowed}", live)
+        if run.need_file:
+            _step(ctx, run, f"add [Peer] to {gw.config} (backup {run.backup})", persist)
+        if not (run.need_live or run.need_file):
+            ctx.info(f"{gw.name}: already has the peer, live and in {gw.config}")
     new = LivePeer((allowed,), ka)
     expected = {r.gw.name: {**r.before.peers, key: new} for r in runs}
-    same = _same_peers({r.gw.name: r.before for r in runs})
+    # When finishing, the peer itself is what differed: the rest must have been the same.
+    same = _same_peers({r.gw.name: _without(r.before, key) for r in runs})
     _verify(ctx, [r.gw for r in runs], key, expected, want_count=1, same_before=same)
 
 

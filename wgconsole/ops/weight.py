@@ -33,10 +33,17 @@ class WeightPlan:
     moves: tuple[tuple[str, str, str], ...]  # (client, from, to) on reconnection
     warnings: tuple[str, ...]
     interface_down: bool = False
+    interrupted: str | None = None  # a drain of the gateway that was cut short
 
     def describe(self) -> list[str]:
         now = "not in the service" if self.current is None else f"weight {self.current}"
         lines = [f"{self.action} {self.gateway.name}: {now} -> weight {self.target} (every LB)"]
+        if self.interrupted and self.action == "undrain":
+            lines.append(f"  ROLLING BACK an interrupted drain: {self.interrupted}")
+        elif self.interrupted:
+            lines.append(
+                f"  warning: a drain of {self.gateway.name} was cut short: {self.interrupted}"
+            )
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.interface_down:
             lines.append(
@@ -73,6 +80,8 @@ def _plan(
     action: str,
     interface_down: bool = False,
 ) -> WeightPlan:
+    from wgconsole.ops.drain import interrupted_drain  # drain imports this module
+
     svc = fleet.service
     if svc is None:
         raise ValidationError("the service is not on any answering load balancer")
@@ -118,6 +127,7 @@ def _plan(
         moves,
         tuple(warnings),
         interface_down,
+        interrupted_drain(fleet, gw.name),
     )
 
 
