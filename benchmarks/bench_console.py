@@ -326,6 +326,8 @@ def main() -> None:
         f"first snapshot on the UI thread: handler {ms(r['first_apply_s'])}, "
         f"until idle {ms(r['first_idle_s'])}"
     )
+    switches = ", ".join(f"{v} {ms(r[f'{v}_switch'])}" for v in ("clients", "connections"))
+    print(f"first switch to a view (its table catches up with 5,000 / 1,000 rows): {switches}")
     print(
         f"tables: {r['rows']['clients']} client rows, {r['rows']['conns']} connection rows (window)"
     )
