@@ -573,10 +573,22 @@ def _last_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _vm_hwm_mb() -> float:
+    """Peak resident memory of this process's own address space (VmHWM).
+
+    Not ru_maxrss: on Linux that carries over exec from the forked parent (here the
+    benchmark itself), so a fresh child would report at least the parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(inventory_path: str, polls: int) -> None:
     """Runs in a fresh process: poll over SSH and build the fleet `polls` times, keeping the
-    previous fleet alive as the console does, then print the peak RSS as JSON."""
-    started_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    previous fleet alive as the console does, then print the peak memory as JSON."""
+    started = _vm_hwm_mb()
     inventory = load_inventory(inventory_path)
     collector = FleetCollector(inventory)
     shown: Fleet | None = None
@@ -586,13 +598,13 @@ def memory_child(inventory_path: str, polls: int) -> None:
             fleet = fleet_from_poll(inventory, poll, collector.host_status(poll))
             shown = fleet
         assert shown is not None
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(
             json.dumps(
                 {
-                    "peak_rss_mb": round(peak / 1024, 1),
-                    "start_rss_mb": round(started_rss / 1024, 1),
+                    "peak_rss_mb": round(_vm_hwm_mb(), 1),
+                    "after_imports_mb": round(started, 1),
                     "polls": polls,
+                    "compress": collector_compress(collector),
                     "clients": len(shown.clients),
                     "conns": len(shown.conns),
                 }
@@ -600,6 +612,11 @@ def memory_child(inventory_path: str, polls: int) -> None:
         )
     finally:
         collector.close()
+
+
+def collector_compress(collector: FleetCollector) -> bool | None:
+    transport = next(iter(collector.transports.values()), None)
+    return transport.compress if isinstance(transport, SshTransport) else None
 
 
 def measure_memory(inventory_path: Path, polls: int) -> dict[str, Any]:
