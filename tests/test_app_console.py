@@ -545,3 +545,22 @@ async def test_a_hidden_table_catches_up_when_shown() -> None:
         assert column(app, "client-table", "Handshake") == ["✔ fresh 6s", "✔ fresh 6s"]
         await pilot.press("3")
         assert column(app, "conn-table", "Expires") == ["294s", "294s"]
+
+
+async def test_enter_on_a_finding_opens_its_subject_or_shows_it_whole() -> None:
+    app, _ = console([NORMAL, GW2_UNREACHABLE])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        await step(pilot, app)
+        findings = table(app, "findings")
+        findings.focus()
+        findings.move_cursor(row=0)  # host-unreachable, about wg-gateway-02
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GatewayScreen))
+        assert isinstance(app.screen, GatewayScreen) and app.screen.gateway == GW2
+        await pilot.press("escape")
+        findings.move_cursor(row=column(app, "findings", "Code").index("sh-no-fallback"))
+        await pilot.press("enter")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("uses sh without sh-fallback" in m and "Fix: ipvsadm" in m for m in messages)

@@ -22,6 +22,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
@@ -373,7 +374,12 @@ class ConsoleApp(App[int]):
                 "Any table",
                 [
                     Binding("up/down/pgup/pgdn", "", "move"),
-                    Binding("enter", "", "details of the gateway or client under the cursor"),
+                    Binding(
+                        "enter",
+                        "",
+                        "details of the gateway or client under the cursor; "
+                        "on a finding, its subject or its whole text",
+                    ),
                     Binding("click header", "", "sort by that column (again: reverse)"),
                 ],
             ),
@@ -427,6 +433,24 @@ class ConsoleApp(App[int]):
                 self.open_client(client.public_key)
             else:
                 self.notify("no known client behind this LB entry", severity="warning")
+        elif table.id == "findings":
+            self._open_finding(key)
+
+    def _open_finding(self, key: str) -> None:
+        """A finding about a gateway or a client opens it; any other shows its whole text."""
+        assert self.snapshot is not None
+        fleet = self.snapshot.fleet
+        index = next((i for i, row in enumerate(self.snapshot.findings) if row.key == key), None)
+        if index is None:
+            return
+        finding = fleet.findings[index]
+        if finding.client_key is not None and fleet.client(finding.client_key) is not None:
+            self.open_client(finding.client_key)
+        elif any(g.name == finding.subject for g in self.inventory.gateways):
+            self.open_gateway(finding.subject)
+        else:
+            level: SeverityLevel = "error" if finding.severity == "critical" else "warning"
+            self.notify(finding.message, title=finding.code, severity=level, timeout=15)
 
     # --- the end --------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,6 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+_KEY_WIDTH = 17
 
 
 def _keys(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
@@ -54,20 +56,27 @@ class HelpScreen(ModalScreen[None]):
             yield Static("Keys — Esc or ? to close", id="help-title")
             yield Static(self.table())
 
-    def table(self) -> Table:
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True, min_width=8)
-        table.add_column()
+    def table(self) -> Group:
+        parts: list[Table | Text] = []
+
+        def section(title: str, rows: Iterable[tuple[str, str]]) -> None:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="bold", no_wrap=True, width=_KEY_WIDTH)
+            grid.add_column()
+            for key, description in rows:
+                grid.add_row(key, description)
+            parts.extend((Text(title, style="underline"), grid))
+
         for title, bindings in self.sections:
-            table.add_row(Text(title, style="underline"))
-            for key, description in _keys(bindings):
-                table.add_row(key, description)
-        table.add_row(Text("Actions", style="underline"))
+            section(title, _keys(bindings))
+        actions = list(self.actions)
         if self.read_only:
-            table.add_row("-", "read-only (--read-only): no action can run")
-        elif not self.actions:
-            table.add_row("-", "none yet: drain, weight and peer changes will be listed here")
-        for key, description in self.actions:
-            table.add_row(key, description)
-        table.add_row("ctrl+p", "command palette: views, gateways, clients, themes, poll now")
-        return table
+            actions.insert(0, ("-", "read-only (--read-only): no action can run"))
+        elif not actions:
+            actions.append(("-", "none yet: drain, weight and peer changes will be listed here"))
+        section("Actions", actions)
+        section(
+            "Anywhere",
+            [("ctrl+p", "command palette: views, gateways, clients, themes, poll now")],
+        )
+        return Group(*parts)
