@@ -1,0 +1,84 @@
+"""KeyedTable: a DataTable kept equal to keyed rows in place (order, cursor, bulk removal)."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from wgconsole.rows import Cell, Column, Row
+from wgconsole.widgets.keyed_table import KeyedTable
+from wgconsole.widgets.palette import Palette
+
+COLUMNS = (Column("name", "Name"), Column("value", "Value"))
+
+
+def rows(keys: list[int], value: str = "v") -> list[Row]:
+    return [Row(f"k{k}", (Cell(f"name {k}"), Cell(f"{value}{k}"))) for k in keys]
+
+
+class TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(COLUMNS, id="t")
+
+
+def shown(table: KeyedTable) -> list[list[str]]:
+    return [[c.plain for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_apply_adds_orders_updates_and_removes_in_place() -> None:
+    app = TableApp()
+    async with app.run_test() as pilot:
+        table = app.query_one(KeyedTable)
+        palette = Palette(app.get_css_variables())
+        table.apply(rows(list(range(100))), palette)
+        await pilot.pause()
+        table.move_cursor(row=40)
+        assert table.cursor_key() == "k40"
+        first_rows = dict(table.rows)
+        # 60 rows go (one pass, not 60 remove_row calls), the rest reverse, two change.
+        kept = [k for k in range(100) if k % 5 == 0 or k > 90]
+        wanted = rows(kept[::-1])
+        wanted[0] = Row(wanted[0].key, (wanted[0].cells[0], Cell("changed")))
+        table.apply(wanted, palette)
+        await pilot.pause()
+        assert table.keys == [r.key for r in wanted]
+        assert shown(table) == [[c.text for c in r.cells] for r in wanted]
+        assert table.cursor_key() == "k40"  # followed its row to its new place
+        assert table.cursor_row == table.keys.index("k40")
+        assert all(table.rows[k] is first_rows[k] for k in table.rows)
+        # New rows come back at their place in the order.
+        again = rows([1000, *kept[::-1], 1001])
+        table.apply(again, palette)
+        await pilot.pause()
+        assert table.keys == [r.key for r in again]
+        assert shown(table)[0] == ["name 1000", "v1000"]
+        assert table.cursor_key() == "k40"
+
+
+async def test_a_few_removals_and_columns_that_grow() -> None:
+    app = TableApp()
+    async with app.run_test() as pilot:
+        table = app.query_one(KeyedTable)
+        palette = Palette(app.get_css_variables())
+        table.apply(rows([1, 2, 3]), palette)
+        await pilot.pause()
+        width = table.columns[table.ordered_columns[1].key].content_width
+        table.apply(rows([1, 3], value="a much longer value "), palette)
+        await pilot.pause()
+        assert table.keys == ["k1", "k3"]
+        assert table.columns[table.ordered_columns[1].key].content_width > width
+        assert shown(table)[1] == ["name 3", "a much longer value 3"]
+
+
+async def test_restyle_rewrites_every_cell_with_the_new_palette() -> None:
+    app = TableApp()
+    async with app.run_test() as pilot:
+        table = app.query_one(KeyedTable)
+        palette = Palette(app.get_css_variables())
+        good = [Row("a", (Cell("x", "good"), Cell("y", "bad")))]
+        table.apply(good, palette)
+        await pilot.pause()
+        light = Palette({**app.get_css_variables(), "error": "#123456"})
+        table.apply(good, light, restyle=True)
+        await pilot.pause()
+        cell = table.get_row_at(0)[1]
+        assert cell.style == light.style("bad") != palette.style("bad")
