@@ -360,3 +360,24 @@ def test_bad_theme_file_is_refused_with_the_key(tmp_path: Path) -> None:
     path.write_text("dark: maybe\nprimary: '#fff'\n")
     with pytest.raises(ThemeError, match="dark: expected"):
         parse_theme(path)
+
+
+def test_connection_window_prepared_by_the_worker_is_reused() -> None:
+    (normal,) = fleets([NORMAL])
+    index = ConnIndex(normal.conns, {}, normal.taken_at)
+    view = ("10.77", 0, True, 1000)
+    index.prepare(view)
+    first = index.select(*view)
+    assert index.select(*view) is first  # the UI thread only reads the cache
+    assert index.select("10.77", 0, False, 1000) is not first
+
+
+def test_snapshot_builder_prepares_the_shown_connection_window() -> None:
+    collector = SteppedCollector([NORMAL])
+    builder = SnapshotBuilder(collector.inventory, collector.stepped_clock)
+    builder.conn_view = ("", 5, False, 10)
+    try:
+        snapshot = builder.build(collector.snapshot(), 0.1)
+    finally:
+        collector.close()
+    assert snapshot.conns._selected == {("", 5, False, 10): snapshot.conns.select("", 5, False, 10)}

@@ -31,6 +31,7 @@ from textual.worker import get_current_worker
 from wgconsole.collect import FleetCollector, PollResult
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
+from wgconsole.rows import ConnView
 from wgconsole.screens.detail import ClientScreen, DetailScreen, GatewayScreen
 from wgconsole.screens.help import HelpScreen
 from wgconsole.snapshot import ConsoleSnapshot, SnapshotBuilder
@@ -217,6 +218,7 @@ class ConsoleApp(App[int]):
             self.sub_title = "read-only"
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.set_interval(1.0, self._tick)
+        self.query_one(ConnectionsView).on_view = self._conn_view
         self._poll_loop()
         self.query_one("#servers", KeyedTable).focus()
 
@@ -303,6 +305,10 @@ class ConsoleApp(App[int]):
                 if isinstance(screen, DetailScreen):
                     screen.show(snapshot, now, palette, restyle)
         self.applied += 1
+
+    def _conn_view(self, view: ConnView) -> None:
+        # Read by the poll worker: the next snapshot comes with this window already sorted.
+        self.builder.conn_view = view
 
     def _catch_up(self, view: str) -> None:
         if self.snapshot is None or view not in self._behind_views:

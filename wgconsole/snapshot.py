@@ -14,7 +14,7 @@ from wgconsole.freshness import Keeper, Kept
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet, gateways_by_real_server
 from wgconsole.rates import FleetRates, RateTracker
-from wgconsole.rows import ConnIndex, Row, client_rows, finding_rows, server_rows
+from wgconsole.rows import ConnIndex, ConnView, Row, client_rows, finding_rows, server_rows
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -43,6 +43,9 @@ class SnapshotBuilder:
         self._previous: Fleet | None = None
         self._seq = 0
         self._names = {rs: gw.name for rs, gw in gateways_by_real_server(inventory).items()}
+        # Set by the UI thread (one atomic assignment), read here: which filtered, sorted
+        # window of the LB table to prepare along with the snapshot.
+        self.conn_view: ConnView | None = None
 
     def build(self, fleet: Fleet, poll_seconds: float) -> ConsoleSnapshot:
         now = self.clock()
@@ -51,6 +54,8 @@ class SnapshotBuilder:
         events = tuple(fleet_events(self._previous, fleet))
         self._previous = fleet
         self._seq += 1
+        conns = ConnIndex(fleet.conns, self._names, fleet.taken_at)
+        conns.prepare(self.conn_view)
         return ConsoleSnapshot(
             seq=self._seq,
             fleet=fleet,
@@ -62,5 +67,5 @@ class SnapshotBuilder:
             clients=client_rows(fleet, rates, kept, now),
             servers=server_rows(fleet, rates, kept, now),
             findings=finding_rows(fleet.findings),
-            conns=ConnIndex(fleet.conns, self._names, fleet.taken_at),
+            conns=conns,
         )

@@ -7,7 +7,9 @@ table with the count of all matches, and the expiry of each counting down betwee
 
 from __future__ import annotations
 
-from wgconsole.rows import CONN_COLUMNS, ConnIndex
+from collections.abc import Callable
+
+from wgconsole.rows import CONN_COLUMNS, ConnIndex, ConnView
 from wgconsole.snapshot import ConsoleSnapshot
 from wgconsole.widgets.palette import Palette
 from wgconsole.widgets.tableview import TableView
@@ -24,6 +26,7 @@ class ConnectionsView(TableView):
         self.index: ConnIndex | None = None
         self.now = 0.0
         self.window = WINDOW
+        self.on_view: Callable[[ConnView], None] | None = None  # the app prepares it next poll
 
     def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
         self.index = snapshot.conns
@@ -42,9 +45,10 @@ class ConnectionsView(TableView):
     def _apply(self, restyle: bool) -> None:
         if self.index is None or self.palette is None:
             return
-        picked, matched = self.index.select(
-            self.query_text, self.sort_column, self.sort_reverse, self.window
-        )
+        view: ConnView = (self.query_text, self.sort_column, self.sort_reverse, self.window)
+        if self.on_view is not None:
+            self.on_view(view)
+        picked, matched = self.index.select(*view)
         rows = [self.index.row(i, self.now) for i in picked]
         self.table.apply(rows, self.palette, restyle=restyle)
         total = len(self.index.conns)
