@@ -273,7 +273,7 @@ def test_a_missing_sudo_right_is_reported_as_such() -> None:
     lb = _with_section(hosts[LB].text, "ipvsadm", refusal, 1)
     hosts[LB].fault = lambda: CommandResult(lb, "", 0, 0.0, len(lb))
     fleet = collector.snapshot()
-    assert "missing sudo right for `wg show IF dump`" in (_host(fleet, GW2).error or "")
+    assert "missing sudo right for `wg show wg0 dump`" in (_host(fleet, GW2).error or "")
     assert "a password is required" in (_host(fleet, GW2).error or "")
     assert "missing sudo right for `ipvsadm -Ln --nosort`" in (_host(fleet, LB).error or "")
     assert _host(fleet, GW1).reachable

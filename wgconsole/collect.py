@@ -89,15 +89,20 @@ _PRIVILEGED = {
 }
 
 
-def _section(sections: Mapping[str, Section], name: str, *, allow_failure: bool = False) -> str:
+def _section(
+    sections: Mapping[str, Section],
+    name: str,
+    *,
+    allow_failure: bool = False,
+    command: str | None = None,
+) -> str:
     """`section_text`, except that sudo refusing a command is said as such."""
     section = sections.get(name)
     if section is not None and section.rc not in (None, 0) and name in _PRIVILEGED:
         refusal = sudo_refusal(section.text)
         if refusal is not None:
-            raise ParseError(
-                name, None, f"missing sudo right for `{_PRIVILEGED[name]}` ({refusal})"
-            )
+            what = command or _PRIVILEGED[name]
+            raise ParseError(name, None, f"missing sudo right for `{what}` ({refusal})")
     return section_text(sections, name, allow_failure=allow_failure)
 
 
@@ -149,7 +154,9 @@ def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserva
         host=name,
         clock=clock,
         link_up=link_up,
-        interface=parse_wg_dump(_section(sections, "dump"), interface),
+        interface=parse_wg_dump(
+            _section(sections, "dump", command=f"wg show {interface} dump"), interface
+        ),
     )
 
 

@@ -72,7 +72,70 @@ forward_ssh() {{  # forward_ssh HOSTPORT ADDRESS: 127.0.0.1:HOSTPORT on the host
 start_sshd() {{  # start_sshd NETNS: a real sshd on the namespace's management address
     ip netns exec "$1" /usr/sbin/sshd -f "$LAB/sshd/$1.conf"
 }}
+{sudo_users}
+setup_sudo_users
 """
+
+# Users for `sudo: true` tests, made in the guest's own mount namespace (copies of /etc files
+# bound over the originals; the host's files are never touched): `wgop` may run exactly the
+# commands wgconsole runs privileged, without a password; `wgnone` may run nothing through
+# sudo. Every sshd started after this sees them (sshd reads AuthorizedKeysFile LAB/... for
+# every user). Idempotent, so a test can run it in a lab booted before it existed, then
+# restart a gateway's sshd to see the users.
+SUDO_USERS = r"""
+setup_sudo_users() {
+    [ -e /run/wglab/sudo-ready ] && return 0
+    command -v sudo >/dev/null || { echo "wglab: no sudo: sudo tests cannot run"; return 0; }
+    etc=/run/wglab/etc
+    mkdir -p "$etc/sudoers.d" /run/wglab/home/wgop /run/wglab/home/wgnone
+    for f in passwd group shadow hosts; do cp -p "/etc/$f" "$etc/$f"; done
+    echo 'wgop:x:2001:2001:wgconsole operator:/run/wglab/home/wgop:/bin/sh' >> "$etc/passwd"
+    echo 'wgnone:x:2002:2002:no sudo right:/run/wglab/home/wgnone:/bin/sh' >> "$etc/passwd"
+    printf 'wgop:x:2001:\nwgnone:x:2002:\n' >> "$etc/group"
+    printf 'wgop:*:19000:0:99999:7:::\nwgnone:*:19000:0:99999:7:::\n' >> "$etc/shadow"
+    echo "127.0.1.1 $(hostname)" >> "$etc/hosts"
+    # The lab directory is root's (0700): sshd reads a user's keys as that user.
+    cp "$LAB/authorized_keys" "$etc/authorized_keys"
+    chmod 0644 "$etc/authorized_keys"
+    chown 2001:2001 /run/wglab/home/wgop
+    chown 2002:2002 /run/wglab/home/wgnone
+    cmds=""
+    for c in ipvsadm cat sh wg wg-quick sysctl ip rm; do
+        for d in /usr/sbin /usr/bin /sbin /bin; do
+            [ -x "$d/$c" ] && cmds="$cmds${cmds:+, }$d/$c"
+        done
+    done
+    cp -p /etc/sudoers.d/* "$etc/sudoers.d/" 2>/dev/null
+    {
+        echo 'Defaults:wgop !requiretty, !lecture'
+        echo "wgop ALL=(root) NOPASSWD: $cmds"
+    } > "$etc/sudoers.d/wgconsole-lab"
+    chmod 0440 "$etc/sudoers.d/wgconsole-lab"
+    for f in passwd group shadow hosts; do mount --bind "$etc/$f" "/etc/$f"; done
+    mount --bind "$etc/sudoers.d" /etc/sudoers.d
+    : > /run/wglab/sudo-ready
+}
+"""
+
+
+def sudo_setup_command(lab: Path) -> str:
+    """Shell text for a test: set the sudo users up in a lab booted without them."""
+    return f"LAB={shlex.quote(str(lab))}\n{SUDO_USERS}\nsetup_sudo_users"
+
+
+def restart_gateway_sshd_command(lab: Path, netns: str) -> str:
+    """Start a gateway's sshd the way the guest script does (its own /etc/wireguard).
+
+    The keys file is given on the command line too: a lab booted before the sudo users
+    existed has an sshd config without their copy of it.
+    """
+    keys = shlex.quote(f"AuthorizedKeysFile={authorized_keys_files(lab)}")
+    inner = (
+        f"mount --bind /run/wglab/{netns}/wireguard /etc/wireguard "
+        f"&& /usr/sbin/sshd -f {shlex.quote(str(lab / 'sshd' / (netns + '.conf')))} -o {keys}"
+    )
+    return f"ip netns exec {shlex.quote(netns)} sh -c {shlex.quote(inner)}"
+
 
 LB_PART = """
 # --- load balancer {name}
@@ -147,6 +210,7 @@ def render_guest_script(topo: Topology, lab: Path) -> str:
             modules=GUEST_MODULES,
             mgmt_root=MGMT_ROOT,
             expose=_expose_hidden_paths(),
+            sudo_users=SUDO_USERS,
         )
     ]
     parts.append(
@@ -241,6 +305,11 @@ def client_peer(gateway_public_key: str) -> str:
     )
 
 
+def authorized_keys_files(lab: Path) -> str:
+    """The lab's key for root, then the copy the sudo users can read (see SUDO_USERS)."""
+    return f"{lab}/authorized_keys /run/wglab/etc/authorized_keys"
+
+
 def sshd_config(lab: Path, name: str, listen: str) -> str:
     return "\n".join(
         [
@@ -248,7 +317,7 @@ def sshd_config(lab: Path, name: str, listen: str) -> str:
             "Port 22",
             f"HostKey {lab}/hostkeys/{name}",
             f"PidFile /run/wglab/sshd-{name}.pid",
-            f"AuthorizedKeysFile {lab}/authorized_keys",
+            f"AuthorizedKeysFile {authorized_keys_files(lab)}",
             "PermitRootLogin prohibit-password",
             "PubkeyAuthentication yes",
             "PasswordAuthentication no",

@@ -50,6 +50,7 @@ PACKAGES = {
     "cpio": "cpio",
     "ping": "iputils-ping",
     "hping3": "hping3",
+    "sudo": "sudo",  # `sudo: true` lab tests (users made in the guest only)
 }
 KERNEL_PACKAGE = "linux-image-amd64"
 READY_TIMEOUT = 300.0

@@ -1,0 +1,457 @@
+"""Faults on the real lab: what the console and `status` show while a host fails, and that
+they come back by themselves once it is repaired.
+
+The lab is shared with other tests: faults are injected on wg-gateway-02 (its sshd, its wg0,
+its data link, its management link's delay) or, briefly, on the LB's management link, and
+every one is undone in a `finally`. gateway-01's links are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.lab.conftest import Lab
+from tests.lab.helpers import handshakes, kernel_dests, run_cli
+from wgconsole.collect import FleetCollector
+from wgconsole.inventory import load_inventory
+from wgconsole.lab.guest_script import restart_gateway_sshd_command, sudo_setup_command
+from wgconsole.lab.topology import LB_LAN
+from wgconsole.model import Fleet
+from wgconsole.observed import HostStatus
+from wgconsole.ops.audit import AuditLog
+from wgconsole.ops.context import OpContext
+from wgconsole.ops.drain import execute_drain, find_record, plan_drain
+from wgconsole.ops.errors import LockedError, OpError
+from wgconsole.ops.keys import KeyPair
+from wgconsole.transport.base import CommandResult, Transport, TransportError
+
+pytestmark = pytest.mark.lab
+
+LB, GW1, GW2 = "wg-lb", "wg-gateway-01", "wg-gateway-02"
+RECOVERY = 90.0  # bound on coming back: backoff cap 15 s + reconnect (~2 s) + emulation slack
+T = TypeVar("T")
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = RECOVERY) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def _host(fleet: Fleet, name: str) -> HostStatus:
+    return next(h for h in fleet.hosts if h.name == name)
+
+
+def _codes(fleet: Fleet) -> set[tuple[str, str]]:
+    return {(f.code, f.subject) for f in fleet.findings}
+
+
+def _status_json(inventory: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    res = run_cli(inventory, *args, "status", "--json", timeout=300)
+    assert res.stdout, res.stderr
+    return res.returncode, json.loads(res.stdout)
+
+
+def _sshd_alive(lab: Lab, netns: str) -> bool:
+    out = lab.sh(f"kill -0 $(cat /run/wglab/sshd-{netns}.pid) 2>/dev/null && echo up", check=False)
+    return out.strip() == "up"
+
+
+def _stop_sshd(lab: Lab, netns: str) -> None:
+    """Its listener (by pid file) and its sessions (sshd processes in that namespace, by pid)."""
+    lab.sh(
+        f"kill $(cat /run/wglab/sshd-{netns}.pid); "
+        f"for p in $(ip netns pids {netns}); do "
+        '[ "$(cat /proc/$p/comm 2>/dev/null)" = sshd ] && kill "$p"; done; true'
+    )
+
+
+def _start_sshd(lab: Lab, netns: str) -> None:
+    if not _sshd_alive(lab, netns):
+        lab.sh(restart_gateway_sshd_command(lab.dir, netns))
+
+
+@pytest.fixture
+def collector(lab: Lab) -> Iterator[FleetCollector]:
+    c = FleetCollector(lab.inventory, timeout=20.0)
+    try:
+        fleet = c.snapshot()
+        assert all(h.reachable for h in fleet.hosts), [(h.name, h.error) for h in fleet.hosts]
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`status` keeps each host's last answer here (the CLI runs as a subprocess)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+# --- a gateway's sshd stops ----------------------------------------------------------------
+
+
+def test_gateway_sshd_stopped_then_back(
+    lab: Lab, collector: FleetCollector, state_home: Path
+) -> None:
+    code, _before = _status_json(lab.inventory_path)  # records every host's last answer
+    assert code == 0
+    try:
+        _stop_sshd(lab, "gw2")
+        took = _wait_for(
+            lambda: not _host(collector.snapshot(), GW2).reachable, "gateway-02 marked lost", 60
+        )
+        print(f"gateway-02 marked lost {took:.1f} s after its sshd stopped")
+        fleet = collector.snapshot()
+        gw2 = _host(fleet, GW2)
+        assert gw2.error and gw2.last_success is not None
+        assert fleet.taken_at - gw2.last_success >= 0
+        finding = next(f for f in fleet.findings if f.subject == GW2)
+        assert finding.code == "host-unreachable" and "Last answer" in finding.message
+        # The rest is served: the LB's service and table, gateway-01 and its clients.
+        assert _host(fleet, LB).reachable and _host(fleet, GW1).reachable
+        assert fleet.service is not None and fleet.clients
+        # `status`: exit 2, the host's error and the age of its last answer (from the last run).
+        code, data = _status_json(lab.inventory_path)
+        assert code == 2
+        hosts = {h["name"]: h for h in data["hosts"]}
+        assert not hosts[GW2]["reachable"] and hosts[GW2]["error"]
+        assert hosts[GW2]["last_success_age"] is not None and hosts[GW2]["last_success_age"] > 0
+        assert hosts[LB]["reachable"] and hosts[GW1]["reachable"]
+        assert data["service"] is not None and len(data["clients"]) >= 2
+        assert ("host-unreachable", GW2) in {(f["code"], f["subject"]) for f in data["findings"]}
+        print("status showed:", hosts[GW2]["error"])
+    finally:
+        _start_sshd(lab, "gw2")
+    took = _wait_for(lambda: _host(collector.snapshot(), GW2).reachable, "gateway-02 back")
+    print(f"gateway-02 back in the collector {took:.1f} s after its sshd restarted")
+    assert not {c for c, s in _codes(collector.snapshot()) if s == GW2} & {"host-unreachable"}
+
+
+# --- a gateway's wg interface goes down ------------------------------------------------------
+
+
+def test_gateway_interface_down_then_up(lab: Lab) -> None:
+    try:
+        lab.ns("gw2", ["ip", "link", "set", "wg0", "down"])
+        code, data = _status_json(lab.inventory_path)
+        assert code == 0  # every host answered
+        gateways = {g["name"]: g for g in data["gateways"]}
+        assert gateways[GW2]["reachable"] and gateways[GW2]["link_up"] is False
+        assert ("interface-down", GW2) in {(f["code"], f["subject"]) for f in data["findings"]}
+        assert gateways[GW1]["link_up"] is True and data["service"] is not None
+    finally:
+        lab.ns("gw2", ["ip", "link", "set", "wg0", "up"])
+    code, data = _status_json(lab.inventory_path)
+    assert code == 0
+    assert ("interface-down", GW2) not in {(f["code"], f["subject"]) for f in data["findings"]}
+
+
+# --- a gateway's data link is cut (management still up) --------------------------------------
+
+
+def test_gateway_data_link_cut(lab: Lab, collector: FleetCollector) -> None:
+    try:
+        lab.ns("gw2", ["ip", "link", "set", "lan", "down"])
+        for _ in range(2):  # a poll loop keeps working through it
+            fleet = collector.snapshot()
+            assert all(h.reachable for h in fleet.hosts)
+        gw2 = fleet.gateway(GW2)
+        assert gw2 is not None and gw2.link_up is True  # wg0 itself is up: no false alarm
+        assert fleet.service is not None and fleet.clients
+        code, data = _status_json(lab.inventory_path)
+        assert code == 0
+        assert not {f["code"] for f in data["findings"]} & {"host-unreachable", "interface-down"}
+    finally:
+        lab.ns("gw2", ["ip", "link", "set", "lan", "up"])
+        lab.ns("gw2", ["ip", "route", "replace", "default", "via", LB_LAN])
+    assert lab.ns("gw2", ["ping", "-c", "1", "-W", "5", LB_LAN], check=False)
+
+
+# --- the LB becomes unreachable in the middle of polling ------------------------------------
+
+
+def test_lb_unreachable_mid_poll_then_back(lab: Lab) -> None:
+    c = FleetCollector(lab.inventory, timeout=4.0)
+    try:
+        # New connections into the emulated lab take seconds each: let them settle first.
+        _wait_for(lambda: all(h.reachable for h in c.snapshot().hosts), "a first full poll")
+        try:
+            lab.ns("lb", ["tc", "qdisc", "add", "dev", "mgmt", "root", "netem", "loss", "100%"])
+            started = time.monotonic()
+            poll = c.poll()
+            assert time.monotonic() - started < 4.0 + 10  # the deadline, not the lost LB
+            fleet = c.fleet(poll)
+            lb = _host(fleet, LB)
+            assert not lb.reachable and lb.last_success is not None
+            print("the LB while lost:", lb.error)
+            assert _host(fleet, GW1).reachable and _host(fleet, GW2).reachable
+            assert fleet.service is None  # no LB: no service view, but...
+            assert all(c.handshake_gateway for c in fleet.clients)  # ...every client is shown
+            assert ("host-unreachable", LB) in _codes(fleet)
+            again = c.fleet(c.poll())  # the next poll does not queue behind the lost LB
+            assert not _host(again, LB).reachable and _host(again, GW1).reachable
+        finally:
+            lab.ns("lb", ["tc", "qdisc", "del", "dev", "mgmt", "root"], check=False)
+        took = _wait_for(lambda: _host(c.snapshot(), LB).reachable, "the LB back")
+        print(f"LB back {took:.1f} s after its link was repaired")
+    finally:
+        c.close()
+
+
+# --- a command hangs --------------------------------------------------------------------------
+
+
+def test_a_hung_command_times_out_and_the_host_comes_back(lab: Lab) -> None:
+    c = FleetCollector(lab.inventory, timeout=1.5)
+    try:
+        _wait_for(lambda: all(h.reachable for h in c.snapshot().hosts), "a first full poll")
+        try:
+            lab.ns("gw2", ["tc", "qdisc", "add", "dev", "mgmt", "root", "netem", "delay", "4s"])
+            fleet = c.snapshot()
+            gw2 = _host(fleet, GW2)
+            assert not gw2.reachable
+            assert "timed out" in (gw2.error or "") or "no answer within" in (gw2.error or "")
+            print("gateway-02 while slow:", gw2.error)
+            assert _host(fleet, LB).reachable and _host(fleet, GW1).reachable
+            assert fleet.service is not None
+        finally:
+            lab.ns("gw2", ["tc", "qdisc", "del", "dev", "mgmt", "root"], check=False)
+        took = _wait_for(lambda: _host(c.snapshot(), GW2).reachable, "gateway-02 back")
+        print(f"gateway-02 back {took:.1f} s after the delay was removed")
+    finally:
+        c.close()
+
+
+# --- a changed host key ---------------------------------------------------------------------
+
+
+def test_a_changed_host_key_stops_that_host_only(lab: Lab, tmp_path: Path) -> None:
+    port = next(g for g in lab.inventory.gateways if g.name == GW2).ssh.port
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    impostor = other.with_suffix(".pub").read_text().split()[1]
+    lines = []
+    for line in (lab.dir / "known_hosts").read_text().splitlines():
+        host, kind, _ = line.split()[:3]
+        lines.append(f"{host} {kind} {impostor}" if host == f"[127.0.0.1]:{port}" else line)
+    known = tmp_path / "known_hosts"
+    known.write_text("\n".join(lines) + "\n")
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(lab.inventory_path.read_text().replace(str(lab.dir / "known_hosts"), str(known)))
+    code, data = _status_json(inv)
+    assert code == 2
+    hosts = {h["name"]: h for h in data["hosts"]}
+    assert "HOST KEY CHANGED" in hosts[GW2]["error"]
+    assert hosts[LB]["reachable"] and hosts[GW1]["reachable"]
+    finding = next(f for f in data["findings"] if f["subject"] == GW2)
+    assert finding["code"] == "host-key-changed" and finding["severity"] == "critical"
+    # --accept-new-host-keys never accepts a changed key.
+    code, data = _status_json(inv, "--accept-new-host-keys")
+    assert code == 2 and "HOST KEY CHANGED" in {h["name"]: h for h in data["hosts"]}[GW2]["error"]
+    assert impostor in known.read_text()
+
+
+# --- clock skew ---------------------------------------------------------------------------------
+
+
+def test_a_skewed_bastion_clock_does_not_change_handshake_ages(lab: Lab) -> None:
+    """The bastion's clock is set an hour off (injected: the guest has one clock for every
+    namespace, so a gateway's own clock cannot be skewed here; the model test with replayed
+    captures covers a gateway ahead of the bastion). Ages are computed on each gateway's clock,
+    so they match what the gateways say, whatever the bastion's clock."""
+    for skew in (3600.0, -3600.0):
+        c = FleetCollector(lab.inventory, clock=lambda s=skew: time.time() + s)
+        try:
+            fleet = c.snapshot()
+        finally:
+            c.close()
+        clock, latest = handshakes(lab, "gw1")
+        for client in fleet.clients:
+            peer = client.on(GW1)
+            if peer is None or not latest.get(client.public_key):
+                continue
+            direct = clock - latest[client.public_key]
+            assert peer.handshake_age == pytest.approx(direct, abs=6.0)
+        gw1 = fleet.gateway(GW1)
+        assert gw1 is not None and gw1.clock_skew == pytest.approx(-skew, abs=30)
+
+
+# --- a drain interrupted on the real kernel -------------------------------------------------
+
+
+class _LoseOne:
+    """A transport that loses its connection once, at the `at`-th command (then recovers)."""
+
+    def __init__(self, inner: Transport, counter: list[int], at: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.counter = counter
+        self.at = at
+
+    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+        self.counter[0] += 1
+        if self.counter[0] == self.at:
+            raise TransportError(f"{self.name}: ssh: connection lost (injected)")
+        return self.inner.run(command, timeout, mutating)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _retry_locked(action: Callable[[], T], timeout: float = 300) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except LockedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+
+
+def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path: Path) -> None:
+    vip = f"{lab.meta['vip']}:{lab.meta['port']}"
+    gw2_rs = "10.77.0.12:51280"
+    audit = str(tmp_path / "audit.jsonl")
+    c = FleetCollector(lab.inventory, timeout=30.0)
+    counter = [0]
+    # The 9th command of the drain is lost: after the record, the fixes and weight 0, before
+    # the interface goes down and the real server is deleted.
+    transports = {n: _LoseOne(t, counter, at=9) for n, t in c.transports.items()}
+    ctx = OpContext(lab.inventory, transports, AuditLog(Path(audit)), print, timeout=60.0)
+    try:
+
+        def cut_drain() -> None:
+            counter[0] = 0
+            gw = lab.inventory.gateways[1]
+            plan = plan_drain(lab.inventory, c.snapshot(), GW2, find_record(ctx, gw))
+            counter[0] = 0
+            execute_drain(ctx, plan, wait=True, wait_timeout=120)
+
+        with pytest.raises(OpError, match="connection lost"):
+            _retry_locked(cut_drain)
+        # The next run finds the half-done drain...
+        _, data = _status_json(lab.inventory_path)
+        half = [f for f in data["findings"] if f["code"] == "half-done-drain"]
+        assert half and half[0]["subject"] == GW2, data["findings"]
+        print("status:", half[0]["message"])
+        res = run_cli(lab.inventory_path, "drain", GW2, "--dry-run", "--audit-log", audit)
+        assert res.returncode == 0 and "RESUMING an interrupted drain" in res.stdout
+        # ...and finishes it: the kernel shows the drained state.
+        res = _retry_locked_cli(
+            lab, "drain", GW2, "--resume", "--yes", "--wait-timeout", "120", "--audit-log", audit
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert dict(kernel_dests(lab, vip))[gw2_rs] == 0
+        assert "UP" not in lab.ns("gw2", ["ip", "-o", "link", "show", "dev", "wg0"]).split(">")[0]
+        _, data = _status_json(lab.inventory_path)
+        assert "half-done-drain" not in {f["code"] for f in data["findings"]}
+    finally:
+        # Back in service whatever happened: undrain (the recorded weight, wg0 re-created).
+        res = _retry_locked_cli(lab, "undrain", GW2, "--yes", "--weight", "1", "--audit-log", audit)
+        c.close()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert dict(kernel_dests(lab, vip))[gw2_rs] == 1
+    _code, data = _status_json(lab.inventory_path)
+    assert not {f["code"] for f in data["findings"]} & {"half-done-drain", "service-locked"}
+
+
+def _retry_locked_cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    deadline = time.monotonic() + 300
+    while True:
+        res = run_cli(lab.inventory_path, *args, timeout=600)
+        if "locked by" not in res.stderr or time.monotonic() > deadline:
+            return res
+        time.sleep(5)
+
+
+# --- sudo: true ---------------------------------------------------------------------------------
+
+
+def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: Path) -> None:
+    """gateway-02 reached as `wgop` (sudo rights for exactly wgconsole's privileged commands)
+    works; as `wgnone` (no sudo right) it is reported as a missing sudo right."""
+    if lab.sh("[ -e /run/wglab/sudo-ready ] && echo yes", check=False).strip() != "yes":
+        lab.sh(sudo_setup_command(lab.dir))
+    assert lab.sh("[ -e /run/wglab/sudo-ready ] && echo yes", check=False).strip() == "yes"
+    # A gateway sshd started before the users existed cannot see them: restart gateway-02's.
+    try:
+        _stop_sshd(lab, "gw2")
+    finally:
+        _start_sshd(lab, "gw2")
+    text = lab.inventory_path.read_text()
+    for user, name in (("wgop", "granted"), ("wgnone", "none")):
+        inv = tmp_path / f"inventory-{name}.yaml"
+        inv.write_text(
+            text.replace(
+                "  - {name: wg-gateway-02, host: 127.0.0.1, port: 2323,",
+                f"  - {{name: wg-gateway-02, host: 127.0.0.1, port: 2323, user: {user}, "
+                "sudo: true,",
+            )
+        )
+        assert f"user: {user}" in inv.read_text(), "the lab inventory's gateway line changed"
+        load_inventory(inv)
+    code, data = _wait_status(tmp_path / "inventory-granted.yaml", lambda c, d: c == 0)
+    gateways = {g["name"]: g for g in data["gateways"]}
+    assert (
+        gateways[GW2]["reachable"] and gateways[GW2]["public_key"] == lab.meta["gateway_public_key"]
+    )
+    assert gateways[GW2]["peers"] >= 2  # `sudo -n wg show wg0 dump` worked
+    # The privileged writes too: a peer added and removed with gateway-02 changed through sudo
+    # (`sudo -n wg set`, `sudo -n sh -c <config edit>`), gateway-01 as root.
+    granted = tmp_path / "inventory-granted.yaml"
+    key = KeyPair.generate().public_key
+    add = run_cli(
+        granted,
+        "peer",
+        "add",
+        "lab-sudo",
+        "--public-key",
+        key,
+        "--address",
+        "10.255.0.201",
+        "--yes",
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+    )
+    print(add.stdout)
+    assert add.returncode == 0, add.stdout + add.stderr
+    try:
+        _, data = _status_json(granted)
+        assert "config-drift" not in {f["code"] for f in data["findings"]}
+        assert any(c["public_key"] == key for c in data["clients"])
+    finally:
+        rm = run_cli(
+            granted, "peer", "remove", key, "--yes", "--audit-log", str(tmp_path / "audit.jsonl")
+        )
+    assert rm.returncode == 0, rm.stdout + rm.stderr
+    code, data = _status_json(tmp_path / "inventory-none.yaml")
+    assert code == 2
+    error = {h["name"]: h for h in data["hosts"]}[GW2]["error"]
+    print("wgnone:", error)
+    assert "missing sudo right for `wg show wg0 dump`" in error
+    assert "a password is required" in error or "not allowed" in error
+    assert all(h["reachable"] for h in data["hosts"] if h["name"] != GW2)
+
+
+def _wait_status(
+    inventory: Path, ok: Callable[[int, dict[str, Any]], bool], timeout: float = 60
+) -> tuple[int, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, data = _status_json(inventory)
+        if ok(code, data) or time.monotonic() > deadline:
+            return code, data
+        time.sleep(2)
