@@ -219,6 +219,31 @@ BAD_LINES = [
     # (line replaced, new text, expected line, expected key, part of the reason)
     pytest.param(
         11,
+        "  - {name: wg-gateway-02, host: 10.211.55.119, real_server: '[fd00::2]:51280'}",
+        11,
+        "gateways[1].real_server",
+        "cannot be a real server of udp 172.16.0.1:51280: masquerading does not translate "
+        "between IPv4 and IPv6",
+        id="real_server-other-family",
+    ),
+    pytest.param(
+        11,
+        "  - {name: wg-gateway-02, host: 10.211.55.119, real_server: 172.16.0.1:51280}",
+        11,
+        "gateways[1].real_server",
+        "172.16.0.1:51280 is the service's own VIP, not a gateway",
+        id="real_server-is-the-vip",
+    ),
+    pytest.param(
+        11,
+        "  - {name: wg-gateway-02, host: 10.211.55.119, real_server: 0.0.0.0:51280}",
+        11,
+        "gateways[1].real_server",
+        "is not a unicast address",
+        id="real_server-unspecified",
+    ),
+    pytest.param(
+        11,
         "  - {name: wg-gateway-02, host: 10.211.55.119, real_server: 10.0.0.1}",
         11,
         "gateways[1].real_server",

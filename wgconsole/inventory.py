@@ -560,6 +560,9 @@ def _build(p: _Parser, root: yaml.Node | None, file: str) -> Inventory:
     seen_servers: dict[Endpoint, str] = {}
     for i, gw in enumerate(gateways):
         path = f"gateways[{i}].real_server"
+        problem = _not_in_service(gw.real_server, service)
+        if problem:
+            p.fail(_Mapping(p, gw_nodes[i], f"gateways[{i}]").values["real_server"], path, problem)
         if gw.real_server in seen_servers:
             p.fail(
                 _Mapping(p, gw_nodes[i], f"gateways[{i}]").values["real_server"],
@@ -580,6 +583,23 @@ def _build(p: _Parser, root: yaml.Node | None, file: str) -> Inventory:
         tunnel=tunnel,
         clients=tuple(clients),
     )
+
+
+def _not_in_service(real_server: Endpoint, service: Service) -> str | None:
+    """Why `real_server` cannot be a real server of `service` (masquerade, one family)."""
+    label = f"{service.protocol} {service.endpoint}"
+    address = ipaddress.ip_address(real_server.address)
+    vip = ipaddress.ip_address(service.vip)
+    if address.version != vip.version:
+        return (
+            f"{real_server} cannot be a real server of {label}: masquerading does not "
+            f"translate between IPv{vip.version} and IPv{address.version}"
+        )
+    if address == vip:
+        return f"{real_server} is the service's own VIP, not a gateway"
+    if address.is_unspecified or address.is_multicast:
+        return f"{real_server} is not a unicast address: it cannot be a real server of {label}"
+    return None
 
 
 def _host_names(
