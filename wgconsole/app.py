@@ -29,6 +29,7 @@ from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from wgconsole.collect import FleetCollector, PollResult
+from wgconsole.heap import HeapKeeper
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
 from wgconsole.rows import ConnView
@@ -186,6 +187,7 @@ class ConsoleApp(App[int]):
             )
         self.theme = wanted
         self.builder = SnapshotBuilder(inventory, clock)
+        self._heap = HeapKeeper()
         self.snapshot: ConsoleSnapshot | None = None
         self.poll_error: str | None = None
         self.applied = 0  # snapshots applied to the views (tests wait on it)
@@ -238,6 +240,7 @@ class ConsoleApp(App[int]):
             try:
                 poll = self.collector.poll()
                 snapshot = self.builder.build(self.collector.fleet(poll), poll.seconds)
+                self._heap.after_snapshot()
             except Exception as exc:  # a parser bug must not end the console
                 if self._stop.is_set():
                     return
