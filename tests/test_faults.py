@@ -376,3 +376,68 @@ def test_close_does_not_wait_for_a_command_in_flight(tmp_path: Path) -> None:
         assert done.wait(5), "close() blocked on the command's lock"
     finally:
         transport._lock.release()
+
+
+# --- clock skew -------------------------------------------------------------------------------
+
+
+def _shift_gateway_clock(text: str, seconds: int) -> str:
+    """A gateway capture as if that gateway's clock were `seconds` ahead (both its `date` and
+    the handshake times wg prints, which are on that same clock)."""
+    out = []
+    section = None
+    for line in text.split("\n"):
+        if line.startswith("@@wgc:"):
+            section = line[len("@@wgc:") :]
+        elif section == "clock" and line and not line.startswith("@@"):
+            line = f"{float(line) + seconds:.9f}"
+        elif section == "dump" and line.count("\t") == 7 and line.split("\t")[4] != "0":
+            fields = line.split("\t")
+            fields[4] = str(int(fields[4]) + seconds)
+            line = "\t".join(fields)
+        out.append(line)
+    return "\n".join(out)
+
+
+def test_clock_skew_does_not_distort_handshake_ages() -> None:
+    """Ages are computed on each gateway's own clock: skewed gateways (one an hour ahead of
+    the bastion, one two hours behind) show the same ages as with synchronised clocks."""
+    collector, hosts, _ = _collector()
+    baseline = collector.snapshot()
+    for name, skew in ((GW1, 3600), (GW2, -7200)):
+        shifted = _shift_gateway_clock(hosts[name].text, skew)
+        hosts[name].fault = lambda t=shifted: CommandResult(t, "", 0, 0.0, len(t))
+    skewed = collector.snapshot()
+    assert [c.handshake_age for c in skewed.clients] == [c.handshake_age for c in baseline.clients]
+    for before, after in zip(baseline.clients, skewed.clients, strict=True):
+        for gw in (GW1, GW2):
+            b, a = before.on(gw), after.on(gw)
+            assert (b is None) == (a is None)
+            if a is not None and b is not None:
+                assert a.handshake_age == b.handshake_age
+        assert after.status == before.status and after.findings == before.findings
+    skews = {g.name: g.clock_skew for g in skewed.gateways}
+    base = {g.name: g.clock_skew for g in baseline.gateways}
+    assert skews[GW1] == pytest.approx((base[GW1] or 0) + 3600)
+    assert skews[GW2] == pytest.approx((base[GW2] or 0) - 7200)
+    # A bastion clock that is off changes no age either (lab test: a skewed bastion clock).
+    collector.clock = lambda: NOW + 86400
+    assert [c.handshake_age for c in collector.snapshot().clients] == [
+        c.handshake_age for c in skewed.clients
+    ]
+
+
+def test_op_errors_never_echo_key_material(tmp_path: Path) -> None:
+    """A failed command's output is quoted in the error, with anything key-shaped redacted."""
+    from wgconsole.ops.audit import AuditLog
+    from wgconsole.ops.context import OpContext
+    from wgconsole.ops.errors import OpError
+
+    inventory = load_inventory(NORMAL / "inventory.yaml")
+    host = Scripted(GW1)
+    host.fault = lambda: CommandResult(f"[Interface]\nPrivateKey = {SECRET}\n", "bad", 1, 0.0, 0)
+    ctx = OpContext(inventory, {GW1: host}, AuditLog(tmp_path / "audit.jsonl"))
+    with pytest.raises(OpError) as info:
+        ctx.run(GW1, "wg-quick up wg0")
+    assert SECRET not in str(info.value) and SECRET[:20] not in str(info.value)
+    assert "<redacted>" in str(info.value) and "exit 1" in str(info.value)
