@@ -258,11 +258,11 @@ def test_connection_index_windows_sorts_and_counts_down() -> None:
     row = index.row(picked[0], normal.taken_at + 12)
     assert _texts(row) == [
         "10.77.1.11:50772",
-        "10.77.255.1:51280",
-        "10.77.0.11:51280",
         GW1,
-        "UDP",
+        "10.77.0.11:51280",
         "280s",
+        "UDP",
+        "10.77.255.1:51280",
     ]
     asc, _ = index.select("", 0, False, 10)
     desc, _ = index.select("", 0, True, 10)
@@ -375,9 +375,9 @@ def test_connection_window_prepared_by_the_worker_is_reused() -> None:
 def test_snapshot_builder_prepares_the_shown_connection_window() -> None:
     collector = SteppedCollector([NORMAL])
     builder = SnapshotBuilder(collector.inventory, collector.stepped_clock)
-    builder.conn_view = ("", 5, False, 10)
+    builder.conn_view = ("", 3, False, 10)
     try:
         snapshot = builder.build(collector.snapshot(), 0.1)
     finally:
         collector.close()
-    assert snapshot.conns._selected == {("", 5, False, 10): snapshot.conns.select("", 5, False, 10)}
+    assert snapshot.conns._selected == {("", 3, False, 10): snapshot.conns.select("", 3, False, 10)}

@@ -80,10 +80,11 @@ def gateway_lines(
 def drain_lines(preview: DrainPreview | None) -> list[Line]:
     if preview is None:
         return [(("no sh preview: the service is not on an answering LB or is not sh", MUTED),)]
-    parts: list[tuple[str, str]] = [
-        ("Drain (weight 0): ", PLAIN),
-        (f"{preview.buckets}/256 buckets of new clients ", PLAIN),
-    ]
+    parts: list[tuple[str, str]] = [("Drain (weight 0): ", PLAIN)]
+    if preview.buckets:
+        parts.append((f"{preview.buckets}/256 buckets of new clients ", PLAIN))
+    else:
+        parts.append(("no new client comes here now ", PLAIN))
     for target, n in sorted(
         preview.weight0_new.items(), key=lambda kv: (kv[0] is None, kv[0] or "")
     ):

@@ -91,13 +91,14 @@ FINDING_COLUMNS = _cols(
     ("subject", "Subject"),
     ("message", "Message"),
 )
+# The virtual address is the same on every row of a one-service console: last.
 CONN_COLUMNS = _cols(
     ("client", "Client"),
-    ("virtual", "Virtual"),
-    ("dest", "Real server"),
     ("gateway", "Gateway"),
-    ("state", "State"),
+    ("dest", "Real server"),
     ("expires", "Expires"),
+    ("state", "State"),
+    ("virtual", "Virtual"),
 )
 PEER_COLUMNS = _cols(
     ("client", "Client"),
@@ -401,11 +402,11 @@ class ConnIndex:
         conns, names = self.conns, self.names
         getters: dict[int, Callable[[int], Any]] = {
             0: lambda i: endpoint_sort_key(conns[i].client),
-            1: lambda i: endpoint_sort_key(conns[i].virtual),
+            1: lambda i: (names.get(conns[i].dest, "~"), endpoint_sort_key(conns[i].client)),
             2: lambda i: endpoint_sort_key(conns[i].dest),
-            3: lambda i: (names.get(conns[i].dest, "~"), endpoint_sort_key(conns[i].client)),
+            3: lambda i: conns[i].expires,
             4: lambda i: conns[i].state,
-            5: lambda i: conns[i].expires,
+            5: lambda i: endpoint_sort_key(conns[i].virtual),
         }
         return getters[column]
 
@@ -454,11 +455,11 @@ class ConnIndex:
         expires = max(0, int(left))
         cells = (
             Cell(str(conn.client)),  # sorted by ConnIndex.order, not by the table
-            Cell(str(conn.virtual)),
-            Cell(str(conn.dest)),
             Cell(name or "(unknown)", PLAIN if name else WARN),
-            Cell(conn.state),
+            Cell(str(conn.dest)),
             Cell(f"{expires}s", WARN if expires < 30 else PLAIN, expires),
+            Cell(conn.state),
+            Cell(str(conn.virtual)),
         )
         return Row(conn_key(conn), cells, self.search[index])
 
