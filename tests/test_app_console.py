@@ -564,3 +564,14 @@ async def test_enter_on_a_finding_opens_its_subject_or_shows_it_whole() -> None:
         await pilot.pause()
         messages = [n.message for n in app._notifications]
         assert any("uses sh without sh-fallback" in m and "Fix: ipvsadm" in m for m in messages)
+
+
+async def test_operator_actions_go_to_the_log() -> None:
+    app, _ = console([NORMAL])
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(pilot, app)
+        app.record_action(GW1, "drain started by alice")
+        await pilot.press("4")
+        log = app.query_one(EventLog)
+        assert log.events[-1].kind == "action"
+        assert "drain started by alice" in log.lines[-1].text

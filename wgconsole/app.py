@@ -29,6 +29,7 @@ from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from wgconsole.collect import FleetCollector, PollResult
+from wgconsole.events import operator_action
 from wgconsole.heap import HeapKeeper
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
@@ -340,6 +341,12 @@ class ConsoleApp(App[int]):
         if self.snapshot is not None:
             self._restyle = True
             self.apply_snapshot(self.snapshot)
+
+    def record_action(self, subject: str, message: str) -> None:
+        """Log an operator action with the fleet events (the hook for console operations)."""
+        self.query_one(EventLog).add(
+            [operator_action(self.clock(), subject, message)], self.palette
+        )
 
     def set_theme(self, name: str) -> None:
         self.theme = name
