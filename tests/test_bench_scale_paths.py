@@ -177,6 +177,7 @@ def test_wg_dump_unusual_lines_take_the_line_pass() -> None:
     for damaged in (
         text.replace("\t25\n", "\t2x\n", 1),
         text.replace("/32", "/32/1", 1),
+        text.replace("192.0.2.", "192.0\x00.2.", 1),  # inet_pton raises ValueError on a NUL
         text + "\n",  # a blank line: skipped by the line pass
     ):
         assert wg_dump._peers_by_column(damaged.splitlines()[1:]) is None

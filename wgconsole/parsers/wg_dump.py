@@ -273,7 +273,7 @@ def _endpoints_column(column: tuple[str, ...]) -> list[Endpoint | None] | None:
     try:
         for _ in map(socket.inet_pton, repeat(socket.AF_INET), hosts):
             pass
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         return None
     numbers = list(map(int, ports))
     if max(numbers) > 0xFFFF:
