@@ -125,6 +125,12 @@ def test_half_done_drain_is_a_finding_with_the_way_out(
 def test_a_finished_drain_is_no_finding() -> None:
     fleet = _observations(weight=0, fallback=True, expire=True, gw2_up=False, record="done")
     assert not [f for f in fleet.findings if f.code == "half-done-drain"]
+    # Its interface is down on purpose: said, but not as an alarm.
+    (down,) = [f for f in fleet.findings if f.code == "interface-down"]
+    assert down.severity == "info" and "drained" in down.message and "undrain" in down.message
+    half = _observations(weight=0, fallback=True, expire=True, gw2_up=False, record="started")
+    (down,) = [f for f in half.findings if f.code == "interface-down"]
+    assert down.severity == "critical"
 
 
 def test_a_held_lock_is_reported() -> None:

@@ -384,3 +384,14 @@ def test_ipv6_everywhere_in_a_gateway_poll() -> None:
     assert Endpoint("2001:db8::10", 46552) in endpoints_
     assert any(e is not None and e.address.startswith("fe80::1") for e in endpoints_)
     assert ("10.255.0.2/32", "fd00::2/128") in {p.allowed_ips for p in obs.interface.peers}
+
+
+@pytest.mark.parametrize("cut", [0, 5, 20, 39, 43])
+def test_a_key_cut_by_an_excerpt_is_still_hidden(cut: int) -> None:
+    """Found by the damaged-capture test: an excerpt shortened in the middle of a key."""
+    from wgconsole.parsers.errors import excerpt
+
+    padding = "w " * ((157 - cut) // 2)
+    shown = excerpt(padding + PRIVATE + " tail") + excerpt(PRIVATE[cut:])
+    assert PRIVATE[:20] not in shown and PRIVATE[20:40] not in shown
+    assert PRIVATE[cut:][:20] not in shown or len(PRIVATE[cut:]) < 20

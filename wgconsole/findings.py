@@ -49,7 +49,7 @@ def derive_findings(
     """Every finding for the snapshot, worst first, then by code and subject."""
     found: list[Finding] = [
         *host_unreachable(fleet.hosts, inventory, lbs, gateways, fleet.taken_at),
-        *interface_down(inventory, gateways),
+        *interface_down(inventory, gateways, drained(inventory, lbs, gateways)),
         *config_drift(inventory, gateways),
         *half_done_operations(inventory, lbs, gateways, fleet.taken_at),
     ]
@@ -153,13 +153,33 @@ def _last_answer(last_success: float | None, now: float) -> str:
     return f"Last answer {max(0.0, now - last_success):.0f} s ago; its data shown is that old."
 
 
+def drained(
+    inventory: Inventory,
+    lbs: Mapping[str, LbObservation | None],
+    gateways: Mapping[str, GatewayObservation | None],
+) -> frozenset[str]:
+    """Gateways a finished drain took out, as every answering LB's record and state show."""
+    checks = list(drain_checks(inventory, lbs, gateways))
+    done = {c.gateway for c in checks if not c.half_done}
+    return frozenset(done - {c.gateway for c in checks if c.half_done})
+
+
 def interface_down(
-    inventory: Inventory, gateways: Mapping[str, GatewayObservation | None]
+    inventory: Inventory,
+    gateways: Mapping[str, GatewayObservation | None],
+    drained: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     found = []
     for gw in inventory.gateways:
         obs = gateways.get(gw.name)
         if obs is None or (obs.interface is not None and obs.link_up is True):
+            continue
+        if gw.name in drained and obs.link_up is False:
+            message = (
+                f"{gw.interface} on {gw.name} is down: it is drained (weight 0 on every LB, "
+                f"sh-fallback on); `wgconsole undrain {gw.name}` returns it to service."
+            )
+            found.append(Finding("interface-down", "info", gw.name, message))
             continue
         state = "does not exist" if obs.link_up is None else "is down"
         error = f" ({obs.error})" if obs.error else ""

@@ -9,6 +9,7 @@ every one is undone in a `finally`. gateway-01's links are never touched.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -325,6 +326,11 @@ def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path:
     vip = f"{lab.meta['vip']}:{lab.meta['port']}"
     gw2_rs = "10.77.0.12:51280"
     audit = str(tmp_path / "audit.jsonl")
+    # The drain turns on the LB fixes (sh-fallback, expire_nodest_conn) and undrain keeps them;
+    # the lab is shared, and other tests expect the seed's LB: put them back as they were.
+    head = lab.ns("lb", ["ipvsadm", "-Ln", "-u", vip]).splitlines()[3]
+    flags = re.findall(r"sh-fallback|sh-port", head)
+    expire = lab.ns("lb", ["cat", "/proc/sys/net/ipv4/vs/expire_nodest_conn"]).strip()
     c = FleetCollector(lab.inventory, timeout=30.0)
     counter = [0]
     # The 9th command of the drain is lost: after the record, the fixes and weight 0, before
@@ -362,6 +368,17 @@ def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path:
         # Back in service whatever happened: undrain (the recorded weight, wg0 re-created).
         res = _retry_locked_cli(lab, "undrain", GW2, "--yes", "--weight", "1", "--audit-log", audit)
         c.close()
+        restore = [
+            "ipvsadm",
+            "-E",
+            "-u",
+            vip,
+            "-s",
+            "sh",
+            *(["-b", ",".join(flags)] if flags else []),
+        ]
+        lab.ns("lb", restore)
+        lab.ns("lb", ["sysctl", "-qw", f"net.ipv4.vs.expire_nodest_conn={expire}"])
     assert res.returncode == 0, res.stdout + res.stderr
     assert dict(kernel_dests(lab, vip))[gw2_rs] == 1
     _code, data = _status_json(lab.inventory_path)

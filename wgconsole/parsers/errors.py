@@ -6,15 +6,25 @@ import re
 
 # A WireGuard key is 44 base64 characters. Any long base64 run is hidden from error
 # messages, so a private or preshared key can never reach a log or the screen through one,
-# whatever a broken or mislabelled input put where we did not expect it.
-_KEYLIKE = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+# whatever a broken or mislabelled input put where we did not expect it. Runs from 20
+# characters on are hidden when they mix both cases: a piece of a key cut by a damaged line
+# or by a shortened excerpt almost surely does; numbers, hex, words and (lowercase) paths
+# such as /proc/sys/net/ipv4/vs/expire_nodest_conn do not.
+_KEYLIKE = re.compile(r"[A-Za-z0-9+/]{20,}={0,2}")
 
 _EXCERPT_CHARS = 160
 
 
 def redact(text: str) -> str:
     """`text` with every key-like base64 run replaced by a placeholder."""
-    return _KEYLIKE.sub("<redacted>", text)
+    return _KEYLIKE.sub(_hide, text)
+
+
+def _hide(match: re.Match[str]) -> str:
+    run = match.group()
+    if len(run) >= 40 or (not run.islower() and not run.isupper() and not run.isdigit()):
+        return "<redacted>"
+    return run
 
 
 def excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
@@ -26,7 +36,9 @@ def excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return "(no output)"
-    joined = " / ".join(lines)
+    # Redacted before it is shortened (a key cut in two would no longer look like one), and
+    # again after: the cut may leave a piece of a run that was too short to be hidden whole.
+    joined = redact(" / ".join(lines))
     if len(joined) > limit:
         joined = joined[: limit - 3] + "..."
     return repr(redact(joined))
