@@ -13,8 +13,9 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 from textual import on, work
@@ -33,11 +34,16 @@ from wgconsole.events import operator_action
 from wgconsole.heap import HeapKeeper
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
+from wgconsole.ops.audit import AuditLog, default_audit_path
+from wgconsole.ops.context import OpContext, ProgressSink
+from wgconsole.ops.errors import ValidationError
 from wgconsole.rows import ConnView
+from wgconsole.screens.action import ActionScreen, Field, Planned, Planner
 from wgconsole.screens.detail import ClientScreen, DetailScreen, GatewayScreen
 from wgconsole.screens.help import HelpScreen
 from wgconsole.snapshot import ConsoleSnapshot, SnapshotBuilder
 from wgconsole.theme_files import DEFAULT_THEME, ThemeError, ThemeSpec, load_themes
+from wgconsole.transport.base import Transport
 from wgconsole.widgets.clients import ClientsView
 from wgconsole.widgets.connections import ConnectionsView
 from wgconsole.widgets.eventlog import EventLog
@@ -49,6 +55,46 @@ from wgconsole.widgets.tableview import TableView
 
 # Views whose tables are only diffed while shown (thousands of rows each).
 LAZY_VIEWS = frozenset({"clients", "connections"})
+READ_ONLY_REFUSAL = "read-only: no action can run"
+# Operations: on the selected gateway (Overview row or its detail screen), on the selected
+# client (Clients row or its detail screen), or anywhere (add).
+ACTION_BINDINGS: list[Binding] = [
+    Binding(
+        "D",
+        "drain",
+        "Drain",
+        show=False,
+        tooltip="drain the selected gateway (preview, type its name, run)",
+    ),
+    Binding(
+        "U",
+        "undrain",
+        "Undrain",
+        show=False,
+        tooltip="return the selected gateway to service at its recorded weight",
+    ),
+    Binding(
+        "W", "weight", "Weight", show=False, tooltip="set the selected gateway's weight (asks N)"
+    ),
+    Binding(
+        "X",
+        "peer_remove",
+        "Remove peer",
+        show=False,
+        tooltip="remove the selected client's peer from every gateway",
+    ),
+    Binding(
+        "A",
+        "peer_add",
+        "Add peer",
+        show=False,
+        tooltip="add a peer on every gateway (name, key or output file, address)",
+    ),
+]
+# App actions that make no sense above an operation's modal screen.
+_BLOCKED_IN_ACTION = frozenset(
+    {"view", "help", "poll_now", "drain", "undrain", "weight", "peer_remove", "peer_add"}
+)
 VIEWS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"),
     ("clients", "Clients"),
@@ -61,6 +107,11 @@ class Collector(Protocol):
     """What the console needs from a FleetCollector (tests inject replaying ones)."""
 
     inventory: Inventory
+
+    @property
+    def transports(self) -> Mapping[str, Transport]: ...
+
+    def snapshot(self) -> Fleet: ...
 
     def poll(self, roles: tuple[str, ...] = ...) -> PollResult: ...
 
@@ -113,10 +164,14 @@ class ConsoleCommands(Provider):
         ]
         commands.append(("Poll now", app.action_poll_now, "key r"))
         commands.append(("Help: every key", app.action_help, "key ?"))
+        commands.append(("Add a peer", app.action_peer_add, "key A"))
         for name in app.console_themes:
             commands.append((f"Theme: {name}", partial(app.set_theme, name), "switch theme"))
         for gw in app.inventory.gateways:
             commands.append((f"Gateway: {gw.name}", partial(app.open_gateway, gw.name), "details"))
+            commands.append((f"Drain: {gw.name}", partial(app.start_drain, gw.name), "key D"))
+            commands.append((f"Undrain: {gw.name}", partial(app.start_undrain, gw.name), "key U"))
+            commands.append((f"Weight: {gw.name}", partial(app.start_weight, gw.name), "key W"))
         if app.snapshot is not None:
             for client in app.snapshot.fleet.clients:
                 commands.append(
@@ -124,6 +179,13 @@ class ConsoleCommands(Provider):
                         f"Client: {client.label}",
                         partial(app.open_client, client.public_key),
                         "details",
+                    )
+                )
+                commands.append(
+                    (
+                        f"Remove peer: {client.label}",
+                        partial(app.start_peer_remove, client.public_key),
+                        "key X",
                     )
                 )
         return commands
@@ -159,6 +221,7 @@ class ConsoleApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
         Binding("r", "poll_now", "Poll now", show=False, tooltip="poll every host now"),
         Binding("q", "quit", "Quit", tooltip="quit and close every SSH connection"),
+        *ACTION_BINDINGS,
     ]
 
     def __init__(
@@ -171,12 +234,16 @@ class ConsoleApp(App[int]):
         theme: str | None = None,
         clock: Callable[[], float] = time.time,
         themes: dict[str, ThemeSpec] | None = None,
+        audit_path: Path | None = None,
+        op_timeout: float = 30.0,
     ) -> None:
         super().__init__()
         self.inventory = inventory
         self.collector = collector
         self.interval = interval
         self.read_only = read_only
+        self.audit_path = audit_path if audit_path is not None else default_audit_path()
+        self.op_timeout = op_timeout
         self.clock = clock
         self.console_themes = themes if themes is not None else load_themes()
         for spec in self.console_themes.values():
@@ -344,9 +411,10 @@ class ConsoleApp(App[int]):
 
     def record_action(self, subject: str, message: str) -> None:
         """Log an operator action with the fleet events (the hook for console operations)."""
-        self.query_one(EventLog).add(
-            [operator_action(self.clock(), subject, message)], self.palette
-        )
+        # The views live on the first screen; an operation's modal may be on top.
+        logs = self.screen_stack[0].query(EventLog) if self.screen_stack else None
+        if logs:
+            logs.first().add([operator_action(self.clock(), subject, message)], self.palette)
 
     def set_theme(self, name: str) -> None:
         self.theme = name
@@ -384,7 +452,7 @@ class ConsoleApp(App[int]):
             return [b for b in bindings if isinstance(b, Binding)]
 
         return [
-            ("Everywhere", own(self.BINDINGS)),
+            ("Everywhere", [b for b in own(self.BINDINGS) if b not in ACTION_BINDINGS]),
             ("Tables (Clients, Connections)", own(TableView.BINDINGS)),
             (
                 "Any table",
@@ -406,7 +474,8 @@ class ConsoleApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
             return
-        self.push_screen(HelpScreen(self.help_sections(), self.read_only))
+        actions = [(b.key, b.tooltip or b.description) for b in ACTION_BINDINGS]
+        self.push_screen(HelpScreen(self.help_sections(), self.read_only, actions))
 
     def open_gateway(self, name: str) -> None:
         self.push_screen(GatewayScreen(self.inventory, name, self.read_only))
@@ -468,6 +537,211 @@ class ConsoleApp(App[int]):
             level: SeverityLevel = "error" if finding.severity == "critical" else "warning"
             self.notify(finding.message, title=finding.code, severity=level, timeout=15)
 
+    # --- operations ----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in _BLOCKED_IN_ACTION and isinstance(self.screen, ActionScreen))
+
+    def op_context(self, sink: ProgressSink) -> OpContext:
+        """What an operation runs with: the poller's transports (they serialize per host)."""
+        return OpContext(
+            self.inventory,
+            self.collector.transports,
+            AuditLog(self.audit_path),
+            sink,
+            self.op_timeout,
+        )
+
+    def open_action(
+        self, title: str, subject: str, planner: Planner, fields: tuple[Field, ...] = ()
+    ) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY_REFUSAL, severity="warning")
+            return
+        if isinstance(self.screen, ActionScreen):
+            return
+        self.push_screen(
+            ActionScreen(title, subject, planner, self.op_context, self.record_action, fields)
+        )
+
+    def selected_gateway(self) -> str | None:
+        """The gateway of the detail screen, or of the real server / host row under focus."""
+        screen = self.screen
+        if isinstance(screen, GatewayScreen):
+            return screen.gateway
+        if screen is not self.screen_stack[0] or self.snapshot is None:
+            return None
+        focused = self.focused
+        if not isinstance(focused, KeyedTable) or (key := focused.cursor_key()) is None:
+            return None
+        if focused.id == "servers":
+            rs = next((r for r in self.snapshot.fleet.real_servers if str(r.address) == key), None)
+            return rs.gateway if rs is not None else None
+        if focused.id == "hosts" and any(g.name == key for g in self.inventory.gateways):
+            return key
+        return None
+
+    def selected_client(self) -> str | None:
+        """The public key of the client detail screen, or of the Clients row under the cursor."""
+        screen = self.screen
+        if isinstance(screen, ClientScreen):
+            return screen.public_key
+        if screen is not self.screen_stack[0]:
+            return None
+        if self.query_one(TabbedContent).active != "clients":
+            return None
+        return self.query_one("#client-table", KeyedTable).cursor_key()
+
+    def _with_gateway(self, start: Callable[[str], None]) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY_REFUSAL, severity="warning")
+            return
+        name = self.selected_gateway()
+        if name is None:
+            self.notify(
+                "select a gateway first: a real server or host row (Overview) or its detail",
+                severity="warning",
+            )
+            return
+        start(name)
+
+    def action_drain(self) -> None:
+        self._with_gateway(self.start_drain)
+
+    def action_undrain(self) -> None:
+        self._with_gateway(self.start_undrain)
+
+    def action_weight(self) -> None:
+        self._with_gateway(self.start_weight)
+
+    def action_peer_remove(self) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY_REFUSAL, severity="warning")
+            return
+        key = self.selected_client()
+        if key is None:
+            self.notify(
+                "select a client first: a Clients row or its detail screen", severity="warning"
+            )
+            return
+        self.start_peer_remove(key)
+
+    def action_peer_add(self) -> None:
+        self.start_peer_add()
+
+    def start_drain(self, name: str) -> None:
+        from wgconsole.ops.drain import execute_drain, find_record, plan_drain
+        from wgconsole.ops.validate import gateway as find_gateway
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            fleet = self.collector.snapshot()
+            record = find_record(ctx, find_gateway(self.inventory, name))
+            plan = plan_drain(self.inventory, fleet, name, record)
+
+            def execute() -> str:
+                r = execute_drain(ctx, plan)
+                moved = ", ".join(f"{k} -> {v}" for k, v in sorted(r.moved.items())) or "none"
+                state = "complete" if r.complete else "NOT complete"
+                return f"drain of {r.gateway} {state} in {r.seconds:.1f} s; moved: {moved}"
+
+            return Planned(plan.describe(), name, execute)
+
+        self.open_action(f"drain {name}", name, planner)
+
+    def start_undrain(self, name: str) -> None:
+        from wgconsole.ops.weight import plan_undrain
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            return self._weight_planned(ctx, plan_undrain(ctx, self.collector.snapshot(), name))
+
+        self.open_action(f"undrain {name}", name, planner)
+
+    def start_weight(self, name: str) -> None:
+        from wgconsole.ops.weight import plan_weight
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            fleet = self.collector.snapshot()
+            return self._weight_planned(
+                ctx, plan_weight(self.inventory, fleet, name, values["weight"])
+            )
+
+        self.open_action(
+            f"weight {name}",
+            name,
+            planner,
+            (Field("weight", "new weight N (0..256)", placeholder="N"),),
+        )
+
+    @staticmethod
+    def _weight_planned(ctx: OpContext, plan: object) -> Planned:
+        from wgconsole.ops.weight import WeightPlan, execute_weight
+
+        assert isinstance(plan, WeightPlan)
+
+        def execute() -> str:
+            execute_weight(ctx, plan)
+            return f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)"
+
+        return Planned(plan.describe(), plan.gateway.name, execute)
+
+    def start_peer_remove(self, public_key: str) -> None:
+        from wgconsole.ops.peers import execute_peer_remove, plan_peer_remove
+
+        label = public_key
+        if self.snapshot is not None and (c := self.snapshot.fleet.client(public_key)):
+            label = c.label
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            plan = plan_peer_remove(self.inventory, self.collector.snapshot(), public_key)
+
+            def execute() -> str:
+                return "\n".join(execute_peer_remove(ctx, plan).summary())
+
+            return Planned(plan.describe(), plan.label, execute)
+
+        self.open_action(f"peer remove {label}", label, planner)
+
+    def start_peer_add(self) -> None:
+        from wgconsole.ops.peers import execute_peer_add, plan_peer_add
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            name = values["name"]
+            output = values.get("output") or None
+            plan = plan_peer_add(
+                self.inventory,
+                self.collector.snapshot(),
+                name,
+                values.get("public_key") or None,
+                values.get("address") or None,
+            )
+            if plan.generate_key and not output:
+                raise ValidationError(
+                    "a generated private key is written only to the client's config file: "
+                    "give an output file (or a public key the client already has)"
+                )
+
+            def execute() -> str:
+                result = execute_peer_add(ctx, plan, output=output)
+                return "\n".join([*result.summary(), "", result.display_config()])
+
+            return Planned(plan.describe(), name, execute)
+
+        self.open_action(
+            "peer add",
+            "peer add",
+            planner,
+            (
+                Field("name", "client name"),
+                Field("public_key", "public key (else one is generated)", required=False),
+                Field("address", "tunnel address (else the next free one)", required=False),
+                Field(
+                    "output",
+                    "client config file to write (needed for a generated key)",
+                    required=False,
+                ),
+            ),
+        )
+
     # --- the end --------------------------------------------------------------------------
 
     def close_collector(self) -> None:
@@ -514,6 +788,8 @@ def run_console(args: argparse.Namespace, inventory: Inventory) -> int:
             read_only=args.read_only,
             theme=theme,
             themes=themes,
+            audit_path=Path(audit) if (audit := getattr(args, "audit_log", None)) else None,
+            op_timeout=args.timeout,
         )
         app.run()
     finally:
