@@ -255,3 +255,13 @@ async def test_add_peer_asks_for_an_output_file_for_a_generated_key(tmp_path: Pa
         await wait_for(pilot, lambda: screen.state == "done")
         assert screen.failed
         assert "FAILED" in text(screen, "action-outcome")
+
+
+async def test_action_letters_typed_in_the_filter_stay_text() -> None:
+    app, _ = console([NORMAL])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        await pilot.press("2", "slash", "D", "U", "W", "X", "A")
+        await pilot.pause()
+        assert not isinstance(app.screen, ActionScreen)
+        assert app.screen.query_one("#clients-view Input", Input).value == "DUWXA"

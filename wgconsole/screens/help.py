@@ -73,10 +73,10 @@ class HelpScreen(ModalScreen[None]):
         if self.read_only:
             actions.insert(0, ("-", "read-only (--read-only): no action can run"))
         elif not actions:
-            actions.append(("-", "none yet: drain, weight and peer changes will be listed here"))
+            actions.append(("-", "none"))
         section("Actions", actions)
         section(
             "Anywhere",
-            [("ctrl+p", "command palette: views, gateways, clients, themes, poll now")],
+            [("ctrl+p", "command palette: views, gateways, clients, actions, themes, poll now")],
         )
         return Group(*parts)
