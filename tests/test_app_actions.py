@@ -265,3 +265,37 @@ async def test_action_letters_typed_in_the_filter_stay_text() -> None:
         await pilot.pause()
         assert not isinstance(app.screen, ActionScreen)
         assert app.screen.query_one("#clients-view Input", Input).value == "DUWXA"
+
+
+async def test_steps_are_shown_as_they_end() -> None:
+    from collections.abc import Mapping
+
+    from wgconsole.ops.context import OpContext
+    from wgconsole.ops.errors import OpError
+    from wgconsole.screens.action import Planned
+
+    def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+        def execute() -> str:
+            with ctx.step("weight 0 on wg-lb"):
+                pass
+            ctx.warn("a warning")
+            with ctx.step("interface down"):
+                raise OpError("wg-gateway-01: no route")
+            return "unreachable"
+
+        return Planned(["plan line"], "t", execute)
+
+    app, _ = console([NORMAL])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        app.open_action("test op", "t", planner)
+        screen = await planned(pilot, app)
+        await pilot.press("t", "enter")
+        await wait_for(pilot, lambda: screen.state == "done")
+        await pilot.pause()
+        steps = text(screen, "action-steps").splitlines()
+        assert steps[0].startswith("✔ weight 0 on wg-lb (")
+        assert steps[1] == "⚠ a warning"
+        assert steps[2].startswith("✖ interface down: wg-gateway-01: no route (")
+        assert len(steps) == 3
+        assert "FAILED: wg-gateway-01: no route" in text(screen, "action-outcome")
