@@ -131,8 +131,9 @@ def cmd_drain(args: argparse.Namespace, inventory: Inventory, collector: FleetCo
     from wgconsole.ops.validate import gateway as find_gateway
 
     def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
+        gw = find_gateway(inventory, args.gateway)  # checked before anything is sent
         fleet = collector.snapshot()
-        record = find_record(ctx, find_gateway(inventory, args.gateway))
+        record = find_record(ctx, gw)
         plan = plan_drain(inventory, fleet, args.gateway, record, resume=args.resume)
 
         def execute() -> str:
@@ -153,9 +154,17 @@ def cmd_drain(args: argparse.Namespace, inventory: Inventory, collector: FleetCo
 
 
 def cmd_weight(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
+    from wgconsole.ops.validate import gateway as find_gateway
+    from wgconsole.ops.validate import weight as valid_weight
     from wgconsole.ops.weight import execute_weight, plan_undrain, plan_weight
 
     def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
+        # The operator's input is checked before anything is sent.
+        find_gateway(inventory, args.gateway)
+        if args.command != "undrain":
+            valid_weight(args.value)
+        elif args.weight is not None:
+            valid_weight(args.weight)
         fleet = collector.snapshot()
         if args.command == "undrain":
             plan = plan_undrain(ctx, fleet, args.gateway, args.weight)
@@ -178,6 +187,7 @@ def cmd_peer(args: argparse.Namespace, inventory: Inventory, collector: FleetCol
         execute_peer_remove,
         plan_peer_add,
         plan_peer_remove,
+        precheck_peer_add,
     )
 
     if args.peer_command == "add" and args.qr and not sys.stdout.isatty():
@@ -188,6 +198,8 @@ def cmd_peer(args: argparse.Namespace, inventory: Inventory, collector: FleetCol
         return EXIT_REFUSED
 
     def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
+        if args.peer_command == "add":
+            precheck_peer_add(args.name, args.public_key, args.address, args.keepalive)
         fleet = collector.snapshot()
         if args.peer_command == "remove":
             rplan = plan_peer_remove(inventory, fleet, args.name)

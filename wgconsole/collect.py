@@ -248,7 +248,6 @@ class FleetCollector:
         }
         self._lock = threading.Lock()
         self._inflight: dict[str, tuple[Future[HostPoll], float]] = {}
-        self._closed = False
 
     @property
     def last_successes(self) -> dict[str, float]:
@@ -357,7 +356,6 @@ class FleetCollector:
 
     def close(self) -> None:
         """Close every connection now; requests still in flight then fail on their own."""
-        self._closed = True
         for t in self.transports.values():
             t.close()
 

@@ -204,6 +204,22 @@ def plan_peer_add(
     )
 
 
+def precheck_peer_add(
+    name: str, public_key: str | None, address: str | None, keepalive: int | None
+) -> None:
+    """What can be checked in a `peer add` without the fleet: before anything is sent."""
+    validate.name(name)
+    if public_key is not None:
+        validate.public_key(public_key)
+    if address is not None:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValidationError(f"address {address!r}: not an IP address") from None
+    if keepalive is not None:
+        _keepalive(keepalive)
+
+
 def _plan_finish(
     inventory: Inventory,
     peers: PeerSets,
