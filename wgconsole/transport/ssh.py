@@ -13,6 +13,7 @@ lag a restarted sshd by up to half a minute for no gain.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -30,6 +31,10 @@ from wgconsole.transport.base import (
     ReadOnlyViolation,
     TransportError,
 )
+
+# paramiko logs a connection reset with a traceback at ERROR; unconfigured, Python prints that
+# on stderr (over the console's screen). Every failure is reported as the host's error instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 CONNECT_TIMEOUT = 15.0
 BACKOFF_START = 1.0
