@@ -412,10 +412,10 @@ def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: P
     for user, name in (("wgop", "granted"), ("wgnone", "none")):
         inv = tmp_path / f"inventory-{name}.yaml"
         inv.write_text(
-            text.replace(
-                "  - {name: wg-gateway-02, host: 127.0.0.1, port: 2323,",
-                f"  - {{name: wg-gateway-02, host: 127.0.0.1, port: 2323, user: {user}, "
-                "sudo: true,",
+            re.sub(
+                r"(  - \{name: wg-gateway-02, host: 127\.0\.0\.1, port: \d+,)",
+                rf"\1 user: {user}, sudo: true,",
+                text,
             )
         )
         assert f"user: {user}" in inv.read_text(), "the lab inventory's gateway line changed"
