@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from wgconsole.collect import FleetCollector, PollResult
 from wgconsole.inventory import load_inventory
@@ -109,3 +112,17 @@ def console(frames: Sequence[Path], **kwargs: Any) -> tuple[Any, SteppedCollecto
         **kwargs,
     )
     return app, collector
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    """Clock texts rendered in UTC, whatever the machine's zone (snapshots compare them)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()

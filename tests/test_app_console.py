@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from tests.console_support import (
     SteppedCollector,
     console,
     step,
+    utc,  # noqa: F401 - autouse: clock texts in UTC
     wait_for,
 )
 from wgconsole.app import ConsoleApp, run_console
@@ -37,19 +36,6 @@ GW1 = "wg-gateway-01"
 GW2 = "wg-gateway-02"
 C0 = "2PDPKED1+KY8MSAdi/slE3jlZ+sMQ+doYffvk+RrMik="
 C1 = "tXhMWx9PuLvP3iYgcDAow4fBWyjdA1JNkH9f45dMIT4="
-
-
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def table(app: ConsoleApp, table_id: str) -> KeyedTable:

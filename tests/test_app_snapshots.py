@@ -6,31 +6,25 @@ and look at the result (rsvg-convert the SVG to PNG) before committing it.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.console_support import GW2_UNREACHABLE, NORMAL, WEIGHT0, WG_DOWN, console, step, wait_for
+from tests.console_support import (
+    GW2_UNREACHABLE,
+    NORMAL,
+    WEIGHT0,
+    WG_DOWN,
+    console,
+    step,
+    utc,  # noqa: F401 - autouse: clock texts in UTC
+    wait_for,
+)
 
 SMALL = (80, 24)
 LARGE = (160, 50)
-
-
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def scene(
