@@ -873,15 +873,22 @@ def _rolled_back_add(
                 "live peer removed",
             )
     _verify_rollback(ctx, runs, key)
-    text, outcome = _report("peer add", f"{plan.name} ({_short(key)})", _reason(exc), runs)
-    ctx.audit.record(
-        "peer add",
-        plan.name,
-        before=_states_json({r.gw.name: r.before for r in runs}, key),
-        after=None,
-        outcome=outcome,
-        detail=text,
-    )
+    return _rolled_back(ctx, "peer add", plan.name, f"{plan.name} ({_short(key)})", exc, runs, key)
+
+
+def _rolled_back(
+    ctx: OpContext,
+    action: str,
+    target: str,
+    label: str,
+    exc: BaseException,
+    runs: Sequence[_Run],
+    key: str,
+) -> OpError:
+    """The operator's account of a failed change and its rollback, also put in the audit log."""
+    text, outcome = _report(action, label, _reason(exc), runs)
+    before = _states_json({r.gw.name: r.before for r in runs}, key)
+    ctx.audit.record(action, target, before=before, after=None, outcome=outcome, detail=text)
     return OpError(text)
 
 
@@ -1002,13 +1009,4 @@ def _rolled_back_remove(
             command = live_restore_command(run.gw, key, old)
             _undo(ctx, run, "re-add the live peer", command, "live peer re-added")
     _verify_rollback(ctx, runs, key)
-    text, outcome = _report("peer remove", plan.label, _reason(exc), runs)
-    ctx.audit.record(
-        "peer remove",
-        plan.label,
-        before=_states_json({r.gw.name: r.before for r in runs}, key),
-        after=None,
-        outcome=outcome,
-        detail=text,
-    )
-    return OpError(text)
+    return _rolled_back(ctx, "peer remove", plan.label, plan.label, exc, runs, key)
