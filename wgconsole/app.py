@@ -344,14 +344,21 @@ class ConsoleApp(App[int]):
 
     def _views_mounted(self) -> bool:
         # Timers and late messages can arrive while the app is closing its screens.
-        return not self._closed and bool(self.query(OverviewView))
+        return not self._closed and bool(self.screen_stack) and bool(self._main.query(OverviewView))
+
+    @property
+    def _main(self) -> Screen[object]:
+        """The console's own screen: its views are updated whatever screen is on top."""
+        return self.screen_stack[0]
 
     @on(PollFailed)
     def _on_poll_failed(self, message: PollFailed) -> None:
         self.poll_error = message.error
         if not self._views_mounted():
             return
-        self.query_one(ConsoleHeader).show(self.snapshot, self.clock(), self.palette, message.error)
+        self._main.query_one(ConsoleHeader).show(
+            self.snapshot, self.clock(), self.palette, message.error
+        )
 
     def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
         """Every view from one snapshot; cells that did not change are not touched."""
@@ -362,11 +369,11 @@ class ConsoleApp(App[int]):
         if restyle:
             self._restyle_views.update(LAZY_VIEWS)
         palette = self.palette
-        active = self.query_one(TabbedContent).active
+        active = self._main.query_one(TabbedContent).active
         with self.batch_update():
-            self.query_one(ConsoleHeader).show(snapshot, now, palette)
-            self.query_one(OverviewView).show(snapshot, now, palette, restyle)
-            self.query_one(EventLog).add(snapshot.events, palette)
+            self._main.query_one(ConsoleHeader).show(snapshot, now, palette)
+            self._main.query_one(OverviewView).show(snapshot, now, palette, restyle)
+            self._main.query_one(EventLog).add(snapshot.events, palette)
             # The big tables are diffed only while on screen; a hidden one catches up with
             # the latest snapshot when its tab is shown.
             self._behind_views.update(LAZY_VIEWS)
@@ -386,9 +393,11 @@ class ConsoleApp(App[int]):
             return
         restyle = view in self._restyle_views
         if view == "clients":
-            self.query_one(ClientsView).show(self.snapshot, self.palette, restyle)
+            self._main.query_one(ClientsView).show(self.snapshot, self.palette, restyle)
         else:
-            self.query_one(ConnectionsView).show(self.snapshot, self.clock(), self.palette, restyle)
+            self._main.query_one(ConnectionsView).show(
+                self.snapshot, self.clock(), self.palette, restyle
+            )
         self._behind_views.discard(view)
         self._restyle_views.discard(view)
 
@@ -398,10 +407,10 @@ class ConsoleApp(App[int]):
             return
         now = self.clock()
         with self.batch_update():
-            self.query_one(ConsoleHeader).show(snapshot, now, self.palette, self.poll_error)
-            self.query_one(OverviewView).tick(snapshot, now, self.palette)
-            if self.query_one(TabbedContent).active == "connections":
-                self.query_one(ConnectionsView).tick(now)
+            self._main.query_one(ConsoleHeader).show(snapshot, now, self.palette, self.poll_error)
+            self._main.query_one(OverviewView).tick(snapshot, now, self.palette)
+            if self._main.query_one(TabbedContent).active == "connections":
+                self._main.query_one(ConnectionsView).tick(now)
 
     def _theme_changed(self, _theme: Theme) -> None:
         self.palette = Palette(self.get_css_variables())
