@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from wgconsole.finding_groups import fold_findings
 from wgconsole.model import Fleet
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -24,7 +26,49 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.0f}h"
 
 
-def render(fleet: Fleet) -> RenderableType:
+# Rich lays a table out cell by cell, about 0.7 ms a row: 10,000 clients took 20 s. Past this
+# many rows a table is printed as plain aligned columns instead, one line a row (greppable).
+RICH_ROWS = 300
+
+Cells = Sequence[str | Text]
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Cells]) -> RenderableType:
+    if len(rows) > RICH_ROWS:
+        return _plain_table(title, columns, rows)
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Cells]) -> Text:
+    widths = [len(c) for c in columns]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    out = Text()
+    out.append(f"{title} ({len(rows):,})\n", style="italic")
+    out.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        out.append("\n")
+        for i, cell in enumerate(row):
+            if i:
+                out.append("  ")
+            out.append(cell)
+            if i < len(row) - 1:
+                out.append(" " * (widths[i] - len(cell)))
+    return out
+
+
+def _client_age(age: float | None, status: str) -> str:
+    # A client that never handshaked is "never" once, not "never never".
+    return status if age is None and status == "never" else f"{_age(age)} {status}"
+
+
+def render(fleet: Fleet) -> list[RenderableType]:
     parts: list[RenderableType] = []
     svc = fleet.service
     if svc is None:
@@ -39,65 +83,84 @@ def render(fleet: Fleet) -> RenderableType:
                 style="bold",
             )
         )
-    rs = Table(title="real servers", title_justify="left", expand=False)
-    for col in ("gateway", "address", "weight", "state", "LB entries", "in pkts", "out pkts"):
-        rs.add_column(col, overflow="fold")
-    for r in fleet.real_servers:
-        rs.add_row(
-            r.gateway or "?",
-            str(r.address),
-            "-" if r.weight is None else str(r.weight),
-            r.state,
-            str(r.lb_entries),
-            str(r.in_packets),
-            str(r.out_packets),
+    parts.append(
+        _table(
+            "real servers",
+            ("gateway", "address", "weight", "state", "LB entries", "in pkts", "out pkts"),
+            [
+                (
+                    r.gateway or "?",
+                    str(r.address),
+                    "-" if r.weight is None else str(r.weight),
+                    r.state,
+                    str(r.lb_entries),
+                    str(r.in_packets),
+                    str(r.out_packets),
+                )
+                for r in fleet.real_servers
+            ],
         )
-    parts.append(rs)
-    cl = Table(title="clients", title_justify="left")
-    for col in ("client", "address", "endpoint", "LB gateway", "handshake gw", "age", "findings"):
-        cl.add_column(col, overflow="fold")
-    for c in fleet.clients:
-        cl.add_row(
-            c.label,
-            c.address or "-",
-            c.endpoint or "-",
-            c.lb_gateway or "-",
-            c.handshake_gateway or "-",
-            Text(f"{_age(c.handshake_age)} {c.status}", style=STATUS_STYLE.get(c.status, "")),
-            ",".join(c.findings),
+    )
+    parts.append(
+        _table(
+            "clients",
+            ("client", "address", "endpoint", "LB gateway", "handshake gw", "age", "findings"),
+            [
+                (
+                    c.label,
+                    c.address or "-",
+                    c.endpoint or "-",
+                    c.lb_gateway or "-",
+                    c.handshake_gateway or "-",
+                    Text(_client_age(c.handshake_age, c.status), STATUS_STYLE.get(c.status, "")),
+                    ",".join(c.findings),
+                )
+                for c in fleet.clients
+            ],
         )
-    parts.append(cl)
-    hosts = Table(title="hosts", title_justify="left")
-    for col in ("host", "role", "reachable", "last answer", "error"):
-        hosts.add_column(col, overflow="fold")
+    )
+    hosts: list[Cells] = []
     for h in fleet.hosts:
         last = "now" if h.reachable else "never"
         if not h.reachable and h.last_success is not None:
             last = _age(max(0.0, fleet.taken_at - h.last_success)) + " ago"
-        hosts.add_row(
-            h.name,
-            h.role,
-            Text("yes" if h.reachable else "NO", style="" if h.reachable else "bold red"),
-            last,
-            h.error or "",
-        )
-    parts.append(hosts)
-    if fleet.findings:
-        ft = Table(title="findings", title_justify="left")
-        for col in ("severity", "code", "subject", "message"):
-            ft.add_column(col, overflow="fold")
-        for f in fleet.findings:
-            ft.add_row(
-                Text(f.severity, style=SEVERITY_STYLE[f.severity]), f.code, f.subject, f.message
+        hosts.append(
+            (
+                h.name,
+                h.role,
+                Text("yes" if h.reachable else "NO", style="" if h.reachable else "bold red"),
+                last,
+                h.error or "",
             )
-        parts.append(ft)
+        )
+    parts.append(_table("hosts", ("host", "role", "reachable", "last answer", "error"), hosts))
+    if fleet.findings:
+        # Per-client findings of one code are folded when many: each client's own are in
+        # the clients table and `status --json`.
+        parts.append(
+            _table(
+                "findings",
+                ("severity", "code", "subject", "message"),
+                [
+                    (
+                        Text(f.severity, style=SEVERITY_STYLE[f.severity]),
+                        f.code,
+                        f.subject,
+                        f.message,
+                    )
+                    for f in fold_findings(fleet.findings)
+                ],
+            )
+        )
     else:
         parts.append(Text("no findings", style="green"))
-    return Group(*parts)
+    return parts
 
 
 def print_status(fleet: Fleet, console: Console | None = None) -> None:
     if console is None:
         # Piped output is read by people and grep alike: no ellipsis-truncated names there.
         console = Console() if sys.stdout.isatty() else Console(width=200)
-    console.print(render(fleet))
+    for part in render(fleet):
+        # Plain tables are never wrapped or cropped: one line a row, whatever the width.
+        console.print(part, soft_wrap=isinstance(part, Text))
