@@ -357,11 +357,17 @@ async def test_connections_filter_sort_window_and_countdown() -> None:
         await pilot.press("s")
         assert column(app, "conn-table", "Client") == ["10.77.1.10:46552", "10.77.1.11:50772"]
         view = app.query_one(ConnectionsView)
-        view.window = 1
+        view.table.window = 1
         view.redraw()
         await pilot.pause()
         assert len(shown(app, "conn-table")) == 1
-        assert "first 1 of 2 LB entries" in str(app.screen.query_one("#conn-table-status").render())
+        status = str(app.screen.query_one("#conn-table-status").render())
+        assert status.startswith("row 1 of 2 · 2 LB entries")
+        # The window follows the cursor over the whole selection.
+        await pilot.press("down")
+        assert column(app, "conn-table", "Client") == ["10.77.1.11:50772"]
+        status = str(app.screen.query_one("#conn-table-status").render())
+        assert status.startswith("row 2 of 2 · 2 LB entries")
         await pilot.press("slash", *"50772", "enter")
         assert column(app, "conn-table", "Client") == ["10.77.1.11:50772"]
         collector.stepped_clock.advance(5)

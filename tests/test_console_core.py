@@ -251,10 +251,9 @@ def test_connection_index_windows_sorts_and_counts_down() -> None:
     (normal,) = fleets([NORMAL])
     names = {rs.address: rs.gateway or "" for rs in normal.real_servers}
     index = ConnIndex(normal.conns, names, normal.taken_at)
-    picked, total = index.select("", None, False, 1)
-    assert total == 2 and len(picked) == 1
-    picked, total = index.select("10.77.1.11", 0, False, 10)
-    assert total == 1
+    assert len(index.select(("", None, False))) == 2
+    picked = index.select(("10.77.1.11", 0, False))
+    assert len(picked) == 1
     row = index.row(picked[0], normal.taken_at + 12)
     assert _texts(row) == [
         "10.77.1.11:50772",
@@ -264,9 +263,14 @@ def test_connection_index_windows_sorts_and_counts_down() -> None:
         "UDP",
         "10.77.255.1:51280",
     ]
-    asc, _ = index.select("", 0, False, 10)
-    desc, _ = index.select("", 0, True, 10)
+    asc = index.select(("", 0, False))
+    desc = index.select(("", 0, True))
     assert asc == desc[::-1]
+    # Rows are built for the window read only, as of the time asked; found again by key.
+    source = index.rows(("", 0, False), normal.taken_at + 12)
+    (second,) = source.window(1, 2)
+    assert source.position(second.key) == 1
+    assert source.position("udp 192.0.2.1:1 10.77.255.1:51280 10.77.0.11:51280") is None
 
 
 def test_snapshot_builder_carries_events_and_rows() -> None:
@@ -365,19 +369,34 @@ def test_bad_theme_file_is_refused_with_the_key(tmp_path: Path) -> None:
 def test_connection_window_prepared_by_the_worker_is_reused() -> None:
     (normal,) = fleets([NORMAL])
     index = ConnIndex(normal.conns, {}, normal.taken_at)
-    view = ("10.77", 0, True, 1000)
+    view = ("10.77", 0, True)
     index.prepare(view)
-    first = index.select(*view)
-    assert index.select(*view) is first  # the UI thread only reads the cache
-    assert index.select("10.77", 0, False, 1000) is not first
+    first = index.select(view)
+    assert index.select(view) is first  # the UI thread only reads the cache
+    assert index.select(("10.77", 0, False)) is not first
 
 
-def test_snapshot_builder_prepares_the_shown_connection_window() -> None:
+def test_snapshot_builder_prepares_the_shown_selections() -> None:
     collector = SteppedCollector([NORMAL])
     builder = SnapshotBuilder(collector.inventory, collector.stepped_clock)
-    builder.conn_view = ("", 3, False, 10)
+    builder.conn_query = ("", 3, False)
+    builder.client_query = ("wg", 0, True)
     try:
         snapshot = builder.build(collector.snapshot(), 0.1)
     finally:
         collector.close()
-    assert snapshot.conns._selected == {("", 3, False, 10): snapshot.conns.select("", 3, False, 10)}
+    assert snapshot.conns._selected == {("", 3, False): snapshot.conns.select(("", 3, False))}
+    assert snapshot.clients._selected == {("wg", 0, True): snapshot.clients.select(("wg", 0, True))}
+
+
+def test_snapshot_builder_frees_retired_snapshots_in_the_worker() -> None:
+    collector = SteppedCollector([NORMAL, NORMAL])
+    builder = SnapshotBuilder(collector.inventory, collector.stepped_clock)
+    try:
+        first = builder.build(collector.snapshot(), 0.1)
+        builder.retire(first)  # the UI thread, once it shows a newer one
+        assert builder._retired == [first]
+        builder.build(collector.snapshot(), 0.1)
+    finally:
+        collector.close()
+    assert builder._retired == []

@@ -37,7 +37,7 @@ from wgconsole.model import Fleet
 from wgconsole.ops.audit import AuditLog, default_audit_path
 from wgconsole.ops.context import OpContext, ProgressSink
 from wgconsole.ops.errors import ValidationError
-from wgconsole.rows import ConnView
+from wgconsole.rows import TableQuery
 from wgconsole.screens.action import ActionScreen, Field, Planned, Planner
 from wgconsole.screens.detail import ClientScreen, DetailScreen, GatewayScreen
 from wgconsole.screens.help import HelpScreen
@@ -53,8 +53,8 @@ from wgconsole.widgets.overview import OverviewView
 from wgconsole.widgets.palette import Palette
 from wgconsole.widgets.tableview import TableView
 
-# Views whose tables are only diffed while shown (thousands of rows each).
-LAZY_VIEWS = frozenset({"clients", "connections"})
+# Views only updated while shown (thousands of rows each); a hidden one catches up when shown.
+LAZY_VIEWS = frozenset({"overview", "clients", "connections"})
 READ_ONLY_REFUSAL = "read-only: no action can run"
 # Operations: on the selected gateway (Overview row or its detail screen), on the selected
 # client (Clients row or its detail screen), or anywhere (add).
@@ -288,7 +288,8 @@ class ConsoleApp(App[int]):
             self.sub_title = "read-only"
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.set_interval(1.0, self._tick)
-        self.query_one(ConnectionsView).on_view = self._conn_view
+        self.query_one(ConnectionsView).on_query = self._conn_query
+        self.query_one(ClientsView).on_query = self._client_query
         self._poll_loop()
         self.query_one("#servers", KeyedTable).focus()
 
@@ -362,6 +363,8 @@ class ConsoleApp(App[int]):
 
     def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
         """Every view from one snapshot; cells that did not change are not touched."""
+        if self.snapshot is not None:
+            self.builder.retire(self.snapshot)
         self.snapshot = snapshot
         self.poll_error = None
         now = self.clock()
@@ -372,10 +375,9 @@ class ConsoleApp(App[int]):
         active = self._main.query_one(TabbedContent).active
         with self.batch_update():
             self._main.query_one(ConsoleHeader).show(snapshot, now, palette)
-            self._main.query_one(OverviewView).show(snapshot, now, palette, restyle)
             self._main.query_one(EventLog).add(snapshot.events, palette)
-            # The big tables are diffed only while on screen; a hidden one catches up with
-            # the latest snapshot when its tab is shown.
+            # Views are updated only while on screen; a hidden one catches up with the
+            # latest snapshot when its tab is shown.
             self._behind_views.update(LAZY_VIEWS)
             if active in LAZY_VIEWS:
                 self._catch_up(active)
@@ -384,15 +386,22 @@ class ConsoleApp(App[int]):
                     screen.show(snapshot, now, palette, restyle)
         self.applied += 1
 
-    def _conn_view(self, view: ConnView) -> None:
-        # Read by the poll worker: the next snapshot comes with this window already sorted.
-        self.builder.conn_view = view
+    def _conn_query(self, query: TableQuery) -> None:
+        # Read by the poll worker: the next snapshot comes with this selection already sorted.
+        self.builder.conn_query = query
+
+    def _client_query(self, query: TableQuery) -> None:
+        self.builder.client_query = query
 
     def _catch_up(self, view: str) -> None:
         if self.snapshot is None or view not in self._behind_views:
             return
         restyle = view in self._restyle_views
-        if view == "clients":
+        if view == "overview":
+            self._main.query_one(OverviewView).show(
+                self.snapshot, self.clock(), self.palette, restyle
+            )
+        elif view == "clients":
             self._main.query_one(ClientsView).show(self.snapshot, self.palette, restyle)
         else:
             self._main.query_one(ConnectionsView).show(
@@ -408,8 +417,10 @@ class ConsoleApp(App[int]):
         now = self.clock()
         with self.batch_update():
             self._main.query_one(ConsoleHeader).show(snapshot, now, self.palette, self.poll_error)
-            self._main.query_one(OverviewView).tick(snapshot, now, self.palette)
-            if self._main.query_one(TabbedContent).active == "connections":
+            active = self._main.query_one(TabbedContent).active
+            if active == "overview" and "overview" not in self._behind_views:
+                self._main.query_one(OverviewView).tick(snapshot, now, self.palette)
+            elif active == "connections":
                 self._main.query_one(ConnectionsView).tick(now)
 
     def _theme_changed(self, _theme: Theme) -> None:
@@ -439,7 +450,9 @@ class ConsoleApp(App[int]):
 
     def _focus_view(self, view: str) -> None:
         pane = self.query_one(f"#{view}", TabPane)
-        target = pane.query(TableView).first().table if pane.query(TableView) else None
+        target: KeyedTable | None = (
+            pane.query(TableView).first().table if pane.query(TableView) else None
+        )
         if target is None:
             tables = pane.query(KeyedTable)
             target = tables.first() if tables else None

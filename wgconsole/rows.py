@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from wgconsole import present
 from wgconsole.drift import Drift
@@ -172,6 +172,75 @@ def filter_rows(rows: Iterable[Row], query: str) -> list[Row]:
 
 def matches(search: str, query: str) -> bool:
     return all(w in search for w in query.lower().split())
+
+
+# What a table view asks for: (filter, sort column or None, reversed).
+TableQuery = tuple[str, int | None, bool]
+
+
+class RowSource(Protocol):
+    """A table's rows in the order its view shows them, read a window at a time.
+
+    Views of thousands of rows hold only a window of them in their widget: a refresh then
+    costs what is on screen, not what is in the fleet.
+    """
+
+    def __len__(self) -> int: ...
+
+    def window(self, start: int, stop: int) -> Sequence[Row]: ...
+
+    def position(self, key: str) -> int | None: ...
+
+
+class RowList:
+    """Rows already built, as a RowSource."""
+
+    __slots__ = ("_positions", "rows")
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+        self._positions: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def window(self, start: int, stop: int) -> Sequence[Row]:
+        return self.rows[start:stop]
+
+    def position(self, key: str) -> int | None:
+        # Asked only when a view's cursor row left its window: built on first use.
+        if self._positions is None:
+            self._positions = {row.key: i for i, row in enumerate(self.rows)}
+        return self._positions.get(key)
+
+
+class RowIndex:
+    """A table's rows with the filtered, sorted selection its view shows, cached.
+
+    `prepare` lets the poll worker compute the selection the view currently shows, so that
+    a refresh on the UI thread only reads it; another filter or sort is computed on demand.
+    """
+
+    __slots__ = ("_selected", "rows")
+
+    def __init__(self, rows: tuple[Row, ...]) -> None:
+        self.rows = rows
+        self._selected: dict[TableQuery, RowList] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def select(self, query: TableQuery) -> RowList:
+        cached = self._selected.get(query)
+        if cached is None:
+            text, column, reverse = query
+            cached = RowList(sort_rows(filter_rows(self.rows, text), column, reverse))
+            self._selected = {query: cached}  # only the latest: the view shows one at a time
+        return cached
+
+    def prepare(self, query: TableQuery | None) -> None:
+        if query is not None:
+            self.select(query)
 
 
 # --- clients -----------------------------------------------------------------------------
@@ -374,19 +443,17 @@ def _mark(finding: Finding) -> str:
 # --- connections -------------------------------------------------------------------------
 
 
-# What the Connections view shows: (filter, sort column, reversed, window size).
-ConnView = tuple[str, int | None, bool, int]
-
-
 class ConnIndex:
     """The LB table with its search text, sorted views computed on demand and cached.
 
-    Built in the poll worker for 50,000 entries; the UI asks for a filtered, sorted window.
-    Sorting 50,000 entries by address takes ~0.3 s: `prepare` lets the worker compute the
-    window the UI currently shows, so that a refresh on the UI thread only reads the cache.
+    Built in the poll worker for 50,000 entries; the UI reads a window of the filtered,
+    sorted table (`rows`). Sorting 50,000 entries by address takes ~0.3 s: `prepare` lets
+    the worker compute the selection the UI currently shows, so that a refresh on the UI
+    thread only reads the cache. Rows are built only for the window, as they are read:
+    their expiry counts down with the clock.
     """
 
-    __slots__ = ("_order", "_selected", "conns", "names", "search", "taken_at")
+    __slots__ = ("_keys", "_order", "_selected", "conns", "names", "search", "taken_at")
 
     def __init__(self, conns: Sequence[IpvsConn], names: Mapping[Endpoint, str], taken_at: float):
         self.conns = conns
@@ -396,9 +463,10 @@ class ConnIndex:
             f"{c.client} {c.dest} {names.get(c.dest, '')} {c.state}".lower() for c in conns
         )
         self._order: dict[int, list[int]] = {}
-        self._selected: dict[tuple[str, int | None, bool, int], tuple[list[int], int]] = {}
+        self._selected: dict[TableQuery, list[int]] = {}
+        self._keys: dict[str, int] | None = None
 
-    def _keys(self, column: int) -> Callable[[int], Any]:
+    def _sort_key(self, column: int) -> Callable[[int], Any]:
         conns, names = self.conns, self.names
         getters: dict[int, Callable[[int], Any]] = {
             0: lambda i: endpoint_sort_key(conns[i].client),
@@ -415,38 +483,42 @@ class ConnIndex:
             return list(range(len(self.conns)))
         cached = self._order.get(column)
         if cached is None:
-            cached = sorted(range(len(self.conns)), key=self._keys(column))
+            cached = sorted(range(len(self.conns)), key=self._sort_key(column))
             self._order[column] = cached
         return cached
 
-    def prepare(self, view: ConnView | None) -> None:
+    def prepare(self, query: TableQuery | None) -> None:
         """Compute (in the worker) the selection the UI is expected to ask for."""
-        if view is not None:
-            self.select(*view)
+        if query is not None:
+            self.select(query)
 
-    def select(
-        self, query: str, column: int | None, reverse: bool, limit: int
-    ) -> tuple[list[int], int]:
-        """Indexes of the first `limit` matching entries in the chosen order, and the count."""
-        key = (query, column, reverse, limit)
-        cached = self._selected.get(key)
+    def select(self, query: TableQuery) -> list[int]:
+        """Indexes of every matching entry, in the chosen order."""
+        cached = self._selected.get(query)
         if cached is None:
-            cached = self._select(query, column, reverse, limit)
-            self._selected = {key: cached}  # only the latest: the view shows one at a time
+            cached = self._select(*query)
+            self._selected = {query: cached}  # only the latest: the view shows one at a time
         return cached
 
-    def _select(
-        self, query: str, column: int | None, reverse: bool, limit: int
-    ) -> tuple[list[int], int]:
+    def _select(self, query: str, column: int | None, reverse: bool) -> list[int]:
         order = self.order(column)
         if reverse:
             order = order[::-1]
         words = query.lower().split()
         if not words:
-            return order[:limit], len(order)
+            return order
         search = self.search
-        hits = [i for i in order if all(w in search[i] for w in words)]
-        return hits[:limit], len(hits)
+        return [i for i in order if all(w in search[i] for w in words)]
+
+    def rows(self, query: TableQuery, now: float) -> ConnRows:
+        """The selection as rows, their expiry as of `now`."""
+        return ConnRows(self, self.select(query), now)
+
+    def index_of(self, key: str) -> int | None:
+        if self._keys is None:
+            # Only when a view's cursor entry left its window: built on first use.
+            self._keys = {conn_key(c): i for i, c in enumerate(self.conns)}
+        return self._keys.get(key)
 
     def row(self, index: int, now: float) -> Row:
         conn = self.conns[index]
@@ -462,6 +534,33 @@ class ConnIndex:
             Cell(str(conn.virtual)),
         )
         return Row(conn_key(conn), cells, self.search[index])
+
+
+class ConnRows:
+    """A selection of the LB table as a RowSource: rows built for the window read."""
+
+    __slots__ = ("hits", "index", "now")
+
+    def __init__(self, index: ConnIndex, hits: list[int], now: float) -> None:
+        self.index = index
+        self.hits = hits
+        self.now = now
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def window(self, start: int, stop: int) -> Sequence[Row]:
+        index, now = self.index, self.now
+        return [index.row(i, now) for i in self.hits[start:stop]]
+
+    def position(self, key: str) -> int | None:
+        i = self.index.index_of(key)
+        if i is None:
+            return None
+        try:
+            return self.hits.index(i)
+        except ValueError:
+            return None
 
 
 def conn_key(conn: IpvsConn) -> str:

@@ -14,7 +14,15 @@ from wgconsole.freshness import Keeper, Kept
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet, gateways_by_real_server
 from wgconsole.rates import FleetRates, RateTracker
-from wgconsole.rows import ConnIndex, ConnView, Row, client_rows, finding_rows, server_rows
+from wgconsole.rows import (
+    ConnIndex,
+    Row,
+    RowIndex,
+    TableQuery,
+    client_rows,
+    finding_rows,
+    server_rows,
+)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -26,7 +34,7 @@ class ConsoleSnapshot:
     events: tuple[Event, ...]  # new since the previous snapshot
     poll_seconds: float
     built_at: float  # clock time the rows were built (ages in rows are as of then)
-    clients: tuple[Row, ...]
+    clients: RowIndex
     servers: tuple[Row, ...]
     findings: tuple[Row, ...]
     conns: ConnIndex
@@ -43,11 +51,20 @@ class SnapshotBuilder:
         self._previous: Fleet | None = None
         self._seq = 0
         self._names = {rs: gw.name for rs, gw in gateways_by_real_server(inventory).items()}
-        # Set by the UI thread (one atomic assignment), read here: which filtered, sorted
-        # window of the LB table to prepare along with the snapshot.
-        self.conn_view: ConnView | None = None
+        # Set by the UI thread (one atomic assignment each), read here: which filtered,
+        # sorted selection of the clients and of the LB table to prepare with the snapshot.
+        self.client_query: TableQuery | None = None
+        self.conn_query: TableQuery | None = None
+        # Snapshots the UI replaced: freed here, in the worker, rather than on the UI thread
+        # (a snapshot of 10,000 clients is ~0.5 million objects, ~15 ms to free).
+        self._retired: list[ConsoleSnapshot] = []
+
+    def retire(self, snapshot: ConsoleSnapshot) -> None:
+        """Called by the UI thread with the snapshot it no longer shows."""
+        self._retired.append(snapshot)
 
     def build(self, fleet: Fleet, poll_seconds: float) -> ConsoleSnapshot:
+        self._retired.clear()
         now = self.clock()
         rates = self._rates.update(fleet)
         kept = self._keeper.update(fleet)
@@ -55,7 +72,9 @@ class SnapshotBuilder:
         self._previous = fleet
         self._seq += 1
         conns = ConnIndex(fleet.conns, self._names, fleet.taken_at)
-        conns.prepare(self.conn_view)
+        conns.prepare(self.conn_query)
+        clients = RowIndex(client_rows(fleet, rates, kept, now))
+        clients.prepare(self.client_query)
         return ConsoleSnapshot(
             seq=self._seq,
             fleet=fleet,
@@ -64,7 +83,7 @@ class SnapshotBuilder:
             events=events,
             poll_seconds=poll_seconds,
             built_at=now,
-            clients=client_rows(fleet, rates, kept, now),
+            clients=clients,
             servers=server_rows(fleet, rates, kept, now),
             findings=finding_rows(fleet.findings),
             conns=conns,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wgconsole.rows import CLIENT_COLUMNS, Row, filter_rows, sort_rows
+from wgconsole.rows import CLIENT_COLUMNS, RowIndex
 from wgconsole.snapshot import ConsoleSnapshot
 from wgconsole.widgets.palette import Palette
 from wgconsole.widgets.tableview import TableView
@@ -14,10 +14,10 @@ class ClientsView(TableView):
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(CLIENT_COLUMNS, "client-table", id=id)
-        self.rows: tuple[Row, ...] = ()
+        self.index: RowIndex | None = None
 
     def show(self, snapshot: ConsoleSnapshot, palette: Palette, restyle: bool) -> None:
-        self.rows = snapshot.clients
+        self.index = snapshot.clients
         self.palette = palette
         self._apply(restyle)
 
@@ -25,10 +25,6 @@ class ClientsView(TableView):
         self._apply(False)
 
     def _apply(self, restyle: bool) -> None:
-        if self.palette is None:
+        if self.index is None or self.palette is None:
             return
-        shown = sort_rows(
-            filter_rows(self.rows, self.query_text), self.sort_column, self.sort_reverse
-        )
-        self.table.apply(shown, self.palette, restyle=restyle)
-        self.set_status(self.status_text(len(shown), len(self.rows)))
+        self.show_rows(self.index.select(self.table_query), len(self.index), restyle)

@@ -7,10 +7,18 @@ from textual.containers import Vertical
 from textual.widgets import Label, Static
 
 from wgconsole.freshness import host_ages
-from wgconsole.rows import FINDING_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS, host_rows, service_line
+from wgconsole.rows import (
+    FINDING_COLUMNS,
+    HOST_COLUMNS,
+    SERVER_COLUMNS,
+    RowList,
+    host_rows,
+    service_line,
+)
 from wgconsole.snapshot import ConsoleSnapshot
 from wgconsole.widgets.keyed_table import KeyedTable
 from wgconsole.widgets.palette import Palette
+from wgconsole.widgets.windowed_table import WindowedTable
 
 
 class OverviewView(Vertical):
@@ -21,7 +29,8 @@ class OverviewView(Vertical):
         yield Label("Hosts", classes="section-title", id="hosts-title")
         yield KeyedTable(HOST_COLUMNS, id="hosts")
         yield Label("Findings", classes="section-title", id="findings-title")
-        yield KeyedTable(FINDING_COLUMNS, id="findings")
+        # A stale fleet has a finding per client: thousands of rows, held a window at a time.
+        yield WindowedTable(FINDING_COLUMNS, id="findings")
 
     def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
         fleet = snapshot.fleet
@@ -33,7 +42,7 @@ class OverviewView(Vertical):
         self.query_one("#findings-title", Label).update(
             f"Findings ({len(findings)}, worst first)" if findings else "Findings: none"
         )
-        self.query_one("#findings", KeyedTable).apply(findings, palette, restyle=restyle)
+        self.query_one("#findings", WindowedTable).show(RowList(findings), palette, restyle=restyle)
         self.tick(snapshot, now, palette, restyle)
 
     def tick(

@@ -1,7 +1,12 @@
-"""A table view with a `/` filter and sorting by any column (keys and header clicks)."""
+"""A table view with a `/` filter and sorting by any column (keys and header clicks).
+
+Its table holds a window of the filtered, sorted rows (WindowedTable); the whole list is
+the snapshot's, selected in the core (wgconsole.rows) and prepared by the poll worker.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on
@@ -10,9 +15,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Label
 
-from wgconsole.rows import Column
-from wgconsole.widgets.keyed_table import KeyedTable
+from wgconsole.rows import Column, RowSource, TableQuery
 from wgconsole.widgets.palette import Palette
+from wgconsole.widgets.windowed_table import WindowedTable
 
 
 class TableView(Vertical):
@@ -33,6 +38,9 @@ class TableView(Vertical):
         self.sort_column: int | None = None
         self.sort_reverse = False
         self.palette: Palette | None = None
+        self.total = 0  # rows before the filter
+        # Told which selection the view shows: the poll worker prepares it with each snapshot.
+        self.on_query: Callable[[TableQuery], None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -42,11 +50,15 @@ class TableView(Vertical):
             id=f"{self.table_id}-filter",
         )
         yield Label("", classes="view-status", id=f"{self.table_id}-status")
-        yield KeyedTable(self.columns, id=self.table_id)
+        yield WindowedTable(self.columns, id=self.table_id)
 
     @property
-    def table(self) -> KeyedTable:
-        return self.query_one(f"#{self.table_id}", KeyedTable)
+    def table(self) -> WindowedTable:
+        return self.query_one(f"#{self.table_id}", WindowedTable)
+
+    @property
+    def table_query(self) -> TableQuery:
+        return (self.query_text, self.sort_column, self.sort_reverse)
 
     def sort_label(self) -> str:
         if self.sort_column is None:
@@ -63,6 +75,30 @@ class TableView(Vertical):
 
     def set_status(self, text: str) -> None:
         self.query_one(f"#{self.table_id}-status", Label).update(text)
+
+    def show_rows(self, source: RowSource, total: int, restyle: bool) -> None:
+        """Show `source` (the selection for `table_query`) out of `total` rows."""
+        if self.on_query is not None:
+            self.on_query(self.table_query)
+        assert self.palette is not None
+        self.total = total
+        self.table.show(source, self.palette, restyle=restyle)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        table = self.table
+        text = self.status_text(table.count, self.total)
+        position = table.position
+        if table.row_count < table.count and position is not None:
+            # The table's own scrollbar spans its window only: say where the cursor is.
+            text = f"row {position + 1} of {table.count} · {text}"
+        self.set_status(text)
+
+    @on(WindowedTable.Moved)
+    @on(DataTable.RowHighlighted)
+    def _cursor_moved(self, event: WindowedTable.Moved | DataTable.RowHighlighted) -> None:
+        if self.table.row_count < self.table.count:
+            self._update_status()
 
     def redraw(self) -> None:
         """Re-apply the current rows with the current filter and sort."""
