@@ -22,7 +22,7 @@ import pytest
 from wgconsole.collect import gateway_script, parse_gateway_output
 from wgconsole.observed import Endpoint, WgPeer
 from wgconsole.parsers import sections, wg_dump
-from wgconsole.parsers.bulk import Columns, gc_paused
+from wgconsole.parsers.bulk import Columns, LineMemo, gc_paused
 from wgconsole.parsers.errors import ParseError
 
 PRIVATE = base64.b64encode(bytes(range(32))).decode()
@@ -252,11 +252,13 @@ def test_wg_dump_reuses_unchanged_lines_and_parses_the_rest() -> None:
     second_lines = [lines[0], *lines[1:50], *lines[51:]]
     second_lines[10] = second_lines[10].rsplit("\t", 3)[0] + "\t1\t2\t25"
     second = "\n".join([*second_lines, *_random_dump(rng, 2).splitlines()[1:]]) + "\n"
-    a = wg_dump.parse_wg_dump(first, "wg0")
-    b = wg_dump.parse_wg_dump(second, "wg0")
+    memo: LineMemo[WgPeer] = LineMemo()
+    a = wg_dump.parse_wg_dump(first, "wg0", memo)
+    b = wg_dump.parse_wg_dump(second, "wg0", memo)
     assert a == _by_line(first) and b == _by_line(second)
-    assert wg_dump.parse_wg_dump(second, "wg0") == b
+    assert wg_dump.parse_wg_dump(second, "wg0", memo) == b
     assert b.peers[0] is a.peers[0]  # unchanged lines give the very same records
+    assert wg_dump.parse_wg_dump(second, "wg0").peers[0] is not b.peers[0]  # no memo: new
     bad = second.replace("\t25\n", "\tx\n", 1)
     with pytest.raises(ParseError, match="keepalive: expected a number"):
-        wg_dump.parse_wg_dump(bad, "wg0")
+        wg_dump.parse_wg_dump(bad, "wg0", memo)

@@ -240,7 +240,7 @@ def test_damaged_output_is_the_hosts_error_never_a_crash(output: str) -> None:
 
 
 def test_a_parser_bug_is_the_hosts_error_and_hides_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(text: str, interface: str) -> object:
+    def broken(text: str, interface: str, memo: object = None) -> object:
         raise ValueError(f"unexpected {SECRET}")
 
     monkeypatch.setattr(collect, "parse_wg_dump", broken)

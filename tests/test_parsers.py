@@ -51,6 +51,7 @@ from wgconsole.parsers import (
     section_text,
     split_sections,
 )
+from wgconsole.parsers.bulk import LineMemo
 from wgconsole.parsers.errors import excerpt, redact
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
@@ -477,15 +478,41 @@ def random_conn_table(count: int, seed: int) -> str:
 
 def test_ip_vs_conn_fast_and_reference_paths_agree() -> None:
     text = random_conn_table(3000, seed=7)
-    body = text.partition("\n")[2]
-    by_column = ipvs_proc._conns_by_column(body)
+    lines = text.partition("\n")[2].splitlines()
+    by_column = ipvs_proc._conns_by_column(lines)
     assert by_column is not None  # a regular table takes the fast path
-    assert by_column == ipvs_proc._conns_by_line(body) == parse_ip_vs_conn(text)
+    assert by_column == ipvs_proc._conns_by_line(lines) == parse_ip_vs_conn(text)
     assert len(by_column) == 3000
     # IPv6, SCTP's wider column and PE fields take the fast path as well.
-    body = fixture("proc_ip_vs_conn.txt").partition("\n")[2]
-    assert ipvs_proc._conns_by_column(body) == ipvs_proc._conns_by_line(body)
-    assert ipvs_proc._conns_by_column(body) is not None
+    lines = fixture("proc_ip_vs_conn.txt").partition("\n")[2].splitlines()
+    assert ipvs_proc._conns_by_column(lines) == ipvs_proc._conns_by_line(lines)
+    assert ipvs_proc._conns_by_column(lines) is not None
+
+
+def test_ip_vs_conn_memo_reuses_entries_and_follows_their_expiry() -> None:
+    memo: LineMemo[IpvsConn] = LineMemo()
+    text = random_conn_table(300, seed=3)
+    first = parse_ip_vs_conn(text, memo)
+    assert first == parse_ip_vs_conn(text)
+    again = parse_ip_vs_conn(text, memo)
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    # The next poll: every expiry moved on, an entry left, two arrived, one changed state.
+    header, *lines = text.splitlines()
+    moved = [f"{line.rsplit(None, 1)[0]} {int(line.rsplit(None, 1)[1]) + 1:7d}" for line in lines]
+    moved[5] = moved[5].replace("ESTABLISHED", "CLOSE_WAIT ").replace("FIN_WAIT   ", "CLOSE_WAIT ")
+    arrived = random_conn_table(2, seed=4).splitlines()[1:]
+    second = "\n".join([header, *moved[:10], *moved[11:], *arrived]) + "\n"
+    reused = parse_ip_vs_conn(second, memo)
+    assert reused == parse_ip_vs_conn(second)
+    assert [c.expires for c in reused[:3]] == [c.expires + 1 for c in first[:3]]
+    assert reused[0].client is first[0].client  # the entry's unchanged parts are shared
+    # A persistence engine's fields after the expiry: the line's last field is not it.
+    pe = "UDP 0A00020F 9C40 AC100001 C850 0AD33776 C850 UDP         177 sip 12345\n"
+    assert parse_ip_vs_conn(CONN_HEADER + pe, memo) == parse_ip_vs_conn(CONN_HEADER + pe)
+    assert parse_ip_vs_conn(CONN_HEADER + pe, memo)[0].expires == 177
+    assert parse_ip_vs_conn(second, memo) == parse_ip_vs_conn(second)
+    with pytest.raises(ParseError, match="line 2: expected at least 9 fields"):
+        parse_ip_vs_conn(second.replace("\n", "\nUDP 0A00020F\n", 1), memo)
 
 
 def test_ip_vs_conn_fast_path_records_equal_normal_ones() -> None:

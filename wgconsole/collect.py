@@ -22,8 +22,9 @@ from functools import partial
 from typing import Literal
 
 from wgconsole.inventory_types import Gateway, Host, Inventory
-from wgconsole.model import Fleet, build_fleet
-from wgconsole.observed import GatewayObservation, HostStatus, LbObservation
+from wgconsole.model import Fleet, build_fleet, forget_previous_builds
+from wgconsole.observed import GatewayObservation, HostStatus, IpvsConn, LbObservation, WgPeer
+from wgconsole.parsers.bulk import LineMemo, gc_paused
 from wgconsole.parsers.errors import ParseError, redact
 from wgconsole.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
 from wgconsole.parsers.ipvsadm import merge_stats, parse_ipvsadm_list, parse_ipvsadm_stats
@@ -121,7 +122,26 @@ def gateway_script(interface: str, sudo: bool) -> str:
     return quote_argv(["sh", "-c", "\n".join(parts)])
 
 
+# Per host, the records made from its latest output: the next poll's unchanged lines (most
+# of them) give those records again instead of being parsed anew. One host is polled by one
+# request at a time; two readers of one host (a console and a command) only miss more.
+_conn_memos: dict[str, LineMemo[IpvsConn]] = {}
+_peer_memos: dict[str, LineMemo[WgPeer]] = {}
+
+
+def forget_previous_output() -> None:
+    """The next poll is parsed and modelled as a first one (benchmarks of a first poll)."""
+    _conn_memos.clear()
+    _peer_memos.clear()
+    forget_previous_builds()
+
+
 def parse_lb_output(name: str, text: str) -> LbObservation:
+    with gc_paused():
+        return _parse_lb_output(name, text)
+
+
+def _parse_lb_output(name: str, text: str) -> LbObservation:
     sections = split_sections(text)
     services = parse_ipvsadm_list(_section(sections, "ipvsadm"))
     stats = parse_ipvsadm_stats(_section(sections, "stats"))
@@ -137,7 +157,9 @@ def parse_lb_output(name: str, text: str) -> LbObservation:
         host=name,
         clock=parse_clock(section_text(sections, "clock")),
         services=tuple(merge_stats(services, stats)),
-        conns=tuple(parse_ip_vs_conn(_section(sections, "conn"))),
+        conns=tuple(
+            parse_ip_vs_conn(_section(sections, "conn"), _conn_memos.setdefault(name, LineMemo()))
+        ),
         expire_nodest_conn=expire,
         drain_records=drains,
         locks=locks,
@@ -145,6 +167,11 @@ def parse_lb_output(name: str, text: str) -> LbObservation:
 
 
 def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObservation:
+    with gc_paused():
+        return _parse_gateway_output(name, interface, text)
+
+
+def _parse_gateway_output(name: str, interface: str, text: str) -> GatewayObservation:
     sections = split_sections(text)
     clock = parse_clock(section_text(sections, "clock"))
     link_up = parse_link_state(section_text(sections, "link", allow_failure=True))
@@ -155,7 +182,9 @@ def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserva
         clock=clock,
         link_up=link_up,
         interface=parse_wg_dump(
-            _section(sections, "dump", command=f"wg show {interface} dump"), interface
+            _section(sections, "dump", command=f"wg show {interface} dump"),
+            interface,
+            _peer_memos.setdefault(name, LineMemo()),
         ),
     )
 

@@ -6,8 +6,10 @@ so a new check is one more function and one more line in `derive_findings`.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from operator import attrgetter
+from itertools import islice
+from operator import attrgetter, is_
 from typing import Any
 
 from wgconsole.inventory_types import Inventory, LoadBalancer
@@ -45,8 +47,13 @@ def derive_findings(
     inventory: Inventory,
     lbs: Mapping[str, LbObservation | None],
     gateways: Mapping[str, GatewayObservation | None],
+    clients_found: Sequence[Finding] | None = None,
 ) -> tuple[Finding, ...]:
-    """Every finding for the snapshot, worst first, then by code and subject."""
+    """Every finding for the snapshot, worst first, then by code and subject.
+
+    `clients_found`: the findings of `fleet.clients`, in client order, if already derived
+    (`client_findings`, as build_fleet does).
+    """
     found: list[Finding] = [
         *host_unreachable(fleet.hosts, inventory, lbs, gateways, fleet.taken_at),
         *interface_down(inventory, gateways, drained(inventory, lbs, gateways)),
@@ -57,14 +64,41 @@ def derive_findings(
         obs = lbs.get(lb.name)
         if obs is not None:
             found.extend(_lb_findings(inventory, lb, obs))
-    found.extend(_client_findings(fleet, bool(inventory.clients)))
-    # Finding.sort_key order, in C: by text first, then (stably) by severity. With 10,000
-    # clients there are tens of thousands of findings per poll.
-    found.sort(key=_TEXT_ORDER)
-    return tuple(f for severity in SEVERITIES for f in found if f.severity == severity)
+    if clients_found is None:
+        # The LB table only proves a bypass when the service was found on an answering LB.
+        per_client = client_findings(
+            fleet.clients, fleet.service is not None, bool(inventory.clients)
+        )
+        clients_found = [f for client in per_client for f in client]
+    ordered = _sorted_client_findings(list(clients_found))
+    # The few others are placed among them, each before its equals: the order of one
+    # stable sort of all of them, others first.
+    for finding in reversed(_worst_first(found)):
+        bisect.insort_left(ordered, finding, key=_ORDER)
+    return tuple(ordered)
+
+
+def _worst_first(found: list[Finding]) -> list[Finding]:
+    """`found` in Finding.sort_key order (stable), sorted in C: there can be tens of
+    thousands."""
+    found = sorted(found, key=_TEXT_ORDER)
+    return [f for severity in SEVERITIES for f in found if f.severity == severity]
 
 
 _TEXT_ORDER = attrgetter("code", "subject", "message")
+_ORDER = Finding.sort_key
+# The latest client findings sorted, and the same as they came: when a poll's client
+# findings are the very same records (nothing changed), the sort is not done again.
+_latest_sorted: tuple[list[Finding], list[Finding]] = ([], [])
+
+
+def _sorted_client_findings(found: list[Finding]) -> list[Finding]:
+    global _latest_sorted
+    given, ordered = _latest_sorted
+    if len(given) != len(found) or not all(map(is_, given, found)):
+        ordered = _worst_first(found)
+        _latest_sorted = (found, ordered)
+    return list(ordered)
 
 
 def _lb_findings(inventory: Inventory, lb: LoadBalancer, obs: LbObservation) -> list[Finding]:
@@ -80,32 +114,41 @@ def _lb_findings(inventory: Inventory, lb: LoadBalancer, obs: LbObservation) -> 
     ]
 
 
-def _client_findings(fleet: Fleet, inventory_lists_clients: bool) -> list[Finding]:
-    # The LB table only proves a bypass when the service was found on an answering LB.
-    lb_answered = fleet.service is not None
+def client_findings(
+    clients: Sequence[ClientView], lb_has_service: bool, inventory_lists_clients: bool
+) -> list[tuple[Finding, ...]]:
+    """The findings of each client, in the order of `clients`.
+
+    `lb_has_service`: the service was found on an answering LB, so that the LB table can
+    prove a bypass; `inventory_lists_clients`: a peer not in the inventory is unknown.
+    """
     # Each check's cheap precondition is tested here first: this runs for every client of
-    # every poll, and most clients have no finding.
-    rows: list[_ClientRow] = []
-    for client in fleet.clients:
-        if lb_answered and client.lb_entry is None:
-            rows += bypassing_lb(client)
+    # a first poll, and most clients have no finding.
+    rows: list[list[_ClientRow]] = []
+    for client in clients:
+        found: list[_ClientRow] = []
+        if lb_has_service and client.lb_entry is None:
+            found += bypassing_lb(client)
         if client.lb_gateway is not None and client.handshake_gateway is not None:
-            rows += split(client)
+            found += split(client)
         if client.handshake_age is None:
-            rows += never(client)
+            found += never(client)
         elif client.handshake_age > REJECT_AFTER_TIME:
-            rows += stale(client)
+            found += stale(client)
         if inventory_lists_clients and client.name is None:
-            rows += unknown_peer(client)
-    if not rows:
-        return []
+            found += unknown_peer(client)
+        rows.append(found)
+    flat = [row for client in rows for row in client]
+    if not flat:
+        return [() for _ in rows]
     # With 10,000 clients there can be tens of thousands: built column-wise (parsers.bulk),
     # after the check that Finding.__post_init__ would make.
-    columns = list(zip(*rows, strict=True))
+    columns = list(zip(*flat, strict=True))
     unknown = set(columns[1]) - SEVERITY_RANK.keys()
     if unknown:
         raise ValueError(f"unknown severity {sorted(unknown)[0]!r}")
-    return _FINDINGS.build(*columns)
+    built = iter(_FINDINGS.build(*columns))
+    return [tuple(islice(built, len(client))) for client in rows]
 
 
 # (code, severity, subject, message, client key): a client's Finding, before it is built.

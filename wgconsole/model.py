@@ -13,9 +13,9 @@ import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import compress
+from itertools import compress, repeat
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from wgconsole.inventory_types import Gateway, Inventory
 from wgconsole.observed import (
@@ -26,8 +26,9 @@ from wgconsole.observed import (
     IpvsDest,
     IpvsService,
     LbObservation,
+    WgPeer,
 )
-from wgconsole.parsers.bulk import Columns, gc_paused, slot_setters
+from wgconsole.parsers.bulk import Columns, gc_paused
 
 # WireGuard timers (drivers/net/wireguard/messages.h), in seconds.
 REKEY_AFTER_TIME = 120.0
@@ -319,7 +320,6 @@ def build_fleet(
     hosts: Sequence[HostStatus],
     taken_at: float,
 ) -> Fleet:
-    # Tens of thousands of records per poll with 10,000 clients: see parsers.bulk.
     with gc_paused():
         return _build_fleet(inventory, lbs, gateways, hosts, taken_at)
 
@@ -340,12 +340,15 @@ def _build_fleet(
     rs_index = gateways_by_real_server(inventory)
     gw_obs = {gw.name: gateways.get(gw.name) for gw in inventory.gateways}
     lb_answered = any(lbs.get(lb.name) is not None for lb in inventory.load_balancers)
-
+    service = _service_view(*primary) if primary else None
+    # The LB table only proves a bypass when the service was found on an answering LB.
+    checks = _Checks(lb_has_service=service is not None, lists_clients=bool(inventory.clients))
+    clients, client_findings = _clients(inventory, gw_obs, services, conns, rs_index, checks)
     draft = Fleet(
         taken_at=taken_at,
-        service=_service_view(*primary) if primary else None,
+        service=service,
         real_servers=_real_servers(inventory, primary, conns, gw_obs, lb_answered),
-        clients=_clients(inventory, gw_obs, services, conns, rs_index),
+        clients=clients,
         gateways=tuple(
             _gateway_view(gw, gw_obs[gw.name], hosts, taken_at) for gw in inventory.gateways
         ),
@@ -353,8 +356,9 @@ def _build_fleet(
         findings=(),
         conns=conns,
     )
-    findings = derive_findings(draft, inventory, lbs, gateways)
-    return replace(draft, findings=findings, clients=_attach_codes(draft.clients, findings))
+    return replace(
+        draft, findings=derive_findings(draft, inventory, lbs, gateways, client_findings)
+    )
 
 
 def _services_on_lbs(
@@ -570,13 +574,50 @@ def _gateway_view(
 # --- clients --------------------------------------------------------------------------
 
 
+class _Checks(NamedTuple):
+    """What a client's findings depend on besides its view."""
+
+    lb_has_service: bool  # the LB table can prove a bypass
+    lists_clients: bool  # the inventory lists clients: a peer not in it is unknown
+
+
+class _Made(NamedTuple):
+    """A client's view and findings as a build_fleet made them, and what they came from."""
+
+    fields: tuple[Any, ...]  # the view's fields but its findings, in _CLIENT_FIELDS order
+    checks: _Checks
+    sort_key: tuple[int, int, int, str, str]
+    view: ClientView
+    findings: tuple[Finding, ...]
+
+
+# The latest build_fleet's clients, by public key, in the order shown. Between two polls
+# most clients do not change (idle or offline ones: their peers' dump lines and LB entries
+# are the records of the previous poll, see parsers.bulk.LineMemo), and a client made from
+# the same fields gives the same view and findings: those are used again. Replaced whole
+# by each build; a build in another thread (a command's fresh snapshot) only misses more.
+_latest_clients: dict[str, _Made] = {}
+# Each gateway's latest views of its peers, by public key, with the peer each came from.
+_latest_peer_views: dict[str, dict[str, tuple[WgPeer, PeerOnGateway]]] = {}
+
+
+def forget_previous_builds() -> None:
+    """The next build_fleet makes every record anew (benchmarks of a first poll)."""
+    global _latest_clients
+    _latest_clients = {}
+    _latest_peer_views.clear()
+
+
 def _clients(
     inventory: Inventory,
     gw_obs: Mapping[str, GatewayObservation | None],
     services: Sequence[tuple[LbObservation, IpvsService]],
     conns: tuple[IpvsConn, ...],
     rs_index: Mapping[Endpoint, Gateway],
-) -> tuple[ClientView, ...]:
+    checks: _Checks,
+) -> tuple[tuple[ClientView, ...], list[Finding]]:
+    """The client views, sorted, and their findings (in the same order)."""
+    global _latest_clients
     peers_by_key, any_interface, endpoints = _peers_by_key(gw_obs)
     conn_index = _conn_index(services, conns, endpoints)
     # An inventory client configured on no gateway is worth showing, but only when some
@@ -585,39 +626,76 @@ def _clients(
         for client in inventory.clients:
             peers_by_key.setdefault(client.public_key, [])
     inventory_clients = {c.public_key: c for c in inventory.clients}
-    rows = []
-    for key, peers in peers_by_key.items():
+    latest = _latest_clients
+    # The latest build's clients first, in their (sorted) order: the sort below then finds
+    # them in order and only places the new ones.
+    keys = [key for key in latest if key in peers_by_key]
+    keys += [key for key in peers_by_key if key not in latest]
+    made: list[_Made | None] = []
+    changed: list[tuple[Any, ...]] = []
+    for key in keys:
+        peers = peers_by_key[key]
         inv = inventory_clients.get(key)
         address = _host_part(inv.address) if inv and inv.address else _first_host_route(peers)
         name = inv.name if inv else None
-        rows.append(_client_fields(key, name, address, tuple(peers), conn_index, rs_index))
+        fields = _client_fields(key, name, address, tuple(peers), conn_index, rs_index)
+        previous = latest.get(key)
+        if previous is not None and previous.fields == fields and previous.checks == checks:
+            made.append(previous)
+        else:
+            made.append(None)
+            changed.append(fields)
+    fresh = iter(_make_clients(changed, checks))
+    done = [next(fresh) if m is None else m for m in made]
+    done.sort(key=_SORT_KEY)
+    _latest_clients = {m.view.public_key: m for m in done}
+    return tuple(map(_VIEW, done)), [f for m in done for f in m.findings]
+
+
+_SORT_KEY = attrgetter("sort_key")
+_VIEW = attrgetter("view")
+
+
+def _make_clients(rows: list[tuple[Any, ...]], checks: _Checks) -> list[_Made]:
+    """Views and findings of clients from their fields (`_client_fields`), built column-wise:
+    10,000 of them on a first poll."""
+    from wgconsole.findings import client_findings
+
     if not rows:
-        return ()
-    # 10,000 clients per poll: built column-wise (see parsers.bulk), equal to ClientView(*row).
-    views = _CLIENT_VIEWS.build(*zip(*rows, strict=True))
-    views.sort(key=_client_sort_key)
-    return tuple(views)
+        return []
+    columns = list(zip(*rows, strict=True))
+    # The findings are derived from a view without findings, whose codes the view shown
+    # then carries.
+    drafts = _CLIENT_VIEWS.build(*columns, repeat((), len(rows)))
+    found = client_findings(drafts, checks.lb_has_service, checks.lists_clients)
+    codes = [tuple(dict.fromkeys(f.code for f in client)) for client in found]
+    views = _CLIENT_VIEWS.build(*columns, codes)
+    return [
+        _Made(fields, checks, _client_sort_key(view), view, client)
+        for fields, view, client in zip(rows, views, found, strict=True)
+    ]
 
 
 _PEER_ON_GATEWAY = Columns(
     PeerOnGateway,
     ("gateway", "endpoint", "handshake_age", "rx_bytes", "tx_bytes", "allowed_ips", "keepalive"),
 )
-_CLIENT_FIELDS = (
-    "public_key",
-    "name",
-    "address",
-    "endpoint",
-    "per_gateway",
-    "lb_gateway",
-    "lb_entry",
-    "handshake_gateway",
-    "handshake_age",
-    "status",
-    "findings",
+_CLIENT_VIEWS = Columns(
+    ClientView,
+    (
+        "public_key",
+        "name",
+        "address",
+        "endpoint",
+        "per_gateway",
+        "lb_gateway",
+        "lb_entry",
+        "handshake_gateway",
+        "handshake_age",
+        "status",
+        "findings",
+    ),
 )
-_CLIENT_VIEWS = Columns(ClientView, _CLIENT_FIELDS)
-_SET_CLIENT_FINDINGS = slot_setters(ClientView, _CLIENT_FIELDS)[-1]
 _PEER_KEY = attrgetter("public_key")
 _PEER_ENDPOINT = attrgetter("endpoint")
 _PEER_HANDSHAKE = attrgetter("latest_handshake")
@@ -653,21 +731,37 @@ def _peers_by_key(
 
 
 def _peers_on_gateway(gateway: str, obs: GatewayObservation) -> list[PeerOnGateway]:
-    """`_peer_on_gateway` of every peer of the gateway, built column-wise."""
+    """`_peer_on_gateway` of every peer of the gateway: the latest build's view of a peer
+    if it came from the same peer record and the handshake age is the same, else new."""
     assert obs.interface is not None
     peers = obs.interface.peers
     clock = obs.clock
     # handshake_age(clock, h), inline: it runs for every peer of every gateway and poll.
     ages = [None if h <= 0 else max(0.0, clock - h) for h in map(_PEER_HANDSHAKE, peers)]
-    return _PEER_ON_GATEWAY.build(
-        [gateway] * len(peers),
-        map(_PEER_ENDPOINT, peers),
-        ages,
-        map(_PEER_RX, peers),
-        map(_PEER_TX, peers),
-        map(_PEER_ALLOWED, peers),
-        map(_PEER_KEEPALIVE, peers),
+    latest = _latest_peer_views.get(gateway, {})
+    views: list[PeerOnGateway | None] = [
+        old[1] if old is not None and old[0] is peer and old[1].handshake_age == age else None
+        for peer, age, old in zip(peers, ages, map(latest.get, map(_PEER_KEY, peers)), strict=True)
+    ]
+    new = [i for i, view in enumerate(views) if view is None]
+    if new:
+        changed = [peers[i] for i in new]
+        built = _PEER_ON_GATEWAY.build(
+            repeat(gateway, len(new)),
+            map(_PEER_ENDPOINT, changed),
+            [ages[i] for i in new],
+            map(_PEER_RX, changed),
+            map(_PEER_TX, changed),
+            map(_PEER_ALLOWED, changed),
+            map(_PEER_KEEPALIVE, changed),
+        )
+        for i, view in zip(new, built, strict=True):
+            views[i] = view
+    done = cast(list[PeerOnGateway], views)  # no None left
+    _latest_peer_views[gateway] = dict(
+        zip(map(_PEER_KEY, peers), zip(peers, done, strict=True), strict=True)
     )
+    return done
 
 
 def handshake_age(gateway_clock: float, latest_handshake: int) -> float | None:
@@ -718,7 +812,7 @@ def _client_fields(
     conn_index: ConnIndex,
     rs_index: Mapping[Endpoint, Gateway],
 ) -> tuple[Any, ...]:
-    """A ClientView's fields, in _CLIENT_FIELDS order (findings are attached later)."""
+    """A ClientView's fields but its findings, in field order."""
     freshest = _freshest(peers)
     candidates = _candidate_endpoints(peers, freshest)
     entry = None
@@ -739,7 +833,6 @@ def _client_fields(
         None if freshest is None else freshest.gateway,
         age,
         client_status(age),
-        (),
     )
 
 
@@ -779,25 +872,3 @@ def _address_number(address: str) -> tuple[int, int] | None:
         except OSError:
             continue
     return None
-
-
-def _attach_codes(
-    clients: tuple[ClientView, ...], findings: Sequence[Finding]
-) -> tuple[ClientView, ...]:
-    """Each client's finding codes, stored in its view.
-
-    Only for views that this build_fleet call created and that nobody else holds yet:
-    their `findings` slot is filled in place instead of copying every view with
-    dataclasses.replace (a third of the model's time with 10,000 clients with findings).
-    """
-    codes: dict[str, dict[str, None]] = {}
-    for finding in findings:
-        if finding.client_key is not None:
-            codes.setdefault(finding.client_key, {})[finding.code] = None
-    if not codes:
-        return clients
-    for view in clients:
-        found = codes.get(view.public_key)
-        if found:
-            _SET_CLIENT_FINDINGS(view, tuple(found))
-    return clients

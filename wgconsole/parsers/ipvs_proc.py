@@ -12,10 +12,11 @@ import re
 import socket
 from collections.abc import Callable
 from itertools import repeat
+from operator import attrgetter
 from typing import TypeVar
 
 from ..observed import Endpoint, IpvsConn, IpvsDest, IpvsService, ServiceFlag
-from .bulk import Columns, gc_paused
+from .bulk import Columns, LineMemo
 from .errors import ParseError, excerpt
 from .ipvsadm import FWM_ADDRESS_V4, FWM_ADDRESS_V6, FWM_PROTOCOL
 
@@ -117,30 +118,32 @@ class _Remainders(dict[str, tuple[Endpoint, Endpoint, str, int]]):
         return value
 
 
-def parse_ip_vs_conn(text: str) -> list[IpvsConn]:
+def parse_ip_vs_conn(text: str, memo: LineMemo[IpvsConn] | None = None) -> list[IpvsConn]:
     """The entries of /proc/net/ip_vs_conn, in file order.
 
     Built for ~50,000 lines per poll. A column-wise pass does the work in C-level loops;
     anything it is not sure of (blank or short lines, any bad field) is left to the
     line-by-line pass, which is the reference behaviour and gives errors with line numbers.
+    With a `memo` of the same LB's previous tables, an entry seen before is not parsed
+    again (see _conns_reusing).
     """
     header, _, body = text.partition("\n")
     if header.split()[: len(_CONN_TITLE)] != _CONN_TITLE:
         raise ParseError(SOURCE_CONN, None, f"not {SOURCE_CONN}: {excerpt(text)}")
-    with gc_paused():
-        conns = _conns_by_column(body)
-        if conns is None:
-            conns = _conns_by_line(body)
+    lines = body.splitlines()
+    conns = _conns_by_column(lines) if memo is None else _conns_reusing(lines, memo)
+    if conns is None:
+        conns = _conns_by_line(lines)
     return conns
 
 
-def _conns_by_line(body: str) -> list[IpvsConn]:
+def _conns_by_line(lines: list[str]) -> list[IpvsConn]:
     endpoints = _Endpoints()
     addresses, ports = endpoints.addresses, endpoints.ports
     protocols = _Converted(_protocol)
     states = _Converted(str)
     conns = []
-    for number, line in enumerate(body.splitlines(), 2):
+    for number, line in enumerate(lines, 2):
         f = line.split()
         if not f:
             continue
@@ -163,14 +166,16 @@ def _conns_by_line(body: str) -> list[IpvsConn]:
     return conns
 
 
-def _conns_by_column(body: str) -> list[IpvsConn] | None:
+def _conns_by_column(lines: list[str]) -> list[IpvsConn] | None:
     """The same result as _conns_by_line, or None if any line is not as expected.
 
     Each line is split only into protocol, client address, client port and the rest,
     the columns are converted with map() (C-level loops) and the rest by _Remainders.
     """
-    rows = list(map(str.split, body.splitlines(), repeat(None), repeat(3)))
-    if not rows or set(map(len, rows)) != {4}:
+    if not lines:
+        return []
+    rows = list(map(str.split, lines, repeat(None), repeat(3)))
+    if set(map(len, rows)) != {4}:
         return None  # blank or short lines: leave them to the reference pass
     protocols, addresses, ports, remainders = zip(*rows, strict=True)
     del rows
@@ -183,6 +188,53 @@ def _conns_by_column(body: str) -> list[IpvsConn] | None:
     except (_BadField, ValueError, OSError):
         return None
     return _CONNS.build(protocol_column, clients, virtuals, dests, states, expires)
+
+
+def _conns_reusing(lines: list[str], memo: LineMemo[IpvsConn]) -> list[IpvsConn] | None:
+    """`_conns_by_column(lines)`, parsing only the entries that `memo` does not know.
+
+    An entry's expiry counts down between two polls, but the rest of its line (protocol,
+    client, virtual and real server, state) stays the same for as long as the client does:
+    entries are remembered by that rest. A known entry whose expiry did not move is the
+    very record of the previous table; one whose expiry moved is copied with the new one.
+    """
+    split = list(map(str.rsplit, lines, repeat(None), repeat(1)))
+    if not split or set(map(len, split)) != {2}:
+        return _conns_by_column(lines)  # empty, or blank lines: nothing to reuse
+    rests, expiry_texts = zip(*split, strict=True)
+    del split
+    digits = "".join(expiry_texts)
+    if not (digits.isascii() and digits.isdigit()):
+        return _conns_by_column(lines)  # e.g. a persistence engine's fields after the expiry
+    expiries = list(map(int, expiry_texts))
+    known = memo.recall(rests)
+    unknown = [i for i, conn in enumerate(known) if conn is None]
+    new = _conns_by_column([lines[i] for i in unknown])
+    if new is None:
+        return None
+    if list(map(_EXPIRES, new)) != [expiries[i] for i in unknown]:
+        # The expiry is not the last field of these lines (a persistence engine's fields
+        # follow it): what precedes their last field does not identify them.
+        return _conns_by_column(lines)
+    fresh = iter(new)
+    conns = [next(fresh) if conn is None else conn for conn in known]
+    moved = []
+    if list(map(_EXPIRES, conns)) != expiries:
+        moved = [i for i, conn in enumerate(conns) if conn.expires != expiries[i]]
+    if moved:
+        old = [conns[i] for i in moved]
+        copies = _CONNS.build(
+            map(_PROTOCOL, old),
+            map(_CLIENT, old),
+            map(_VIRTUAL, old),
+            map(_DEST, old),
+            map(_STATE, old),
+            [expiries[i] for i in moved],
+        )
+        for i, conn in zip(moved, copies, strict=True):
+            conns[i] = conn
+    memo.remember(rests, conns)
+    return conns
 
 
 def _client_addresses(column: tuple[str, ...], endpoints: _Endpoints) -> list[str]:
@@ -337,3 +389,9 @@ def _fwm_family(service: IpvsService) -> IpvsService:
 # checked against the classes' fields at import.
 _CONNS = Columns(IpvsConn, ("protocol", "client", "virtual", "dest", "state", "expires"))
 _ENDPOINTS = Columns(Endpoint, ("address", "port"))
+_PROTOCOL = attrgetter("protocol")
+_CLIENT = attrgetter("client")
+_VIRTUAL = attrgetter("virtual")
+_DEST = attrgetter("dest")
+_STATE = attrgetter("state")
+_EXPIRES = attrgetter("expires")

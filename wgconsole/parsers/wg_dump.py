@@ -12,12 +12,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from itertools import compress, repeat
-from operator import not_
-from typing import NoReturn, cast
+from itertools import repeat
+from typing import NoReturn
 
 from ..observed import Endpoint, WgInterface, WgPeer
-from .bulk import Columns, gc_paused
+from .bulk import Columns, LineMemo
 from .errors import ParseError, excerpt
 
 SOURCE_DUMP = "wg show dump"
@@ -35,43 +34,24 @@ _BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{8,}")
 _PLAIN_RUN = re.compile(r"[A-Z]?[a-z]+|[0-9]+")
 
 
-def parse_wg_dump(text: str, interface: str) -> WgInterface:
-    """The interface `interface` from the output of `wg show <interface> dump`."""
+def parse_wg_dump(text: str, interface: str, memo: LineMemo[WgPeer] | None = None) -> WgInterface:
+    """The interface `interface` from the output of `wg show <interface> dump`.
+
+    With a `memo` of the same gateway's previous dumps, a peer line that has not changed
+    gives the very peer record it gave then (idle peers' lines do not change).
+    """
     lines = text.splitlines()
     head = _interface_fields(lines[0] if lines else "", _INTERFACE_FIELDS, SOURCE_DUMP, text, 1)
     builder = _InterfaceBuilder(interface, head, 1, SOURCE_DUMP)
-    with gc_paused():
-        peers = _peers_by_column_cached(lines[1:])
-        if peers is not None:
-            builder.peers = peers
-            return builder.build()
-        return _peers_by_line(builder, lines)
-
-
-# The peers of the latest dump parsed, by their line. Between two polls most peer lines do
-# not change (idle peers; a client's line on the gateways it is not connected to), and a
-# line always parses to the same peer, so any pair here stays right forever; only the
-# latest dump's lines are kept (bounded by one dump). Read and replaced whole, which is
-# safe from the collector's parallel threads.
-_recent_peers: dict[str, WgPeer] = {}
-
-
-def _peers_by_column_cached(lines: list[str]) -> list[WgPeer] | None:
-    """`_peers_by_column(lines)`, parsing only the lines the latest dump did not have."""
-    global _recent_peers
-    recent = _recent_peers
-    cached = list(map(recent.get, lines))
-    new_lines = list(compress(lines, map(not_, cached)))
-    if not new_lines:
-        peers = cast(list[WgPeer], cached)  # no None left in it
+    peer_lines = lines[1:]
+    if memo is None:
+        peers = _peers_by_column(peer_lines)
     else:
-        parsed = _peers_by_column(new_lines)
-        if parsed is None:
-            return None
-        fresh = iter(parsed)
-        peers = [peer if peer is not None else next(fresh) for peer in cached]
-    _recent_peers = dict(zip(lines, peers, strict=True))
-    return peers
+        peers = memo.parse(peer_lines, _peers_by_column)
+    if peers is None:
+        return _peers_by_line(builder, lines)
+    builder.peers = peers
+    return builder.build()
 
 
 def _peers_by_line(builder: _InterfaceBuilder, lines: list[str]) -> WgInterface:
