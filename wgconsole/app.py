@@ -480,6 +480,7 @@ class ConsoleApp(App[int]):
                 "Any table",
                 [
                     Binding("up/down/pgup/pgdn", "", "move"),
+                    Binding("home/end", "", "first / last row"),
                     Binding(
                         "enter",
                         "",

@@ -8,13 +8,14 @@ row (by key, not by position) with the scroll position kept.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self, cast
+from typing import Any, ClassVar, Self, cast
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual._types import SegmentLines
+from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.css.styles import RenderStyles
 from textual.geometry import Region
@@ -33,6 +34,12 @@ _CELLS_KEPT = 20_000
 
 
 class KeyedTable(DataTable[Text]):
+    # Rows, not columns: the cursor selects rows here (DataTable's ctrl+home/end do the same).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
+    ]
+
     _deferred: bool | None = None  # not None while apply() runs: is a layout needed?
 
     def __init__(self, columns: Sequence[Column], *, id: str | None = None) -> None:
@@ -174,7 +181,6 @@ class KeyedTable(DataTable[Text]):
         self.hover_coordinate = self.hover_coordinate
         self.refresh(layout=True)
         self.check_idle()
-
 
     # --- rendering ----------------------------------------------------------------------
     # DataTable keys its render caches on one counter that any change anywhere bumps: a

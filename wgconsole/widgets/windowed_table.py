@@ -4,17 +4,15 @@ A DataTable's bookkeeping grows with its rows (its row order, offsets and caches
 on every change), and 10,000 changing rows cost far more than a refresh may. This table
 holds the rows around what is on screen, taken from a RowSource that keeps the whole
 filtered, sorted list; when the cursor or the scroll position nears an edge of the window,
-the window moves along the list and the screen stays as it was. Home/End and
-ctrl+Home/ctrl+End go to the first and last row of the whole list.
+the window moves along the list and the screen stays as it was. Home/End go to the
+first and last row of the whole list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 
 from textual import events
-from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.message import Message
 
@@ -30,11 +28,6 @@ _UNSIZED_PAGE = 25  # the page assumed while the table is hidden (no size yet)
 
 
 class WindowedTable(KeyedTable):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("home", "scroll_top", "First row", show=False),
-        Binding("end", "scroll_bottom", "Last row", show=False),
-    ]
-
     class Moved(Message):
         """The window moved along the list (its view's status says which rows it holds)."""
 
@@ -95,21 +88,28 @@ class WindowedTable(KeyedTable):
             self.post_message(self.Moved())
 
     def go(self, position: int) -> None:
-        """Put the cursor on the row at `position` in the whole list."""
+        """Put the cursor on the row at `position` in the whole list, and show it."""
         if self.source is None or self._palette is None or not self.count:
             return
         position = max(0, min(position, self.count - 1))
-        if not self.start <= position < self.start + self.row_count:
+        held = self.start <= position < self.start + self.row_count
+        if not held:
             self._slide(self._clamp(position - self.window_size // 2))
-        self.move_cursor(row=position - self.start, animate=False)
+        row = position - self.start
+        if not held:
+            # Shown where scrolling there would have put it: at the bottom going down, at
+            # the top going up.
+            top = row - self.page + 1 if row > self.cursor_row else row
+            self.scroll_to(y=max(0, top), animate=False, immediate=True, force=True)
+        self.move_cursor(row=row, animate=False)
 
-    def _slide(self, offset: int) -> None:
-        """Move the window to `offset`, keeping the screen as it was."""
+    def _slide(self, start: int) -> None:
+        """Move the window to `start`, keeping the screen as it was."""
         assert self.source is not None and self._palette is not None
-        delta = offset - self.start
-        self.start = offset
+        delta = start - self.start
+        self.start = start
         scroll_y = self.scroll_y - delta
-        self.apply(self.source.window(offset, offset + self.window_size), self._palette)
+        self.apply(self.source.window(start, start + self.window_size), self._palette)
         self.scroll_to(y=max(0.0, scroll_y), animate=False, immediate=True, force=True)
         self.post_message(self.Moved())
 

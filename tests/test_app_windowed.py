@@ -1,0 +1,173 @@
+"""Big views hold a window of their rows: the operator still reaches every row.
+
+A synthesized fleet (benchmarks/bench_console.py's, through the real model) of more clients
+and findings than a window holds; snapshots are applied as the poll worker would post them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from benchmarks.bench_console import IdleCollector, World
+from tests.console_support import utc  # noqa: F401 - autouse: clock texts in UTC
+from wgconsole.app import ConsoleApp
+from wgconsole.widgets.overview import OverviewView
+from wgconsole.widgets.tableview import TableView
+from wgconsole.widgets.windowed_table import WindowedTable
+
+CLIENTS = 600
+SIZE = (120, 30)
+
+
+class Console:
+    def __init__(self, world: World, app: ConsoleApp, pilot: Any) -> None:
+        self.world, self.app, self.pilot = world, app, pilot
+
+    async def refresh(self) -> None:
+        """One poll later, as the poll worker posts it."""
+        self.world.advance()
+        self.app.apply_snapshot(self.app.builder.build(self.world.fleet(), 0.1))
+        await self.pilot.pause()
+
+    def table(self, table_id: str) -> WindowedTable:
+        return self.app.query_one(f"#{table_id}", WindowedTable)
+
+    def expected(self, view_id: str) -> list[str]:
+        """Keys of the whole selection the view shows, in its order."""
+        view = self.app.query_one(f"#{view_id}", TableView)
+        assert self.app.snapshot is not None
+        selection = self.app.snapshot.clients.select(view.table_query)
+        return [row.key for row in selection.window(0, len(selection))]
+
+    def status(self, table_id: str) -> str:
+        return str(self.app.query_one(f"#{table_id}-status").render())
+
+
+@pytest.fixture
+async def big() -> AsyncIterator[Console]:
+    world = World.create(clients=CLIENTS, conns=CLIENTS + 400)
+    app = ConsoleApp(world.inv, IdleCollector(world.inv), interval=3600, clock=lambda: world.clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.apply_snapshot(app.builder.build(world.fleet(), 0.1))
+        await pilot.pause()
+        yield Console(world, app, pilot)
+        await pilot.press("q")
+
+
+def name_of(console: Console, key: str | None) -> str:
+    assert console.app.snapshot is not None and key is not None
+    client = console.app.snapshot.fleet.client(key)
+    assert client is not None
+    return client.label
+
+
+async def test_the_cursor_reaches_the_last_client_past_the_window(big: Console) -> None:
+    await big.pilot.press("2")
+    table = big.table("client-table")
+    assert 0 < table.row_count < CLIENTS  # a window, not the fleet
+    order = big.expected("clients-view")
+    held = table.row_count
+    # Down, key after key, across the window's end: the window slides along.
+    table.move_cursor(row=held - 3)
+    await big.pilot.pause()
+    for _ in range(8):
+        await big.pilot.press("down")
+    assert table.position == held + 5
+    assert table.cursor_key() == order[held + 5]
+    assert table.start > 0 and table.row_count == held
+    assert big.status("client-table").startswith(f"row {held + 6} of {CLIENTS} · ")
+    # A page at a time, to the end of the list.
+    for _ in range(CLIENTS // 20):
+        await big.pilot.press("pagedown")
+    assert table.cursor_key() == order[-1]
+    await big.pilot.press("home")
+    assert (table.position, table.cursor_key()) == (0, order[0])
+    await big.pilot.press("end")
+    assert (table.position, table.cursor_key()) == (CLIENTS - 1, order[-1])
+    assert name_of(big, table.cursor_key()) == "client-0599"  # in address order, the last
+    for _ in range(CLIENTS // 20):
+        await big.pilot.press("pageup")
+    assert table.cursor_key() == order[0]
+
+
+async def test_scrolling_past_the_window_slides_it(big: Console) -> None:
+    await big.pilot.press("2")
+    table = big.table("client-table")
+    for _ in range(4):
+        table.scroll_to(y=table.max_scroll_y, animate=False, immediate=True)
+        await big.pilot.pause()
+    assert table.start > 0
+    # What is on screen is the whole list's rows at those positions.
+    order = big.expected("clients-view")
+    top = int(table.scroll_y)
+    assert table.keys[top] == order[table.start + top]
+
+
+async def test_a_refresh_keeps_the_cursor_on_its_client_deep_in_the_list(big: Console) -> None:
+    await big.pilot.press("2")
+    table = big.table("client-table")
+    await big.pilot.press("end", *(["pageup"] * 8))
+    key, position = table.cursor_key(), table.position
+    assert position is not None and position < CLIENTS - table.row_count
+    await big.refresh()
+    assert (table.cursor_key(), table.position) == (key, position)
+    # Sorted by handshake age, which every refresh moves: the cursor follows its client.
+    await big.pilot.press(*(["s"] * 5))
+    assert table.cursor_key() == key
+    await big.refresh()
+    assert table.cursor_key() == key
+    assert big.expected("clients-view")[table.position or 0] == key
+
+
+async def test_the_filter_finds_a_client_outside_the_window(big: Console) -> None:
+    await big.pilot.press("2")
+    table = big.table("client-table")
+    assert "client-0555" not in [name_of(big, k) for k in table.keys]
+    await big.pilot.press("slash", *"client-0555", "enter")
+    assert [name_of(big, k) for k in table.keys] == ["client-0555"]
+    assert big.status("client-table").startswith(f"1 of {CLIENTS} clients")
+    await big.pilot.press("escape")
+    assert table.row_count < CLIENTS
+
+
+async def test_sort_keys_order_the_whole_list(big: Console) -> None:
+    await big.pilot.press("2")
+    table = big.table("client-table")
+    assert name_of(big, table.cursor_key()) == "client-0000"
+    await big.pilot.press("s", "S")  # by name, reversed
+    order = big.expected("clients-view")
+    assert name_of(big, order[0]) == "client-0599"
+    # The cursor stayed on its client, now the last of the list, out of the first window.
+    assert table.cursor_key() == order[-1] and table.position == CLIENTS - 1
+    await big.pilot.press("home")
+    assert table.keys[0] == table.cursor_key() == order[0]
+
+
+async def test_hidden_views_wait_until_shown(big: Console) -> None:
+    overview = big.app.query_one(OverviewView)
+    shown: list[int] = []
+    original = overview.show
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        shown.append(1)
+        original(*args, **kwargs)
+
+    overview.show = spy  # type: ignore[method-assign]
+    await big.pilot.press("2")
+    await big.refresh()
+    await big.refresh()
+    assert shown == []
+    findings = big.table("findings")
+    findings.window = 10
+    await big.pilot.press("1")
+    assert shown == [1]  # once, with the latest snapshot
+    assert big.app.snapshot is not None
+    rows = big.app.snapshot.findings
+    assert (findings.count, findings.row_count) == (len(rows), 10)
+    findings.focus()
+    await big.pilot.press("end")
+    assert findings.cursor_key() == rows[-1].key
