@@ -165,7 +165,7 @@ class KeyedTable(DataTable[Text]):
 
     def _remove_many(self, doomed: set[str]) -> None:
         # DataTable.remove_row rebuilds its whole row-index map for every call: removing
-        # k of n rows costs k*n (seconds for a changing 1,000-row connection window).
+        # k of n rows costs k*n (a sliding window removes many rows at once).
         # This does what remove_row does, for all of them in one pass.
         for key in doomed:
             row_key = RowKey(key)
