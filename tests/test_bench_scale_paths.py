@@ -262,3 +262,16 @@ def test_wg_dump_reuses_unchanged_lines_and_parses_the_rest() -> None:
     bad = second.replace("\t25\n", "\tx\n", 1)
     with pytest.raises(ParseError, match="keepalive: expected a number"):
         wg_dump.parse_wg_dump(bad, "wg0", memo)
+
+
+def test_a_gateways_memo_finds_lines_in_its_familys() -> None:
+    family: dict[str, LineMemo[WgPeer]] = {}
+    family["a"] = LineMemo(family)
+    family["b"] = LineMemo(family)
+    text = _random_dump(random.Random(12), 50)
+    a = wg_dump.parse_wg_dump(text, "wg0", family["a"])
+    changed = text.replace("\t25\n", "\t26\n", 1)
+    b = wg_dump.parse_wg_dump(changed, "wg0", family["b"])
+    assert b == _by_line(changed)
+    same = [x is y for x, y in zip(a.peers, b.peers, strict=True)]
+    assert same.count(False) == 1  # only the changed line was parsed again

@@ -123,7 +123,8 @@ def gateway_script(interface: str, sudo: bool) -> str:
 
 
 # Per host, the records made from its latest output: the next poll's unchanged lines (most
-# of them) give those records again instead of being parsed anew. One host is polled by one
+# of them) give those records again instead of being parsed anew; a gateway's line that
+# another gateway's latest dump had gives that one's record. One host is polled by one
 # request at a time; two readers of one host (a console and a command) only miss more.
 _conn_memos: dict[str, LineMemo[IpvsConn]] = {}
 _peer_memos: dict[str, LineMemo[WgPeer]] = {}
@@ -184,7 +185,7 @@ def _parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserv
         interface=parse_wg_dump(
             _section(sections, "dump", command=f"wg show {interface} dump"),
             interface,
-            _peer_memos.setdefault(name, LineMemo()),
+            _peer_memos.setdefault(name, LineMemo(_peer_memos)),
         ),
     )
 

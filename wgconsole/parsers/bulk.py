@@ -13,9 +13,10 @@ import dataclasses
 import gc
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import repeat
+from operator import is_
 from typing import Any, Generic, TypeVar
 
 _T = TypeVar("_T")
@@ -61,12 +62,26 @@ class LineMemo(Generic[_T]):
     output's records or the next's, never a mix.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, family: Mapping[str, LineMemo[_T]] | None = None) -> None:
+        """`family`: the memos of sources whose lines are often this one's too (a fleet's
+        gateways carry the same peers, and an idle peer's line is the same on each): a
+        line this source's latest output lacked is looked up there."""
         self._records: dict[str, _T] = {}
+        self._family = family
 
     def recall(self, lines: Sequence[str]) -> list[_T | None]:
-        """The record remembered for each line, None for a line the latest output lacked."""
-        return list(map(self._records.get, lines))
+        """The record remembered for each line, None for a line no memo knows."""
+        known = list(map(self._records.get, lines))
+        for other in list(self._family.values()) if self._family is not None else ():
+            if not any(map(is_, known, repeat(None))):
+                break
+            if other is not self:
+                records = other._records
+                known = [
+                    records.get(line) if record is None else record
+                    for line, record in zip(lines, known, strict=True)
+                ]
+        return known
 
     def remember(self, lines: Sequence[str], records: Sequence[_T]) -> None:
         """`records[i]` came from `lines[i]`: they replace everything remembered."""
