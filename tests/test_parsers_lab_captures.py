@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wgconsole.collect import parse_gateway_output, parse_lb_output
+from wgconsole.collect import lb_script, parse_gateway_output, parse_lb_output
 from wgconsole.observed import Endpoint
+from wgconsole.parsers.errors import ParseError
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 GATEWAY_KEY = "xfNrPxj44I9v3jcLUvGBgUtkgKWnsof8MdNJalsYJg0="
@@ -86,3 +87,20 @@ def test_captures_hold_no_private_key() -> None:
             fields = line.split("\t")
             if len(fields) == 4:  # the dump's interface line
                 assert fields[0] == "(hidden)", path
+
+
+def test_lb_read_without_its_connection_table() -> None:
+    """`whereis` needs the services only: the 50,000-entry table is neither asked nor parsed,
+    while a full poll whose table section is missing is still an error, not an empty table."""
+    assert "ip_vs_conn" in lb_script(False)
+    assert "ip_vs_conn" not in lb_script(False, conns=False)
+    assert "ip_vs_conn" not in lb_script(True, conns=False)
+    full = _text("normal", "wg-lb")
+    start = full.index("@@wgc:conn\n")
+    end = full.index("@@wgc-rc:conn:0\n") + len("@@wgc-rc:conn:0\n")
+    light = full[:start] + full[end:]
+    obs = parse_lb_output("wg-lb", light, conns=False)
+    assert obs.conns == ()
+    assert obs.services == parse_lb_output("wg-lb", full).services
+    with pytest.raises(ParseError):
+        parse_lb_output("wg-lb", light)

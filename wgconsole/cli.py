@@ -189,7 +189,8 @@ def cmd_whereis(args: argparse.Namespace) -> int:
         return EXIT_PARTIAL
     collector = _collector(args, inventory)
     try:
-        poll = collector.poll(roles=("lb",))
+        # The services and weights are all it needs: not the 50,000-entry connection table.
+        poll = collector.poll(roles=("lb",), lb_conns=False)
     finally:
         collector.close()
     service = None

@@ -66,7 +66,8 @@ _HIDE_SECRETS = (
 )
 
 
-def lb_script(sudo: bool) -> str:
+def lb_script(sudo: bool, conns: bool = True) -> str:
+    """The LB's poll; without `conns` it skips the connection table (most of its cost)."""
     parts = [
         section_command("clock", "date +%s.%N"),
         section_command("ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo) + " 2>&1"),
@@ -74,10 +75,12 @@ def lb_script(sudo: bool) -> str:
             "stats",
             privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo) + " 2>&1",
         ),
-        section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1"),
         section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
         section_command("ops", STATE_COMMAND),
     ]
+    if conns:
+        cat = privileged(["cat", "/proc/net/ip_vs_conn"], sudo)
+        parts.insert(3, section_command("conn", cat + " 2>&1"))
     return quote_argv(["sh", "-c", "\n".join(parts)])
 
 
@@ -137,12 +140,12 @@ def forget_previous_output() -> None:
     forget_previous_builds()
 
 
-def parse_lb_output(name: str, text: str) -> LbObservation:
+def parse_lb_output(name: str, text: str, conns: bool = True) -> LbObservation:
     with gc_paused():
-        return _parse_lb_output(name, text)
+        return _parse_lb_output(name, text, conns)
 
 
-def _parse_lb_output(name: str, text: str) -> LbObservation:
+def _parse_lb_output(name: str, text: str, conns: bool) -> LbObservation:
     sections = split_sections(text)
     services = parse_ipvsadm_list(_section(sections, "ipvsadm"))
     stats = parse_ipvsadm_stats(_section(sections, "stats"))
@@ -160,7 +163,9 @@ def _parse_lb_output(name: str, text: str) -> LbObservation:
         services=tuple(merge_stats(services, stats)),
         conns=tuple(
             parse_ip_vs_conn(_section(sections, "conn"), _conn_memos.setdefault(name, LineMemo()))
-        ),
+        )
+        if conns
+        else (),
         expire_nodest_conn=expire,
         drain_records=drains,
         locks=locks,
@@ -190,12 +195,18 @@ def _parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserv
     )
 
 
-def observe_lb(host: Host, transport: Transport, timeout: float) -> tuple[LbObservation, int]:
-    """One reading of a load balancer and the bytes it cost (0 over netlink)."""
+def observe_lb(
+    host: Host, transport: Transport, timeout: float, conns: bool = True
+) -> tuple[LbObservation, int]:
+    """One reading of a load balancer and the bytes it cost (0 over netlink).
+
+    Without `conns` the connection table is not read (its observation has none): with
+    50,000 entries it is nearly all of an LB poll's time.
+    """
     if host.is_local:
-        return netlink.read_lb(host.name), 0
-    result = transport.run(lb_script(host.ssh.sudo), timeout=timeout)
-    return parse_lb_output(host.name, result.stdout), result.bytes_received
+        return netlink.read_lb(host.name, conns), 0
+    result = transport.run(lb_script(host.ssh.sudo, conns), timeout=timeout)
+    return parse_lb_output(host.name, result.stdout, conns), result.bytes_received
 
 
 def observe_gateway(
@@ -284,8 +295,8 @@ class FleetCollector:
         """Bastion time of each host's last good poll (to carry over to a later run)."""
         return dict(self._last_success)
 
-    def _poll_lb(self, host: Host) -> HostPoll:
-        return self._poll_host(host, "lb", lambda t: observe_lb(host, t, self.timeout))
+    def _poll_lb(self, host: Host, conns: bool) -> HostPoll:
+        return self._poll_host(host, "lb", lambda t: observe_lb(host, t, self.timeout, conns))
 
     def _poll_gateway(self, gw: Gateway) -> HostPoll:
         return self._poll_host(gw, "gateway", lambda t: observe_gateway(gw, t, self.timeout))
@@ -319,7 +330,9 @@ class FleetCollector:
         self._inflight[name] = (future, time.monotonic())
         threading.Thread(target=run, name=f"wgc-poll-{name}", daemon=True).start()
 
-    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:
+    def poll(self, roles: tuple[str, ...] = ("lb", "gateway"), lb_conns: bool = True) -> PollResult:
+        """One reading of every host of `roles`; `lb_conns=False` skips the LB tables of
+        connections (for answers that need the services only, such as `whereis`)."""
         started = time.monotonic()
         taken_at = self.clock()
         chosen: list[tuple[Host, Literal["lb", "gateway"]]] = []
@@ -333,7 +346,7 @@ class FleetCollector:
                 if running is not None and not running[0].done():
                     continue  # still waiting for the previous request: never a second one
                 if role == "lb":
-                    self._start(host.name, partial(self._poll_lb, host))
+                    self._start(host.name, partial(self._poll_lb, host, lb_conns))
                 else:
                     assert isinstance(host, Gateway)
                     self._start(host.name, partial(self._poll_gateway, host))

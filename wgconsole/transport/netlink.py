@@ -33,7 +33,7 @@ EXPIRE_NODEST = Path("/proc/sys/net/ipv4/vs/expire_nodest_conn")
 IP_VS_CONN = Path("/proc/net/ip_vs_conn")
 
 
-def read_lb(name: str) -> LbObservation:
+def read_lb(name: str, conns: bool = True) -> LbObservation:
     from pyroute2 import IPVS, IPVSService  # imported late: it is slow to import
 
     clock = time.time()
@@ -55,13 +55,13 @@ def read_lb(name: str) -> LbObservation:
         expire: bool | None = parse_bool_sysctl(EXPIRE_NODEST.read_text())
     except OSError:
         expire = None
-    conns = parse_ip_vs_conn(IP_VS_CONN.read_text()) if IP_VS_CONN.exists() else []
+    table = parse_ip_vs_conn(IP_VS_CONN.read_text()) if conns and IP_VS_CONN.exists() else []
     drains, locks = parse_op_state(local_state_text())
     return LbObservation(
         host=name,
         clock=clock,
         services=tuple(services),
-        conns=tuple(conns),
+        conns=tuple(table),
         expire_nodest_conn=expire,
         drain_records=drains,
         locks=locks,
