@@ -119,7 +119,7 @@ if gw is None:
 
 if prog == "ip":
     if a[:2] == ["-o", "link"]:
-        if a[-1] != "wg0":
+        if a[-1] != "wg0" or gw.get("missing"):
             fail(f'Device "{a[-1]}" does not exist.')
         flags = "POINTOPOINT,NOARP,UP,LOWER_UP" if gw["up"] else "POINTOPOINT,NOARP"
         state = "UNKNOWN" if gw["up"] else "DOWN"
@@ -129,6 +129,9 @@ if prog == "ip":
     if a[:2] == ["link", "set"]:
         gw["up"] = a[-1] == "up"; save(); sys.exit(0)
     fail("fake ip: unsupported " + " ".join(a))
+
+if prog == "wg" and gw.get("missing"):
+    fail("Unable to access interface: No such device")
 
 if prog == "wg":
     if a[:1] == ["show"] and a[2:] == ["dump"]:
@@ -152,6 +155,9 @@ if prog == "wg":
     fail("fake wg: unsupported " + " ".join(a))
 
 if prog == "wg-quick":
+    if a[0] == "down" and gw.get("missing"):
+        fail("wg-quick: `wg0' is not a WireGuard interface")
+    gw["missing"] = False
     gw["up"] = a[0] == "up"
     for p in gw["peers"].values():
         p["endpoint"] = "(none)"

@@ -301,3 +301,22 @@ def make_rig_again(rig: object, tmp_path: Path):  # type: ignore[no-untyped-def]
     transports = {LB: FakeLb(), **old.gateways}
     ctx = OpContext(old.inventory, transports, old.audit, progress.append)  # type: ignore[arg-type]
     return Rig(old.inventory, old.gateways, ctx, progress, old.audit)
+
+
+def test_undrain_recreates_a_missing_interface_before_giving_weight(tmp_path: Path) -> None:
+    """A re-creation cut short (or a drain interrupted at the wrong moment) can leave the
+    gateway with no wg0 at all: undrain must bring it back before new clients hash to it."""
+    world = make_world(tmp_path)
+    _drain(world)
+    assert _drained(world)
+    world.set_state(lambda st: st["gateways"]["gw2"].update(missing=True, up=False))
+    fleet = _fleet(world)
+    assert next(g for g in fleet.gateways if g.name == GW2).link_up is None
+    ctx = _ctx(world)
+    undrain = plan_undrain(ctx, fleet, GW2)
+    assert undrain.interface_down
+    assert "is down or missing" in "\n".join(undrain.describe())
+    execute_weight(ctx, undrain)
+    gw2 = world.state()["gateways"]["gw2"]
+    assert gw2["up"] and not gw2.get("missing")
+    assert {d["rs"]: d["w"] for d in world.state()["lb"]["dests"]}["10.77.0.12:51280"] == 1

@@ -41,10 +41,18 @@ class OpContext:
     timeout: float = 30.0
 
     def run(
-        self, host: str, command: str, *, mutating: bool = True, check: bool = True
+        self,
+        host: str,
+        command: str,
+        *,
+        mutating: bool = True,
+        check: bool = True,
+        timeout: float | None = None,
     ) -> CommandResult:
+        """`command` on `host`; `timeout` only to give a known-slow command longer."""
+        limit = self.timeout if timeout is None else max(timeout, self.timeout)
         try:
-            result = self.transports[host].run(command, timeout=self.timeout, mutating=mutating)
+            result = self.transports[host].run(command, timeout=limit, mutating=mutating)
         except TransportError as exc:
             raise OpError(f"{host}: {exc}") from None
         if check and result.status != 0:

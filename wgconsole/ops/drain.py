@@ -300,11 +300,11 @@ def _drain_steps(
                 ctx.run(lb.name, lbcmd.set_sched_flags(lb, service, svc, flags))
                 if not service_on(ctx, lb)[1].sh_fallback:
                     raise OpError(f"{lb.name}: sh-fallback is still off after ipvsadm -E")
-        obs = read_lb(ctx, lb)
+        obs = read_lb(ctx, lb, conns=False)
         if not obs.expire_nodest_conn:
             with ctx.step(f"{lb.name}: expire_nodest_conn=1"):
                 ctx.run(lb.name, lbcmd.set_expire_nodest(lb, True))
-                if not read_lb(ctx, lb).expire_nodest_conn:
+                if not read_lb(ctx, lb, conns=False).expire_nodest_conn:
                     raise OpError(f"{lb.name}: expire_nodest_conn is still 0")
         dest = dest_of(svc, gw)
         if dest is not None and dest.weight != 0:
@@ -372,7 +372,7 @@ def _entries(ctx: OpContext) -> list[IpvsConn]:
     vip = ctx.inventory.service.endpoint
     conns: list[IpvsConn] = []
     for lb in ctx.inventory.load_balancers:
-        conns += [c for c in read_lb(ctx, lb).conns if c.virtual == vip]
+        conns += [c for c in read_lb(ctx, lb, conns=True).conns if c.virtual == vip]
     return conns
 
 

@@ -17,9 +17,12 @@ from wgconsole.transport.base import TransportError, privileged, quote_argv
 STATE_DIR = "/run/wgconsole"
 
 
-def read_lb(ctx: OpContext, lb: Host) -> LbObservation:
+def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
+    """A fresh reading of `lb`; with `conns` its connection table too, the costly part (about
+    6 s for 50,000 entries on the emulated lab): a step that checks a weight or a flag
+    never waits for it."""
     try:
-        return observe_lb(lb, ctx.transports[lb.name], ctx.timeout)[0]
+        return observe_lb(lb, ctx.transports[lb.name], ctx.timeout, conns)[0]
     except (TransportError, ParseError, OSError) as exc:
         raise OpError(f"{lb.name}: cannot read IPVS: {exc}") from None
 
@@ -32,7 +35,7 @@ def read_gateway(ctx: OpContext, gw: Gateway) -> GatewayObservation:
 
 
 def service_on(ctx: OpContext, lb: Host) -> tuple[LbObservation, IpvsService]:
-    obs = read_lb(ctx, lb)
+    obs = read_lb(ctx, lb, conns=False)
     svc = matching_service(ctx.inventory, obs)
     if svc is None:
         s = ctx.inventory.service
