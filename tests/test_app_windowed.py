@@ -167,7 +167,33 @@ async def test_hidden_views_wait_until_shown(big: Console) -> None:
     assert shown == [1]  # once, with the latest snapshot
     assert big.app.snapshot is not None
     rows = big.app.snapshot.findings
-    assert (findings.count, findings.row_count) == (len(rows), 10)
+    # Many clients' findings of a code are one row (finding_groups): few rows here.
+    assert (findings.count, findings.row_count) == (len(rows), min(len(rows), 10))
     findings.focus()
     await big.pilot.press("end")
     assert findings.cursor_key() == rows[-1].key
+
+
+async def test_many_clients_findings_of_a_code_are_one_row_that_lists_them(big: Console) -> None:
+    from wgconsole.finding_groups import FindingGroup, fold_findings
+
+    assert big.app.snapshot is not None
+    fleet = big.app.snapshot.fleet
+    shown = fold_findings(fleet.findings)
+    groups = [(i, f) for i, f in enumerate(shown) if isinstance(f, FindingGroup)]
+    assert groups, "the synthesized fleet has many clients with one finding"
+    assert len(big.app.snapshot.findings) == len(shown) < len(fleet.findings)
+    title = str(big.app.query_one("#findings-title").render())
+    assert f"Findings ({len(fleet.findings):,}" in title
+    index, group = groups[0]
+    table = big.table("findings")
+    table.focus()
+    table.move_cursor(row=index)
+    await big.pilot.pause()
+    await big.pilot.press("enter")
+    await big.pilot.pause()
+    view = big.app.query_one("#clients-view", TableView)
+    assert view.query_text == group.code
+    assert "filter “" + group.code in big.status("client-table")
+    listed = set(big.expected("clients-view"))
+    assert {f.client_key for f in group.findings} <= listed

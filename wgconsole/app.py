@@ -31,6 +31,7 @@ from textual.worker import get_current_worker
 
 from wgconsole.collect import FleetCollector, PollResult
 from wgconsole.events import operator_action
+from wgconsole.finding_groups import FindingGroup, fold_findings
 from wgconsole.heap import HeapKeeper
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
@@ -545,14 +546,18 @@ class ConsoleApp(App[int]):
             self._open_finding(key)
 
     def _open_finding(self, key: str) -> None:
-        """A finding about a gateway or a client opens it; any other shows its whole text."""
+        """A finding about a gateway or a client opens it, a group of clients' findings lists
+        those clients; any other shows its whole text."""
         assert self.snapshot is not None
         fleet = self.snapshot.fleet
         index = next((i for i, row in enumerate(self.snapshot.findings) if row.key == key), None)
         if index is None:
             return
-        finding = fleet.findings[index]
-        if finding.client_key is not None and fleet.client(finding.client_key) is not None:
+        finding = fold_findings(fleet.findings)[index]  # the rows' own order
+        if isinstance(finding, FindingGroup):
+            self.action_view("clients")
+            self.query_one(ClientsView).set_filter(finding.code)
+        elif finding.client_key is not None and fleet.client(finding.client_key) is not None:
             self.open_client(finding.client_key)
         elif any(g.name == finding.subject for g in self.inventory.gateways):
             self.open_gateway(finding.subject)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from wgconsole import present
 from wgconsole.drift import Drift
+from wgconsole.finding_groups import FindingGroup, fold_findings
 from wgconsole.freshness import HostAge, Kept
 from wgconsole.model import (
     REAL_SERVER_STATES,
@@ -385,10 +386,16 @@ def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:
 
 
 def finding_rows(findings: Sequence[Finding]) -> tuple[Row, ...]:
+    """One row a finding, in `fold_findings` order: many clients' findings of a code are one."""
     rows = []
     seen: dict[str, int] = {}
-    for f in findings:
-        base = f"{f.code}|{f.subject}"
+    for f in fold_findings(findings):
+        # A group keeps its row (and the cursor on it) while its count changes.
+        base = (
+            f"{f.code}|{f.severity}|clients"
+            if isinstance(f, FindingGroup)
+            else f"{f.code}|{f.subject}"
+        )
         n = seen.get(base, 0)
         seen[base] = n + 1
         text, tone = present.severity(f.severity)

@@ -40,7 +40,10 @@ class OverviewView(Vertical):
         self.query_one("#servers", KeyedTable).apply(snapshot.servers, palette, restyle=restyle)
         findings = snapshot.findings
         self.query_one("#findings-title", Label).update(
-            f"Findings ({len(findings)}, worst first)" if findings else "Findings: none"
+            # The fleet's count: many clients' findings of one code show as one row.
+            f"Findings ({len(snapshot.fleet.findings):,}, worst first)"
+            if findings
+            else "Findings: none"
         )
         self.query_one("#findings", WindowedTable).show(RowList(findings), palette, restyle=restyle)
         self.tick(snapshot, now, palette, restyle)

@@ -111,6 +111,15 @@ class TableView(Vertical):
         box.value = self.query_text
         box.focus()
 
+    def set_filter(self, text: str) -> None:
+        """Show the rows matching `text`, with the filter box open to change it."""
+        box = self.query_one(Input)
+        box.add_class("-active")
+        box.value = text
+        self.query_text = text.strip()
+        self.redraw()
+        self.table.focus()
+
     def action_clear_filter(self) -> None:
         box = self.query_one(Input)
         box.remove_class("-active")
