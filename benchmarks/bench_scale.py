@@ -669,12 +669,17 @@ def console_child(inventory_path: str, polls: int) -> None:
 
 
 def measure_console(inventory_path: Path, polls: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "benchmarks.bench_scale", "--console-child"]
+    return _child("--console-child", inventory_path, polls, timeout=1800)
+
+
+def _child(option: str, inventory_path: Path, polls: int, timeout: float) -> dict[str, Any]:
+    """Runs this module as a fresh process with `option` (its own peak memory), its JSON."""
+    command = [sys.executable, "-m", "benchmarks.bench_scale", option]
     command += [str(inventory_path), "--rounds", str(polls)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     figures = _last_json_object(done.stdout)
     if done.returncode != 0 or figures is None:
-        raise RuntimeError(f"console child failed: {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"{option} failed: {done.stderr.strip()[-2000:]}")
     return figures
 
 
@@ -684,13 +689,7 @@ def collector_compress(collector: FleetCollector) -> bool | None:
 
 
 def measure_memory(inventory_path: Path, polls: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "benchmarks.bench_scale", "--memory-child"]
-    command += [str(inventory_path), "--rounds", str(polls)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    figures = _last_json_object(done.stdout)
-    if done.returncode != 0 or figures is None:
-        raise RuntimeError(f"memory child failed: {done.stderr.strip()[-2000:]}")
-    return figures
+    return _child("--memory-child", inventory_path, polls, timeout=900)
 
 
 # --- report -----------------------------------------------------------------------------
