@@ -763,9 +763,17 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (
             "parse+model (whole fleet)",
             f"{pm['total_ms']:.0f} ms (parse {pm['parse_ms']:.0f} + model {pm['model_ms']:.0f}; "
-            f"CPU {pm['cpu_ms']:.0f} ms; first poll {pm['cold_total_ms']:.0f} ms)",
+            f"CPU {pm['cpu_ms']:.0f} ms; every poll after the first)",
             f"< {TARGETS['parse_model_ms']:.0f} ms",
             _verdict(pm["total_ms"] < TARGETS["parse_model_ms"]),
+        )
+    )
+    rows.append(
+        (
+            "parse+model, a first poll",
+            f"{pm['cold_total_ms']:.0f} ms (nothing from an earlier poll to reuse)",
+            f"< {TARGETS['parse_model_ms']:.0f} ms",
+            _verdict(pm["cold_total_ms"] < TARGETS["parse_model_ms"]),
         )
     )
     ui = results["ui"]
