@@ -317,6 +317,102 @@ async def bench(refreshes: int, size: tuple[int, int]) -> dict[str, Any]:
     return results
 
 
+DETAIL_OPENS = 5
+OPEN_PROFILE = bool(os.environ.get("BENCH_PROFILE_OPEN"))  # --profile: opens, not refreshes
+
+
+async def bench_details(refreshes: int, size: tuple[int, int]) -> dict[str, Any]:
+    """The gateway and client detail screens: opening one, then refreshes while it is open.
+
+    Each open is on a snapshot the poll worker built while no detail was open (so nothing
+    of it was prepared), as when the operator presses Enter in the Overview or Clients.
+    """
+    world = World.create()
+    clock_box = [world.clock]
+    clock: Callable[[], float] = lambda: clock_box[0]  # noqa: E731
+    app = ConsoleApp(world.inv, IdleCollector(world.inv), interval=3600, clock=clock)
+    builder: SnapshotBuilder = app.builder
+    keeper = None if os.environ.get("BENCH_NO_FREEZE") else HeapKeeper()
+    results: dict[str, Any] = {}
+
+    def next_snapshot() -> ConsoleSnapshot:
+        world.advance()
+        clock_box[0] = world.clock
+        snap = builder.build(world.fleet(), 0.3)
+        if keeper is not None:
+            keeper.after_snapshot()
+        return snap
+
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.apply_snapshot(next_snapshot())
+        await pilot.pause()
+        gateway = world.inv.gateways[0].name
+        client = world.inv.clients[len(world.inv.clients) // 2].public_key
+        screens: dict[str, Callable[[], None]] = {
+            "gateway detail": lambda: app.open_gateway(gateway),
+            "client detail": lambda: app.open_client(client),
+        }
+        for name, open_screen in screens.items():
+            opened: list[float] = []
+            opened_cpu: list[float] = []
+            for i in range(DETAIL_OPENS + 1):
+                builder.detail_gateways = ()
+                app.apply_snapshot(next_snapshot())
+                await pilot.pause()
+                t0, c0 = time.perf_counter(), time.process_time()
+                if PROFILE is not None and OPEN_PROFILE:
+                    PROFILE.enable()
+                open_screen()
+                await pilot.pause()
+                if PROFILE is not None:
+                    PROFILE.disable()
+                if i < DETAIL_OPENS:
+                    opened.append(time.perf_counter() - t0)
+                    opened_cpu.append(time.process_time() - c0)
+                    app.pop_screen()
+                    await pilot.pause()
+            handler: list[float] = []
+            idle: list[float] = []
+            cpu: list[float] = []
+            for _ in range(refreshes):
+                snap = next_snapshot()
+                t3, c3 = time.perf_counter(), time.process_time()
+                if PROFILE is not None and not OPEN_PROFILE:
+                    PROFILE.enable()
+                app.apply_snapshot(snap)
+                t4 = time.perf_counter()
+                await pilot.pause()
+                if PROFILE is not None:
+                    PROFILE.disable()
+                handler.append(t4 - t3)
+                idle.append(time.perf_counter() - t3)
+                cpu.append(time.process_time() - c3)
+            app.pop_screen()
+            await pilot.pause()
+            results[name] = {
+                "open": opened,
+                "open_cpu": opened_cpu,
+                "handler": handler,
+                "idle": idle,
+                "cpu": cpu,
+            }
+        await pilot.press("q")
+    return results
+
+
+def print_details(r: dict[str, Any]) -> None:
+    print("detail screens, UI thread: open = from the key until idle; then one refresh each:")
+    for name, m in r.items():
+        med = statistics.median
+        print(
+            f"  {name:<15} open median {ms(med(m['open']))} (cpu {ms(med(m['open_cpu']))}); "
+            f"refresh handler median {ms(med(m['handler']))}, "
+            f"idle median {ms(med(m['idle']))} (max {ms(max(m['idle']))}), "
+            f"cpu median {ms(med(m['cpu']))}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--refreshes", type=int, default=8)
@@ -325,12 +421,22 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="profile each refresh (handler, layout, paint)"
     )
+    parser.add_argument(
+        "--details", action="store_true", help="the gateway and client detail screens instead"
+    )
     args = parser.parse_args()
     global PROFILE, CLIENTS
     CLIENTS = args.clients
     if args.profile:
         PROFILE = cProfile.Profile()
     size = tuple(int(x) for x in args.size.split("x"))
+    if args.details:
+        print(f"fleet: {CLIENTS} clients x {GATEWAYS} gateways; terminal {args.size}")
+        print_details(asyncio.run(bench_details(args.refreshes, (size[0], size[1]))))
+        if PROFILE is not None:
+            order = os.environ.get("BENCH_SORT", "tottime")
+            pstats.Stats(PROFILE).sort_stats(order).print_stats(40)
+        return
     r = asyncio.run(bench(args.refreshes, (size[0], size[1])))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"

@@ -7,13 +7,16 @@ and findings than a window holds; snapshots are applied as the poll worker would
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from textual.widgets import Label
 
 from benchmarks.bench_console import IdleCollector, World
 from tests.console_support import utc  # noqa: F401 - autouse: clock texts in UTC
 from wgconsole.app import ConsoleApp
+from wgconsole.screens.detail import GatewayScreen
 from wgconsole.widgets.overview import OverviewView
 from wgconsole.widgets.tableview import TableView
 from wgconsole.widgets.windowed_table import WindowedTable
@@ -197,3 +200,96 @@ async def test_many_clients_findings_of_a_code_are_one_row_that_lists_them(big: 
     assert "filter “" + group.code in big.status("client-table")
     listed = set(big.expected("clients-view"))
     assert {f.client_key for f in group.findings} <= listed
+
+
+# --- the gateway detail --------------------------------------------------------------------
+
+
+async def open_gateway(big: Console, name: str) -> GatewayScreen:
+    big.app.open_gateway(name)
+    await big.pilot.pause()
+    screen = big.app.screen
+    assert isinstance(screen, GatewayScreen)
+    return screen
+
+
+def screen_table(big: Console, table_id: str) -> WindowedTable:
+    return big.app.screen.query_one(f"#{table_id}", WindowedTable)
+
+
+def title(big: Console, widget_id: str) -> str:
+    return str(big.app.screen.query_one(f"#{widget_id}", Label).render())
+
+
+async def test_the_gateway_detail_peers_table_is_a_window_over_every_peer(big: Console) -> None:
+    gateway = big.world.inv.gateways[0].name
+    await open_gateway(big, gateway)
+    peers = screen_table(big, "peers")
+    assert 0 < peers.row_count < CLIENTS and peers.count == CLIENTS  # a window, not the fleet
+    assert big.app.snapshot is not None
+    order = [c.public_key for c in big.app.snapshot.fleet.clients if c.on(gateway)]
+    assert len(order) == CLIENTS
+    peers.focus()
+    await big.pilot.press("end")
+    assert (peers.position, peers.cursor_key()) == (CLIENTS - 1, order[-1])
+    assert f"Peers as it sees them ({CLIENTS}) · row {CLIENTS} of {CLIENTS}" in title(
+        big, "peers-title"
+    )
+    await big.pilot.press("home")
+    assert (peers.position, peers.cursor_key()) == (0, order[0])
+    assert peers.page < 20  # below the drain preview and the drift: a short table
+    for _ in range(CLIENTS // peers.page + 1):
+        await big.pilot.press("pagedown")
+    assert peers.cursor_key() == order[-1]
+    # What the window holds is the whole list's rows at those positions.
+    assert peers.keys[0] == order[peers.start]
+
+
+async def test_a_refresh_keeps_the_detail_cursor_on_its_peer(big: Console) -> None:
+    gateway = big.world.inv.gateways[0].name
+    await open_gateway(big, gateway)
+    # The poll worker prepares the open gateway's detail with the next snapshots.
+    assert big.app.builder.detail_gateways == (gateway,)
+    peers = screen_table(big, "peers")
+    peers.focus()
+    await big.pilot.press("end", *(["pageup"] * 8))
+    key, position = peers.cursor_key(), peers.position
+    assert position is not None and position < CLIENTS - peers.row_count
+    await big.refresh()
+    assert (peers.cursor_key(), peers.position) == (key, position)
+    big.app.pop_screen()
+    await big.refresh()
+    assert big.app.builder.detail_gateways == ()
+
+
+async def test_drift_of_hundreds_of_peers_is_a_window_of_it(big: Console) -> None:
+    first, second = (g.name for g in big.world.inv.gateways[:2])
+    fleet = big.world.fleet()
+    lacking = {c.public_key for c in fleet.clients[::2]}  # the second gateway lacks half
+    clients = tuple(
+        replace(c, per_gateway=tuple(p for p in c.per_gateway if p.gateway != second))
+        if c.public_key in lacking
+        else c
+        for c in fleet.clients
+    )
+    big.app.apply_snapshot(big.app.builder.build(replace(fleet, clients=clients), 0.1))
+    await big.pilot.pause()
+    await open_gateway(big, first)
+    drift = screen_table(big, "drift")
+    assert drift.count == len(lacking) and 0 < drift.row_count < len(lacking)
+    assert title(big, "drift-title").startswith(
+        f"Config drift against the other gateways ({len(lacking)}) · row 1 of "
+    )
+    drift.focus()
+    await big.pilot.press("end")
+    assert drift.position == len(lacking) - 1
+    assert big.app.snapshot is not None
+    last = [c for c in clients if c.public_key in lacking][-1]
+    row = drift.get_row_at(drift.cursor_row)
+    assert [str(cell) for cell in row] == [
+        "extra peer",
+        last.label,
+        "present",
+        f"absent on {second}",
+    ]
+    assert f"row {len(lacking)} of {len(lacking)}" in title(big, "drift-title")

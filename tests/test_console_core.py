@@ -332,6 +332,26 @@ def test_gateway_drift_names_what_differs() -> None:
     assert ("missing peer", "wg-client-1") in {(d.what, d.subject) for d in gateway_drift(odd, GW2)}
 
 
+def test_gateway_drift_compares_allowed_ips_as_sets() -> None:
+    (normal,) = fleets([NORMAL])
+    c0, c1 = normal.clients
+    mine, theirs = c0.on(GW1), c0.on(GW2)
+    assert mine is not None and theirs is not None
+    two = ("10.255.0.2/32", "fd00::2/128")
+
+    def with_ips(here: tuple[str, ...], there: tuple[str, ...]) -> Fleet:
+        per = (replace(mine, allowed_ips=here), replace(theirs, allowed_ips=there))
+        return replace(normal, clients=(replace(c0, per_gateway=per), c1))
+
+    assert gateway_drift(with_ips(two, two[::-1]), GW1) == ()  # the same set, another order
+    (drift,) = gateway_drift(with_ips(two, two[:1]), GW1)
+    assert (drift.what, drift.here, drift.others) == (
+        "allowed IPs",
+        ", ".join(two),
+        f"{GW2}: {two[0]}",
+    )
+
+
 # --- theme files --------------------------------------------------------------------------
 
 

@@ -385,7 +385,14 @@ class ConsoleApp(App[int]):
             for screen in self.screen_stack:
                 if isinstance(screen, DetailScreen):
                     screen.show(snapshot, now, palette, restyle)
+        self._detail_query()
         self.applied += 1
+
+    def _detail_query(self) -> None:
+        # Read by the poll worker: the next snapshot comes with these gateways' details.
+        self.builder.detail_gateways = tuple(
+            s.gateway for s in self.screen_stack if isinstance(s, GatewayScreen)
+        )
 
     def _conn_query(self, query: TableQuery) -> None:
         # Read by the poll worker: the next snapshot comes with this selection already sorted.
@@ -511,6 +518,7 @@ class ConsoleApp(App[int]):
     def _detail_ready(self, message: DetailScreen.Ready) -> None:
         if self.snapshot is not None:
             message.screen.show(self.snapshot, self.clock(), self.palette, False)
+        self._detail_query()
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -6,15 +6,25 @@ tested without a terminal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from wgconsole import present
+from wgconsole.drift import gateway_drift
 from wgconsole.freshness import Kept, host_ages
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import ClientView, Fleet, short_key
 from wgconsole.present import BAD, GOOD, MUTED, PLAIN, STALE, WARN
-from wgconsole.rows import Cell, Column, Row
-from wgconsole.whatif import DrainPreview, Outcome, client_source
+from wgconsole.rows import (
+    Cell,
+    Column,
+    PeerRows,
+    Row,
+    RowList,
+    drift_rows,
+    gateway_peers,
+)
+from wgconsole.whatif import DrainPreview, Outcome, client_source, drain_preview
 
 Line = tuple[tuple[str, str], ...]
 
@@ -113,6 +123,56 @@ def drain_lines(preview: DrainPreview | None) -> list[Line]:
             (f"✖ its {preview.lb_clients} entries never move (expire_nodest_conn{why})", BAD)
         )
     return [tuple(parts), tuple(removal)]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayDetail:
+    """A gateway's detail below its header lines, as of one snapshot."""
+
+    name: str
+    drain: tuple[Line, ...]
+    drift: RowList
+    peers: PeerRows
+
+
+def gateway_detail(
+    inventory: Inventory, fleet: Fleet, kept: Kept, name: str, now: float
+) -> GatewayDetail:
+    return GatewayDetail(
+        name,
+        tuple(drain_lines(drain_preview(inventory, fleet, name))),
+        RowList(drift_rows(gateway_drift(fleet, name))),
+        gateway_peers(fleet, name, kept, now),
+    )
+
+
+class GatewayDetails:
+    """The gateway details of one snapshot, each computed once.
+
+    At 10,000 clients one costs ~25 ms (the sh model over the gateway's clients, the
+    drift over every peer): the poll worker prepares the one whose screen is open, so a
+    refresh only reads it; any other is computed on first use (opening its screen).
+    """
+
+    __slots__ = ("_done", "fleet", "inventory", "kept", "now")
+
+    def __init__(self, inventory: Inventory, fleet: Fleet, kept: Kept, now: float) -> None:
+        self.inventory = inventory
+        self.fleet = fleet
+        self.kept = kept
+        self.now = now
+        self._done: dict[str, GatewayDetail] = {}
+
+    def get(self, name: str) -> GatewayDetail:
+        done = self._done.get(name)
+        if done is None:
+            done = gateway_detail(self.inventory, self.fleet, self.kept, name, self.now)
+            self._done[name] = done
+        return done
+
+    def prepare(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.get(name)
 
 
 def client_lines(fleet: Fleet, client: ClientView) -> list[Line]:

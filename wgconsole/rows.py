@@ -577,45 +577,84 @@ def conn_key(conn: IpvsConn) -> str:
 # --- details -----------------------------------------------------------------------------
 
 
+PeerEntry = tuple[ClientView | None, str, PeerOnGateway]  # (its client, public key, peer)
+
+
+def peer_row(entry: PeerEntry, gateway: str, stale_age: float | None) -> Row:
+    """One peer as `gateway` sees it; `stale_age`: the age of kept data, None if current."""
+    client, key, peer = entry
+    age = peer.handshake_age
+    if stale_age is not None and age is not None:
+        age += stale_age
+    hs_text, hs_tone = present.handshake(client_status(age), age)
+    here = client is not None and client.lb_gateway == gateway
+    cells = [
+        Cell(client.label if client else short_key(key)),
+        Cell(short_key(key), MUTED),
+        Cell("-" if peer.endpoint is None else str(peer.endpoint)),
+        Cell(", ".join(peer.allowed_ips) or "(none)"),
+        Cell(hs_text, hs_tone, _num(age)),
+        Cell("yes" if here else "no", GOOD if here else MUTED),
+        Cell(present.count(peer.rx_bytes), PLAIN, peer.rx_bytes),
+        Cell(present.count(peer.tx_bytes), PLAIN, peer.tx_bytes),
+        Cell(f"{peer.keepalive}s" if peer.keepalive else "off"),
+    ]
+    if stale_age is not None:
+        cells = [Cell(c.text, STALE, c.sort) for c in cells]
+    return Row(key, tuple(cells), _search(*(c.text for c in cells), key))
+
+
+class PeerRows:
+    """A gateway's peers as a RowSource: rows built for the window read.
+
+    A gateway of 10,000 peers is shown a window at a time; building every row costs
+    ~30 ms a poll, the window's a fraction of one.
+    """
+
+    __slots__ = ("_positions", "entries", "gateway", "stale_age")
+
+    def __init__(self, entries: Sequence[PeerEntry], gateway: str, stale_age: float | None):
+        self.entries = entries
+        self.gateway = gateway
+        self.stale_age = stale_age
+        self._positions: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def window(self, start: int, stop: int) -> Sequence[Row]:
+        gateway, stale_age = self.gateway, self.stale_age
+        return [peer_row(entry, gateway, stale_age) for entry in self.entries[start:stop]]
+
+    def position(self, key: str) -> int | None:
+        if self._positions is None:
+            # Asked only when the cursor's peer left the window: built on first use.
+            self._positions = {entry[1]: i for i, entry in enumerate(self.entries)}
+        return self._positions.get(key)
+
+
+def gateway_peers(fleet: Fleet, gateway: str, kept: Kept, now: float) -> PeerRows:
+    """A gateway's peers as it sees them; from its kept data (stale) if it stopped answering."""
+    old = kept.gateway(gateway)
+    entries: list[PeerEntry] = []
+    if old is not None:
+        by_key = {c.public_key: c for c in fleet.clients}
+        entries = [(by_key.get(key), key, peer) for key, peer in old.peers.items()]
+        return PeerRows(entries, gateway, max(0.0, now - old.as_of))
+    for view in fleet.clients:
+        for peer in view.per_gateway:
+            if peer.gateway == gateway:
+                entries.append((view, view.public_key, peer))
+                break
+    return PeerRows(entries, gateway, None)
+
+
 def peer_rows(
     fleet: Fleet, gateway: str, kept: Kept, now: float
 ) -> tuple[tuple[Row, ...], float | None]:
     """A gateway's peers as it sees them, and the data's age if it comes from kept data."""
-    stale_age: float | None = None
-    entries: list[tuple[ClientView | None, str, PeerOnGateway]] = []
-    old = kept.gateway(gateway)
-    by_key = {c.public_key: c for c in fleet.clients}
-    if old is not None:
-        stale_age = max(0.0, now - old.as_of)
-        for key, kept_peer in old.peers.items():
-            entries.append((by_key.get(key), key, kept_peer))
-    else:
-        for view in fleet.clients:
-            mine = view.on(gateway)
-            if mine is not None:
-                entries.append((view, view.public_key, mine))
-    rows = []
-    for client, key, peer in entries:
-        age = peer.handshake_age
-        if stale_age is not None and age is not None:
-            age += stale_age
-        hs_text, hs_tone = present.handshake(client_status(age), age)
-        here = client is not None and client.lb_gateway == gateway
-        cells = [
-            Cell(client.label if client else short_key(key)),
-            Cell(short_key(key), MUTED),
-            Cell("-" if peer.endpoint is None else str(peer.endpoint)),
-            Cell(", ".join(peer.allowed_ips) or "(none)"),
-            Cell(hs_text, hs_tone, _num(age)),
-            Cell("yes" if here else "no", GOOD if here else MUTED),
-            Cell(present.count(peer.rx_bytes), PLAIN, peer.rx_bytes),
-            Cell(present.count(peer.tx_bytes), PLAIN, peer.tx_bytes),
-            Cell(f"{peer.keepalive}s" if peer.keepalive else "off"),
-        ]
-        if stale_age is not None:
-            cells = [Cell(c.text, STALE, c.sort) for c in cells]
-        rows.append(Row(key, tuple(cells), _search(*(c.text for c in cells), key)))
-    return tuple(rows), stale_age
+    peers = gateway_peers(fleet, gateway, kept, now)
+    return tuple(peers.window(0, len(peers))), peers.stale_age
 
 
 def drift_rows(drifts: Sequence[Drift]) -> tuple[Row, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wgconsole.details import GatewayDetails
 from wgconsole.events import Event, fleet_events
 from wgconsole.freshness import Keeper, Kept
 from wgconsole.inventory_types import Inventory
@@ -38,6 +39,7 @@ class ConsoleSnapshot:
     servers: tuple[Row, ...]
     findings: tuple[Row, ...]
     conns: ConnIndex
+    gateways: GatewayDetails  # the open gateway detail's prepared, any other on demand
 
 
 class SnapshotBuilder:
@@ -55,6 +57,7 @@ class SnapshotBuilder:
         # sorted selection of the clients and of the LB table to prepare with the snapshot.
         self.client_query: TableQuery | None = None
         self.conn_query: TableQuery | None = None
+        self.detail_gateways: tuple[str, ...] = ()  # whose detail screens are open
         # Snapshots the UI replaced: freed here, in the worker, rather than on the UI thread
         # (a snapshot of 10,000 clients is ~0.5 million objects, ~15 ms to free).
         self._retired: list[ConsoleSnapshot] = []
@@ -75,6 +78,8 @@ class SnapshotBuilder:
         conns.prepare(self.conn_query)
         clients = RowIndex(client_rows(fleet, rates, kept, now))
         clients.prepare(self.client_query)
+        gateways = GatewayDetails(self.inventory, fleet, kept, now)
+        gateways.prepare(self.detail_gateways)
         return ConsoleSnapshot(
             seq=self._seq,
             fleet=fleet,
@@ -87,4 +92,5 @@ class SnapshotBuilder:
             servers=server_rows(fleet, rates, kept, now),
             findings=finding_rows(fleet.findings),
             conns=conns,
+            gateways=gateways,
         )

@@ -4,36 +4,29 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import DataTable, Footer, Label, Static
 
 from wgconsole.details import (
     OUTCOME_COLUMNS,
     Line,
     client_lines,
-    drain_lines,
     gateway_lines,
     outcome_rows,
 )
-from wgconsole.drift import gateway_drift
 from wgconsole.inventory_types import Inventory
-from wgconsole.rows import (
-    DRIFT_COLUMNS,
-    PEER_COLUMNS,
-    Column,
-    client_gateway_rows,
-    drift_rows,
-    peer_rows,
-)
+from wgconsole.rows import DRIFT_COLUMNS, PEER_COLUMNS, Column, client_gateway_rows
 from wgconsole.snapshot import ConsoleSnapshot
-from wgconsole.whatif import client_outcomes, drain_preview
+from wgconsole.whatif import client_outcomes
 from wgconsole.widgets.header import ConsoleHeader
 from wgconsole.widgets.keyed_table import KeyedTable
 from wgconsole.widgets.palette import Palette
+from wgconsole.widgets.windowed_table import WindowedTable
 
 BACK: list[BindingType] = [
     Binding("escape", "app.pop_screen", "Back", tooltip="back to the views"),
@@ -55,6 +48,7 @@ class DetailScreen(Screen[None]):
         super().__init__()
         self.inventory = inventory
         self.read_only = read_only
+        self._shown: dict[str, list[Line]] = {}
 
     def on_mount(self) -> None:
         self.post_message(self.Ready(self))
@@ -62,7 +56,12 @@ class DetailScreen(Screen[None]):
     def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
         self.query_one(ConsoleHeader).show(snapshot, now, palette)
 
-    def _lines(self, widget_id: str, lines: list[Line], palette: Palette) -> None:
+    def _lines(
+        self, widget_id: str, lines: list[Line], palette: Palette, restyle: bool = False
+    ) -> None:
+        if not restyle and self._shown.get(widget_id) == lines:
+            return  # an update re-lays out the screen
+        self._shown[widget_id] = lines
         text = palette.line(())
         for i, line in enumerate(lines):
             if i:
@@ -75,6 +74,8 @@ class GatewayScreen(DetailScreen):
     def __init__(self, inventory: Inventory, gateway: str, read_only: bool) -> None:
         super().__init__(inventory, read_only)
         self.gateway = gateway
+        self._peers_title = ""
+        self._shown_titles: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader(self.read_only)
@@ -85,9 +86,11 @@ class GatewayScreen(DetailScreen):
             yield Label(
                 "Config drift against the other gateways", classes="section-title", id="drift-title"
             )
-            yield KeyedTable(DRIFT_COLUMNS, id="drift")
+            # Both hold a window of their rows: a gateway has thousands of peers, and as
+            # many may differ from the other gateways'.
+            yield WindowedTable(DRIFT_COLUMNS, id="drift")
             yield Label("Peers as it sees them", classes="section-title", id="peers-title")
-            yield KeyedTable(PEER_COLUMNS, id="peers")
+            yield WindowedTable(PEER_COLUMNS, id="peers")
         yield Footer()
 
     def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
@@ -97,23 +100,45 @@ class GatewayScreen(DetailScreen):
             "gw-info",
             gateway_lines(self.inventory, fleet, snapshot.kept, self.gateway, now),
             palette,
+            restyle,
         )
-        self._lines(
-            "gw-drain", drain_lines(drain_preview(self.inventory, fleet, self.gateway)), palette
-        )
-        drift = drift_rows(gateway_drift(fleet, self.gateway))
-        self.query_one("#drift-title", Label).update(
-            f"Config drift against the other gateways ({len(drift)})"
-            if drift
-            else "Config drift against the other gateways: none"
-        )
-        self.query_one("#drift", KeyedTable).apply(drift, palette, restyle=restyle)
-        peers, stale = peer_rows(fleet, self.gateway, snapshot.kept, now)
+        detail = snapshot.gateways.get(self.gateway)
+        self._lines("gw-drain", list(detail.drain), palette, restyle)
+        self.query_one("#drift", WindowedTable).show(detail.drift, palette, restyle=restyle)
+        peers = detail.peers
         title = f"Peers as it sees them ({len(peers)})"
-        if stale is not None:
-            title += f" — last known, stale {int(stale)}s"
-        self.query_one("#peers-title", Label).update(title)
-        self.query_one("#peers", KeyedTable).apply(peers, palette, restyle=restyle)
+        if peers.stale_age is not None:
+            title += f" — last known, stale {int(peers.stale_age)}s"
+        self._peers_title = title
+        self.query_one("#peers", WindowedTable).show(peers, palette, restyle=restyle)
+        self._titles()
+
+    @on(WindowedTable.Moved)
+    @on(DataTable.RowHighlighted)
+    def _cursor_moved(self, _event: WindowedTable.Moved | DataTable.RowHighlighted) -> None:
+        self._titles()
+
+    def _titles(self) -> None:
+        drift = self.query_one("#drift", WindowedTable)
+        title = "Config drift against the other gateways"
+        title += f" ({drift.count}){_where(drift)}" if drift.count else ": none"
+        self._title("drift-title", title)
+        peers = self.query_one("#peers", WindowedTable)
+        self._title("peers-title", self._peers_title + _where(peers))
+
+    def _title(self, widget_id: str, text: str) -> None:
+        if self._shown_titles.get(widget_id) != text:
+            self._shown_titles[widget_id] = text
+            self.query_one(f"#{widget_id}", Label).update(text)
+
+
+def _where(table: WindowedTable) -> str:
+    """Where the cursor is in the whole list, when the table holds a window of it (its
+    scrollbar spans the window only)."""
+    position = table.position
+    if table.row_count < table.count and position is not None:
+        return f" · row {position + 1} of {table.count}"
+    return ""
 
 
 class ClientScreen(DetailScreen):
