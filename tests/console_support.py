@@ -91,6 +91,18 @@ async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 1
         await pilot.pause(0.01)
 
 
+_VIEW_KEYS = {"1": "overview", "2": "clients", "3": "connections", "4": "log"}
+
+
+async def show_view(pilot: Any, app: Any, key: str) -> None:
+    """Press a view's key and wait until the view has the focus: Textual moves the focus
+    after the key is handled (call_later), and a key typed before that would go to the
+    previous view's table."""
+    await pilot.press(key)
+    pane = app.query_one(f"#{_VIEW_KEYS[key]}")
+    await wait_for(pilot, lambda: app.focused is not None and pane in app.focused.ancestors)
+
+
 async def step(pilot: Any, app: Any) -> None:
     """Poll the next replayed frame now and wait until the views show it."""
     before = app.applied

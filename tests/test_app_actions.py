@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.widgets import Button, Input, Static
 
-from tests.console_support import NORMAL, console, wait_for
+from tests.console_support import NORMAL, console, show_view, wait_for
 from wgconsole.app import ConsoleApp
 from wgconsole.screens.action import ActionScreen
 from wgconsole.screens.detail import ClientScreen, GatewayScreen
@@ -261,7 +261,8 @@ async def test_action_letters_typed_in_the_filter_stay_text() -> None:
     app, _ = console([NORMAL])
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot, app)
-        await pilot.press("2", "slash", "D", "U", "W", "X", "A")
+        await show_view(pilot, app, "2")
+        await pilot.press("slash", "D", "U", "W", "X", "A")
         await pilot.pause()
         assert not isinstance(app.screen, ActionScreen)
         assert app.screen.query_one("#clients-view Input", Input).value == "DUWXA"

@@ -17,6 +17,7 @@ from tests.console_support import (
     WG_DOWN,
     SteppedCollector,
     console,
+    show_view,
     step,
     utc,  # noqa: F401 - autouse: clock texts in UTC
     wait_for,
@@ -165,7 +166,8 @@ async def test_rows_are_updated_in_place_and_the_cursor_stays() -> None:
     app, _ = console([NORMAL, WG_DOWN, GW2_UNREACHABLE, NORMAL])
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app)
-        await pilot.press("2", "down")
+        await show_view(pilot, app, "2")
+        await pilot.press("down")
         clients = table(app, "client-table")
         assert clients.cursor_key() == C1
         # Sort so that the cursor's row moves: the cursor must follow the key.
@@ -305,7 +307,8 @@ async def test_enter_on_a_client_opens_its_detail_and_follows_polls() -> None:
     app, _ = console([NORMAL, GW2_UNREACHABLE])
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot, app)
-        await pilot.press("2", "enter")
+        await show_view(pilot, app, "2")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ClientScreen))
         await pilot.pause()
         info = static_text(app, "client-info")
@@ -380,7 +383,8 @@ async def test_enter_on_a_connection_opens_its_client() -> None:
     app, _ = console([NORMAL])
     async with app.run_test(size=(120, 30)) as pilot:
         await started(pilot, app)
-        await pilot.press("3", "enter")
+        await show_view(pilot, app, "3")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ClientScreen))
         assert isinstance(app.screen, ClientScreen) and app.screen.public_key == C1
 
