@@ -515,6 +515,17 @@ def test_ip_vs_conn_memo_reuses_entries_and_follows_their_expiry() -> None:
         parse_ip_vs_conn(second.replace("\n", "\nUDP 0A00020F\n", 1), memo)
 
 
+def test_ip_vs_conn_first_poll_memo_checks_the_expiry_when_next_read() -> None:
+    # A first poll's table is indexed for reuse only when the next poll reads it; lines
+    # whose last field is not the expiry (a persistence engine's) must give nothing then.
+    memo: LineMemo[IpvsConn] = LineMemo()
+    pe = "UDP 0A00020F 9C40 AC100001 C850 0AD33776 C850 UDP         177 sip 12345\n"
+    assert parse_ip_vs_conn(CONN_HEADER + pe, memo)[0].expires == 177
+    later = CONN_HEADER + pe.replace("12345", "54321")
+    assert parse_ip_vs_conn(later, memo) == parse_ip_vs_conn(later)
+    assert parse_ip_vs_conn(later, memo)[0].expires == 177
+
+
 def test_ip_vs_conn_fast_path_records_equal_normal_ones() -> None:
     (conn,) = parse_ip_vs_conn(
         CONN_HEADER + "TCP C0A801C8 D6E4 0A000001 0050 0A000003 0050 ESTABLISHED     899\n"

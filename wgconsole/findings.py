@@ -122,21 +122,22 @@ def client_findings(
     `lb_has_service`: the service was found on an answering LB, so that the LB table can
     prove a bypass; `inventory_lists_clients`: a peer not in the inventory is unknown.
     """
-    # Each check's cheap precondition is tested here first: this runs for every client of
-    # a first poll, and most clients have no finding.
+    # Each check's cheap precondition is tested here first, and a client's label is made
+    # once for all its findings: this runs for every client of a first poll.
     rows: list[list[_ClientRow]] = []
     for client in clients:
         found: list[_ClientRow] = []
+        label = client.label
         if lb_has_service and client.lb_entry is None:
-            found += bypassing_lb(client)
+            found += bypassing_lb(client, label)
         if client.lb_gateway is not None and client.handshake_gateway is not None:
-            found += split(client)
+            found += split(client, label)
         if client.handshake_age is None:
-            found += never(client)
+            found += never(client, label)
         elif client.handshake_age > REJECT_AFTER_TIME:
-            found += stale(client)
+            found += stale(client, label)
         if inventory_lists_clients and client.name is None:
-            found += unknown_peer(client)
+            found += unknown_peer(client, label)
         rows.append(found)
     flat = [row for client in rows for row in client]
     if not flat:
@@ -487,7 +488,7 @@ def _more(count: int) -> str:
 # --- clients --------------------------------------------------------------------------
 
 
-def bypassing_lb(client: ClientView) -> list[_ClientRow]:
+def bypassing_lb(client: ClientView, label: str) -> list[_ClientRow]:
     if client.lb_entry is not None:
         return []
     direct = [
@@ -501,56 +502,55 @@ def bypassing_lb(client: ClientView) -> list[_ClientRow]:
         return []
     where = ", ".join(f"{p.gateway} from {p.endpoint}" for p in direct)
     message = (
-        f"{client.label} has a recent handshake ({where}) but no LB entry: it talks to the "
+        f"{label} has a recent handshake ({where}) but no LB entry: it talks to the "
         "gateway directly, bypassing the VIP, and will not fail over."
     )
-    return [_client_finding("bypassing-lb", "critical", client, message)]
+    return [("bypassing-lb", "critical", label, message, client.public_key)]
 
 
-def split(client: ClientView) -> list[_ClientRow]:
+def split(client: ClientView, label: str) -> list[_ClientRow]:
     lb_gw, hs_gw = client.lb_gateway, client.handshake_gateway
     if lb_gw is None or hs_gw is None or lb_gw == hs_gw:
         return []
     message = (
-        f"The LB sends {client.label} to {lb_gw} but its freshest handshake "
+        f"The LB sends {label} to {lb_gw} but its freshest handshake "
         f"({_age(client.handshake_age)} ago) is on {hs_gw}: {lb_gw} has no session for it "
         "until it re-handshakes."
     )
-    return [_client_finding("split", "warning", client, message)]
+    return [("split", "warning", label, message, client.public_key)]
 
 
-def stale(client: ClientView) -> list[_ClientRow]:
+def stale(client: ClientView, label: str) -> list[_ClientRow]:
     age = client.handshake_age
     if age is None or age <= REJECT_AFTER_TIME:
         return []
     message = (
-        f"{client.label}'s freshest handshake is {_age(age)} old (on {client.handshake_gateway}), "
+        f"{label}'s freshest handshake is {_age(age)} old (on {client.handshake_gateway}), "
         f"past REJECT_AFTER_TIME ({REJECT_AFTER_TIME:.0f} s): it has no usable session."
     )
-    return [_client_finding("stale", "warning", client, message)]
+    return [("stale", "warning", label, message, client.public_key)]
 
 
-def never(client: ClientView) -> list[_ClientRow]:
+def never(client: ClientView, label: str) -> list[_ClientRow]:
     if client.handshake_age is not None:
         return []
     if not client.per_gateway:
-        message = f"{client.label} is in the inventory but configured on no answering gateway."
+        message = f"{label} is in the inventory but configured on no answering gateway."
     else:
-        on = ", ".join([p.gateway for p in client.per_gateway])
-        message = f"{client.label} has no handshake on any answering gateway ({on})."
-    return [_client_finding("never", "info", client, message)]
+        on = ", ".join(map(_GATEWAY, client.per_gateway))
+        message = f"{label} has no handshake on any answering gateway ({on})."
+    return [("never", "info", label, message, client.public_key)]
 
 
-def unknown_peer(client: ClientView) -> list[_ClientRow]:
+def unknown_peer(client: ClientView, label: str) -> list[_ClientRow]:
     if client.name is not None:
         return []
-    on = ", ".join([p.gateway for p in client.per_gateway])
+    on = ", ".join(map(_GATEWAY, client.per_gateway))
     message = f"Peer {short_key(client.public_key)} on {on} is not in the inventory's clients."
-    return [_client_finding("unknown-peer", "info", client, message)]
+    return [("unknown-peer", "info", label, message, client.public_key)]
 
 
-def _client_finding(code: str, severity: str, client: ClientView, message: str) -> _ClientRow:
-    return (code, severity, client.label, message, client.public_key)
+_GATEWAY = attrgetter("gateway")
 
 
 def _age(age: float | None) -> str:

@@ -13,6 +13,7 @@ import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import compress, repeat
 from operator import attrgetter
 from typing import Any, NamedTuple, cast
@@ -597,8 +598,8 @@ class _Made(NamedTuple):
 # the same fields gives the same view and findings: those are used again. Replaced whole
 # by each build; a build in another thread (a command's fresh snapshot) only misses more.
 _latest_clients: dict[str, _Made] = {}
-# Each gateway's latest views of its peers, by public key, with the peer each came from.
-_latest_peer_views: dict[str, dict[str, tuple[WgPeer, PeerOnGateway]]] = {}
+# Each gateway's latest peers and its views of them, in the same order.
+_latest_peer_views: dict[str, tuple[tuple[WgPeer, ...], list[PeerOnGateway]]] = {}
 
 
 def forget_previous_builds() -> None:
@@ -654,6 +655,9 @@ def _clients(
 
 _SORT_KEY = attrgetter("sort_key")
 _VIEW = attrgetter("view")
+_CODE = attrgetter("code")
+_ADDRESS = attrgetter("address")
+_BIG_ENDIAN = partial(int.from_bytes, byteorder="big")
 
 
 def _make_clients(rows: list[tuple[Any, ...]], checks: _Checks) -> list[_Made]:
@@ -664,16 +668,13 @@ def _make_clients(rows: list[tuple[Any, ...]], checks: _Checks) -> list[_Made]:
     if not rows:
         return []
     columns = list(zip(*rows, strict=True))
-    # The findings are derived from a view without findings, whose codes the view shown
-    # then carries.
-    drafts = _CLIENT_VIEWS.build(*columns, repeat((), len(rows)))
-    found = client_findings(drafts, checks.lb_has_service, checks.lists_clients)
-    codes = [tuple(dict.fromkeys(f.code for f in client)) for client in found]
-    views = _CLIENT_VIEWS.build(*columns, codes)
-    return [
-        _Made(fields, checks, _client_sort_key(view), view, client)
-        for fields, view, client in zip(rows, views, found, strict=True)
-    ]
+    # The findings are derived from the view itself, which then gets their codes.
+    views = _CLIENT_VIEWS.build(*columns, repeat((), len(rows)))
+    found = client_findings(views, checks.lb_has_service, checks.lists_clients)
+    _CLIENT_VIEWS.fill(
+        views, "findings", [tuple(dict.fromkeys(map(_CODE, client))) for client in found]
+    )
+    return list(map(_Made, rows, repeat(checks), _client_sort_keys(views), views, found))
 
 
 _PEER_ON_GATEWAY = Columns(
@@ -732,17 +733,22 @@ def _peers_by_key(
 
 def _peers_on_gateway(gateway: str, obs: GatewayObservation) -> list[PeerOnGateway]:
     """`_peer_on_gateway` of every peer of the gateway: the latest build's view of a peer
-    if it came from the same peer record and the handshake age is the same, else new."""
+    if it came from the very same peer record and the handshake age is the same, else new."""
     assert obs.interface is not None
     peers = obs.interface.peers
     clock = obs.clock
     # handshake_age(clock, h), inline: it runs for every peer of every gateway and poll.
     ages = [None if h <= 0 else max(0.0, clock - h) for h in map(_PEER_HANDSHAKE, peers)]
-    latest = _latest_peer_views.get(gateway, {})
-    views: list[PeerOnGateway | None] = [
-        old[1] if old is not None and old[0] is peer and old[1].handshake_age == age else None
-        for peer, age, old in zip(peers, ages, map(latest.get, map(_PEER_KEY, peers)), strict=True)
-    ]
+    latest_peers, latest_views = _latest_peer_views.get(gateway, ((), []))
+    views: list[PeerOnGateway | None] = [None] * len(peers)
+    if latest_peers:
+        # Looked up by the identity of the peer record: the latest peers are still alive
+        # (held here), so an id among theirs is one of them.
+        by_id = dict(zip(map(id, latest_peers), latest_views, strict=True))
+        views = [
+            old if old is not None and old.handshake_age == age else None
+            for old, age in zip(map(by_id.get, map(id, peers)), ages, strict=True)
+        ]
     new = [i for i, view in enumerate(views) if view is None]
     if new:
         changed = [peers[i] for i in new]
@@ -758,9 +764,7 @@ def _peers_on_gateway(gateway: str, obs: GatewayObservation) -> list[PeerOnGatew
         for i, view in zip(new, built, strict=True):
             views[i] = view
     done = cast(list[PeerOnGateway], views)  # no None left
-    _latest_peer_views[gateway] = dict(
-        zip(map(_PEER_KEY, peers), zip(peers, done, strict=True), strict=True)
-    )
+    _latest_peer_views[gateway] = (peers, done)
     return done
 
 
@@ -853,6 +857,17 @@ def _first_host_route(peers: Iterable[PeerOnGateway]) -> str | None:
             if host != allowed:
                 return host
     return None
+
+
+def _client_sort_keys(views: Sequence[ClientView]) -> list[tuple[int, int, int, str, str]]:
+    """`_client_sort_key` of each view, with IPv4 addresses (the usual ones) converted in
+    one pass."""
+    try:
+        packed = map(socket.inet_pton, repeat(socket.AF_INET), map(_ADDRESS, views))
+        numbers = list(map(_BIG_ENDIAN, packed))
+    except (OSError, TypeError, ValueError):  # an IPv6 or no address among them
+        return list(map(_client_sort_key, views))
+    return list(zip(repeat(0), repeat(4), numbers, repeat(""), map(_PEER_KEY, views)))
 
 
 def _client_sort_key(view: ClientView) -> tuple[int, int, int, str, str]:

@@ -60,23 +60,33 @@ class LineMemo(Generic[_T]):
     as its line comes back. Only the latest output's lines are kept (the memo never grows
     past one output), and they are replaced whole: a reader in another thread sees one
     output's records or the next's, never a mix.
+
+    The index by line is made when the next output is looked up, not when one is
+    remembered: a first poll (every command makes one, and most make no other) remembers
+    tens of thousands of lines that nothing may read again.
     """
 
     def __init__(self, family: Mapping[str, LineMemo[_T]] | None = None) -> None:
         """`family`: the memos of sources whose lines are often this one's too (a fleet's
         gateways carry the same peers, and an idle peer's line is the same on each): a
         line this source's latest output lacked is looked up there."""
-        self._records: dict[str, _T] = {}
+        self._latest: _Index[_T] | None = None
         self._family = family
+
+    @property
+    def empty(self) -> bool:
+        """No output remembered here, nor in the family: every line is new."""
+        memos = [self] if self._family is None else [self, *self._family.values()]
+        return all(memo._latest is None for memo in memos)
 
     def recall(self, lines: Sequence[str]) -> list[_T | None]:
         """The record remembered for each line, None for a line no memo knows."""
-        known = list(map(self._records.get, lines))
+        known = list(map(self._by_line().get, lines))
         for other in list(self._family.values()) if self._family is not None else ():
             if not any(map(is_, known, repeat(None))):
                 break
             if other is not self:
-                records = other._records
+                records = other._by_line()
                 known = [
                     records.get(line) if record is None else record
                     for line, record in zip(lines, known, strict=True)
@@ -85,7 +95,18 @@ class LineMemo(Generic[_T]):
 
     def remember(self, lines: Sequence[str], records: Sequence[_T]) -> None:
         """`records[i]` came from `lines[i]`: they replace everything remembered."""
-        self._records = dict(zip(lines, records, strict=True))
+        if len(lines) != len(records):
+            raise ValueError("as many records as lines")
+        self.remember_later(lambda: dict(zip(lines, records, strict=True)))
+
+    def remember_later(self, index: Callable[[], dict[str, _T]]) -> None:
+        """`index()` (called once, when a later output is looked up) is the latest output's
+        records by line; it replaces everything remembered."""
+        self._latest = _Index(index)
+
+    def _by_line(self) -> dict[str, _T]:
+        latest = self._latest
+        return {} if latest is None else latest.by_line()
 
     def parse(
         self, lines: Sequence[str], parse: Callable[[list[str]], list[_T] | None]
@@ -102,6 +123,22 @@ class LineMemo(Generic[_T]):
         records = [next(fresh) if record is None else record for record in known]
         self.remember(lines, records)
         return records
+
+
+class _Index(Generic[_T]):
+    """One output's records by line, made on first use. Two threads may both make it:
+    either result is the same."""
+
+    def __init__(self, make: Callable[[], dict[str, _T]]) -> None:
+        self._make: Callable[[], dict[str, _T]] | None = make
+        self._index: dict[str, _T] = {}
+
+    def by_line(self) -> dict[str, _T]:
+        make = self._make
+        if make is not None:
+            self._index = make()
+            self._make = None
+        return self._index
 
 
 def slot_setters(cls: type, names: tuple[str, ...]) -> list[Callable[[Any, Any], None]]:
@@ -128,6 +165,7 @@ class Columns(Generic[_T]):
     def __init__(self, cls: type[_T], names: tuple[str, ...]) -> None:
         self._cls = cls
         self._setters = slot_setters(cls, names)
+        self._by_name = dict(zip(names, self._setters, strict=True))
 
     def build(self, *columns: Iterable[Any]) -> list[_T]:
         """Records whose n-th field is taken from the n-th column (all of equal length)."""
@@ -142,3 +180,11 @@ class Columns(Generic[_T]):
         for setter, column in zip(self._setters, lists, strict=True):
             deque(map(setter, records, column), maxlen=0)
         return records
+
+    def fill(self, records: Sequence[_T], name: str, column: Iterable[Any]) -> None:
+        """Sets field `name` of records that `build` has just made, before they are shown to
+        anyone: for a field derived from the record's other fields."""
+        values = column if isinstance(column, list | tuple) else list(column)
+        if len(values) != len(records):
+            raise ValueError("a value for each record")
+        deque(map(self._by_name[name], records, values), maxlen=0)

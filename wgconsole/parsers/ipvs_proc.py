@@ -11,6 +11,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
+from functools import partial
 from itertools import repeat
 from operator import attrgetter
 from typing import TypeVar
@@ -198,15 +199,17 @@ def _conns_reusing(lines: list[str], memo: LineMemo[IpvsConn]) -> list[IpvsConn]
     entries are remembered by that rest. A known entry whose expiry did not move is the
     very record of the previous table; one whose expiry moved is copied with the new one.
     """
-    split = list(map(str.rsplit, lines, repeat(None), repeat(1)))
-    if not split or set(map(len, split)) != {2}:
-        return _conns_by_column(lines)  # empty, or blank lines: nothing to reuse
-    rests, expiry_texts = zip(*split, strict=True)
-    del split
-    digits = "".join(expiry_texts)
-    if not (digits.isascii() and digits.isdigit()):
-        return _conns_by_column(lines)  # e.g. a persistence engine's fields after the expiry
-    expiries = list(map(int, expiry_texts))
+    if memo.empty:
+        # A first poll: nothing to look up, and the table is indexed only if a next poll
+        # looks it up.
+        conns = _conns_by_column(lines)
+        if conns is not None:
+            memo.remember_later(partial(_by_rest, lines, conns))
+        return conns
+    split = _split_expiries(lines)
+    if split is None:
+        return _conns_by_column(lines)
+    rests, expiries = split
     known = memo.recall(rests)
     unknown = [i for i, conn in enumerate(known) if conn is None]
     new = _conns_by_column([lines[i] for i in unknown])
@@ -235,6 +238,28 @@ def _conns_reusing(lines: list[str], memo: LineMemo[IpvsConn]) -> list[IpvsConn]
             conns[i] = conn
     memo.remember(rests, conns)
     return conns
+
+
+def _split_expiries(lines: list[str]) -> tuple[tuple[str, ...], list[int]] | None:
+    """Each line's text before its last field, and that field as a number; None if there
+    are no lines, a blank one, or a last field that is not a number."""
+    split = list(map(str.rsplit, lines, repeat(None), repeat(1)))
+    if not split or set(map(len, split)) != {2}:
+        return None
+    rests, expiry_texts = zip(*split, strict=True)
+    del split
+    digits = "".join(expiry_texts)
+    if not (digits.isascii() and digits.isdigit()):
+        return None  # e.g. a persistence engine's fields after the expiry
+    return rests, list(map(int, expiry_texts))
+
+
+def _by_rest(lines: list[str], conns: list[IpvsConn]) -> dict[str, IpvsConn]:
+    """The entries parsed from `lines`, by their rest (see _conns_reusing)."""
+    split = _split_expiries(lines)
+    if split is None or list(map(_EXPIRES, conns)) != split[1]:
+        return {}  # the lines' last field is not their expiry: nothing to reuse
+    return dict(zip(split[0], conns, strict=True))
 
 
 def _client_addresses(column: tuple[str, ...], endpoints: _Endpoints) -> list[str]:
