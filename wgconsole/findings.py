@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from itertools import islice
 from operator import attrgetter, is_
 from typing import Any
 
@@ -122,39 +121,42 @@ def client_findings(
     `lb_has_service`: the service was found on an answering LB, so that the LB table can
     prove a bypass; `inventory_lists_clients`: a peer not in the inventory is unknown.
     """
-    # Each check's cheap precondition is tested here first, and a client's label is made
-    # once for all its findings: this runs for every client of a first poll.
-    rows: list[list[_ClientRow]] = []
-    for client in clients:
-        found: list[_ClientRow] = []
-        label = client.label
-        if lb_has_service and client.lb_entry is None:
-            found += bypassing_lb(client, label)
-        if client.lb_gateway is not None and client.handshake_gateway is not None:
-            found += split(client, label)
-        if client.handshake_age is None:
-            found += never(client, label)
-        elif client.handshake_age > REJECT_AFTER_TIME:
-            found += stale(client, label)
-        if inventory_lists_clients and client.name is None:
-            found += unknown_peer(client, label)
-        rows.append(found)
-    flat = [row for client in rows for row in client]
-    if not flat:
-        return [() for _ in rows]
-    # With 10,000 clients there can be tens of thousands: built column-wise (parsers.bulk),
-    # after the check that Finding.__post_init__ would make.
-    columns = list(zip(*flat, strict=True))
-    unknown = set(columns[1]) - SEVERITY_RANK.keys()
+    # A first poll of 10,000 clients has tens of thousands of findings. Each check runs
+    # over all the clients at once (a comprehension, not a call per client and check) and
+    # the findings are built column-wise (parsers.bulk), then handed to their clients.
+    labels = list(map(_LABEL, clients))
+    checks: list[tuple[str, str, _Flagged]] = []  # code, severity, what the check flagged
+    if lb_has_service:
+        checks.append(("bypassing-lb", "critical", bypassing_lb(clients, labels)))
+    checks.append(("split", "warning", split(clients, labels)))
+    checks.append(("never", "info", never(clients, labels)))
+    checks.append(("stale", "warning", stale(clients, labels)))
+    if inventory_lists_clients:
+        checks.append(("unknown-peer", "info", unknown_peer(clients, labels)))
+    # The check Finding.__post_init__ would make (the severities are this module's own).
+    unknown = {severity for _, severity, _ in checks} - SEVERITY_RANK.keys()
     if unknown:
         raise ValueError(f"unknown severity {sorted(unknown)[0]!r}")
-    built = iter(_FINDINGS.build(*columns))
-    return [tuple(islice(built, len(client))) for client in rows]
+    # One row per finding, check by check; `owner` is the index of its client.
+    owner = [i for _, _, (flagged, _) in checks for i in flagged]
+    built = _FINDINGS.build(
+        [code for code, _, (flagged, _) in checks for _ in flagged],
+        [severity for _, severity, (flagged, _) in checks for _ in flagged],
+        map(labels.__getitem__, owner),
+        [message for _, _, (_, messages) in checks for message in messages],
+        [clients[i].public_key for i in owner],
+    )
+    # Each client's findings in the order of the checks above, as they were built.
+    per_client: list[list[Finding]] = [[] for _ in clients]
+    for i, finding in zip(owner, built, strict=True):
+        per_client[i].append(finding)
+    return list(map(tuple, per_client))
 
 
-# (code, severity, subject, message, client key): a client's Finding, before it is built.
-_ClientRow = tuple[str, str, str, str, str]
+# What one check flagged: the indexes of its clients (in order) and a message for each.
+_Flagged = tuple[list[int], list[str]]
 _FINDINGS = Columns(Finding, ("code", "severity", "subject", "message", "client_key"))
+_LABEL = attrgetter("label")
 
 
 # --- hosts and interfaces -------------------------------------------------------------
@@ -488,66 +490,87 @@ def _more(count: int) -> str:
 # --- clients --------------------------------------------------------------------------
 
 
-def bypassing_lb(client: ClientView, label: str) -> list[_ClientRow]:
-    if client.lb_entry is not None:
-        return []
-    direct = [
-        p
-        for p in client.per_gateway
-        if p.endpoint is not None
-        and p.handshake_age is not None
-        and p.handshake_age <= REJECT_AFTER_TIME
+def bypassing_lb(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
+    """Clients with a recent handshake from an endpoint but no LB entry (critical)."""
+    flagged: list[int] = []
+    messages: list[str] = []
+    for i in [i for i, client in enumerate(clients) if client.lb_entry is None]:
+        direct = [
+            p
+            for p in clients[i].per_gateway
+            if p.endpoint is not None
+            and p.handshake_age is not None
+            and p.handshake_age <= REJECT_AFTER_TIME
+        ]
+        if direct:
+            where = ", ".join(f"{p.gateway} from {p.endpoint}" for p in direct)
+            flagged.append(i)
+            messages.append(
+                f"{labels[i]} has a recent handshake ({where}) but no LB entry: it talks to "
+                "the gateway directly, bypassing the VIP, and will not fail over."
+            )
+    return flagged, messages
+
+
+def split(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
+    """Clients the LB sends to another gateway than their freshest handshake's (warning)."""
+    flagged = [
+        i
+        for i, c in enumerate(clients)
+        if c.lb_gateway is not None
+        and c.handshake_gateway is not None
+        and c.lb_gateway != c.handshake_gateway
     ]
-    if not direct:
-        return []
-    where = ", ".join(f"{p.gateway} from {p.endpoint}" for p in direct)
-    message = (
-        f"{label} has a recent handshake ({where}) but no LB entry: it talks to the "
-        "gateway directly, bypassing the VIP, and will not fail over."
-    )
-    return [("bypassing-lb", "critical", label, message, client.public_key)]
+    messages = [
+        f"The LB sends {labels[i]} to {c.lb_gateway} but its freshest handshake "
+        f"({_age(c.handshake_age)} ago) is on {c.handshake_gateway}: {c.lb_gateway} has no "
+        "session for it until it re-handshakes."
+        for i, c in zip(flagged, map(clients.__getitem__, flagged), strict=True)
+    ]
+    return flagged, messages
 
 
-def split(client: ClientView, label: str) -> list[_ClientRow]:
-    lb_gw, hs_gw = client.lb_gateway, client.handshake_gateway
-    if lb_gw is None or hs_gw is None or lb_gw == hs_gw:
-        return []
-    message = (
-        f"The LB sends {label} to {lb_gw} but its freshest handshake "
-        f"({_age(client.handshake_age)} ago) is on {hs_gw}: {lb_gw} has no session for it "
-        "until it re-handshakes."
-    )
-    return [("split", "warning", label, message, client.public_key)]
+def stale(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
+    """Clients whose freshest handshake is past REJECT_AFTER_TIME (warning)."""
+    flagged = [
+        i
+        for i, c in enumerate(clients)
+        if c.handshake_age is not None and c.handshake_age > REJECT_AFTER_TIME
+    ]
+    messages = [
+        f"{labels[i]}'s freshest handshake is {_age(c.handshake_age)} old "
+        f"(on {c.handshake_gateway}), past REJECT_AFTER_TIME ({REJECT_AFTER_TIME:.0f} s): "
+        "it has no usable session."
+        for i, c in zip(flagged, map(clients.__getitem__, flagged), strict=True)
+    ]
+    return flagged, messages
 
 
-def stale(client: ClientView, label: str) -> list[_ClientRow]:
-    age = client.handshake_age
-    if age is None or age <= REJECT_AFTER_TIME:
-        return []
-    message = (
-        f"{label}'s freshest handshake is {_age(age)} old (on {client.handshake_gateway}), "
-        f"past REJECT_AFTER_TIME ({REJECT_AFTER_TIME:.0f} s): it has no usable session."
-    )
-    return [("stale", "warning", label, message, client.public_key)]
+def never(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
+    """Clients with no handshake on any gateway (info)."""
+    flagged = [i for i, c in enumerate(clients) if c.handshake_age is None]
+    messages = [
+        f"{labels[i]} has no handshake on any answering gateway ({_on(c)})."
+        if c.per_gateway
+        else f"{labels[i]} is in the inventory but configured on no answering gateway."
+        for i, c in zip(flagged, map(clients.__getitem__, flagged), strict=True)
+    ]
+    return flagged, messages
 
 
-def never(client: ClientView, label: str) -> list[_ClientRow]:
-    if client.handshake_age is not None:
-        return []
-    if not client.per_gateway:
-        message = f"{label} is in the inventory but configured on no answering gateway."
-    else:
-        on = ", ".join(map(_GATEWAY, client.per_gateway))
-        message = f"{label} has no handshake on any answering gateway ({on})."
-    return [("never", "info", label, message, client.public_key)]
+def unknown_peer(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
+    """Peers that are not in the inventory's clients (info; only when it lists clients)."""
+    flagged = [i for i, c in enumerate(clients) if c.name is None]
+    messages = [
+        f"Peer {short_key(c.public_key)} on {_on(c)} is not in the inventory's clients."
+        for c in map(clients.__getitem__, flagged)
+    ]
+    return flagged, messages
 
 
-def unknown_peer(client: ClientView, label: str) -> list[_ClientRow]:
-    if client.name is not None:
-        return []
-    on = ", ".join(map(_GATEWAY, client.per_gateway))
-    message = f"Peer {short_key(client.public_key)} on {on} is not in the inventory's clients."
-    return [("unknown-peer", "info", label, message, client.public_key)]
+def _on(client: ClientView) -> str:
+    """The gateways that carry the client, as a message names them."""
+    return ", ".join(map(_GATEWAY, client.per_gateway))
 
 
 _GATEWAY = attrgetter("gateway")

@@ -671,10 +671,22 @@ def _make_clients(rows: list[tuple[Any, ...]], checks: _Checks) -> list[_Made]:
     # The findings are derived from the view itself, which then gets their codes.
     views = _CLIENT_VIEWS.build(*columns, repeat((), len(rows)))
     found = client_findings(views, checks.lb_has_service, checks.lists_clients)
-    _CLIENT_VIEWS.fill(
-        views, "findings", [tuple(dict.fromkeys(map(_CODE, client))) for client in found]
-    )
+    _CLIENT_VIEWS.fill(views, "findings", _codes(found))
     return list(map(_Made, rows, repeat(checks), _client_sort_keys(views), views, found))
+
+
+def _codes(found: list[tuple[Finding, ...]]) -> list[tuple[str, ...]]:
+    """Each client's finding codes, once each. Most clients have one of a few sets of
+    codes: equal ones are one shared tuple (fewer objects for the cyclic GC to walk)."""
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+    codes = []
+    for client in found:
+        raw = tuple(map(_CODE, client))
+        unique = shared.get(raw)
+        if unique is None:
+            unique = shared[raw] = tuple(dict.fromkeys(raw))
+        codes.append(unique)
+    return codes
 
 
 _PEER_ON_GATEWAY = Columns(
