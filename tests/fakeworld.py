@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,14 @@ class World:
         return {h.name: self.transport(h.name, read_only=read_only) for h in self.inventory.hosts}
 
 
+def _publish(path: Path, text: str) -> None:
+    """Replace a fake /proc file whole: hosts are polled in parallel, and a reader in
+    another host's script must never see it truncated half-way through a rewrite."""
+    fresh = path.with_name(f"{path.name}.{threading.get_ident()}")
+    fresh.write_text(text)
+    os.replace(fresh, path)
+
+
 class FakeHost:
     """A host's transport: sh with the fake kernel on PATH; honours read-only like SSH."""
 
@@ -252,10 +261,11 @@ class FakeHost:
         proc_dir = world.root / "proc"
         proc_dir.mkdir(exist_ok=True)
         state = world.state()
-        (proc_dir / "ip_vs_conn").write_text(
-            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
+        _publish(
+            proc_dir / "ip_vs_conn",
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
         )
-        (proc_dir / "expire").write_text(f"{state['lb']['expire']}\n")
+        _publish(proc_dir / "expire", f"{state['lb']['expire']}\n")
         world.run_dir().parent.mkdir(exist_ok=True)
         local = (
             command.replace("/run/wgconsole", str(world.run_dir()))

@@ -68,20 +68,26 @@ _HIDE_SECRETS = (
 
 def lb_script(sudo: bool, conns: bool = True) -> str:
     """The LB's poll; without `conns` it skips the connection table (most of its cost)."""
-    parts = [
-        section_command("clock", "date +%s.%N"),
-        section_command("ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo) + " 2>&1"),
-        section_command(
-            "stats",
-            privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo) + " 2>&1",
-        ),
-        section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
-        section_command("ops", STATE_COMMAND),
-    ]
-    if conns:
-        cat = privileged(["cat", "/proc/net/ip_vs_conn"], sudo)
-        parts.insert(3, section_command("conn", cat + " 2>&1"))
-    return quote_argv(["sh", "-c", "\n".join(parts)])
+    small = "\n".join(
+        [
+            section_command("clock", "date +%s.%N"),
+            section_command("ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo) + " 2>&1"),
+            section_command(
+                "stats",
+                privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo) + " 2>&1",
+            ),
+            section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
+            section_command("ops", STATE_COMMAND),
+        ]
+    )
+    if not conns:
+        return quote_argv(["sh", "-c", small])
+    conn = section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1")
+    # The connection table (seconds for 50,000 entries: the kernel walks it again for every
+    # 4 KB read) streams out in the background while the small sections run, instead of
+    # after them; their output is held in a variable until it ends, so the two never mix.
+    script = f"{{ {conn}\n}} &\nsmall=$({small}\n)\nwait\nprintf '%s\\n' \"$small\""
+    return quote_argv(["sh", "-c", script])
 
 
 # What each privileged section ran, for a "missing sudo right" message.
