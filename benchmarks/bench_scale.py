@@ -953,7 +953,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=7, help="measured polls (medians)")
     p.add_argument("--memory-polls", type=int, default=3)
     p.add_argument("--console-polls", type=int, default=8)
-    p.add_argument("--ui-refreshes", type=int, default=3)
+    p.add_argument("--ui-refreshes", type=int, default=7)
     p.add_argument("--peers", type=int, default=PEERS)
     p.add_argument("--entries", type=int, default=ENTRIES)
     p.add_argument("--delay-ms", type=int, default=DELAY_MS)
