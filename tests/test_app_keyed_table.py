@@ -69,6 +69,18 @@ async def test_a_few_removals_and_columns_that_grow() -> None:
         assert shown(table)[1] == ["name 3", "a much longer value 3"]
 
 
+async def test_new_rows_widen_their_columns_at_once_not_when_idle() -> None:
+    # A busy console (or a screenshot) paints before DataTable's idle measuring: the
+    # widths must already fit the cells that apply() added.
+    app = TableApp()
+    async with app.run_test():
+        table = app.query_one(KeyedTable)
+        palette = Palette(app.get_css_variables())
+        table.apply([Row("a", (Cell("✖ critical"), Cell("x" * 30)))], palette)
+        widths = [table.columns[c.key].content_width for c in table.ordered_columns]
+        assert widths == [len("✖ critical"), 30]
+
+
 async def test_restyle_rewrites_every_cell_with_the_new_palette() -> None:
     app = TableApp()
     async with app.run_test() as pilot:

@@ -108,6 +108,7 @@ class KeyedTable(DataTable[Text]):
         if gone:
             self._remove(gone)
         order = self._order
+        added: list[Row] = []
         for row in rows:
             old = self._applied.get(row.key)
             if old is None:
@@ -117,9 +118,12 @@ class KeyedTable(DataTable[Text]):
                 )
                 order.append(row.key)
                 self._touch(row.key)
+                added.append(row)
             elif restyle or old != row.cells:
                 self._update(row, old, palette, restyle)
             self._applied[row.key] = row.cells
+        if added:
+            self._widen(added)
         wanted = [row.key for row in rows]
         if wanted != order:
             rank = {key: i for i, key in enumerate(wanted)}
@@ -143,6 +147,13 @@ class KeyedTable(DataTable[Text]):
             self.update_cell(row_key, self._column_objects[i], value)
             if len(after.text) > len(before.text):
                 self._grow(i, cell_len(after.text))
+
+    def _widen(self, added: list[Row]) -> None:
+        # DataTable measures new rows when it is next idle; a screen painted before that
+        # (a busy console, a screenshot) showed a column narrower than its cells. Measured
+        # now, as _update does for changed cells, the width never depends on timing.
+        for i in range(len(self._column_objects)):
+            self._grow(i, max(cell_len(row.cells[i].text) for row in added))
 
     def _grow(self, index: int, width: int) -> None:
         column = self.columns[self._column_objects[index]]
