@@ -256,7 +256,7 @@ class FakeHost:
             world.refused.append(Sent(self.name, command, mutating))
             raise ReadOnlyViolation(f"{self.name}: read-only: refused to run a mutating command")
         if world.cut_after is not None and len(world.sent) >= world.cut_after:
-            raise TransportError(f"{self.name}: ssh: connection lost (injected)")
+            raise TransportError("ssh: connection lost (injected)")
         world.sent.append(Sent(self.name, command, mutating))
         proc_dir = world.root / "proc"
         proc_dir.mkdir(exist_ok=True)

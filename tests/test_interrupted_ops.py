@@ -31,7 +31,7 @@ from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.ops.weight import execute_weight, plan_undrain
 from wgconsole.transport.base import TransportError
 
-DRAIN_COMMANDS = 23  # commands a full drain of gateway-02 sends in the fake world (checked)
+DRAIN_COMMANDS = 22  # commands a full drain of gateway-02 sends in the fake world (checked)
 
 
 def _ctx(world: World, progress: list[Progress] | None = None) -> OpContext:
@@ -80,7 +80,7 @@ def test_a_full_drain_sends_the_expected_number_of_commands(tmp_path: Path) -> N
     assert "half-done-drain" not in _codes(_fleet(world))
 
 
-@pytest.mark.parametrize("cut", [1, 3, 6, 10, 12, 14, 16, 18, 20, 21, 22])
+@pytest.mark.parametrize("cut", [1, 3, 6, 9, 11, 13, 15, 17, 19, 20, 21])
 def test_a_drain_cut_short_is_detected_and_finished(tmp_path: Path, cut: int) -> None:
     world = make_world(tmp_path)
     before = world.state()
@@ -123,7 +123,7 @@ def test_a_drain_cut_short_is_detected_and_finished(tmp_path: Path, cut: int) ->
     assert not {"half-done-drain", "service-locked"} & set(_codes(_fleet(world)))
 
 
-@pytest.mark.parametrize("cut", [5, 13, 19])
+@pytest.mark.parametrize("cut", [5, 12, 18])
 def test_a_drain_cut_short_is_rolled_back_by_undrain(tmp_path: Path, cut: int) -> None:
     world = make_world(tmp_path)
     ctx = _ctx(world)
@@ -214,7 +214,7 @@ class _Cut:
 
             def run(self, command: str, timeout: float, mutating: bool = False) -> object:
                 if cut.count >= cut.after:
-                    raise TransportError(f"{self.name}: ssh: connection lost (injected)")
+                    raise TransportError("ssh: connection lost (injected)")
                 cut.count += 1
                 return inner.run(command, timeout, mutating)  # type: ignore[attr-defined]
 

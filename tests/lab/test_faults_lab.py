@@ -304,7 +304,7 @@ class _LoseOne:
     def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
         self.counter[0] += 1
         if self.counter[0] == self.at:
-            raise TransportError(f"{self.name}: ssh: connection lost (injected)")
+            raise TransportError("ssh: connection lost (injected)")
         return self.inner.run(command, timeout, mutating)
 
     def close(self) -> None:
@@ -333,9 +333,10 @@ def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path:
     expire = lab.ns("lb", ["cat", "/proc/sys/net/ipv4/vs/expire_nodest_conn"]).strip()
     c = FleetCollector(lab.inventory, timeout=30.0)
     counter = [0]
-    # The 9th command of the drain is lost: after the record, the fixes and weight 0, before
-    # the interface goes down and the real server is deleted.
-    transports = {n: _LoseOne(t, counter, at=9) for n, t in c.transports.items()}
+    # The 11th command of the drain is lost (on the seed's LB, without the fixes): after the
+    # record, the fixes and weight 0, as the interface goes down, before the real server is
+    # deleted.
+    transports = {n: _LoseOne(t, counter, at=11) for n, t in c.transports.items()}
     ctx = OpContext(lab.inventory, transports, AuditLog(Path(audit)), print, timeout=60.0)
     try:
 

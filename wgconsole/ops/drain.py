@@ -293,14 +293,14 @@ def _drain_steps(
     for lb in ctx.inventory.load_balancers:
         with ctx.step(f"{lb.name}: record the drain (previous weight {plan.previous_weight})"):
             _write(ctx, lb, plan, result, "started")
-        _, svc = service_on(ctx, lb)
+        # One reading for both fixes: ipvsadm -E does not touch the sysctl.
+        obs, svc = service_on(ctx, lb)
         if not svc.sh_fallback:
             with ctx.step(f"{lb.name}: enable sh-fallback"):
                 flags = ["sh-fallback"] + (["sh-port"] if svc.sh_port else [])
                 ctx.run(lb.name, lbcmd.set_sched_flags(lb, service, svc, flags))
                 if not service_on(ctx, lb)[1].sh_fallback:
                     raise OpError(f"{lb.name}: sh-fallback is still off after ipvsadm -E")
-        obs = read_lb(ctx, lb, conns=False)
         if not obs.expire_nodest_conn:
             with ctx.step(f"{lb.name}: expire_nodest_conn=1"):
                 ctx.run(lb.name, lbcmd.set_expire_nodest(lb, True))

@@ -10,7 +10,10 @@ from typing import Protocol
 
 
 class TransportError(Exception):
-    """The host could not be reached or the command could not be run (not a command failure)."""
+    """The host could not be reached or the command could not be run (not a command failure).
+
+    The message does not name the host: whoever reports it does (once).
+    """
 
 
 HOST_KEY_CHANGED = "HOST KEY CHANGED"

@@ -218,7 +218,7 @@ class SshTransport:
 
     def _ensure(self) -> paramiko.SSHClient:
         if self._closed:
-            raise TransportError(f"{self.name}: connection closed")
+            raise TransportError("ssh: connection closed")
         client = self._client
         if client is not None:
             transport = client.get_transport()
@@ -229,7 +229,7 @@ class SshTransport:
         client = self._connect()
         if self._closed:  # closed by another thread while connecting
             client.close()
-            raise TransportError(f"{self.name}: connection closed")
+            raise TransportError("ssh: connection closed")
         self._client = client
         return client
 
