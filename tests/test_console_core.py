@@ -18,6 +18,7 @@ from tests.console_support import (
 )
 from wgconsole.drift import gateway_drift
 from wgconsole.events import MAX_PER_KIND, fleet_events, operator_action
+from wgconsole.finding_groups import fold_findings
 from wgconsole.freshness import Keeper, host_ages
 from wgconsole.model import Fleet, PeerOnGateway
 from wgconsole.present import STALE
@@ -235,7 +236,7 @@ def test_client_rows_sort_and_filter() -> None:
 
 def test_finding_rows_keyed_stably() -> None:
     (weight0,) = fleets([WEIGHT0])
-    rows = finding_rows(weight0.findings)
+    rows = finding_rows(fold_findings(weight0.findings))
     assert len({r.key for r in rows}) == len(rows)
     assert rows[0].cells[0].text.split()[1] == weight0.findings[0].severity
 

@@ -31,7 +31,7 @@ from textual.worker import get_current_worker
 
 from wgconsole.collect import FleetCollector, PollResult
 from wgconsole.events import operator_action
-from wgconsole.finding_groups import FindingGroup, fold_findings
+from wgconsole.finding_groups import FindingGroup
 from wgconsole.heap import HeapKeeper
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
@@ -561,7 +561,7 @@ class ConsoleApp(App[int]):
         index = next((i for i, row in enumerate(self.snapshot.findings) if row.key == key), None)
         if index is None:
             return
-        finding = fold_findings(fleet.findings)[index]  # the rows' own order
+        finding = self.snapshot.finding_items[index]
         if isinstance(finding, FindingGroup):
             self.action_view("clients")
             self.query_one(ClientsView).set_filter(finding.code)

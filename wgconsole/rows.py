@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from wgconsole import present
 from wgconsole.drift import Drift
-from wgconsole.finding_groups import FindingGroup, fold_findings
+from wgconsole.finding_groups import FindingGroup
 from wgconsole.freshness import HostAge, Kept
 from wgconsole.model import (
     REAL_SERVER_STATES,
@@ -385,11 +385,12 @@ def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:
     return tuple(rows)
 
 
-def finding_rows(findings: Sequence[Finding]) -> tuple[Row, ...]:
-    """One row a finding, in `fold_findings` order: many clients' findings of a code are one."""
+def finding_rows(items: Sequence[Finding | FindingGroup]) -> tuple[Row, ...]:
+    """One row an item of `fold_findings` (many clients' findings of a code are one), in
+    its order."""
     rows = []
     seen: dict[str, int] = {}
-    for f in fold_findings(findings):
+    for f in items:
         # A group keeps its row (and the cursor on it) while its count changes.
         base = (
             f"{f.code}|{f.severity}|clients"

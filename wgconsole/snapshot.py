@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from wgconsole.details import GatewayDetails
 from wgconsole.events import Event, fleet_events
+from wgconsole.finding_groups import FindingGroup, fold_findings
 from wgconsole.freshness import Keeper, Kept
 from wgconsole.inventory_types import Inventory
-from wgconsole.model import Fleet, gateways_by_real_server
+from wgconsole.model import Finding, Fleet, gateways_by_real_server
 from wgconsole.rates import FleetRates, RateTracker
 from wgconsole.rows import (
     ConnIndex,
@@ -38,6 +39,7 @@ class ConsoleSnapshot:
     clients: RowIndex
     servers: tuple[Row, ...]
     findings: tuple[Row, ...]
+    finding_items: tuple[Finding | FindingGroup, ...]  # what each row of `findings` shows
     conns: ConnIndex
     gateways: GatewayDetails  # the open gateway detail's prepared, any other on demand
 
@@ -78,6 +80,7 @@ class SnapshotBuilder:
         conns.prepare(self.conn_query)
         clients = RowIndex(client_rows(fleet, rates, kept, now))
         clients.prepare(self.client_query)
+        folded = tuple(fold_findings(fleet.findings))
         gateways = GatewayDetails(self.inventory, fleet, kept, now)
         gateways.prepare(self.detail_gateways)
         return ConsoleSnapshot(
@@ -90,7 +93,8 @@ class SnapshotBuilder:
             built_at=now,
             clients=clients,
             servers=server_rows(fleet, rates, kept, now),
-            findings=finding_rows(fleet.findings),
+            findings=finding_rows(folded),
+            finding_items=folded,
             conns=conns,
             gateways=gateways,
         )
