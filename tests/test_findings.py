@@ -5,159 +5,45 @@ Keys are obviously fake strings; no test ever holds anything that looks like a p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pytest
 
-from wgconsole.inventory_types import (
-    Client,
-    Gateway,
-    Inventory,
-    LoadBalancer,
-    Service,
-    SshSettings,
-    Tunnel,
+from tests.observations import (
+    ALPHA,
+    ALPHA_EP,
+    BETA_EP,
+    FALLBACK,
+    GW1,
+    GW1_RS,
+    GW2,
+    GW2_RS,
+    GW_KEY,
+    HEALTHY_CONNS,
+    alpha_on,
+    beta_on,
+    conn,
+    dest,
+    fleet,
+    gw_obs,
+    healthy_gateways,
+    hosts_ok,
+    lb_obs,
+    make_inventory,
+    peer,
+    service,
 )
-from wgconsole.model import Finding, Fleet, build_fleet
+from wgconsole.model import Finding, Fleet
 from wgconsole.observed import (
     Endpoint,
     GatewayObservation,
     HostStatus,
-    IpvsConn,
-    IpvsDest,
     IpvsService,
-    LbObservation,
     ServiceFlag,
-    WgInterface,
     WgPeer,
 )
 
-NOW = 1_700_000_000.0
-VIP = Endpoint("172.16.0.1", 51280)
 SERVICE = "udp 172.16.0.1:51280"
-GW1, GW2 = "wg-gateway-01", "wg-gateway-02"
-GW1_RS = Endpoint("10.211.55.118", 51280)
-GW2_RS = Endpoint("10.211.55.119", 51280)
-ALPHA_EP = Endpoint("10.211.55.10", 40001)
-BETA_EP = Endpoint("10.211.55.11", 40002)
-GW_KEY = "gateway-fake-public-key"
-ALPHA = "alpha-fake-public-key"
-BETA = "beta-fake-public-key"
-FALLBACK = ServiceFlag.HASHED | ServiceFlag.SH_FALLBACK
-
-
-# --- factories ------------------------------------------------------------------------
-
-
-def make_inventory(
-    clients: Sequence[tuple[str, str, str]] = (
-        ("alpha", ALPHA, "10.255.0.2"),
-        ("beta", BETA, "10.255.0.3"),
-    ),
-    gateways: Sequence[tuple[str, Endpoint]] = ((GW1, GW1_RS), (GW2, GW2_RS)),
-) -> Inventory:
-    ssh = SshSettings()
-    return Inventory(
-        path="inventory.yaml",
-        service=Service("udp", VIP.address, VIP.port, "sh"),
-        ssh=ssh,
-        load_balancers=(LoadBalancer("wg-lb", "10.211.55.120", ssh),),
-        gateways=tuple(Gateway(n, rs.address, ssh, real_server=rs) for n, rs in gateways),
-        tunnel=Tunnel("10.255.0.0/24", "10.255.0.1"),
-        clients=tuple(Client(n, k, a) for n, k, a in clients),
-    )
-
-
-def dest(endpoint: Endpoint, weight: int = 1, inactive: int = 0, u_threshold: int = 0) -> IpvsDest:
-    return IpvsDest(endpoint, weight, "masq", 0, inactive, u_threshold=u_threshold)
-
-
-def service(
-    dests: Sequence[IpvsDest] | None = None, flags: int = FALLBACK, scheduler: str = "sh"
-) -> IpvsService:
-    dests = (dest(GW2_RS), dest(GW1_RS)) if dests is None else dests
-    return IpvsService("udp", VIP, scheduler, int(flags), dests=tuple(dests))
-
-
-def conn(client: Endpoint, to: Endpoint) -> IpvsConn:
-    return IpvsConn("udp", client, VIP, to, "UDP", 299)
-
-
-HEALTHY_CONNS = (conn(ALPHA_EP, GW1_RS), conn(BETA_EP, GW2_RS))
-
-
-def lb_obs(
-    svc: IpvsService | None = None,
-    conns: Sequence[IpvsConn] = HEALTHY_CONNS,
-    expire_nodest_conn: bool | None = True,
-) -> LbObservation:
-    services = () if svc is None else (svc,)
-    return LbObservation("wg-lb", NOW, services, tuple(conns), expire_nodest_conn)
-
-
-def peer(
-    key: str,
-    endpoint: Endpoint | None = None,
-    age: float | None = None,
-    allowed: tuple[str, ...] = (),
-    keepalive: int = 15,
-    clock: float = NOW,
-) -> WgPeer:
-    handshake = 0 if age is None else int(clock - age)
-    return WgPeer(key, False, endpoint, allowed, handshake, 1000, 2000, keepalive)
-
-
-def gw_obs(
-    host: str,
-    peers: Sequence[WgPeer],
-    clock: float = NOW,
-    public_key: str = GW_KEY,
-    listen_port: int = 51280,
-    link_up: bool | None = True,
-    interface: bool = True,
-    error: str | None = None,
-) -> GatewayObservation:
-    iface = WgInterface("wg0", public_key, listen_port, 0, tuple(peers)) if interface else None
-    return GatewayObservation(host, clock, link_up, iface, error)
-
-
-def alpha_on(endpoint: Endpoint | None, age: float | None, keepalive: int = 15) -> WgPeer:
-    return peer(ALPHA, endpoint, age, ("10.255.0.2/32",), keepalive)
-
-
-def beta_on(endpoint: Endpoint | None, age: float | None) -> WgPeer:
-    return peer(BETA, endpoint, age, ("10.255.0.3/32",))
-
-
-def healthy_gateways() -> dict[str, GatewayObservation | None]:
-    return {
-        GW1: gw_obs(GW1, [alpha_on(ALPHA_EP, 30), beta_on(None, None)]),
-        GW2: gw_obs(GW2, [alpha_on(None, None), beta_on(BETA_EP, 40)]),
-    }
-
-
-def all_hosts_ok() -> list[HostStatus]:
-    return [
-        HostStatus("wg-lb", "lb", True),
-        HostStatus(GW1, "gateway", True),
-        HostStatus(GW2, "gateway", True),
-    ]
-
-
-def fleet(
-    inventory: Inventory | None = None,
-    lb: LbObservation | bool | None = True,
-    gateways: Mapping[str, GatewayObservation | None] | None = None,
-    hosts: Sequence[HostStatus] | None = None,
-) -> Fleet:
-    lb_value = lb_obs(service()) if lb is True else (None if lb is False else lb)
-    return build_fleet(
-        inventory or make_inventory(),
-        {"wg-lb": lb_value},
-        healthy_gateways() if gateways is None else gateways,
-        all_hosts_ok() if hosts is None else hosts,
-        NOW,
-    )
 
 
 def with_code(f: Fleet, code: str) -> list[Finding]:
@@ -178,7 +64,7 @@ def test_healthy_seed_topology_has_no_findings() -> None:
 
 
 def test_sh_without_fallback_is_a_warning_when_all_dests_are_available() -> None:
-    f = fleet(lb=lb_obs(service(flags=ServiceFlag.HASHED)))
+    f = fleet(lb=lb_obs([service(flags=ServiceFlag.HASHED)]))
     finding = one(f, "sh-no-fallback")
     assert (finding.severity, finding.subject) == ("warning", SERVICE)
     assert "sh-fallback" in finding.message and "half" in finding.message
@@ -187,19 +73,19 @@ def test_sh_without_fallback_is_a_warning_when_all_dests_are_available() -> None
 
 def test_sh_without_fallback_is_critical_with_a_weight_0_dest() -> None:
     svc = service([dest(GW2_RS), dest(GW1_RS, weight=0)], flags=ServiceFlag.HASHED)
-    finding = one(fleet(lb=lb_obs(svc)), "sh-no-fallback")
+    finding = one(fleet(lb=lb_obs([svc])), "sh-no-fallback")
     assert finding.severity == "critical"
     assert "10.211.55.118:51280" in finding.message
 
 
 def test_sh_without_fallback_is_critical_with_an_overloaded_dest() -> None:
     svc = service([dest(GW2_RS, inactive=5, u_threshold=5), dest(GW1_RS)], flags=ServiceFlag.HASHED)
-    assert one(fleet(lb=lb_obs(svc)), "sh-no-fallback").severity == "critical"
+    assert one(fleet(lb=lb_obs([svc])), "sh-no-fallback").severity == "critical"
 
 
 def test_sh_fix_keeps_sh_port() -> None:
     svc = service(flags=ServiceFlag.SH_PORT)
-    assert "-b sh-fallback,sh-port" in one(fleet(lb=lb_obs(svc)), "sh-no-fallback").message
+    assert "-b sh-fallback,sh-port" in one(fleet(lb=lb_obs([svc])), "sh-no-fallback").message
 
 
 @pytest.mark.parametrize(
@@ -208,21 +94,21 @@ def test_sh_fix_keeps_sh_port() -> None:
     ids=["fallback-set", "not-sh"],
 )
 def test_no_sh_no_fallback(svc: IpvsService) -> None:
-    assert with_code(fleet(lb=lb_obs(svc)), "sh-no-fallback") == []
+    assert with_code(fleet(lb=lb_obs([svc])), "sh-no-fallback") == []
 
 
 # --- expire-nodest-off ----------------------------------------------------------------
 
 
 def test_expire_nodest_off() -> None:
-    finding = one(fleet(lb=lb_obs(service(), expire_nodest_conn=False)), "expire-nodest-off")
+    finding = one(fleet(lb=lb_obs(expire_nodest_conn=False)), "expire-nodest-off")
     assert (finding.severity, finding.subject) == ("warning", "wg-lb")
     assert "deleted real server" in finding.message
 
 
 @pytest.mark.parametrize("value", [True, None])
 def test_no_expire_nodest_finding_when_on_or_unknown(value: bool | None) -> None:
-    f = fleet(lb=lb_obs(service(), expire_nodest_conn=value))
+    f = fleet(lb=lb_obs(expire_nodest_conn=value))
     assert with_code(f, "expire-nodest-off") == []
 
 
@@ -238,7 +124,7 @@ def _roamed_alpha() -> dict[str, GatewayObservation | None]:
 
 
 def test_bypassing_lb() -> None:
-    f = fleet(lb=lb_obs(service(), [conn(BETA_EP, GW2_RS)]), gateways=_roamed_alpha())
+    f = fleet(lb=lb_obs(conns=[conn(BETA_EP, GW2_RS)]), gateways=_roamed_alpha())
     finding = one(f, "bypassing-lb")
     assert (finding.severity, finding.subject) == ("critical", "alpha")
     assert GW1 in finding.message and "10.211.55.10:51280" in finding.message
@@ -251,20 +137,20 @@ def test_no_bypass_when_the_lb_has_an_entry() -> None:
 
 
 def test_no_bypass_when_the_lb_did_not_answer() -> None:
-    f = fleet(lb=False, gateways=_roamed_alpha())
+    f = fleet(lb=None, gateways=_roamed_alpha())
     assert with_code(f, "bypassing-lb") == []
     assert one(f, "host-unreachable").subject == "wg-lb"
 
 
 def test_no_bypass_when_the_service_is_missing() -> None:
-    f = fleet(lb=lb_obs(None), gateways=_roamed_alpha())
+    f = fleet(lb=lb_obs([]), gateways=_roamed_alpha())
     assert with_code(f, "bypassing-lb") == []
 
 
 def test_no_bypass_for_an_old_handshake() -> None:
     gws = healthy_gateways()
     gws[GW1] = gw_obs(GW1, [alpha_on(ALPHA_EP, 181), beta_on(None, None)])
-    f = fleet(lb=lb_obs(service(), [conn(BETA_EP, GW2_RS)]), gateways=gws)
+    f = fleet(lb=lb_obs(conns=[conn(BETA_EP, GW2_RS)]), gateways=gws)
     assert with_code(f, "bypassing-lb") == []
     assert one(f, "stale").subject == "alpha"
 
@@ -286,7 +172,7 @@ def test_split() -> None:
 def test_no_split_when_lb_and_handshake_agree_or_one_is_unknown() -> None:
     assert with_code(fleet(), "split") == []
     # No LB entry: lb_gateway unknown, so no split (it is a bypass instead).
-    f = fleet(lb=lb_obs(service(), [conn(BETA_EP, GW2_RS)]))
+    f = fleet(lb=lb_obs(conns=[conn(BETA_EP, GW2_RS)]))
     assert with_code(f, "split") == []
 
 
@@ -330,7 +216,7 @@ def _with_stranger() -> dict[str, GatewayObservation | None]:
 
 def test_unknown_peer() -> None:
     conns = [*HEALTHY_CONNS, conn(Endpoint("10.211.55.12", 40003), GW1_RS)]
-    f = fleet(lb=lb_obs(service(), conns), gateways=_with_stranger())
+    f = fleet(lb=lb_obs(conns=conns), gateways=_with_stranger())
     finding = one(f, "unknown-peer")
     assert (finding.severity, finding.subject) == ("info", "stranger…")
     assert "not in the inventory" in finding.message
@@ -340,7 +226,7 @@ def test_unknown_peer() -> None:
 def test_no_unknown_peer_when_the_inventory_lists_no_clients() -> None:
     conns = [*HEALTHY_CONNS, conn(Endpoint("10.211.55.12", 40003), GW1_RS)]
     f = fleet(
-        inventory=make_inventory(clients=()), lb=lb_obs(service(), conns), gateways=_with_stranger()
+        inventory=make_inventory(clients=()), lb=lb_obs(conns=conns), gateways=_with_stranger()
     )
     assert with_code(f, "unknown-peer") == []
     assert f.findings == ()
@@ -426,7 +312,7 @@ def test_unreachable_gateway_is_not_drift() -> None:
 
 
 def test_inventory_gateway_missing_from_the_service() -> None:
-    f = fleet(lb=lb_obs(service([dest(GW2_RS)])))
+    f = fleet(lb=lb_obs([service([dest(GW2_RS)])]))
     finding = one(f, "real-server-missing")
     assert (finding.severity, finding.subject) == ("critical", GW1)
     assert "10.211.55.118:51280" in finding.message
@@ -434,14 +320,14 @@ def test_inventory_gateway_missing_from_the_service() -> None:
 
 def test_service_dest_missing_from_the_inventory() -> None:
     extra = Endpoint("10.211.55.117", 51280)
-    f = fleet(lb=lb_obs(service([dest(extra), dest(GW2_RS), dest(GW1_RS)])))
+    f = fleet(lb=lb_obs([service([dest(extra), dest(GW2_RS), dest(GW1_RS)])]))
     finding = one(f, "real-server-missing")
     assert (finding.severity, finding.subject) == ("warning", SERVICE)
     assert "10.211.55.117:51280" in finding.message
 
 
 def test_service_not_found_on_the_lb() -> None:
-    f = fleet(lb=lb_obs(None))
+    f = fleet(lb=lb_obs([]))
     finding = one(f, "real-server-missing")
     assert (finding.severity, finding.subject) == ("critical", SERVICE)
     assert "wg-lb" in finding.message
@@ -457,7 +343,7 @@ def test_no_real_server_findings_when_they_match() -> None:
 def test_host_unreachable_with_its_error() -> None:
     gws = healthy_gateways()
     gws[GW2] = None
-    hosts = [*all_hosts_ok()[:2], HostStatus(GW2, "gateway", False, "ssh: timed out")]
+    hosts = [*hosts_ok()[:2], HostStatus(GW2, "gateway", False, "ssh: timed out")]
     f = fleet(gateways=gws, hosts=hosts)
     finding = one(f, "host-unreachable")
     assert (finding.severity, finding.subject) == ("critical", GW2)

@@ -7,167 +7,32 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
 
 import pytest
 
-from wgconsole.inventory_types import (
-    Client,
-    Gateway,
-    Inventory,
-    LoadBalancer,
-    Service,
-    SshSettings,
-    Tunnel,
+from tests.observations import (
+    ALPHA,
+    ALPHA_EP,
+    BETA_EP,
+    GW1_RS,
+    GW2_RS,
+    GW_KEY,
+    NOW,
+    VIP,
+    conn,
+    dest,
+    fleet,
+    gw_obs,
+    healthy_gateways,
+    hosts_ok,
+    lb_obs,
+    make_inventory,
+    peer,
+    service,
 )
+from wgconsole.inventory_types import Inventory
 from wgconsole.model import Finding, Fleet, build_fleet, client_status, handshake_age
-from wgconsole.observed import (
-    Endpoint,
-    GatewayObservation,
-    HostStatus,
-    IpvsConn,
-    IpvsDest,
-    IpvsService,
-    LbObservation,
-    ServiceFlag,
-    WgInterface,
-    WgPeer,
-)
-
-NOW = 1_700_000_000.0
-VIP = Endpoint("172.16.0.1", 51280)
-GW1_RS = Endpoint("10.211.55.118", 51280)
-GW2_RS = Endpoint("10.211.55.119", 51280)
-ALPHA_EP = Endpoint("10.211.55.10", 40001)
-BETA_EP = Endpoint("10.211.55.11", 40002)
-GW_KEY = "gateway-fake-public-key"
-ALPHA = "alpha-fake-public-key"
-BETA = "beta-fake-public-key"
-
-
-# --- factories ------------------------------------------------------------------------
-
-
-def make_inventory(
-    clients: Sequence[tuple[str, str, str]] = (
-        ("alpha", ALPHA, "10.255.0.2"),
-        ("beta", BETA, "10.255.0.3"),
-    ),
-    gateways: Sequence[tuple[str, Endpoint]] = (
-        ("wg-gateway-01", GW1_RS),
-        ("wg-gateway-02", GW2_RS),
-    ),
-    lbs: Sequence[str] = ("wg-lb",),
-) -> Inventory:
-    ssh = SshSettings()
-    return Inventory(
-        path="inventory.yaml",
-        service=Service("udp", VIP.address, VIP.port, "sh"),
-        ssh=ssh,
-        load_balancers=tuple(LoadBalancer(n, "10.211.55.120", ssh) for n in lbs),
-        gateways=tuple(Gateway(n, rs.address, ssh, real_server=rs) for n, rs in gateways),
-        tunnel=Tunnel("10.255.0.0/24", "10.255.0.1"),
-        clients=tuple(Client(n, k, a) for n, k, a in clients),
-    )
-
-
-def dest(endpoint: Endpoint, weight: int = 1, **kw: int) -> IpvsDest:
-    return IpvsDest(endpoint, weight, "masq", kw.pop("active", 0), kw.pop("inactive", 0), **kw)
-
-
-def service(
-    dests: Sequence[IpvsDest] = (),
-    flags: int = ServiceFlag.HASHED | ServiceFlag.SH_FALLBACK,
-    vip: Endpoint = VIP,
-) -> IpvsService:
-    if not dests:
-        dests = (dest(GW2_RS), dest(GW1_RS))
-    return IpvsService("udp", vip, "sh", int(flags), dests=tuple(dests))
-
-
-def conn(client: Endpoint, to: Endpoint, virtual: Endpoint = VIP) -> IpvsConn:
-    return IpvsConn("udp", client, virtual, to, "UDP", 299)
-
-
-def lb_obs(
-    services: Sequence[IpvsService] | None = None,
-    conns: Sequence[IpvsConn] = (conn(ALPHA_EP, GW1_RS), conn(BETA_EP, GW2_RS)),
-    expire_nodest_conn: bool | None = True,
-    host: str = "wg-lb",
-) -> LbObservation:
-    if services is None:
-        services = (service(),)
-    return LbObservation(host, NOW, tuple(services), tuple(conns), expire_nodest_conn)
-
-
-def peer(
-    key: str,
-    endpoint: Endpoint | None = None,
-    age: float | None = None,
-    clock: float = NOW,
-    allowed: tuple[str, ...] | None = None,
-    keepalive: int = 15,
-) -> WgPeer:
-    handshake = 0 if age is None else int(clock - age)
-    allowed = allowed if allowed is not None else ()
-    return WgPeer(key, False, endpoint, allowed, handshake, 1000, 2000, keepalive)
-
-
-def gw_obs(
-    host: str,
-    peers: Sequence[WgPeer],
-    clock: float = NOW,
-    link_up: bool | None = True,
-    public_key: str = GW_KEY,
-    listen_port: int = 51280,
-    interface: bool = True,
-    error: str | None = None,
-) -> GatewayObservation:
-    iface = WgInterface("wg0", public_key, listen_port, 0, tuple(peers)) if interface else None
-    return GatewayObservation(host, clock, link_up, iface, error)
-
-
-def healthy_gateways(clock2: float = NOW) -> dict[str, GatewayObservation | None]:
-    """alpha lives on gateway-01, beta on gateway-02, as the LB entries say."""
-    return {
-        "wg-gateway-01": gw_obs(
-            "wg-gateway-01",
-            [
-                peer(ALPHA, ALPHA_EP, 30, allowed=("10.255.0.2/32",)),
-                peer(BETA, None, None, allowed=("10.255.0.3/32",)),
-            ],
-        ),
-        "wg-gateway-02": gw_obs(
-            "wg-gateway-02",
-            [
-                peer(ALPHA, None, None, clock=clock2, allowed=("10.255.0.2/32",)),
-                peer(BETA, BETA_EP, 40, clock=clock2, allowed=("10.255.0.3/32",)),
-            ],
-            clock=clock2,
-        ),
-    }
-
-
-def hosts_ok(inventory: Inventory) -> list[HostStatus]:
-    roles = [(lb.name, "lb") for lb in inventory.load_balancers]
-    roles += [(gw.name, "gateway") for gw in inventory.gateways]
-    return [HostStatus(n, r, True, None, NOW) for n, r in roles]
-
-
-def fleet(
-    inventory: Inventory | None = None,
-    lbs: Mapping[str, LbObservation | None] | None = None,
-    gateways: Mapping[str, GatewayObservation | None] | None = None,
-    hosts: Sequence[HostStatus] | None = None,
-) -> Fleet:
-    inventory = inventory or make_inventory()
-    return build_fleet(
-        inventory,
-        {"wg-lb": lb_obs()} if lbs is None else lbs,
-        healthy_gateways() if gateways is None else gateways,
-        hosts_ok(inventory) if hosts is None else hosts,
-        NOW,
-    )
+from wgconsole.observed import Endpoint, GatewayObservation, HostStatus, IpvsService, LbObservation
 
 
 def codes(f: Fleet) -> list[str]:
