@@ -64,6 +64,7 @@ from wgconsole.model import Fleet, build_fleet
 from wgconsole.observed import GatewayObservation, HostStatus, LbObservation
 from wgconsole.transport.base import CommandResult, Transport
 from wgconsole.transport.ssh import SshTransport
+from wgconsole.whereis import proposed_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = Path(os.environ.get("WGCONSOLE_BENCH_LAB_DIR", "/var/lib/wgconsole-lab-bench"))
@@ -488,6 +489,17 @@ def measure_parse_model(capture: Path, rounds: int) -> dict[str, Any]:
         model_s.append(built - parsed)
         total_s.append(built - started)
     assert fleet is not None
+    # The sh model (whereis, what-if, drain previews) picking a gateway for every source in
+    # the LB table, with the first gateway at weight 0.
+    assert fleet.service is not None
+    drained = proposed_model(inventory, fleet.service.raw, weights={inventory.gateways[0].name: 0})
+    sources = [(c.client.address, c.client.port) for c in fleet.conns]
+    picks_s = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for address, port in sources:
+            drained.pick(address, port)
+        picks_s.append(time.perf_counter() - started)
     # The first round warms caches and imports (findings is imported lazily): not counted.
     # The others are the console's every poll after the first (same output, as when the
     # peers are idle); the cold rounds are a first poll.
@@ -503,6 +515,8 @@ def measure_parse_model(capture: Path, rounds: int) -> dict[str, Any]:
         # (the lab's QEMU, other labs) competing for this machine's cores.
         "cpu_ms": round(statistics.median(cpu_s[1:]) * 1000, 1),
         "rounds": rounds,
+        "sh_picks": len(sources),
+        "sh_picks_ms": round(statistics.median(picks_s) * 1000, 1),
         "clients": len(fleet.clients),
         "conns": len(fleet.conns),
         "findings": len(fleet.findings),
@@ -780,6 +794,15 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             _verdict(pm["cold_total_ms"] < TARGETS["parse_model_ms"]),
         )
     )
+    if "sh_picks_ms" in pm:
+        rows.append(
+            (
+                "sh model picks",
+                f"{pm['sh_picks_ms']:.0f} ms for {pm['sh_picks']:,} sources (a gateway drained)",
+                "(no target)",
+                "n/a",
+            )
+        )
     ui = results["ui"]
     if ui.get("measured"):
         rows.append(

@@ -6,7 +6,6 @@ Keys are obviously fake strings; no test ever holds anything that looks like a p
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -475,15 +474,14 @@ def _big_fleet_inputs() -> tuple[
     return inv, {"wg-lb": lb_obs([svc], conns)}, gws
 
 
-def test_build_fleet_is_fast_for_5000_clients_and_50000_conns() -> None:
+def test_build_fleet_of_5000_clients_and_50000_conns_then_again() -> None:
+    # Its speed is measured by `make bench` (parse+model), not asserted here. Built twice:
+    # the second build reuses the first one's client views and must give the same fleet.
     inv, lbs, gws = _big_fleet_inputs()
     hosts = hosts_ok(inv)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        f = build_fleet(inv, lbs, gws, hosts, NOW)
-        best = min(best, time.perf_counter() - start)
+    first = build_fleet(inv, lbs, gws, hosts, NOW)
+    f = build_fleet(inv, lbs, gws, hosts, NOW)
     assert len(f.clients) == 5000 and len(f.conns) == 50_000
     assert all(c.lb_gateway == c.handshake_gateway for c in f.clients)
     assert f.findings == ()
-    assert best < 0.25, f"build_fleet took {best * 1000:.0f} ms"
+    assert f == first

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -488,13 +487,12 @@ def test_matches_literal_kernel_reference(
 # --- practical properties -----------------------------------------------------------------
 
 
-def test_ten_thousand_picks_are_fast() -> None:
+def test_ten_thousand_picks_with_a_weight_0_gateway_all_go_to_the_other() -> None:
+    # Speed is the scale benchmark's to measure (`make bench`), not a test's.
     model = ShModel([ShDest(GW1, 0), ShDest(GW2, 1)], fallback=True, port_hashing=True)
-    population = clients(10_000)
-    start = time.perf_counter()
-    picks = [model.pick(a, p) for a, p in population]
-    assert time.perf_counter() - start < 1.0  # ~15 ms in practice; generous for slow CI
+    picks = [model.pick(a, p) for a, p in clients(10_000)]
     assert len(picks) == 10_000
+    assert {pick.dest for pick in picks} == {GW2}
 
 
 def test_does_not_import_textual() -> None:
