@@ -7,6 +7,7 @@ on screen and in the log, never a crash.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 from textual.widgets import Button, Input, Static
 
-from tests.console_support import NORMAL, console, show_view, wait_for
+from tests.console_support import NORMAL, SteppedCollector, console, show_view, wait_for
 from wgconsole.app import ConsoleApp
+from wgconsole.inventory import load_inventory
+from wgconsole.ops.inventory_edit import add_client, remove_client
 from wgconsole.screens.action import ActionScreen
 from wgconsole.screens.detail import ClientScreen, GatewayScreen
 from wgconsole.screens.help import HelpScreen
@@ -300,3 +303,32 @@ async def test_steps_are_shown_as_they_end() -> None:
         assert steps[2].startswith("✖ interface down: wg-gateway-01: no route (")
         assert len(steps) == 3
         assert "FAILED: wg-gateway-01: no route" in text(screen, "action-outcome")
+
+
+async def test_clients_added_to_the_inventory_are_named_from_the_next_poll(
+    tmp_path: Path,
+) -> None:
+    # What a peer add from the console does to the inventory file, then to the views.
+    path = str(tmp_path / "inventory.yaml")
+    shutil.copy(NORMAL / "inventory.yaml", path)
+    listed = load_inventory(path)
+    client = next(c for c in listed.clients if c.name == "wg-client-1")
+    remove_client(path, client.public_key)
+    collector = SteppedCollector([NORMAL], load_inventory(path))
+    app = ConsoleApp(collector.inventory, collector, interval=3600, clock=collector.stepped_clock)
+
+    def shown() -> tuple[str, tuple[str, ...]]:
+        assert app.snapshot is not None
+        view = app.snapshot.fleet.client(client.public_key)
+        assert view is not None
+        return view.label, view.findings
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app)
+        assert "unknown-peer" in shown()[1]
+        add_client(path, client)
+        before = app.applied
+        app.reread_clients()
+        await wait_for(pilot, lambda: app.applied > before)
+        assert shown() == ("wg-client-1", ())
+        assert collector.inventory.clients == load_inventory(path).clients

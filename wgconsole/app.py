@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -33,6 +34,7 @@ from wgconsole.collect import FleetCollector, PollResult
 from wgconsole.events import operator_action
 from wgconsole.finding_groups import FindingGroup
 from wgconsole.heap import HeapKeeper
+from wgconsole.inventory import InventoryError, load_inventory
 from wgconsole.inventory_types import Inventory
 from wgconsole.model import Fleet
 from wgconsole.ops.audit import AuditLog, default_audit_path
@@ -333,6 +335,22 @@ class ConsoleApp(App[int]):
 
     def action_poll_now(self) -> None:
         self._wake.set()
+
+    def reread_clients(self) -> None:
+        """A peer added or removed from here rewrote the inventory's `clients:`: the views
+        name the client from the next poll on, not as an unknown peer until a restart.
+        Only the clients are taken: the hosts and service are those the console polls."""
+        try:
+            on_disk = load_inventory(self.inventory.path)
+        except InventoryError as exc:
+            self.notify(f"clients not re-read from the inventory: {exc}", severity="warning")
+            return
+        inventory = replace(self.inventory, clients=on_disk.clients)
+        # Single assignments: the poll worker takes whichever it reads first.
+        self.inventory = inventory
+        self.collector.inventory = inventory
+        self.builder.inventory = inventory
+        self.action_poll_now()
 
     # --- applying snapshots (UI thread) ---------------------------------------------------
 
@@ -731,7 +749,10 @@ class ConsoleApp(App[int]):
             plan = plan_peer_remove(self.inventory, self.collector.snapshot(), public_key)
 
             def execute() -> str:
-                return "\n".join(execute_peer_remove(ctx, plan).summary())
+                try:
+                    return "\n".join(execute_peer_remove(ctx, plan).summary())
+                finally:
+                    self.call_from_thread(self.reread_clients)
 
             return Planned(plan.describe(), plan.label, execute)
 
@@ -757,7 +778,10 @@ class ConsoleApp(App[int]):
                 )
 
             def execute() -> str:
-                result = execute_peer_add(ctx, plan, output=output)
+                try:
+                    result = execute_peer_add(ctx, plan, output=output)
+                finally:
+                    self.call_from_thread(self.reread_clients)
                 return "\n".join([*result.summary(), "", result.display_config()])
 
             return Planned(plan.describe(), name, execute)
