@@ -483,10 +483,23 @@ def test_ip_vs_conn_fast_and_reference_paths_agree() -> None:
     assert by_column is not None  # a regular table takes the fast path
     assert by_column == ipvs_proc._conns_by_line(lines) == parse_ip_vs_conn(text)
     assert len(by_column) == 3000
-    # IPv6, SCTP's wider column and PE fields take the fast path as well.
+    assert ipvs_proc._ipv4_columns(lines) is not None  # cut at fixed places, not split
+    # IPv6, SCTP's wider column and PE fields take the fast path as well (split, not cut).
     lines = fixture("proc_ip_vs_conn.txt").partition("\n")[2].splitlines()
+    assert ipvs_proc._ipv4_columns(lines) is None
     assert ipvs_proc._conns_by_column(lines) == ipvs_proc._conns_by_line(lines)
     assert ipvs_proc._conns_by_column(lines) is not None
+    # Fields not where the kernel puts them are never cut: a space inside an address or a
+    # port, a short line.
+    good = "UDP 0A00020F 9C40 AC100001 C850 0AD33776 C850 UDP         293"
+    for bad in (
+        "UDP 0A00 20F 9C40 AC100001 C850 0AD33776 C850 UDP         293",
+        "UDP 0A00020F 9C 0 AC100001 C850 0AD33776 C850 UDP         293",
+        "UDP 0A00020F 9C40",
+    ):
+        assert ipvs_proc._ipv4_columns([good, bad]) is None
+        with pytest.raises(ParseError):
+            parse_ip_vs_conn(CONN_HEADER + good + "\n" + bad + "\n")
 
 
 def test_ip_vs_conn_memo_reuses_entries_and_follows_their_expiry() -> None:

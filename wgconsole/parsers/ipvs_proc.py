@@ -10,10 +10,10 @@ import dataclasses
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TypeVar
 
 from ..observed import Endpoint, IpvsConn, IpvsDest, IpvsService, ServiceFlag
@@ -175,11 +175,14 @@ def _conns_by_column(lines: list[str]) -> list[IpvsConn] | None:
     """
     if not lines:
         return []
-    rows = list(map(str.split, lines, repeat(None), repeat(3)))
-    if set(map(len, rows)) != {4}:
-        return None  # blank or short lines: leave them to the reference pass
-    protocols, addresses, ports, remainders = zip(*rows, strict=True)
-    del rows
+    columns = _ipv4_columns(lines)
+    if columns is None:
+        rows = list(map(str.split, lines, repeat(None), repeat(3)))
+        if set(map(len, rows)) != {4}:
+            return None  # blank or short lines: leave them to the reference pass
+        columns = tuple(zip(*rows, strict=True))
+        del rows
+    protocols, addresses, ports, remainders = columns
     endpoints = _Endpoints()
     try:
         protocol_column = list(map(_Converted(_protocol).__getitem__, protocols))
@@ -189,6 +192,29 @@ def _conns_by_column(lines: list[str]) -> list[IpvsConn] | None:
     except (_BadField, ValueError, OSError):
         return None
     return _CONNS.build(protocol_column, clients, virtuals, dests, states, expires)
+
+
+# Where the kernel's "%-3s %08X %04X " puts the fields of an IPv4 entry of a 3-letter protocol.
+_PROTOCOL_AT, _ADDRESS_AT, _PORT_AT, _REST_AT = (
+    itemgetter(slice(0, 3)),
+    itemgetter(slice(4, 12)),
+    itemgetter(slice(13, 17)),
+    itemgetter(slice(_REST_FROM := 18, None)),
+)
+_SPACES_AT = (itemgetter(3), itemgetter(12), itemgetter(17))
+
+
+def _ipv4_columns(lines: list[str]) -> tuple[Sequence[str], ...] | None:
+    """Protocol, client address, client port and the rest of every line, cut at their fixed
+    places (no list per line, as str.split makes); None unless every line is an IPv4 entry
+    of a 3-letter protocol (TCP, UDP), with nothing but hex digits in the cut fields."""
+    if min(map(len, lines)) <= _REST_FROM or any(set(map(at, lines)) != {" "} for at in _SPACES_AT):
+        return None
+    addresses = list(map(_ADDRESS_AT, lines))
+    ports = list(map(_PORT_AT, lines))
+    if " " in "".join(addresses) or " " in "".join(ports):
+        return None
+    return list(map(_PROTOCOL_AT, lines)), addresses, ports, list(map(_REST_AT, lines))
 
 
 def _conns_reusing(lines: list[str], memo: LineMemo[IpvsConn]) -> list[IpvsConn] | None:
@@ -262,7 +288,7 @@ def _by_rest(lines: list[str], conns: list[IpvsConn]) -> dict[str, IpvsConn]:
     return dict(zip(split[0], conns, strict=True))
 
 
-def _client_addresses(column: tuple[str, ...], endpoints: _Endpoints) -> list[str]:
+def _client_addresses(column: Sequence[str], endpoints: _Endpoints) -> list[str]:
     """Client addresses are mostly distinct, so caching them would only cost time."""
     try:
         # fromhex rejects non-hex digits and inet_ntoa anything but 4 bytes, so this
@@ -272,7 +298,7 @@ def _client_addresses(column: tuple[str, ...], endpoints: _Endpoints) -> list[st
         return list(map(endpoints.addresses.__getitem__, column))  # IPv6, or an error
 
 
-def _client_ports(column: tuple[str, ...]) -> list[int]:
+def _client_ports(column: Sequence[str]) -> list[int]:
     if set(map(len, column)) != {4}:
         raise _BadField("port")
     bytes.fromhex("".join(column))  # rejects what int(x, 16) would let through: 0x, _, -
