@@ -129,10 +129,11 @@ def client_findings(
     if lb_has_service:
         checks.append(("bypassing-lb", "critical", bypassing_lb(clients, labels)))
     checks.append(("split", "warning", split(clients, labels)))
-    checks.append(("never", "info", never(clients, labels)))
+    on = _On(clients)  # both checks below name a client's gateways: joined once
+    checks.append(("never", "info", never(clients, labels, on)))
     checks.append(("stale", "warning", stale(clients, labels)))
     if inventory_lists_clients:
-        checks.append(("unknown-peer", "info", unknown_peer(clients, labels)))
+        checks.append(("unknown-peer", "info", unknown_peer(clients, labels, on)))
     # The check Finding.__post_init__ would make (the severities are this module's own).
     unknown = {severity for _, severity, _ in checks} - SEVERITY_RANK.keys()
     if unknown:
@@ -546,11 +547,11 @@ def stale(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
     return flagged, messages
 
 
-def never(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
+def never(clients: Sequence[ClientView], labels: Sequence[str], on: _On) -> _Flagged:
     """Clients with no handshake on any gateway (info)."""
     flagged = [i for i, c in enumerate(clients) if c.handshake_age is None]
     messages = [
-        f"{labels[i]} has no handshake on any answering gateway ({_on(c)})."
+        f"{labels[i]} has no handshake on any answering gateway ({on[i]})."
         if c.per_gateway
         else f"{labels[i]} is in the inventory but configured on no answering gateway."
         for i, c in zip(flagged, map(clients.__getitem__, flagged), strict=True)
@@ -558,19 +559,24 @@ def never(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
     return flagged, messages
 
 
-def unknown_peer(clients: Sequence[ClientView], labels: Sequence[str]) -> _Flagged:
+def unknown_peer(clients: Sequence[ClientView], labels: Sequence[str], on: _On) -> _Flagged:
     """Peers that are not in the inventory's clients (info; only when it lists clients)."""
     flagged = [i for i, c in enumerate(clients) if c.name is None]
-    messages = [
-        f"Peer {short_key(c.public_key)} on {_on(c)} is not in the inventory's clients."
-        for c in map(clients.__getitem__, flagged)
-    ]
+    # A client without a name is labelled by its short key.
+    messages = [f"Peer {labels[i]} on {on[i]} is not in the inventory's clients." for i in flagged]
     return flagged, messages
 
 
-def _on(client: ClientView) -> str:
-    """The gateways that carry the client, as a message names them."""
-    return ", ".join(map(_GATEWAY, client.per_gateway))
+class _On(dict[int, str]):
+    """The gateways that carry clients[i], as a message names them; made on first use."""
+
+    def __init__(self, clients: Sequence[ClientView]) -> None:
+        super().__init__()
+        self._clients = clients
+
+    def __missing__(self, i: int) -> str:
+        value = self[i] = ", ".join(map(_GATEWAY, self._clients[i].per_gateway))
+        return value
 
 
 _GATEWAY = attrgetter("gateway")
