@@ -41,8 +41,9 @@ def gc_paused() -> Iterator[None]:
     The last to leave also moves every object to the oldest generation (gc.freeze, then
     gc.unfreeze: both O(1)) before the collector runs again. Otherwise its next young
     collection walks every record the pause let pile up, a first poll's ~240,000 of them
-    (40-90 ms measured, inside the poll); now only a full collection walks them, as it
-    would once they were old, and a cycle made meanwhile is still collected by that one.
+    (20-40 ms measured); now only a full collection walks them, as it would once they were
+    old. A cycle made meanwhile (by any thread) is still collected, by that full collection:
+    the console's HeapKeeper runs one every few minutes.
     """
     global _gc_depth, _gc_restore
     with _gc_lock:
