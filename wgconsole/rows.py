@@ -643,10 +643,9 @@ def gateway_peers(fleet: Fleet, gateway: str, kept: Kept, now: float) -> PeerRow
         entries = [(by_key.get(key), key, peer) for key, peer in old.peers.items()]
         return PeerRows(entries, gateway, max(0.0, now - old.as_of))
     for view in fleet.clients:
-        for peer in view.per_gateway:
-            if peer.gateway == gateway:
-                entries.append((view, view.public_key, peer))
-                break
+        peer = view.on(gateway)
+        if peer is not None:
+            entries.append((view, view.public_key, peer))
     return PeerRows(entries, gateway, None)
 
 
