@@ -133,12 +133,8 @@ class GatewayScreen(DetailScreen):
 
 
 def _where(table: WindowedTable) -> str:
-    """Where the cursor is in the whole list, when the table holds a window of it (its
-    scrollbar spans the window only)."""
-    position = table.position
-    if table.row_count < table.count and position is not None:
-        return f" · row {position + 1} of {table.count}"
-    return ""
+    where = table.where()
+    return "" if where is None else f" · {where}"
 
 
 class ClientScreen(DetailScreen):

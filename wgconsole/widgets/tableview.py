@@ -88,11 +88,8 @@ class TableView(Vertical):
     def _update_status(self) -> None:
         table = self.table
         text = self.status_text(table.count, self.total)
-        position = table.position
-        if table.row_count < table.count and position is not None:
-            # The table's own scrollbar spans its window only: say where the cursor is.
-            text = f"row {position + 1} of {table.count} · {text}"
-        self.set_status(text)
+        where = table.where()
+        self.set_status(text if where is None else f"{where} · {text}")
 
     @on(WindowedTable.Moved)
     @on(DataTable.RowHighlighted)

@@ -64,6 +64,14 @@ class WindowedTable(KeyedTable):
             return None
         return self.start + self.cursor_row
 
+    def where(self) -> str | None:
+        """`row N of M` while the table holds a window of its list (its scrollbar then spans
+        the window only, so it cannot say where the cursor is), else None."""
+        position = self.position
+        if self.row_count < self.count and position is not None:
+            return f"row {position + 1} of {self.count}"
+        return None
+
     def _clamp(self, offset: int) -> int:
         return max(0, min(offset, self.count - self.window_size))
 
