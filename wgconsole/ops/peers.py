@@ -212,10 +212,7 @@ def precheck_peer_add(
     if public_key is not None:
         validate.public_key(public_key)
     if address is not None:
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise ValidationError(f"address {address!r}: not an IP address") from None
+        validate.ip_address(address)
     if keepalive is not None:
         _keepalive(keepalive)
 

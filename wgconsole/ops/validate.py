@@ -52,12 +52,16 @@ def gateway(inventory: Inventory, value: str) -> Gateway:
     raise ValidationError(f"no gateway named {value!r} in the inventory (known: {known})")
 
 
-def tunnel_address(inventory: Inventory, value: str, in_use: Iterable[str]) -> str:
-    """An address inside the tunnel network, not the gateway's, not used by any peer."""
+def ip_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        addr = ipaddress.ip_address(value)
+        return ipaddress.ip_address(value)
     except ValueError:
         raise ValidationError(f"address {value!r}: not an IP address") from None
+
+
+def tunnel_address(inventory: Inventory, value: str, in_use: Iterable[str]) -> str:
+    """An address inside the tunnel network, not the gateway's, not used by any peer."""
+    addr = ip_address(value)
     net = ipaddress.ip_network(inventory.tunnel.network)
     if addr not in net:
         raise ValidationError(f"address {addr}: outside the tunnel network {net}")
