@@ -195,11 +195,12 @@ def _conns_by_column(lines: list[str]) -> list[IpvsConn] | None:
 
 
 # Where the kernel's "%-3s %08X %04X " puts the fields of an IPv4 entry of a 3-letter protocol.
+_REST_FROM = 18
 _PROTOCOL_AT, _ADDRESS_AT, _PORT_AT, _REST_AT = (
     itemgetter(slice(0, 3)),
     itemgetter(slice(4, 12)),
     itemgetter(slice(13, 17)),
-    itemgetter(slice(_REST_FROM := 18, None)),
+    itemgetter(slice(_REST_FROM, None)),
 )
 _SPACES_AT = (itemgetter(3), itemgetter(12), itemgetter(17))
 
