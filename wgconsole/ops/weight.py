@@ -158,7 +158,7 @@ def plan_undrain(ctx: OpContext, fleet: Fleet, name: str, weight: int | None = N
     # Missing counts as down: a drain cut short, or a re-creation that failed half-way,
     # must not end in weight > 0 on a gateway that has no interface to answer with.
     down = gv is not None and gv.reachable and gv.link_up is not True
-    peers = gv.peer_count or 0 if gv is not None else 0
+    peers = (gv.peer_count or 0) if gv is not None else 0
     return _plan(ctx.inventory, fleet, gw, valid_weight(weight), "undrain", down, peers)
 
 
