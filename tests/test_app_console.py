@@ -30,6 +30,7 @@ from wgconsole.screens.help import HelpScreen
 from wgconsole.theme_files import ThemeError
 from wgconsole.widgets.connections import ConnectionsView
 from wgconsole.widgets.eventlog import EventLog
+from wgconsole.widgets.header import ConsoleHeader
 from wgconsole.widgets.keyed_table import KeyedTable
 from wgconsole.widgets.tableview import TableView
 
@@ -463,6 +464,20 @@ async def test_q_quits_and_closes_every_connection() -> None:
         await pilot.pause()
     assert collector.closed
     assert app.return_code == 0
+
+
+async def test_the_clock_tick_while_textual_takes_the_screens_down_does_nothing() -> None:
+    # Textual stops running, then removes the widgets one by one; the 1-second tick (its own
+    # timer task) can fire in between and once found the header gone (CI: NoMatches).
+    app, _ = console([NORMAL])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app)
+        app._running = False  # what App._shutdown sets first
+        try:
+            await app.query_one(ConsoleHeader).remove()
+            app._tick()
+        finally:
+            app._running = True
 
 
 # --- polling behaviour ---------------------------------------------------------------------

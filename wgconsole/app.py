@@ -363,8 +363,14 @@ class ConsoleApp(App[int]):
             self._taken.set()
 
     def _views_mounted(self) -> bool:
-        # Timers and late messages can arrive while the app is closing its screens.
-        return not self._closed and bool(self.screen_stack) and bool(self._main.query(OverviewView))
+        # Timers and late messages can arrive while the app is closing its screens, which
+        # Textual removes widget by widget once it has stopped running.
+        return (
+            self.is_running
+            and not self._closed
+            and bool(self.screen_stack)
+            and bool(self._main.query(OverviewView))
+        )
 
     @property
     def _main(self) -> Screen[object]:
