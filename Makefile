@@ -24,6 +24,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check wgconsole tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: setup
 	$(VENV)/bin/pytest -q -m 'not lab'

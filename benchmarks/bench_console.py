@@ -38,10 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wgconsole.app import ConsoleApp
-from wgconsole.collect import PollResult
-from wgconsole.heap import HeapKeeper
-from wgconsole.inventory_types import (
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import (
     Client,
     Gateway,
     Inventory,
@@ -50,8 +48,8 @@ from wgconsole.inventory_types import (
     SshSettings,
     Tunnel,
 )
-from wgconsole.model import Fleet, build_fleet
-from wgconsole.observed import (
+from wgconsole.core.model import build_fleet
+from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,
     HostStatus,
@@ -62,8 +60,11 @@ from wgconsole.observed import (
     WgInterface,
     WgPeer,
 )
-from wgconsole.sched import ShModel
-from wgconsole.snapshot import ConsoleSnapshot, SnapshotBuilder
+from wgconsole.core.sched import ShModel
+from wgconsole.poll.collector import PollResult
+from wgconsole.tui.app import ConsoleApp
+from wgconsole.view.heap import HeapKeeper
+from wgconsole.view.snapshot import ConsoleSnapshot, SnapshotBuilder
 
 CLIENTS = 5_000
 GATEWAYS = 3

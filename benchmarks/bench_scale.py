@@ -48,7 +48,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wgconsole.collect import (
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Host, Inventory, SshSettings
+from wgconsole.core.model import build_fleet
+from wgconsole.core.records import GatewayObservation, HostStatus, LbObservation
+from wgconsole.core.whereis import proposed_model
+from wgconsole.lab import manager
+from wgconsole.lab.topology import SERVICE_PORT, VIP
+from wgconsole.poll.collector import (
     FleetCollector,
     PollResult,
     fleet_from_poll,
@@ -56,15 +64,8 @@ from wgconsole.collect import (
     parse_gateway_output,
     parse_lb_output,
 )
-from wgconsole.inventory import load_inventory
-from wgconsole.inventory_types import Host, Inventory, SshSettings
-from wgconsole.lab import manager
-from wgconsole.lab.topology import SERVICE_PORT, VIP
-from wgconsole.model import Fleet, build_fleet
-from wgconsole.observed import GatewayObservation, HostStatus, LbObservation
-from wgconsole.transport.base import CommandResult, Transport
-from wgconsole.transport.ssh import SshTransport
-from wgconsole.whereis import proposed_model
+from wgconsole.poll.transport.base import CommandResult, Transport
+from wgconsole.poll.transport.ssh import SshTransport
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = Path(os.environ.get("WGCONSOLE_BENCH_LAB_DIR", "/var/lib/wgconsole-lab-bench"))
@@ -370,7 +371,7 @@ class Measurer:
         return {name: r.inner.connects for name, r in self.recorders.items()}
 
     def capture(self, directory: Path) -> None:
-        """The last poll's outputs as a replay capture (see wgconsole.replay)."""
+        """The last poll's outputs as a replay capture (see wgconsole.poll.replay)."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "inventory.yaml").write_text(Path(self.inventory.path).read_text())
         for name, recorder in self.recorders.items():
@@ -641,7 +642,7 @@ _CONSOLE_POLL_WAIT_S = 180.0
 
 async def _console_run(inventory_path: str, polls: int) -> dict[str, Any]:
     # Imported here: the poll+model child must not pay for Textual in its own figure.
-    from wgconsole.app import ConsoleApp
+    from wgconsole.tui.app import ConsoleApp
 
     started = _vm_hwm_mb()
     inventory = load_inventory(inventory_path)

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from wgconsole.collect import FleetCollector, PollResult
-from wgconsole.inventory import load_inventory
-from wgconsole.inventory_types import Inventory
-from wgconsole.model import Fleet
-from wgconsole.replay import capture_time, replay_factory
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Inventory
+from wgconsole.poll.collector import FleetCollector, PollResult
+from wgconsole.poll.replay import capture_time, replay_factory
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 NORMAL = LAB / "normal"
@@ -113,7 +113,7 @@ async def step(pilot: Any, app: Any) -> None:
 
 def console(frames: Sequence[Path], **kwargs: Any) -> tuple[Any, SteppedCollector]:
     """A ConsoleApp over a replaying collector; it polls once at start, then on `step`."""
-    from wgconsole.app import ConsoleApp
+    from wgconsole.tui.app import ConsoleApp
 
     collector = SteppedCollector(frames)
     app = ConsoleApp(

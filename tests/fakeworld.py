@@ -22,10 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wgconsole.collect import FleetCollector
-from wgconsole.inventory import load_inventory
-from wgconsole.inventory_types import Host, Inventory
-from wgconsole.transport.base import CommandResult, ReadOnlyViolation, Transport, TransportError
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.inventory import Host, Inventory
+from wgconsole.poll.collector import FleetCollector
+from wgconsole.poll.transport.base import (
+    CommandResult,
+    ReadOnlyViolation,
+    Transport,
+    TransportError,
+)
 
 NORMAL = Path(__file__).parent / "fixtures" / "lab" / "normal"
 LB, GW1, GW2 = "wg-lb", "wg-gateway-01", "wg-gateway-02"

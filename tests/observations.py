@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from wgconsole.inventory_types import (
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import (
     Client,
     Gateway,
     Inventory,
@@ -18,8 +19,8 @@ from wgconsole.inventory_types import (
     SshSettings,
     Tunnel,
 )
-from wgconsole.model import Fleet, build_fleet
-from wgconsole.observed import (
+from wgconsole.core.model import build_fleet
+from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,
     HostStatus,

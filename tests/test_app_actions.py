@@ -16,14 +16,14 @@ import pytest
 from textual.widgets import Button, Input, Static
 
 from tests.console_support import NORMAL, SteppedCollector, console, show_view, wait_for
-from wgconsole.app import ConsoleApp
-from wgconsole.inventory import load_inventory
-from wgconsole.ops.inventory_edit import add_client, remove_client
-from wgconsole.screens.action import ActionScreen
-from wgconsole.screens.detail import ClientScreen, GatewayScreen
-from wgconsole.screens.help import HelpScreen
-from wgconsole.widgets.eventlog import EventLog
-from wgconsole.widgets.keyed_table import KeyedTable
+from wgconsole.config.inventory_edit import add_client, remove_client
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.tui.app import ConsoleApp
+from wgconsole.tui.screens.action import ActionScreen
+from wgconsole.tui.screens.detail import ClientScreen, GatewayScreen
+from wgconsole.tui.screens.help import HelpScreen
+from wgconsole.tui.widgets.eventlog import EventLog
+from wgconsole.tui.widgets.keyed_table import KeyedTable
 
 GW1 = "wg-gateway-01"
 GW2 = "wg-gateway-02"
@@ -195,7 +195,7 @@ async def test_help_and_palette_list_the_actions() -> None:
         help_text = app.screen.plain_text(width=140)
         for tip in ("drain the selected gateway", "set the selected gateway's weight"):
             assert tip in help_text
-        from wgconsole.app import ConsoleCommands
+        from wgconsole.tui.app import ConsoleCommands
 
         names = [
             name
@@ -276,7 +276,7 @@ async def test_steps_are_shown_as_they_end() -> None:
 
     from wgconsole.ops.context import OpContext
     from wgconsole.ops.errors import OpError
-    from wgconsole.screens.action import Planned
+    from wgconsole.tui.screens.action import Planned
 
     def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
         def execute() -> str:

@@ -22,17 +22,17 @@ from tests.console_support import (
     utc,  # noqa: F401 - autouse: clock texts in UTC
     wait_for,
 )
-from wgconsole.app import ConsoleApp, run_console
-from wgconsole.collect import PollResult
-from wgconsole.model import Fleet
-from wgconsole.screens.detail import ClientScreen, DetailScreen, GatewayScreen
-from wgconsole.screens.help import HelpScreen
-from wgconsole.theme_files import ThemeError
-from wgconsole.widgets.connections import ConnectionsView
-from wgconsole.widgets.eventlog import EventLog
-from wgconsole.widgets.header import ConsoleHeader
-from wgconsole.widgets.keyed_table import KeyedTable
-from wgconsole.widgets.tableview import TableView
+from wgconsole.config.themes import ThemeError
+from wgconsole.core.fleet import Fleet
+from wgconsole.poll.collector import PollResult
+from wgconsole.tui.app import ConsoleApp, run_console
+from wgconsole.tui.screens.detail import ClientScreen, DetailScreen, GatewayScreen
+from wgconsole.tui.screens.help import HelpScreen
+from wgconsole.tui.widgets.connections import ConnectionsView
+from wgconsole.tui.widgets.eventlog import EventLog
+from wgconsole.tui.widgets.header import ConsoleHeader
+from wgconsole.tui.widgets.keyed_table import KeyedTable
+from wgconsole.tui.widgets.tableview import TableView
 
 GW1 = "wg-gateway-01"
 GW2 = "wg-gateway-02"

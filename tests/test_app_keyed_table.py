@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from wgconsole.rows import Cell, Column, Row
-from wgconsole.widgets.keyed_table import KeyedTable
-from wgconsole.widgets.palette import Palette
+from wgconsole.tui.widgets.keyed_table import KeyedTable
+from wgconsole.tui.widgets.palette import Palette
+from wgconsole.view.rows import Cell, Column, Row
 
 COLUMNS = (Column("name", "Name"), Column("value", "Value"))
 

@@ -15,11 +15,11 @@ from textual.widgets import Label
 
 from benchmarks.bench_console import IdleCollector, World
 from tests.console_support import utc  # noqa: F401 - autouse: clock texts in UTC
-from wgconsole.app import ConsoleApp
-from wgconsole.screens.detail import GatewayScreen
-from wgconsole.widgets.overview import OverviewView
-from wgconsole.widgets.tableview import TableView
-from wgconsole.widgets.windowed_table import WindowedTable
+from wgconsole.tui.app import ConsoleApp
+from wgconsole.tui.screens.detail import GatewayScreen
+from wgconsole.tui.widgets.overview import OverviewView
+from wgconsole.tui.widgets.tableview import TableView
+from wgconsole.tui.widgets.windowed_table import WindowedTable
 
 CLIENTS = 600
 SIZE = (120, 30)
@@ -178,7 +178,7 @@ async def test_hidden_views_wait_until_shown(big: Console) -> None:
 
 
 async def test_many_clients_findings_of_a_code_are_one_row_that_lists_them(big: Console) -> None:
-    from wgconsole.finding_groups import FindingGroup, fold_findings
+    from wgconsole.view.finding_groups import FindingGroup, fold_findings
 
     assert big.app.snapshot is not None
     fleet = big.app.snapshot.fleet

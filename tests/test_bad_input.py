@@ -10,7 +10,8 @@ import pytest
 
 from tests.fakeworld import GW2, World, make_world
 from tests.test_ops_peers import NEWKEY
-from wgconsole import cli, collect
+from wgconsole.cli import main as cli
+from wgconsole.poll import collector as collect
 
 BASE = (Path(__file__).parent / "fixtures" / "lab" / "normal" / "inventory.yaml").read_text()
 GW2_LINE = "  - {name: wg-gateway-02, host: 127.0.0.1, port: 2323, real_server: 10.77.0.12:51280}"

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from wgconsole.collect import gateway_script, parse_gateway_output
-from wgconsole.observed import Endpoint, WgPeer
-from wgconsole.parsers import sections, wg_dump
-from wgconsole.parsers.bulk import Columns, LineMemo, gc_paused
-from wgconsole.parsers.errors import ParseError
+from wgconsole.core.bulk import Columns, LineMemo, gc_paused
+from wgconsole.core.records import Endpoint, WgPeer
+from wgconsole.poll.collector import gateway_script, parse_gateway_output
+from wgconsole.poll.parsers import sections, wg_dump
+from wgconsole.poll.parsers.errors import ParseError
 
 PRIVATE = base64.b64encode(bytes(range(32))).decode()
 PUBLIC = base64.b64encode(bytes(range(1, 33))).decode()

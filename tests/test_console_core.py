@@ -16,14 +16,16 @@ from tests.console_support import (
     SteppedCollector,
     fleets,
 )
-from wgconsole.drift import gateway_drift
-from wgconsole.events import MAX_PER_KIND, fleet_events, operator_action
-from wgconsole.finding_groups import fold_findings
-from wgconsole.freshness import Keeper, host_ages
-from wgconsole.model import Fleet, PeerOnGateway
-from wgconsole.present import STALE
-from wgconsole.rates import RateTracker
-from wgconsole.rows import (
+from wgconsole.config.themes import PACKAGE_DIR, REPO_DIR, ThemeError, load_themes, parse_theme
+from wgconsole.core.drift import gateway_drift
+from wgconsole.core.fleet import Fleet, PeerOnGateway
+from wgconsole.core.whatif import client_outcomes, drain_preview
+from wgconsole.view.events import MAX_PER_KIND, fleet_events, operator_action
+from wgconsole.view.finding_groups import fold_findings
+from wgconsole.view.freshness import Keeper, host_ages
+from wgconsole.view.present import STALE
+from wgconsole.view.rates import RateTracker
+from wgconsole.view.rows import (
     CLIENT_COLUMNS,
     ConnIndex,
     client_gateway_rows,
@@ -36,9 +38,7 @@ from wgconsole.rows import (
     service_line,
     sort_rows,
 )
-from wgconsole.snapshot import SnapshotBuilder
-from wgconsole.theme_files import PACKAGE_DIR, REPO_DIR, ThemeError, load_themes, parse_theme
-from wgconsole.whatif import client_outcomes, drain_preview
+from wgconsole.view.snapshot import SnapshotBuilder
 
 GW1 = "wg-gateway-01"
 GW2 = "wg-gateway-02"

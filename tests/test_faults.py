@@ -17,12 +17,12 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from wgconsole import collect
-from wgconsole.collect import FleetCollector, PollResult
-from wgconsole.inventory import load_inventory
-from wgconsole.inventory_types import Host, SshSettings
-from wgconsole.model import Fleet
-from wgconsole.transport.base import (
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Host, SshSettings
+from wgconsole.poll import collector as collect
+from wgconsole.poll.collector import FleetCollector, PollResult
+from wgconsole.poll.transport.base import (
     CommandResult,
     CommandTimeout,
     HostKeyError,
@@ -31,7 +31,7 @@ from wgconsole.transport.base import (
     privileged_part,
     sudo_refusal,
 )
-from wgconsole.transport.ssh import SshTransport
+from wgconsole.poll.transport.ssh import SshTransport
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 NORMAL = LAB / "normal"

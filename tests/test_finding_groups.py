@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from wgconsole.finding_groups import FOLD_ABOVE, FindingGroup, fold_findings
-from wgconsole.model import Finding
-from wgconsole.status_text import RICH_ROWS, _table
+from wgconsole.cli.status_text import RICH_ROWS, _table
+from wgconsole.core.fleet import Finding
+from wgconsole.view.finding_groups import FOLD_ABOVE, FindingGroup, fold_findings
 
 
 def _client(code: str, n: int, severity: str = "info") -> Finding:

@@ -33,8 +33,8 @@ from tests.observations import (
     peer,
     service,
 )
-from wgconsole.model import Finding, Fleet
-from wgconsole.observed import (
+from wgconsole.core.fleet import Finding, Fleet
+from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,
     HostStatus,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wgconsole.heap import HeapKeeper
+from wgconsole.view.heap import HeapKeeper
 
 
 @pytest.fixture(autouse=True)

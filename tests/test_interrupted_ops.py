@@ -15,8 +15,8 @@ import pytest
 
 from tests.fakeworld import GW1, GW2, LB, World, make_world
 from tests.test_ops_peers import NEWKEY, make_rig
-from wgconsole import cli, collect
-from wgconsole.model import Fleet
+from wgconsole.cli import main as cli
+from wgconsole.core.fleet import Fleet
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext, Progress
 from wgconsole.ops.drain import execute_drain, find_record, plan_drain
@@ -29,7 +29,8 @@ from wgconsole.ops.peers import (
 )
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.ops.weight import execute_weight, plan_undrain
-from wgconsole.transport.base import TransportError
+from wgconsole.poll import collector as collect
+from wgconsole.poll.transport.base import TransportError
 
 DRAIN_COMMANDS = 22  # commands a full drain of gateway-02 sends in the fake world (checked)
 

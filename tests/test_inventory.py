@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wgconsole.inventory import InventoryError, find_inventory, load_inventory
-from wgconsole.inventory_types import Gateway, LoadBalancer, SshSettings
-from wgconsole.observed import Endpoint
+from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
+from wgconsole.core.inventory import Gateway, LoadBalancer, SshSettings
+from wgconsole.core.records import Endpoint
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_inventory.yaml"

@@ -29,9 +29,16 @@ from tests.observations import (
     peer,
     service,
 )
-from wgconsole.inventory_types import Inventory
-from wgconsole.model import Finding, Fleet, build_fleet, client_status, handshake_age
-from wgconsole.observed import Endpoint, GatewayObservation, HostStatus, IpvsService, LbObservation
+from wgconsole.core.fleet import Finding, Fleet
+from wgconsole.core.inventory import Inventory
+from wgconsole.core.model import build_fleet, client_status, handshake_age
+from wgconsole.core.records import (
+    Endpoint,
+    GatewayObservation,
+    HostStatus,
+    IpvsService,
+    LbObservation,
+)
 
 
 def codes(f: Fleet) -> list[str]:

@@ -25,21 +25,23 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from wgconsole.inventory import load_inventory
-from wgconsole.inventory_types import Client, Inventory
-from wgconsole.model import Fleet, build_fleet
-from wgconsole.observed import GatewayObservation, HostStatus, WgInterface, WgPeer
-from wgconsole.ops import wgconf
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.clientconf import ClientConfig, build_client_config, print_qr
-from wgconsole.ops.context import OpContext, Progress
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.inventory_edit import (
+from wgconsole.config.inventory_edit import (
+    InventoryEditError,
     add_client,
     delete_client_text,
     insert_client_text,
     remove_client,
 )
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Client, Inventory
+from wgconsole.core.model import build_fleet
+from wgconsole.core.records import GatewayObservation, HostStatus, WgInterface, WgPeer
+from wgconsole.ops import wgconf
+from wgconsole.ops.audit import AuditLog
+from wgconsole.ops.clientconf import ClientConfig, build_client_config, print_qr
+from wgconsole.ops.context import OpContext, Progress
+from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.keys import KeyPair, PrivateKey
 from wgconsole.ops.peers import (
     PeerAddPlan,
@@ -48,7 +50,7 @@ from wgconsole.ops.peers import (
     plan_peer_add,
     plan_peer_remove,
 )
-from wgconsole.transport.base import CommandResult
+from wgconsole.poll.transport.base import CommandResult
 
 # --- keys used throughout (all made up for the tests) ----------------------------------
 
@@ -929,7 +931,7 @@ def test_inventory_add_and_remove_files(tmp_path: Path) -> None:
 def test_inventory_edit_refuses_a_duplicate(tmp_path: Path) -> None:
     inv = make_inventory(tmp_path)
     original = Path(inv.path).read_text()
-    with pytest.raises(OpError, match="would break the inventory"):
+    with pytest.raises(InventoryEditError, match="would break the inventory"):
         add_client(inv.path, Client("alpha2", ALPHA, "10.255.0.9"))
     assert Path(inv.path).read_text() == original
 
@@ -983,10 +985,10 @@ def test_qr_is_drawn_on_a_terminal() -> None:
     assert drawing.count("\n") > 20 and "PrivateKey" not in drawing
 
 
-def test_inventory_edit_of_a_broken_file_is_an_op_error(tmp_path: Path) -> None:
+def test_inventory_edit_of_a_broken_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_text("service: [\n")
-    with pytest.raises(OpError, match="cannot be edited"):
+    with pytest.raises(InventoryEditError, match="cannot be edited"):
         add_client(str(path), NEW)
 
 

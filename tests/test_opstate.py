@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wgconsole.collect import (
-    HostPoll,
-    PollResult,
-    fleet_from_poll,
-    lb_script,
-    parse_gateway_output,
-    parse_lb_output,
-)
-from wgconsole.inventory import load_inventory
-from wgconsole.model import Fleet
-from wgconsole.observed import (
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.records import (
     DrainRecord,
     GatewayObservation,
     HostStatus,
@@ -25,7 +17,15 @@ from wgconsole.observed import (
     LockRecord,
     ServiceFlag,
 )
-from wgconsole.parsers.opstate import local_state_text, parse_op_state
+from wgconsole.poll.collector import (
+    HostPoll,
+    PollResult,
+    fleet_from_poll,
+    lb_script,
+    parse_gateway_output,
+    parse_lb_output,
+)
+from wgconsole.poll.parsers.op_records import local_state_text, parse_op_state
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 NORMAL = LAB / "normal"

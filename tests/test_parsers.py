@@ -1,4 +1,4 @@
-"""Tests for the text parsers of wgconsole.parsers.
+"""Tests for the text parsers of wgconsole.poll.parsers.
 
 The fixtures under fixtures/parsers/ were written from the printf formats of ipvsadm 1.31,
 Linux 6.1 (ip_vs_ctl.c, ip_vs_conn.c) and wireguard-tools 1.0.20210914 (dump_print), not
@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wgconsole.observed import (
+from wgconsole.core.bulk import LineMemo
+from wgconsole.core.records import (
     FWD_METHODS,
     Endpoint,
     IpvsConn,
@@ -31,7 +32,7 @@ from wgconsole.observed import (
     WgInterface,
     WgPeer,
 )
-from wgconsole.parsers import (
+from wgconsole.poll.parsers import (
     DestStats,
     ParseError,
     Section,
@@ -51,8 +52,7 @@ from wgconsole.parsers import (
     section_text,
     split_sections,
 )
-from wgconsole.parsers.bulk import LineMemo
-from wgconsole.parsers.errors import excerpt, redact
+from wgconsole.poll.parsers.errors import excerpt, redact
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wgconsole.collect import lb_script, parse_gateway_output, parse_lb_output
-from wgconsole.observed import Endpoint
-from wgconsole.parsers.errors import ParseError
+from wgconsole.core.records import Endpoint
+from wgconsole.poll.collector import lb_script, parse_gateway_output, parse_lb_output
+from wgconsole.poll.parsers.errors import ParseError
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 GATEWAY_KEY = "xfNrPxj44I9v3jcLUvGBgUtkgKWnsof8MdNJalsYJg0="

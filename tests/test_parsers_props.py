@@ -17,11 +17,16 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from wgconsole.collect import FleetCollector, parse_gateway_output, parse_lb_output
-from wgconsole.inventory import load_inventory
-from wgconsole.observed import Endpoint
-from wgconsole.parsers import ParseError, parse_ipvsadm_list, parse_ipvsadm_stats, parse_wg_dump
-from wgconsole.transport.base import CommandResult
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.records import Endpoint
+from wgconsole.poll.collector import FleetCollector, parse_gateway_output, parse_lb_output
+from wgconsole.poll.parsers import (
+    ParseError,
+    parse_ipvsadm_list,
+    parse_ipvsadm_stats,
+    parse_wg_dump,
+)
+from wgconsole.poll.transport.base import CommandResult
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 CAPTURES = sorted(LAB.glob("*/*.txt"))
@@ -389,7 +394,7 @@ def test_ipv6_everywhere_in_a_gateway_poll() -> None:
 @pytest.mark.parametrize("cut", [0, 5, 20, 39, 43])
 def test_a_key_cut_by_an_excerpt_is_still_hidden(cut: int) -> None:
     """Found by the damaged-capture test: an excerpt shortened in the middle of a key."""
-    from wgconsole.parsers.errors import excerpt
+    from wgconsole.poll.parsers.errors import excerpt
 
     padding = "w " * ((157 - cut) // 2)
     shown = excerpt(padding + PRIVATE + " tail") + excerpt(PRIVATE[cut:])

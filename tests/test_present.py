@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from wgconsole import present
-from wgconsole.model import CLIENT_STATUSES, REAL_SERVER_STATES, SEVERITIES
+from wgconsole.core.fleet import CLIENT_STATUSES, REAL_SERVER_STATES, SEVERITIES
+from wgconsole.view import present
 
 
 def test_every_status_has_a_symbol_and_a_word() -> None:

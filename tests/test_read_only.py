@@ -16,7 +16,7 @@ import pytest
 
 from tests.fakeworld import GW2, World, make_world
 from tests.test_ops_peers import NEWKEY, make_rig
-from wgconsole import cli, collect
+from wgconsole.cli import main as cli
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.drain import execute_drain, plan_drain
@@ -28,6 +28,7 @@ from wgconsole.ops.peers import (
     plan_peer_remove,
 )
 from wgconsole.ops.weight import execute_weight, plan_undrain, plan_weight
+from wgconsole.poll import collector as collect
 
 # What changes state on a host, in the commands wgconsole sends.
 CHANGES = re.compile(

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wgconsole.observed import Endpoint, IpvsDest, IpvsService, ServiceFlag
-from wgconsole.sched import (
+from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
+from wgconsole.core.sched import (
     TAB_SIZE,
     Move,
     Pick,
@@ -496,6 +496,6 @@ def test_ten_thousand_picks_with_a_weight_0_gateway_all_go_to_the_other() -> Non
 
 
 def test_does_not_import_textual() -> None:
-    code = "import sys, wgconsole.sched; sys.exit('textual' in sys.modules)"
+    code = "import sys, wgconsole.core.sched; sys.exit('textual' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0

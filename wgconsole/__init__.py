@@ -1,3 +1,12 @@
-"""wgconsole: an operations console for WireGuard gateways behind an IPVS load balancer."""
+"""wgconsole: an operations console for WireGuard gateways behind an IPVS load balancer.
 
-__version__ = "0.1.0"
+The packages are layers; each may import only those below it (import-linter contracts in
+pyproject.toml, checked by `make lint`):
+
+- `cli`, `tui`: the front ends (the command line; the Textual console). Independent of each other.
+- `ops`, `view`, `lab`: operations that change the fleet; the Textual-free view model the console
+  renders; the QEMU lab. Independent of each other.
+- `poll`, `config`: reading the fleet (transports, parsers, the collector); the bastion's own
+  files (inventory, themes, paths).
+- `core`: the domain, pure: records, inventory types, the fleet model, findings, the sh scheduler.
+"""

@@ -1,5 +1,5 @@
 import sys
 
-from wgconsole.cli import main
+from wgconsole.cli.main import main
 
 sys.exit(main())

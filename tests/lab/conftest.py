@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from wgconsole.inventory import load_inventory
-from wgconsole.inventory_types import Host, Inventory, SshSettings
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.inventory import Host, Inventory, SshSettings
 from wgconsole.lab import manager
-from wgconsole.transport.ssh import SshTransport
+from wgconsole.poll.transport.ssh import SshTransport
 
 TEST_LAB_DIR = Path(os.environ.get("WGCONSOLE_TEST_LAB_DIR", "/var/lib/wgconsole-lab-test"))
 TEST_BASE_PORT = int(os.environ.get("WGCONSOLE_TEST_LAB_PORT", "2320"))

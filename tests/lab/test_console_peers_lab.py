@@ -18,14 +18,14 @@ from textual.widgets import Input, Static
 
 from tests.console_support import wait_for
 from tests.lab.conftest import Lab
-from wgconsole.app import ConsoleApp
-from wgconsole.collect import FleetCollector
-from wgconsole.inventory import load_inventory
+from wgconsole.config.inventory_file import load_inventory
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.keys import generate_keypair
 from wgconsole.ops.peers import execute_peer_remove, plan_peer_remove
-from wgconsole.screens.action import ActionScreen
+from wgconsole.poll.collector import FleetCollector
+from wgconsole.tui.app import ConsoleApp
+from wgconsole.tui.screens.action import ActionScreen
 
 pytestmark = pytest.mark.lab
 

@@ -20,18 +20,18 @@ import pytest
 
 from tests.lab.conftest import Lab
 from tests.lab.helpers import handshakes, kernel_dests, run_cli
-from wgconsole.collect import FleetCollector
-from wgconsole.inventory import load_inventory
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.records import HostStatus
 from wgconsole.lab.guest_script import restart_gateway_sshd_command, sudo_setup_command
 from wgconsole.lab.topology import LB_LAN
-from wgconsole.model import Fleet
-from wgconsole.observed import HostStatus
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.drain import execute_drain, find_record, plan_drain
 from wgconsole.ops.errors import LockedError, OpError
 from wgconsole.ops.keys import KeyPair
-from wgconsole.transport.base import CommandResult, Transport, TransportError
+from wgconsole.poll.collector import FleetCollector
+from wgconsole.poll.transport.base import CommandResult, Transport, TransportError
 
 pytestmark = pytest.mark.lab
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import Lab
-from wgconsole.collect import FleetCollector
-from wgconsole.observed import GatewayObservation, LbObservation, ServiceFlag
+from wgconsole.core.records import GatewayObservation, LbObservation, ServiceFlag
+from wgconsole.poll.collector import FleetCollector
 
 pytestmark = pytest.mark.lab
 
 DUMP = (
-    "import dataclasses, json; from wgconsole.transport.netlink import {fn}; "
+    "import dataclasses, json; from wgconsole.poll.transport.netlink import {fn}; "
     "print(json.dumps(dataclasses.asdict({fn}({args}))))"
 )
 

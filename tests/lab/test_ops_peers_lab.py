@@ -23,10 +23,9 @@ import pytest
 
 from tests.lab.conftest import Lab
 from tests.lab.helpers import kernel_conns
-from wgconsole.collect import FleetCollector, fleet_from_poll
-from wgconsole.inventory import load_inventory
-from wgconsole.inventory_types import Inventory
-from wgconsole.model import Fleet
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Inventory
 from wgconsole.ops import wgconf
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext, Progress
@@ -37,7 +36,8 @@ from wgconsole.ops.peers import (
     plan_peer_add,
     plan_peer_remove,
 )
-from wgconsole.transport.base import CommandResult, Transport
+from wgconsole.poll.collector import FleetCollector, fleet_from_poll
+from wgconsole.poll.transport.base import CommandResult, Transport
 
 pytestmark = pytest.mark.lab
 

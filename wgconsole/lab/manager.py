@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from wgconsole.config.paths import lab_dir
 from wgconsole.lab.guest_script import (
     client_peer,
     gateway_body,
@@ -25,7 +26,6 @@ from wgconsole.lab.guest_script import (
     sshd_config,
 )
 from wgconsole.lab.initramfs import build_initramfs, kernel_release
-from wgconsole.lab.paths import lab_dir
 from wgconsole.lab.topology import (
     KEEPALIVE,
     SERVICE_PORT,

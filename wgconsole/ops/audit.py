@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wgconsole.config.paths import state_dir
+
 
 def default_audit_path() -> Path:
     explicit = os.environ.get("WGCONSOLE_AUDIT_LOG")
     if explicit:
         return Path(explicit)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return Path(state) / "wgconsole" / "audit.jsonl"
+    return state_dir() / "audit.jsonl"
 
 
 def operator() -> str:

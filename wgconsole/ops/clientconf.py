@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from wgconsole.inventory_types import Inventory
+from wgconsole.core.inventory import Inventory
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.keys import PrivateKey
 

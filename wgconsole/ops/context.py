@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from wgconsole.inventory_types import Inventory
+from wgconsole.core.inventory import Inventory
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.errors import OpError
-from wgconsole.parsers.errors import redact
-from wgconsole.transport.base import (
+from wgconsole.poll.parsers.errors import redact
+from wgconsole.poll.transport.base import (
     CommandResult,
     Transport,
     TransportError,

@@ -30,9 +30,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wgconsole.inventory_types import Gateway, Host, Inventory
-from wgconsole.model import REJECT_AFTER_TIME, Fleet, ServiceView
-from wgconsole.observed import Endpoint, IpvsConn
+from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
+from wgconsole.core.inventory import Gateway, Host, Inventory
+from wgconsole.core.records import Endpoint, IpvsConn
+from wgconsole.core.sched import ShModel
+from wgconsole.core.whereis import proposed_model
 from wgconsole.ops import lbcmd
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
@@ -46,9 +48,7 @@ from wgconsole.ops.observe import (
     write_record,
 )
 from wgconsole.ops.validate import gateway as find_gateway
-from wgconsole.sched import ShModel
-from wgconsole.transport.base import privileged
-from wgconsole.whereis import proposed_model
+from wgconsole.poll.transport.base import privileged
 
 POLL_INTERVAL = 1.0
 RECORD = "drain"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from wgconsole.inventory_types import Host, Service
-from wgconsole.observed import Endpoint, IpvsService
-from wgconsole.transport.base import privileged
+from wgconsole.core.inventory import Host, Service
+from wgconsole.core.records import Endpoint, IpvsService
+from wgconsole.poll.transport.base import privileged
 
 PROTOCOL_OPTION = {"udp": "-u", "tcp": "-t", "sctp": "--sctp-service"}
 FORWARD_OPTION = {"masq": "-m", "route": "-g", "tunnel": "-i"}

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from wgconsole.ops.audit import operator
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import LockedError, OpError
-from wgconsole.transport.base import privileged, quote_argv, sudo_refusal
+from wgconsole.poll.transport.base import privileged, quote_argv, sudo_refusal
 
 LOCK_ROOT = "/run/wgconsole"
 

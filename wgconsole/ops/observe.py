@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import time
 
-from wgconsole.collect import observe_gateway, observe_lb
-from wgconsole.inventory_types import Gateway, Host
-from wgconsole.model import matching_service
-from wgconsole.observed import GatewayObservation, IpvsDest, IpvsService, LbObservation
+from wgconsole.core.fleet import matching_service
+from wgconsole.core.inventory import Gateway, Host
+from wgconsole.core.records import GatewayObservation, IpvsDest, IpvsService, LbObservation
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError
-from wgconsole.parsers.errors import ParseError
-from wgconsole.transport.base import TransportError, privileged, quote_argv
+from wgconsole.poll.collector import observe_gateway, observe_lb
+from wgconsole.poll.parsers.errors import ParseError
+from wgconsole.poll.transport.base import TransportError, privileged, quote_argv
 
 STATE_DIR = "/run/wgconsole"
 

@@ -29,9 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wgconsole.inventory import InventoryError, load_inventory
-from wgconsole.inventory_types import Client, Gateway, Inventory
-from wgconsole.model import Fleet, short_key
+from wgconsole.config.inventory_edit import (
+    InventoryEditError,
+    add_client,
+    client_line,
+    remove_client,
+)
+from wgconsole.config.inventory_file import InventoryError, load_inventory
+from wgconsole.core.fleet import Fleet, short_key
+from wgconsole.core.inventory import Client, Gateway, Inventory
 from wgconsole.ops import validate
 from wgconsole.ops.clientconf import (
     ClientConfig,
@@ -42,7 +48,6 @@ from wgconsole.ops.clientconf import (
 )
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.inventory_edit import add_client, client_line, remove_client
 from wgconsole.ops.keys import KeyPair
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.wgconf import (
@@ -902,7 +907,7 @@ def _record_inventory(
     try:
         with ctx.step(f"record the change in {path}"):
             return edit(path), []
-    except (OpError, OSError) as exc:
+    except (InventoryEditError, OpError, OSError) as exc:
         message = f"{path} not updated: {exc}; edit its clients: list by hand"
         ctx.warn(message)
         return None, [message]

@@ -8,7 +8,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from wgconsole.inventory_types import Gateway, Inventory
+from wgconsole.core.inventory import Gateway, Inventory
 from wgconsole.ops.errors import ValidationError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")

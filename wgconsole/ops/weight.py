@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wgconsole.inventory_types import Gateway, Inventory
-from wgconsole.model import Fleet, ServiceView
+from wgconsole.core.fleet import Fleet, ServiceView
+from wgconsole.core.inventory import Gateway, Inventory
+from wgconsole.core.sched import ShModel, moved_clients
+from wgconsole.core.whereis import proposed_model
 from wgconsole.ops import lbcmd
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
@@ -14,9 +16,7 @@ from wgconsole.ops.observe import dest_of, read_gateway, read_record, remove_rec
 from wgconsole.ops.validate import MAX_WEIGHT
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.ops.validate import weight as valid_weight
-from wgconsole.sched import ShModel, moved_clients
-from wgconsole.transport.base import privileged
-from wgconsole.whereis import proposed_model
+from wgconsole.poll.transport.base import privileged
 
 DRAIN_RECORD = "drain"
 

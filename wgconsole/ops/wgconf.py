@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from wgconsole.inventory_types import Gateway
+from wgconsole.core.inventory import Gateway
 from wgconsole.ops.errors import OpError
-from wgconsole.transport.base import privileged, quote_argv
+from wgconsole.poll.transport.base import privileged, quote_argv
 
 BACKUP_SUFFIX = ".wgconsole-bak-"
 TMP_SUFFIX = ".wgconsole-tmp"

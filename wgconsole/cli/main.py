@@ -1,0 +1,298 @@
+"""The `wgconsole` command line: the console itself, `status`, `whereis` and `lab`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wgconsole.cli import operations as cli_ops
+from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
+from wgconsole.config.paths import lab_inventory_path, state_dir
+from wgconsole.core.fleet import matching_service
+from wgconsole.core.inventory import Inventory
+from wgconsole.core.records import LbObservation
+from wgconsole.lab.manager import LabError
+from wgconsole.poll.collector import FleetCollector
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_PARTIAL = 2  # some hosts did not answer, or the input was rejected
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wgconsole",
+        description="Operations console for WireGuard gateways behind an IPVS load balancer.",
+    )
+    p.add_argument(
+        "-i",
+        "--inventory",
+        help="inventory file (default: ./inventory.yaml, "
+        "$XDG_CONFIG_HOME/wgconsole/inventory.yaml, then the running lab's)",
+    )
+    p.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="record unknown SSH host keys in known_hosts (a changed key is still refused)",
+    )
+    p.add_argument("--read-only", action="store_true", help="never send a mutating command")
+    p.add_argument("--timeout", type=float, default=30.0, help="per-host command timeout, seconds")
+    p.add_argument("--interval", type=float, default=2.0, help="console refresh interval, seconds")
+    p.add_argument("--theme", default=None, help="console theme (a file name in themes/)")
+    sub = p.add_subparsers(dest="command")
+
+    st = sub.add_parser("status", help="one snapshot of the whole fleet")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    wi = sub.add_parser("whereis", help="the gateway the kernel's sh scheduler picks for sources")
+    wi.add_argument("addresses", nargs="+", metavar="ADDR[:PORT]")
+    wi.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="as if gateway NAME had weight N (an edit: kernel order unchanged)",
+    )
+    wi.add_argument(
+        "--remove",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="as if gateway NAME were deleted from the service",
+    )
+    wi.add_argument(
+        "--readd",
+        action="append",
+        default=[],
+        metavar="NAME[=N]",
+        help="as if NAME were deleted and added again (it moves to the head)",
+    )
+    wi.add_argument("--json", action="store_true")
+
+    cli_ops.add_parsers(sub)
+
+    lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    up = lab_sub.add_parser("up", help="boot the lab and write its inventory")
+    up.add_argument("--gateways", type=int, default=2)
+    up.add_argument("--clients", type=int, default=2)
+    up.add_argument(
+        "--base-port", type=int, default=2220, help="first 127.0.0.1 port forwarded into the lab"
+    )
+    lab_sub.add_parser("down", help="stop the lab and remove its state")
+    ls = lab_sub.add_parser("status", help="is a lab running, and where is its inventory")
+    ls.add_argument("--json", action="store_true")
+
+    sub.add_parser("console", help="the live console (the default)")
+    return p
+
+
+def _inventory(args: argparse.Namespace) -> Inventory:
+    return load_inventory(find_inventory(args.inventory))
+
+
+def _collector(args: argparse.Namespace, inventory: Inventory) -> FleetCollector:
+    return FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=args.read_only,
+        timeout=args.timeout,
+    )
+
+
+def _last_answers_path() -> Path:
+    return state_dir() / "last-answers.json"
+
+
+def _load_last_answers(inventory: Inventory) -> dict[str, float]:
+    """When each host last answered a `status` run with this inventory (bastion clock)."""
+    try:
+        data = json.loads(_last_answers_path().read_text())
+        seen = data.get(os.path.abspath(inventory.path), {})
+        return {str(k): float(v) for k, v in seen.items() if isinstance(v, int | float)}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _save_last_answers(inventory: Inventory, seen: dict[str, float]) -> None:
+    path = _last_answers_path()
+    try:
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        data[os.path.abspath(inventory.path)] = seen
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+    except OSError:
+        pass  # only the age of a lost host's last answer is lost
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    collector = FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=args.read_only,
+        timeout=args.timeout,
+        last_success=_load_last_answers(inventory),
+    )
+    try:
+        fleet = collector.snapshot()
+        _save_last_answers(inventory, collector.last_successes)
+    finally:
+        collector.close()
+    if args.json:
+        json.dump(fleet.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from wgconsole.cli.status_text import print_status
+
+        print_status(fleet)
+    return EXIT_OK if all(h.reachable for h in fleet.hosts) else EXIT_PARTIAL
+
+
+def _name_value(items: Sequence[str], option: str, default: int | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep and default is None:
+            raise ValueError(f"{option} {item!r}: expected NAME=N")
+        try:
+            out[name] = int(value) if sep else int(default or 0)
+        except ValueError:
+            raise ValueError(f"{option} {item!r}: N must be an integer") from None
+        if not 0 <= out[name] <= 65535:
+            raise ValueError(f"{option} {item!r}: weight out of range")
+    return out
+
+
+def cmd_whereis(args: argparse.Namespace) -> int:
+    from wgconsole.core.whereis import WhereIsError, place, proposed_model
+
+    inventory = _inventory(args)
+    try:
+        weights = _name_value(args.weight, "--weight", None)
+        readded = _name_value(args.readd, "--readd", 1)
+    except ValueError as exc:
+        print(f"wgconsole: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    collector = _collector(args, inventory)
+    try:
+        # The services and weights are all it needs: not the 50,000-entry connection table.
+        poll = collector.poll(roles=("lb",), lb_conns=False)
+    finally:
+        collector.close()
+    service = None
+    errors = []
+    for hp in poll.hosts:
+        if isinstance(hp.observation, LbObservation):
+            service = matching_service(inventory, hp.observation)
+            if service is not None:
+                break
+        elif hp.error:
+            errors.append(f"{hp.name}: {hp.error}")
+    if service is None:
+        print(
+            "wgconsole: the service was not found on any answering load balancer", file=sys.stderr
+        )
+        for e in errors:
+            print(f"  {e}", file=sys.stderr)
+        return EXIT_PARTIAL
+    try:
+        model = proposed_model(
+            inventory, service, weights=weights, removed=args.remove, readded=readded
+        )
+        placements = place(inventory, model, args.addresses)
+    except WhereIsError as exc:
+        print(f"wgconsole: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    if args.json:
+        json.dump([p.to_json() for p in placements], sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        for p in placements:
+            target = p.gateway or "DROPPED (no available real server for its bucket)"
+            print(f"{p.address:<24} bucket {p.bucket:>3}  ->  {target}")
+    return EXIT_OK
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from wgconsole.lab import manager
+
+    if args.lab_command == "up":
+        topo = manager.lab_up(args.gateways, args.clients, args.base_port)
+        inv = lab_inventory_path()
+        print(f"lab ready: {len(topo.gateways)} gateways, {len(topo.clients)} clients")
+        print(f"inventory: {inv}")
+        print(f"try: wgconsole -i {inv} status")
+        return EXIT_OK
+    if args.lab_command == "down":
+        was = manager.lab_down()
+        print("lab stopped and removed" if was else "no lab was running (state removed)")
+        return EXIT_OK
+    status = manager.lab_status()
+    if args.json:
+        print(json.dumps(status))
+    else:
+        for k, v in status.items():
+            print(f"{k}: {v}")
+    return EXIT_OK if status["running"] else EXIT_ERROR
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    # Imported here: the status, whereis and lab commands never pay for Textual's import.
+    app = importlib.import_module("wgconsole.tui.app")
+    status: int = app.run_console(args, inventory)
+    return status
+
+
+def cmd_operation(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    collector = _collector(args, inventory)
+    handler = {"drain": cli_ops.cmd_drain, "peer": cli_ops.cmd_peer}.get(
+        args.command, cli_ops.cmd_weight
+    )
+    try:
+        return handler(args, inventory, collector)
+    finally:
+        collector.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "console"
+    handlers = {
+        "status": cmd_status,
+        "whereis": cmd_whereis,
+        "lab": cmd_lab,
+        "console": cmd_console,
+        "drain": cmd_operation,
+        "undrain": cmd_operation,
+        "weight": cmd_operation,
+        "peer": cmd_operation,
+    }
+    try:
+        return handlers[command](args)
+    except InventoryError as exc:
+        print(f"wgconsole: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    except LabError as exc:
+        print(f"wgconsole lab: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""What one poll of one host observed, as immutable records.
+
+Both transports (SSH text parsed by `parsers`, local netlink through pyroute2)
+produce exactly these records, so the model never knows which one was used.
+No record ever holds a private key: parsers drop it at the first line of a dump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+
+
+class ServiceFlag(IntFlag):
+    """IPVS service flags as the kernel numbers them (include/uapi/linux/ip_vs.h)."""
+
+    PERSISTENT = 0x01
+    HASHED = 0x02
+    ONEPACKET = 0x04
+    SH_FALLBACK = 0x08  # IP_VS_SVC_F_SCHED1
+    SH_PORT = 0x10  # IP_VS_SVC_F_SCHED2
+
+
+FWD_METHODS = {0: "masq", 1: "local", 2: "tunnel", 3: "route", 4: "bypass"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An IP address and port; IPv6 addresses are kept in their compressed text form."""
+
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        if ":" in self.address:
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsDest:
+    """A real server of a virtual service."""
+
+    endpoint: Endpoint
+    weight: int
+    forward: str  # one of FWD_METHODS' values
+    active_conns: int
+    inactive_conns: int
+    u_threshold: int = 0
+    l_threshold: int = 0
+    conns: int = 0  # total connections scheduled (stats)
+    in_packets: int = 0
+    out_packets: int = 0
+    in_bytes: int = 0
+    out_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsService:
+    protocol: str  # "udp" / "tcp" / "sctp"
+    vip: Endpoint
+    scheduler: str
+    flags: int  # ServiceFlag bits, as netlink reports them
+    timeout: int = 0  # persistence timeout, 0 = not persistent
+    dests: tuple[IpvsDest, ...] = ()  # kernel order: newest first
+
+    @property
+    def sh_fallback(self) -> bool:
+        return bool(self.flags & ServiceFlag.SH_FALLBACK)
+
+    @property
+    def sh_port(self) -> bool:
+        return bool(self.flags & ServiceFlag.SH_PORT)
+
+    def flag_names(self) -> list[str]:
+        names = []
+        if self.flags & ServiceFlag.PERSISTENT:
+            names.append("persistent")
+        if self.flags & ServiceFlag.ONEPACKET:
+            names.append("ops")
+        if self.sh_fallback:
+            names.append("sh-fallback")
+        if self.sh_port:
+            names.append("sh-port")
+        return names
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsConn:
+    """One entry of /proc/net/ip_vs_conn."""
+
+    protocol: str
+    client: Endpoint
+    virtual: Endpoint
+    dest: Endpoint
+    state: str
+    expires: int  # seconds left
+
+
+@dataclass(frozen=True, slots=True)
+class DrainRecord:
+    """What a drain keeps on each load balancer (/run/wgconsole/drain-<gateway>.json).
+
+    It stays after a finished drain (undrain reads the weight to restore from it, then
+    removes it); the kernel's state says whether the drain it belongs to got to its end.
+    """
+
+    gateway: str  # inventory name, from the file name
+    previous_weight: int | None  # None: unreadable record
+    phase: str  # the last step the drain recorded ("" in records without phases)
+    started: float | None  # bastion epoch time the drain began
+
+
+@dataclass(frozen=True, slots=True)
+class LockRecord:
+    """An operation holding the service lock on a load balancer right now (or that died)."""
+
+    operator: str
+    action: str
+    since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LbObservation:
+    host: str  # inventory name
+    clock: float  # the LB's own epoch time when it was read
+    services: tuple[IpvsService, ...]
+    conns: tuple[IpvsConn, ...]
+    expire_nodest_conn: bool | None  # None: could not be read
+    drain_records: tuple[DrainRecord, ...] = ()
+    locks: tuple[LockRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WgPeer:
+    public_key: str
+    has_preshared_key: bool
+    endpoint: Endpoint | None
+    allowed_ips: tuple[str, ...]
+    latest_handshake: int  # epoch seconds on the gateway's clock, 0 = never
+    rx_bytes: int
+    tx_bytes: int
+    keepalive: int  # 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class WgInterface:
+    """`wg show IF dump` without the private key, plus the link state."""
+
+    name: str
+    public_key: str
+    listen_port: int
+    fwmark: int  # 0 = off
+    peers: tuple[WgPeer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayObservation:
+    host: str  # inventory name
+    clock: float  # the gateway's own epoch time when it was read
+    link_up: bool | None  # None: the interface does not exist
+    interface: WgInterface | None  # None: down or missing (see error)
+    error: str | None = None
+
+    @classmethod
+    def missing(cls, host: str, clock: float, interface: str) -> GatewayObservation:
+        """A gateway that answered but has no such WireGuard interface."""
+        return cls(host, clock, None, None, f"interface {interface} does not exist")
+
+
+# How a transport words a changed host key; findings raise host-key-changed on it.
+HOST_KEY_CHANGED = "HOST KEY CHANGED"
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatus:
+    name: str
+    role: str  # "lb" or "gateway"
+    reachable: bool
+    error: str | None = None
+    last_success: float | None = None  # bastion epoch time of the last good poll
+    poll_seconds: float | None = None  # duration of the last poll

@@ -1,0 +1,424 @@
+"""Polling: one round trip per host, all hosts at once, observations in, a Fleet out.
+
+Over SSH each host gets a single `sh -c` script whose sections carry every output the
+model needs; `host: local` reads the same facts over netlink. A host that fails is reported
+with its error and the age of its last good poll; the others are still used.
+
+A poll never waits for a host longer than its deadline: a host that has not answered by
+then (a hung command, a connection attempt into a dead network) is reported as not
+answering, its request goes on in the background, and the next polls report it as still
+pending instead of sending it a second request. Nothing a host sends back can end a poll
+with an exception: output that does not parse is that host's error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+from wgconsole.core.bulk import LineMemo, gc_paused
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Gateway, Host, Inventory
+from wgconsole.core.model import build_fleet, forget_previous_builds
+from wgconsole.core.records import GatewayObservation, HostStatus, IpvsConn, LbObservation, WgPeer
+from wgconsole.poll.parsers.errors import ParseError, redact
+from wgconsole.poll.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
+from wgconsole.poll.parsers.ipvsadm import merge_stats, parse_ipvsadm_list, parse_ipvsadm_stats
+from wgconsole.poll.parsers.link import parse_clock, parse_link_state
+from wgconsole.poll.parsers.op_records import STATE_COMMAND, parse_op_state
+from wgconsole.poll.parsers.sections import (
+    Section,
+    section_command,
+    section_command_through,
+    section_text,
+    split_sections,
+)
+from wgconsole.poll.parsers.wg_dump import parse_wg_dump
+from wgconsole.poll.transport import netlink
+from wgconsole.poll.transport.base import (
+    Transport,
+    TransportError,
+    privileged,
+    quote_argv,
+    sudo_refusal,
+)
+from wgconsole.poll.transport.local import LocalTransport
+from wgconsole.poll.transport.ssh import SshTransport
+
+POLL_TIMEOUT = 30.0
+# SSH (zlib) compression is on unless the caller says otherwise. One poll of a fleet of
+# 50,000 LB entries and 3 x 10,000 peers is 5.9 MB of text and 1.45 MB compressed: at one
+# poll every 2 s, 24 Mbit/s against 6 Mbit/s from the bastion's link. In the emulated lab,
+# zlib costs the hosts about what encrypting the bytes it saves costs there (poll times
+# measured equal, benchmarks/bench_scale.py); on real CPUs it is ~50x cheaper than there.
+# A small fleet sends a few KB per poll either way.
+COMPRESS = True
+
+# The dump's first field is the private key, and each peer's second its preshared key: both
+# are replaced on the gateway itself, so no secret crosses the wire (the parser drops them too).
+_HIDE_SECRETS = (
+    "awk -F'\\t' -v OFS='\\t' "
+    '\'NR==1 && NF==4 {$1="(hidden)"} NF==8 && $2!="(none)" {$2="(hidden)"} {print}\''
+)
+
+
+def lb_script(sudo: bool, conns: bool = True) -> str:
+    """The LB's poll; without `conns` it skips the connection table (most of its cost)."""
+    small = "\n".join(
+        [
+            section_command("clock", "date +%s.%N"),
+            section_command("ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo) + " 2>&1"),
+            section_command(
+                "stats",
+                privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo) + " 2>&1",
+            ),
+            section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
+            section_command("ops", STATE_COMMAND),
+        ]
+    )
+    if not conns:
+        return quote_argv(["sh", "-c", small])
+    conn = section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1")
+    # The connection table (seconds for 50,000 entries: the kernel walks it again for every
+    # 4 KB read) streams out in the background while the small sections run, instead of
+    # after them; their output is held in a variable until it ends, so the two never mix.
+    script = f"{{ {conn}\n}} &\nsmall=$({small}\n)\nwait\nprintf '%s\\n' \"$small\""
+    return quote_argv(["sh", "-c", script])
+
+
+# What each privileged section ran, for a "missing sudo right" message.
+_PRIVILEGED = {
+    "ipvsadm": "ipvsadm -Ln --nosort",
+    "stats": "ipvsadm -Ln --stats --exact --nosort",
+    "conn": "cat /proc/net/ip_vs_conn",
+    "dump": "wg show IF dump",
+}
+
+
+def _section(
+    sections: Mapping[str, Section],
+    name: str,
+    *,
+    allow_failure: bool = False,
+    command: str | None = None,
+) -> str:
+    """`section_text`, except that sudo refusing a command is said as such."""
+    section = sections.get(name)
+    if section is not None and section.rc not in (None, 0) and name in _PRIVILEGED:
+        refusal = sudo_refusal(section.text)
+        if refusal is not None:
+            what = command or _PRIVILEGED[name]
+            raise ParseError(name, None, f"missing sudo right for `{what}` ({refusal})")
+    return section_text(sections, name, allow_failure=allow_failure)
+
+
+def gateway_script(interface: str, sudo: bool) -> str:
+    dump = privileged(["wg", "show", interface, "dump"], sudo)
+    parts = [
+        section_command("clock", "date +%s.%N"),
+        section_command(
+            "link", quote_argv(["ip", "-o", "link", "show", "dev", interface]) + " 2>&1"
+        ),
+        # Streamed through the filter (the status line passes unchanged): with 10,000 peers,
+        # holding the dump in a shell variable first cost the emulated lab gateway ~40% more
+        # than `wg show` itself.
+        section_command_through("dump", f"{dump} 2>&1", _HIDE_SECRETS),
+    ]
+    return quote_argv(["sh", "-c", "\n".join(parts)])
+
+
+# Per host, the records made from its latest output: the next poll's unchanged lines (most
+# of them) give those records again instead of being parsed anew; a gateway's line that
+# another gateway's latest dump had gives that one's record. One host is polled by one
+# request at a time; two readers of one host (a console and a command) only miss more.
+_conn_memos: dict[str, LineMemo[IpvsConn]] = {}
+_peer_memos: dict[str, LineMemo[WgPeer]] = {}
+
+
+def forget_previous_output() -> None:
+    """The next poll is parsed and modelled as a first one (benchmarks of a first poll)."""
+    _conn_memos.clear()
+    _peer_memos.clear()
+    forget_previous_builds()
+
+
+def parse_lb_output(name: str, text: str, conns: bool = True) -> LbObservation:
+    with gc_paused():
+        return _parse_lb_output(name, text, conns)
+
+
+def _parse_lb_output(name: str, text: str, conns: bool) -> LbObservation:
+    sections = split_sections(text)
+    services = parse_ipvsadm_list(_section(sections, "ipvsadm"))
+    stats = parse_ipvsadm_stats(_section(sections, "stats"))
+    expire_text = section_text(sections, "expire", allow_failure=True)
+    try:
+        expire: bool | None = parse_bool_sysctl(expire_text)
+    except ParseError:
+        expire = None
+    # Captures made before the section existed have no "ops": nothing recorded then.
+    ops = sections.get("ops")
+    drains, locks = parse_op_state(ops.text if ops is not None and ops.ok else "")
+    return LbObservation(
+        host=name,
+        clock=parse_clock(section_text(sections, "clock")),
+        services=tuple(merge_stats(services, stats)),
+        conns=tuple(
+            parse_ip_vs_conn(_section(sections, "conn"), _conn_memos.setdefault(name, LineMemo()))
+        )
+        if conns
+        else (),
+        expire_nodest_conn=expire,
+        drain_records=drains,
+        locks=locks,
+    )
+
+
+def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObservation:
+    with gc_paused():
+        return _parse_gateway_output(name, interface, text)
+
+
+def _parse_gateway_output(name: str, interface: str, text: str) -> GatewayObservation:
+    sections = split_sections(text)
+    clock = parse_clock(section_text(sections, "clock"))
+    link_up = parse_link_state(section_text(sections, "link", allow_failure=True))
+    if link_up is None:
+        return GatewayObservation.missing(name, clock, interface)
+    return GatewayObservation(
+        host=name,
+        clock=clock,
+        link_up=link_up,
+        interface=parse_wg_dump(
+            _section(sections, "dump", command=f"wg show {interface} dump"),
+            interface,
+            _peer_memos.setdefault(name, LineMemo(_peer_memos)),
+        ),
+    )
+
+
+def observe_lb(
+    host: Host, transport: Transport, timeout: float, conns: bool = True
+) -> tuple[LbObservation, int]:
+    """One reading of a load balancer and the bytes it cost (0 over netlink).
+
+    Without `conns` the connection table is not read (its observation has none): with
+    50,000 entries it is nearly all of an LB poll's time.
+    """
+    if host.is_local:
+        return netlink.read_lb(host.name, conns), 0
+    result = transport.run(lb_script(host.ssh.sudo, conns), timeout=timeout)
+    return parse_lb_output(host.name, result.stdout, conns), result.bytes_received
+
+
+def observe_gateway(
+    gw: Gateway, transport: Transport, timeout: float
+) -> tuple[GatewayObservation, int]:
+    """One reading of a gateway and the bytes it cost (0 over netlink)."""
+    if gw.is_local:
+        return netlink.read_gateway(gw.name, gw.interface), 0
+    result = transport.run(gateway_script(gw.interface, gw.ssh.sudo), timeout=timeout)
+    return parse_gateway_output(gw.name, gw.interface, result.stdout), result.bytes_received
+
+
+@dataclass(frozen=True, slots=True)
+class HostPoll:
+    name: str
+    role: Literal["lb", "gateway"]
+    observation: LbObservation | GatewayObservation | None
+    error: str | None
+    seconds: float
+    bytes_received: int
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    taken_at: float
+    seconds: float
+    hosts: tuple[HostPoll, ...]
+
+    @property
+    def bytes_received(self) -> int:
+        return sum(h.bytes_received for h in self.hosts)
+
+
+TransportFactory = Callable[[Host], Transport]
+
+
+class FleetCollector:
+    """Owns one transport per host; a host never has two requests in flight at once.
+
+    `poll()` returns after `poll_deadline` seconds at most (default: `timeout`, the
+    per-command timeout): hosts that have not answered by then are reported as pending, and
+    their request is not repeated until it ended. `last_success` seeds the age of each host's
+    last good poll (e.g. from an earlier run), so a lost host shows how long it has been gone.
+    """
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        accept_new_host_keys: bool = False,
+        read_only: bool = False,
+        compress: bool = COMPRESS,
+        timeout: float = POLL_TIMEOUT,
+        poll_deadline: float | None = None,
+        transport_factory: TransportFactory | None = None,
+        clock: Callable[[], float] = time.time,
+        last_success: Mapping[str, float] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.inventory = inventory
+        self.timeout = timeout
+        self.poll_deadline = timeout if poll_deadline is None else poll_deadline
+        self.read_only = read_only
+
+        def default_factory(host: Host) -> Transport:
+            if host.is_local:
+                return LocalTransport(host.name, read_only=read_only)
+            return SshTransport(
+                host,
+                accept_new_host_keys=accept_new_host_keys,
+                read_only=read_only,
+                compress=compress,
+            )
+
+        factory = transport_factory or default_factory
+        self.transports: dict[str, Transport] = {h.name: factory(h) for h in inventory.hosts}
+        names = {h.name for h in inventory.hosts}
+        self._last_success: dict[str, float] = {
+            k: v for k, v in (last_success or {}).items() if k in names
+        }
+        self._lock = threading.Lock()
+        self._inflight: dict[str, tuple[Future[HostPoll], float]] = {}
+
+    @property
+    def last_successes(self) -> dict[str, float]:
+        """Bastion time of each host's last good poll (to carry over to a later run)."""
+        return dict(self._last_success)
+
+    def _poll_lb(self, host: Host, conns: bool) -> HostPoll:
+        return self._poll_host(host, "lb", lambda t: observe_lb(host, t, self.timeout, conns))
+
+    def _poll_gateway(self, gw: Gateway) -> HostPoll:
+        return self._poll_host(gw, "gateway", lambda t: observe_gateway(gw, t, self.timeout))
+
+    def _poll_host(
+        self,
+        host: Host,
+        role: Literal["lb", "gateway"],
+        observe: Callable[[Transport], tuple[LbObservation | GatewayObservation, int]],
+    ) -> HostPoll:
+        started = time.monotonic()
+        try:
+            obs, received = observe(self.transports[host.name])
+        except (TransportError, ParseError, OSError) as exc:
+            return HostPoll(host.name, role, None, str(exc), time.monotonic() - started, 0)
+        except Exception as exc:  # a parser bug is this host's error, never the poll's end
+            error = redact(f"cannot read its output ({type(exc).__name__}: {exc})")
+            return HostPoll(host.name, role, None, error, time.monotonic() - started, 0)
+        return HostPoll(host.name, role, obs, None, time.monotonic() - started, received)
+
+    def _start(self, name: str, work: Callable[[], HostPoll]) -> None:
+        """Run `work` on a daemon thread: a host hung past the deadline never blocks exit."""
+        future: Future[HostPoll] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # _poll_host catches everything; belt and braces
+                future.set_exception(exc)
+
+        self._inflight[name] = (future, time.monotonic())
+        threading.Thread(target=run, name=f"wgc-poll-{name}", daemon=True).start()
+
+    def poll(self, roles: tuple[str, ...] = ("lb", "gateway"), lb_conns: bool = True) -> PollResult:
+        """One reading of every host of `roles`; `lb_conns=False` skips the LB tables of
+        connections (for answers that need the services only, such as `whereis`)."""
+        started = time.monotonic()
+        taken_at = self.clock()
+        chosen: list[tuple[Host, Literal["lb", "gateway"]]] = []
+        if "lb" in roles:
+            chosen += [(lb, "lb") for lb in self.inventory.load_balancers]
+        if "gateway" in roles:
+            chosen += [(g, "gateway") for g in self.inventory.gateways]
+        with self._lock:
+            for host, role in chosen:
+                running = self._inflight.get(host.name)
+                if running is not None and not running[0].done():
+                    continue  # still waiting for the previous request: never a second one
+                if role == "lb":
+                    self._start(host.name, partial(self._poll_lb, host, lb_conns))
+                else:
+                    assert isinstance(host, Gateway)
+                    self._start(host.name, partial(self._poll_gateway, host))
+            pending = {h.name: self._inflight[h.name] for h, _ in chosen}
+        wait(
+            [f for f, _ in pending.values()],
+            timeout=max(0.0, started + self.poll_deadline - time.monotonic()),
+        )
+        hosts = []
+        for host, role in chosen:
+            future, since = pending[host.name]
+            if future.done():
+                hosts.append(future.result())
+                continue
+            waited = time.monotonic() - since
+            hosts.append(
+                HostPoll(
+                    host.name,
+                    role,
+                    None,
+                    f"no answer within {waited:.0f} s (still waiting for it)",
+                    waited,
+                    0,
+                )
+            )
+        return PollResult(taken_at=taken_at, seconds=time.monotonic() - started, hosts=tuple(hosts))
+
+    def host_status(self, poll: PollResult) -> tuple[HostStatus, ...]:
+        statuses = []
+        for hp in poll.hosts:
+            if hp.observation is not None:
+                self._last_success[hp.name] = poll.taken_at
+            statuses.append(
+                HostStatus(
+                    name=hp.name,
+                    role=hp.role,
+                    reachable=hp.observation is not None,
+                    error=hp.error,
+                    last_success=self._last_success.get(hp.name),
+                    poll_seconds=hp.seconds,
+                )
+            )
+        return tuple(statuses)
+
+    def fleet(self, poll: PollResult) -> Fleet:
+        return fleet_from_poll(self.inventory, poll, self.host_status(poll))
+
+    def snapshot(self) -> Fleet:
+        return self.fleet(self.poll())
+
+    def close(self) -> None:
+        """Close every connection now; requests still in flight then fail on their own."""
+        for t in self.transports.values():
+            t.close()
+
+
+def fleet_from_poll(
+    inventory: Inventory, poll: PollResult, statuses: tuple[HostStatus, ...]
+) -> Fleet:
+    lbs: dict[str, LbObservation | None] = {}
+    gws: dict[str, GatewayObservation | None] = {}
+    for hp in poll.hosts:
+        if hp.role == "lb":
+            lbs[hp.name] = hp.observation if isinstance(hp.observation, LbObservation) else None
+        else:
+            obs = hp.observation
+            gws[hp.name] = obs if isinstance(obs, GatewayObservation) else None
+    return build_fleet(inventory, lbs, gws, statuses, poll.taken_at)

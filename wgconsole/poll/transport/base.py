@@ -1,0 +1,104 @@
+"""What every transport offers: run one command on a host, with a timeout."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class TransportError(Exception):
+    """The host could not be reached or the command could not be run (not a command failure).
+
+    The message does not name the host: whoever reports it does (once).
+    """
+
+
+class HostKeyError(TransportError):
+    """The host's key is unknown or changed: the host is not trusted until the operator acts."""
+
+
+class CommandTimeout(TransportError):
+    pass
+
+
+class ReadOnlyViolation(TransportError):
+    """A mutating command was attempted through a read-only transport."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    stdout: str
+    stderr: str
+    status: int
+    seconds: float
+    bytes_received: int
+
+
+class Transport(Protocol):
+    """A host that runs commands. Implementations keep one connection and reuse it."""
+
+    name: str
+
+    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+        """Run `command` (a shell string whose parts the caller already quoted)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def quote_argv(argv: Sequence[str]) -> str:
+    """The one way a command line is built from values: every part shell-quoted."""
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def privileged(argv: Sequence[str], sudo: bool) -> str:
+    """`argv` quoted, through `sudo -n` when the host says so (never prompts: -n)."""
+    return quote_argv(["sudo", "-n", *argv] if sudo else argv)
+
+
+# What sudo prints when it will not run a command without a password or rule (`-n` never
+# prompts). sudo 1.9: "sudo: a password is required"; "Sorry, user U is not allowed to
+# execute 'CMD' as root on H."; older: "U is not in the sudoers file."; and no sudo at all.
+_SUDO_REFUSALS = (
+    re.compile(r"^sudo: (a password is required|a terminal is required[^\n]*)$", re.M),
+    re.compile(r"^Sorry, user \S+ is not allowed to execute [^\n]*$", re.M),
+    re.compile(r"^(sudo: )?\S+ is not in the sudoers file[^\n]*$", re.M),
+    re.compile(r"^(sudo: (command )?not found|[^\n]*: sudo: (command )?not found)$", re.M),
+)
+
+
+def sudo_refusal(output: str) -> str | None:
+    """sudo's own refusal in a command's output (a missing sudo right), or None."""
+    for pattern in _SUDO_REFUSALS:
+        match = pattern.search(output)
+        if match:
+            return match.group(0).strip()
+    return None
+
+
+def privileged_part(command: str) -> str:
+    """The command that `sudo -n` was asked to run in `command`, shortened for a message.
+
+    `sudo -n sh -c 'SCRIPT' sh ARGS` becomes `sh -c <script>`; anything else its first words.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command[:60]
+    for i in range(len(words) - 1):
+        if words[i] == "sudo" and words[i + 1] == "-n":
+            rest = words[i + 2 :]
+            break
+    else:
+        rest = words
+    if rest[:2] == ["sh", "-c"]:
+        return "sh -c <script>"
+    shown = []
+    for word in rest:
+        if word in ("&&", "||", ";", "|") or "\n" in word:
+            break
+        shown.append(word)
+    return " ".join(shown[:6])

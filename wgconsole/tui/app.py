@@ -1,0 +1,863 @@
+"""The live console: a Textual app over a FleetCollector.
+
+One thread worker polls in a loop — never two polls at once — and builds an immutable
+ConsoleSnapshot (fleet, rates, events, rows) off the UI thread. It posts the snapshot
+and waits until the UI has applied it before polling again, so snapshots never queue.
+The UI only diffs rows into keyed tables; every age on screen comes from `clock`, so a
+test can freeze it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from wgconsole.config.inventory_file import InventoryError, load_inventory
+from wgconsole.config.themes import DEFAULT_THEME, ThemeError, ThemeSpec, load_themes
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Inventory
+from wgconsole.ops.audit import AuditLog, default_audit_path
+from wgconsole.ops.context import OpContext, ProgressSink
+from wgconsole.ops.errors import ValidationError
+from wgconsole.poll.collector import FleetCollector, PollResult
+from wgconsole.poll.transport.base import Transport
+from wgconsole.tui.screens.action import ActionScreen, Field, Planned, Planner
+from wgconsole.tui.screens.detail import ClientScreen, DetailScreen, GatewayScreen
+from wgconsole.tui.screens.help import HelpScreen
+from wgconsole.tui.widgets.clients import ClientsView
+from wgconsole.tui.widgets.connections import ConnectionsView
+from wgconsole.tui.widgets.eventlog import EventLog
+from wgconsole.tui.widgets.header import ConsoleHeader
+from wgconsole.tui.widgets.keyed_table import KeyedTable
+from wgconsole.tui.widgets.overview import OverviewView
+from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.tableview import TableView
+from wgconsole.view.events import operator_action
+from wgconsole.view.finding_groups import FindingGroup
+from wgconsole.view.heap import HeapKeeper
+from wgconsole.view.rows import TableQuery
+from wgconsole.view.snapshot import ConsoleSnapshot, SnapshotBuilder
+
+# Views only updated while shown (thousands of rows each); a hidden one catches up when shown.
+LAZY_VIEWS = frozenset({"overview", "clients", "connections"})
+READ_ONLY_REFUSAL = "read-only: no action can run"
+# Operations: on the selected gateway (Overview row or its detail screen), on the selected
+# client (Clients row or its detail screen), or anywhere (add).
+ACTION_BINDINGS: list[Binding] = [
+    Binding(
+        "D",
+        "drain",
+        "Drain",
+        show=False,
+        tooltip="drain the selected gateway (preview, type its name, run)",
+    ),
+    Binding(
+        "U",
+        "undrain",
+        "Undrain",
+        show=False,
+        tooltip="return the selected gateway to service at its recorded weight",
+    ),
+    Binding(
+        "W", "weight", "Weight", show=False, tooltip="set the selected gateway's weight (asks N)"
+    ),
+    Binding(
+        "X",
+        "peer_remove",
+        "Remove peer",
+        show=False,
+        tooltip="remove the selected client's peer from every gateway",
+    ),
+    Binding(
+        "A",
+        "peer_add",
+        "Add peer",
+        show=False,
+        tooltip="add a peer on every gateway (name, key or output file, address)",
+    ),
+]
+# App actions that make no sense above an operation's modal screen.
+_BLOCKED_IN_ACTION = frozenset(
+    {"view", "help", "poll_now", "drain", "undrain", "weight", "peer_remove", "peer_add"}
+)
+VIEWS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("clients", "Clients"),
+    ("connections", "Connections"),
+    ("log", "Log"),
+)
+
+
+class Collector(Protocol):
+    """What the console needs from a FleetCollector (tests inject replaying ones)."""
+
+    inventory: Inventory
+
+    @property
+    def transports(self) -> Mapping[str, Transport]: ...
+
+    def snapshot(self) -> Fleet: ...
+
+    def poll(self, roles: tuple[str, ...] = ...) -> PollResult: ...
+
+    def fleet(self, poll: PollResult) -> Fleet: ...
+
+    def close(self) -> None: ...
+
+
+class SnapshotReady(Message):
+    def __init__(self, snapshot: ConsoleSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class PollFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+def textual_theme(spec: ThemeSpec) -> Theme:
+    c = spec.colours
+    return Theme(
+        name=spec.name,
+        primary=c["primary"],
+        secondary=c.get("secondary"),
+        accent=c.get("accent"),
+        warning=c.get("warning"),
+        error=c.get("error"),
+        success=c.get("success"),
+        foreground=c.get("foreground"),
+        background=c.get("background"),
+        surface=c.get("surface"),
+        panel=c.get("panel"),
+        boost=c.get("boost"),
+        dark=spec.dark,
+        variables=dict(spec.variables),
+    )
+
+
+class ConsoleCommands(Provider):
+    """Views, gateways, clients, themes and a poll, from the command palette."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app = self.app
+        assert isinstance(app, ConsoleApp)
+        commands: list[tuple[str, Callable[[], object], str]] = [
+            (f"View: {label}", partial(app.action_view, view), f"key {i}")
+            for i, (view, label) in enumerate(VIEWS, start=1)
+        ]
+        commands.append(("Poll now", app.action_poll_now, "key r"))
+        commands.append(("Help: every key", app.action_help, "key ?"))
+        commands.append(("Add a peer", app.action_peer_add, "key A"))
+        for name in app.console_themes:
+            commands.append((f"Theme: {name}", partial(app.set_theme, name), "switch theme"))
+        for gw in app.inventory.gateways:
+            commands.append((f"Gateway: {gw.name}", partial(app.open_gateway, gw.name), "details"))
+            commands.append((f"Drain: {gw.name}", partial(app.start_drain, gw.name), "key D"))
+            commands.append((f"Undrain: {gw.name}", partial(app.start_undrain, gw.name), "key U"))
+            commands.append((f"Weight: {gw.name}", partial(app.start_weight, gw.name), "key W"))
+        if app.snapshot is not None:
+            for client in app.snapshot.fleet.clients:
+                commands.append(
+                    (
+                        f"Client: {client.label}",
+                        partial(app.open_client, client.public_key),
+                        "details",
+                    )
+                )
+                commands.append(
+                    (
+                        f"Remove peer: {client.label}",
+                        partial(app.start_peer_remove, client.public_key),
+                        "key X",
+                    )
+                )
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands()[: len(VIEWS) + 5]:
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class ConsoleApp(App[int]):
+    CSS_PATH = "console.tcss"
+    TITLE = "wgconsole"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "1",
+            "view('overview')",
+            "Overview",
+            tooltip="Overview: service, real servers, hosts, findings",
+        ),
+        Binding(
+            "2", "view('clients')", "Clients", tooltip="Clients: LB and handshake gateway of each"
+        ),
+        Binding("3", "view('connections')", "Conns", tooltip="Connections: the LB IPVS table"),
+        Binding("4", "view('log')", "Log", tooltip="Log: hosts, clients, findings, actions"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
+        Binding("r", "poll_now", "Poll now", show=False, tooltip="poll every host now"),
+        Binding("q", "quit", "Quit", tooltip="quit and close every SSH connection"),
+        *ACTION_BINDINGS,
+    ]
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        collector: Collector,
+        *,
+        interval: float = 2.0,
+        read_only: bool = False,
+        theme: str | None = None,
+        clock: Callable[[], float] = time.time,
+        themes: dict[str, ThemeSpec] | None = None,
+        audit_path: Path | None = None,
+        op_timeout: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.inventory = inventory
+        self.collector = collector
+        self.interval = interval
+        self.read_only = read_only
+        self.audit_path = audit_path if audit_path is not None else default_audit_path()
+        self.op_timeout = op_timeout
+        self.clock = clock
+        self.console_themes = themes if themes is not None else load_themes()
+        for spec in self.console_themes.values():
+            self.register_theme(textual_theme(spec))
+        wanted = theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            raise ThemeError(
+                f"no theme {wanted!r}; available: {', '.join(sorted(self.console_themes))}"
+            )
+        self.theme = wanted
+        self.builder = SnapshotBuilder(inventory, clock)
+        self._heap = HeapKeeper()
+        self.snapshot: ConsoleSnapshot | None = None
+        self.poll_error: str | None = None
+        self.applied = 0  # snapshots applied to the views (tests wait on it)
+        self.palette = Palette(self.get_css_variables())
+        self._restyle = False
+        self._behind_views: set[str] = set()
+        self._restyle_views: set[str] = set()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._taken = threading.Event()
+        self._closed = False
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield ConsoleHeader(self.read_only)
+        with TabbedContent(initial="overview", id="views"):
+            with TabPane("1 Overview", id="overview"):
+                yield OverviewView(id="overview-view")
+            with TabPane("2 Clients", id="clients"):
+                yield ClientsView(id="clients-view")
+            with TabPane("3 Connections", id="connections"):
+                yield ConnectionsView(id="connections-view")
+            with TabPane("4 Log", id="log"):
+                yield EventLog(id="events")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self.read_only:
+            self.sub_title = "read-only"
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.set_interval(1.0, self._tick)
+        self.query_one(ConnectionsView).on_query = self._conn_query
+        self.query_one(ClientsView).on_query = self._client_query
+        self._poll_loop()
+        self.query_one("#servers", KeyedTable).focus()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit the application", "Keys"):
+                yield command
+        yield SystemCommand("Quit", "Quit and close every SSH connection", self.action_quit)
+
+    # --- polling (worker thread) ----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def _poll_loop(self) -> None:
+        worker = get_current_worker()
+        while not (worker.is_cancelled or self._stop.is_set()):
+            started = time.monotonic()
+            try:
+                poll = self.collector.poll()
+                snapshot = self.builder.build(self.collector.fleet(poll), poll.seconds)
+                self._heap.after_snapshot()
+            except Exception as exc:  # a parser bug must not end the console
+                if self._stop.is_set():
+                    return
+                self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
+            else:
+                self._taken.clear()
+                self.post_message(SnapshotReady(snapshot))
+                # Never queue snapshots: the next poll starts once the UI took this one.
+                while not self._taken.wait(0.2):
+                    if self._stop.is_set() or worker.is_cancelled:
+                        return
+            # Short waits: the app's shutdown cancels the worker and then waits for the thread.
+            until = started + self.interval
+            while not (self._wake.is_set() or worker.is_cancelled or self._stop.is_set()):
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(min(left, 0.2))
+            self._wake.clear()
+
+    def action_poll_now(self) -> None:
+        self._wake.set()
+
+    def reread_clients(self) -> None:
+        """A peer added or removed from here rewrote the inventory's `clients:`: the views
+        name the client from the next poll on, not as an unknown peer until a restart.
+        Only the clients are taken: the hosts and service are those the console polls."""
+        try:
+            on_disk = load_inventory(self.inventory.path)
+        except InventoryError as exc:
+            self.notify(f"clients not re-read from the inventory: {exc}", severity="warning")
+            return
+        inventory = replace(self.inventory, clients=on_disk.clients)
+        # Single assignments: the poll worker takes whichever it reads first.
+        self.inventory = inventory
+        self.collector.inventory = inventory
+        self.builder.inventory = inventory
+        self.action_poll_now()
+
+    # --- applying snapshots (UI thread) ---------------------------------------------------
+
+    @on(SnapshotReady)
+    def _on_snapshot(self, message: SnapshotReady) -> None:
+        try:
+            if self._views_mounted():
+                self.apply_snapshot(message.snapshot)
+        finally:
+            self._taken.set()
+
+    def _views_mounted(self) -> bool:
+        # Timers and late messages can arrive while the app is closing its screens, which
+        # Textual removes widget by widget once it has stopped running.
+        return (
+            self.is_running
+            and not self._closed
+            and bool(self.screen_stack)
+            and bool(self._main.query(OverviewView))
+        )
+
+    @property
+    def _main(self) -> Screen[object]:
+        """The console's own screen: its views are updated whatever screen is on top."""
+        return self.screen_stack[0]
+
+    @on(PollFailed)
+    def _on_poll_failed(self, message: PollFailed) -> None:
+        self.poll_error = message.error
+        if not self._views_mounted():
+            return
+        self._main.query_one(ConsoleHeader).show(
+            self.snapshot, self.clock(), self.palette, message.error
+        )
+
+    def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
+        """Every view from one snapshot; cells that did not change are not touched."""
+        if self.snapshot is not None:
+            self.builder.retire(self.snapshot)
+        self.snapshot = snapshot
+        self.poll_error = None
+        now = self.clock()
+        restyle, self._restyle = self._restyle, False
+        if restyle:
+            self._restyle_views.update(LAZY_VIEWS)
+        palette = self.palette
+        active = self._main.query_one(TabbedContent).active
+        with self.batch_update():
+            self._main.query_one(ConsoleHeader).show(snapshot, now, palette)
+            self._main.query_one(EventLog).add(snapshot.events, palette)
+            # Views are updated only while on screen; a hidden one catches up with the
+            # latest snapshot when its tab is shown.
+            self._behind_views.update(LAZY_VIEWS)
+            if active in LAZY_VIEWS:
+                self._catch_up(active)
+            for screen in self.screen_stack:
+                if isinstance(screen, DetailScreen):
+                    screen.show(snapshot, now, palette, restyle)
+        self._detail_query()
+        self.applied += 1
+
+    def _detail_query(self) -> None:
+        # Read by the poll worker: the next snapshot comes with these gateways' details.
+        self.builder.detail_gateways = tuple(
+            s.gateway for s in self.screen_stack if isinstance(s, GatewayScreen)
+        )
+
+    def _conn_query(self, query: TableQuery) -> None:
+        # Read by the poll worker: the next snapshot comes with this selection already sorted.
+        self.builder.conn_query = query
+
+    def _client_query(self, query: TableQuery) -> None:
+        self.builder.client_query = query
+
+    def _catch_up(self, view: str) -> None:
+        if self.snapshot is None or view not in self._behind_views:
+            return
+        restyle = view in self._restyle_views
+        if view == "overview":
+            self._main.query_one(OverviewView).show(
+                self.snapshot, self.clock(), self.palette, restyle
+            )
+        elif view == "clients":
+            self._main.query_one(ClientsView).show(self.snapshot, self.palette, restyle)
+        else:
+            self._main.query_one(ConnectionsView).show(
+                self.snapshot, self.clock(), self.palette, restyle
+            )
+        self._behind_views.discard(view)
+        self._restyle_views.discard(view)
+
+    def _tick(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None or not self._views_mounted():
+            return
+        now = self.clock()
+        with self.batch_update():
+            self._main.query_one(ConsoleHeader).show(snapshot, now, self.palette, self.poll_error)
+            active = self._main.query_one(TabbedContent).active
+            if active == "overview" and "overview" not in self._behind_views:
+                self._main.query_one(OverviewView).tick(snapshot, now, self.palette)
+            elif active == "connections":
+                self._main.query_one(ConnectionsView).tick(now)
+
+    def _theme_changed(self, _theme: Theme) -> None:
+        self.palette = Palette(self.get_css_variables())
+        if self.snapshot is not None:
+            self._restyle = True
+            self.apply_snapshot(self.snapshot)
+
+    def record_action(self, subject: str, message: str) -> None:
+        """Log an operator action with the fleet events (the hook for console operations)."""
+        # The views live on the first screen; an operation's modal may be on top.
+        logs = self.screen_stack[0].query(EventLog) if self.screen_stack else None
+        if logs:
+            logs.first().add([operator_action(self.clock(), subject, message)], self.palette)
+
+    def set_theme(self, name: str) -> None:
+        self.theme = name
+
+    # --- navigation -----------------------------------------------------------------------
+
+    def action_view(self, view: str) -> None:
+        while isinstance(self.screen, (DetailScreen, HelpScreen)):
+            self.pop_screen()
+        self.query_one(TabbedContent).active = view
+        self._catch_up(view)
+        self._focus_view(view)
+
+    def _focus_view(self, view: str) -> None:
+        pane = self.query_one(f"#{view}", TabPane)
+        target: KeyedTable | None = (
+            pane.query(TableView).first().table if pane.query(TableView) else None
+        )
+        if target is None:
+            tables = pane.query(KeyedTable)
+            target = tables.first() if tables else None
+        if target is not None:
+            target.focus()
+        else:
+            pane.query_one(EventLog).focus()
+
+    @on(TabbedContent.TabActivated)
+    def _tab(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self._catch_up(event.pane.id)
+            self._focus_view(event.pane.id)
+        if event.pane.id == "connections":
+            self.query_one(ConnectionsView).tick(self.clock())
+
+    def help_sections(self) -> list[tuple[str, list[Binding]]]:
+        def own(bindings: Iterable[object]) -> list[Binding]:
+            return [b for b in bindings if isinstance(b, Binding)]
+
+        return [
+            ("Everywhere", [b for b in own(self.BINDINGS) if b not in ACTION_BINDINGS]),
+            ("Tables (Clients, Connections)", own(TableView.BINDINGS)),
+            (
+                "Any table",
+                [
+                    Binding("up/down/pgup/pgdn", "", "move"),
+                    Binding("home/end", "", "first / last row"),
+                    Binding(
+                        "enter",
+                        "",
+                        "details of the gateway or client under the cursor; "
+                        "on a finding, its subject or its whole text",
+                    ),
+                    Binding("click header", "", "sort by that column (again: reverse)"),
+                ],
+            ),
+            ("Detail screens", own(DetailScreen.BINDINGS)),
+        ]
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        actions = [(b.key, b.tooltip or b.description) for b in ACTION_BINDINGS]
+        self.push_screen(HelpScreen(self.help_sections(), self.read_only, actions))
+
+    def open_gateway(self, name: str) -> None:
+        self.push_screen(GatewayScreen(self.inventory, name, self.read_only))
+
+    def open_client(self, public_key: str) -> None:
+        self.push_screen(ClientScreen(self.inventory, public_key, self.read_only))
+
+    @on(DetailScreen.Ready)
+    def _detail_ready(self, message: DetailScreen.Ready) -> None:
+        if self.snapshot is not None:
+            message.screen.show(self.snapshot, self.clock(), self.palette, False)
+        self._detail_query()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        table = event.data_table
+        key = event.row_key.value
+        if key is None or self.snapshot is None:
+            return
+        fleet = self.snapshot.fleet
+        if table.id == "servers":
+            rs = next((r for r in fleet.real_servers if str(r.address) == key), None)
+            if rs is not None and rs.gateway is not None:
+                self.open_gateway(rs.gateway)
+        elif table.id == "hosts":
+            if any(g.name == key for g in self.inventory.gateways):
+                self.open_gateway(key)
+        elif table.id == "client-table":
+            self.open_client(key)
+        elif table.id == "conn-table":
+            client = next(
+                (
+                    c
+                    for c in fleet.clients
+                    if c.lb_entry is not None
+                    and key.endswith(f"{c.lb_entry.client} {c.lb_entry.virtual} {c.lb_entry.dest}")
+                ),
+                None,
+            )
+            if client is not None:
+                self.open_client(client.public_key)
+            else:
+                self.notify("no known client behind this LB entry", severity="warning")
+        elif table.id == "findings":
+            self._open_finding(key)
+
+    def _open_finding(self, key: str) -> None:
+        """A finding about a gateway or a client opens it, a group of clients' findings lists
+        those clients; any other shows its whole text."""
+        assert self.snapshot is not None
+        fleet = self.snapshot.fleet
+        index = next((i for i, row in enumerate(self.snapshot.findings) if row.key == key), None)
+        if index is None:
+            return
+        finding = self.snapshot.finding_items[index]
+        if isinstance(finding, FindingGroup):
+            self.action_view("clients")
+            self.query_one(ClientsView).set_filter(finding.code)
+        elif finding.client_key is not None and fleet.client(finding.client_key) is not None:
+            self.open_client(finding.client_key)
+        elif any(g.name == finding.subject for g in self.inventory.gateways):
+            self.open_gateway(finding.subject)
+        else:
+            level: SeverityLevel = "error" if finding.severity == "critical" else "warning"
+            self.notify(finding.message, title=finding.code, severity=level, timeout=15)
+
+    # --- operations ----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in _BLOCKED_IN_ACTION and isinstance(self.screen, ActionScreen))
+
+    def op_context(self, sink: ProgressSink) -> OpContext:
+        """What an operation runs with: the poller's transports (they serialize per host)."""
+        return OpContext(
+            self.inventory,
+            self.collector.transports,
+            AuditLog(self.audit_path),
+            sink,
+            self.op_timeout,
+        )
+
+    def open_action(
+        self, title: str, subject: str, planner: Planner, fields: tuple[Field, ...] = ()
+    ) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY_REFUSAL, severity="warning")
+            return
+        if isinstance(self.screen, ActionScreen):
+            return
+        self.push_screen(
+            ActionScreen(title, subject, planner, self.op_context, self.record_action, fields)
+        )
+
+    def selected_gateway(self) -> str | None:
+        """The gateway of the detail screen, or of the real server / host row under focus."""
+        screen = self.screen
+        if isinstance(screen, GatewayScreen):
+            return screen.gateway
+        if screen is not self.screen_stack[0] or self.snapshot is None:
+            return None
+        focused = self.focused
+        if not isinstance(focused, KeyedTable) or (key := focused.cursor_key()) is None:
+            return None
+        if focused.id == "servers":
+            rs = next((r for r in self.snapshot.fleet.real_servers if str(r.address) == key), None)
+            return rs.gateway if rs is not None else None
+        if focused.id == "hosts" and any(g.name == key for g in self.inventory.gateways):
+            return key
+        return None
+
+    def selected_client(self) -> str | None:
+        """The public key of the client detail screen, or of the Clients row under the cursor."""
+        screen = self.screen
+        if isinstance(screen, ClientScreen):
+            return screen.public_key
+        if screen is not self.screen_stack[0]:
+            return None
+        if self.query_one(TabbedContent).active != "clients":
+            return None
+        return self.query_one("#client-table", KeyedTable).cursor_key()
+
+    def _with_gateway(self, start: Callable[[str], None]) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY_REFUSAL, severity="warning")
+            return
+        name = self.selected_gateway()
+        if name is None:
+            self.notify(
+                "select a gateway first: a real server or host row (Overview) or its detail",
+                severity="warning",
+            )
+            return
+        start(name)
+
+    def action_drain(self) -> None:
+        self._with_gateway(self.start_drain)
+
+    def action_undrain(self) -> None:
+        self._with_gateway(self.start_undrain)
+
+    def action_weight(self) -> None:
+        self._with_gateway(self.start_weight)
+
+    def action_peer_remove(self) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY_REFUSAL, severity="warning")
+            return
+        key = self.selected_client()
+        if key is None:
+            self.notify(
+                "select a client first: a Clients row or its detail screen", severity="warning"
+            )
+            return
+        self.start_peer_remove(key)
+
+    def action_peer_add(self) -> None:
+        self.start_peer_add()
+
+    def start_drain(self, name: str) -> None:
+        from wgconsole.ops.drain import execute_drain, find_record, plan_drain
+        from wgconsole.ops.validate import gateway as find_gateway
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            fleet = self.collector.snapshot()
+            record = find_record(ctx, find_gateway(self.inventory, name))
+            plan = plan_drain(self.inventory, fleet, name, record)
+
+            def execute() -> str:
+                r = execute_drain(ctx, plan)
+                moved = ", ".join(f"{k} -> {v}" for k, v in sorted(r.moved.items())) or "none"
+                state = "complete" if r.complete else "NOT complete"
+                return f"drain of {r.gateway} {state} in {r.seconds:.1f} s; moved: {moved}"
+
+            return Planned(plan.describe(), name, execute)
+
+        self.open_action(f"drain {name}", name, planner)
+
+    def start_undrain(self, name: str) -> None:
+        from wgconsole.ops.weight import plan_undrain
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            return self._weight_planned(ctx, plan_undrain(ctx, self.collector.snapshot(), name))
+
+        self.open_action(f"undrain {name}", name, planner)
+
+    def start_weight(self, name: str) -> None:
+        from wgconsole.ops.weight import plan_weight
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            fleet = self.collector.snapshot()
+            return self._weight_planned(
+                ctx, plan_weight(self.inventory, fleet, name, values["weight"])
+            )
+
+        self.open_action(
+            f"weight {name}",
+            name,
+            planner,
+            (Field("weight", "new weight N (0..256)", placeholder="N"),),
+        )
+
+    @staticmethod
+    def _weight_planned(ctx: OpContext, plan: object) -> Planned:
+        from wgconsole.ops.weight import WeightPlan, execute_weight
+
+        assert isinstance(plan, WeightPlan)
+
+        def execute() -> str:
+            execute_weight(ctx, plan)
+            return f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)"
+
+        return Planned(plan.describe(), plan.gateway.name, execute)
+
+    def start_peer_remove(self, public_key: str) -> None:
+        from wgconsole.ops.peers import execute_peer_remove, plan_peer_remove
+
+        label = public_key
+        if self.snapshot is not None and (c := self.snapshot.fleet.client(public_key)):
+            label = c.label
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            plan = plan_peer_remove(self.inventory, self.collector.snapshot(), public_key)
+
+            def execute() -> str:
+                try:
+                    return "\n".join(execute_peer_remove(ctx, plan).summary())
+                finally:
+                    self.call_from_thread(self.reread_clients)
+
+            return Planned(plan.describe(), plan.label, execute)
+
+        self.open_action(f"peer remove {label}", label, planner)
+
+    def start_peer_add(self) -> None:
+        from wgconsole.ops.peers import execute_peer_add, plan_peer_add
+
+        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
+            name = values["name"]
+            output = values.get("output") or None
+            plan = plan_peer_add(
+                self.inventory,
+                self.collector.snapshot(),
+                name,
+                values.get("public_key") or None,
+                values.get("address") or None,
+            )
+            if plan.generate_key and not output:
+                raise ValidationError(
+                    "a generated private key is written only to the client's config file: "
+                    "give an output file (or a public key the client already has)"
+                )
+
+            def execute() -> str:
+                try:
+                    result = execute_peer_add(ctx, plan, output=output)
+                finally:
+                    self.call_from_thread(self.reread_clients)
+                return "\n".join([*result.summary(), "", result.display_config()])
+
+            return Planned(plan.describe(), name, execute)
+
+        self.open_action(
+            "peer add",
+            "peer add",
+            planner,
+            (
+                Field("name", "client name"),
+                Field("public_key", "public key (else one is generated)", required=False),
+                Field("address", "tunnel address (else the next free one)", required=False),
+                Field(
+                    "output",
+                    "client config file to write (needed for a generated key)",
+                    required=False,
+                ),
+            ),
+        )
+
+    # --- the end --------------------------------------------------------------------------
+
+    def close_collector(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stop.set()
+            self._wake.set()
+            self._taken.set()
+            self.collector.close()
+
+    async def action_quit(self) -> None:
+        self.close_collector()
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        self.close_collector()
+
+
+def run_console(args: argparse.Namespace, inventory: Inventory) -> int:
+    """`wgconsole` with no command: the console on the inventory's fleet until `q`."""
+    try:
+        themes = load_themes()
+    except ThemeError as exc:
+        print(f"wgconsole: {exc}", file=sys.stderr)
+        return 2
+    theme = args.theme or DEFAULT_THEME
+    if theme not in themes:
+        print(
+            f"wgconsole: no theme {theme!r}; available: {', '.join(sorted(themes))}",
+            file=sys.stderr,
+        )
+        return 2
+    collector = FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=args.read_only,
+        timeout=args.timeout,
+    )
+    try:
+        app = ConsoleApp(
+            inventory,
+            collector,
+            interval=max(0.2, args.interval),
+            read_only=args.read_only,
+            theme=theme,
+            themes=themes,
+            audit_path=Path(audit) if (audit := getattr(args, "audit_log", None)) else None,
+            op_timeout=args.timeout,
+        )
+        app.run()
+    finally:
+        collector.close()
+    return app.return_code or 0

@@ -1,0 +1,30 @@
+"""Clients: one row per peer, the LB gateway and handshake gateway side by side."""
+
+from __future__ import annotations
+
+from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.tableview import TableView
+from wgconsole.view.rows import CLIENT_COLUMNS, RowIndex
+from wgconsole.view.snapshot import ConsoleSnapshot
+
+
+class ClientsView(TableView):
+    natural_order = "by address"
+    noun = "clients"
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(CLIENT_COLUMNS, "client-table", id=id)
+        self.index: RowIndex | None = None
+
+    def show(self, snapshot: ConsoleSnapshot, palette: Palette, restyle: bool) -> None:
+        self.index = snapshot.clients
+        self.palette = palette
+        self._apply(restyle)
+
+    def redraw(self) -> None:
+        self._apply(False)
+
+    def _apply(self, restyle: bool) -> None:
+        if self.index is None or self.palette is None:
+            return
+        self.show_rows(self.index.select(self.table_query), len(self.index), restyle)

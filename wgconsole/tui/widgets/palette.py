@@ -1,0 +1,84 @@
+"""Semantic tones (wgconsole.view.present) as Rich styles taken from the current theme's variables.
+
+Table cells are Rich Text, which cannot name a theme variable, so the styles are resolved
+from the theme once per theme change; nothing here names a colour of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.style import Style
+from rich.text import Text
+from textual.color import Color, ColorParseError
+
+from wgconsole.view.present import ACCENT, BAD, GOOD, MUTED, PLAIN, STALE, WARN
+from wgconsole.view.rows import Cell
+
+
+def _colour(variables: Mapping[str, str], *names: str) -> Color | None:
+    background = Color.parse(variables.get("background", "#000000"))
+    for name in names:
+        value = variables.get(name)
+        if not value:
+            continue
+        try:
+            colour = Color.parse(value)
+        except ColorParseError:
+            continue  # "auto 60%" and the like: try the next name
+        return background + colour  # flattens any alpha onto the background
+    return None
+
+
+def _style(colour: Color | None, bold: bool = False, italic: bool = False) -> Style:
+    return Style(color=None if colour is None else colour.rich_color, bold=bold, italic=italic)
+
+
+_TEXT_CACHE = 20_000
+
+
+class KeyedText(Text):
+    """A first-column cell that knows its row key, so the table can be put in any order."""
+
+    row_key: str = ""
+
+
+class Palette:
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        muted = _colour(variables, "text-muted", "foreground-muted")
+        self.styles: dict[str, Style] = {
+            PLAIN: Style(),
+            GOOD: _style(_colour(variables, "success")),
+            WARN: _style(_colour(variables, "warning")),
+            BAD: _style(_colour(variables, "error"), bold=True),
+            MUTED: _style(muted),
+            STALE: _style(muted, italic=True),
+            ACCENT: _style(_colour(variables, "accent")),
+        }
+        self._texts: dict[tuple[str, str], Text] = {}
+
+    def style(self, tone: str) -> Style:
+        return self.styles.get(tone, self.styles[PLAIN])
+
+    def text(self, cell: Cell) -> Text:
+        # Most cells repeat (gateway names, "✔ fresh 84s", "287s"): one Text each, shared.
+        # DataTable only reads its cells, so sharing is safe.
+        key = (cell.text, cell.tone)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) >= _TEXT_CACHE:
+                self._texts.clear()
+            text = Text(cell.text, style=self.style(cell.tone), no_wrap=True, end="")
+            self._texts[key] = text
+        return text
+
+    def keyed(self, cell: Cell, key: str) -> KeyedText:
+        text = KeyedText(cell.text, style=self.style(cell.tone), no_wrap=True, end="")
+        text.row_key = key
+        return text
+
+    def line(self, parts: tuple[tuple[str, str], ...]) -> Text:
+        text = Text(no_wrap=False, end="")
+        for chunk, tone in parts:
+            text.append(chunk, self.style(tone))
+        return text
