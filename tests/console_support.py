@@ -77,7 +77,7 @@ class SteppedCollector(FleetCollector):
 def fleets(frames: Sequence[Path]) -> list[Fleet]:
     collector = SteppedCollector(frames)
     try:
-        return [collector.snapshot() for _ in frames]
+        return [collector.read_fleet() for _ in frames]
     finally:
         collector.close()
 

@@ -278,8 +278,8 @@ def test_snapshot_builder_carries_events_and_rows() -> None:
     collector = SteppedCollector([NORMAL, WG_DOWN])
     builder = SnapshotBuilder(collector.inventory, collector.stepped_clock)
     try:
-        first = builder.build(collector.snapshot(), 0.1)
-        second = builder.build(collector.snapshot(), 0.1)
+        first = builder.build(collector.read_fleet(), 0.1)
+        second = builder.build(collector.read_fleet(), 0.1)
     finally:
         collector.close()
     assert (first.seq, second.seq) == (1, 2)
@@ -293,7 +293,7 @@ def test_snapshot_builder_carries_events_and_rows() -> None:
 def test_client_outcomes_follow_the_sh_model() -> None:
     collector = SteppedCollector([NORMAL])
     try:
-        fleet = collector.snapshot()
+        fleet = collector.read_fleet()
     finally:
         collector.close()
     outcomes = {
@@ -403,7 +403,7 @@ def test_snapshot_builder_prepares_the_shown_selections() -> None:
     builder.conn_query = ("", 3, False)
     builder.client_query = ("wg", 0, True)
     try:
-        snapshot = builder.build(collector.snapshot(), 0.1)
+        snapshot = builder.build(collector.read_fleet(), 0.1)
     finally:
         collector.close()
     assert snapshot.conns._selected == {("", 3, False): snapshot.conns.select(("", 3, False))}
@@ -414,10 +414,10 @@ def test_snapshot_builder_frees_retired_snapshots_in_the_worker() -> None:
     collector = SteppedCollector([NORMAL, NORMAL])
     builder = SnapshotBuilder(collector.inventory, collector.stepped_clock)
     try:
-        first = builder.build(collector.snapshot(), 0.1)
+        first = builder.build(collector.read_fleet(), 0.1)
         builder.retire(first)  # the UI thread, once it shows a newer one
         assert builder._retired == [first]
-        builder.build(collector.snapshot(), 0.1)
+        builder.build(collector.read_fleet(), 0.1)
     finally:
         collector.close()
     assert builder._retired == []

@@ -105,11 +105,11 @@ def _host(fleet: Fleet, name: str):  # type: ignore[no-untyped-def]
 
 def test_lost_gateway_is_marked_with_error_and_age_and_recovers() -> None:
     collector, hosts, clock = _collector()
-    assert all(h.reachable for h in collector.snapshot().hosts)
+    assert all(h.reachable for h in collector.read_fleet().hosts)
 
     hosts[GW2].fault = _raise(TransportError("cannot connect to 127.0.0.1:2323: refused"))
     clock.now += 42
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     gw2 = _host(fleet, GW2)
     assert not gw2.reachable and "refused" in (gw2.error or "")
     assert gw2.last_success == NOW  # the age of what is shown: 42 s
@@ -123,7 +123,7 @@ def test_lost_gateway_is_marked_with_error_and_age_and_recovers() -> None:
 
     hosts[GW2].fault = None  # back: the very next poll shows it, no finding left
     clock.now += 5
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     assert _host(fleet, GW2).reachable and _host(fleet, GW2).last_success == clock.now
     assert not {c for c, _ in _codes(fleet)} & {"host-unreachable"}
 
@@ -131,7 +131,7 @@ def test_lost_gateway_is_marked_with_error_and_age_and_recovers() -> None:
 def test_a_host_that_never_answered_says_so() -> None:
     collector, hosts, _ = _collector()
     hosts[GW2].fault = _raise(TransportError("no route to host"))
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     assert _host(fleet, GW2).last_success is None
     message = next(f.message for f in fleet.findings if f.code == "host-unreachable")
     assert "No answer from it yet" in message
@@ -140,7 +140,7 @@ def test_a_host_that_never_answered_says_so() -> None:
 def test_last_success_carries_over_from_an_earlier_run() -> None:
     collector, hosts, _ = _collector(last_success={GW2: NOW - 300, "not-a-host": 1.0})
     hosts[GW2].fault = _raise(TransportError("refused"))
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     assert _host(fleet, GW2).last_success == NOW - 300
     assert "Last answer 300 s ago" in next(
         f.message for f in fleet.findings if f.code == "host-unreachable"
@@ -151,7 +151,7 @@ def test_last_success_carries_over_from_an_earlier_run() -> None:
 def test_a_timed_out_command_is_the_hosts_error() -> None:
     collector, hosts, _ = _collector()
     hosts[LB].fault = _raise(CommandTimeout("wg-lb: command timed out after 5 s"))
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     assert "timed out" in (_host(fleet, LB).error or "")
     # Without the LB the gateways' view is still there: handshakes, peers, drift.
     assert fleet.service is None
@@ -164,7 +164,7 @@ def test_a_changed_host_key_has_its_own_finding() -> None:
     hosts[GW1].fault = _raise(
         HostKeyError("HOST KEY CHANGED for [127.0.0.1]:2322: refusing to connect")
     )
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     finding = next(f for f in fleet.findings if f.subject == GW1)
     assert (finding.code, finding.severity) == ("host-key-changed", "critical")
     assert "HOST KEY CHANGED" in finding.message and "not polled" in finding.message
@@ -234,7 +234,7 @@ SECRET = "cGFzc3dvcmRwYXNzd29yZHBhc3N3b3JkcGFzc3dvcmQ="  # 32 bytes: key-shaped
 def test_damaged_output_is_the_hosts_error_never_a_crash(output: str) -> None:
     collector, hosts, _ = _collector()
     hosts[GW2].fault = lambda: CommandResult(output, "", 0, 0.0, len(output))
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     assert not _host(fleet, GW2).reachable and _host(fleet, GW2).error
     assert _host(fleet, GW1).reachable and fleet.service is not None
 
@@ -245,7 +245,7 @@ def test_a_parser_bug_is_the_hosts_error_and_hides_keys(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(collect, "parse_wg_dump", broken)
     collector, _, _ = _collector()
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     error = _host(fleet, GW1).error or ""
     assert "cannot read its output (ValueError" in error
     assert SECRET not in error and "<redacted>" in error
@@ -272,7 +272,7 @@ def test_a_missing_sudo_right_is_reported_as_such() -> None:
     )
     lb = _with_section(hosts[LB].text, "ipvsadm", refusal, 1)
     hosts[LB].fault = lambda: CommandResult(lb, "", 0, 0.0, len(lb))
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     assert "missing sudo right for `wg show wg0 dump`" in (_host(fleet, GW2).error or "")
     assert "a password is required" in (_host(fleet, GW2).error or "")
     assert "missing sudo right for `ipvsadm -Ln --nosort`" in (_host(fleet, LB).error or "")
@@ -403,11 +403,11 @@ def test_clock_skew_does_not_distort_handshake_ages() -> None:
     """Ages are computed on each gateway's own clock: skewed gateways (one an hour ahead of
     the bastion, one two hours behind) show the same ages as with synchronised clocks."""
     collector, hosts, _ = _collector()
-    baseline = collector.snapshot()
+    baseline = collector.read_fleet()
     for name, skew in ((GW1, 3600), (GW2, -7200)):
         shifted = _shift_gateway_clock(hosts[name].text, skew)
         hosts[name].fault = lambda t=shifted: CommandResult(t, "", 0, 0.0, len(t))
-    skewed = collector.snapshot()
+    skewed = collector.read_fleet()
     assert [c.handshake_age for c in skewed.clients] == [c.handshake_age for c in baseline.clients]
     for before, after in zip(baseline.clients, skewed.clients, strict=True):
         for gw in (GW1, GW2):
@@ -422,7 +422,7 @@ def test_clock_skew_does_not_distort_handshake_ages() -> None:
     assert skews[GW2] == pytest.approx((base[GW2] or 0) - 7200)
     # A bastion clock that is off changes no age either (lab test: a skewed bastion clock).
     collector.clock = lambda: NOW + 86400
-    assert [c.handshake_age for c in collector.snapshot().clients] == [
+    assert [c.handshake_age for c in collector.read_fleet().clients] == [
         c.handshake_age for c in skewed.clients
     ]
 

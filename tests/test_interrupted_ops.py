@@ -43,7 +43,7 @@ def _ctx(world: World, progress: list[Progress] | None = None) -> OpContext:
 
 
 def _fleet(world: World) -> Fleet:
-    return world.collector(timeout=60.0).snapshot()
+    return world.collector(timeout=60.0).read_fleet()
 
 
 def _drain(world: World, *, break_lock: bool = False, resume: bool = False) -> None:

@@ -139,7 +139,7 @@ def test_a_poll_never_crashes_on_damaged_output(data: st.DataObject) -> None:
             pass
 
     collector = FleetCollector(inventory, transport_factory=lambda h: Host(h.name))
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     for status in fleet.hosts:
         if status.name != victim:
             assert status.reachable

@@ -90,7 +90,7 @@ def cli_reads() -> set[str]:
 def test_operations_refused_at_the_transport_too(world: World) -> None:
     """Past the CLI's own check, a read-only transport still stops the first change."""
     collector = world.collector(timeout=60.0)
-    fleet = collector.snapshot()
+    fleet = collector.read_fleet()
     ctx = OpContext(
         world.inventory,
         world.transports(read_only=True),
@@ -131,9 +131,9 @@ def test_every_change_an_operation_sends_is_marked_mutating(world: World) -> Non
         world.inventory, world.transports(), AuditLog(world.root / "audit.jsonl"), timeout=10.0
     )
     collector = world.collector(timeout=60.0)
-    execute_drain(ctx, plan_drain(world.inventory, collector.snapshot(), GW2), wait_timeout=5)
-    execute_weight(ctx, plan_undrain(ctx, collector.snapshot(), GW2))
-    execute_weight(ctx, plan_weight(world.inventory, collector.snapshot(), GW2, 3))
+    execute_drain(ctx, plan_drain(world.inventory, collector.read_fleet(), GW2), wait_timeout=5)
+    execute_weight(ctx, plan_undrain(ctx, collector.read_fleet(), GW2))
+    execute_weight(ctx, plan_weight(world.inventory, collector.read_fleet(), GW2, 3))
     assert {d["w"] for d in world.state()["lb"]["dests"]} == {1, 3}
     _check_marks([(s.command, s.mutating) for s in world.sent])
 

@@ -103,7 +103,7 @@ def _remove_if_left(path: Path, public: str) -> None:
     inventory = load_inventory(path)
     collector = FleetCollector(inventory, timeout=30.0)
     try:
-        fleet = collector.snapshot()
+        fleet = collector.read_fleet()
         if fleet.client(public) is None:
             return
         ctx = OpContext(

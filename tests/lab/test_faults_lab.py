@@ -86,7 +86,7 @@ def _start_sshd(lab: Lab, netns: str) -> None:
 def collector(lab: Lab) -> Iterator[FleetCollector]:
     c = FleetCollector(lab.inventory, timeout=20.0)
     try:
-        fleet = c.snapshot()
+        fleet = c.read_fleet()
         assert all(h.reachable for h in fleet.hosts), [(h.name, h.error) for h in fleet.hosts]
         yield c
     finally:
@@ -111,10 +111,10 @@ def test_gateway_sshd_stopped_then_back(
     try:
         _stop_sshd(lab, "gw2")
         took = _wait_for(
-            lambda: not _host(collector.snapshot(), GW2).reachable, "gateway-02 marked lost", 60
+            lambda: not _host(collector.read_fleet(), GW2).reachable, "gateway-02 marked lost", 60
         )
         print(f"gateway-02 marked lost {took:.1f} s after its sshd stopped")
-        fleet = collector.snapshot()
+        fleet = collector.read_fleet()
         gw2 = _host(fleet, GW2)
         assert gw2.error and gw2.last_success is not None
         assert fleet.taken_at - gw2.last_success >= 0
@@ -135,9 +135,9 @@ def test_gateway_sshd_stopped_then_back(
         print("status showed:", hosts[GW2]["error"])
     finally:
         _start_sshd(lab, "gw2")
-    took = _wait_for(lambda: _host(collector.snapshot(), GW2).reachable, "gateway-02 back")
+    took = _wait_for(lambda: _host(collector.read_fleet(), GW2).reachable, "gateway-02 back")
     print(f"gateway-02 back in the collector {took:.1f} s after its sshd restarted")
-    assert not {c for c, s in _codes(collector.snapshot()) if s == GW2} & {"host-unreachable"}
+    assert not {c for c, s in _codes(collector.read_fleet()) if s == GW2} & {"host-unreachable"}
 
 
 # --- a gateway's wg interface goes down ------------------------------------------------------
@@ -166,7 +166,7 @@ def test_gateway_data_link_cut(lab: Lab, collector: FleetCollector) -> None:
     try:
         lab.ns("gw2", ["ip", "link", "set", "lan", "down"])
         for _ in range(2):  # a poll loop keeps working through it
-            fleet = collector.snapshot()
+            fleet = collector.read_fleet()
             assert all(h.reachable for h in fleet.hosts)
         gw2 = fleet.gateway(GW2)
         assert gw2 is not None and gw2.link_up is True  # wg0 itself is up: no false alarm
@@ -187,7 +187,7 @@ def test_lb_unreachable_mid_poll_then_back(lab: Lab) -> None:
     c = FleetCollector(lab.inventory, timeout=4.0)
     try:
         # New connections into the emulated lab take seconds each: let them settle first.
-        _wait_for(lambda: all(h.reachable for h in c.snapshot().hosts), "a first full poll")
+        _wait_for(lambda: all(h.reachable for h in c.read_fleet().hosts), "a first full poll")
         try:
             lab.ns("lb", ["tc", "qdisc", "add", "dev", "mgmt", "root", "netem", "loss", "100%"])
             started = time.monotonic()
@@ -205,7 +205,7 @@ def test_lb_unreachable_mid_poll_then_back(lab: Lab) -> None:
             assert not _host(again, LB).reachable and _host(again, GW1).reachable
         finally:
             lab.ns("lb", ["tc", "qdisc", "del", "dev", "mgmt", "root"], check=False)
-        took = _wait_for(lambda: _host(c.snapshot(), LB).reachable, "the LB back")
+        took = _wait_for(lambda: _host(c.read_fleet(), LB).reachable, "the LB back")
         print(f"LB back {took:.1f} s after its link was repaired")
     finally:
         c.close()
@@ -217,10 +217,10 @@ def test_lb_unreachable_mid_poll_then_back(lab: Lab) -> None:
 def test_a_hung_command_times_out_and_the_host_comes_back(lab: Lab) -> None:
     c = FleetCollector(lab.inventory, timeout=1.5)
     try:
-        _wait_for(lambda: all(h.reachable for h in c.snapshot().hosts), "a first full poll")
+        _wait_for(lambda: all(h.reachable for h in c.read_fleet().hosts), "a first full poll")
         try:
             lab.ns("gw2", ["tc", "qdisc", "add", "dev", "mgmt", "root", "netem", "delay", "4s"])
-            fleet = c.snapshot()
+            fleet = c.read_fleet()
             gw2 = _host(fleet, GW2)
             assert not gw2.reachable
             assert "timed out" in (gw2.error or "") or "no answer within" in (gw2.error or "")
@@ -229,7 +229,7 @@ def test_a_hung_command_times_out_and_the_host_comes_back(lab: Lab) -> None:
             assert fleet.service is not None
         finally:
             lab.ns("gw2", ["tc", "qdisc", "del", "dev", "mgmt", "root"], check=False)
-        took = _wait_for(lambda: _host(c.snapshot(), GW2).reachable, "gateway-02 back")
+        took = _wait_for(lambda: _host(c.read_fleet(), GW2).reachable, "gateway-02 back")
         print(f"gateway-02 back {took:.1f} s after the delay was removed")
     finally:
         c.close()
@@ -275,7 +275,7 @@ def test_a_skewed_bastion_clock_does_not_change_handshake_ages(lab: Lab) -> None
     for skew in (3600.0, -3600.0):
         c = FleetCollector(lab.inventory, clock=lambda s=skew: time.time() + s)
         try:
-            fleet = c.snapshot()
+            fleet = c.read_fleet()
         finally:
             c.close()
         clock, latest = handshakes(lab, "gw1")
@@ -343,7 +343,7 @@ def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path:
         def cut_drain() -> None:
             counter[0] = 0
             gw = lab.inventory.gateways[1]
-            plan = plan_drain(lab.inventory, c.snapshot(), GW2, find_record(ctx, gw))
+            plan = plan_drain(lab.inventory, c.read_fleet(), GW2, find_record(ctx, gw))
             counter[0] = 0
             execute_drain(ctx, plan, wait=True, wait_timeout=120)
 

@@ -147,7 +147,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         last_success=_load_last_answers(inventory),
     )
     try:
-        fleet = collector.snapshot()
+        fleet = collector.read_fleet()
         _save_last_answers(inventory, collector.last_successes)
     finally:
         collector.close()

@@ -132,7 +132,7 @@ def cmd_drain(args: argparse.Namespace, inventory: Inventory, collector: FleetCo
 
     def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
         gw = find_gateway(inventory, args.gateway)  # checked before anything is sent
-        fleet = collector.snapshot()
+        fleet = collector.read_fleet()
         record = find_record(ctx, gw)
         plan = plan_drain(inventory, fleet, args.gateway, record, resume=args.resume)
 
@@ -165,7 +165,7 @@ def cmd_weight(args: argparse.Namespace, inventory: Inventory, collector: FleetC
             valid_weight(args.value)
         elif args.weight is not None:
             valid_weight(args.weight)
-        fleet = collector.snapshot()
+        fleet = collector.read_fleet()
         if args.command == "undrain":
             plan = plan_undrain(ctx, fleet, args.gateway, args.weight)
         else:
@@ -200,7 +200,7 @@ def cmd_peer(args: argparse.Namespace, inventory: Inventory, collector: FleetCol
     def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
         if args.peer_command == "add":
             precheck_peer_add(args.name, args.public_key, args.address, args.keepalive)
-        fleet = collector.snapshot()
+        fleet = collector.read_fleet()
         if args.peer_command == "remove":
             rplan = plan_peer_remove(inventory, fleet, args.name)
             return rplan.describe(), lambda: "\n".join(execute_peer_remove(ctx, rplan).summary())

@@ -401,7 +401,7 @@ class FleetCollector:
     def fleet(self, poll: PollResult) -> Fleet:
         return fleet_from_poll(self.inventory, poll, self.host_status(poll))
 
-    def snapshot(self) -> Fleet:
+    def read_fleet(self) -> Fleet:
         return self.fleet(self.poll())
 
     def close(self) -> None:

@@ -114,7 +114,7 @@ class Collector(Protocol):
     @property
     def transports(self) -> Mapping[str, Transport]: ...
 
-    def snapshot(self) -> Fleet: ...
+    def read_fleet(self) -> Fleet: ...
 
     def poll(self, roles: tuple[str, ...] = ...) -> PollResult: ...
 
@@ -694,7 +694,7 @@ class ConsoleApp(App[int]):
         from wgconsole.ops.validate import gateway as find_gateway
 
         def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            fleet = self.collector.snapshot()
+            fleet = self.collector.read_fleet()
             record = find_record(ctx, find_gateway(self.inventory, name))
             plan = plan_drain(self.inventory, fleet, name, record)
 
@@ -712,7 +712,7 @@ class ConsoleApp(App[int]):
         from wgconsole.ops.weight import plan_undrain
 
         def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            return self._weight_planned(ctx, plan_undrain(ctx, self.collector.snapshot(), name))
+            return self._weight_planned(ctx, plan_undrain(ctx, self.collector.read_fleet(), name))
 
         self.open_action(f"undrain {name}", name, planner)
 
@@ -720,7 +720,7 @@ class ConsoleApp(App[int]):
         from wgconsole.ops.weight import plan_weight
 
         def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            fleet = self.collector.snapshot()
+            fleet = self.collector.read_fleet()
             return self._weight_planned(
                 ctx, plan_weight(self.inventory, fleet, name, values["weight"])
             )
@@ -752,7 +752,7 @@ class ConsoleApp(App[int]):
             label = c.label
 
         def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            plan = plan_peer_remove(self.inventory, self.collector.snapshot(), public_key)
+            plan = plan_peer_remove(self.inventory, self.collector.read_fleet(), public_key)
 
             def execute() -> str:
                 try:
@@ -772,7 +772,7 @@ class ConsoleApp(App[int]):
             output = values.get("output") or None
             plan = plan_peer_add(
                 self.inventory,
-                self.collector.snapshot(),
+                self.collector.read_fleet(),
                 name,
                 values.get("public_key") or None,
                 values.get("address") or None,
