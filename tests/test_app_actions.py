@@ -18,6 +18,7 @@ from textual.widgets import Button, Input, Static
 from tests.console_support import NORMAL, SteppedCollector, console, show_view, wait_for
 from wgconsole.config.inventory_edit import add_client, remove_client
 from wgconsole.config.inventory_file import load_inventory
+from wgconsole.ops import catalog
 from wgconsole.tui.app import ConsoleApp
 from wgconsole.tui.screens.action import ActionScreen
 from wgconsole.tui.screens.detail import ClientScreen, GatewayScreen
@@ -146,7 +147,7 @@ async def test_run_is_enabled_only_by_the_exact_name_and_escape_sends_nothing(
     app.record_action = lambda s, m: (recorded.append((s, m)), record(s, m))  # type: ignore[method-assign]
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot, app)
-        app.start_drain(GW1)
+        app.open_action(catalog.Drain(GW1))
         screen = await planned(pilot, app)
         run = screen.query_one("#action-run", Button)
         assert run.disabled
@@ -171,8 +172,8 @@ async def test_read_only_keys_refuse_and_plan_nothing() -> None:
         await started(pilot, app)
         app.query_one("#servers", KeyedTable).focus()
         planners: list[str] = []
-        snapshot = collector.snapshot
-        collector.snapshot = lambda: (planners.append("x"), snapshot())[1]  # type: ignore[method-assign]
+        read_fleet = collector.read_fleet
+        collector.read_fleet = lambda: (planners.append("x"), read_fleet())[1]  # type: ignore[method-assign]
         for key in ("D", "U", "W", "A"):
             await pilot.press(key)
         await pilot.press("2", "X")
@@ -273,26 +274,38 @@ async def test_action_letters_typed_in_the_filter_stay_text() -> None:
 
 async def test_steps_are_shown_as_they_end() -> None:
     from collections.abc import Mapping
+    from dataclasses import dataclass
 
+    from wgconsole.core.fleet import Fleet
     from wgconsole.ops.context import OpContext
     from wgconsole.ops.errors import OpError
-    from wgconsole.tui.screens.action import Planned
+    from wgconsole.ops.operation import Field, Outcome, Planned
 
-    def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-        def execute() -> str:
-            with ctx.step("weight 0 on wg-lb"):
-                pass
-            ctx.warn("a warning")
-            with ctx.step("interface down"):
-                raise OpError("wg-gateway-01: no route")
-            return "unreachable"
+    @dataclass(frozen=True)
+    class TestOp:
+        title: str = "test op"
+        subject: str = "t"
+        fields: tuple[Field, ...] = ()
+        changes_clients: bool = False
 
-        return Planned(["plan line"], "t", execute)
+        def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+            return None
+
+        def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+            def execute() -> Outcome:
+                with ctx.step("weight 0 on wg-lb"):
+                    pass
+                ctx.warn("a warning")
+                with ctx.step("interface down"):
+                    raise OpError("wg-gateway-01: no route")
+                return Outcome("unreachable")
+
+            return Planned(("plan line",), "t", execute)
 
     app, _ = console([NORMAL])
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot, app)
-        app.open_action("test op", "t", planner)
+        app.open_action(TestOp())
         screen = await planned(pilot, app)
         await pilot.press("t", "enter")
         await wait_for(pilot, lambda: screen.state == "done")

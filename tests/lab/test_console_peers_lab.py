@@ -19,6 +19,7 @@ from textual.widgets import Input, Static
 from tests.console_support import wait_for
 from tests.lab.conftest import Lab
 from wgconsole.config.inventory_file import load_inventory
+from wgconsole.ops import catalog
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.keys import generate_keypair
@@ -79,7 +80,10 @@ async def test_a_peer_added_from_the_console_is_named_at_once_then_removed(
         async with app.run_test(size=(160, 50)) as pilot:
             await wait_for(pilot, lambda: app.applied >= 1, timeout=120)
             outcome = await _run_action(
-                pilot, app, app.start_peer_add, {"name": NAME, "public_key": public}
+                pilot,
+                app,
+                lambda: app.open_action(catalog.PeerAdd()),
+                {"name": NAME, "public_key": public},
             )
             print(outcome)
             # Named from the next poll, on every gateway, with no unknown-peer finding.
@@ -89,7 +93,9 @@ async def test_a_peer_added_from_the_console_is_named_at_once_then_removed(
             assert "unknown-peer" not in added.findings
             assert any(c.name == NAME for c in app.inventory.clients)
 
-            outcome = await _run_action(pilot, app, lambda: app.start_peer_remove(public), {})
+            outcome = await _run_action(
+                pilot, app, lambda: app.open_action(app.peer_remove(public)), {}
+            )
             print(outcome)
             await wait_for(pilot, lambda: app.applied > 0 and view() is None, 60)
             assert not any(c.public_key == public for c in app.inventory.clients)

@@ -260,11 +260,8 @@ def cmd_console(args: argparse.Namespace) -> int:
 def cmd_operation(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
     collector = _collector(args, inventory)
-    handler = {"drain": cli_ops.cmd_drain, "peer": cli_ops.cmd_peer}.get(
-        args.command, cli_ops.cmd_weight
-    )
     try:
-        return handler(args, inventory, collector)
+        return cli_ops.cmd_operation(args, inventory, collector)
     finally:
         collector.close()
 

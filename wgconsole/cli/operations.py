@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from wgconsole.core.inventory import Inventory
-from wgconsole.core.whereis import WhereIsError
+from wgconsole.ops import catalog
 from wgconsole.ops.audit import AuditLog, default_audit_path
-from wgconsole.ops.context import OpContext, Progress
-from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.clientconf import print_qr
+from wgconsole.ops.context import OpContext, progress_line
+from wgconsole.ops.operation import Operation, Planned, Refused, plan, run
+from wgconsole.ops.peers import PeerAddResult
 from wgconsole.poll.collector import FleetCollector
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
-
-SYMBOLS = {"step": "…", "ok": "✔", "fail": "✖", "info": " ", "warn": "⚠"}
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,149 +78,74 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pr.add_argument("name", help="inventory client name or public key")
 
 
-def _print_progress(p: Progress) -> None:
-    took = f" ({p.seconds:.1f} s)" if p.seconds is not None and p.kind != "step" else ""
-    print(f"  {SYMBOLS.get(p.kind, ' ')} {p.text}{took}", flush=True)
+def operation(args: argparse.Namespace) -> Operation:
+    """The operation the command line names, made from its arguments."""
+    if args.command == "drain":
+        return catalog.Drain(
+            args.gateway,
+            wait=args.wait,
+            wait_timeout=args.wait_timeout,
+            resume=args.resume,
+            break_lock=args.break_lock,
+        )
+    if args.command == "undrain":
+        return catalog.Undrain(args.gateway, args.weight, break_lock=args.break_lock)
+    if args.command == "weight":
+        return catalog.Weight(args.gateway, args.value, break_lock=args.break_lock)
+    if args.peer_command == "add":
+        return catalog.PeerAdd(
+            args.name,
+            args.public_key,
+            args.address,
+            args.keepalive,
+            args.output,
+            dry_run=args.dry_run,
+        )
+    return catalog.PeerRemove(args.name)
 
 
-def _confirm(args: argparse.Namespace, target: str) -> bool:
+def _confirm(args: argparse.Namespace, planned: Planned) -> bool:
     if args.yes:
         return True
     if not sys.stdin.isatty():
         print("wgconsole: not a terminal: pass --yes to run without confirmation", file=sys.stderr)
         return False
-    typed = input(f"Type {target!r} to go ahead: ").strip()
-    return typed == target
+    return planned.confirmed_by(input(f"Type {planned.target!r} to go ahead: "))
 
 
-def run_op(
-    args: argparse.Namespace,
-    inventory: Inventory,
-    collector: FleetCollector,
-    plan_and_run: Callable[[OpContext], tuple[list[str], Callable[[], str] | None]],
-    target: str,
-) -> int:
-    """Plan from a fresh snapshot, show it, confirm, execute with visible steps."""
+def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
+    """Plan from a fresh fleet, show the plan, confirm, execute with visible steps."""
     if args.read_only and not args.dry_run:
         print("wgconsole: --read-only: no operation can run", file=sys.stderr)
         return EXIT_REFUSED
-    audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path())
-    ctx = OpContext(inventory, collector.transports, audit, _print_progress, args.timeout)
-    try:
-        lines, execute = plan_and_run(ctx)
-        print("\n".join(lines))
-        if execute is None or args.dry_run:
-            return EXIT_OK
-        if not _confirm(args, target):
-            print("cancelled: nothing was changed")
-            return EXIT_REFUSED
-        summary = execute()
-    except (ValidationError, WhereIsError) as exc:
-        print(f"wgconsole: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except OpError as exc:
-        print(f"wgconsole: FAILED: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(summary)
-    return EXIT_OK
-
-
-def cmd_drain(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
-    from wgconsole.ops.drain import execute_drain, find_record, plan_drain
-    from wgconsole.ops.validate import gateway as find_gateway
-
-    def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
-        gw = find_gateway(inventory, args.gateway)  # checked before anything is sent
-        fleet = collector.read_fleet()
-        record = find_record(ctx, gw)
-        plan = plan_drain(inventory, fleet, args.gateway, record, resume=args.resume)
-
-        def execute() -> str:
-            r = execute_drain(
-                ctx,
-                plan,
-                wait=args.wait,
-                wait_timeout=args.wait_timeout,
-                break_lock=args.break_lock,
-            )
-            moved = ", ".join(f"{k} -> {v}" for k, v in sorted(r.moved.items())) or "none"
-            state = "complete" if r.complete else "NOT complete"
-            return f"drain of {r.gateway} {state} in {r.seconds:.1f} s; moved: {moved}"
-
-        return plan.describe(), execute
-
-    return run_op(args, inventory, collector, go, args.gateway)
-
-
-def cmd_weight(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
-    from wgconsole.ops.validate import gateway as find_gateway
-    from wgconsole.ops.validate import weight as valid_weight
-    from wgconsole.ops.weight import execute_weight, plan_undrain, plan_weight
-
-    def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
-        # The operator's input is checked before anything is sent.
-        find_gateway(inventory, args.gateway)
-        if args.command != "undrain":
-            valid_weight(args.value)
-        elif args.weight is not None:
-            valid_weight(args.weight)
-        fleet = collector.read_fleet()
-        if args.command == "undrain":
-            plan = plan_undrain(ctx, fleet, args.gateway, args.weight)
-        else:
-            plan = plan_weight(inventory, fleet, args.gateway, args.value)
-
-        def execute() -> str:
-            execute_weight(ctx, plan, break_lock=args.break_lock)
-            return f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)"
-
-        return plan.describe(), execute
-
-    return run_op(args, inventory, collector, go, args.gateway)
-
-
-def cmd_peer(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
-    from wgconsole.ops.clientconf import print_qr
-    from wgconsole.ops.peers import (
-        execute_peer_add,
-        execute_peer_remove,
-        plan_peer_add,
-        plan_peer_remove,
-        precheck_peer_add,
-    )
-
-    if args.peer_command == "add" and args.qr and not sys.stdout.isatty():
+    op = operation(args)
+    if getattr(args, "qr", False) and not sys.stdout.isatty():
         print(
             "wgconsole: --qr draws the private key: only onto an interactive terminal",
             file=sys.stderr,
         )
         return EXIT_REFUSED
-
-    def go(ctx: OpContext) -> tuple[list[str], Callable[[], str] | None]:
-        if args.peer_command == "add":
-            precheck_peer_add(args.name, args.public_key, args.address, args.keepalive)
-        fleet = collector.read_fleet()
-        if args.peer_command == "remove":
-            rplan = plan_peer_remove(inventory, fleet, args.name)
-            return rplan.describe(), lambda: "\n".join(execute_peer_remove(ctx, rplan).summary())
-        aplan = plan_peer_add(
-            inventory, fleet, args.name, args.public_key, args.address, keepalive=args.keepalive
-        )
-        if aplan.generate_key and not args.output and not args.dry_run:
-            raise ValidationError(
-                "a generated private key is written only to the client's config file: "
-                "give --output FILE (or --public-key for a key the client already has)"
-            )
-
-        def execute() -> str:
-            result = execute_peer_add(ctx, aplan, keepalive=args.keepalive, output=args.output)
-            lines = [*result.summary(), "", result.display_config()]
-            if args.qr:
-                print("\n".join(lines))
-                print_qr(result.config, sys.stdout)
-                return ""
-            return "\n".join(lines)
-
-        return aplan.describe(), execute
-
-    return run_op(args, inventory, collector, go, args.name)
+    audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path())
+    progress = lambda p: print(f"  {progress_line(p)}", flush=True)  # noqa: E731
+    ctx = OpContext(inventory, collector.transports, audit, progress, args.timeout)
+    planned = plan(op, ctx, collector.read_fleet, {})
+    if isinstance(planned, Refused):
+        if planned.cause == "unreadable":
+            print(f"wgconsole: FAILED: {planned.reason}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"wgconsole: {planned.reason}", file=sys.stderr)
+        return EXIT_REFUSED
+    print("\n".join(planned.preview))
+    if args.dry_run:
+        return EXIT_OK
+    if not _confirm(args, planned):
+        print("cancelled: nothing was changed")
+        return EXIT_REFUSED
+    outcome = run(planned)
+    if outcome.failed:
+        print(f"wgconsole: FAILED: {outcome.summary}", file=sys.stderr)
+        return EXIT_FAILED
+    print(outcome.summary)
+    if getattr(args, "qr", False) and isinstance(outcome.result, PeerAddResult):
+        print_qr(outcome.result.config, sys.stdout)
+    return EXIT_OK

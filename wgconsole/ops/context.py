@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from wgconsole.core.inventory import Inventory
 from wgconsole.ops.audit import AuditLog
@@ -19,14 +20,30 @@ from wgconsole.poll.transport.base import (
     sudo_refusal,
 )
 
+# A step begins, ends well or badly; a remark; a warning.
+ProgressKind = Literal["step", "ok", "fail", "info", "warn"]
+SYMBOLS: Mapping[ProgressKind, str] = {
+    "step": "…",
+    "ok": "✔",
+    "fail": "✖",
+    "info": " ",
+    "warn": "⚠",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
     """One line of an operation's visible progress."""
 
-    kind: str  # "step", "ok", "fail", "info", "warn"
+    kind: ProgressKind
     text: str
     seconds: float | None = None
+
+
+def progress_line(p: Progress) -> str:
+    """How every front end shows a progress line: its symbol, its text, how long it took."""
+    took = f" ({p.seconds:.1f} s)" if p.seconds is not None and p.kind != "step" else ""
+    return f"{SYMBOLS[p.kind]} {p.text}{took}"
 
 
 ProgressSink = Callable[[Progress], None]

@@ -34,12 +34,13 @@ from wgconsole.config.inventory_file import InventoryError, load_inventory
 from wgconsole.config.themes import DEFAULT_THEME, ThemeError, ThemeSpec, load_themes
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
+from wgconsole.ops import catalog
 from wgconsole.ops.audit import AuditLog, default_audit_path
 from wgconsole.ops.context import OpContext, ProgressSink
-from wgconsole.ops.errors import ValidationError
+from wgconsole.ops.operation import Operation
 from wgconsole.poll.collector import FleetCollector, PollResult
 from wgconsole.poll.transport.base import Transport
-from wgconsole.tui.screens.action import ActionScreen, Field, Planned, Planner
+from wgconsole.tui.screens.action import ActionScreen
 from wgconsole.tui.screens.detail import ClientScreen, DetailScreen, GatewayScreen
 from wgconsole.tui.screens.help import HelpScreen
 from wgconsole.tui.widgets.clients import ClientsView
@@ -59,6 +60,8 @@ from wgconsole.view.snapshot import ConsoleSnapshot, SnapshotBuilder
 # Views only updated while shown (thousands of rows each); a hidden one catches up when shown.
 LAZY_VIEWS = frozenset({"overview", "clients", "connections"})
 READ_ONLY_REFUSAL = "read-only: no action can run"
+SELECT_GATEWAY = "select a gateway first: a real server or host row (Overview) or its detail"
+SELECT_CLIENT = "select a client first: a Clients row or its detail screen"
 # Operations: on the selected gateway (Overview row or its detail screen), on the selected
 # client (Clients row or its detail screen), or anywhere (add).
 ACTION_BINDINGS: list[Binding] = [
@@ -172,9 +175,12 @@ class ConsoleCommands(Provider):
             commands.append((f"Theme: {name}", partial(app.set_theme, name), "switch theme"))
         for gw in app.inventory.gateways:
             commands.append((f"Gateway: {gw.name}", partial(app.open_gateway, gw.name), "details"))
-            commands.append((f"Drain: {gw.name}", partial(app.start_drain, gw.name), "key D"))
-            commands.append((f"Undrain: {gw.name}", partial(app.start_undrain, gw.name), "key U"))
-            commands.append((f"Weight: {gw.name}", partial(app.start_weight, gw.name), "key W"))
+            for label, op, key in (
+                ("Drain", catalog.Drain(gw.name), "D"),
+                ("Undrain", catalog.Undrain(gw.name), "U"),
+                ("Weight", catalog.Weight(gw.name), "W"),
+            ):
+                commands.append((f"{label}: {gw.name}", partial(app.open_action, op), f"key {key}"))
         if app.snapshot is not None:
             for client in app.snapshot.fleet.clients:
                 commands.append(
@@ -187,7 +193,7 @@ class ConsoleCommands(Provider):
                 commands.append(
                     (
                         f"Remove peer: {client.label}",
-                        partial(app.start_peer_remove, client.public_key),
+                        partial(app.open_action, app.peer_remove(client.public_key)),
                         "key X",
                     )
                 )
@@ -612,16 +618,15 @@ class ConsoleApp(App[int]):
             self.op_timeout,
         )
 
-    def open_action(
-        self, title: str, subject: str, planner: Planner, fields: tuple[Field, ...] = ()
-    ) -> None:
+    def open_action(self, op: Operation) -> None:
         if self.read_only:
             self.notify(READ_ONLY_REFUSAL, severity="warning")
             return
         if isinstance(self.screen, ActionScreen):
             return
+        after = self.reread_clients if op.changes_clients else None
         self.push_screen(
-            ActionScreen(title, subject, planner, self.op_context, self.record_action, fields)
+            ActionScreen(op, self.collector.read_fleet, self.op_context, self.record_action, after)
         )
 
     def selected_gateway(self) -> str | None:
@@ -652,161 +657,43 @@ class ConsoleApp(App[int]):
             return None
         return self.query_one("#client-table", KeyedTable).cursor_key()
 
-    def _with_gateway(self, start: Callable[[str], None]) -> None:
+    def _open_on(
+        self,
+        selected: Callable[[], str | None],
+        missing: str,
+        make: Callable[[str], Operation],
+    ) -> None:
+        """The operation on what is selected (a gateway, a client), or say what to select."""
         if self.read_only:
             self.notify(READ_ONLY_REFUSAL, severity="warning")
             return
-        name = self.selected_gateway()
-        if name is None:
-            self.notify(
-                "select a gateway first: a real server or host row (Overview) or its detail",
-                severity="warning",
-            )
+        target = selected()
+        if target is None:
+            self.notify(missing, severity="warning")
             return
-        start(name)
+        self.open_action(make(target))
 
     def action_drain(self) -> None:
-        self._with_gateway(self.start_drain)
+        self._open_on(self.selected_gateway, SELECT_GATEWAY, catalog.Drain)
 
     def action_undrain(self) -> None:
-        self._with_gateway(self.start_undrain)
+        self._open_on(self.selected_gateway, SELECT_GATEWAY, catalog.Undrain)
 
     def action_weight(self) -> None:
-        self._with_gateway(self.start_weight)
+        self._open_on(self.selected_gateway, SELECT_GATEWAY, catalog.Weight)
 
     def action_peer_remove(self) -> None:
-        if self.read_only:
-            self.notify(READ_ONLY_REFUSAL, severity="warning")
-            return
-        key = self.selected_client()
-        if key is None:
-            self.notify(
-                "select a client first: a Clients row or its detail screen", severity="warning"
-            )
-            return
-        self.start_peer_remove(key)
+        self._open_on(self.selected_client, SELECT_CLIENT, self.peer_remove)
 
     def action_peer_add(self) -> None:
-        self.start_peer_add()
+        self.open_action(catalog.PeerAdd())
 
-    def start_drain(self, name: str) -> None:
-        from wgconsole.ops.drain import execute_drain, find_record, plan_drain
-        from wgconsole.ops.validate import gateway as find_gateway
-
-        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            fleet = self.collector.read_fleet()
-            record = find_record(ctx, find_gateway(self.inventory, name))
-            plan = plan_drain(self.inventory, fleet, name, record)
-
-            def execute() -> str:
-                r = execute_drain(ctx, plan)
-                moved = ", ".join(f"{k} -> {v}" for k, v in sorted(r.moved.items())) or "none"
-                state = "complete" if r.complete else "NOT complete"
-                return f"drain of {r.gateway} {state} in {r.seconds:.1f} s; moved: {moved}"
-
-            return Planned(plan.describe(), name, execute)
-
-        self.open_action(f"drain {name}", name, planner)
-
-    def start_undrain(self, name: str) -> None:
-        from wgconsole.ops.weight import plan_undrain
-
-        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            return self._weight_planned(ctx, plan_undrain(ctx, self.collector.read_fleet(), name))
-
-        self.open_action(f"undrain {name}", name, planner)
-
-    def start_weight(self, name: str) -> None:
-        from wgconsole.ops.weight import plan_weight
-
-        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            fleet = self.collector.read_fleet()
-            return self._weight_planned(
-                ctx, plan_weight(self.inventory, fleet, name, values["weight"])
-            )
-
-        self.open_action(
-            f"weight {name}",
-            name,
-            planner,
-            (Field("weight", "new weight N (0..256)", placeholder="N"),),
-        )
-
-    @staticmethod
-    def _weight_planned(ctx: OpContext, plan: object) -> Planned:
-        from wgconsole.ops.weight import WeightPlan, execute_weight
-
-        assert isinstance(plan, WeightPlan)
-
-        def execute() -> str:
-            execute_weight(ctx, plan)
-            return f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)"
-
-        return Planned(plan.describe(), plan.gateway.name, execute)
-
-    def start_peer_remove(self, public_key: str) -> None:
-        from wgconsole.ops.peers import execute_peer_remove, plan_peer_remove
-
-        label = public_key
+    def peer_remove(self, public_key: str) -> catalog.PeerRemove:
+        """Removing a client, named as the console shows it."""
+        label = None
         if self.snapshot is not None and (c := self.snapshot.fleet.client(public_key)):
             label = c.label
-
-        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            plan = plan_peer_remove(self.inventory, self.collector.read_fleet(), public_key)
-
-            def execute() -> str:
-                try:
-                    return "\n".join(execute_peer_remove(ctx, plan).summary())
-                finally:
-                    self.call_from_thread(self.reread_clients)
-
-            return Planned(plan.describe(), plan.label, execute)
-
-        self.open_action(f"peer remove {label}", label, planner)
-
-    def start_peer_add(self) -> None:
-        from wgconsole.ops.peers import execute_peer_add, plan_peer_add
-
-        def planner(ctx: OpContext, values: Mapping[str, str]) -> Planned:
-            name = values["name"]
-            output = values.get("output") or None
-            plan = plan_peer_add(
-                self.inventory,
-                self.collector.read_fleet(),
-                name,
-                values.get("public_key") or None,
-                values.get("address") or None,
-            )
-            if plan.generate_key and not output:
-                raise ValidationError(
-                    "a generated private key is written only to the client's config file: "
-                    "give an output file (or a public key the client already has)"
-                )
-
-            def execute() -> str:
-                try:
-                    result = execute_peer_add(ctx, plan, output=output)
-                finally:
-                    self.call_from_thread(self.reread_clients)
-                return "\n".join([*result.summary(), "", result.display_config()])
-
-            return Planned(plan.describe(), name, execute)
-
-        self.open_action(
-            "peer add",
-            "peer add",
-            planner,
-            (
-                Field("name", "client name"),
-                Field("public_key", "public key (else one is generated)", required=False),
-                Field("address", "tunnel address (else the next free one)", required=False),
-                Field(
-                    "output",
-                    "client config file to write (needed for a generated key)",
-                    required=False,
-                ),
-            ),
-        )
+        return catalog.PeerRemove(public_key, label)
 
     # --- the end --------------------------------------------------------------------------
 

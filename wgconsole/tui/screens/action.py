@@ -1,17 +1,16 @@
 """One operation from the console: its inputs, a preview, a typed confirmation, visible steps.
 
-The screen never plans or runs anything on the UI thread (both send commands over SSH): a
-thread worker calls the planner, which returns the preview lines, the name the operator must
-type and the function that executes it; a second worker executes it. Progress events come
-back through `app.call_from_thread`; the outcome stays on screen until dismissed.
+The operation is an `ops.operation.Operation`, planned and run as the CLI does (`plan`, `run`);
+this screen only shows it. It never plans or runs anything on the UI thread (both send commands
+over SSH): a thread worker plans, a second worker executes. Progress events come back through
+`app.call_from_thread`; the outcome stays on screen until dismissed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,38 +19,21 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from wgconsole.core.whereis import WhereIsError
-from wgconsole.ops.context import OpContext, Progress, ProgressSink
-from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.context import OpContext, Progress, ProgressSink, progress_line
+from wgconsole.ops.operation import (
+    FleetReader,
+    Operation,
+    Outcome,
+    Planned,
+    Refused,
+    missing_fields,
+    plan,
+    run,
+)
 
-SYMBOLS = {"step": "…", "ok": "✔", "fail": "✖", "info": " ", "warn": "⚠"}
-
-
-@dataclass(frozen=True)
-class Field:
-    """An input the operation asks for before planning."""
-
-    name: str
-    label: str
-    required: bool = True
-    placeholder: str = ""
-
-
-@dataclass(frozen=True)
-class Planned:
-    lines: list[str]
-    target: str  # what the operator types to go ahead
-    execute: Callable[[], str]
-
-
-Planner = Callable[[OpContext, Mapping[str, str]], Planned]
 ContextFactory = Callable[[ProgressSink], OpContext]
 Recorder = Callable[[str, str], None]
-
-
-def progress_line(p: Progress) -> str:
-    took = f" ({p.seconds:.1f} s)" if p.seconds is not None and p.kind != "step" else ""
-    return f"{SYMBOLS.get(p.kind, ' ')} {p.text}{took}"
+State = Literal["asking", "planning", "refused", "confirming", "running", "done"]
 
 
 class ActionScreen(ModalScreen[None]):
@@ -63,21 +45,22 @@ class ActionScreen(ModalScreen[None]):
 
     def __init__(
         self,
-        title: str,
-        subject: str,
-        planner: Planner,
+        op: Operation,
+        read_fleet: FleetReader,
         make_context: ContextFactory,
         record: Recorder,
-        fields: Sequence[Field] = (),
+        after_run: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self.title_text = title
-        self.subject = subject
-        self.planner = planner
+        self.op = op
+        self.title_text = op.title
+        self.subject = op.subject
+        self.read_fleet = read_fleet
         self.make_context = make_context
         self.record = record
-        self.fields = tuple(fields)
-        self.state = "asking" if self.fields else "planning"
+        self.after_run = after_run
+        self.fields = op.fields
+        self.state: State = "asking" if self.fields else "planning"
         self.planned: Planned | None = None
         self.steps: list[str] = []
         self._open_step: tuple[int, str] | None = None
@@ -120,8 +103,8 @@ class ActionScreen(ModalScreen[None]):
         if self.state not in ("asking", "refused"):
             return
         values = self.values()
-        missing = [f.label for f in self.fields if f.required and not values[f.name]]
-        if missing:
+        missing = missing_fields(self.op, values)
+        if missing:  # asked again at once: no worker, nothing to refuse yet
             self._show_plan(f"✖ needed: {', '.join(missing)}")
             return
         self._plan(values)
@@ -140,14 +123,14 @@ class ActionScreen(ModalScreen[None]):
     def _plan_worker(self, values: dict[str, str]) -> None:
         # Worker thread: never touch widgets here.
         try:
-            ctx = self.make_context(self.sink)
-            planned = self.planner(ctx, values)
-        except (ValidationError, WhereIsError) as exc:
-            self._from_thread(self._refused, str(exc))
-        except OpError as exc:
-            self._from_thread(self._refused, f"cannot plan: {exc}")
+            planned = plan(self.op, self.make_context(self.sink), self.read_fleet, values)
         except Exception as exc:  # a bug must show, not end the console
-            self._from_thread(self._refused, f"cannot plan: {type(exc).__name__}: {exc}")
+            planned = Refused(f"{type(exc).__name__}: {exc}", "unreadable")
+        if isinstance(planned, Refused):
+            reason = planned.reason
+            self._from_thread(
+                self._refused, reason if planned.cause == "input" else f"cannot plan: {reason}"
+            )
         else:
             self._from_thread(self._planned, planned)
 
@@ -172,7 +155,7 @@ class ActionScreen(ModalScreen[None]):
             return
         self.planned = planned
         self.state = "confirming"
-        self._show_plan("\n".join(planned.lines))
+        self._show_plan("\n".join(planned.preview))
         box = self.query_one("#action-confirm", Input)
         box.placeholder = f"type {planned.target} to enable Run"
         box.disabled = False
@@ -185,9 +168,8 @@ class ActionScreen(ModalScreen[None]):
 
     @property
     def confirmed(self) -> bool:
-        return (
-            self.planned is not None
-            and self.query_one("#action-confirm", Input).value.strip() == self.planned.target
+        return self.planned is not None and self.planned.confirmed_by(
+            self.query_one("#action-confirm", Input).value
         )
 
     @on(Input.Changed, "#action-confirm")
@@ -225,21 +207,18 @@ class ActionScreen(ModalScreen[None]):
         self.query_one("#action-run", Button).disabled = True
         self.query_one("#action-close", Button).disabled = True
         self.record(self.subject, f"{self.title_text}: started")
-        execute = self.planned.execute
+        planned = self.planned
         self.run_worker(
-            lambda: self._run_worker(execute), thread=True, group="action", exit_on_error=False
+            lambda: self._run_worker(planned), thread=True, group="action", exit_on_error=False
         )
 
-    def _run_worker(self, execute: Callable[[], str]) -> None:
+    def _run_worker(self, planned: Planned) -> None:
         # Worker thread: results go back through call_from_thread only.
         try:
-            summary = execute()
-        except OpError as exc:
-            self._from_thread(self._done, str(exc), True)
-        except Exception as exc:
-            self._from_thread(self._done, f"{type(exc).__name__}: {exc}", True)
-        else:
-            self._from_thread(self._done, summary, False)
+            outcome = run(planned)
+        except Exception as exc:  # a bug must show, not end the console
+            outcome = Outcome(f"{type(exc).__name__}: {exc}", failed=True)
+        self._from_thread(self._done, outcome)
 
     def sink(self, progress: Progress) -> None:
         """The operation's progress sink: called on the worker thread."""
@@ -263,10 +242,13 @@ class ActionScreen(ModalScreen[None]):
             self.steps.append(line)
         self.query_one("#action-steps", Static).update("\n".join(self.steps))
 
-    def _done(self, text: str, failed: bool) -> None:
+    def _done(self, outcome: Outcome) -> None:
+        text, failed = outcome.summary, outcome.failed
         self.state = "done"
         self.failed = failed
         self.outcome = text
+        if self.after_run is not None:
+            self.after_run()
         self.record(self.subject, f"{self.title_text}: {'FAILED: ' if failed else 'done: '}{text}")
         if not self.is_attached:
             return

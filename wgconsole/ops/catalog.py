@@ -1,0 +1,240 @@
+"""The operations the front ends offer, each an `Operation` (see `ops.operation`): drain,
+undrain, weight, peer add and peer remove, with their previews and summaries written once.
+
+Each is made from what the operator gave (the CLI's arguments, or the console's selection);
+what is still missing is a `Field` the console asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wgconsole.core.fleet import Fleet
+from wgconsole.ops.context import OpContext
+from wgconsole.ops.drain import execute_drain, find_record, plan_drain
+from wgconsole.ops.errors import ValidationError
+from wgconsole.ops.operation import Field, Outcome, Planned, value
+from wgconsole.ops.peers import (
+    execute_peer_add,
+    execute_peer_remove,
+    plan_peer_add,
+    plan_peer_remove,
+    precheck_peer_add,
+)
+from wgconsole.ops.validate import gateway as find_gateway
+from wgconsole.ops.validate import weight as valid_weight
+from wgconsole.ops.weight import WeightPlan, execute_weight, plan_undrain, plan_weight
+
+GENERATED_KEY_NEEDS_FILE = (
+    "a generated private key is written only to the client's config file: give an output "
+    "file (--output FILE), or the public key of a key pair the client already has"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    gateway: str
+    wait: bool = True
+    wait_timeout: float = 180.0
+    resume: bool = False
+    break_lock: bool = False
+    fields: tuple[Field, ...] = ()
+    changes_clients: bool = False
+
+    @property
+    def title(self) -> str:
+        return f"drain {self.gateway}"
+
+    @property
+    def subject(self) -> str:
+        return self.gateway
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        find_gateway(ctx.inventory, self.gateway)
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+
+        record = find_record(ctx, find_gateway(ctx.inventory, self.gateway))
+        plan = plan_drain(ctx.inventory, fleet, self.gateway, record, resume=self.resume)
+
+        def execute() -> Outcome:
+            r = execute_drain(
+                ctx,
+                plan,
+                wait=self.wait,
+                wait_timeout=self.wait_timeout,
+                break_lock=self.break_lock,
+            )
+            moved = ", ".join(f"{k} -> {v}" for k, v in sorted(r.moved.items())) or "none"
+            state = "complete" if r.complete else "NOT complete"
+            return Outcome(f"drain of {r.gateway} {state} in {r.seconds:.1f} s; moved: {moved}")
+
+        return Planned(tuple(plan.describe()), self.gateway, execute)
+
+
+@dataclass(frozen=True, slots=True)
+class Weight:
+    """A new weight on every LB; `value` None asks for it (the console's form)."""
+
+    gateway: str
+    value: str | None = None
+    break_lock: bool = False
+    changes_clients: bool = False
+
+    @property
+    def title(self) -> str:
+        return f"weight {self.gateway}"
+
+    @property
+    def subject(self) -> str:
+        return self.gateway
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        if self.value is not None:
+            return ()
+        return (Field("weight", "new weight N (0..256)", placeholder="N"),)
+
+    def _weight(self, values: Mapping[str, str]) -> str:
+        return value(values, "weight", self.value) or ""
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        find_gateway(ctx.inventory, self.gateway)
+        valid_weight(self._weight(values))
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+
+        plan = plan_weight(ctx.inventory, fleet, self.gateway, self._weight(values))
+        return _weight_planned(ctx, plan, self.break_lock)
+
+
+@dataclass(frozen=True, slots=True)
+class Undrain:
+    """Back to service with the weight the drain recorded, or `weight`."""
+
+    gateway: str
+    weight: int | None = None
+    break_lock: bool = False
+    fields: tuple[Field, ...] = ()
+    changes_clients: bool = False
+
+    @property
+    def title(self) -> str:
+        return f"undrain {self.gateway}"
+
+    @property
+    def subject(self) -> str:
+        return self.gateway
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        find_gateway(ctx.inventory, self.gateway)
+        if self.weight is not None:
+            valid_weight(self.weight)
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+
+        return _weight_planned(
+            ctx, plan_undrain(ctx, fleet, self.gateway, self.weight), self.break_lock
+        )
+
+
+def _weight_planned(ctx: OpContext, plan: WeightPlan, break_lock: bool) -> Planned:
+    def execute() -> Outcome:
+        execute_weight(ctx, plan, break_lock=break_lock)
+        return Outcome(f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)")
+
+    return Planned(tuple(plan.describe()), plan.gateway.name, execute)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAdd:
+    """A new client on every gateway. `name` None asks for name, key, address and file; a
+    generated key needs an output file unless this is a dry run (nothing is generated then)."""
+
+    name: str | None = None
+    public_key: str | None = None
+    address: str | None = None
+    keepalive: int | None = None
+    output: str | None = None
+    dry_run: bool = False
+    changes_clients: bool = True
+
+    @property
+    def title(self) -> str:
+        return "peer add" if self.name is None else f"peer add {self.name}"
+
+    @property
+    def subject(self) -> str:
+        return self.name or "peer add"
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        if self.name is not None:
+            return ()
+        return (
+            Field("name", "client name"),
+            Field("public_key", "public key (else one is generated)", required=False),
+            Field("address", "tunnel address (else the next free one)", required=False),
+            Field(
+                "output", "client config file to write (needed for a generated key)", required=False
+            ),
+        )
+
+    def _values(self, values: Mapping[str, str]) -> tuple[str, str | None, str | None, str | None]:
+        return (
+            value(values, "name", self.name) or "",
+            value(values, "public_key", self.public_key),
+            value(values, "address", self.address),
+            value(values, "output", self.output),
+        )
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+
+        name, key, address, _ = self._values(values)
+        precheck_peer_add(name, key, address, self.keepalive)
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+
+        name, key, address, output = self._values(values)
+        plan = plan_peer_add(ctx.inventory, fleet, name, key, address, keepalive=self.keepalive)
+        if plan.generate_key and not output and not self.dry_run:
+            raise ValidationError(GENERATED_KEY_NEEDS_FILE)
+
+        def execute() -> Outcome:
+            result = execute_peer_add(ctx, plan, keepalive=self.keepalive, output=output)
+            summary = "\n".join([*result.summary(), "", result.display_config()])
+            return Outcome(summary, result=result)
+
+        return Planned(tuple(plan.describe()), name, execute)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRemove:
+    """A client off every gateway, by inventory name or public key; `label` names it."""
+
+    name_or_key: str
+    label: str | None = None
+    fields: tuple[Field, ...] = ()
+    changes_clients: bool = True
+
+    @property
+    def title(self) -> str:
+        return f"peer remove {self.subject}"
+
+    @property
+    def subject(self) -> str:
+        return self.label or self.name_or_key
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        return None
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+
+        plan = plan_peer_remove(ctx.inventory, fleet, self.name_or_key)
+
+        def execute() -> Outcome:
+            result = execute_peer_remove(ctx, plan)
+            return Outcome("\n".join(result.summary()), result=result)
+
+        return Planned(tuple(plan.describe()), plan.label, execute)
