@@ -10,20 +10,25 @@ from rich.table import Table
 from rich.text import Text
 
 from wgconsole.core.fleet import Fleet
+from wgconsole.view import present
 from wgconsole.view.finding_groups import fold_findings
 
-SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-STATUS_STYLE = {"fresh": "green", "ageing": "yellow", "stale": "bold red", "never": "dim"}
+# The console's tones (`view.present`) as a terminal's styles: a status reads the same
+# (symbol, word, tone) in `status` as in the console.
+TONE_STYLE = {
+    present.GOOD: "green",
+    present.WARN: "yellow",
+    present.BAD: "bold red",
+    present.MUTED: "dim",
+    present.STALE: "dim",
+    present.ACCENT: "cyan",
+    present.PLAIN: "",
+}
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.0f}h"
+def _toned(text_and_tone: tuple[str, str]) -> Text:
+    text, tone = text_and_tone
+    return Text(text, style=TONE_STYLE[tone])
 
 
 # Rich lays a table out cell by cell, about 0.7 ms a row: 10,000 clients took 20 s. Past this
@@ -63,11 +68,6 @@ def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Cells]) -> T
     return out
 
 
-def _client_age(age: float | None, status: str) -> str:
-    # A client that never handshaked is "never" once, not "never never".
-    return status if age is None and status == "never" else f"{_age(age)} {status}"
-
-
 def render(fleet: Fleet) -> list[RenderableType]:
     parts: list[RenderableType] = []
     svc = fleet.service
@@ -92,7 +92,7 @@ def render(fleet: Fleet) -> list[RenderableType]:
                     r.gateway or "?",
                     str(r.address),
                     "-" if r.weight is None else str(r.weight),
-                    r.state,
+                    _toned(present.server_state(r.state)),
                     str(r.lb_entries),
                     str(r.in_packets),
                     str(r.out_packets),
@@ -104,7 +104,7 @@ def render(fleet: Fleet) -> list[RenderableType]:
     parts.append(
         _table(
             "clients",
-            ("client", "address", "endpoint", "LB gateway", "handshake gw", "age", "findings"),
+            ("client", "address", "endpoint", "LB gateway", "handshake gw", "handshake", "findings"),
             [
                 (
                     c.label,
@@ -112,7 +112,7 @@ def render(fleet: Fleet) -> list[RenderableType]:
                     c.endpoint or "-",
                     c.lb_gateway or "-",
                     c.handshake_gateway or "-",
-                    Text(_client_age(c.handshake_age, c.status), STATUS_STYLE.get(c.status, "")),
+                    _toned(present.handshake(c.status, c.handshake_age)),
                     ",".join(c.findings),
                 )
                 for c in fleet.clients
@@ -123,12 +123,12 @@ def render(fleet: Fleet) -> list[RenderableType]:
     for h in fleet.hosts:
         last = "now" if h.reachable else "never"
         if not h.reachable and h.last_success is not None:
-            last = _age(max(0.0, fleet.taken_at - h.last_success)) + " ago"
+            last = present.age(fleet.taken_at - h.last_success) + " ago"
         hosts.append(
             (
                 h.name,
                 h.role,
-                Text("yes" if h.reachable else "NO", style="" if h.reachable else "bold red"),
+                _toned(present.reachable(h.reachable)),
                 last,
                 h.error or "",
             )
@@ -143,7 +143,7 @@ def render(fleet: Fleet) -> list[RenderableType]:
                 ("severity", "code", "subject", "message"),
                 [
                     (
-                        Text(f.severity, style=SEVERITY_STYLE[f.severity]),
+                        _toned(present.severity(f.severity)),
                         f.code,
                         f.subject,
                         f.message,
