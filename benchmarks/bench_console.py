@@ -2,11 +2,12 @@
 
 (`--clients N` for another fleet size; benchmarks/bench_scale.py runs it with 10,000.)
 
-The fleet is built through the real model (`build_fleet` over synthesized observations,
-`SnapshotBuilder` as the poll worker runs it); the console is mounted headless and each
-refresh is timed on the UI thread: `apply_snapshot` (the message handler: the shown view
-diffed in place), then until the app is idle again (layout and painting included; Textual's
-idle check samples every 20 ms, so "idle" is up to ~20 ms late: the CPU time is given too).
+The fleet is built through the real model (a `FleetBuilder` over synthesized observations,
+kept from one poll to the next as a collector keeps its own; `SnapshotBuilder` as the poll
+worker runs it); the console is mounted headless and each refresh is timed on the UI thread:
+`apply_snapshot` (the message handler: the shown view diffed in place), then until the app
+is idle again (layout and painting included; Textual's idle check samples every 20 ms, so
+"idle" is up to ~20 ms late: the CPU time is given too).
 
 Every refresh is realistic rather than kind: every handshake age moves on (so every
 client row changes), a fifth of the clients carry traffic, 5% of the LB entries are
@@ -32,7 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from wgconsole.core.inventory import (
     SshSettings,
     Tunnel,
 )
-from wgconsole.core.model import build_fleet
+from wgconsole.core.model import FleetBuilder
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,
@@ -122,6 +123,8 @@ class World:
     rng: random.Random
     conn_count: int
     _model: ShModel | None = None
+    # One per world, as a collector holds one: each poll's fleet reuses the previous one's.
+    _builder: FleetBuilder = field(default_factory=FleetBuilder)
 
     @classmethod
     def create(cls, seed: int = 1, clients: int | None = None, conns: int | None = None) -> World:
@@ -213,7 +216,7 @@ class World:
             )
             for h in self.inv.hosts
         ]
-        return build_fleet(self.inv, {"wg-lb": lb}, gateways, hosts, self.clock)
+        return self._builder.build(self.inv, {"wg-lb": lb}, gateways, hosts, self.clock)
 
 
 class IdleCollector:

@@ -51,16 +51,15 @@ from typing import Any
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Host, Inventory, SshSettings
-from wgconsole.core.model import build_fleet
+from wgconsole.core.model import FleetBuilder
 from wgconsole.core.records import GatewayObservation, HostStatus, LbObservation
 from wgconsole.core.whereis import proposed_model
 from wgconsole.lab import manager
 from wgconsole.lab.topology import SERVICE_PORT, VIP
 from wgconsole.poll.collector import (
     FleetCollector,
+    ParseMemos,
     PollResult,
-    fleet_from_poll,
-    forget_previous_output,
     parse_gateway_output,
     parse_lb_output,
 )
@@ -437,13 +436,14 @@ def round_trip(inventory: Inventory) -> float:
 
 
 def _parse_capture(
-    inventory: Inventory, texts: dict[str, str]
+    inventory: Inventory, texts: dict[str, str], memos: ParseMemos
 ) -> tuple[dict[str, LbObservation | None], dict[str, GatewayObservation | None]]:
     lbs: dict[str, LbObservation | None] = {
-        lb.name: parse_lb_output(lb.name, texts[lb.name]) for lb in inventory.load_balancers
+        lb.name: parse_lb_output(lb.name, texts[lb.name], memos=memos)
+        for lb in inventory.load_balancers
     }
     gws: dict[str, GatewayObservation | None] = {
-        gw.name: parse_gateway_output(gw.name, gw.interface, texts[gw.name])
+        gw.name: parse_gateway_output(gw.name, gw.interface, texts[gw.name], memos)
         for gw in inventory.gateways
     }
     return lbs, gws
@@ -470,16 +470,18 @@ def measure_parse_model(capture: Path, rounds: int) -> dict[str, Any]:
     cold_cpu_s: list[float] = []
     # The variable keeps the last fleet alive until the next one is built, as on screen.
     fleet: Fleet | None = None
+    # What a collector remembers from one poll to the next.
+    memos, builder = ParseMemos(), FleetBuilder()
     for round_number in range(rounds + 1 + COLD_ROUNDS):
         cold = round_number > rounds
         if cold:
             # A first poll: nothing remembered from a previous one.
-            forget_previous_output()
+            memos, builder = ParseMemos(), FleetBuilder()
         cpu = time.process_time()
         started = time.perf_counter()
-        lbs, gws = _parse_capture(inventory, texts)
+        lbs, gws = _parse_capture(inventory, texts, memos)
         parsed = time.perf_counter()
-        fleet = build_fleet(inventory, lbs, gws, statuses, taken_at)
+        fleet = builder.build(inventory, lbs, gws, statuses, taken_at)
         built = time.perf_counter()
         if cold:
             cold_s.append(built - started)
@@ -616,7 +618,7 @@ def memory_child(inventory_path: str, polls: int) -> None:
     try:
         for _ in range(polls):
             poll = collector.poll()
-            fleet = fleet_from_poll(inventory, poll, collector.host_status(poll))
+            fleet = collector.fleet(poll)
             shown = fleet
         assert shown is not None
         print(

@@ -13,7 +13,9 @@ from tests.observations import (
     ALPHA,
     ALPHA_EP,
     BETA_EP,
+    GW1,
     GW1_RS,
+    GW2,
     GW2_RS,
     GW_KEY,
     NOW,
@@ -31,7 +33,7 @@ from tests.observations import (
 )
 from wgconsole.core.fleet import Finding, Fleet
 from wgconsole.core.inventory import Inventory
-from wgconsole.core.model import build_fleet, client_status, handshake_age
+from wgconsole.core.model import FleetBuilder, build_fleet, client_status, handshake_age
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,
@@ -486,9 +488,48 @@ def test_build_fleet_of_5000_clients_and_50000_conns_then_again() -> None:
     # the second build reuses the first one's client views and must give the same fleet.
     inv, lbs, gws = _big_fleet_inputs()
     hosts = hosts_ok(inv)
-    first = build_fleet(inv, lbs, gws, hosts, NOW)
-    f = build_fleet(inv, lbs, gws, hosts, NOW)
+    builder = FleetBuilder()
+    first = builder.build(inv, lbs, gws, hosts, NOW)
+    f = builder.build(inv, lbs, gws, hosts, NOW)
     assert len(f.clients) == 5000 and len(f.conns) == 50_000
     assert all(c.lb_gateway == c.handshake_gateway for c in f.clients)
     assert f.findings == ()
     assert f == first
+
+
+def test_a_builder_gives_what_a_build_from_nothing_gives_whatever_came_before() -> None:
+    """A collector's FleetBuilder uses again what its previous build made from the same
+    records; every build equals one made from nothing, whatever it built before (the same
+    records, a moved gateway clock, a lost LB or gateway, another inventory, in turn)."""
+    inv = make_inventory()
+    healthy = healthy_gateways()
+    gw1, gw2 = healthy[GW1], healthy[GW2]
+    assert gw1 is not None and gw2 is not None and gw1.interface is not None
+    later = {
+        GW1: gw_obs(GW1, gw1.interface.peers, clock=NOW + 200),  # the same peer records
+        GW2: gw2,
+    }
+    lb = lb_obs()
+    polls: list[
+        tuple[Inventory, dict[str, LbObservation | None], dict[str, GatewayObservation | None]]
+    ] = [
+        (inv, {"wg-lb": lb}, healthy),
+        (inv, {"wg-lb": lb}, healthy),
+        (inv, {"wg-lb": None}, healthy),
+        (inv, {"wg-lb": lb_obs(conns=[])}, healthy),
+        (inv, {"wg-lb": lb}, later),
+        (inv, {"wg-lb": lb}, {GW1: gw1, GW2: None}),
+        (make_inventory(clients=()), {"wg-lb": lb}, healthy),
+        (inv, {"wg-lb": lb}, healthy),
+    ]
+    builder = FleetBuilder()
+    for inventory, lbs, gws in polls:
+        hosts = hosts_ok(inventory)
+        built = builder.build(inventory, lbs, gws, hosts, NOW)
+        assert built == build_fleet(inventory, lbs, gws, hosts, NOW)
+    # Nothing changed: the clients are the previous build's very views, and only its own.
+    again = builder.build(inv, {"wg-lb": lb}, healthy, hosts_ok(inv), NOW)
+    assert all(a is b for a, b in zip(again.clients, built.clients, strict=True))
+    elsewhere = FleetBuilder().build(inv, {"wg-lb": lb}, healthy, hosts_ok(inv), NOW)
+    assert elsewhere == again
+    assert not any(a is b for a, b in zip(elsewhere.clients, again.clients, strict=True))

@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.records import Endpoint
-from wgconsole.poll.collector import FleetCollector, parse_gateway_output, parse_lb_output
+from wgconsole.poll.collector import (
+    FleetCollector,
+    ParseMemos,
+    parse_gateway_output,
+    parse_lb_output,
+)
 from wgconsole.poll.parsers import (
     ParseError,
     parse_ipvsadm_list,
@@ -36,11 +41,16 @@ PRIVATE = "cGFzc3dvcmRwYXNzd29yZHBhc3N3b3JkcGFzc3dvcmQ="
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+# Kept across examples, as a collector keeps its memos across polls: damaged output is also
+# parsed against what earlier output (damaged or not) left remembered.
+MEMOS = ParseMemos()
+
+
 def _parse(path: Path, text: str) -> object:
     host = path.stem
     if host == "wg-lb":
-        return parse_lb_output(host, text)
-    return parse_gateway_output(host, "wg0", text)
+        return parse_lb_output(host, text, memos=MEMOS)
+    return parse_gateway_output(host, "wg0", text, MEMOS)
 
 
 def _lines_op(name: str) -> Callable[[list[str], st.DataObject], list[str]]:
@@ -126,19 +136,26 @@ def test_a_poll_never_crashes_on_damaged_output(data: st.DataObject) -> None:
     damaged = "\n".join(_lines_op(data.draw(st.sampled_from(OPS)))(lines, data))
     if data.draw(st.booleans()):
         damaged = damaged[: data.draw(st.integers(0, len(damaged)))]
+    # The damaged output comes first, or after a good poll (parsed against its memos).
+    good_polls = data.draw(st.integers(0, 1))
 
     class Host:
         def __init__(self, name: str) -> None:
             self.name = name
+            self.calls = 0
 
         def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
-            out = damaged if self.name == victim else (normal / f"{self.name}.txt").read_text()
+            self.calls += 1
+            hurt = self.name == victim and self.calls > good_polls
+            out = damaged if hurt else (normal / f"{self.name}.txt").read_text()
             return CommandResult(out, "", 0, 0.0, len(out))
 
         def close(self) -> None:
             pass
 
     collector = FleetCollector(inventory, transport_factory=lambda h: Host(h.name))
+    for _ in range(good_polls):
+        assert all(status.reachable for status in collector.read_fleet().hosts)
     fleet = collector.read_fleet()
     for status in fleet.hosts:
         if status.name != victim:

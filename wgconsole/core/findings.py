@@ -47,11 +47,13 @@ def derive_findings(
     lbs: Mapping[str, LbObservation | None],
     gateways: Mapping[str, GatewayObservation | None],
     clients_found: Sequence[Finding] | None = None,
+    order: ClientFindingsOrder | None = None,
 ) -> tuple[Finding, ...]:
     """Every finding for the snapshot, worst first, then by code and subject.
 
     `clients_found`: the findings of `fleet.clients`, in client order, if already derived
-    (`client_findings`, as build_fleet does).
+    (`client_findings`, as a FleetBuilder does); `order`: what sorted the previous poll's
+    client findings (its FleetBuilder's), to use its work again.
     """
     found: list[Finding] = [
         *host_unreachable(fleet.hosts, inventory, lbs, gateways, fleet.taken_at),
@@ -69,7 +71,9 @@ def derive_findings(
             fleet.clients, fleet.service is not None, bool(inventory.clients)
         )
         clients_found = [f for client in per_client for f in client]
-    ordered = _sorted_client_findings(list(clients_found))
+    if order is None:
+        order = ClientFindingsOrder()
+    ordered = order.worst_first(list(clients_found))
     # The few others are placed among them, each before its equals: the order of one
     # stable sort of all of them, others first.
     for finding in reversed(_worst_first(found)):
@@ -86,18 +90,24 @@ def _worst_first(found: list[Finding]) -> list[Finding]:
 
 _TEXT_ORDER = attrgetter("code", "subject", "message")
 _ORDER = Finding.sort_key
-# The latest client findings sorted, and the same as they came: when a poll's client
-# findings are the very same records (nothing changed), the sort is not done again.
-_latest_sorted: tuple[list[Finding], list[Finding]] = ([], [])
 
 
-def _sorted_client_findings(found: list[Finding]) -> list[Finding]:
-    global _latest_sorted
-    given, ordered = _latest_sorted
-    if len(given) != len(found) or not all(map(is_, given, found)):
-        ordered = _worst_first(found)
-        _latest_sorted = (found, ordered)
-    return list(ordered)
+class ClientFindingsOrder:
+    """Sorts one poll's client findings after another's, remembering the latest: when a
+    poll's client findings are the very same records (nothing changed), the sort is not
+    done again. Held by a FleetBuilder, for its sequence of polls."""
+
+    def __init__(self) -> None:
+        # The latest client findings as they came, and sorted; replaced whole.
+        self._latest: tuple[list[Finding], list[Finding]] = ([], [])
+
+    def worst_first(self, found: list[Finding]) -> list[Finding]:
+        """`found` in Finding.sort_key order (stable), as a new list."""
+        given, ordered = self._latest
+        if len(given) != len(found) or not all(map(is_, given, found)):
+            ordered = _worst_first(found)
+            self._latest = (found, ordered)
+        return list(ordered)
 
 
 def _lb_findings(inventory: Inventory, lb: LoadBalancer, obs: LbObservation) -> list[Finding]:

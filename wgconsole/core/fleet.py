@@ -43,7 +43,7 @@ class Finding:
     severity: str
     subject: str
     message: str
-    # Lets build_fleet hand each client its own codes without matching on display names,
+    # Lets the model hand each client its own codes without matching on display names,
     # which may collide; excluded from equality so Finding(code, severity, subject, message)
     # compares as the four documented fields.
     client_key: str | None = field(default=None, compare=False)

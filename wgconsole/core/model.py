@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
 from wgconsole.core.bulk import Columns, gc_paused
-from wgconsole.core.findings import client_findings, derive_findings
+from wgconsole.core.findings import ClientFindingsOrder, client_findings, derive_findings
 from wgconsole.core.fleet import (
     REJECT_AFTER_TIME,
     REKEY_AFTER_TIME,
@@ -53,43 +53,182 @@ def build_fleet(
     hosts: Sequence[HostStatus],
     taken_at: float,
 ) -> Fleet:
-    with gc_paused():
-        return _build_fleet(inventory, lbs, gateways, hosts, taken_at)
+    """One fleet, built from nothing remembered: for a caller that builds one (a test, a
+    replayed capture). Successive polls of one fleet go through one `FleetBuilder`."""
+    return FleetBuilder().build(inventory, lbs, gateways, hosts, taken_at)
 
 
-def _build_fleet(
-    inventory: Inventory,
-    lbs: Mapping[str, LbObservation | None],
-    gateways: Mapping[str, GatewayObservation | None],
-    hosts: Sequence[HostStatus],
-    taken_at: float,
-) -> Fleet:
+class FleetBuilder:
+    """Builds the fleet of each poll, using again what did not change since its last build.
 
-    services = _services_on_lbs(inventory, lbs)
-    primary = services[0] if services else None
-    conns = _service_conns(*primary) if primary else ()
-    rs_index = gateways_by_real_server(inventory)
-    gw_obs = {gw.name: gateways.get(gw.name) for gw in inventory.gateways}
-    lb_answered = any(lbs.get(lb.name) is not None for lb in inventory.load_balancers)
-    service = _service_view(*primary) if primary else None
-    # The LB table only proves a bypass when the service was found on an answering LB.
-    checks = _Checks(lb_has_service=service is not None, lists_clients=bool(inventory.clients))
-    clients, client_findings = _clients(inventory, gw_obs, services, conns, rs_index, checks)
-    draft = Fleet(
-        taken_at=taken_at,
-        service=service,
-        real_servers=_real_servers(inventory, primary, conns, gw_obs, lb_answered),
-        clients=clients,
-        gateways=tuple(
-            _gateway_view(gw, gw_obs[gw.name], hosts, taken_at) for gw in inventory.gateways
-        ),
-        hosts=tuple(hosts),
-        findings=(),
-        conns=conns,
-    )
-    return replace(
-        draft, findings=derive_findings(draft, inventory, lbs, gateways, client_findings)
-    )
+    Between two polls most clients do not change (idle or offline ones: their peers' dump
+    lines and LB entries are the records of the previous poll, see bulk.LineMemo), and a
+    client made from the same fields gives the same view and findings: those are used
+    again, and the previous order is kept so that only new clients are sorted in. That is
+    what keeps a poll of 10,000 clients cheap. What it remembers is one build's, replaced
+    whole by the next, so one builder serves one sequence of polls (a collector's): two
+    collectors in one process (a console and an exporter, two sites) each hold their own.
+    A build in another thread with the same builder (a command's fresh fleet) only finds
+    less to use again.
+    """
+
+    def __init__(self) -> None:
+        # The latest build's clients, by public key, in the order shown.
+        self._latest_clients: dict[str, _Made] = {}
+        # Each gateway's latest peers and its views of them, in the same order.
+        self._latest_peer_views: dict[str, tuple[tuple[WgPeer, ...], list[PeerOnGateway]]] = {}
+        self._findings_order = ClientFindingsOrder()
+
+    def build(
+        self,
+        inventory: Inventory,
+        lbs: Mapping[str, LbObservation | None],
+        gateways: Mapping[str, GatewayObservation | None],
+        hosts: Sequence[HostStatus],
+        taken_at: float,
+    ) -> Fleet:
+        with gc_paused():
+            return self._build(inventory, lbs, gateways, hosts, taken_at)
+
+    def _build(
+        self,
+        inventory: Inventory,
+        lbs: Mapping[str, LbObservation | None],
+        gateways: Mapping[str, GatewayObservation | None],
+        hosts: Sequence[HostStatus],
+        taken_at: float,
+    ) -> Fleet:
+        services = _services_on_lbs(inventory, lbs)
+        primary = services[0] if services else None
+        conns = _service_conns(*primary) if primary else ()
+        rs_index = gateways_by_real_server(inventory)
+        gw_obs = {gw.name: gateways.get(gw.name) for gw in inventory.gateways}
+        lb_answered = any(lbs.get(lb.name) is not None for lb in inventory.load_balancers)
+        service = _service_view(*primary) if primary else None
+        # The LB table only proves a bypass when the service was found on an answering LB.
+        checks = _Checks(lb_has_service=service is not None, lists_clients=bool(inventory.clients))
+        clients, found = self._clients(inventory, gw_obs, services, conns, rs_index, checks)
+        draft = Fleet(
+            taken_at=taken_at,
+            service=service,
+            real_servers=_real_servers(inventory, primary, conns, gw_obs, lb_answered),
+            clients=clients,
+            gateways=tuple(
+                _gateway_view(gw, gw_obs[gw.name], hosts, taken_at) for gw in inventory.gateways
+            ),
+            hosts=tuple(hosts),
+            findings=(),
+            conns=conns,
+        )
+        findings = derive_findings(
+            draft, inventory, lbs, gateways, found, order=self._findings_order
+        )
+        return replace(draft, findings=findings)
+
+    def _clients(
+        self,
+        inventory: Inventory,
+        gw_obs: Mapping[str, GatewayObservation | None],
+        services: Sequence[tuple[LbObservation, IpvsService]],
+        conns: tuple[IpvsConn, ...],
+        rs_index: Mapping[Endpoint, Gateway],
+        checks: _Checks,
+    ) -> tuple[tuple[ClientView, ...], list[Finding]]:
+        """The client views, sorted, and their findings (in the same order)."""
+        peers_by_key, any_interface, endpoints = self._peers_by_key(gw_obs)
+        conn_index = _conn_index(services, conns, endpoints)
+        # An inventory client configured on no gateway is worth showing, but only when some
+        # gateway's interface was read: otherwise every client would look unconfigured.
+        if any_interface:
+            for client in inventory.clients:
+                peers_by_key.setdefault(client.public_key, [])
+        inventory_clients = {c.public_key: c for c in inventory.clients}
+        latest = self._latest_clients
+        # The latest build's clients first, in their (sorted) order: the sort below then
+        # finds them in order and only places the new ones.
+        keys = [key for key in latest if key in peers_by_key]
+        keys += [key for key in peers_by_key if key not in latest]
+        made: list[_Made | None] = []
+        changed: list[tuple[Any, ...]] = []
+        for key in keys:
+            peers = peers_by_key[key]
+            inv = inventory_clients.get(key)
+            address = _host_part(inv.address) if inv and inv.address else _first_host_route(peers)
+            name = inv.name if inv else None
+            fields = _client_fields(key, name, address, tuple(peers), conn_index, rs_index)
+            previous = latest.get(key)
+            if previous is not None and previous.fields == fields and previous.checks == checks:
+                made.append(previous)
+            else:
+                made.append(None)
+                changed.append(fields)
+        fresh = iter(_make_clients(changed, checks))
+        done = [next(fresh) if m is None else m for m in made]
+        done.sort(key=_SORT_KEY)
+        self._latest_clients = {m.view.public_key: m for m in done}
+        return tuple(map(_VIEW, done)), [f for m in done for f in m.findings]
+
+    def _peers_by_key(
+        self, gw_obs: Mapping[str, GatewayObservation | None]
+    ) -> tuple[dict[str, list[PeerOnGateway]], bool, set[tuple[str, int]]]:
+        """Every peer's view on each gateway, by key; whether any interface was read; and
+        the (address, port) of every endpoint the gateways know."""
+        peers: dict[str, list[PeerOnGateway]] = {}
+        endpoints: set[tuple[str, int]] = set()
+        any_interface = False
+        for name, obs in gw_obs.items():
+            if obs is None or obs.interface is None:
+                continue
+            any_interface = True
+            wg_peers = obs.interface.peers
+            views_here = self._peers_on_gateway(name, obs)
+            for key, view in zip(map(_PEER_KEY, wg_peers), views_here, strict=True):
+                views = peers.get(key)
+                if views is None:
+                    peers[key] = [view]
+                else:
+                    views.append(view)
+            endpoints.update(
+                (e.address, e.port) for e in map(_PEER_ENDPOINT, wg_peers) if e is not None
+            )
+        return peers, any_interface, endpoints
+
+    def _peers_on_gateway(self, gateway: str, obs: GatewayObservation) -> list[PeerOnGateway]:
+        """`_peer_on_gateway` of every peer of the gateway: the latest build's view of a
+        peer if it came from the very same peer record and the handshake age is the same,
+        else new."""
+        assert obs.interface is not None
+        peers = obs.interface.peers
+        clock = obs.clock
+        # handshake_age(clock, h), inline: it runs for every peer of every gateway and poll.
+        ages = [None if h <= 0 else max(0.0, clock - h) for h in map(_PEER_HANDSHAKE, peers)]
+        latest_peers, latest_views = self._latest_peer_views.get(gateway, ((), []))
+        views: list[PeerOnGateway | None] = [None] * len(peers)
+        if latest_peers:
+            # Looked up by the identity of the peer record: the latest peers are still alive
+            # (held here), so an id among theirs is one of them.
+            by_id = dict(zip(map(id, latest_peers), latest_views, strict=True))
+            views = [
+                old if old is not None and old.handshake_age == age else None
+                for old, age in zip(map(by_id.get, map(id, peers)), ages, strict=True)
+            ]
+        new = [i for i, view in enumerate(views) if view is None]
+        if new:
+            changed = [peers[i] for i in new]
+            built = _PEER_ON_GATEWAY.build(
+                repeat(gateway, len(new)),
+                map(_PEER_ENDPOINT, changed),
+                [ages[i] for i in new],
+                map(_PEER_RX, changed),
+                map(_PEER_TX, changed),
+                map(_PEER_ALLOWED, changed),
+                map(_PEER_KEEPALIVE, changed),
+            )
+            for i, view in zip(new, built, strict=True):
+                views[i] = view
+        done = cast(list[PeerOnGateway], views)  # no None left
+        self._latest_peer_views[gateway] = (peers, done)
+        return done
 
 
 def _services_on_lbs(
@@ -313,74 +452,13 @@ class _Checks(NamedTuple):
 
 
 class _Made(NamedTuple):
-    """A client's view and findings as a build_fleet made them, and what they came from."""
+    """A client's view and findings as a FleetBuilder made them, and what they came from."""
 
     fields: tuple[Any, ...]  # the view's fields but its findings, in _CLIENT_FIELDS order
     checks: _Checks
     sort_key: tuple[int, int, int, str, str]
     view: ClientView
     findings: tuple[Finding, ...]
-
-
-# The latest build_fleet's clients, by public key, in the order shown. Between two polls
-# most clients do not change (idle or offline ones: their peers' dump lines and LB entries
-# are the records of the previous poll, see parsers.bulk.LineMemo), and a client made from
-# the same fields gives the same view and findings: those are used again. Replaced whole
-# by each build; a build in another thread (a command's fresh snapshot) only misses more.
-_latest_clients: dict[str, _Made] = {}
-# Each gateway's latest peers and its views of them, in the same order.
-_latest_peer_views: dict[str, tuple[tuple[WgPeer, ...], list[PeerOnGateway]]] = {}
-
-
-def forget_previous_builds() -> None:
-    """The next build_fleet makes every record anew (benchmarks of a first poll)."""
-    global _latest_clients
-    _latest_clients = {}
-    _latest_peer_views.clear()
-
-
-def _clients(
-    inventory: Inventory,
-    gw_obs: Mapping[str, GatewayObservation | None],
-    services: Sequence[tuple[LbObservation, IpvsService]],
-    conns: tuple[IpvsConn, ...],
-    rs_index: Mapping[Endpoint, Gateway],
-    checks: _Checks,
-) -> tuple[tuple[ClientView, ...], list[Finding]]:
-    """The client views, sorted, and their findings (in the same order)."""
-    global _latest_clients
-    peers_by_key, any_interface, endpoints = _peers_by_key(gw_obs)
-    conn_index = _conn_index(services, conns, endpoints)
-    # An inventory client configured on no gateway is worth showing, but only when some
-    # gateway's interface was read: otherwise every client would look unconfigured.
-    if any_interface:
-        for client in inventory.clients:
-            peers_by_key.setdefault(client.public_key, [])
-    inventory_clients = {c.public_key: c for c in inventory.clients}
-    latest = _latest_clients
-    # The latest build's clients first, in their (sorted) order: the sort below then finds
-    # them in order and only places the new ones.
-    keys = [key for key in latest if key in peers_by_key]
-    keys += [key for key in peers_by_key if key not in latest]
-    made: list[_Made | None] = []
-    changed: list[tuple[Any, ...]] = []
-    for key in keys:
-        peers = peers_by_key[key]
-        inv = inventory_clients.get(key)
-        address = _host_part(inv.address) if inv and inv.address else _first_host_route(peers)
-        name = inv.name if inv else None
-        fields = _client_fields(key, name, address, tuple(peers), conn_index, rs_index)
-        previous = latest.get(key)
-        if previous is not None and previous.fields == fields and previous.checks == checks:
-            made.append(previous)
-        else:
-            made.append(None)
-            changed.append(fields)
-    fresh = iter(_make_clients(changed, checks))
-    done = [next(fresh) if m is None else m for m in made]
-    done.sort(key=_SORT_KEY)
-    _latest_clients = {m.view.public_key: m for m in done}
-    return tuple(map(_VIEW, done)), [f for m in done for f in m.findings]
 
 
 _SORT_KEY = attrgetter("sort_key")
@@ -445,68 +523,6 @@ _PEER_RX = attrgetter("rx_bytes")
 _PEER_TX = attrgetter("tx_bytes")
 _PEER_ALLOWED = attrgetter("allowed_ips")
 _PEER_KEEPALIVE = attrgetter("keepalive")
-
-
-def _peers_by_key(
-    gw_obs: Mapping[str, GatewayObservation | None],
-) -> tuple[dict[str, list[PeerOnGateway]], bool, set[tuple[str, int]]]:
-    """Every peer's view on each gateway, by key; whether any interface was read; and the
-    (address, port) of every endpoint the gateways know."""
-    peers: dict[str, list[PeerOnGateway]] = {}
-    endpoints: set[tuple[str, int]] = set()
-    any_interface = False
-    for name, obs in gw_obs.items():
-        if obs is None or obs.interface is None:
-            continue
-        any_interface = True
-        wg_peers = obs.interface.peers
-        for key, view in zip(map(_PEER_KEY, wg_peers), _peers_on_gateway(name, obs), strict=True):
-            views = peers.get(key)
-            if views is None:
-                peers[key] = [view]
-            else:
-                views.append(view)
-        endpoints.update(
-            (e.address, e.port) for e in map(_PEER_ENDPOINT, wg_peers) if e is not None
-        )
-    return peers, any_interface, endpoints
-
-
-def _peers_on_gateway(gateway: str, obs: GatewayObservation) -> list[PeerOnGateway]:
-    """`_peer_on_gateway` of every peer of the gateway: the latest build's view of a peer
-    if it came from the very same peer record and the handshake age is the same, else new."""
-    assert obs.interface is not None
-    peers = obs.interface.peers
-    clock = obs.clock
-    # handshake_age(clock, h), inline: it runs for every peer of every gateway and poll.
-    ages = [None if h <= 0 else max(0.0, clock - h) for h in map(_PEER_HANDSHAKE, peers)]
-    latest_peers, latest_views = _latest_peer_views.get(gateway, ((), []))
-    views: list[PeerOnGateway | None] = [None] * len(peers)
-    if latest_peers:
-        # Looked up by the identity of the peer record: the latest peers are still alive
-        # (held here), so an id among theirs is one of them.
-        by_id = dict(zip(map(id, latest_peers), latest_views, strict=True))
-        views = [
-            old if old is not None and old.handshake_age == age else None
-            for old, age in zip(map(by_id.get, map(id, peers)), ages, strict=True)
-        ]
-    new = [i for i, view in enumerate(views) if view is None]
-    if new:
-        changed = [peers[i] for i in new]
-        built = _PEER_ON_GATEWAY.build(
-            repeat(gateway, len(new)),
-            map(_PEER_ENDPOINT, changed),
-            [ages[i] for i in new],
-            map(_PEER_RX, changed),
-            map(_PEER_TX, changed),
-            map(_PEER_ALLOWED, changed),
-            map(_PEER_KEEPALIVE, changed),
-        )
-        for i, view in zip(new, built, strict=True):
-            views[i] = view
-    done = cast(list[PeerOnGateway], views)  # no None left
-    _latest_peer_views[gateway] = (peers, done)
-    return done
 
 
 def handshake_age(gateway_clock: float, latest_handshake: int) -> float | None:

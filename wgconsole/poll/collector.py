@@ -24,7 +24,7 @@ from typing import Literal
 from wgconsole.core.bulk import LineMemo, gc_paused
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Gateway, Host, Inventory
-from wgconsole.core.model import build_fleet, forget_previous_builds
+from wgconsole.core.model import FleetBuilder, build_fleet
 from wgconsole.core.records import GatewayObservation, HostStatus, IpvsConn, LbObservation, WgPeer
 from wgconsole.poll.parsers.errors import ParseError, redact
 from wgconsole.poll.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
@@ -132,27 +132,38 @@ def gateway_script(interface: str, sudo: bool) -> str:
     return quote_argv(["sh", "-c", "\n".join(parts)])
 
 
-# Per host, the records made from its latest output: the next poll's unchanged lines (most
-# of them) give those records again instead of being parsed anew; a gateway's line that
-# another gateway's latest dump had gives that one's record. One host is polled by one
-# request at a time; two readers of one host (a console and a command) only miss more.
-_conn_memos: dict[str, LineMemo[IpvsConn]] = {}
-_peer_memos: dict[str, LineMemo[WgPeer]] = {}
+class ParseMemos:
+    """Per host, the records made from its latest output: the next poll's unchanged lines
+    (most of them) give those records again instead of being parsed anew; a gateway's line
+    that another gateway's latest dump had gives that one's record.
+
+    Each collector holds its own, for the hosts it polls one request at a time: two
+    collectors in one process (a console and an exporter, two sites) never share one. A
+    reading outside a collector (an operation's check) is parsed without any.
+    """
+
+    def __init__(self) -> None:
+        self._conns: dict[str, LineMemo[IpvsConn]] = {}
+        self._peers: dict[str, LineMemo[WgPeer]] = {}
+
+    def conns(self, lb: str) -> LineMemo[IpvsConn]:
+        """The memo of `lb`'s connection tables."""
+        return self._conns.setdefault(lb, LineMemo())
+
+    def peers(self, gateway: str) -> LineMemo[WgPeer]:
+        """The memo of `gateway`'s dumps, which looks up the other gateways' too."""
+        return self._peers.setdefault(gateway, LineMemo(self._peers))
 
 
-def forget_previous_output() -> None:
-    """The next poll is parsed and modelled as a first one (benchmarks of a first poll)."""
-    _conn_memos.clear()
-    _peer_memos.clear()
-    forget_previous_builds()
-
-
-def parse_lb_output(name: str, text: str, conns: bool = True) -> LbObservation:
+def parse_lb_output(
+    name: str, text: str, conns: bool = True, memos: ParseMemos | None = None
+) -> LbObservation:
+    """`memos`: what this LB's previous outputs gave (its collector's); None: parse all."""
     with gc_paused():
-        return _parse_lb_output(name, text, conns)
+        return _parse_lb_output(name, text, conns, memos)
 
 
-def _parse_lb_output(name: str, text: str, conns: bool) -> LbObservation:
+def _parse_lb_output(name: str, text: str, conns: bool, memos: ParseMemos | None) -> LbObservation:
     sections = split_sections(text)
     services = parse_ipvsadm_list(_section(sections, "ipvsadm"))
     stats = parse_ipvsadm_stats(_section(sections, "stats"))
@@ -164,27 +175,30 @@ def _parse_lb_output(name: str, text: str, conns: bool) -> LbObservation:
     # Captures made before the section existed have no "ops": nothing recorded then.
     ops = sections.get("ops")
     drains, locks = parse_op_state(ops.text if ops is not None and ops.ok else "")
+    conn_memo = None if memos is None else memos.conns(name)
     return LbObservation(
         host=name,
         clock=parse_clock(section_text(sections, "clock")),
         services=tuple(merge_stats(services, stats)),
-        conns=tuple(
-            parse_ip_vs_conn(_section(sections, "conn"), _conn_memos.setdefault(name, LineMemo()))
-        )
-        if conns
-        else (),
+        conns=tuple(parse_ip_vs_conn(_section(sections, "conn"), conn_memo)) if conns else (),
         expire_nodest_conn=expire,
         drain_records=drains,
         locks=locks,
     )
 
 
-def parse_gateway_output(name: str, interface: str, text: str) -> GatewayObservation:
+def parse_gateway_output(
+    name: str, interface: str, text: str, memos: ParseMemos | None = None
+) -> GatewayObservation:
+    """`memos`: what the gateways' previous outputs gave (their collector's); None: parse
+    all."""
     with gc_paused():
-        return _parse_gateway_output(name, interface, text)
+        return _parse_gateway_output(name, interface, text, memos)
 
 
-def _parse_gateway_output(name: str, interface: str, text: str) -> GatewayObservation:
+def _parse_gateway_output(
+    name: str, interface: str, text: str, memos: ParseMemos | None
+) -> GatewayObservation:
     sections = split_sections(text)
     clock = parse_clock(section_text(sections, "clock"))
     link_up = parse_link_state(section_text(sections, "link", allow_failure=True))
@@ -197,33 +211,39 @@ def _parse_gateway_output(name: str, interface: str, text: str) -> GatewayObserv
         interface=parse_wg_dump(
             _section(sections, "dump", command=f"wg show {interface} dump"),
             interface,
-            _peer_memos.setdefault(name, LineMemo(_peer_memos)),
+            None if memos is None else memos.peers(name),
         ),
     )
 
 
 def observe_lb(
-    host: Host, transport: Transport, timeout: float, conns: bool = True
+    host: Host,
+    transport: Transport,
+    timeout: float,
+    conns: bool = True,
+    memos: ParseMemos | None = None,
 ) -> tuple[LbObservation, int]:
     """One reading of a load balancer and the bytes it cost (0 over netlink).
 
     Without `conns` the connection table is not read (its observation has none): with
-    50,000 entries it is nearly all of an LB poll's time.
+    50,000 entries it is nearly all of an LB poll's time. `memos`: see parse_lb_output.
     """
     if host.is_local:
         return netlink.read_lb(host.name, conns), 0
     result = transport.run(lb_script(host.ssh.sudo, conns), timeout=timeout)
-    return parse_lb_output(host.name, result.stdout, conns), result.bytes_received
+    return parse_lb_output(host.name, result.stdout, conns, memos), result.bytes_received
 
 
 def observe_gateway(
-    gw: Gateway, transport: Transport, timeout: float
+    gw: Gateway, transport: Transport, timeout: float, memos: ParseMemos | None = None
 ) -> tuple[GatewayObservation, int]:
-    """One reading of a gateway and the bytes it cost (0 over netlink)."""
+    """One reading of a gateway and the bytes it cost (0 over netlink); `memos`: see
+    parse_gateway_output."""
     if gw.is_local:
         return netlink.read_gateway(gw.name, gw.interface), 0
     result = transport.run(gateway_script(gw.interface, gw.ssh.sudo), timeout=timeout)
-    return parse_gateway_output(gw.name, gw.interface, result.stdout), result.bytes_received
+    obs = parse_gateway_output(gw.name, gw.interface, result.stdout, memos)
+    return obs, result.bytes_received
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +272,10 @@ TransportFactory = Callable[[Host], Transport]
 
 class FleetCollector:
     """Owns one transport per host; a host never has two requests in flight at once.
+
+    It also owns what its polls remember from one to the next (`parse_memos`, per host;
+    `fleet_builder`, the model's): a poll of a large fleet is cheap because most of it is
+    what the previous poll of the same collector already made.
 
     `poll()` returns after `poll_deadline` seconds at most (default: `timeout`, the
     per-command timeout): hosts that have not answered by then are reported as pending, and
@@ -296,6 +320,8 @@ class FleetCollector:
         }
         self._lock = threading.Lock()
         self._inflight: dict[str, tuple[Future[HostPoll], float]] = {}
+        self.parse_memos = ParseMemos()
+        self.fleet_builder = FleetBuilder()
 
     @property
     def last_successes(self) -> dict[str, float]:
@@ -303,10 +329,14 @@ class FleetCollector:
         return dict(self._last_success)
 
     def _poll_lb(self, host: Host, conns: bool) -> HostPoll:
-        return self._poll_host(host, "lb", lambda t: observe_lb(host, t, self.timeout, conns))
+        memos = self.parse_memos
+        return self._poll_host(
+            host, "lb", lambda t: observe_lb(host, t, self.timeout, conns, memos)
+        )
 
     def _poll_gateway(self, gw: Gateway) -> HostPoll:
-        return self._poll_host(gw, "gateway", lambda t: observe_gateway(gw, t, self.timeout))
+        memos = self.parse_memos
+        return self._poll_host(gw, "gateway", lambda t: observe_gateway(gw, t, self.timeout, memos))
 
     def _poll_host(
         self,
@@ -399,7 +429,7 @@ class FleetCollector:
         return tuple(statuses)
 
     def fleet(self, poll: PollResult) -> Fleet:
-        return fleet_from_poll(self.inventory, poll, self.host_status(poll))
+        return fleet_from_poll(self.inventory, poll, self.host_status(poll), self.fleet_builder)
 
     def read_fleet(self) -> Fleet:
         return self.fleet(self.poll())
@@ -411,8 +441,13 @@ class FleetCollector:
 
 
 def fleet_from_poll(
-    inventory: Inventory, poll: PollResult, statuses: tuple[HostStatus, ...]
+    inventory: Inventory,
+    poll: PollResult,
+    statuses: tuple[HostStatus, ...],
+    builder: FleetBuilder | None = None,
 ) -> Fleet:
+    """The fleet of `poll`; `builder`: the one that built the previous polls' fleets (a
+    collector's), None for a fleet built once."""
     lbs: dict[str, LbObservation | None] = {}
     gws: dict[str, GatewayObservation | None] = {}
     for hp in poll.hosts:
@@ -421,4 +456,6 @@ def fleet_from_poll(
         else:
             obs = hp.observation
             gws[hp.name] = obs if isinstance(obs, GatewayObservation) else None
-    return build_fleet(inventory, lbs, gws, statuses, poll.taken_at)
+    if builder is None:
+        return build_fleet(inventory, lbs, gws, statuses, poll.taken_at)
+    return builder.build(inventory, lbs, gws, statuses, poll.taken_at)
