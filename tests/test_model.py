@@ -6,6 +6,7 @@ Keys are obviously fake strings; no test ever holds anything that looks like a p
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import pytest
 
@@ -31,7 +32,17 @@ from tests.observations import (
     peer,
     service,
 )
-from wgconsole.core.fleet import Finding, Fleet
+from wgconsole.core.fleet import (
+    CLIENT_STATUSES,
+    REAL_SERVER_STATES,
+    SEVERITIES,
+    SEVERITY_RANK,
+    ClientStatus,
+    Finding,
+    Fleet,
+    RealServerState,
+    Severity,
+)
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.model import FleetBuilder, build_fleet, client_status, handshake_age
 from wgconsole.core.records import (
@@ -342,6 +353,14 @@ def test_findings_sorted_worst_first_then_code_then_subject() -> None:
     keys = [(x.rank, x.code, x.subject) for x in f.findings]
     assert keys == sorted(keys)
     assert {"interface-down", "sh-no-fallback", "expire-nodest-off", "stale"} <= set(codes(f))
+
+
+def test_each_vocabulary_is_its_literal_types_values_in_sort_order() -> None:
+    assert SEVERITIES == get_args(Severity) == ("critical", "warning", "info")
+    assert [SEVERITY_RANK[s] for s in SEVERITIES] == [0, 1, 2]
+    assert CLIENT_STATUSES == get_args(ClientStatus) == ("fresh", "ageing", "stale", "never")
+    states = ("active", "drained", "quiescent", "missing", "unreachable")
+    assert REAL_SERVER_STATES == get_args(RealServerState) == states
 
 
 def test_finding_rank_and_validation() -> None:

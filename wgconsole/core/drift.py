@@ -8,13 +8,19 @@ peers whose allowed IPs or keepalive disagree. Only gateways that answered are c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from wgconsole.core.fleet import Fleet, short_key
+
+# What differs, as the gateway detail names it.
+DriftKind = Literal[
+    "public key", "listen port", "missing peer", "extra peer", "allowed IPs", "keepalive"
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Drift:
-    what: str  # public key / listen port / missing peer / extra peer / allowed IPs / keepalive
+    what: DriftKind
     subject: str  # "interface" or a client's label
     here: str
     others: str  # "gw-02: value; gw-03: value"

@@ -19,6 +19,7 @@ from wgconsole.core.fleet import (
     ClientView,
     Finding,
     Fleet,
+    Severity,
     gateways_by_real_server,
     is_unavailable,
     matching_service,
@@ -135,7 +136,7 @@ def client_findings(
     # over all the clients at once (a comprehension, not a call per client and check) and
     # the findings are built column-wise (parsers.bulk), then handed to their clients.
     labels = list(map(_LABEL, clients))
-    checks: list[tuple[str, str, _Flagged]] = []  # code, severity, what the check flagged
+    checks: list[tuple[str, Severity, _Flagged]] = []  # code, severity, what it flagged
     if lb_has_service:
         checks.append(("bypassing-lb", "critical", bypassing_lb(clients, labels)))
     checks.append(("split", "warning", split(clients, labels)))
@@ -315,7 +316,7 @@ def sh_no_fallback(lb: LoadBalancer, service: IpvsService) -> list[Finding]:
         "black-holes the new clients hashed to it (measured: about half of new clients "
         "dropped with 2 gateways)."
     )
-    severity = "warning"
+    severity: Severity = "warning"
     if unavailable:
         severity = "critical"
         message += (

@@ -9,11 +9,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from wgconsole.core.inventory import Gateway, Inventory
 from wgconsole.core.records import (
     Endpoint,
+    ForwardMethod,
     HostStatus,
     IpvsConn,
     IpvsDest,
@@ -25,11 +26,17 @@ from wgconsole.core.records import (
 REKEY_AFTER_TIME = 120.0
 REJECT_AFTER_TIME = 180.0
 
-SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
-SEVERITY_RANK: Mapping[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
+# The fixed vocabularies: each a Literal type (mypy checks every value written) and the tuple
+# of its values, in the order they sort in (for code that goes through them).
+Severity = Literal["critical", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+SEVERITY_RANK: Mapping[Severity, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
-CLIENT_STATUSES: tuple[str, ...] = ("fresh", "ageing", "stale", "never")
-REAL_SERVER_STATES: tuple[str, ...] = ("active", "drained", "quiescent", "missing", "unreachable")
+# A client's freshest handshake against the WireGuard timers (model.client_status).
+ClientStatus = Literal["fresh", "ageing", "stale", "never"]
+CLIENT_STATUSES: tuple[ClientStatus, ...] = get_args(ClientStatus)
+RealServerState = Literal["active", "drained", "quiescent", "missing", "unreachable"]
+REAL_SERVER_STATES: tuple[RealServerState, ...] = get_args(RealServerState)
 
 
 def short_key(public_key: str) -> str:
@@ -40,7 +47,7 @@ def short_key(public_key: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Finding:
     code: str
-    severity: str
+    severity: Severity
     subject: str
     message: str
     # Lets the model hand each client its own codes without matching on display names,
@@ -104,7 +111,7 @@ class RealServerView:
     gateway: str | None  # None: an IPVS dest that is not in the inventory
     address: Endpoint
     weight: int | None  # None: the inventory gateway is not a dest of the service
-    forward: str | None
+    forward: ForwardMethod | None
     active_conns: int
     inactive_conns: int
     lb_entries: int
@@ -113,7 +120,7 @@ class RealServerView:
     out_packets: int
     in_bytes: int
     out_bytes: int
-    state: str  # one of REAL_SERVER_STATES
+    state: RealServerState
     kernel_index: int | None
 
     def to_json(self) -> dict[str, Any]:
@@ -187,7 +194,7 @@ class ClientView:
     lb_entry: IpvsConn | None
     handshake_gateway: str | None
     handshake_age: float | None
-    status: str  # one of CLIENT_STATUSES
+    status: ClientStatus
     findings: tuple[str, ...] = ()
 
     @property

@@ -22,11 +22,13 @@ from wgconsole.core.findings import ClientFindingsOrder, client_findings, derive
 from wgconsole.core.fleet import (
     REJECT_AFTER_TIME,
     REKEY_AFTER_TIME,
+    ClientStatus,
     ClientView,
     Finding,
     Fleet,
     GatewayView,
     PeerOnGateway,
+    RealServerState,
     RealServerView,
     ServiceView,
     gateways_by_real_server,
@@ -361,7 +363,7 @@ def _real_servers(
     return tuple(rows)
 
 
-def _dest_state(dest: IpvsDest, lb_entries: int, unreachable: bool) -> str:
+def _dest_state(dest: IpvsDest, lb_entries: int, unreachable: bool) -> RealServerState:
     if unreachable:
         return "unreachable"
     if dest.weight > 0:
@@ -533,7 +535,7 @@ def handshake_age(gateway_clock: float, latest_handshake: int) -> float | None:
     return max(0.0, gateway_clock - latest_handshake)
 
 
-def client_status(age: float | None) -> str:
+def client_status(age: float | None) -> ClientStatus:
     if age is None:
         return "never"
     if age < REKEY_AFTER_TIME:

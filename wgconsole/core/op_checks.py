@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from wgconsole.core.fleet import matching_service, normalize_endpoint
 from wgconsole.core.inventory import Gateway, Inventory
 from wgconsole.core.records import (
+    DrainPhase,
     DrainRecord,
     GatewayObservation,
     IpvsService,
@@ -28,7 +29,7 @@ from wgconsole.core.records import (
 
 # Phases a drain records before its real server is deleted and added back: a record still in
 # one of them means the drain never moved the existing flows, whatever the weight shows.
-UNFINISHED_PHASES = frozenset({"started", "deleted"})
+UNFINISHED_PHASES: frozenset[DrainPhase] = frozenset({"started", "deleted"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntFlag
+from typing import Literal
 
 
 class ServiceFlag(IntFlag):
@@ -21,7 +22,16 @@ class ServiceFlag(IntFlag):
     SH_PORT = 0x10  # IP_VS_SVC_F_SCHED2
 
 
-FWD_METHODS = {0: "masq", 1: "local", 2: "tunnel", 3: "route", 4: "bypass"}
+# How IPVS forwards to a real server; "unknown": a method number netlink gave that has no
+# name here (include/uapi/linux/ip_vs.h has none either).
+ForwardMethod = Literal["masq", "local", "tunnel", "route", "bypass", "unknown"]
+FWD_METHODS: dict[int, ForwardMethod] = {
+    0: "masq",
+    1: "local",
+    2: "tunnel",
+    3: "route",
+    4: "bypass",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +53,7 @@ class IpvsDest:
 
     endpoint: Endpoint
     weight: int
-    forward: str  # one of FWD_METHODS' values
+    forward: ForwardMethod
     active_conns: int
     inactive_conns: int
     u_threshold: int = 0
@@ -57,7 +67,9 @@ class IpvsDest:
 
 @dataclass(frozen=True, slots=True)
 class IpvsService:
-    protocol: str  # "udp" / "tcp" / "sctp"
+    # "udp", "tcp", "sctp"; "fwm" for a firewall-mark service; any other protocol as the
+    # kernel names it, lowercased: not a fixed set.
+    protocol: str
     vip: Endpoint
     scheduler: str
     flags: int  # ServiceFlag bits, as netlink reports them
@@ -97,6 +109,12 @@ class IpvsConn:
     expires: int  # seconds left
 
 
+# The steps a drain records, in order: its record is written before anything changes and
+# again after each step. A record read back may hold anything (another version wrote it, or
+# it is unreadable), so DrainRecord.phase stays a str that is compared with these.
+DrainPhase = Literal["started", "deleted", "readded", "done"]
+
+
 @dataclass(frozen=True, slots=True)
 class DrainRecord:
     """What a drain keeps on each load balancer (/run/wgconsole/drain-<gateway>.json).
@@ -107,7 +125,7 @@ class DrainRecord:
 
     gateway: str  # inventory name, from the file name
     previous_weight: int | None  # None: unreadable record
-    phase: str  # the last step the drain recorded ("" in records without phases)
+    phase: str  # the last step recorded: a DrainPhase if known, "" in records without phases
     started: float | None  # bastion epoch time the drain began
 
 
@@ -171,11 +189,13 @@ class GatewayObservation:
 # How a transport words a changed host key; findings raise host-key-changed on it.
 HOST_KEY_CHANGED = "HOST KEY CHANGED"
 
+HostRole = Literal["lb", "gateway"]
+
 
 @dataclass(frozen=True, slots=True)
 class HostStatus:
     name: str
-    role: str  # "lb" or "gateway"
+    role: HostRole
     reachable: bool
     error: str | None = None
     last_success: float | None = None  # bastion epoch time of the last good poll

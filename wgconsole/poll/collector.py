@@ -19,13 +19,19 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 from wgconsole.core.bulk import LineMemo, gc_paused
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.model import FleetBuilder, build_fleet
-from wgconsole.core.records import GatewayObservation, HostStatus, IpvsConn, LbObservation, WgPeer
+from wgconsole.core.records import (
+    GatewayObservation,
+    HostRole,
+    HostStatus,
+    IpvsConn,
+    LbObservation,
+    WgPeer,
+)
 from wgconsole.poll.parsers.errors import ParseError, redact
 from wgconsole.poll.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
 from wgconsole.poll.parsers.ipvsadm import merge_stats, parse_ipvsadm_list, parse_ipvsadm_stats
@@ -249,7 +255,7 @@ def observe_gateway(
 @dataclass(frozen=True, slots=True)
 class HostPoll:
     name: str
-    role: Literal["lb", "gateway"]
+    role: HostRole
     observation: LbObservation | GatewayObservation | None
     error: str | None
     seconds: float
@@ -341,7 +347,7 @@ class FleetCollector:
     def _poll_host(
         self,
         host: Host,
-        role: Literal["lb", "gateway"],
+        role: HostRole,
         observe: Callable[[Transport], tuple[LbObservation | GatewayObservation, int]],
     ) -> HostPoll:
         started = time.monotonic()
@@ -372,7 +378,7 @@ class FleetCollector:
         connections (for answers that need the services only, such as `whereis`)."""
         started = time.monotonic()
         taken_at = self.clock()
-        chosen: list[tuple[Host, Literal["lb", "gateway"]]] = []
+        chosen: list[tuple[Host, HostRole]] = []
         if "lb" in roles:
             chosen += [(lb, "lb") for lb in self.inventory.load_balancers]
         if "gateway" in roles:

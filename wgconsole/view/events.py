@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wgconsole.core.fleet import Finding, Fleet
+from wgconsole.core.fleet import Finding, Fleet, Severity
 
 # Per kind and per poll; the rest is folded into one "and N more" event.
 MAX_PER_KIND = 10
@@ -25,7 +25,7 @@ _FINDINGS_WITH_OWN_EVENT = frozenset({"host-unreachable", "interface-down", "sta
 class Event:
     at: float  # bastion epoch time of the poll that saw it
     kind: str
-    severity: str  # critical / warning / info, as findings
+    severity: Severity  # as findings
     subject: str
     message: str
 
@@ -90,7 +90,7 @@ def _servers(old: Fleet, new: Fleet) -> Iterator[Event]:
         if was is None or (was.state == rs.state and was.weight == rs.weight):
             continue
         name = rs.gateway or str(rs.address)
-        severity = "info" if rs.state in ("active", "drained") else "warning"
+        severity: Severity = "info" if rs.state in ("active", "drained") else "warning"
         message = f"real server {name}: {was.state} (weight {was.weight}) -> {rs.state}"
         if rs.weight is not None:
             message += f" (weight {rs.weight})"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wgconsole.core.fleet import SEVERITY_RANK, Finding
+from wgconsole.core.fleet import SEVERITY_RANK, Finding, Severity
 
 # Up to this many clients with one code are still listed one by one.
 FOLD_ABOVE = 5
@@ -25,7 +25,7 @@ class FindingGroup:
     """Per-client findings of one code and severity, in the fleet's order."""
 
     code: str
-    severity: str
+    severity: Severity
     findings: tuple[Finding, ...]
 
     @property
@@ -49,7 +49,7 @@ def fold_findings(findings: Sequence[Finding]) -> list[Finding | FindingGroup]:
 
     A group takes the place of its first member, so "worst first" still holds.
     """
-    members: dict[tuple[str, str], list[Finding]] = {}
+    members: dict[tuple[str, Severity], list[Finding]] = {}
     for f in findings:
         if f.client_key is not None:
             members.setdefault((f.code, f.severity), []).append(f)

@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wgconsole.core.fleet import Fleet, GatewayView, PeerOnGateway, RealServerView, ServiceView
-from wgconsole.core.records import HostStatus
+from wgconsole.core.records import HostRole, HostStatus
 
 
 @dataclass(frozen=True, slots=True)
 class HostAge:
     name: str
-    role: str
+    role: HostRole
     reachable: bool
     age: float | None  # seconds since its last good poll; None: it never answered
     error: str | None

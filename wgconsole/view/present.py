@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from wgconsole.core.fleet import ClientStatus, RealServerState, Severity
+
 # Semantic tones: the UI owns how each one looks.
 GOOD = "good"
 WARN = "warn"
@@ -21,16 +23,16 @@ PLAIN = ""
 
 TONES: tuple[str, ...] = (PLAIN, GOOD, WARN, BAD, MUTED, STALE, ACCENT)
 
-# Handshake status (model.CLIENT_STATUSES).
-CLIENT_STATUS: dict[str, tuple[str, str]] = {
+# Handshake status (fleet.CLIENT_STATUSES).
+CLIENT_STATUS: dict[ClientStatus, tuple[str, str]] = {
     "fresh": ("✔", GOOD),
     "ageing": ("⚠", WARN),
     "stale": ("✖", BAD),
     "never": ("∅", MUTED),
 }
 
-# Real server state (model.REAL_SERVER_STATES).
-SERVER_STATE: dict[str, tuple[str, str]] = {
+# Real server state (fleet.REAL_SERVER_STATES).
+SERVER_STATE: dict[RealServerState, tuple[str, str]] = {
     "active": ("✔", GOOD),
     "drained": ("○", MUTED),
     "quiescent": ("◐", WARN),
@@ -38,7 +40,7 @@ SERVER_STATE: dict[str, tuple[str, str]] = {
     "unreachable": ("✖", BAD),
 }
 
-SEVERITY: dict[str, tuple[str, str]] = {
+SEVERITY: dict[Severity, tuple[str, str]] = {
     "critical": ("✖", BAD),
     "warning": ("⚠", WARN),
     "info": ("ℹ", ACCENT),  # noqa: RUF001 - the information sign is meant
@@ -56,18 +58,18 @@ CLIENT_FINDING_TONE: dict[str, str] = {
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 
 
-def client_status(status: str) -> tuple[str, str]:
+def client_status(status: ClientStatus) -> tuple[str, str]:
     """('✔ fresh', tone) for a handshake status."""
     mark, tone = CLIENT_STATUS.get(status, ("?", MUTED))
     return f"{mark} {status}", tone
 
 
-def server_state(state: str) -> tuple[str, str]:
+def server_state(state: RealServerState) -> tuple[str, str]:
     mark, tone = SERVER_STATE.get(state, ("?", MUTED))
     return f"{mark} {state}", tone
 
 
-def severity(level: str) -> tuple[str, str]:
+def severity(level: Severity) -> tuple[str, str]:
     mark, tone = SEVERITY.get(level, ("?", MUTED))
     return f"{mark} {level}", tone
 
@@ -96,7 +98,7 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400}d"
 
 
-def handshake(status: str, seconds: float | None) -> tuple[str, str]:
+def handshake(status: ClientStatus, seconds: float | None) -> tuple[str, str]:
     """The handshake cell: symbol, word and age, e.g. '✔ fresh 84s' or '∅ never'."""
     text, tone = client_status(status)
     if seconds is None:

@@ -17,7 +17,14 @@ from operator import attrgetter, itemgetter
 from typing import TypeVar
 
 from wgconsole.core.bulk import Columns, LineMemo
-from wgconsole.core.records import Endpoint, IpvsConn, IpvsDest, IpvsService, ServiceFlag
+from wgconsole.core.records import (
+    Endpoint,
+    ForwardMethod,
+    IpvsConn,
+    IpvsDest,
+    IpvsService,
+    ServiceFlag,
+)
 from wgconsole.poll.parsers.errors import ParseError, excerpt
 from wgconsole.poll.parsers.ipvsadm import FWM_ADDRESS_V4, FWM_ADDRESS_V6, FWM_PROTOCOL
 
@@ -35,7 +42,12 @@ _SERVICES_TITLES = (
 _PROTOCOL_NAMES = frozenset({"TCP", "UDP", "SCTP", "IP", "ICMPv6"})
 _OTHER_PROTOCOL = re.compile(r"IP_[0-9]+")
 # The kernel's ip_vs_fwd_name(): anything unknown is printed as Masq.
-_FORWARD = {"Masq": "masq", "Local": "local", "Tunnel": "tunnel", "Route": "route"}
+_FORWARD: dict[str, ForwardMethod] = {
+    "Masq": "masq",
+    "Local": "local",
+    "Tunnel": "tunnel",
+    "Route": "route",
+}
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _T = TypeVar("_T")
 

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
+from wgconsole.core.records import Endpoint, ForwardMethod, IpvsDest, IpvsService, ServiceFlag
 from wgconsole.poll.parsers.errors import ParseError, excerpt
 
 FWM_PROTOCOL = "fwm"
@@ -23,7 +23,7 @@ SOURCE_LIST = "ipvsadm -Ln"
 SOURCE_STATS = "ipvsadm -Ln --stats"
 
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
-_FORWARD = {
+_FORWARD: dict[str, ForwardMethod] = {
     "Masq": "masq",
     "Local": "local",
     "Tunnel": "tunnel",
