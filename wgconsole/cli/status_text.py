@@ -104,7 +104,15 @@ def render(fleet: Fleet) -> list[RenderableType]:
     parts.append(
         _table(
             "clients",
-            ("client", "address", "endpoint", "LB gateway", "handshake gw", "handshake", "findings"),
+            (
+                "client",
+                "address",
+                "endpoint",
+                "LB gateway",
+                "handshake gw",
+                "handshake",
+                "findings",
+            ),
             [
                 (
                     c.label,
