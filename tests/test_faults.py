@@ -25,7 +25,8 @@ from wgconsole.poll.collector import FleetCollector, PollResult
 from wgconsole.poll.transport.base import (
     CommandResult,
     CommandTimeout,
-    HostKeyError,
+    HostKeyChanged,
+    HostKeyUnknown,
     ReadOnlyViolation,
     TransportError,
     privileged_part,
@@ -162,13 +163,27 @@ def test_a_timed_out_command_is_the_hosts_error() -> None:
 def test_a_changed_host_key_has_its_own_finding() -> None:
     collector, hosts, _ = _collector()
     hosts[GW1].fault = _raise(
-        HostKeyError("HOST KEY CHANGED for [127.0.0.1]:2322: refusing to connect")
+        HostKeyChanged("HOST KEY CHANGED for [127.0.0.1]:2322: refusing to connect")
     )
     fleet = collector.read_fleet()
     finding = next(f for f in fleet.findings if f.subject == GW1)
     assert (finding.code, finding.severity) == ("host-key-changed", "critical")
     assert "HOST KEY CHANGED" in finding.message and "not polled" in finding.message
     assert _host(fleet, GW2).reachable
+    assert _host(fleet, GW1).error_kind == "host-key-changed"
+
+
+def test_an_unknown_host_key_is_a_host_not_answering_not_a_changed_key() -> None:
+    collector, hosts, _ = _collector()
+    hosts[GW1].fault = _raise(
+        HostKeyUnknown("unknown host key for [127.0.0.1]:2322 (not in known_hosts)")
+    )
+    fleet = collector.read_fleet()
+    finding = next(f for f in fleet.findings if f.subject == GW1)
+    assert (finding.code, finding.severity) == ("host-unreachable", "critical")
+    assert "unknown host key" in finding.message and "not polled" not in finding.message
+    assert _host(fleet, GW1).error_kind == "host-key-unknown"
+    assert _host(fleet, GW2).error_kind is None
 
 
 # --- a host that hangs ------------------------------------------------------------------
@@ -365,6 +380,42 @@ def test_reconnects_back_off_up_to_the_cap(tmp_path: Path) -> None:
     transport.close()
     with pytest.raises(TransportError, match="closed"):
         transport.run("true", timeout=2)
+
+
+class _Key:
+    def get_base64(self) -> str:
+        return "AAAA"
+
+
+def test_a_changed_host_key_stays_one_through_the_reconnect_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paramiko's BadHostKeyException is the finding, in the words operators know, on the
+    refused attempt and on the polls within the backoff before the next one."""
+
+    def connect(self: paramiko.SSHClient, hostname: str, **kwargs: object) -> None:
+        raise paramiko.BadHostKeyException(hostname, _Key(), _Key())
+
+    monkeypatch.setattr(paramiko.SSHClient, "connect", connect)
+    inventory = load_inventory(NORMAL / "inventory.yaml")
+    hosts = {h.name: Scripted(h.name) for h in inventory.hosts}
+    ssh = SshTransport(_host_at(_closed_port(), tmp_path))
+    collector = FleetCollector(
+        inventory,
+        transport_factory=lambda h: ssh if h.name == GW1 else hosts[h.name],
+        clock=Clock(),
+        timeout=5.0,
+    )
+    errors = []
+    for _ in range(2):
+        fleet = collector.read_fleet()
+        finding = next(f for f in fleet.findings if f.subject == GW1)
+        assert (finding.code, finding.severity) == ("host-key-changed", "critical")
+        errors.append(_host(fleet, GW1).error or "")
+    collector.close()
+    assert all(e.startswith("HOST KEY CHANGED for 127.0.0.1: refusing to connect") for e in errors)
+    assert "next retry in" not in errors[0] and "next retry in" in errors[1]
+    assert ssh.connects == 0
 
 
 def test_close_does_not_wait_for_a_command_in_flight(tmp_path: Path) -> None:

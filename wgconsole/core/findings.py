@@ -29,7 +29,6 @@ from wgconsole.core.fleet import (
 from wgconsole.core.inventory import Inventory, LoadBalancer
 from wgconsole.core.op_checks import DrainCheck, describe_lock, drain_checks, way_out
 from wgconsole.core.records import (
-    HOST_KEY_CHANGED,
     GatewayObservation,
     HostStatus,
     IpvsService,
@@ -189,7 +188,7 @@ def host_unreachable(
             if now is not None:
                 message += " " + _last_answer(host.last_success, now)
             code = "host-unreachable"
-            if host.error and host.error.startswith(HOST_KEY_CHANGED):
+            if host.error_kind == "host-key-changed":
                 # Not a network fault: someone else may be answering for this host.
                 code = "host-key-changed"
                 message += " It is not polled until known_hosts is fixed."

@@ -186,10 +186,11 @@ class GatewayObservation:
         return cls(host, clock, None, None, f"interface {interface} does not exist")
 
 
-# How a transport words a changed host key; findings raise host-key-changed on it.
-HOST_KEY_CHANGED = "HOST KEY CHANGED"
-
 HostRole = Literal["lb", "gateway"]
+# Why a host did not answer, where the transport told it apart from any other failure: its
+# SSH host key is not in known_hosts, or differs from the one there (not a network fault:
+# someone else may be answering for the host).
+HostErrorKind = Literal["host-key-unknown", "host-key-changed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,3 +201,4 @@ class HostStatus:
     error: str | None = None
     last_success: float | None = None  # bastion epoch time of the last good poll
     poll_seconds: float | None = None  # duration of the last poll
+    error_kind: HostErrorKind | None = None  # None: answered, or failed in another way

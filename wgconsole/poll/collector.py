@@ -26,6 +26,7 @@ from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.model import FleetBuilder, build_fleet
 from wgconsole.core.records import (
     GatewayObservation,
+    HostErrorKind,
     HostRole,
     HostStatus,
     IpvsConn,
@@ -47,6 +48,8 @@ from wgconsole.poll.parsers.sections import (
 from wgconsole.poll.parsers.wg_dump import parse_wg_dump
 from wgconsole.poll.transport import netlink
 from wgconsole.poll.transport.base import (
+    HostKeyChanged,
+    HostKeyUnknown,
     Transport,
     TransportError,
     privileged,
@@ -260,6 +263,7 @@ class HostPoll:
     error: str | None
     seconds: float
     bytes_received: int
+    error_kind: HostErrorKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +278,15 @@ class PollResult:
 
 
 TransportFactory = Callable[[Host], Transport]
+
+
+def _error_kind(exc: Exception) -> HostErrorKind | None:
+    """The kind of failure the transport's exception tells, when it is one a finding names."""
+    if isinstance(exc, HostKeyChanged):
+        return "host-key-changed"
+    if isinstance(exc, HostKeyUnknown):
+        return "host-key-unknown"
+    return None
 
 
 class FleetCollector:
@@ -354,7 +367,8 @@ class FleetCollector:
         try:
             obs, received = observe(self.transports[host.name])
         except (TransportError, ParseError, OSError) as exc:
-            return HostPoll(host.name, role, None, str(exc), time.monotonic() - started, 0)
+            seconds = time.monotonic() - started
+            return HostPoll(host.name, role, None, str(exc), seconds, 0, _error_kind(exc))
         except Exception as exc:  # a parser bug is this host's error, never the poll's end
             error = redact(f"cannot read its output ({type(exc).__name__}: {exc})")
             return HostPoll(host.name, role, None, error, time.monotonic() - started, 0)
@@ -430,6 +444,7 @@ class FleetCollector:
                     error=hp.error,
                     last_success=self._last_success.get(hp.name),
                     poll_seconds=hp.seconds,
+                    error_kind=hp.error_kind,
                 )
             )
         return tuple(statuses)

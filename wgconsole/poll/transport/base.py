@@ -20,6 +20,14 @@ class HostKeyError(TransportError):
     """The host's key is unknown or changed: the host is not trusted until the operator acts."""
 
 
+class HostKeyUnknown(HostKeyError):
+    """known_hosts has no key for the host (and new keys are not accepted)."""
+
+
+class HostKeyChanged(HostKeyError):
+    """The host offered another key than known_hosts holds: someone else may be answering."""
+
+
 class CommandTimeout(TransportError):
     pass
 

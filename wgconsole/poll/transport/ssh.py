@@ -23,11 +23,11 @@ from pathlib import Path
 import paramiko
 
 from wgconsole.core.inventory import Host
-from wgconsole.core.records import HOST_KEY_CHANGED
 from wgconsole.poll.transport.base import (
     CommandResult,
     CommandTimeout,
-    HostKeyError,
+    HostKeyChanged,
+    HostKeyUnknown,
     ReadOnlyViolation,
     TransportError,
 )
@@ -40,6 +40,8 @@ CONNECT_TIMEOUT = 15.0
 BACKOFF_START = 1.0
 BACKOFF_MAX = 15.0
 KEEPALIVE_INTERVAL = 15
+# How a changed host key is worded: operators (and the lab tests) look for it in the error.
+HOST_KEY_CHANGED = "HOST KEY CHANGED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +129,17 @@ class SshTransport:
         self.backoff_max = backoff_max
         self._closed = False
         self.last_error: str | None = None
+        # A retry refused within the backoff is the same kind of failure as the last one (a
+        # changed host key stays one until the next attempt).
+        self._last_failure: type[TransportError] = TransportError
         self.connects = 0  # how many connections were opened: reuse is measurable
 
     def _connect(self) -> paramiko.SSHClient:
         now = time.monotonic()
         if now < self._next_attempt:
             wait = self._next_attempt - now
-            raise TransportError(f"{self.last_error or 'unreachable'} (next retry in {wait:.0f} s)")
+            retry = f"{self.last_error or 'unreachable'} (next retry in {wait:.0f} s)"
+            raise self._last_failure(retry)
         client = paramiko.SSHClient()
         known = Path(self.target.known_hosts)
         if known.exists():
@@ -158,18 +164,20 @@ class SshTransport:
         except paramiko.BadHostKeyException as exc:
             self._failed(
                 f"{HOST_KEY_CHANGED} for {exc.hostname}: refusing to connect "
-                f"(fix {self.target.known_hosts} once the change is understood)"
+                f"(fix {self.target.known_hosts} once the change is understood)",
+                HostKeyChanged,
             )
             client.close()
-            raise HostKeyError(self.last_error or "") from None
+            raise HostKeyChanged(self.last_error or "") from None
         except paramiko.SSHException as exc:
             client.close()
             if "not found in known_hosts" in str(exc):
                 self._failed(
                     f"unknown host key for [{self.target.hostname}]:{self.target.port} "
-                    f"(not in {self.target.known_hosts}; --accept-new-host-keys records it)"
+                    f"(not in {self.target.known_hosts}; --accept-new-host-keys records it)",
+                    HostKeyUnknown,
                 )
-                raise HostKeyError(self.last_error or "") from None
+                raise HostKeyUnknown(self.last_error or "") from None
             self._failed(f"ssh: {exc}")
             raise TransportError(self.last_error or "") from None
         except (OSError, EOFError) as exc:
@@ -211,8 +219,9 @@ class SshTransport:
             "direct-tcpip", (self.target.hostname, self.target.port), ("127.0.0.1", 0)
         )
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, kind: type[TransportError] = TransportError) -> None:
         self.last_error = message
+        self._last_failure = kind
         self._backoff = min(self.backoff_max, self._backoff * 2 if self._backoff else BACKOFF_START)
         self._next_attempt = time.monotonic() + self._backoff
 
