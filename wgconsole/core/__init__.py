@@ -1,6 +1,7 @@
 """The domain, pure: what the hosts report (`records`), what the operator declared (`inventory`),
-the fleet derived from both (`fleet`, built by `model`), its `findings`, and the kernel's `sh`
-scheduler (`sched`, `whereis`, `whatif`).
+the fleet derived from both (`fleet`, built by `model`: a FleetBuilder per sequence of polls
+uses again what did not change), its `findings`, and the kernel's `sh` scheduler (`sched`,
+`whereis`, `whatif`).
 
 Imports the standard library and itself only: no I/O, no clock reads, no rendering, no Textual.
 Everything above it may import it.

@@ -281,7 +281,7 @@ TransportFactory = Callable[[Host], Transport]
 
 
 def _error_kind(exc: Exception) -> HostErrorKind | None:
-    """The kind of failure the transport's exception tells, when it is one a finding names."""
+    """The kind of failure the transport's exception tells apart (a host key not trusted)."""
     if isinstance(exc, HostKeyChanged):
         return "host-key-changed"
     if isinstance(exc, HostKeyUnknown):
