@@ -13,20 +13,20 @@ from typing import Any, ClassVar, Self, cast
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
-from textual._types import SegmentLines
 from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.css.styles import RenderStyles
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets._data_table import ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
+from wgconsole.tui import textual_compat
+from wgconsole.tui.textual_compat import SegmentLines
 from wgconsole.tui.widgets.palette import Palette
 from wgconsole.view.rows import Cell, Column, Row
 
-# Up to this many removals go through DataTable.remove_row; above, one pass (see below).
+# Up to this many removals go through DataTable.remove_row; above, one pass (remove_rows).
 _FEW = 16
 # Rendered lines and cells kept (all of them dropped when full: they are cheap to redo).
 _LINES_KEPT = 4_000
@@ -43,7 +43,7 @@ class KeyedTable(DataTable[Text]):
     _deferred: bool | None = None  # not None while apply() runs: is a layout needed?
 
     def __init__(self, columns: Sequence[Column], *, id: str | None = None) -> None:
-        # Before DataTable's __init__: its reactives' watchers clear these.
+        # Before DataTable's __init__: its reactives' watchers clear these (_clear_caches).
         self._versions: dict[str, int] = {}  # row key -> serial of its last change
         self._serial = 0
         self._lines: dict[tuple[Any, ...], Strip] = {}
@@ -159,46 +159,30 @@ class KeyedTable(DataTable[Text]):
         column = self.columns[self._column_objects[index]]
         if width > column.content_width:
             column.content_width = width
-            self._require_update_dimensions = True
-            self.check_idle()
+            textual_compat.update_dimensions_when_idle(self)
 
     def _remove(self, keys: list[str]) -> None:
         doomed = set(keys)
+        remaining = [k for k in self._order if k not in doomed]
         if len(keys) <= _FEW:
             for key in keys:
                 self.remove_row(key)
         else:
-            self._remove_many(doomed)
+            # remove_row rebuilds DataTable's whole row index once per row removed.
+            textual_compat.remove_rows(self, doomed, remaining)
         for key in keys:
             del self._applied[key]
             self._versions.pop(key, None)
-        self._order = [k for k in self._order if k not in doomed]
-
-    def _remove_many(self, doomed: set[str]) -> None:
-        # DataTable.remove_row rebuilds its whole row-index map for every call: removing
-        # k of n rows costs k*n (a sliding window removes many rows at once).
-        # This does what remove_row does, for all of them in one pass.
-        for key in doomed:
-            row_key = RowKey(key)
-            del self.rows[row_key]
-            del self._data[row_key]
-        self._updated_cells = {c for c in self._updated_cells if c.row_key.value not in doomed}
-        self._new_rows = {k for k in self._new_rows if k.value not in doomed}
-        remaining = [k for k in self._order if k not in doomed]
-        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(remaining)})
-        self._require_update_dimensions = True
-        self._update_count += 1
-        self.cursor_coordinate = self.cursor_coordinate
-        self.hover_coordinate = self.hover_coordinate
-        self.refresh(layout=True)
-        self.check_idle()
+        self._order = remaining
 
     # --- rendering ----------------------------------------------------------------------
     # DataTable keys its render caches on one counter that any change anywhere bumps: a
     # refresh that changes one cell in every row re-renders every cell on screen through
     # Rich (~0.1 ms each). Here a line is cached by its row's own version and a cell by its
     # value (Palette shares one Text per distinct cell), so only what changed is rendered.
-    # What else a line depends on is DataTable's own cache key, less its update counter.
+    # What else a line depends on is DataTable's own cache keys, less its update counter
+    # (textual_compat.LINE_CACHE_KEY, ROW_CACHE_KEY, CELL_CACHE_KEY). The private methods
+    # overridden here are listed in textual_compat.OVERRIDDEN.
 
     def _touch(self, key: str) -> None:
         self._serial += 1
@@ -250,7 +234,7 @@ class KeyedTable(DataTable[Text]):
             tuple(column.get_render_width(self) for column in self.ordered_columns),
             self.cursor_type,
             self.show_cursor,
-            self._show_hover_cursor,
+            textual_compat.hover_cursor_shown(self),
             self.show_header,
             self.header_height,
             self.fixed_rows,
@@ -267,11 +251,10 @@ class KeyedTable(DataTable[Text]):
             self._pass_backgrounds = None
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
-        try:
-            row_key, _ = self._get_offsets(y)
-        except LookupError:
+        row_key = textual_compat.row_of_line(self, y)
+        if row_key is None:
             return super()._render_line(y, x1, x2, base_style)
-        header = row_key is self._header_row_key
+        header = row_key is textual_compat.header_row_key(self)
         if self.cursor_type == "row" and not header:
             row = y - self.header_height if self.show_header else y
             cursor: object = self.cursor_row == row
@@ -299,11 +282,9 @@ class KeyedTable(DataTable[Text]):
     ) -> SegmentLines:
         if row_index < 0 or column_index < 0:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        column_key = self._column_locations.get_key(column_index)
-        if row_key is None or column_key is None:
+        value = textual_compat.cell_value(self, row_index, column_index)
+        if value is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        value = self._data[row_key][column_key]
         key = (
             row_index,
             column_index,
@@ -312,9 +293,9 @@ class KeyedTable(DataTable[Text]):
             width,
             cursor,
             hover,
-            self._show_hover_cursor,
+            textual_compat.hover_cursor_shown(self),
             self.show_cursor,
-            self._pseudo_class_state,
+            textual_compat.pass_pseudo_classes(self),
         )
         cached = self._cells.get(key)
         if cached is not None and cached[0] is value:

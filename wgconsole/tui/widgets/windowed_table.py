@@ -16,6 +16,7 @@ from textual import events
 from textual.coordinate import Coordinate
 from textual.message import Message
 
+from wgconsole.tui import textual_compat
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.palette import Palette
 from wgconsole.view.rows import Column, RowSource
@@ -173,14 +174,14 @@ class WindowedTable(KeyedTable):
 
     def action_cursor_down(self) -> None:
         if self.row_count and self.cursor_row == self.row_count - 1:
-            self._set_hover_cursor(False)
+            textual_compat.hide_hover_cursor(self)
             self.go(self.start + self.cursor_row + 1)
         else:
             super().action_cursor_down()
 
     def action_cursor_up(self) -> None:
         if self.row_count and self.cursor_row == 0 and self.start > 0:
-            self._set_hover_cursor(False)
+            textual_compat.hide_hover_cursor(self)
             self.go(self.start - 1)
         else:
             super().action_cursor_up()
@@ -188,22 +189,22 @@ class WindowedTable(KeyedTable):
     def action_page_down(self) -> None:
         beyond = self.start + self.row_count < self.count
         if beyond and self.cursor_row + self.page >= self.row_count:
-            self._set_hover_cursor(False)
+            textual_compat.hide_hover_cursor(self)
             self.go(self.start + self.cursor_row + self.page)
         else:
             super().action_page_down()
 
     def action_page_up(self) -> None:
         if self.start > 0 and self.cursor_row - self.page < 0:
-            self._set_hover_cursor(False)
+            textual_compat.hide_hover_cursor(self)
             self.go(self.start + self.cursor_row - self.page)
         else:
             super().action_page_up()
 
     def action_scroll_top(self) -> None:
-        self._set_hover_cursor(False)
+        textual_compat.hide_hover_cursor(self)
         self.go(0)
 
     def action_scroll_bottom(self) -> None:
-        self._set_hover_cursor(False)
+        textual_compat.hide_hover_cursor(self)
         self.go(self.count - 1)
