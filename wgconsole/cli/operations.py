@@ -127,7 +127,9 @@ def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: Fle
         return EXIT_REFUSED
     audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path())
     progress = lambda p: print(f"  {progress_line(p)}", flush=True)  # noqa: E731
-    ctx = OpContext(inventory, collector.transports, audit, progress, args.timeout)
+    ctx = OpContext(
+        inventory, collector.transports, audit, progress, args.timeout, collector.parse_memos
+    )
     planned = plan(op, ctx, collector.read_fleet, {})
     if isinstance(planned, Refused):
         if planned.cause == "unreadable":

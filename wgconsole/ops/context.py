@@ -11,6 +11,7 @@ from typing import Literal
 from wgconsole.core.inventory import Inventory
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.errors import OpError
+from wgconsole.poll.collector import ParseMemos
 from wgconsole.poll.parsers.errors import redact
 from wgconsole.poll.transport.base import (
     CommandResult,
@@ -56,6 +57,9 @@ class OpContext:
     audit: AuditLog
     progress: ProgressSink = field(default=lambda p: None)
     timeout: float = 30.0
+    # The collector's: an operation's readings then reuse what the polls parsed (a 10,000-peer
+    # gateway read again is mostly lines the last poll had).
+    parse_memos: ParseMemos | None = None
 
     def run(
         self,

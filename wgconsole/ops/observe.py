@@ -22,14 +22,14 @@ def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
     6 s for 50,000 entries on the emulated lab): a step that checks a weight or a flag
     never waits for it."""
     try:
-        return observe_lb(lb, ctx.transports[lb.name], ctx.timeout, conns)[0]
+        return observe_lb(lb, ctx.transports[lb.name], ctx.timeout, conns, ctx.parse_memos)[0]
     except (TransportError, ParseError, OSError) as exc:
         raise OpError(f"{lb.name}: cannot read IPVS: {exc}") from None
 
 
 def read_gateway(ctx: OpContext, gw: Gateway) -> GatewayObservation:
     try:
-        return observe_gateway(gw, ctx.transports[gw.name], ctx.timeout)[0]
+        return observe_gateway(gw, ctx.transports[gw.name], ctx.timeout, ctx.parse_memos)[0]
     except (TransportError, ParseError, OSError) as exc:
         raise OpError(f"{gw.name}: cannot read WireGuard: {exc}") from None
 

@@ -38,7 +38,7 @@ from wgconsole.ops import catalog
 from wgconsole.ops.audit import AuditLog, default_audit_path
 from wgconsole.ops.context import OpContext, ProgressSink
 from wgconsole.ops.operation import Operation
-from wgconsole.poll.collector import FleetCollector, PollResult
+from wgconsole.poll.collector import FleetCollector, ParseMemos, PollResult
 from wgconsole.poll.transport.base import Transport
 from wgconsole.tui.screens.action import ActionScreen
 from wgconsole.tui.screens.detail import ClientScreen, DetailScreen, GatewayScreen
@@ -113,6 +113,7 @@ class Collector(Protocol):
     """What the console needs from a FleetCollector (tests inject replaying ones)."""
 
     inventory: Inventory
+    parse_memos: ParseMemos
 
     @property
     def transports(self) -> Mapping[str, Transport]: ...
@@ -616,6 +617,7 @@ class ConsoleApp(App[int]):
             AuditLog(self.audit_path),
             sink,
             self.op_timeout,
+            self.collector.parse_memos,
         )
 
     def open_action(self, op: Operation) -> None:
