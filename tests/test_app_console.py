@@ -586,3 +586,15 @@ async def test_operator_actions_go_to_the_log() -> None:
         log = app.query_one(EventLog)
         assert log.events[-1].kind == "action"
         assert "drain started by alice" in log.lines[-1].text
+
+
+async def test_any_exit_closes_every_connection() -> None:
+    # Not only `q`: an exit Textual itself winds down (a palette Quit, ctrl+c, an error) must
+    # close the collector too. Its flag once shared a name with Textual's own closing state,
+    # so the unmount found it already set and closed nothing.
+    app, collector = console([NORMAL])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app)
+        app.exit(0)
+        await pilot.pause()
+    assert collector.closed

@@ -276,7 +276,7 @@ class ConsoleApp(App[int]):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._taken = threading.Event()
-        self._closed = False
+        self._collector_closed = False
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -374,7 +374,7 @@ class ConsoleApp(App[int]):
         # Textual removes widget by widget once it has stopped running.
         return (
             self.is_running
-            and not self._closed
+            and not self._collector_closed
             and bool(self.screen_stack)
             and bool(self._main.query(OverviewView))
         )
@@ -700,8 +700,8 @@ class ConsoleApp(App[int]):
     # --- the end --------------------------------------------------------------------------
 
     def close_collector(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if not self._collector_closed:
+            self._collector_closed = True
             self._stop.set()
             self._wake.set()
             self._taken.set()

@@ -140,14 +140,7 @@ REMOVE_ROW_USES = frozenset(
 
 # Private Textual names used outside this module other than OVERRIDDEN, each with where and why
 # it stays there. The test tolerates only these.
-LEFT_IN_PLACE: dict[str, str] = {
-    # ConsoleApp keeps "the collector is closed" in `_closed`, which is also Textual's own
-    # MessagePump._closed (the app's message loop stops when it is set). Not a deliberate use:
-    # a name clash, left for wgconsole/tui/app.py's owner to rename, since renaming it changes
-    # how the app shuts down (quitting no longer ends the message loop at once, and
-    # close_collector no longer skips its work once Textual has closed the app itself).
-    "wgconsole.tui.app.ConsoleApp._closed": "MessagePump._closed (a name clash)",
-}
+LEFT_IN_PLACE: dict[str, str] = {}
 
 
 def row_of_line(table: DataTable[Any], y: int) -> RowKey | None:
