@@ -27,12 +27,12 @@ weight to restore; `undrain` rolls it back. Every step is idempotent for that re
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
-from wgconsole.core.records import Endpoint, IpvsConn
+from wgconsole.core.records import Endpoint, IpvsConn, IpvsService
 from wgconsole.core.sched import ShModel
 from wgconsole.core.whereis import proposed_model
 from wgconsole.ops import lbcmd
@@ -47,6 +47,7 @@ from wgconsole.ops.observe import (
     service_on,
     write_record,
 )
+from wgconsole.ops.steps import Step, Transaction
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.poll.transport.base import privileged
 
@@ -266,7 +267,7 @@ def execute_drain(
     }
     try:
         with service_lock(ctx, f"drain {gw.name}", break_lock=break_lock):
-            _drain_steps(ctx, plan, result, wait, wait_timeout)
+            Transaction(ctx).run(_drain_steps(ctx, plan, result, wait, wait_timeout))
     except OpError as exc:
         ctx.audit.record(
             "drain", gw.name, before=before, after=None, outcome="failed", detail=str(exc)
@@ -286,62 +287,36 @@ def execute_drain(
 
 def _drain_steps(
     ctx: OpContext, plan: DrainPlan, result: DrainResult, wait: bool, wait_timeout: float
-) -> None:
+) -> Iterator[Step]:
+    """The drain's steps, each built once the previous one is verified (from what it found).
+
+    None has an undo: a drain cut short stays as it is, recorded on every LB, for the operator
+    to finish (`drain` again) or roll back (`undrain`).
+    """
     gw = plan.gateway
-    service = ctx.inventory.service
     result.rx_before = received_bytes(ctx, plan)
     for lb in ctx.inventory.load_balancers:
-        with ctx.step(f"{lb.name}: record the drain (previous weight {plan.previous_weight})"):
-            _write(ctx, lb, plan, result, "started")
+        yield _record_start(ctx, lb, plan, result)
         # One reading for both fixes: ipvsadm -E does not touch the sysctl.
         obs, svc = service_on(ctx, lb)
         if not svc.sh_fallback:
-            with ctx.step(f"{lb.name}: enable sh-fallback"):
-                flags = ["sh-fallback"] + (["sh-port"] if svc.sh_port else [])
-                ctx.run(lb.name, lbcmd.set_sched_flags(lb, service, svc, flags))
-                if not service_on(ctx, lb)[1].sh_fallback:
-                    raise OpError(f"{lb.name}: sh-fallback is still off after ipvsadm -E")
+            yield _sh_fallback(ctx, lb, svc)
         if not obs.expire_nodest_conn:
-            with ctx.step(f"{lb.name}: expire_nodest_conn=1"):
-                ctx.run(lb.name, lbcmd.set_expire_nodest(lb, True))
-                if not read_lb(ctx, lb, conns=False).expire_nodest_conn:
-                    raise OpError(f"{lb.name}: expire_nodest_conn is still 0")
+            yield _expire_nodest(ctx, lb)
         dest = dest_of(svc, gw)
         if dest is not None and dest.weight != 0:
-            with ctx.step(f"{lb.name}: weight 0 on {gw.name} (new clients go elsewhere)"):
-                ctx.run(lb.name, lbcmd.set_weight(lb, service, gw.real_server, dest.forward, 0))
-                d = dest_of(service_on(ctx, lb)[1], gw)
-                if d is None or d.weight != 0:
-                    raise OpError(f"{lb.name}: {gw.name} does not show weight 0")
-    with ctx.step(f"{gw.name}: {gw.interface} down (it can no longer make clients roam to it)"):
-        ctx.run(
-            gw.name, privileged(["ip", "link", "set", "dev", gw.interface, "down"], gw.ssh.sudo)
-        )
-        if read_gateway(ctx, gw).link_up:
-            raise OpError(f"{gw.name}: {gw.interface} is still up")
-    forward = {}
+            yield _weight_zero(ctx, lb, gw, dest.forward)
+    yield _interface_down(ctx, gw)
+    forward: dict[str, str | None] = {}
     for lb in ctx.inventory.load_balancers:
-        with ctx.step(f"{lb.name}: delete {gw.name} so its entries move on their next packet"):
-            d = dest_of(service_on(ctx, lb)[1], gw)
-            if d is not None:
-                forward[lb.name] = d.forward
-                ctx.run(lb.name, lbcmd.delete_dest(lb, service, gw.real_server))
-            if dest_of(service_on(ctx, lb)[1], gw) is not None:
-                raise OpError(f"{lb.name}: {gw.name} is still a real server")
-            _write(ctx, lb, plan, result, "deleted")
-    with ctx.step("move the clients: new gateways initiate their handshakes"):
-        _move_clients(ctx, plan, result)
+        yield _delete(ctx, lb, plan, result, forward)
+    yield Step(
+        "move the clients: new gateways initiate their handshakes",
+        do=lambda: _move_clients(ctx, plan, result),
+    )
     if not result.remaining:
         for lb in ctx.inventory.load_balancers:
-            with ctx.step(f"{lb.name}: add {gw.name} back at weight 0 (drained)"):
-                ctx.run(
-                    lb.name,
-                    lbcmd.add_dest(lb, service, gw.real_server, forward.get(lb.name, "masq"), 0),
-                )
-                d = dest_of(service_on(ctx, lb)[1], gw)
-                if d is None or d.weight != 0:
-                    raise OpError(f"{lb.name}: {gw.name} was not added back at weight 0")
-                _write(ctx, lb, plan, result, "readded")
+            yield _readd(ctx, lb, plan, result, forward.get(lb.name, "masq"))
         result.readded = True
     else:
         ctx.warn(
@@ -349,13 +324,126 @@ def _drain_steps(
             "the service until they expire; `undrain` adds it back"
         )
     if wait:
-        with ctx.step("wait for every client to shake hands with another gateway"):
-            _wait_handshakes(ctx, plan, result, wait_timeout)
+        yield Step(
+            "wait for every client to shake hands with another gateway",
+            do=lambda: _wait_handshakes(ctx, plan, result, wait_timeout),
+        )
     else:
         result.complete = not result.remaining
     if result.complete:
         for lb in ctx.inventory.load_balancers:
             _write(ctx, lb, plan, result, "done")
+
+
+def _record_start(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult) -> Step:
+    """Before anything changes on the LB: a drain cut short from here on is found again."""
+    return Step(
+        f"record the drain (previous weight {plan.previous_weight})",
+        do=lambda: _write(ctx, lb, plan, result, "started"),
+        host=lb.name,
+    )
+
+
+def _sh_fallback(ctx: OpContext, lb: Host, svc: IpvsService) -> Step:
+    flags = ["sh-fallback"] + (["sh-port"] if svc.sh_port else [])
+
+    def verify() -> None:
+        if not service_on(ctx, lb)[1].sh_fallback:
+            raise OpError(f"{lb.name}: sh-fallback is still off after ipvsadm -E")
+
+    command = lbcmd.set_sched_flags(lb, ctx.inventory.service, svc, flags)
+    return Step(
+        "enable sh-fallback", do=lambda: ctx.run(lb.name, command), verify=verify, host=lb.name
+    )
+
+
+def _expire_nodest(ctx: OpContext, lb: Host) -> Step:
+    def verify() -> None:
+        if not read_lb(ctx, lb, conns=False).expire_nodest_conn:
+            raise OpError(f"{lb.name}: expire_nodest_conn is still 0")
+
+    command = lbcmd.set_expire_nodest(lb, True)
+    return Step(
+        "expire_nodest_conn=1", do=lambda: ctx.run(lb.name, command), verify=verify, host=lb.name
+    )
+
+
+def _weight_zero(ctx: OpContext, lb: Host, gw: Gateway, forward: str | None) -> Step:
+    def verify() -> None:
+        d = dest_of(service_on(ctx, lb)[1], gw)
+        if d is None or d.weight != 0:
+            raise OpError(f"{lb.name}: {gw.name} does not show weight 0")
+
+    command = lbcmd.set_weight(lb, ctx.inventory.service, gw.real_server, forward, 0)
+    return Step(
+        f"weight 0 on {gw.name} (new clients go elsewhere)",
+        do=lambda: ctx.run(lb.name, command),
+        verify=verify,
+        host=lb.name,
+    )
+
+
+def _interface_down(ctx: OpContext, gw: Gateway) -> Step:
+    def verify() -> None:
+        if read_gateway(ctx, gw).link_up:
+            raise OpError(f"{gw.name}: {gw.interface} is still up")
+
+    command = privileged(["ip", "link", "set", "dev", gw.interface, "down"], gw.ssh.sudo)
+    return Step(
+        f"{gw.interface} down (it can no longer make clients roam to it)",
+        do=lambda: ctx.run(gw.name, command),
+        verify=verify,
+        host=gw.name,
+    )
+
+
+def _delete(
+    ctx: OpContext,
+    lb: Host,
+    plan: DrainPlan,
+    result: DrainResult,
+    forward: dict[str, str | None],
+) -> Step:
+    """Delete the real server (noting its forwarding method in `forward`, for the re-add)."""
+    gw = plan.gateway
+
+    def do() -> None:
+        d = dest_of(service_on(ctx, lb)[1], gw)
+        if d is not None:
+            forward[lb.name] = d.forward
+            ctx.run(lb.name, lbcmd.delete_dest(lb, ctx.inventory.service, gw.real_server))
+
+    def verify() -> None:
+        if dest_of(service_on(ctx, lb)[1], gw) is not None:
+            raise OpError(f"{lb.name}: {gw.name} is still a real server")
+
+    return Step(
+        f"delete {gw.name} so its entries move on their next packet",
+        do=do,
+        verify=verify,
+        record=lambda: _write(ctx, lb, plan, result, "deleted"),
+        host=lb.name,
+    )
+
+
+def _readd(
+    ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, forward: str | None
+) -> Step:
+    gw = plan.gateway
+
+    def verify() -> None:
+        d = dest_of(service_on(ctx, lb)[1], gw)
+        if d is None or d.weight != 0:
+            raise OpError(f"{lb.name}: {gw.name} was not added back at weight 0")
+
+    command = lbcmd.add_dest(lb, ctx.inventory.service, gw.real_server, forward, 0)
+    return Step(
+        f"add {gw.name} back at weight 0 (drained)",
+        do=lambda: ctx.run(lb.name, command),
+        verify=verify,
+        record=lambda: _write(ctx, lb, plan, result, "readded"),
+        host=lb.name,
+    )
 
 
 def _write(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, phase: str) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from wgconsole.core.fleet import Fleet, ServiceView
-from wgconsole.core.inventory import Gateway, Inventory
+from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.sched import ShModel, moved_clients
 from wgconsole.core.whereis import proposed_model
 from wgconsole.ops import lbcmd
@@ -13,6 +14,7 @@ from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import dest_of, read_gateway, read_record, remove_record, service_on
+from wgconsole.ops.steps import Step, Transaction
 from wgconsole.ops.validate import MAX_WEIGHT
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.ops.validate import weight as valid_weight
@@ -194,38 +196,66 @@ def fresh_interface(gw: Gateway) -> str:
 
 def execute_weight(ctx: OpContext, plan: WeightPlan, *, break_lock: bool = False) -> None:
     gw = plan.gateway
-    service = ctx.inventory.service
     try:
         with service_lock(ctx, f"{plan.action} {gw.name}", break_lock=break_lock):
-            if plan.interface_down:
-                with ctx.step(f"{gw.name}: {gw.interface} re-created from {gw.config} and up"):
-                    # Deleting the old interface costs the kernel (6.1) one RCU grace period
-                    # per peer with RTNL held (netif_napi_del): ~25 ms each in the emulated
-                    # lab, 4 minutes for 10,000 peers. Harmless (the gateway is drained),
-                    # but it must not time out half-way and leave no interface.
-                    ctx.run(gw.name, fresh_interface(gw), timeout=plan.peers * PEER_REMOVAL_S)
-                    obs = read_gateway(ctx, gw)
-                    if not obs.link_up:
-                        raise OpError(f"{gw.name}: {gw.interface} is still down")
-                    if obs.interface and any(p.endpoint for p in obs.interface.peers):
-                        raise OpError(f"{gw.name}: {gw.interface} still knows client endpoints")
-            for lb in ctx.inventory.load_balancers:
-                with ctx.step(f"{lb.name}: {gw.name} weight {plan.target}"):
-                    d = dest_of(service_on(ctx, lb)[1], gw)
-                    if d is None:
-                        cmd = lbcmd.add_dest(lb, service, gw.real_server, "masq", plan.target)
-                    else:
-                        cmd = lbcmd.set_weight(lb, service, gw.real_server, d.forward, plan.target)
-                    ctx.run(lb.name, cmd)
-                    d = dest_of(service_on(ctx, lb)[1], gw)
-                    if d is None or d.weight != plan.target:
-                        raise OpError(f"{lb.name}: {gw.name} does not show weight {plan.target}")
-                if plan.action == "undrain":
-                    remove_record(ctx, lb, DRAIN_RECORD, gw)
+            Transaction(ctx).run(_weight_steps(ctx, plan))
     except OpError as exc:
         _audit(ctx, plan, "failed", str(exc))
         raise
     _audit(ctx, plan, "ok")
+
+
+def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
+    """No step has an undo: a weight half set is reported (and audited) as it is, and running
+    the same command again finishes it."""
+    if plan.interface_down:
+        yield _fresh_interface(ctx, plan)
+    for lb in ctx.inventory.load_balancers:
+        yield _set_weight(ctx, lb, plan.gateway, plan.target)
+        if plan.action == "undrain":
+            remove_record(ctx, lb, DRAIN_RECORD, plan.gateway)
+
+
+def _fresh_interface(ctx: OpContext, plan: WeightPlan) -> Step:
+    gw = plan.gateway
+
+    def do() -> None:
+        # Deleting the old interface costs the kernel (6.1) one RCU grace period per peer with
+        # RTNL held (netif_napi_del): ~25 ms each in the emulated lab, 4 minutes for 10,000
+        # peers. Harmless (the gateway is drained), but it must not time out half-way and
+        # leave no interface.
+        ctx.run(gw.name, fresh_interface(gw), timeout=plan.peers * PEER_REMOVAL_S)
+
+    def verify() -> None:
+        obs = read_gateway(ctx, gw)
+        if not obs.link_up:
+            raise OpError(f"{gw.name}: {gw.interface} is still down")
+        if obs.interface and any(p.endpoint for p in obs.interface.peers):
+            raise OpError(f"{gw.name}: {gw.interface} still knows client endpoints")
+
+    return Step(
+        f"{gw.interface} re-created from {gw.config} and up", do=do, verify=verify, host=gw.name
+    )
+
+
+def _set_weight(ctx: OpContext, lb: Host, gw: Gateway, target: int) -> Step:
+    """On one LB: the weight set, or the real server added back with it (a drain deleted it)."""
+    service = ctx.inventory.service
+
+    def do() -> None:
+        d = dest_of(service_on(ctx, lb)[1], gw)
+        if d is None:
+            cmd = lbcmd.add_dest(lb, service, gw.real_server, "masq", target)
+        else:
+            cmd = lbcmd.set_weight(lb, service, gw.real_server, d.forward, target)
+        ctx.run(lb.name, cmd)
+
+    def verify() -> None:
+        d = dest_of(service_on(ctx, lb)[1], gw)
+        if d is None or d.weight != target:
+            raise OpError(f"{lb.name}: {gw.name} does not show weight {target}")
+
+    return Step(f"{gw.name} weight {target}", do=do, verify=verify, host=lb.name)
 
 
 def _audit(ctx: OpContext, plan: WeightPlan, outcome: str, detail: str = "") -> None:
