@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from wgconsole.core.fleet import Fleet
 from wgconsole.ops.context import OpContext
@@ -33,28 +34,38 @@ GENERATED_KEY_NEEDS_FILE = (
 
 
 @dataclass(frozen=True, slots=True)
-class Drain:
+class _OnGateway:
+    """An operation on one gateway, which the operator named or selected."""
+
     gateway: str
-    wait: bool = True
-    wait_timeout: float = 180.0
-    resume: bool = False
-    break_lock: bool = False
-    fields: tuple[Field, ...] = ()
-    changes_clients: bool = False
+    verb: ClassVar[str]
+    changes_clients: ClassVar[bool] = False
 
     @property
     def title(self) -> str:
-        return f"drain {self.gateway}"
+        return f"{self.verb} {self.gateway}"
 
     @property
     def subject(self) -> str:
         return self.gateway
 
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        return ()
+
     def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
         find_gateway(ctx.inventory, self.gateway)
 
-    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
 
+@dataclass(frozen=True, slots=True)
+class Drain(_OnGateway):
+    verb: ClassVar[str] = "drain"
+    wait: bool = True
+    wait_timeout: float = 180.0
+    resume: bool = False
+    break_lock: bool = False
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         record = find_record(ctx, find_gateway(ctx.inventory, self.gateway))
         plan = plan_drain(ctx.inventory, fleet, self.gateway, record, resume=self.resume)
 
@@ -74,21 +85,12 @@ class Drain:
 
 
 @dataclass(frozen=True, slots=True)
-class Weight:
+class Weight(_OnGateway):
     """A new weight on every LB; `value` None asks for it (the console's form)."""
 
-    gateway: str
+    verb: ClassVar[str] = "weight"
     value: str | None = None
     break_lock: bool = False
-    changes_clients: bool = False
-
-    @property
-    def title(self) -> str:
-        return f"weight {self.gateway}"
-
-    @property
-    def subject(self) -> str:
-        return self.gateway
 
     @property
     def fields(self) -> tuple[Field, ...]:
@@ -104,28 +106,17 @@ class Weight:
         valid_weight(self._weight(values))
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
-
         plan = plan_weight(ctx.inventory, fleet, self.gateway, self._weight(values))
         return _weight_planned(ctx, plan, self.break_lock)
 
 
 @dataclass(frozen=True, slots=True)
-class Undrain:
+class Undrain(_OnGateway):
     """Back to service with the weight the drain recorded, or `weight`."""
 
-    gateway: str
+    verb: ClassVar[str] = "undrain"
     weight: int | None = None
     break_lock: bool = False
-    fields: tuple[Field, ...] = ()
-    changes_clients: bool = False
-
-    @property
-    def title(self) -> str:
-        return f"undrain {self.gateway}"
-
-    @property
-    def subject(self) -> str:
-        return self.gateway
 
     def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
         find_gateway(ctx.inventory, self.gateway)
@@ -133,10 +124,8 @@ class Undrain:
             valid_weight(self.weight)
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
-
-        return _weight_planned(
-            ctx, plan_undrain(ctx, fleet, self.gateway, self.weight), self.break_lock
-        )
+        plan = plan_undrain(ctx, fleet, self.gateway, self.weight)
+        return _weight_planned(ctx, plan, self.break_lock)
 
 
 def _weight_planned(ctx: OpContext, plan: WeightPlan, break_lock: bool) -> Planned:
@@ -158,7 +147,7 @@ class PeerAdd:
     keepalive: int | None = None
     output: str | None = None
     dry_run: bool = False
-    changes_clients: bool = True
+    changes_clients: ClassVar[bool] = True
 
     @property
     def title(self) -> str:
@@ -190,12 +179,10 @@ class PeerAdd:
         )
 
     def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
-
         name, key, address, _ = self._values(values)
         precheck_peer_add(name, key, address, self.keepalive)
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
-
         name, key, address, output = self._values(values)
         plan = plan_peer_add(ctx.inventory, fleet, name, key, address, keepalive=self.keepalive)
         if plan.generate_key and not output and not self.dry_run:
@@ -215,8 +202,8 @@ class PeerRemove:
 
     name_or_key: str
     label: str | None = None
-    fields: tuple[Field, ...] = ()
-    changes_clients: bool = True
+    fields: ClassVar[tuple[Field, ...]] = ()
+    changes_clients: ClassVar[bool] = True
 
     @property
     def title(self) -> str:
@@ -230,7 +217,6 @@ class PeerRemove:
         return None
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
-
         plan = plan_peer_remove(ctx.inventory, fleet, self.name_or_key)
 
         def execute() -> Outcome:
