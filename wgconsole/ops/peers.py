@@ -24,8 +24,8 @@ from __future__ import annotations
 import ipaddress
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.keys import KeyPair
 from wgconsole.ops.lock import service_lock
+from wgconsole.ops.steps import Check, Step, Transaction, Undo
 from wgconsole.ops.wgconf import (
     GatewayState,
     LivePeer,
@@ -496,25 +497,26 @@ class PeerRemoveResult:
 
 @dataclass
 class _Run:
-    """What happened on one gateway, for rollback and for the operator's report."""
+    """One gateway's part of the change: its state before, and the steps made for it (their
+    attempts, in the transaction, say what happened, for the operator's report)."""
 
     gw: Gateway
     before: GatewayState
     backup: str
     need_live: bool = True  # False when finishing an add on a gateway that has the peer
     need_file: bool = True
-    live_attempted: bool = False
-    live_done: bool = False
-    file_attempted: bool = False
-    file_result: str | None = None  # "written", "removed", "absent"
-    error: str | None = None
-    undone: list[str] = field(default_factory=list)
-    not_undone: list[str] = field(default_factory=list)
-    verified: bool | None = None  # after rollback: back as it was?
+    live: Step | None = None  # the live `wg set`, once made
+    file: Step | None = None  # the config file's edit, once made
+    check: Check | None = None  # after a rollback: is the gateway back as it was?
 
-    @property
-    def touched(self) -> bool:
-        return self.live_attempted or self.file_attempted
+    def live_done(self, tx: Transaction) -> bool:
+        attempt = tx.attempt(self.live)
+        return attempt is not None and attempt.done
+
+    def file_result(self, tx: Transaction) -> str | None:
+        """What the edit script said ("written", "removed", "absent"); None: not run."""
+        attempt = tx.attempt(self.file)
+        return None if attempt is None or not attempt.done else str(attempt.value)
 
 
 def _stamp() -> str:
@@ -544,16 +546,19 @@ def _peer_diff(gw: str, got: Mapping[str, LivePeer], want: Mapping[str, LivePeer
     return out[:5] + ([f"{gw}: and {len(out) - 5} more differences"] if len(out) > 5 else [])
 
 
-def _verify(
+def _verification(
     ctx: OpContext,
     gateways: Sequence[Gateway],
     key: str,
     expected: Mapping[str, Mapping[str, LivePeer]],
     want_count: int,
     same_before: bool,
-) -> None:
-    with ctx.step("verify every gateway: live peers and config file"):
-        after = read_gateways(ctx, gateways, key)
+) -> Iterator[Step]:
+    """The steps that check the change as a whole, once every gateway's steps are done."""
+    after: dict[str, GatewayState] = {}
+
+    def every_gateway() -> None:
+        after.update(read_gateways(ctx, gateways, key))
         problems: list[str] = []
         for gw in gateways:
             problems += _peer_diff(gw.name, after[gw.name].peers, expected[gw.name])
@@ -565,13 +570,17 @@ def _verify(
                 )
         if problems:
             raise OpError("verification failed: " + "; ".join(problems))
-    if not same_before:
-        ctx.warn("the gateways' peer sets differed before this change; that drift remains")
-        return
-    with ctx.step("verify all gateways carry identical peers"):
+
+    def identical() -> None:
         distinct = {frozenset(after[gw.name].peers.items()) for gw in gateways}
         if len(distinct) > 1:
             raise OpError("verification failed: the gateways' peer sets differ")
+
+    yield Step("verify every gateway: live peers and config file", verify=every_gateway)
+    if not same_before:
+        ctx.warn("the gateways' peer sets differed before this change; that drift remains")
+        return
+    yield Step("verify all gateways carry identical peers", verify=identical)
 
 
 def _without(state: GatewayState, key: str) -> GatewayState:
@@ -591,65 +600,102 @@ def _file_ready(run: _Run, need_write: bool) -> str | None:
     return None
 
 
-def _step(ctx: OpContext, run: _Run, title: str, action: Callable[[], None]) -> None:
-    try:
-        with ctx.step(f"{run.gw.name}: {title}"):
-            action()
-    except Exception as exc:
-        run.error = f"{title}: {exc}"
-        raise
+def _back_as_it_was(ctx: OpContext, run: _Run, key: str) -> Check:
+    """The rollback's check of one gateway: its live peers and the key's count in its file."""
+
+    def check() -> None:
+        now = read_gateways(ctx, [run.gw], key)[run.gw.name]
+        diff = _peer_diff(run.gw.name, now.peers, run.before.peers)
+        if now.key_count != run.before.key_count:
+            diff.append(f"{run.gw.config} key count {now.key_count}")
+        if diff:
+            raise OpError("; ".join(diff))
+
+    return Check(f"verify {run.gw.name} is back as it was", check)
 
 
-def _undo(ctx: OpContext, run: _Run, title: str, command: str, done: str) -> None:
-    try:
-        with ctx.step(f"roll back {run.gw.name}: {title}"):
-            status = ctx.run(run.gw.name, command).stdout.strip()
-        run.undone.append(f"{done} ({status})" if status else done)
-    except OpError as exc:
-        run.not_undone.append(f"{title}: {exc}")
+def _on_gateway(
+    ctx: OpContext, run: _Run, title: str, command: str, undo: Undo, *, says: str = ""
+) -> Step:
+    """A command on the gateway, undone by `undo`; the step gives what the command said
+    (`says` when it said nothing)."""
+
+    def do() -> str:
+        return ctx.run(run.gw.name, command).stdout.strip() or says
+
+    return Step(title, do=do, undo=undo, host=run.gw.name)
 
 
-def _verify_rollback(ctx: OpContext, runs: Sequence[_Run], key: str) -> None:
-    for run in runs:
-        if not run.touched:
-            continue
-        try:
-            with ctx.step(f"verify {run.gw.name} is back as it was"):
-                now = read_gateways(ctx, [run.gw], key)[run.gw.name]
-                diff = _peer_diff(run.gw.name, now.peers, run.before.peers)
-                if now.key_count != run.before.key_count:
-                    diff.append(f"{run.gw.config} key count {now.key_count}")
-                if diff:
-                    raise OpError("; ".join(diff))
-            run.verified = True
-        except OpError as exc:
-            run.verified = False
-            run.not_undone.append(f"not as before: {exc}")
+def _undo(ctx: OpContext, run: _Run, title: str, command: str, done: str) -> Undo:
+    def undo() -> str:
+        return ctx.run(run.gw.name, command).stdout.strip()
+
+    return Undo(title, undo, done, run.check)
 
 
-def _report(action: str, label: str, failure: str, runs: Sequence[_Run]) -> tuple[str, str]:
+def _restore_file(ctx: OpContext, run: _Run) -> Undo:
+    command = restore_command(run.gw, run.backup)
+    return _undo(ctx, run, f"restore {run.gw.config}", command, "config restored")
+
+
+def _rolled_back(
+    ctx: OpContext,
+    tx: Transaction,
+    action: str,
+    target: str,
+    label: str,
+    exc: BaseException,
+    runs: Sequence[_Run],
+    key: str,
+) -> OpError:
+    """The operator's account of a failed change and its rollback, also put in the audit log."""
+    text, outcome = _report(action, label, _reason(exc), runs, tx)
+    before = _states_json({r.gw.name: r.before for r in runs}, key)
+    ctx.audit.record(action, target, before=before, after=None, outcome=outcome, detail=text)
+    return OpError(text)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return str(exc) or type(exc).__name__
+
+
+def _report(
+    action: str, label: str, failure: str, runs: Sequence[_Run], tx: Transaction
+) -> tuple[str, str]:
     """The operator's account of a failed operation, and the audit outcome."""
     lines = [f"{action} {label} failed: {failure}"]
     for run in runs:
-        if not run.touched:
+        live, file = tx.attempt(run.live), tx.attempt(run.file)
+        begun = [a for a in (live, file) if a is not None]
+        if not begun:
             lines.append(f"  {run.gw.name}: not changed")
             continue
         applied = []
-        if run.live_attempted:
-            applied.append("live peer changed" if run.live_done else "live change attempted")
-        if run.file_attempted:
-            applied.append(f"config {run.file_result or 'edit attempted'} ({run.gw.config})")
+        if live is not None:
+            applied.append("live peer changed" if live.done else "live change attempted")
+        if file is not None:
+            result = run.file_result(tx)
+            applied.append(f"config {result or 'edit attempted'} ({run.gw.config})")
         line = f"  {run.gw.name}: {', '.join(applied)}"
-        if run.error:
-            line += f"; FAILED at {run.error}"
-        if run.undone:
-            line += "; rolled back: " + ", ".join(run.undone)
-        if run.not_undone:
-            line += "; COULD NOT roll back: " + "; ".join(run.not_undone)
-        elif run.verified:
+        failed = [a.failed_at for a in begun if a.failed_at]
+        if failed:
+            line += f"; FAILED at {failed[0]}"
+        # Undone newest first: as the rollback ran.
+        undone = [a.undone for a in reversed(begun) if a.undone]
+        not_undone = [a.not_undone for a in reversed(begun) if a.not_undone]
+        why_not = tx.checked.get(run.check) if run.check is not None else None
+        if why_not is not None:
+            not_undone.append(f"not as before: {why_not}")
+        if undone:
+            line += "; rolled back: " + ", ".join(undone)
+        if not_undone:
+            line += "; COULD NOT roll back: " + "; ".join(not_undone)
+        elif run.check in tx.checked:
             line += "; verified as before"
         lines.append(line)
-    clean = all(not r.not_undone for r in runs)
+    clean = tx.rolled_back
     lines.append(
         "Every gateway is back as it was."
         if clean
@@ -675,6 +721,19 @@ def _peer_json(peer: LivePeer) -> dict[str, Any]:
         "keepalive": peer.keepalive,
         "preshared_key": peer.has_psk,
     }
+
+
+def _record_inventory(
+    ctx: OpContext, path: str, edit: Callable[[str], Inventory]
+) -> tuple[Inventory | None, list[str]]:
+    """The gateways are done: a failure here is reported, never rolled back over."""
+    try:
+        with ctx.step(f"record the change in {path}"):
+            return edit(path), []
+    except (InventoryEditError, OpError, OSError) as exc:
+        message = f"{path} not updated: {exc}; edit its clients: list by hand"
+        ctx.warn(message)
+        return None, [message]
 
 
 # --- execution: add -------------------------------------------------------------------
@@ -714,12 +773,18 @@ def execute_peer_add(
         runs = _prepare_add(ctx, plan, key)
         if out is not None:
             config.write_new(out)
-        try:
-            _apply_add(ctx, plan, runs, key, ka)
-        except (Exception, KeyboardInterrupt) as exc:
+
+        def discard() -> None:
             if out is not None:
                 out.unlink(missing_ok=True)  # the key in it would be useless
-            raise _rolled_back_add(ctx, plan, runs, key, exc) from None
+
+        tx = Transaction(ctx)
+        label = f"{plan.name} ({_short(key)})"
+        tx.run(
+            _add_steps(ctx, plan, runs, key, ka),
+            discard=discard,
+            account=lambda exc: _rolled_back(ctx, tx, "peer add", plan.name, label, exc, runs, key),
+        )
         after = {r.gw.name: LivePeer((plan.peer_allowed_ip,), ka) for r in runs}
         ctx.audit.record(
             "peer add",
@@ -742,7 +807,7 @@ def execute_peer_add(
         address=plan.address,
         keepalive=ka,
         gateways=tuple(r.gw.name for r in runs),
-        backups={r.gw.name: r.backup for r in runs if r.file_result == "written"},
+        backups={r.gw.name: r.backup for r in runs if r.file_result(tx) == "written"},
         config=config,
         output=out,
         inventory=inventory,
@@ -826,91 +891,48 @@ def _inventory_problems(plan: PeerAddPlan, key: str) -> list[str]:
     return taken
 
 
-def _apply_add(ctx: OpContext, plan: PeerAddPlan, runs: Sequence[_Run], key: str, ka: int) -> None:
+def _add_steps(
+    ctx: OpContext, plan: PeerAddPlan, runs: Sequence[_Run], key: str, ka: int
+) -> Iterator[Step]:
+    """Gateway after gateway: the peer live, then in the config file; then the verification."""
     allowed = plan.peer_allowed_ip
     for run in runs:
         gw = run.gw
-
-        def live(run: _Run = run, gw: Gateway = gw) -> None:
-            run.live_attempted = True
-            ctx.run(gw.name, live_set_command(gw, key, [allowed], ka))
-            run.live_done = True
-
-        def persist(run: _Run = run, gw: Gateway = gw) -> None:
-            run.file_attempted = True
-            command = add_block_command(gw, run.backup, plan.name, key, allowed, ka)
-            run.file_result = ctx.run(gw.name, command).stdout.strip() or "written"
-
+        run.check = _back_as_it_was(ctx, run, key)
         if run.need_live:
-            _step(ctx, run, f"wg set {gw.interface} peer {_short(key)} allowed-ips {allowed}", live)
+            run.live = _on_gateway(
+                ctx,
+                run,
+                f"wg set {gw.interface} peer {_short(key)} allowed-ips {allowed}",
+                live_set_command(gw, key, [allowed], ka),
+                _undo(
+                    ctx,
+                    run,
+                    "remove the live peer",
+                    live_remove_command(gw, key),
+                    "live peer removed",
+                ),
+            )
+            yield run.live
         if run.need_file:
-            _step(ctx, run, f"add [Peer] to {gw.config} (backup {run.backup})", persist)
+            run.file = _on_gateway(
+                ctx,
+                run,
+                f"add [Peer] to {gw.config} (backup {run.backup})",
+                add_block_command(gw, run.backup, plan.name, key, allowed, ka),
+                _restore_file(ctx, run),
+                says="written",
+            )
+            yield run.file
         if not (run.need_live or run.need_file):
             ctx.info(f"{gw.name}: already has the peer, live and in {gw.config}")
     new = LivePeer((allowed,), ka)
     expected = {r.gw.name: {**r.before.peers, key: new} for r in runs}
     # When finishing, the peer itself is what differed: the rest must have been the same.
     same = _same_peers({r.gw.name: _without(r.before, key) for r in runs})
-    _verify(ctx, [r.gw for r in runs], key, expected, want_count=1, same_before=same)
-
-
-def _rolled_back_add(
-    ctx: OpContext, plan: PeerAddPlan, runs: Sequence[_Run], key: str, exc: BaseException
-) -> OpError:
-    for run in reversed(runs):
-        if run.file_attempted:
-            _undo(
-                ctx,
-                run,
-                f"restore {run.gw.config}",
-                restore_command(run.gw, run.backup),
-                "config restored",
-            )
-        if run.live_attempted:
-            _undo(
-                ctx,
-                run,
-                "remove the live peer",
-                live_remove_command(run.gw, key),
-                "live peer removed",
-            )
-    _verify_rollback(ctx, runs, key)
-    return _rolled_back(ctx, "peer add", plan.name, f"{plan.name} ({_short(key)})", exc, runs, key)
-
-
-def _rolled_back(
-    ctx: OpContext,
-    action: str,
-    target: str,
-    label: str,
-    exc: BaseException,
-    runs: Sequence[_Run],
-    key: str,
-) -> OpError:
-    """The operator's account of a failed change and its rollback, also put in the audit log."""
-    text, outcome = _report(action, label, _reason(exc), runs)
-    before = _states_json({r.gw.name: r.before for r in runs}, key)
-    ctx.audit.record(action, target, before=before, after=None, outcome=outcome, detail=text)
-    return OpError(text)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return str(exc) or type(exc).__name__
-
-
-def _record_inventory(
-    ctx: OpContext, path: str, edit: Callable[[str], Inventory]
-) -> tuple[Inventory | None, list[str]]:
-    """The gateways are done: a failure here is reported, never rolled back over."""
-    try:
-        with ctx.step(f"record the change in {path}"):
-            return edit(path), []
-    except (InventoryEditError, OpError, OSError) as exc:
-        message = f"{path} not updated: {exc}; edit its clients: list by hand"
-        ctx.warn(message)
-        return None, [message]
+    yield from _verification(
+        ctx, [r.gw for r in runs], key, expected, want_count=1, same_before=same
+    )
 
 
 # --- execution: remove ----------------------------------------------------------------
@@ -921,11 +943,14 @@ def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResul
     key = plan.public_key
     with service_lock(ctx, "peer remove"):
         runs = _prepare_remove(ctx, plan)
-        try:
-            _apply_remove(ctx, runs, key)
-        except (Exception, KeyboardInterrupt) as exc:
-            raise _rolled_back_remove(ctx, plan, runs, exc) from None
-        changed = [r for r in runs if r.live_done or r.file_result == "removed"]
+        tx = Transaction(ctx)
+        tx.run(
+            _remove_steps(ctx, runs, key),
+            account=lambda exc: _rolled_back(
+                ctx, tx, "peer remove", plan.label, plan.label, exc, runs, key
+            ),
+        )
+        changed = [r for r in runs if r.live_done(tx) or r.file_result(tx) == "removed"]
         ctx.audit.record(
             "peer remove",
             plan.label,
@@ -944,7 +969,7 @@ def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResul
         name=plan.name,
         public_key=key,
         gateways=tuple(r.gw.name for r in changed),
-        backups={r.gw.name: r.backup for r in runs if r.file_result == "removed"},
+        backups={r.gw.name: r.backup for r in runs if r.file_result(tx) == "removed"},
         inventory=inventory,
         warnings=(*plan.warnings, *warnings),
     )
@@ -969,46 +994,42 @@ def _prepare_remove(ctx: OpContext, plan: PeerRemovePlan) -> list[_Run]:
     return runs
 
 
-def _apply_remove(ctx: OpContext, runs: Sequence[_Run], key: str) -> None:
+def _remove_steps(ctx: OpContext, runs: Sequence[_Run], key: str) -> Iterator[Step]:
+    """Gateway after gateway: the live peer, then the config file; then the verification.
+
+    Undone newest first, the file is restored before the live peer is re-added: a preshared
+    key is re-applied from the restored file.
+    """
     for run in runs:
         gw = run.gw
-
-        def live(run: _Run = run, gw: Gateway = gw) -> None:
-            run.live_attempted = True
-            ctx.run(gw.name, live_remove_command(gw, key))
-            run.live_done = True
-
-        def persist(run: _Run = run, gw: Gateway = gw) -> None:
-            run.file_attempted = True
-            command = remove_block_command(gw, run.backup, key)
-            run.file_result = ctx.run(gw.name, command).stdout.strip()
-
-        if key in run.before.peers:
-            _step(ctx, run, f"wg set {gw.interface} peer {_short(key)} remove", live)
-        if run.before.key_count:
-            _step(ctx, run, f"remove the [Peer] from {gw.config} (backup {run.backup})", persist)
-    expected = {r.gw.name: {k: p for k, p in r.before.peers.items() if k != key} for r in runs}
-    same = _same_peers({r.gw.name: r.before for r in runs})
-    _verify(ctx, [r.gw for r in runs], key, expected, want_count=0, same_before=same)
-
-
-def _rolled_back_remove(
-    ctx: OpContext, plan: PeerRemovePlan, runs: Sequence[_Run], exc: BaseException
-) -> OpError:
-    key = plan.public_key
-    for run in reversed(runs):
-        # The file first: a preshared key is re-applied from the restored file.
-        if run.file_attempted:
-            _undo(
+        run.check = _back_as_it_was(ctx, run, key)
+        old = run.before.peers.get(key)
+        if old is not None:
+            run.live = _on_gateway(
                 ctx,
                 run,
-                f"restore {run.gw.config}",
-                restore_command(run.gw, run.backup),
-                "config restored",
+                f"wg set {gw.interface} peer {_short(key)} remove",
+                live_remove_command(gw, key),
+                _undo(
+                    ctx,
+                    run,
+                    "re-add the live peer",
+                    live_restore_command(gw, key, old),
+                    "live peer re-added",
+                ),
             )
-        old = run.before.peers.get(key)
-        if run.live_attempted and old is not None:
-            command = live_restore_command(run.gw, key, old)
-            _undo(ctx, run, "re-add the live peer", command, "live peer re-added")
-    _verify_rollback(ctx, runs, key)
-    return _rolled_back(ctx, "peer remove", plan.label, plan.label, exc, runs, key)
+            yield run.live
+        if run.before.key_count:
+            run.file = _on_gateway(
+                ctx,
+                run,
+                f"remove the [Peer] from {gw.config} (backup {run.backup})",
+                remove_block_command(gw, run.backup, key),
+                _restore_file(ctx, run),
+            )
+            yield run.file
+    expected = {r.gw.name: {k: p for k, p in r.before.peers.items() if k != key} for r in runs}
+    same = _same_peers({r.gw.name: r.before for r in runs})
+    yield from _verification(
+        ctx, [r.gw for r in runs], key, expected, want_count=0, same_before=same
+    )
