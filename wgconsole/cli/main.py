@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wgconsole.cli import operations as cli_ops
+from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.paths import lab_inventory_path, state_dir
 from wgconsole.core.fleet import matching_service
@@ -25,31 +26,20 @@ EXIT_PARTIAL = 2  # some hosts did not answer, or the input was rejected
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgParser(
         prog="wgconsole",
         description="Operations console for WireGuard gateways behind an IPVS load balancer.",
     )
-    p.add_argument(
-        "-i",
-        "--inventory",
-        help="inventory file (default: ./inventory.yaml, "
-        "$XDG_CONFIG_HOME/wgconsole/inventory.yaml, then the running lab's)",
-    )
-    p.add_argument(
-        "--accept-new-host-keys",
-        action="store_true",
-        help="record unknown SSH host keys in known_hosts (a changed key is still refused)",
-    )
-    p.add_argument("--read-only", action="store_true", help="never send a mutating command")
-    p.add_argument("--timeout", type=float, default=30.0, help="per-host command timeout, seconds")
-    p.add_argument("--interval", type=float, default=2.0, help="console refresh interval, seconds")
-    p.add_argument("--theme", default=None, help="console theme (a file name in themes/)")
+    add_global_options(p, after_command=False)
+    common = global_options()
     sub = p.add_subparsers(dest="command")
 
-    st = sub.add_parser("status", help="one snapshot of the whole fleet")
+    st = sub.add_parser("status", parents=[common], help="one snapshot of the whole fleet")
     st.add_argument("--json", action="store_true", help="machine-readable output")
 
-    wi = sub.add_parser("whereis", help="the gateway the kernel's sh scheduler picks for sources")
+    wi = sub.add_parser(
+        "whereis", parents=[common], help="the gateway the kernel's sh scheduler picks for sources"
+    )
     wi.add_argument("addresses", nargs="+", metavar="ADDR[:PORT]")
     wi.add_argument(
         "--weight",
@@ -74,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     wi.add_argument("--json", action="store_true")
 
-    cli_ops.add_parsers(sub)
+    cli_ops.add_parsers(sub, common)
 
     lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
@@ -88,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     ls = lab_sub.add_parser("status", help="is a lab running, and where is its inventory")
     ls.add_argument("--json", action="store_true")
 
-    sub.add_parser("console", help="the live console (the default)")
+    sub.add_parser("console", parents=[common], help="the live console (the default)")
     return p
 
 

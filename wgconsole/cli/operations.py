@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from wgconsole.cli.args import ArgParser
 from wgconsole.core.inventory import Inventory
 from wgconsole.ops import catalog
 from wgconsole.ops.audit import AuditLog, default_audit_path
@@ -24,8 +25,9 @@ EXIT_FAILED = 1
 EXIT_REFUSED = 2
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
+def add_parsers(sub: argparse._SubParsersAction[ArgParser], global_options: ArgParser) -> None:
+    """The operations' parsers; `global_options`: wgconsole's own, accepted after them too."""
+    common = ArgParser(add_help=False, parents=[global_options])
     common.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     common.add_argument("--dry-run", action="store_true", help="show the plan only")
     common.add_argument(
@@ -39,10 +41,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     d = sub.add_parser("drain", parents=[common], help="drain a gateway (really: see README)")
     d.add_argument("gateway")
     d.add_argument(
-        "--no-wait",
-        dest="wait",
-        action="store_false",
-        help="do not wait for the clients' handshakes on other gateways",
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for the clients' handshakes on other gateways (the default; --no-wait: do not)",
     )
     d.add_argument("--wait-timeout", type=float, default=180.0, metavar="S")
     d.add_argument(
@@ -56,7 +58,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     w = sub.add_parser("weight", parents=[common], help="set a gateway's weight on every LB")
     w.add_argument("gateway")
     w.add_argument("value", metavar="N")
-    peer = sub.add_parser("peer", help="add or remove a peer on every gateway at once")
+    peer = sub.add_parser(
+        "peer", parents=[global_options], help="add or remove a peer on every gateway at once"
+    )
     peer_sub = peer.add_subparsers(dest="peer_command", required=True)
     pa = peer_sub.add_parser("add", parents=[common], help="a new client on every gateway")
     pa.add_argument("name")

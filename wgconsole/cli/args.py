@@ -1,0 +1,62 @@
+"""What every parser of the command line shares: no abbreviations, and wgconsole's own options
+accepted before or after the command."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+class ArgParser(argparse.ArgumentParser):
+    """Every parser of the command line, subcommands included (add_subparsers makes them of
+    the parent's class): no prefix abbreviations, so that `--wait` is never taken for
+    `--wait-timeout`, nor an option added later changes what an old command line meant."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def add_global_options(p: argparse.ArgumentParser, after_command: bool) -> None:
+    """The options of `wgconsole` itself. After the command (`status -i FILE`) they have no
+    defaults (SUPPRESS), so that one given before the command stays unless given again."""
+    group = p.add_argument_group("global options (before or after the command)")
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after_command else value
+
+    group.add_argument(
+        "-i",
+        "--inventory",
+        default=default(None),
+        help="inventory file (default: ./inventory.yaml, "
+        "$XDG_CONFIG_HOME/wgconsole/inventory.yaml, then the running lab's)",
+    )
+    group.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        default=default(False),
+        help="record unknown SSH host keys in known_hosts (a changed key is still refused)",
+    )
+    group.add_argument(
+        "--read-only",
+        action="store_true",
+        default=default(False),
+        help="never send a mutating command",
+    )
+    group.add_argument(
+        "--timeout", type=float, default=default(30.0), help="per-host command timeout, seconds"
+    )
+    group.add_argument(
+        "--interval", type=float, default=default(2.0), help="console refresh interval, seconds"
+    )
+    group.add_argument(
+        "--theme", default=default(None), help="console theme (a file name in themes/)"
+    )
+
+
+def global_options() -> ArgParser:
+    """A parent parser for every command: wgconsole's own options, accepted after it too."""
+    parent = ArgParser(add_help=False)
+    add_global_options(parent, after_command=True)
+    return parent
