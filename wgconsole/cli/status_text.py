@@ -1,4 +1,10 @@
-"""`wgconsole status` for people: the fleet snapshot as a few plain tables."""
+"""`wgconsole status` for people: the fleet snapshot as a few plain tables.
+
+Names, addresses, errors and findings come from the inventory and the hosts: each cell is
+built as Text from its printable form. A str cell of a Rich table is read as markup (a `[/]`
+raised, `[link=…]` printed a hyperlink, `[localhost]` vanished) and its control characters
+would reach the terminal.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wgconsole.core.fleet import Fleet
+from wgconsole.core.text import printable
 from wgconsole.view import present
 from wgconsole.view.finding_groups import fold_findings
 
@@ -38,22 +45,28 @@ RICH_ROWS = 300
 Cells = Sequence[str | Text]
 
 
+def _text(cell: str | Text) -> Text:
+    """A cell as Text: a str (a name, an address, a host's error) as printable text."""
+    return cell if isinstance(cell, Text) else Text(printable(cell))
+
+
 def _table(title: str, columns: Sequence[str], rows: Sequence[Cells]) -> RenderableType:
+    texts = [[_text(cell) for cell in row] for row in rows]
     if len(rows) > RICH_ROWS:
-        return _plain_table(title, columns, rows)
+        return _plain_table(title, columns, texts)
     table = Table(title=title, title_justify="left")
     for col in columns:
         table.add_column(col, overflow="fold")
-    for row in rows:
+    for row in texts:
         table.add_row(*row)
     return table
 
 
-def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Cells]) -> Text:
+def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Text]]) -> Text:
     widths = [len(c) for c in columns]
     for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], cell.cell_len)
     out = Text()
     out.append(f"{title} ({len(rows):,})\n", style="italic")
     out.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
@@ -62,9 +75,9 @@ def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Cells]) -> T
         for i, cell in enumerate(row):
             if i:
                 out.append("  ")
-            out.append(cell)
+            out.append_text(cell)
             if i < len(row) - 1:
-                out.append(" " * (widths[i] - len(cell)))
+                out.append(" " * (widths[i] - cell.cell_len))
     return out
 
 
@@ -78,8 +91,10 @@ def render(fleet: Fleet) -> list[RenderableType]:
         expire = {True: "1", False: "0", None: "?"}[svc.expire_nodest_conn]
         parts.append(
             Text(
-                f"service {svc.protocol} {svc.vip}:{svc.port} on {svc.lb}"
-                f"  scheduler {svc.scheduler} ({flags})  expire_nodest_conn={expire}",
+                printable(
+                    f"service {svc.protocol} {svc.vip}:{svc.port} on {svc.lb}"
+                    f"  scheduler {svc.scheduler} ({flags})  expire_nodest_conn={expire}"
+                ),
                 style="bold",
             )
         )

@@ -23,9 +23,11 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.style import Style
 from textual.theme import Theme
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
@@ -34,6 +36,7 @@ from wgconsole.config.inventory_file import InventoryError, load_inventory
 from wgconsole.config.themes import DEFAULT_THEME, ThemeError, ThemeSpec, load_themes
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
+from wgconsole.core.text import printable
 from wgconsole.ops import catalog
 from wgconsole.ops.audit import AuditLog, default_audit_path
 from wgconsole.ops.context import OpContext, ProgressSink
@@ -200,16 +203,33 @@ class ConsoleCommands(Provider):
                 )
         return commands
 
+    # Names of gateways, clients and themes are the inventory's and the theme files': a str
+    # prompt is read as markup by the palette (and Matcher.highlight parses its candidate),
+    # so each is handed over as Content of its printable text. Help texts are constants.
+
     async def discover(self) -> Hits:
         for name, callback, help_text in self._commands()[: len(VIEWS) + 5]:
-            yield DiscoveryHit(name, callback, help=help_text)
+            yield DiscoveryHit(Content(printable(name)), callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for name, callback, help_text in self._commands():
-            score = matcher.match(name)
+            shown = printable(name)
+            score, offsets = matcher.fuzzy_search.match(matcher.query, shown)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+                yield Hit(
+                    score, _highlight(shown, offsets, matcher.match_style), callback, help=help_text
+                )
+
+
+def _highlight(text: str, offsets: Iterable[int], style: Style) -> Content:
+    """`text` with the characters the query matched in `style`: Matcher.highlight without
+    reading `text` as markup."""
+    content = Content(text)
+    for offset in offsets:
+        if not text[offset].isspace():
+            content = content.stylize(style, offset, offset + 1)
+    return content
 
 
 class ConsoleApp(App[int]):
@@ -468,6 +488,29 @@ class ConsoleApp(App[int]):
             self._restyle = True
             self.apply_snapshot(self.snapshot)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification of the console, shown as text.
+
+        Messages quote findings, hosts' errors and lock owners: read as markup, a `[/]` in one
+        ended the console. So `markup` is never honoured (Widget.notify passes True unless
+        told otherwise), and control characters are shown as escapes.
+        """
+        super().notify(
+            printable(message, newlines=True),
+            title=printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
     def record_action(self, subject: str, message: str) -> None:
         """Log an operator action with the fleet events (the hook for console operations)."""
         # The views live on the first screen; an operation's modal may be on top.
@@ -720,14 +763,12 @@ def run_console(args: argparse.Namespace, inventory: Inventory) -> int:
     try:
         themes = load_themes()
     except ThemeError as exc:
-        print(f"wgconsole: {exc}", file=sys.stderr)
+        print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
         return 2
     theme = args.theme or DEFAULT_THEME
     if theme not in themes:
-        print(
-            f"wgconsole: no theme {theme!r}; available: {', '.join(sorted(themes))}",
-            file=sys.stderr,
-        )
+        available = printable(", ".join(sorted(themes)))
+        print(f"wgconsole: no theme {theme!r}; available: {available}", file=sys.stderr)
         return 2
     collector = FleetCollector(
         inventory,

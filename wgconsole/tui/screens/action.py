@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from wgconsole.core.text import PRINTABLE_ONLY, printable
 from wgconsole.ops.context import OpContext, Progress, ProgressSink, progress_line
 from wgconsole.ops.operation import (
     FleetReader,
@@ -30,6 +31,7 @@ from wgconsole.ops.operation import (
     plan,
     run,
 )
+from wgconsole.tui.widgets.palette import plain
 
 ContextFactory = Callable[[ProgressSink], OpContext]
 Recorder = Callable[[str, str], None]
@@ -70,16 +72,27 @@ class ActionScreen(ModalScreen[None]):
     # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # Titles, plans, steps and outcomes quote names and hosts' output: shown as Text, never
+        # as markup (see palette.plain); a paste with control characters is refused.
         with Vertical(id="action-box"):
-            yield Label(self.title_text, id="action-title")
+            yield Label(plain(self.title_text), id="action-title")
             with VerticalScroll(id="action-body"):
                 for f in self.fields:
-                    yield Label(f.label + ("" if f.required else " (optional)"))
-                    yield Input(placeholder=f.placeholder, id=f"field-{f.name}")
-                yield Static("", id="action-plan")
-                yield Static("", id="action-steps")
-                yield Static("", id="action-outcome")
-            yield Input(placeholder="type the target's name", id="action-confirm", disabled=True)
+                    yield Label(plain(f.label + ("" if f.required else " (optional)")))
+                    yield Input(
+                        placeholder=printable(f.placeholder),
+                        id=f"field-{f.name}",
+                        restrict=PRINTABLE_ONLY,
+                    )
+                yield Static("", id="action-plan", markup=False)
+                yield Static("", id="action-steps", markup=False)
+                yield Static("", id="action-outcome", markup=False)
+            yield Input(
+                placeholder="type the target's name",
+                id="action-confirm",
+                disabled=True,
+                restrict=PRINTABLE_ONLY,
+            )
             with Horizontal(id="action-buttons"):
                 if self.fields:
                     yield Button("Preview", id="action-preview", variant="primary")
@@ -157,12 +170,12 @@ class ActionScreen(ModalScreen[None]):
         self.state = "confirming"
         self._show_plan("\n".join(planned.preview))
         box = self.query_one("#action-confirm", Input)
-        box.placeholder = f"type {planned.target} to enable Run"
+        box.placeholder = f"type {printable(planned.target)} to enable Run"
         box.disabled = False
         box.focus()
 
     def _show_plan(self, text: str) -> None:
-        self.query_one("#action-plan", Static).update(text)
+        self.query_one("#action-plan", Static).update(plain(text, newlines=True))
 
     # --- confirming -----------------------------------------------------------------------
 
@@ -221,8 +234,14 @@ class ActionScreen(ModalScreen[None]):
         self._from_thread(self._done, outcome)
 
     def sink(self, progress: Progress) -> None:
-        """The operation's progress sink: called on the worker thread."""
-        self._from_thread(self._progress, progress)
+        """The operation's progress sink: called on the worker thread.
+
+        Showing a step must never stop the operation: an error raised here would surface in
+        the middle of its steps (a rollback cut short, no audit record). The outcome and the
+        audit record do not depend on this display.
+        """
+        with suppress(Exception):
+            self._from_thread(self._progress, progress)
 
     def _progress(self, progress: Progress) -> None:
         if not self.is_attached:
@@ -240,7 +259,7 @@ class ActionScreen(ModalScreen[None]):
             if progress.kind == "step":
                 self._open_step = (len(self.steps), progress.text)
             self.steps.append(line)
-        self.query_one("#action-steps", Static).update("\n".join(self.steps))
+        self.query_one("#action-steps", Static).update(plain("\n".join(self.steps), newlines=True))
 
     def _done(self, outcome: Outcome) -> None:
         text, failed = outcome.summary, outcome.failed
@@ -253,7 +272,7 @@ class ActionScreen(ModalScreen[None]):
         if not self.is_attached:
             return
         prefix = "✖ FAILED: " if failed else "✔ "
-        self.query_one("#action-outcome", Static).update(prefix + text)
+        self.query_one("#action-outcome", Static).update(plain(prefix + text, newlines=True))
         close = self.query_one("#action-close", Button)
         close.label = "Close"
         close.disabled = False

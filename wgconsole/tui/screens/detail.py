@@ -16,7 +16,7 @@ from wgconsole.core.inventory import Inventory
 from wgconsole.core.whatif import client_outcomes
 from wgconsole.tui.widgets.header import ConsoleHeader
 from wgconsole.tui.widgets.keyed_table import KeyedTable
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.detail_model import (
     OUTCOME_COLUMNS,
@@ -129,7 +129,7 @@ class GatewayScreen(DetailScreen):
     def _title(self, widget_id: str, text: str) -> None:
         if self._shown_titles.get(widget_id) != text:
             self._shown_titles[widget_id] = text
-            self.query_one(f"#{widget_id}", Label).update(text)
+            self.query_one(f"#{widget_id}", Label).update(plain(text))
 
 
 def _where(table: WindowedTable) -> str:

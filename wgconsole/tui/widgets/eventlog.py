@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from rich.text import Text
 from textual.widgets import RichLog
 
+from wgconsole.core.text import printable
 from wgconsole.tui.widgets.palette import Palette
 from wgconsole.view import present
 from wgconsole.view.events import Event
@@ -21,7 +22,7 @@ def event_line(event: Event, palette: Palette) -> Text:
     line = Text(no_wrap=True, end="")
     line.append(f"{stamp} ", palette.style(present.MUTED))
     line.append(f"{mark} {event.kind:<16}", palette.style(tone))
-    line.append(f" {event.message}")
+    line.append(f" {printable(event.message)}")
     return line
 
 

@@ -7,7 +7,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.core.text import printable
+from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.view import present
 from wgconsole.view.snapshot import ConsoleSnapshot
 
@@ -20,8 +21,9 @@ class ConsoleHeader(Horizontal):
     def compose(self) -> ComposeResult:
         if self.read_only:
             yield Static("READ-ONLY", id="read-only")
-        yield Static("wgconsole", id="title")
-        yield Static("polling…", id="poll-status")
+        # What these show comes from the hosts: never read as markup (see palette.plain).
+        yield Static("wgconsole", id="title", markup=False)
+        yield Static("polling…", id="poll-status", markup=False)
 
     def show(
         self,
@@ -37,9 +39,8 @@ class ConsoleHeader(Horizontal):
             fleet = snapshot.fleet
             svc = fleet.service
             where = f"{svc.protocol} {svc.vip}:{svc.port} {svc.scheduler}" if svc else "no service"
-            title.update(
-                f"wgconsole · {where} · {len(fleet.gateways)} gw · {len(fleet.clients)} clients"
-            )
+            size = f"{len(fleet.gateways)} gw · {len(fleet.clients)} clients"
+            title.update(plain(f"wgconsole · {where} · {size}"))
             worst: dict[str, int] = {}
             for f in fleet.findings:
                 worst[f.severity] = worst.get(f.severity, 0) + 1
@@ -53,7 +54,7 @@ class ConsoleHeader(Horizontal):
             age = max(0.0, now - fleet.taken_at)
             right.append(f"poll {present.age(age)} ago ({snapshot.poll_seconds:.1f}s)")
         if error:
-            right.append(f" ✖ poll failed: {error}", palette.style(present.BAD))
+            right.append(f" ✖ poll failed: {printable(error)}", palette.style(present.BAD))
         if snapshot is None and not error:
             right.append("polling…")
         status.update(right)

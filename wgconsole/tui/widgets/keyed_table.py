@@ -21,9 +21,10 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from wgconsole.core.text import printable
 from wgconsole.tui import textual_compat
 from wgconsole.tui.textual_compat import SegmentLines
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.view.rows import Cell, Column, Row
 
 # Up to this many removals go through DataTable.remove_row; above, one pass (remove_rows).
@@ -59,7 +60,8 @@ class KeyedTable(DataTable[Text]):
         self._column_keys = [c.key for c in self.spec]
         self._column_objects = [ColumnKey(c.key) for c in self.spec]
         for column in self.spec:
-            self.add_column(column.label, key=column.key)
+            # Text, not a str: DataTable reads a str label as markup (a gateway's name is one).
+            self.add_column(plain(column.label), key=column.key)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -145,15 +147,16 @@ class KeyedTable(DataTable[Text]):
             # narrower than the widest: quadratic over a refresh of 5,000 rows. Columns
             # only grow here, which is all update_width would do for us.
             self.update_cell(row_key, self._column_objects[i], value)
-            if len(after.text) > len(before.text):
-                self._grow(i, cell_len(after.text))
+            shown = value.plain  # printable: an escape is wider than what it stands for
+            if len(shown) > len(before.text):
+                self._grow(i, cell_len(shown))
 
     def _widen(self, added: list[Row]) -> None:
         # DataTable measures new rows when it is next idle; a screen painted before that
         # (a busy console, a screenshot) showed a column narrower than its cells. Measured
         # now, as _update does for changed cells, the width never depends on timing.
         for i in range(len(self._column_objects)):
-            self._grow(i, max(cell_len(row.cells[i].text) for row in added))
+            self._grow(i, max(cell_len(printable(row.cells[i].text)) for row in added))
 
     def _grow(self, index: int, width: int) -> None:
         column = self.columns[self._column_objects[index]]

@@ -1,7 +1,13 @@
-"""Semantic tones (wgconsole.view.present) as Rich styles taken from the current theme's variables.
+"""Semantic tones (wgconsole.view.present) as Rich styles taken from the current theme's variables,
+and the one way any text reaches a widget: as Rich Text, made printable.
 
 Table cells are Rich Text, which cannot name a theme variable, so the styles are resolved
 from the theme once per theme change; nothing here names a colour of its own.
+
+Text from hosts and operators can hold `[...]` and control characters. A str handed to a
+Static, a Label, a column header or a notification is parsed as markup (`[/]` raises, `[b]`
+restyles, `[fe80::1]` vanishes), and a control character goes to the terminal as it is. So
+every cell, line and label is built here as Text (never parsed) from `printable` text.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color, ColorParseError
 
+from wgconsole.core.text import printable
 from wgconsole.view.present import ACCENT, BAD, GOOD, MUTED, PLAIN, STALE, WARN
 from wgconsole.view.rows import Cell
 
@@ -35,6 +42,12 @@ def _style(colour: Color | None, bold: bool = False, italic: bool = False) -> St
 
 
 _TEXT_CACHE = 20_000
+
+
+def plain(text: str, style: Style | str = "", *, newlines: bool = False) -> Text:
+    """`text` as Text to show as it is: never markup, no control character (`newlines`: line
+    breaks kept, for multi-line text such as a command's output)."""
+    return Text(printable(text, newlines=newlines), style=style, end="")
 
 
 class KeyedText(Text):
@@ -68,17 +81,17 @@ class Palette:
         if text is None:
             if len(self._texts) >= _TEXT_CACHE:
                 self._texts.clear()
-            text = Text(cell.text, style=self.style(cell.tone), no_wrap=True, end="")
+            text = Text(printable(cell.text), style=self.style(cell.tone), no_wrap=True, end="")
             self._texts[key] = text
         return text
 
     def keyed(self, cell: Cell, key: str) -> KeyedText:
-        text = KeyedText(cell.text, style=self.style(cell.tone), no_wrap=True, end="")
+        text = KeyedText(printable(cell.text), style=self.style(cell.tone), no_wrap=True, end="")
         text.row_key = key
         return text
 
     def line(self, parts: tuple[tuple[str, str], ...]) -> Text:
         text = Text(no_wrap=False, end="")
         for chunk, tone in parts:
-            text.append(chunk, self.style(tone))
+            text.append(printable(chunk), self.style(tone))
         return text

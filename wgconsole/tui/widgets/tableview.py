@@ -15,7 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Label
 
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.core.text import PRINTABLE_ONLY
+from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.rows import Column, RowSource, TableQuery
 
@@ -48,8 +49,10 @@ class TableView(Vertical):
             compact=True,
             classes="filter",
             id=f"{self.table_id}-filter",
+            restrict=PRINTABLE_ONLY,  # a paste with control characters is refused
         )
-        yield Label("", classes="view-status", id=f"{self.table_id}-status")
+        # It repeats the filter as typed: never read as markup (see palette.plain).
+        yield Label("", classes="view-status", id=f"{self.table_id}-status", markup=False)
         yield WindowedTable(self.columns, id=self.table_id)
 
     @property
@@ -74,7 +77,7 @@ class TableView(Vertical):
         return text
 
     def set_status(self, text: str) -> None:
-        self.query_one(f"#{self.table_id}-status", Label).update(text)
+        self.query_one(f"#{self.table_id}-status", Label).update(plain(text))
 
     def show_rows(self, source: RowSource, total: int, restyle: bool) -> None:
         """Show `source` (the selection for `table_query`) out of `total` rows."""
