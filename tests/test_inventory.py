@@ -76,6 +76,7 @@ def test_sample_loads_with_seed_values() -> None:
         identity_file=f"{home}/.ssh/id_ed25519",
         known_hosts=f"{home}/.ssh/known_hosts",
         sudo=False,
+        given=frozenset({"user", "port"}),  # written out: they win over ~/.ssh/config
     )
     assert inv.load_balancers == (LoadBalancer(name="wg-lb", host="10.211.55.120", ssh=inv.ssh),)
     assert inv.gateways == (
@@ -185,6 +186,7 @@ tunnel: {network: 10.255.0.0/24, gateway_address: 10.255.0.1}
         identity_file=f"{home}/.ssh/lab_key",
         known_hosts=f"{home}/.ssh/known_hosts",
         sudo=True,
+        given=frozenset({"user"}),
     )
     lb, gw1, gw2 = inv.hosts
     assert lb.ssh == SshSettings(
@@ -193,6 +195,7 @@ tunnel: {network: 10.255.0.0/24, gateway_address: 10.255.0.1}
         identity_file=f"{home}/.ssh/lab_key",
         known_hosts=f"{home}/kh",
         sudo=True,
+        given=frozenset({"user", "port"}),
     )
     assert gw1.ssh.port == 2202
     assert gw1.ssh.sudo is False

@@ -348,12 +348,15 @@ class _Parser:
         """`base` with the ssh keys present in `m` applied (m may hold other keys too)."""
         user, port = base.user, base.port
         identity_file, known_hosts, sudo = base.identity_file, base.known_hosts, base.sudo
+        given = set(base.given)
         for key, node in m.values.items():
             path = _join(m.path, key)
             if key == "user":
                 user = self.word(node, path)
+                given.add("user")
             elif key == "port":
                 port = self.port(node, path)
+                given.add("port")
             elif key == "identity_file":
                 # null is allowed so that one host can opt out of a default identity.
                 identity_file = (
@@ -364,7 +367,12 @@ class _Parser:
             elif key == "sudo":
                 sudo = self.boolean(node, path)
         return SshSettings(
-            user=user, port=port, identity_file=identity_file, known_hosts=known_hosts, sudo=sudo
+            user=user,
+            port=port,
+            identity_file=identity_file,
+            known_hosts=known_hosts,
+            sudo=sudo,
+            given=frozenset(given),
         )
 
     def ssh_defaults(self, node: yaml.Node | None) -> SshSettings:

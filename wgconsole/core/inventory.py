@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from wgconsole.core.records import Endpoint
 
 LOCAL_HOST = "local"
+DEFAULT_SSH_USER = "root"
+DEFAULT_SSH_PORT = 22
+
+# The settings that ~/.ssh/config may also give (its User and Port).
+SshGiven = Literal["user", "port"]
 
 
 @dataclass(frozen=True, slots=True)
 class SshSettings:
-    user: str = "root"
-    port: int = 22
+    user: str = DEFAULT_SSH_USER
+    port: int = DEFAULT_SSH_PORT
     identity_file: str | None = None
     known_hosts: str = "~/.ssh/known_hosts"
     sudo: bool = False
+    # What the inventory wrote (on the host or in its `ssh:` defaults), even when it equals
+    # the built-in default: as with OpenSSH's command line over its config file, those win
+    # over ~/.ssh/config, which fills in only what the inventory left out.
+    given: frozenset[SshGiven] = frozenset()
+
+    def is_given(self, key: SshGiven) -> bool:
+        """Whether `key` was set on purpose. A value other than the built-in default can only
+        have been, so settings made in code without `given` keep what they say."""
+        if key in self.given:
+            return True
+        if key == "user":
+            return self.user != DEFAULT_SSH_USER
+        return self.port != DEFAULT_SSH_PORT
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from wgconsole.poll.parsers.sections import (
 from wgconsole.poll.parsers.wg_dump import parse_wg_dump
 from wgconsole.poll.transport import netlink
 from wgconsole.poll.transport.base import (
+    MAX_OUTPUT,
     HostKeyChanged,
     HostKeyUnknown,
     Transport,
@@ -300,6 +301,8 @@ class FleetCollector:
     per-command timeout): hosts that have not answered by then are reported as pending, and
     their request is not repeated until it ended. `last_success` seeds the age of each host's
     last good poll (e.g. from an earlier run), so a lost host shows how long it has been gone.
+    `max_output`: the bytes one command may return before it is stopped and is that host's
+    error (the default transports'; see base.MAX_OUTPUT for its size).
     """
 
     def __init__(
@@ -314,6 +317,7 @@ class FleetCollector:
         transport_factory: TransportFactory | None = None,
         clock: Callable[[], float] = time.time,
         last_success: Mapping[str, float] | None = None,
+        max_output: int = MAX_OUTPUT,
     ) -> None:
         self.clock = clock
         self.inventory = inventory
@@ -323,12 +327,13 @@ class FleetCollector:
 
         def default_factory(host: Host) -> Transport:
             if host.is_local:
-                return LocalTransport(host.name, read_only=read_only)
+                return LocalTransport(host.name, read_only=read_only, max_output=max_output)
             return SshTransport(
                 host,
                 accept_new_host_keys=accept_new_host_keys,
                 read_only=read_only,
                 compress=compress,
+                max_output=max_output,
             )
 
         factory = transport_factory or default_factory

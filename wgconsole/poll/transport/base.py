@@ -36,6 +36,34 @@ class ReadOnlyViolation(TransportError):
     """A mutating command was attempted through a read-only transport."""
 
 
+# What one command may return (stdout and stderr together) before it is stopped. The largest
+# legitimate output is an LB poll's connection table: 3.3 MB for 50,000 IPv4 entries (README,
+# Scale; ~66 bytes a line), and an IPv6 line is about 2.5x as long, ~8 MB for as many; a
+# gateway's dump of 10,000 peers is 0.9 MB. 16 MiB is twice the IPv6 case and 5x the measured
+# one, while it bounds what a runaway or hostile host can make the bastion hold: the bytes read
+# and their decoded copy, ~32 MiB a host at most (64 MiB arriving grew the bastion by 133 MiB).
+MAX_OUTPUT = 16 * 1024 * 1024
+
+
+def size_text(n: int) -> str:
+    """`n` bytes in the unit that says it exactly: 16 MiB, 100 KiB, 1500 bytes."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+class OutputTooLarge(TransportError):
+    """A command's output went over the transport's cap: it was stopped, its output dropped."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"output over {size_text(cap)}: the command was stopped and its output dropped "
+            "(more than any host's poll or operation step returns)"
+        )
+        self.cap = cap
+
+
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     stdout: str

@@ -2,34 +2,89 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import selectors
+import signal
 import subprocess
 import time
 
-from wgconsole.poll.transport.base import CommandResult, CommandTimeout, ReadOnlyViolation
+from wgconsole.poll.transport.base import (
+    MAX_OUTPUT,
+    CommandResult,
+    CommandTimeout,
+    OutputTooLarge,
+    ReadOnlyViolation,
+)
 
 
 class LocalTransport:
-    def __init__(self, name: str, *, read_only: bool = False) -> None:
+    def __init__(self, name: str, *, read_only: bool = False, max_output: int = MAX_OUTPUT) -> None:
         self.name = name
         self.read_only = read_only
+        self.max_output = max_output
 
     def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
         if mutating and self.read_only:
             raise ReadOnlyViolation(f"{self.name}: read-only: refused to run a mutating command")
         started = time.monotonic()
+        # Its own process group: a command stopped (timed out, or over the cap) is stopped with
+        # everything it started, as sshd's end of a closed channel would be.
+        proc = subprocess.Popen(
+            ["sh", "-c", command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                ["sh", "-c", command], capture_output=True, text=True, timeout=timeout
-            )
+            out, err = self._read(proc, started + timeout)
+            proc.wait(max(0.0, started + timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise CommandTimeout(f"{self.name}: command timed out after {timeout:g} s") from None
+        finally:
+            if proc.poll() is None:
+                _kill(proc)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
         return CommandResult(
-            stdout=proc.stdout,
-            stderr=proc.stderr,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
             status=proc.returncode,
             seconds=time.monotonic() - started,
-            bytes_received=len(proc.stdout) + len(proc.stderr),
+            bytes_received=len(out) + len(err),
         )
+
+    def _read(self, proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bytes]:
+        """Both pipes to their end, never holding more than one byte past the cap."""
+        assert proc.stdout is not None and proc.stderr is not None
+        cap = self.max_output
+        buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+        with selectors.DefaultSelector() as selector:
+            for fd in buffers:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(proc.args, 0)
+                for key, _ in selector.select(left):
+                    fd = int(key.fd)
+                    total = sum(len(b) for b in buffers.values())
+                    chunk = os.read(fd, min(1 << 16, cap + 1 - total))
+                    if not chunk:
+                        selector.unregister(fd)
+                        continue
+                    buffers[fd] += chunk
+                    if total + len(chunk) > cap:
+                        raise OutputTooLarge(cap)
+        return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()])
 
     def close(self) -> None:
         pass
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group had ended already
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

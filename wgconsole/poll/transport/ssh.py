@@ -13,10 +13,15 @@ lag a restarted sshd by up to half a minute for no gain.
 
 from __future__ import annotations
 
+import getpass
+import ipaddress
+import itertools
 import logging
 import os
+import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +29,12 @@ import paramiko
 
 from wgconsole.core.inventory import Host
 from wgconsole.poll.transport.base import (
+    MAX_OUTPUT,
     CommandResult,
     CommandTimeout,
     HostKeyChanged,
     HostKeyUnknown,
+    OutputTooLarge,
     ReadOnlyViolation,
     TransportError,
 )
@@ -45,15 +52,42 @@ HOST_KEY_CHANGED = "HOST KEY CHANGED"
 
 
 @dataclass(frozen=True, slots=True)
+class JumpSpec:
+    """One jump host as a ProxyJump names it: `[user@]host[:port]` (user, port: None if left
+    out, for ~/.ssh/config to fill in)."""
+
+    user: str | None
+    host: str
+    port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SshHop:
+    """A jump host after ~/.ssh/config has been applied to it."""
+
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SshTarget:
-    """Where to connect, after ~/.ssh/config has been applied."""
+    """Where to connect, after ~/.ssh/config has been applied: through `jumps` in order
+    (each one reached through the one before it), then to the host itself."""
 
     hostname: str
     port: int
     user: str
     identity_files: tuple[str, ...]
     known_hosts: str
-    proxy_jump: str | None
+    jumps: tuple[SshHop, ...] = ()
+
+
+class SshConfigError(TransportError):
+    """~/.ssh/config says something about this host that cannot be followed (a malformed
+    ProxyJump, a Port that is not a number): the host is not tried at all, since connecting
+    any other way than the config says could bypass the route it requires."""
 
 
 class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
@@ -72,39 +106,209 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
             f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
+# ProxyJump chains longer than this are refused: a jump host whose own ProxyJump leads back
+# to itself would otherwise be followed for ever (OpenSSH keeps spawning ssh processes).
+MAX_JUMPS = 8
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a ~/.ssh/config alias, a DNS name, IPv4
+# Anything but separators, blanks and control characters; AD-style user@domain too.
+_USER_NAME = re.compile(r"[^\x00-\x20\x7f,:/\[\]@]+(@[^\x00-\x20\x7f,:/\[\]@]+)*")
+
+
+def _port(text: str, what: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{what} {text!r} is not a port number (1..65535)")
+    return int(text)
+
+
+def _jump_spec(text: str) -> JumpSpec:
+    """One element of a ProxyJump: `[user@]host[:port]` or `ssh://[user@]host[:port]`, an IPv6
+    address in brackets (`[fd00::1]:22`), as OpenSSH reads them."""
+    rest = text
+    if rest[:6].lower() == "ssh://":
+        rest = rest[6:].removesuffix("/")
+    user, at, hostport = rest.rpartition("@")
+    if at and not user:
+        raise ValueError(f"{text!r}: no user before '@'")
+    if at and not _USER_NAME.fullmatch(user):
+        raise ValueError(f"{text!r}: {user!r} is not a user name")
+    port_text: str | None = None
+    if hostport.startswith("["):
+        host, bracket, after = hostport[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"{text!r}: '[' without its ']'")
+        if after:
+            if not after.startswith(":"):
+                raise ValueError(f"{text!r}: {after!r} after ']' (expected :PORT)")
+            port_text = after[1:]
+        if ":" in host:
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
+        elif not _HOST_NAME.fullmatch(host):
+            raise ValueError(f"{text!r}: {host!r} is not a host name")
+    else:
+        host, colon, after = hostport.partition(":")
+        if ":" in after:
+            raise ValueError(f"{text!r}: write an IPv6 address in brackets: [ADDRESS]:PORT")
+        if colon:
+            port_text = after
+        if not _HOST_NAME.fullmatch(host):
+            shown = "no host" if not host else f"{host!r} is not a host name"
+            raise ValueError(f"{text!r}: {shown}")
+    port = None if port_text is None else _port(port_text, f"{text!r}: port")
+    return JumpSpec(user=user or None, host=host, port=port)
+
+
+def parse_proxy_jump(text: str) -> tuple[JumpSpec, ...]:
+    """A ProxyJump value: jump hosts separated by commas, the first one connected to first;
+    `none` means none. ValueError says what is wrong with it."""
+    if text.strip().lower() == "none":
+        return ()
+    parts = [part.strip() for part in text.split(",")]
+    if "" in parts:
+        raise ValueError(f"{text!r}: an empty jump host (two commas, or one at an end)")
+    return tuple(_jump_spec(part) for part in parts)
+
+
+def _local_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry for this uid
+        return None
+
+
+class _SshConfig:
+    """~/.ssh/config (absent: empty), looked up per name with OpenSSH's first-match rules."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        expanded = Path(os.path.expanduser(path))
+        self._config: paramiko.SSHConfig | None = None
+        if expanded.exists():
+            try:
+                self._config = paramiko.SSHConfig.from_path(str(expanded))
+            except (paramiko.SSHException, OSError, ValueError) as exc:
+                raise SshConfigError(f"{path}: cannot be read: {exc}") from None
+
+    def lookup(self, alias: str) -> dict[str, object]:
+        if self._config is None:
+            return {}
+        try:
+            return dict(self._config.lookup(alias))
+        except (paramiko.SSHException, OSError, ValueError, KeyError) as exc:
+            raise SshConfigError(f"{self.path}: Host {alias}: {exc}") from None
+
+    def port(self, entry: Mapping[str, object], alias: str, default: int) -> int:
+        if "port" not in entry:
+            return default
+        try:
+            return _port(str(entry["port"]), "Port")
+        except ValueError as exc:
+            raise SshConfigError(f"{self.path}: Host {alias}: {exc}") from None
+
+    def identities(self, entry: Mapping[str, object]) -> list[str]:
+        """The entry's IdentityFiles that exist (OpenSSH's defaults are listed even if not)."""
+        raw = entry.get("identityfile")
+        if not isinstance(raw, list):
+            return []
+        paths = [os.path.expanduser(str(i)) for i in raw]
+        return [p for p in paths if os.path.exists(p)]
+
+    def jump(self, entry: Mapping[str, object]) -> str | None:
+        value = entry.get("proxyjump")
+        if value is None or str(value).strip().lower() == "none":
+            return None
+        return str(value)
+
+    def chain(self, spec: str, alias: str, identity: str | None, depth: int = 0) -> list[SshHop]:
+        """The jump hosts ProxyJump `spec` (from `alias`'s entry) goes through, in order.
+
+        As with OpenSSH's -J: each hop's own entry gives its HostName, User, Port and
+        IdentityFile (what the ProxyJump writes wins); the first hop's own ProxyJump is followed
+        (it is how that hop is reached), a later hop's is not (the chain before it is its route).
+        A hop's user is, failing both, the local login name, as OpenSSH's.
+        """
+        try:
+            specs = parse_proxy_jump(spec)
+        except ValueError as exc:
+            raise SshConfigError(f"{self.path}: Host {alias}: ProxyJump: {exc}") from None
+        if depth + len(specs) > MAX_JUMPS:
+            raise SshConfigError(
+                f"{self.path}: Host {alias}: ProxyJump: more than {MAX_JUMPS} jump hosts in "
+                "all (does a jump host's own ProxyJump lead back to it?)"
+            )
+        hops: list[SshHop] = []
+        for i, jump in enumerate(specs):
+            entry = self.lookup(jump.host)
+            before = self.jump(entry) if i == 0 else None
+            if before is not None:
+                hops += self.chain(before, jump.host, identity, depth + len(specs))
+            user = jump.user or entry.get("user") or _local_user()
+            if user is None:
+                raise SshConfigError(
+                    f"{self.path}: Host {alias}: ProxyJump: no user for jump host {jump.host} "
+                    "(write it as USER@HOST)"
+                )
+            ids = self.identities(entry)
+            if identity:
+                ids.append(identity)
+            hops.append(
+                SshHop(
+                    hostname=str(entry.get("hostname", jump.host)),
+                    port=jump.port if jump.port is not None else self.port(entry, jump.host, 22),
+                    user=str(user),
+                    identity_files=tuple(dict.fromkeys(ids)),
+                )
+            )
+        return hops
+
+
 def resolve_target(host: Host, ssh_config_path: str = "~/.ssh/config") -> SshTarget:
-    """Inventory values win; ~/.ssh/config fills in what the inventory leaves at defaults."""
-    cfg_path = Path(os.path.expanduser(ssh_config_path))
-    entry: dict[str, object] = {}
-    if cfg_path.exists():
-        cfg = paramiko.SSHConfig.from_path(str(cfg_path))
-        entry = dict(cfg.lookup(host.host))
-    identities: list[str] = []
-    if host.ssh.identity_file:
-        identities.append(os.path.expanduser(host.ssh.identity_file))
-    raw_ids = entry.get("identityfile")
-    if isinstance(raw_ids, list):
-        identities += [
-            os.path.expanduser(str(i))
-            for i in raw_ids
-            if os.path.exists(os.path.expanduser(str(i)))
-        ]
-    hostname = str(entry.get("hostname", host.host))
-    port = host.ssh.port if host.ssh.port != 22 else int(str(entry.get("port", 22)))
-    user = host.ssh.user if host.ssh.user != "root" or "user" not in entry else str(entry["user"])
-    jump = entry.get("proxyjump")
+    """The inventory's user and port win where it gives them (on the host or in its `ssh:`
+    defaults); ~/.ssh/config fills in the rest, its HostName and ProxyJump, and adds its
+    IdentityFiles after the inventory's, as OpenSSH does with its command line and config.
+
+    SshConfigError: the config cannot be read, or says something that cannot be followed.
+    """
+    config = _SshConfig(ssh_config_path)
+    entry = config.lookup(host.host)
+    identity = os.path.expanduser(host.ssh.identity_file) if host.ssh.identity_file else None
+    identities = [identity] if identity else []
+    identities += config.identities(entry)
+    port = host.ssh.port
+    if not host.ssh.is_given("port"):
+        port = config.port(entry, host.host, port)
+    user = host.ssh.user if host.ssh.is_given("user") else str(entry.get("user", host.ssh.user))
+    spec = config.jump(entry)
     return SshTarget(
-        hostname=hostname,
+        hostname=str(entry.get("hostname", host.host)),
         port=port,
         user=user,
         identity_files=tuple(dict.fromkeys(identities)),
         known_hosts=os.path.expanduser(host.ssh.known_hosts),
-        proxy_jump=str(jump) if jump and str(jump).lower() != "none" else None,
+        jumps=() if spec is None else tuple(config.chain(spec, host.host, identity)),
     )
 
 
+def _host_port(hostname: str, port: int) -> str:
+    return f"[{hostname}]:{port}" if ":" in hostname else f"{hostname}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    """One SSH connection of a route: a jump host or the host itself."""
+
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    what: str  # "" for the host itself, "jump host 1 of 2 " for a hop: said in its errors
+
+
 class SshTransport:
-    """Runs commands on one host over a persistent paramiko connection."""
+    """Runs commands on one host over a persistent paramiko connection (through its jump
+    hosts, when ~/.ssh/config gives it a ProxyJump: one connection to each, kept as long)."""
 
     def __init__(
         self,
@@ -114,15 +318,27 @@ class SshTransport:
         read_only: bool = False,
         compress: bool = False,
         backoff_max: float = BACKOFF_MAX,
+        max_output: int = MAX_OUTPUT,
+        ssh_config: str = "~/.ssh/config",
     ) -> None:
         self.name = host.name
         self.host = host
-        self.target = resolve_target(host)
+        # A config that cannot be followed is this host's error on every attempt (the target
+        # stays the inventory's, never used: connecting without the route could bypass it).
+        self.config_error: str | None = None
+        try:
+            self.target = resolve_target(host, ssh_config)
+        except SshConfigError as exc:
+            self.config_error = str(exc)
+            self.target = SshTarget(
+                host.host, host.ssh.port, host.ssh.user, (), host.ssh.known_hosts
+            )
         self.accept_new = accept_new_host_keys
         self.read_only = read_only
         self.compress = compress
+        self.max_output = max_output
         self._client: paramiko.SSHClient | None = None
-        self._jump: SshTransport | None = None
+        self._hops: list[paramiko.SSHClient] = []  # the jump hosts' connections, first first
         self._lock = threading.Lock()
         self._backoff = 0.0
         self._next_attempt = 0.0
@@ -134,12 +350,46 @@ class SshTransport:
         self._last_failure: type[TransportError] = TransportError
         self.connects = 0  # how many connections were opened: reuse is measurable
 
+    def _legs(self) -> list[_Leg]:
+        t = self.target
+        n = len(t.jumps)
+        legs = [
+            _Leg(h.hostname, h.port, h.user, h.identity_files, f"jump host {i} of {n} ")
+            for i, h in enumerate(t.jumps, 1)
+        ]
+        return [*legs, _Leg(t.hostname, t.port, t.user, t.identity_files, "")]
+
     def _connect(self) -> paramiko.SSHClient:
+        """A new connection to the host, through each of its jump hosts in turn."""
+        if self.config_error is not None:
+            raise SshConfigError(self.config_error)
         now = time.monotonic()
         if now < self._next_attempt:
             wait = self._next_attempt - now
             retry = f"{self.last_error or 'unreachable'} (next retry in {wait:.0f} s)"
             raise self._last_failure(retry)
+        legs = self._legs()
+        hops: list[paramiko.SSHClient] = []
+        sock: paramiko.Channel | None = None
+        try:
+            for leg, after in itertools.pairwise(legs):
+                hop = self._open(leg, sock)
+                hops.append(hop)
+                sock = self._tunnel(hop, leg, after)
+            client = self._open(legs[-1], sock)
+        except BaseException:
+            for hop in reversed(hops):
+                hop.close()
+            raise
+        self._hops = hops
+        self._backoff = 0.0
+        self._next_attempt = 0.0
+        self.connects += 1
+        return client
+
+    def _open(self, leg: _Leg, sock: paramiko.Channel | None) -> paramiko.SSHClient:
+        """One SSH connection (over `sock`, a tunnel through the jump host before, if any),
+        its host key checked against known_hosts whichever leg it is."""
         client = paramiko.SSHClient()
         known = Path(self.target.known_hosts)
         if known.exists():
@@ -149,21 +399,21 @@ class SshTransport:
         )
         try:
             client.connect(
-                self.target.hostname,
-                port=self.target.port,
-                username=self.target.user,
-                key_filename=list(self.target.identity_files) or None,  # type: ignore[arg-type]
+                leg.hostname,
+                port=leg.port,
+                username=leg.user,
+                key_filename=list(leg.identity_files) or None,  # type: ignore[arg-type]
                 timeout=CONNECT_TIMEOUT,
                 banner_timeout=CONNECT_TIMEOUT,
                 auth_timeout=CONNECT_TIMEOUT,
                 allow_agent=True,
-                look_for_keys=not self.target.identity_files,
+                look_for_keys=not leg.identity_files,
                 compress=self.compress,
-                sock=self._proxy_sock(),
+                sock=sock,
             )
         except paramiko.BadHostKeyException as exc:
             self._failed(
-                f"{HOST_KEY_CHANGED} for {exc.hostname}: refusing to connect "
+                f"{HOST_KEY_CHANGED} for {leg.what}{exc.hostname}: refusing to connect "
                 f"(fix {self.target.known_hosts} once the change is understood)",
                 HostKeyChanged,
             )
@@ -173,51 +423,38 @@ class SshTransport:
             client.close()
             if "not found in known_hosts" in str(exc):
                 self._failed(
-                    f"unknown host key for [{self.target.hostname}]:{self.target.port} "
+                    f"unknown host key for {leg.what}[{leg.hostname}]:{leg.port} "
                     f"(not in {self.target.known_hosts}; --accept-new-host-keys records it)",
                     HostKeyUnknown,
                 )
                 raise HostKeyUnknown(self.last_error or "") from None
-            self._failed(f"ssh: {exc}")
+            self._failed(f"ssh: {leg.what}{_host_port(leg.hostname, leg.port)}: {exc}")
             raise TransportError(self.last_error or "") from None
         except (OSError, EOFError) as exc:
             client.close()
-            self._failed(f"cannot connect to {self.target.hostname}:{self.target.port}: {exc}")
+            self._failed(f"cannot connect to {leg.what}{_host_port(leg.hostname, leg.port)}: {exc}")
             raise TransportError(self.last_error or "") from None
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_INTERVAL)
-        self._backoff = 0.0
-        self._next_attempt = 0.0
-        self.connects += 1
         return client
 
-    def _proxy_sock(self) -> paramiko.Channel | None:
-        if not self.target.proxy_jump:
-            return None
-        spec = self.target.proxy_jump.split(",")[0]
-        user, _, hostport = spec.rpartition("@")
-        jhost, _, jport = hostport.partition(":")
-        from wgconsole.core.inventory import SshSettings
-
-        settings = SshSettings(
-            user=user or self.host.ssh.user,
-            port=int(jport or 22),
-            identity_file=self.host.ssh.identity_file,
-            known_hosts=self.host.ssh.known_hosts,
-        )
-        if self._jump is None:
-            self._jump = SshTransport(
-                Host(name=f"{self.name}-jump", host=jhost, ssh=settings),
-                accept_new_host_keys=self.accept_new,
+    def _tunnel(self, hop: paramiko.SSHClient, leg: _Leg, to: _Leg) -> paramiko.Channel:
+        """A TCP connection from jump host `leg` to the next leg's sshd (OpenSSH's -W)."""
+        transport = hop.get_transport()
+        where = _host_port(to.hostname, to.port)
+        try:
+            if transport is None:
+                raise paramiko.SSHException("connection lost")
+            return transport.open_channel(
+                "direct-tcpip", (to.hostname, to.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT
             )
-        client = self._jump._ensure()
-        transport = client.get_transport()
-        if transport is None:
-            raise TransportError("proxy jump connection lost")
-        return transport.open_channel(
-            "direct-tcpip", (self.target.hostname, self.target.port), ("127.0.0.1", 0)
-        )
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            hop.close()
+            self._failed(
+                f"{leg.what}{_host_port(leg.hostname, leg.port)} cannot reach {where}: {exc}"
+            )
+            raise TransportError(self.last_error or "") from None
 
     def _failed(self, message: str, kind: type[TransportError] = TransportError) -> None:
         self.last_error = message
@@ -233,13 +470,12 @@ class SshTransport:
             transport = client.get_transport()
             if transport is not None and transport.is_active():
                 return client
-            client.close()
-            self._client = None
+            self._drop()
         client = self._connect()
-        if self._closed:  # closed by another thread while connecting
-            client.close()
-            raise TransportError("ssh: connection closed")
         self._client = client
+        if self._closed:  # closed by another thread while connecting
+            self._drop()
+            raise TransportError("ssh: connection closed")
         return client
 
     def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
@@ -270,25 +506,38 @@ class SshTransport:
         channel.exec_command(command)
         out = bytearray()
         err = bytearray()
+        cap = self.max_output
         deadline = started + timeout
-        while True:
+
+        def read_stderr() -> None:
             while channel.recv_stderr_ready():
-                err += channel.recv_stderr(1 << 16)
+                err.extend(channel.recv_stderr(min(1 << 16, cap + 1 - len(out) - len(err))))
+                if len(out) + len(err) > cap:
+                    # Closing the channel stops the host's sending (and the command, on its
+                    # next write); the connection stays for the next command.
+                    channel.close()
+                    raise OutputTooLarge(cap)
+
+        while True:
+            read_stderr()
             if time.monotonic() > deadline:
                 channel.close()
                 raise CommandTimeout(f"{self.name}: command timed out after {timeout:g} s")
             try:
-                chunk = channel.recv(1 << 20)
+                # Never more than one byte past the cap: what is read is what is held.
+                chunk = channel.recv(min(1 << 20, cap + 1 - len(out) - len(err)))
             except TimeoutError:
                 continue
             if not chunk:
                 break
             out += chunk
+            if len(out) + len(err) > cap:
+                channel.close()
+                raise OutputTooLarge(cap)
         if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
             channel.close()
             raise CommandTimeout(f"{self.name}: command timed out after {timeout:g} s")
-        while channel.recv_stderr_ready():
-            err += channel.recv_stderr(1 << 16)
+        read_stderr()
         status = channel.recv_exit_status()
         channel.close()
         return CommandResult(
@@ -300,15 +549,14 @@ class SshTransport:
         )
 
     def _drop(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        client, self._client = self._client, None
+        hops, self._hops = self._hops, []
+        if client is not None:
+            client.close()
+        for hop in reversed(hops):
+            hop.close()
 
     def close(self) -> None:
         """Close at once, even while another thread waits on a command (it then fails)."""
         self._closed = True
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        if self._jump is not None:
-            self._jump.close()
+        self._drop()
