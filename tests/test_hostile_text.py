@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,16 @@ from rich.console import Console
 from textual.widgets import Button, Input, Label, Static
 
 from tests.console_support import NORMAL, console, fleets, show_view, wait_for
+from tests.fakeworld import GW2, World, make_world
 from tests.test_ops_peers import NEWKEY, Rig, make_rig
+from wgconsole.cli import main as cli
 from wgconsole.cli.status_text import print_status
 from wgconsole.core.fleet import Finding, Fleet
 from wgconsole.core.records import Endpoint
 from wgconsole.core.text import UNPRINTABLE, printable
 from wgconsole.ops import catalog
 from wgconsole.ops.context import OpContext, ProgressSink
+from wgconsole.poll import collector as collect
 from wgconsole.poll.transport.base import CommandResult
 from wgconsole.tui.app import ConsoleApp
 from wgconsole.tui.screens.action import ActionScreen
@@ -293,3 +297,92 @@ async def test_a_failed_step_with_markup_rolls_back_and_the_screen_closes(
     assert rig.snapshot() == before
     [entry] = rig.audit.entries()
     assert entry["outcome"] == "rolled back"
+
+
+# --- the CLI, against the fake world -------------------------------------------------------
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    w = make_world(tmp_path / "world")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("WGCONSOLE_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    monkeypatch.setattr(collect, "SshTransport", lambda host, **kw: w.transport(host.name))
+    yield w
+
+
+def hold_lock(world: World, operator: str) -> None:
+    """Another operator's lock on the LB, as the lock's owner file says."""
+    lock = world.run_dir() / "lock-udp-10.77.255.1-51280"
+    lock.mkdir(parents=True)
+    owner = {"operator": operator, "action": "drain x", "since": 1, "token": "t"}
+    (lock / "owner").write_text(json.dumps(owner))
+
+
+def test_a_lock_owner_with_markup_and_escapes_on_the_cli(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hold_lock(world, f"mallory [/] @lb{TITLE}")
+    code = cli.main(["-i", world.inventory.path, "weight", GW2, "3", "--yes"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    no_control(out + err)
+    assert "locked by mallory [/] @lb\\x1b]0;pwned\\x07" in err
+
+
+async def test_a_lock_owner_with_markup_in_the_console(world: World) -> None:
+    hold_lock(world, f"mallory [/] @lb{CLIPBOARD}")
+    collector = world.collector(read_only=False)
+    app = ConsoleApp(world.inventory, collector, interval=3600)
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await started(pilot, app)
+        screen = ActionScreen(
+            catalog.Weight(GW2, "3"), collector.read_fleet, app.op_context, app.record_action
+        )
+        await run_in_console(app, pilot, screen)
+        assert screen.failed
+        outcome = rendered(screen.query_one("#action-outcome", Static))
+        assert "locked by mallory [/] @lb\\x1b]52;c;" in outcome
+        screen_text(app)
+        app.notify(outcome)
+        await pilot.pause()
+        screen_text(app)
+
+
+def failing_tool(world: World, tool: str, argument: str, output: str) -> None:
+    """`tool` on every fake host fails, saying `output`, when called with `argument`."""
+    real = world.root / "real"
+    real.mkdir(exist_ok=True)
+    (world.root / "bin" / tool).rename(real / tool)
+    said = world.root / "output"
+    said.write_text(output)
+    script = world.root / "bin" / tool
+    script.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = {argument} ] && {{ cat "{said}" >&2; exit 1; }}; done\n'
+        f'exec "{real / tool}" "$@"\n'
+    )
+    script.chmod(0o755)
+
+
+def test_a_failed_command_s_output_on_the_cli_is_printable(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failing_tool(world, "ipvsadm", "-e", HOSTILE_OUTPUT)
+    code = cli.main(["-i", world.inventory.path, "weight", GW2, "3", "--yes"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    no_control(out + err)
+    assert "[/bold] wg: refused [/] \\x1b]0;pwned\\x07\\x1b[2J" in err  # the FAILED line
+    assert "\\x1b]0;pwned" in out  # the step's own line
+
+
+def test_status_of_gateways_whose_error_output_has_markup_and_escapes(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failing_tool(world, "wg", "dump", HOSTILE_OUTPUT)  # every gateway's error output
+    code = cli.main(["-i", world.inventory.path, "status"])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    no_control(out + err)
+    assert "[/bold] wg: refused [/] \\x1b]0;pwned\\x07\\x1b[2J" in out

@@ -17,6 +17,7 @@ from wgconsole.config.paths import lab_inventory_path, state_dir
 from wgconsole.core.fleet import matching_service
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
+from wgconsole.core.text import printable
 from wgconsole.lab.manager import LabError
 from wgconsole.poll.collector import FleetCollector
 
@@ -174,7 +175,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
         weights = _name_value(args.weight, "--weight", None)
         readded = _name_value(args.readd, "--readd", 1)
     except ValueError as exc:
-        print(f"wgconsole: {exc}", file=sys.stderr)
+        print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PARTIAL
     collector = _collector(args, inventory)
     try:
@@ -196,7 +197,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
             "wgconsole: the service was not found on any answering load balancer", file=sys.stderr
         )
         for e in errors:
-            print(f"  {e}", file=sys.stderr)
+            print(f"  {printable(e)}", file=sys.stderr)
         return EXIT_PARTIAL
     try:
         model = proposed_model(
@@ -204,7 +205,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
         )
         placements = place(inventory, model, args.addresses)
     except WhereIsError as exc:
-        print(f"wgconsole: {exc}", file=sys.stderr)
+        print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PARTIAL
     if args.json:
         json.dump([p.to_json() for p in placements], sys.stdout)
@@ -212,7 +213,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
     else:
         for p in placements:
             target = p.gateway or "DROPPED (no available real server for its bucket)"
-            print(f"{p.address:<24} bucket {p.bucket:>3}  ->  {target}")
+            print(printable(f"{p.address:<24} bucket {p.bucket:>3}  ->  {target}"))
     return EXIT_OK
 
 
@@ -272,10 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[command](args)
     except InventoryError as exc:
-        print(f"wgconsole: {exc}", file=sys.stderr)
+        # Hosts' text, names and file contents are printed printable (core.text).
+        print(f"wgconsole: {printable(str(exc), newlines=True)}", file=sys.stderr)
         return EXIT_PARTIAL
     except LabError as exc:
-        print(f"wgconsole lab: {exc}", file=sys.stderr)
+        print(f"wgconsole lab: {printable(str(exc), newlines=True)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

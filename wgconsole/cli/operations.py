@@ -12,6 +12,7 @@ from pathlib import Path
 
 from wgconsole.cli.args import ArgParser
 from wgconsole.core.inventory import Inventory
+from wgconsole.core.text import printable
 from wgconsole.ops import catalog
 from wgconsole.ops.audit import AuditLog, default_audit_path
 from wgconsole.ops.clientconf import print_qr
@@ -108,6 +109,10 @@ def operation(args: argparse.Namespace) -> Operation:
     return catalog.PeerRemove(args.name)
 
 
+def _shown(text: str) -> str:
+    return printable(text, newlines=True)
+
+
 def _confirm(args: argparse.Namespace, planned: Planned) -> bool:
     if args.yes:
         return True
@@ -130,18 +135,20 @@ def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: Fle
         )
         return EXIT_REFUSED
     audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path())
-    progress = lambda p: print(f"  {progress_line(p)}", flush=True)  # noqa: E731
+    # Plans, steps and outcomes quote hosts' output and names: printed printable (no control
+    # character of theirs reaches the terminal), line breaks kept.
+    progress = lambda p: print(f"  {_shown(progress_line(p))}", flush=True)  # noqa: E731
     ctx = OpContext(
         inventory, collector.transports, audit, progress, args.timeout, collector.parse_memos
     )
     planned = plan(op, ctx, collector.read_fleet, {})
     if isinstance(planned, Refused):
         if planned.cause == "unreadable":
-            print(f"wgconsole: FAILED: {planned.reason}", file=sys.stderr)
+            print(f"wgconsole: FAILED: {_shown(planned.reason)}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"wgconsole: {planned.reason}", file=sys.stderr)
+        print(f"wgconsole: {_shown(planned.reason)}", file=sys.stderr)
         return EXIT_REFUSED
-    print("\n".join(planned.preview))
+    print(_shown("\n".join(planned.preview)))
     if args.dry_run:
         return EXIT_OK
     if not _confirm(args, planned):
@@ -149,9 +156,9 @@ def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: Fle
         return EXIT_REFUSED
     outcome = run(planned)
     if outcome.failed:
-        print(f"wgconsole: FAILED: {outcome.summary}", file=sys.stderr)
+        print(f"wgconsole: FAILED: {_shown(outcome.summary)}", file=sys.stderr)
         return EXIT_FAILED
-    print(outcome.summary)
+    print(_shown(outcome.summary))
     if getattr(args, "qr", False) and isinstance(outcome.result, PeerAddResult):
         print_qr(outcome.result.config, sys.stdout)
     return EXIT_OK
