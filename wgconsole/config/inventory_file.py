@@ -32,6 +32,7 @@ from wgconsole.core.inventory import (
     Tunnel,
 )
 from wgconsole.core.records import Endpoint
+from wgconsole.core.rules import name_problem
 
 __all__ = ["InventoryError", "find_inventory", "load_inventory"]
 
@@ -61,6 +62,8 @@ _REAL_SERVER_V4_RE = re.compile(r"(?P<addr>[^:\[\]]+):(?P<port>[0-9]+)")
 # key pasted into the wrong field must not end up on a terminal or in a log.
 _KEYLIKE_RE = re.compile(r"[A-Za-z0-9+/]{42,43}={0,2}|-----BEGIN[^-]*-----")
 _MAX_SHOWN = 60
+# How deep the YAML may nest: an inventory needs 5 levels (gateways, an item, ssh, a value).
+MAX_DEPTH = 32
 
 
 class InventoryError(Exception):
@@ -247,6 +250,15 @@ class _Parser:
             self.fail(node, key, f"{_show(value)} must not contain spaces or control characters")
         return value
 
+    def name(self, node: yaml.Node, key: str) -> str:
+        """A host's or a client's name, by the one rule for names (core.rules): a gateway's
+        name is part of its drain record's file name on every LB, which must be recognised."""
+        value = self.string(node, key)
+        problem = name_problem(value)
+        if problem is not None:
+            self.fail(node, key, f"{_show(value)}: {problem}")
+        return value
+
     def integer(self, node: yaml.Node, key: str, low: int, high: int) -> int:
         value = self.scalar(node, key)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -302,7 +314,11 @@ class _Parser:
             ) from None
         if addr.version == 6 and not text.startswith("["):
             self.fail(node, key, f"{_show(text)}: write IPv6 as [addr]:port")
-        port = int(match["port"])
+        digits = match["port"]
+        if len(digits) > 5:
+            # Not given to int(): thousands of digits raise ValueError there.
+            self.fail(node, key, f"its port has {len(digits)} digits: out of range 1..65535")
+        port = int(digits)
         if not 1 <= port <= 65535:
             self.fail(node, key, f"port {port} in {_show(text)} is out of range 1..65535")
         return Endpoint(addr.compressed, port)
@@ -401,7 +417,7 @@ class _Parser:
         return self.ssh_values(nested, settings)
 
     def host_common(self, m: _Mapping, defaults: SshSettings) -> tuple[str, str, SshSettings]:
-        name = self.word(m.require("name"), _join(m.path, "name"))
+        name = self.name(m.require("name"), _join(m.path, "name"))
         host = self.hostname(m.require("host"), _join(m.path, "host"))
         return name, host, self.host_ssh(m, defaults)
 
@@ -476,7 +492,7 @@ class _Parser:
     def client(self, node: yaml.Node, path: str, tunnel: Tunnel) -> tuple[Client, _Mapping]:
         m = _Mapping(self, node, path)
         m.reject_unknown(_CLIENT_KEYS)
-        name = self.word(m.require("name"), _join(path, "name"))
+        name = self.name(m.require("name"), _join(path, "name"))
         key_node = m.require("public_key")
         public_key = self.string(key_node, _join(path, "public_key"))
         if not _is_wireguard_key(public_key):
@@ -507,10 +523,39 @@ def _is_wireguard_key(text: str) -> bool:
         return False
 
 
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to nest deeper than MAX_DEPTH: its composer recurses once
+    per level, and an inventory nested 100,000 levels deep raised RecursionError."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(int(event.start_mark.line) + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def _compose(file: str, text: str) -> tuple[yaml.Node | None, yaml.SafeLoader]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         return loader.get_single_node(), loader
+    except _TooDeep as exc:
+        reason = f"nested more than {MAX_DEPTH} levels deep (an inventory needs 5)"
+        raise InventoryError(file, exc.line, None, reason) from None
+    except RecursionError:
+        # Not expected past the depth limit; a clear error all the same, never a traceback.
+        raise InventoryError(file, None, None, "nested too deeply to read") from None
     except yaml.MarkedYAMLError as exc:
         # Built from the parts, not str(exc): that includes a snippet of the source line.
         mark = exc.problem_mark or exc.context_mark

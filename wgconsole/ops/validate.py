@@ -9,17 +9,20 @@ import re
 from collections.abc import Iterable
 
 from wgconsole.core.inventory import Gateway, Inventory
+from wgconsole.core.rules import MAX_WEIGHT as MAX_WEIGHT  # the one range, re-exported
+from wgconsole.core.rules import NAME as NAME  # the one name rule, re-exported
+from wgconsole.core.rules import name_problem
 from wgconsole.ops.errors import ValidationError
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-MAX_WEIGHT = 256  # sums above 256 starve real servers in sh's 256-bucket table
+# A weight as an operator types it: ASCII digits (int() also takes other scripts' digits,
+# `_`, and whitespace), few enough that int() is cheap and never hits its digit limit.
+_WEIGHT_TEXT = re.compile(r"[+-]?[0-9]{1,9}")
 
 
 def name(value: str) -> str:
-    if not NAME.fullmatch(value):
-        raise ValidationError(
-            f"name {value!r}: use letters, digits, '.', '_' or '-' (at most 63, no leading symbol)"
-        )
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValidationError(f"name {value!r}: {problem}")
     return value
 
 
@@ -35,10 +38,12 @@ def public_key(value: str) -> str:
 
 
 def weight(value: int | str) -> int:
-    try:
-        w = int(value)
-    except ValueError:
-        raise ValidationError(f"weight {value!r}: not an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError(f"weight {value!r}: not an integer")
+    if isinstance(value, str) and not _WEIGHT_TEXT.fullmatch(value.strip()):
+        shown = value if len(value) <= 20 else value[:17] + "..."
+        raise ValidationError(f"weight {shown!r}: not an integer")
+    w = int(value)
     if not 0 <= w <= MAX_WEIGHT:
         raise ValidationError(f"weight {w}: must be between 0 and {MAX_WEIGHT}")
     return w
