@@ -21,6 +21,7 @@ from typing import NoReturn
 import yaml
 
 from wgconsole.config.paths import config_dir, lab_inventory_path
+from wgconsole.core.ifname import interface_name_problem
 from wgconsole.core.inventory import (
     LOCAL_HOST,
     Client,
@@ -52,8 +53,6 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
-# wg-quick's own rule for interface names (IFNAMSIZ - 1 characters at most).
-_IFNAME_RE = re.compile(r"[a-zA-Z0-9_=+.-]{1,15}")
 _HOSTNAME_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _SCHEDULER_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _REAL_SERVER_V6_RE = re.compile(r"\[(?P<addr>[^\]]+)\]:(?P<port>[0-9]+)")
@@ -436,11 +435,12 @@ class _Parser:
         if_node = m.get("interface")
         if if_node is not None:
             interface = self.string(if_node, _join(path, "interface"))
-            if not _IFNAME_RE.fullmatch(interface):
+            problem = interface_name_problem(interface)
+            if problem is not None:
                 self.fail(
                     if_node,
                     _join(path, "interface"),
-                    f"{_show(interface)} is not an interface name",
+                    f"{_show(interface)} is not an interface name: {problem}",
                 )
         config = f"/etc/wireguard/{interface}.conf"
         config_node = m.get("config")

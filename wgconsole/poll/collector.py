@@ -22,6 +22,7 @@ from functools import partial
 
 from wgconsole.core.bulk import LineMemo, gc_paused
 from wgconsole.core.fleet import Fleet
+from wgconsole.core.ifname import check_interface_name, interface_name_problem
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.model import FleetBuilder, build_fleet
 from wgconsole.core.records import (
@@ -42,6 +43,7 @@ from wgconsole.poll.parsers.sections import (
     Section,
     section_command,
     section_command_through,
+    section_messages,
     section_text,
     split_sections,
 )
@@ -69,11 +71,21 @@ POLL_TIMEOUT = 30.0
 # A small fleet sends a few KB per poll either way.
 COMPRESS = True
 
-# The dump's first field is the private key, and each peer's second its preshared key: both
-# are replaced on the gateway itself, so no secret crosses the wire (the parser drops them too).
+# A WireGuard key (32 bytes) in an awk regex: 43 base64 characters and `=`, written out as
+# Debian 12's mawk has no {n} repetition.
+_AWK_KEY = "[A-Za-z0-9+\\/]" * 43 + "="
+# The secrets of `wg show IF dump` are replaced on the gateway itself, so none crosses the
+# wire (the parser drops them too), found by the shape of their line, never its position: the
+# interface line (4 fields) starts with the private key, a peer line (8 fields) has its
+# preshared key second; both are hidden whatever they hold, except `(none)`. Any other line
+# is not the dump's and has every key-shaped run hidden (`wg show all dump` would have put
+# the private key on a 5-field line; the interface is checked to never be `all`).
 _HIDE_SECRETS = (
-    "awk -F'\\t' -v OFS='\\t' "
-    '\'NR==1 && NF==4 {$1="(hidden)"} NF==8 && $2!="(none)" {$2="(hidden)"} {print}\''
+    "awk -F'\\t' -v OFS='\\t' '"
+    'NF == 4 && $1 != "(none)" { $1 = "(hidden)" } '
+    'NF == 8 && $2 != "(none)" { $2 = "(hidden)" } '
+    f'NF != 4 && NF != 8 {{ gsub(/{_AWK_KEY}/, "(hidden)") }} '
+    "{ print }'"
 )
 
 
@@ -120,7 +132,7 @@ def _section(
     """`section_text`, except that sudo refusing a command is said as such."""
     section = sections.get(name)
     if section is not None and section.rc not in (None, 0) and name in _PRIVILEGED:
-        refusal = sudo_refusal(section.text)
+        refusal = sudo_refusal(section_messages(sections, name))
         if refusal is not None:
             what = command or _PRIVILEGED[name]
             raise ParseError(name, None, f"missing sudo right for `{what}` ({refusal})")
@@ -128,16 +140,19 @@ def _section(
 
 
 def gateway_script(interface: str, sudo: bool) -> str:
-    dump = privileged(["wg", "show", interface, "dump"], sudo)
+    """The gateway's poll; ValueError if `interface` is not an interface name (`all`)."""
+    dump = privileged(["wg", "show", check_interface_name(interface), "dump"], sudo)
     parts = [
+        f"hide_secrets() {{ {_HIDE_SECRETS}; }}",
         section_command("clock", "date +%s.%N"),
         section_command(
             "link", quote_argv(["ip", "-o", "link", "show", "dev", interface]) + " 2>&1"
         ),
         # Streamed through the filter (the status line passes unchanged): with 10,000 peers,
         # holding the dump in a shell variable first cost the emulated lab gateway ~40% more
-        # than `wg show` itself.
-        section_command_through("dump", f"{dump} 2>&1", _HIDE_SECRETS),
+        # than `wg show` itself. Its stderr (sudo's warnings, wg's errors) comes after it, in
+        # section "dump-err".
+        section_command_through("dump", dump, "hide_secrets"),
     ]
     return quote_argv(["sh", "-c", "\n".join(parts)])
 
@@ -249,6 +264,10 @@ def observe_gateway(
 ) -> tuple[GatewayObservation, int]:
     """One reading of a gateway and the bytes it cost (0 over netlink); `memos`: see
     parse_gateway_output."""
+    problem = interface_name_problem(gw.interface)
+    if problem is not None:
+        # The inventory loader refuses it too; an inventory made otherwise is not trusted.
+        raise TransportError(f"not polled: interface {gw.interface[:40]!r}: {problem}")
     if gw.is_local:
         return netlink.read_gateway(gw.name, gw.interface), 0
     result = transport.run(gateway_script(gw.interface, gw.ssh.sudo), timeout=timeout)

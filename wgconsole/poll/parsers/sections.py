@@ -3,6 +3,8 @@
 Each command's output is preceded by a line `@@wgc:NAME` and followed by
 `@@wgc-rc:NAME:STATUS`, so one SSH round trip carries several outputs and their exit
 statuses. `section_command` builds the shell side, `split_sections` takes the output apart.
+A command streamed through a filter (`section_command_through`) has its stderr in a section
+of its own, NAME-err, which follows NAME's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from wgconsole.poll.parsers.errors import ParseError, excerpt
 
 START_PREFIX = "@@wgc:"
 STATUS_PREFIX = "@@wgc-rc:"
+STDERR_SUFFIX = "-err"
 
 _SOURCE = "sections"
 _NAME = re.compile(r"[a-z0-9_-]+")
@@ -31,7 +34,8 @@ _MARKER_LEAD = "@@wgc"  # what both kinds of marker start with
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """One command's output (stdout and stderr merged) and its exit status."""
+    """One command's output (stdout and stderr merged, unless the command has a NAME-err
+    section: see `section_command_through`) and its exit status."""
 
     name: str
     text: str
@@ -54,20 +58,33 @@ def section_command(name: str, command: str) -> str:
 
 
 def section_command_through(name: str, command: str, through: str) -> str:
-    """Like `section_command`, with the output streamed through the filter `through`.
+    """Like `section_command`, with stdout streamed through the filter `through`, and
+    stderr in section NAME-err after it (through the same filter).
 
     The exit status is still `command`'s: its status line is written into the pipe after
-    the output, so the filter must pass lines it does not recognise unchanged. Nothing is
-    held in a shell variable: a gateway's dump is ~1 MB with 10,000 peers, and the filter
+    the output, so the filter must pass lines it does not recognise unchanged. stdout is
+    not held in a shell variable: a gateway's dump is ~1 MB with 10,000 peers, and the filter
     runs while the command still writes. If the filter fails, the status line is lost and
     the section reads as cut short, never as the command's unfiltered output.
+
+    stderr never enters the filtered stream: a filter that knows the command's output by
+    its lines (the dump's first line is the private key) would be misled by a warning that
+    came first (sudo's "unable to resolve host"). It is held in a variable instead (a
+    command's messages are short) and sent once the command ended. fd 3 is the script's
+    stdout, fd 4 the capture of stderr.
     """
     _check_name(name)
     if not command.strip() or not through.strip():
         raise ValueError(f"empty command or filter for section {name!r}")
+    err = name + STDERR_SUFFIX
+    _check_name(err)
     return (
         f"echo '{START_PREFIX}{name}'; "
-        f'{{ {command}; echo "{STATUS_PREFIX}{name}:$?"; }} | {through}'
+        f'{{ err=$( {{ {{ {command} 2>&4 4>&- 3>&-; echo "{STATUS_PREFIX}{name}:$?"; }}'
+        f" | {through} >&3 3>&- 4>&-; }} 4>&1 ); }} 3>&1; "
+        f"echo '{START_PREFIX}{err}'; "
+        f'[ -z "$err" ] || printf \'%s\\n\' "$err" | {through}; '
+        f"echo '{STATUS_PREFIX}{err}:0'"
     )
 
 
@@ -119,8 +136,21 @@ def section_text(sections: Mapping[str, Section], name: str, *, allow_failure: b
     if section.rc is None:
         raise ParseError(name, None, "output ended before the exit status (cut short?)")
     if section.rc != 0 and not allow_failure:
-        raise ParseError(name, None, f"exit status {section.rc}: {excerpt(section.text)}")
+        raise ParseError(
+            name, None, f"exit status {section.rc}: {excerpt(section_messages(sections, name))}"
+        )
     return section.text
+
+
+def section_messages(sections: Mapping[str, Section], name: str) -> str:
+    """What section `name`'s command printed, for an error: its stderr first, where it has
+    a NAME-err section (those that do not merged it into their text)."""
+    section = sections.get(name)
+    text = "" if section is None else section.text
+    err = sections.get(name + STDERR_SUFFIX)
+    if err is None or not err.text.strip():
+        return text
+    return err.text if not text.strip() else f"{err.text}\n{text}"
 
 
 def _check_name(name: str) -> None:
