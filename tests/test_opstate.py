@@ -45,7 +45,7 @@ def test_parse_op_state() -> None:
     drains, locks = parse_op_state(text)
     assert drains == (
         DrainRecord("wg-gateway-02", 3, "deleted", 1700000000.5),
-        DrainRecord("wg-gateway-01", None, "unreadable", None),
+        DrainRecord("wg-gateway-01", None, None, None, "it is not valid JSON"),
     )
     assert locks == (LockRecord("ops@bastion", "drain wg-gateway-02", 1700000001.0),)
     assert parse_op_state("") == ((), ())
@@ -54,10 +54,14 @@ def test_parse_op_state() -> None:
 def test_local_state_text_matches_the_shell(tmp_path: Path) -> None:
     (tmp_path / "drain-gw.json").write_text('{"previous_weight": 1,\n"phase": "done"}')
     (tmp_path / "lock-udp-1.2.3.4-5").mkdir()
-    (tmp_path / "lock-udp-1.2.3.4-5" / "owner").write_text('{"operator": "me"}')
+    (tmp_path / "lock-udp-1.2.3.4-5" / "owner").write_text(
+        '{"operator": "me", "action": "drain gw",\n"since": 1700000001}'
+    )
     drains, locks = parse_op_state(local_state_text(tmp_path))
     assert drains == (DrainRecord("gw", 1, "done", None),)
-    assert locks[0].operator == "me"
+    assert locks == (
+        LockRecord("me", "drain gw", 1700000001.0, None, "/run/wgconsole/lock-udp-1.2.3.4-5/owner"),
+    )
     assert local_state_text(tmp_path / "missing") == ""
 
 

@@ -273,7 +273,8 @@ def half_done_operations(
                 f" The service lock is held by {describe_lock(lock, now)}: if that operation "
                 "is no longer running, add --break-lock."
             )
-        message = f"A drain of {gateway} did not finish{step}: {where}. {way_out(gateway)}.{held}"
+        out = way_out(gateway, any(c.record.problem is not None for c in checks))
+        message = f"A drain of {gateway} did not finish{step}: {where}. {out}.{held}"
         found.append(Finding("half-done-drain", "warning", gateway, message))
     label = service_label(inventory.service.protocol, inventory.service.endpoint)
     explained = {c.lb for checks in by_gateway.values() for c in checks}

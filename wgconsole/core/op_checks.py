@@ -26,6 +26,7 @@ from wgconsole.core.records import (
     LbObservation,
     LockRecord,
 )
+from wgconsole.core.rules import drain_record_path
 
 # Phases a drain records before its real server is deleted and added back: a record still in
 # one of them means the drain never moved the existing flows, whatever the weight shows.
@@ -87,8 +88,8 @@ def drain_checks(
             gw_obs = gateways.get(gw.name)
             link_up = None if gw_obs is None else gw_obs.link_up
             problems = drain_problems(gw, service, obs.expire_nodest_conn, link_up)
-            if record.previous_weight is None:
-                problems.append("its record is unreadable")
+            if record.problem is not None:
+                problems.insert(0, record_problem(record))
             elif not problems and record.phase in UNFINISHED_PHASES:
                 # Weight 0 and the interface down, but the real server never deleted and
                 # re-added: existing flows still point at the gateway that no longer answers.
@@ -100,7 +101,18 @@ def drain_checks(
             )
 
 
-def way_out(gateway: str) -> str:
+def record_problem(record: DrainRecord) -> str:
+    """What is wrong with a bad record, naming its file (the LB is said by the caller)."""
+    return f"its record {drain_record_path(record.gateway)} cannot be used: {record.problem}"
+
+
+def way_out(gateway: str, bad_record: bool = False) -> str:
+    if bad_record:
+        # Neither drain nor a plain undrain goes on from a record they cannot read.
+        return (
+            f"`wgconsole undrain {gateway} --weight N` returns it to service with weight N and "
+            f"removes the record; `wgconsole drain {gateway}` can then start afresh"
+        )
     return (
         f"`wgconsole drain {gateway}` finishes the drain; "
         f"`wgconsole undrain {gateway}` rolls it back (returns it to service)"
@@ -108,5 +120,8 @@ def way_out(gateway: str) -> str:
 
 
 def describe_lock(lock: LockRecord, now: float) -> str:
+    if lock.problem is not None:
+        where = lock.file or "its owner file"
+        return f"an unknown operation ({where} cannot be used: {lock.problem})"
     age = "" if lock.since is None else f" since {max(0.0, now - lock.since):.0f} s"
     return f"{lock.action!r} by {lock.operator}{age}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntFlag
-from typing import Literal
+from typing import Literal, get_args
 
 
 class ServiceFlag(IntFlag):
@@ -110,9 +110,11 @@ class IpvsConn:
 
 
 # The steps a drain records, in order: its record is written before anything changes and
-# again after each step. A record read back may hold anything (another version wrote it, or
-# it is unreadable), so DrainRecord.phase stays a str that is compared with these.
+# again after each step. A record read back is input like any other (another version, a
+# person, or a failed write may have put anything there): it is validated when parsed, and a
+# record that does not validate keeps only its `problem`.
 DrainPhase = Literal["started", "deleted", "readded", "done"]
+DRAIN_PHASES: tuple[DrainPhase, ...] = get_args(DrainPhase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +126,10 @@ class DrainRecord:
     """
 
     gateway: str  # inventory name, from the file name
-    previous_weight: int | None  # None: unreadable record
-    phase: str  # the last step recorded: a DrainPhase if known, "" in records without phases
+    previous_weight: int | None  # 0..MAX_WEIGHT; None: a bad record (see problem)
+    phase: DrainPhase | None  # the last step recorded; None: not recorded, or a bad record
     started: float | None  # bastion epoch time the drain began
+    problem: str | None = None  # why the record cannot be used; None: it can
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,8 @@ class LockRecord:
     operator: str
     action: str
     since: float | None
+    problem: str | None = None  # why its owner file cannot be read; the lock is held anyway
+    file: str | None = None  # the owner file on the LB; None: not listed (older captures)
 
 
 @dataclass(frozen=True, slots=True)

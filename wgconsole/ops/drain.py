@@ -27,12 +27,13 @@ weight to restore; `undrain` rolls it back. Every step is idempotent for that re
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
-from wgconsole.core.records import Endpoint, IpvsConn, IpvsService
+from wgconsole.core.op_checks import record_problem, way_out
+from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService
 from wgconsole.core.sched import ShModel
 from wgconsole.core.whereis import proposed_model
 from wgconsole.ops import lbcmd
@@ -40,19 +41,19 @@ from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import (
+    bad_record,
     dest_of,
+    read_drain_record,
     read_gateway,
     read_lb,
-    read_record,
     service_on,
-    write_record,
+    write_drain_record,
 )
 from wgconsole.ops.steps import Step, Transaction
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.poll.transport.base import privileged
 
 POLL_INTERVAL = 1.0
-RECORD = "drain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +118,13 @@ def plan_drain(
     inventory: Inventory,
     fleet: Fleet,
     name: str,
-    record: Mapping[str, object] | None = None,
+    record: DrainRecord | None = None,
     *,
     resume: bool = False,
 ) -> DrainPlan:
     """The drain of `name`; `record` is its drain record on an LB, if one exists (see
-    `find_record`): a drain cut short is then resumed, keeping the weight it recorded."""
+    `find_record`): a drain cut short is then resumed, keeping the weight it recorded. A
+    record that cannot be used is refused: the weight to restore is not known."""
     gw = find_gateway(inventory, name)
     svc = fleet.service
     if svc is None:
@@ -134,16 +136,15 @@ def plan_drain(
             f"nothing to resume: no drain of {gw.name} was cut short "
             "(no drain record on the LB, or the drain it records is finished)"
         )
-    recorded = record.get("previous_weight") if record is not None else None
     if dest is None and record is None:
         raise ValidationError(f"{gw.name} ({gw.real_server}) is not a real server of the service")
-    if record is not None and not isinstance(recorded, int):
-        raise ValidationError(
-            f"the drain record of {gw.name} on the LB is unreadable: return it to service with "
-            f"`wgconsole undrain {gw.name} --weight N`, then drain again"
-        )
-    previous_weight = recorded if isinstance(recorded, int) else dest.weight if dest else 0
-    began = record.get("started") if record is not None else None
+    if record is not None and (record.problem is not None or record.previous_weight is None):
+        raise ValidationError(f"{record_problem(record)}; {way_out(gw.name, bad_record=True)}")
+    if record is not None and record.previous_weight is not None:
+        previous_weight = record.previous_weight
+    else:
+        previous_weight = dest.weight if dest else 0
+    began = record.started if record is not None else None
     others = [d for d in svc.dests if d.endpoint != gw.real_server and d.weight > 0]
     if not others:
         raise ValidationError(f"no other gateway with weight > 0: draining {gw.name} drops all")
@@ -201,7 +202,7 @@ def plan_drain(
         tuple(clients),
         share,
         interrupted,
-        float(began) if isinstance(began, int | float) and interrupted else None,
+        began if interrupted else None,
     )
 
 
@@ -213,13 +214,16 @@ def interrupted_drain(fleet: Fleet, gateway: str) -> str | None:
     return None
 
 
-def find_record(ctx: OpContext, gw: Gateway) -> dict[str, object] | None:
-    """The drain record of `gw` on the first LB that has one (read-only)."""
+def find_record(ctx: OpContext, gw: Gateway) -> DrainRecord | None:
+    """The drain record of `gw` on the first LB that has one (read-only); every LB's is read
+    and validated: one that cannot be used on any LB refuses the drain (ValidationError)."""
+    found = None
     for lb in ctx.inventory.load_balancers:
-        record = read_record(ctx, lb, RECORD, gw)
-        if record is not None:
-            return record
-    return None
+        record = read_drain_record(ctx, lb, gw)
+        if record is not None and record.problem is not None:
+            raise ValidationError(bad_record(lb, record))
+        found = found or record
+    return found
 
 
 def _endpoint(text: str | None) -> Endpoint | None:
@@ -453,7 +457,7 @@ def _write(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, phase
         "started": result.since,
         "phase": phase,
     }
-    write_record(ctx, lb, RECORD, plan.gateway, data)
+    write_drain_record(ctx, lb, plan.gateway, data)
 
 
 def _entries(ctx: OpContext) -> list[IpvsConn]:

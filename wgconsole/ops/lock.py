@@ -12,12 +12,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from wgconsole.core.op_checks import describe_lock
+from wgconsole.core.records import LockRecord
+from wgconsole.core.rules import STATE_DIR
 from wgconsole.ops.audit import operator
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import LockedError, OpError
+from wgconsole.poll.parsers.op_records import MAX_RECORD, parse_lock_owner
 from wgconsole.poll.transport.base import privileged, quote_argv, sudo_refusal
 
-LOCK_ROOT = "/run/wgconsole"
+LOCK_ROOT = STATE_DIR
 
 
 def lock_path(ctx: OpContext) -> str:
@@ -40,14 +44,17 @@ def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> It
             script = (
                 f"mkdir -p {LOCK_ROOT} && mkdir {quote_argv([path])} 2>/dev/null "
                 f"&& printf '%s' {quote_argv([owner])} > {quote_argv([path + '/owner'])} "
-                f"|| {{ cat {quote_argv([path + '/owner'])} 2>/dev/null; exit 75; }}"
+                # The owner's file is input too: at most one byte more than one may hold.
+                f"|| {{ head -c {MAX_RECORD + 1} {quote_argv([path + '/owner'])} 2>/dev/null; "
+                "exit 75; }"
             )
             command = privileged(["sh", "-c", script], lb.ssh.sudo)
             result = ctx.run(lb.name, command, check=False)
             if result.status != 0 and sudo_refusal(result.stdout + result.stderr):
                 raise OpError(failure(lb.name, command, result))
             if result.status != 0:
-                raise LockedError(f"{lb.name}: {_describe(result.stdout)}")
+                holder = parse_lock_owner(result.stdout, f"{path}/owner")
+                raise LockedError(f"{lb.name}: {_held(holder)}")
             taken.append(lb.name)
         yield
     finally:
@@ -63,13 +70,14 @@ def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> It
                 ctx.warn(f"{name}: could not release the lock {path}; `--break-lock` clears it")
 
 
-def _describe(owner_text: str) -> str:
-    try:
-        owner = json.loads(owner_text)
-    except json.JSONDecodeError:
-        return "the service is locked by another operator (owner unreadable)"
-    age = time.time() - float(owner.get("since", 0))
+def _held(holder: LockRecord) -> str:
+    if holder.problem is not None:
+        return (
+            f"locked by {describe_lock(holder, time.time())}; if no operation is running, "
+            "use --break-lock"
+        )
+    age = "" if holder.since is None else f" since {max(0.0, time.time() - holder.since):.0f} s ago"
     return (
-        f"locked by {owner.get('operator')} for {owner.get('action')!r} since {age:.0f} s ago; "
-        "wait for it to finish, or use --break-lock if that operator is gone"
+        f"locked by {holder.operator} for {holder.action!r}{age}; wait for it to finish, or "
+        "use --break-lock if that operator is gone"
     )

@@ -7,14 +7,24 @@ import time
 
 from wgconsole.core.fleet import matching_service
 from wgconsole.core.inventory import Gateway, Host
-from wgconsole.core.records import GatewayObservation, IpvsDest, IpvsService, LbObservation
-from wgconsole.ops.context import OpContext
+from wgconsole.core.op_checks import record_problem, way_out
+from wgconsole.core.records import (
+    DrainRecord,
+    GatewayObservation,
+    IpvsDest,
+    IpvsService,
+    LbObservation,
+)
+from wgconsole.core.rules import STATE_DIR, drain_record_path
+from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError
 from wgconsole.poll.collector import observe_gateway, observe_lb
 from wgconsole.poll.parsers.errors import ParseError
+from wgconsole.poll.parsers.op_records import MAX_RECORD, parse_drain_record
 from wgconsole.poll.transport.base import TransportError, privileged, quote_argv
 
-STATE_DIR = "/run/wgconsole"
+# The exit status of the record read when the LB has no record.
+_NO_RECORD = 3
 
 
 def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
@@ -50,29 +60,33 @@ def dest_of(svc: IpvsService, gw: Gateway) -> IpvsDest | None:
     return None
 
 
-def _record_path(kind: str, gw: Gateway) -> str:
-    return f"{STATE_DIR}/{kind}-{gw.name}.json"
-
-
-def write_record(ctx: OpContext, lb: Host, kind: str, gw: Gateway, data: dict[str, object]) -> None:
-    """Keep what an operation changed on the LB itself, so another bastion can undo it."""
-    path = _record_path(kind, gw)
+def write_drain_record(ctx: OpContext, lb: Host, gw: Gateway, data: dict[str, object]) -> None:
+    """Keep what a drain changed on the LB itself, so another bastion can undo it."""
+    path = drain_record_path(gw.name)
     text = json.dumps({**data, "written": round(time.time())})
     script = f"mkdir -p {STATE_DIR} && printf '%s' {quote_argv([text])} > {quote_argv([path])}"
     ctx.run(lb.name, privileged(["sh", "-c", script], lb.ssh.sudo))
 
 
-def read_record(ctx: OpContext, lb: Host, kind: str, gw: Gateway) -> dict[str, object] | None:
-    path = _record_path(kind, gw)
-    result = ctx.run(lb.name, privileged(["cat", path], lb.ssh.sudo), mutating=False, check=False)
+def read_drain_record(ctx: OpContext, lb: Host, gw: Gateway) -> DrainRecord | None:
+    """`gw`'s drain record on `lb`, validated as the poll validates it (a bad one keeps its
+    `problem`); None: `lb` has none. At most one byte more than a record may hold is read."""
+    path = quote_argv([drain_record_path(gw.name)])
+    script = f"[ -f {path} ] || exit {_NO_RECORD}; head -c {MAX_RECORD + 1} {path}"
+    command = privileged(["sh", "-c", script], lb.ssh.sudo)
+    result = ctx.run(lb.name, command, mutating=False, check=False)
+    if result.status == _NO_RECORD:
+        return None
     if result.status != 0:
-        return None
-    try:
-        data = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
+        # A record that is there but cannot be read is not "no record".
+        raise OpError(failure(lb.name, command, result))
+    return parse_drain_record(gw.name, result.stdout)
 
 
-def remove_record(ctx: OpContext, lb: Host, kind: str, gw: Gateway) -> None:
-    ctx.run(lb.name, privileged(["rm", "-f", _record_path(kind, gw)], lb.ssh.sudo))
+def bad_record(lb: Host, record: DrainRecord) -> str:
+    """Why an operation refuses to go on from `record` (on `lb`), and the way out."""
+    return f"{lb.name}: {record_problem(record)}; {way_out(record.gateway, bad_record=True)}"
+
+
+def remove_drain_record(ctx: OpContext, lb: Host, gw: Gateway) -> None:
+    ctx.run(lb.name, privileged(["rm", "-f", drain_record_path(gw.name)], lb.ssh.sudo))

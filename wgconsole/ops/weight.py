@@ -13,14 +13,19 @@ from wgconsole.ops import lbcmd
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.lock import service_lock
-from wgconsole.ops.observe import dest_of, read_gateway, read_record, remove_record, service_on
+from wgconsole.ops.observe import (
+    bad_record,
+    dest_of,
+    read_drain_record,
+    read_gateway,
+    remove_drain_record,
+    service_on,
+)
 from wgconsole.ops.steps import Step, Transaction
 from wgconsole.ops.validate import MAX_WEIGHT
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.ops.validate import weight as valid_weight
 from wgconsole.poll.transport.base import privileged
-
-DRAIN_RECORD = "drain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +147,20 @@ def plan_weight(inventory: Inventory, fleet: Fleet, name: str, value: int | str)
 
 
 def plan_undrain(ctx: OpContext, fleet: Fleet, name: str, weight: int | None = None) -> WeightPlan:
-    """Back to the weight it had before the drain (from the drain's record on the LB)."""
+    """Back to the weight it had before the drain (from the drain's record on the LB).
+
+    A record that cannot be used refuses it, unless the weight is given: `--weight N` is the
+    way out of a bad record (undrain removes the record)."""
     gw = find_gateway(ctx.inventory, name)
     if weight is None:
         for lb in ctx.inventory.load_balancers:
-            record = read_record(ctx, lb, DRAIN_RECORD, gw)
-            if record and isinstance(record.get("previous_weight"), int):
-                weight = int(record["previous_weight"])  # type: ignore[call-overload]
-                break
+            record = read_drain_record(ctx, lb, gw)
+            if record is None:
+                continue
+            if record.problem is not None or record.previous_weight is None:
+                raise ValidationError(bad_record(lb, record))
+            if weight is None:
+                weight = record.previous_weight
     if weight is None:
         weight = _weight_from_audit(ctx, gw.name)
     if weight is None:
@@ -173,7 +184,9 @@ def _weight_from_audit(ctx: OpContext, name: str) -> int | None:
             and isinstance(before, dict)
         ):
             w = before.get("weight")
-            return int(w) if isinstance(w, int) and w > 0 else None
+            if isinstance(w, int) and not isinstance(w, bool) and 0 < w <= MAX_WEIGHT:
+                return w
+            return None
     return None
 
 
@@ -213,7 +226,7 @@ def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
     for lb in ctx.inventory.load_balancers:
         yield _set_weight(ctx, lb, plan.gateway, plan.target)
         if plan.action == "undrain":
-            remove_record(ctx, lb, DRAIN_RECORD, plan.gateway)
+            remove_drain_record(ctx, lb, plan.gateway)
 
 
 def _fresh_interface(ctx: OpContext, plan: WeightPlan) -> Step:
