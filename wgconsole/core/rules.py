@@ -22,6 +22,9 @@ MAX_WEIGHT = 256
 # Where operations keep their drain records and service locks on a load balancer (in /run:
 # a reboot, which also empties the LB's IPVS table, forgets them too).
 STATE_DIR = "/run/wgconsole"
+# The exit status of an operation's read of a record that is not there (`[ -f P ] || exit 3`):
+# told apart from a read that failed.
+NO_RECORD_STATUS = 3
 _DRAIN_RECORD = re.compile(rf"drain-(?P<gateway>{NAME_PATTERN})\.json")
 
 

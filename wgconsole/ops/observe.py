@@ -15,7 +15,7 @@ from wgconsole.core.records import (
     IpvsService,
     LbObservation,
 )
-from wgconsole.core.rules import STATE_DIR, drain_record_path
+from wgconsole.core.rules import NO_RECORD_STATUS, STATE_DIR, drain_record_path
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError
 from wgconsole.poll.collector import observe_gateway, observe_lb
@@ -24,7 +24,7 @@ from wgconsole.poll.parsers.op_records import MAX_RECORD, parse_drain_record
 from wgconsole.poll.transport.base import TransportError, privileged, quote_argv
 
 # The exit status of the record read when the LB has no record.
-_NO_RECORD = 3
+_NO_RECORD = NO_RECORD_STATUS
 
 
 def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:

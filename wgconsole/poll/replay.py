@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from wgconsole.core.inventory import Host
+from wgconsole.core.rules import NO_RECORD_STATUS, STATE_DIR
 from wgconsole.poll.transport.base import (
     CommandResult,
     ReadOnlyViolation,
@@ -34,6 +35,10 @@ class ReplayTransport:
         path = frame / f"{self.name}.txt"
         if not path.exists():
             raise TransportError(f"cannot connect to {self.name}: connection refused (replayed)")
+        if f"[ -f {STATE_DIR}/" in command:
+            # An operation reading a record on an LB: a capture holds polls, never a record to
+            # read, as a lab in its normal state has none.
+            return CommandResult("", "", NO_RECORD_STATUS, 0.0, 0)
         text = path.read_text()
         return CommandResult(text, "", 0, 0.0, len(text))
 
