@@ -11,30 +11,54 @@ handed over as Text, never as markup.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import html
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
 from rich.console import Console
-from textual.widgets import Button, Input, Label, Static
+from textual import events
+from textual.command import CommandPalette
+from textual.widgets import Button, Input, Label, OptionList, Static
 
-from tests.console_support import NORMAL, console, fleets, show_view, wait_for
+from tests.console_support import (
+    NORMAL,
+    SteppedCollector,
+    console,
+    fleets,
+    show_view,
+    wait_for,
+)
 from tests.fakeworld import GW2, World, make_world
 from tests.test_ops_peers import NEWKEY, Rig, make_rig
 from wgconsole.cli import main as cli
+from wgconsole.cli import operations as cli_ops
 from wgconsole.cli.status_text import print_status
+from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Finding, Fleet
 from wgconsole.core.records import Endpoint
-from wgconsole.core.text import UNPRINTABLE, printable
+from wgconsole.core.text import UNPRINTABLE, is_printable, printable
 from wgconsole.ops import catalog
 from wgconsole.ops.context import OpContext, ProgressSink
+from wgconsole.ops.errors import OpError
+from wgconsole.ops.operation import Field as OpField
+from wgconsole.ops.operation import Outcome as OpOutcome
+from wgconsole.ops.operation import Planned
 from wgconsole.poll import collector as collect
+from wgconsole.poll.collector import PollResult
+from wgconsole.poll.replay import ReplayTransport
 from wgconsole.poll.transport.base import CommandResult
 from wgconsole.tui.app import ConsoleApp
 from wgconsole.tui.screens.action import ActionScreen
@@ -386,3 +410,359 @@ def test_status_of_gateways_whose_error_output_has_markup_and_escapes(
     assert code == 2, err
     no_control(out + err)
     assert "[/bold] wg: refused [/] \\x1b]0;pwned\\x07\\x1b[2J" in out
+
+
+# --- the property: any text, every field, every view ---------------------------------------
+
+# Markup Rich or Textual would act on, terminal sequences (OSC title and clipboard, CSI clear,
+# a C1 CSI, NUL, BEL, BS, DEL, CR), bidi and line-separator controls, a lone surrogate, wide,
+# combining and joined characters, and text Rich would otherwise turn into an emoji.
+PIECES = (
+    "[/]",
+    "[/",
+    "[bold]",
+    "[bold",
+    "[/bold]",
+    "[link=mailto:x]mail[/link]",
+    "[fe80::1]",
+    "[localhost]",
+    "[@click=app.quit]quit",
+    "$var",
+    ":smile:",
+    "\\",
+    TITLE,
+    CLEAR,
+    CLIPBOARD,
+    "\x1b[31m",
+    "\x9b2J",
+    "\x90",
+    "\x00",
+    "\x07",
+    "\x08",
+    "\x7f",
+    "\r",
+    "\n",
+    "\t",
+    "\u202e",
+    "\u2066",
+    "\u200f",
+    "\u2028",
+    "\udc80",
+    "\ufeff",
+    "日本語",
+    "👍🏽",
+    "e\u0301",
+)
+HOSTILE = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.text(max_size=6)), min_size=1, max_size=5
+).map("".join)
+EVERY_PIECE = "".join(PIECES)
+HUGE = "W" * 100_000 + "[/]" + CLEAR
+
+# Fields whose text comes from hosts or operators, each given its own hostile text.
+HOST_FIELDS = (
+    "scheduler",
+    "flag",
+    "protocol",
+    "host-error",
+    "gw-error",
+    "rs-address",
+    "client-address",
+    "client-endpoint",
+    "allowed-ip",
+    "peer-endpoint",
+    "conn-client",
+    "conn-state",
+    "finding-code",
+    "finding-subject",
+    "finding-message",
+    "client-finding",
+)
+OPERATOR_FIELDS = ("client-name", "gateway-name", "lb-name", "filter")
+OPERATION_FIELDS = ("preview", "step", "notice", "outcome")
+FIELDS = HOST_FIELDS + OPERATOR_FIELDS + OPERATION_FIELDS
+Texts = dict[str, str]
+TEXTS = st.fixed_dictionaries({field: HOSTILE for field in FIELDS})
+
+
+def hostile_fleet(fleet: Fleet, texts: Texts) -> Fleet:
+    """`fleet` with every free-text field replaced by hostile text (numbered where the field
+    is part of a row's identity, which two real rows never share)."""
+
+    def say(field: str, n: int = 0) -> str:
+        return f"{n}{texts[field]}"
+
+    svc = fleet.service
+    if svc is not None:
+        svc = replace(
+            svc, scheduler=say("scheduler"), flags=(say("flag"),), protocol=say("protocol")
+        )
+    servers = tuple(
+        replace(r, address=Endpoint(say("rs-address", i), r.address.port))
+        for i, r in enumerate(fleet.real_servers)
+    )
+    gateways = tuple(replace(g, error=say("gw-error")) for g in fleet.gateways)
+    hosts = tuple(replace(h, error=say("host-error")) for h in fleet.hosts)
+    clients = []
+    for i, c in enumerate(fleet.clients):
+        peers = tuple(
+            replace(
+                p,
+                allowed_ips=(say("allowed-ip", i),),
+                endpoint=Endpoint(say("peer-endpoint", i), 1),
+            )
+            for p in c.per_gateway
+        )
+        entry = c.lb_entry
+        if entry is not None:
+            entry = replace(
+                entry, client=Endpoint(say("conn-client", i), 1), state=say("conn-state")
+            )
+        clients.append(
+            replace(
+                c,
+                name=say("client-name", i),
+                address=say("client-address", i),
+                endpoint=say("client-endpoint", i),
+                per_gateway=peers,
+                lb_entry=entry,
+                findings=(say("client-finding"),),
+            )
+        )
+    findings = tuple(
+        replace(
+            f,
+            code=say("finding-code"),
+            subject=say("finding-subject", i),
+            message=say("finding-message"),
+        )
+        for i, f in enumerate(fleet.findings)
+    )
+    conns = tuple(
+        replace(c, client=Endpoint(say("conn-client", i), c.client.port), state=say("conn-state"))
+        for i, c in enumerate(fleet.conns)
+    )
+    return replace(
+        fleet,
+        service=svc,
+        real_servers=servers,
+        gateways=gateways,
+        hosts=hosts,
+        clients=tuple(clients),
+        findings=findings,
+        conns=conns,
+    )
+
+
+class RenamedCollector(SteppedCollector):
+    """The lab capture under hostile host names (the inventory's), replayed by their real
+    ones, each fleet read with hostile text in every host-derived field."""
+
+    def __init__(self, texts: Texts) -> None:
+        base = load_inventory(NORMAL / "inventory.yaml")
+        real: dict[str, str] = {}
+
+        def rename(host: Any, field: str, n: int) -> Any:
+            name = f"{field[0]}{n}{texts[field]}"  # never two hosts of one name
+            real[name] = host.name
+            return replace(host, name=name)
+
+        inventory = replace(
+            base,
+            load_balancers=tuple(rename(h, "lb-name", 0) for h in base.load_balancers),
+            gateways=tuple(rename(h, "gateway-name", i) for i, h in enumerate(base.gateways)),
+        )
+        super().__init__([NORMAL], inventory)
+        self.transports = {name: ReplayTransport(host, [NORMAL]) for name, host in real.items()}
+        self.texts = texts
+
+    def fleet(self, poll: PollResult) -> Fleet:
+        return hostile_fleet(super().fleet(poll), self.texts)
+
+
+@dataclass(frozen=True)
+class HostileOp:
+    """An operation whose preview, steps, outcome and audit record carry hostile text."""
+
+    texts: Texts
+    target: str | None = None  # the name to type to go ahead
+    fields: tuple[OpField, ...] = ()
+    changes_clients: bool = False
+
+    @property
+    def title(self) -> str:
+        return f"test {self.texts['gateway-name']}"
+
+    @property
+    def subject(self) -> str:
+        return self.texts["gateway-name"]
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        return None
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+        texts = self.texts
+
+        def execute() -> OpOutcome:
+            with ctx.step(texts["step"]):
+                ctx.info(texts["notice"])
+            ctx.warn(texts["notice"])
+            ctx.audit.record(
+                "test", texts["gateway-name"], outcome="failed", detail=texts["outcome"]
+            )
+            with ctx.step("the last step"):
+                raise OpError(texts["outcome"])
+            return OpOutcome("never")
+
+        return Planned((texts["preview"],), self.target or "go", execute)
+
+
+def shown(widget: Static) -> str:
+    return str(widget.render())
+
+
+async def visit_everything(app: ConsoleApp, pilot: Any, texts: Texts) -> None:
+    """Every view, detail screen, notification and action screen, each checked on screen."""
+    await started(pilot, app)
+    screen_text(app)
+    assert printable(texts["scheduler"]) in shown(app.query_one("#title", Static))
+    for key in ("2", "3", "4", "1"):
+        await show_view(pilot, app, key)
+        screen_text(app)
+    await show_view(pilot, app, "2")
+    box = app.query_one("#client-table-filter", Input)
+    box.focus()
+    box.post_message(events.Paste(texts["filter"]))  # an operator's paste
+    await pilot.pause()
+    no_control(box.value)
+    screen_text(app)
+    await pilot.press("escape")
+    fleet = app.snapshot.fleet  # type: ignore[union-attr]
+    app.open_client(fleet.clients[0].public_key)
+    await pilot.pause()
+    screen_text(app)
+    await pilot.press("escape")
+    app.open_gateway(app.inventory.gateways[0].name)
+    await pilot.pause()
+    screen_text(app)
+    await pilot.press("escape")
+    # A finding about neither a gateway nor a client: its whole text in a notification.
+    app._open_finding(app.snapshot.findings[0].key)  # type: ignore[union-attr]
+    await pilot.pause()
+    screen_text(app)
+    app.action_view("overview")
+    app.notify(texts["notice"], title=texts["finding-code"])
+    await pilot.pause()
+    screen_text(app)
+    assert printable(texts["notice"], newlines=True) in [n.message for n in app._notifications]
+    app.clear_notifications()
+    # The command palette lists gateways and clients by name.
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+    await pilot.press(*"Gate")
+    await wait_for(pilot, lambda: app.screen.query_one(OptionList).option_count > 0)
+    screen_text(app)
+    await pilot.press("escape")
+    await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette))
+    # A real operation, planned over the replay (and refused or failed by it).
+    app.open_action(catalog.Drain(app.inventory.gateways[0].name))
+    await acted(app, pilot)
+    # An operation whose name to type is hostile (shown in the box), then one that runs.
+    app.open_action(HostileOp(texts, target=texts["client-name"]))
+    await acted(app, pilot)
+    app.open_action(HostileOp(texts))
+    screen = await acted(app, pilot)
+    outcome = shown(screen.query_one("#action-outcome", Static))
+    assert printable(texts["outcome"], newlines=True) in outcome
+    assert printable(texts["step"], newlines=True) in shown(
+        screen.query_one("#action-steps", Static)
+    )
+
+
+async def acted(app: ConsoleApp, pilot: Any) -> ActionScreen:
+    """The action screen on top planned, run if it could be, checked on screen, closed."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
+    screen = app.screen
+    assert isinstance(screen, ActionScreen)
+    await wait_for(pilot, lambda: screen.state in ("confirming", "refused"))
+    await pilot.pause()
+    screen_text(app)
+    # Typed by an operator, so free of control characters (the box refuses them); a name that
+    # has some cannot be confirmed at all.
+    if screen.state == "confirming" and is_printable(screen.planned.target):  # type: ignore[union-attr]
+        assert screen.planned is not None
+        screen.query_one("#action-confirm", Input).value = screen.planned.target
+        await pilot.pause()
+        screen.start_run()
+        await wait_for(pilot, lambda: screen.state == "done")
+        await pilot.pause()
+        screen_text(app)
+    screen.action_close()
+    await wait_for(pilot, lambda: not isinstance(app.screen, ActionScreen))
+    return screen
+
+
+# Bounded and deterministic: the same examples every run, no shrinking of a console session
+# (each example is a whole one), no example database written.
+PRINT_SETTINGS = settings(
+    max_examples=40,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+CONSOLE_SETTINGS = settings(PRINT_SETTINGS, max_examples=3, phases=(Phase.explicit, Phase.generate))
+
+
+def every_field(text: str) -> Texts:
+    return dict.fromkeys(FIELDS, text)
+
+
+@settings(CONSOLE_SETTINGS)
+@example(every_field(EVERY_PIECE))
+@example({**every_field("x"), "scheduler": HUGE, "host-error": HUGE, "client-name": HUGE})
+@given(TEXTS)
+def test_hostile_text_in_every_field_of_the_console(texts: Texts) -> None:
+    audit = Path(tempfile.mkdtemp()) / "audit.jsonl"
+
+    async def scenario() -> None:
+        collector = RenamedCollector(texts)
+        app = ConsoleApp(
+            collector.inventory,
+            collector,
+            interval=3600,
+            clock=collector.stepped_clock,
+            audit_path=audit,
+        )
+        async with app.run_test(size=(140, 45), notifications=True) as pilot:
+            await visit_everything(app, pilot, texts)
+
+    asyncio.run(scenario())
+    no_control(audit.read_text())  # JSON: every control character escaped
+
+
+@settings(PRINT_SETTINGS)
+@example(every_field(EVERY_PIECE))
+@example(every_field(HUGE))
+@given(TEXTS)
+def test_hostile_text_in_every_field_of_status_and_the_cli(texts: Texts) -> None:
+    collector = RenamedCollector(texts)
+    fleet = collector.read_fleet()
+    printed = SGR.sub("", status_output(fleet))
+    no_control(printed)
+    assert printable(fleet.service.scheduler) in printed  # type: ignore[union-attr]
+    audit = Path(tempfile.mkdtemp()) / "audit.jsonl"
+    args = argparse.Namespace(
+        read_only=False, dry_run=False, yes=True, qr=False, audit_log=str(audit), timeout=5.0
+    )
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        patch.object(cli_ops, "operation", lambda _args: HostileOp(texts)),
+        redirect_stdout(out),
+        redirect_stderr(err),
+    ):
+        code = cli_ops.cmd_operation(args, collector.inventory, collector)
+    assert code == cli_ops.EXIT_FAILED
+    no_control(out.getvalue() + err.getvalue())
+    assert printable(texts["outcome"], newlines=True) in err.getvalue()
+    no_control(audit.read_text())

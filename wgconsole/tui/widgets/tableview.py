@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Label
 
-from wgconsole.core.text import PRINTABLE_ONLY
+from wgconsole.core.text import PRINTABLE_ONLY, printable
 from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.rows import Column, RowSource, TableQuery
@@ -115,7 +115,7 @@ class TableView(Vertical):
         """Show the rows matching `text`, with the filter box open to change it."""
         box = self.query_one(Input)
         box.add_class("-active")
-        box.value = text
+        box.value = text = printable(text)  # as if typed: the box shows its value as it is
         self.query_text = text.strip()
         self.redraw()
         self.table.focus()
