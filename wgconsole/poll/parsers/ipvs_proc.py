@@ -59,7 +59,7 @@ class _BadField(Exception):
 def _hex_address(text: str) -> str:
     if len(text) == 8 and _HEX_DIGITS.issuperset(text):
         return socket.inet_ntoa(bytes.fromhex(text))
-    if ":" in text:
+    if ":" in text and "%" not in text:  # the kernel prints no scope id; ipaddress takes any
         try:
             return ipaddress.IPv6Address(text).compressed
         except ValueError:
@@ -80,9 +80,10 @@ def _protocol(text: str) -> str:
 
 
 def _decimal(text: str, what: str) -> int:
-    if text.isascii() and text.isdigit():
+    # 20 digits hold any of the kernel's counters; int() refuses 4,300+ with a ValueError.
+    if text.isascii() and text.isdigit() and len(text) <= 20:
         return int(text)
-    raise _BadField(f"{what}: expected a number, got {text!r}")
+    raise _BadField(f"{what}: expected a number up to 20 digits, got {text[:40]!r}")
 
 
 class _Converted(dict[str, _T]):
@@ -290,6 +291,8 @@ def _split_expiries(lines: list[str]) -> tuple[tuple[str, ...], list[int]] | Non
     digits = "".join(expiry_texts)
     if not (digits.isascii() and digits.isdigit()):
         return None  # e.g. a persistence engine's fields after the expiry
+    if max(map(len, expiry_texts)) > 20:
+        return None  # not a kernel counter; the reference pass says so
     return rests, list(map(int, expiry_texts))
 
 

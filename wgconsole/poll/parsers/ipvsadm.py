@@ -71,6 +71,8 @@ def parse_endpoint(text: str, source: str, line: int | None) -> Endpoint:
     bracketed = host.startswith("[") and host.endswith("]")
     if bracketed:
         host = host[1:-1]
+    if "%" in host:  # ipvsadm prints no scope id, and ipaddress would take any text after one
+        raise ParseError(source, line, f"bad address in {text[:60]!r}")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -277,7 +279,9 @@ def _count(token: str, number: int) -> int:
 def _parse_uint(text: str, source: str, line: int | None, what: str) -> int:
     # int() alone would also accept "+5", "1_000" and non-ASCII digits.
     if not (text.isascii() and text.isdigit()):
-        raise ParseError(source, line, f"{what}: expected a number, got {text!r}")
+        raise ParseError(source, line, f"{what}: expected a number, got {text[:60]!r}")
+    if len(text) > 20:  # more than any kernel counter; int() refuses 4,300+ digits
+        raise ParseError(source, line, f"{what}: {len(text)} digits, out of range")
     return int(text)
 
 

@@ -5,6 +5,12 @@ record, repr or error message built here can contain it. Preshared keys are redu
 "has one or not". Error messages therefore never quote a line of a dump, only single
 fields of correctly split lines, and even those are withheld when they look like a piece
 of a key (a damaged line can move one anywhere). ParseError redacts whole keys on top.
+
+Every field with a known form is checked: keys (44 base64 characters of 32 bytes), allowed
+IPs (each an address with a prefix length, as wg prints them), endpoints (`(none)`, `a.b.c.d:port`
+or `[v6]:port`, with `%scope` an interface name or index), and numbers (in their kernel
+type's range). A line that does not fit is the gateway's ParseError: nothing a host sends
+reaches the model, and so the screen, unchecked.
 """
 
 from __future__ import annotations
@@ -12,8 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from itertools import repeat
-from typing import NoReturn
+from itertools import chain, repeat
 
 from wgconsole.core.bulk import Columns, LineMemo
 from wgconsole.core.records import Endpoint, WgInterface, WgPeer
@@ -32,6 +37,21 @@ _PUBLIC_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 # number nor an ordinary word (keys are random, so a fragment almost never is one).
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{8,}")
 _PLAIN_RUN = re.compile(r"[A-Z]?[a-z]+|[0-9]+")
+# What the dump filter leaves in the secret fields (see poll.collector); a key-shaped value
+# is accepted too (a capture made by hand, or an older filter): it is dropped all the same.
+HIDDEN = "(hidden)"
+_SECRET = re.compile(r"\(none\)|\(hidden\)|[A-Za-z0-9+/]{43}=")
+_U64 = 1 << 64
+_U32 = 1 << 32
+_U16 = 1 << 16
+_MAX_DIGITS = 20  # of a u64: longer text is never converted (int() of huge text is slow)
+_SHOWN_CHARS = 40
+# A prefix length as wg prints it: no sign, no leading zero.
+_PREFIX = re.compile(r"0|[1-9][0-9]{0,2}")
+# An endpoint's scope id: an interface index, or a name by the kernel's rule (1-15
+# characters, no `/`, `:` or whitespace), kept to printable ASCII.
+_SCOPE = re.compile(r"[0-9]{1,10}|[!-9;-~]{1,15}")
+_SCOPE_FORBIDDEN = frozenset("/%[]")
 
 
 def parse_wg_dump(text: str, interface: str, memo: LineMemo[WgPeer] | None = None) -> WgInterface:
@@ -99,7 +119,7 @@ def _interface_fields(line: str, expected: int, source: str, text: str, number: 
     """The fields of an interface line, less the private key (the 4th field from the end)."""
     fields = line.split("\t")
     if len(fields) != expected:
-        # Without tabs this is an error message (stderr is merged), which is worth showing;
+        # Without tabs this is an error message (older captures merged stderr), worth showing;
         # with tabs it is a broken dump line that may hold a private key: never show it.
         if "\t" in line:
             raise ParseError(
@@ -109,6 +129,8 @@ def _interface_fields(line: str, expected: int, source: str, text: str, number: 
                 + (f" or {_PEER_FIELDS + 1} on a peer line" if source == SOURCE_DUMP_ALL else ""),
             )
         raise ParseError(source, number, f"unexpected output: {_message_lines(text)}")
+    if not _SECRET.fullmatch(fields[-4]):
+        raise ParseError(source, number, "private key field is neither hidden nor a key")
     del fields[-4]
     return fields
 
@@ -135,7 +157,7 @@ class _InterfaceBuilder:
         self._source = source
         public_key, port, fwmark = head
         self._public_key = self._interface_key(public_key, number)
-        self._listen_port = _uint(port, "listen port", source, number)
+        self._listen_port = _uint(port, "listen port", source, number, _U16)
         self._fwmark = _fwmark(fwmark, source, number)
         self.peers: list[WgPeer] = []
 
@@ -157,21 +179,17 @@ class _InterfaceBuilder:
 def _peer(fields: list[str], source: str, number: int) -> WgPeer:
     public_key, preshared, endpoint, allowed, handshake, rx, tx, keepalive = fields
     _check_key(public_key, "peer public key", source, number)
-    if keepalive == "off":
-        keepalive = "0"
-    # One check for the four counters: this runs for every peer of every poll.
-    numbers = handshake + rx + tx + keepalive
-    if not (numbers.isascii() and numbers.isdigit()) or "" in (handshake, rx, tx, keepalive):
-        _raise_bad_number(fields, source, number)
+    if not _SECRET.fullmatch(preshared):
+        raise ParseError(source, number, "preshared key field is neither (none), hidden nor a key")
     return WgPeer(
         public_key,
         preshared != NONE,
-        None if endpoint == NONE else _endpoint(endpoint, source, number),
+        None if endpoint == NONE else parse_endpoint(endpoint, source, number),
         _allowed_ips(allowed, source, number),
-        int(handshake),
-        int(rx),
-        int(tx),
-        int(keepalive),
+        _uint(handshake, "latest handshake", source, number, _U64),
+        _uint(rx, "rx bytes", source, number, _U64),
+        _uint(tx, "tx bytes", source, number, _U64),
+        0 if keepalive == "off" else _uint(keepalive, "keepalive", source, number, _U16),
     )
 
 
@@ -192,6 +210,11 @@ _ENDPOINTS = Columns(Endpoint, ("address", "port"))
 # Every public key of a dump, one per line: checked by one regex match instead of 10,000.
 _PUBLIC_KEY_LINES = re.compile(r"(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n)*")
 _NUMBER_FREE = {"off": "0"}
+_HIDDEN_SECRETS = frozenset({NONE, HIDDEN})
+# IPv4 prefix lengths (0-32, as wg prints them), one per line: one regex match for all.
+_PREFIX4_LINES = re.compile(r"(?:(?:[0-9]|[12][0-9]|3[0-2])\n)*")
+_PREFIX6_LINES = re.compile(r"(?:(?:[0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])\n)*")
+_FAMILIES = ((False, socket.AF_INET, _PREFIX4_LINES), (True, socket.AF_INET6, _PREFIX6_LINES))
 
 
 def _peers_by_column(lines: list[str]) -> list[WgPeer] | None:
@@ -210,10 +233,17 @@ def _peers_by_column(lines: list[str]) -> list[WgPeer] | None:
     del rows
     if not _PUBLIC_KEY_LINES.fullmatch("\n".join(keys) + "\n"):
         return None
+    if not _HIDDEN_SECRETS.issuperset(preshared):
+        return None
     keepalives = tuple(map(_NUMBER_FREE.get, keepalives, keepalives))
     counters = (handshakes, rx, tx, keepalives)
     digits = "".join(map("".join, counters))
     if not (digits.isascii() and digits.isdigit()) or any("" in c for c in counters):
+        return None
+    if max(map(len, chain.from_iterable(counters))) > _MAX_DIGITS:
+        return None
+    values = [list(map(int, column)) for column in counters]
+    if max(map(max, values[:3])) >= _U64 or max(values[3]) >= _U16:
         return None
     allowed_ips = _allowed_ips_column(allowed)
     peer_endpoints = _endpoints_column(endpoints)
@@ -224,16 +254,33 @@ def _peers_by_column(lines: list[str]) -> list[WgPeer] | None:
         map(NONE.__ne__, preshared),
         peer_endpoints,
         allowed_ips,
-        *(map(int, column) for column in counters),
+        *values,
     )
 
 
 def _allowed_ips_column(column: tuple[str, ...]) -> list[tuple[str, ...]] | None:
-    """`_allowed_ips` of each field, or None where the reference pass must decide."""
+    """`_allowed_ips` of each field, or None where the reference pass must decide.
+
+    inet_pton checks every address, one regex match per family every prefix length; any
+    bad field goes to the reference pass, which names it.
+    """
     networks = [() if text == NONE else tuple(text.split(",")) for text in column]
     slashes = [0 if text == NONE else text.count("/") for text in column]
     if slashes != list(map(len, networks)):
         return None
+    flat = [network for nets in networks for network in nets]
+    for v6, family, prefix_lines in _FAMILIES:
+        chosen = [network for network in flat if (":" in network) is v6]
+        if not chosen:
+            continue
+        addresses, _, prefixes = zip(*map(str.partition, chosen, repeat("/")), strict=True)
+        if not prefix_lines.fullmatch("\n".join(prefixes) + "\n"):
+            return None
+        try:
+            for _ in map(socket.inet_pton, repeat(family), addresses):
+                pass
+        except (OSError, ValueError):  # ValueError: an embedded NUL
+            return None
     return networks
 
 
@@ -250,6 +297,8 @@ def _endpoints_column(column: tuple[str, ...]) -> list[Endpoint | None] | None:
     digits = "".join(ports)
     if "" in seps or "" in ports or not (digits.isascii() and digits.isdigit()):
         return None
+    if max(map(len, ports)) > 5:
+        return None
     try:
         for _ in map(socket.inet_pton, repeat(socket.AF_INET), hosts):
             pass
@@ -262,13 +311,9 @@ def _endpoints_column(column: tuple[str, ...]) -> list[Endpoint | None] | None:
     return [None if text == NONE else next(built) for text in column]
 
 
-def _raise_bad_number(fields: list[str], source: str, number: int) -> NoReturn:
-    """Name the counter that failed _peer's combined check."""
-    names = ("latest handshake", "rx bytes", "tx bytes", "keepalive")
-    for name, value in zip(names, fields[4:], strict=True):
-        if not (name == "keepalive" and value == "off"):
-            _uint(value, name, source, number)
-    raise AssertionError("unreachable: _peer found a bad counter")
+def is_public_key(text: str) -> bool:
+    """Whether `text` is a WireGuard key as wg prints one: 32 bytes in base64."""
+    return bool(_PUBLIC_KEY.fullmatch(text))
 
 
 def _check_key(key: str, what: str, source: str, number: int) -> None:
@@ -277,14 +322,21 @@ def _check_key(key: str, what: str, source: str, number: int) -> None:
         raise ParseError(source, number, f"{what} is not a 44-character base64 key")
 
 
-def _endpoint(text: str, source: str, number: int) -> Endpoint:
-    """`1.2.3.4:51820`, `[fd00::1]:51820` or `[fe80::1%eth0]:51820`, as wg prints them."""
+def parse_endpoint(text: str, source: str, number: int | None) -> Endpoint:
+    """`1.2.3.4:51820`, `[fd00::1]:51820` or `[fe80::1%eth0]:51820`, as wg prints them;
+    ParseError for anything else (a scope id must be an interface name or index)."""
     host, sep, port = text.rpartition(":")
     if not sep:
         raise ParseError(source, number, f"bad endpoint {_shown(text)}")
     try:
         if host.startswith("[") and host.endswith("]"):
-            address = str(ipaddress.IPv6Address(host[1:-1]))
+            inner = host[1:-1]
+            bare, percent, scope = inner.partition("%")
+            if percent and not _valid_scope(scope):
+                raise ValueError("scope id")
+            # inet_pton first: ipaddress alone takes any text after a `%`.
+            socket.inet_pton(socket.AF_INET6, bare)
+            address = str(ipaddress.IPv6Address(inner))
         else:
             # inet_pton is strict (four decimal parts, no leading zeros) and ~10x cheaper
             # than ipaddress, which matters with thousands of peers.
@@ -292,20 +344,41 @@ def _endpoint(text: str, source: str, number: int) -> Endpoint:
             address = host
     except (ValueError, OSError):
         raise ParseError(source, number, f"bad endpoint {_shown(text)}") from None
-    port_number = _uint(port, "endpoint port", source, number)
-    if port_number > 0xFFFF:
+    if not (port.isascii() and port.isdigit()):
+        raise ParseError(source, number, f"endpoint port: expected a number, got {_shown(port)}")
+    if len(port) > 5 or int(port) >= _U16:
         raise ParseError(source, number, f"bad endpoint {_shown(text)}")
-    return Endpoint(address, port_number)
+    return Endpoint(address, int(port))
+
+
+def _valid_scope(scope: str) -> bool:
+    return bool(_SCOPE.fullmatch(scope)) and _SCOPE_FORBIDDEN.isdisjoint(scope)
+
+
+def allowed_ip_problem(network: str) -> str | None:
+    """Why `network` is not an allowed IP as wg prints one (`10.0.0.2/32`, `fd00::2/128`),
+    or None. Only the form is checked (host bits may be set)."""
+    address, slash, prefix = network.partition("/")
+    if not slash or not _PREFIX.fullmatch(prefix):
+        return "expected ADDRESS/PREFIX"
+    family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
+    try:
+        socket.inet_pton(family, address)
+    except (OSError, ValueError):
+        return "not an IP address"
+    if int(prefix) > bits:
+        return f"prefix length over {bits}"
+    return None
 
 
 def _allowed_ips(text: str, source: str, number: int) -> tuple[str, ...]:
     if text == NONE:
         return ()
     networks = text.split(",")
-    if text.count("/") != len(networks):  # cheap test first: one per peer and poll
-        for network in networks:
-            if network.count("/") != 1:
-                raise ParseError(source, number, f"bad allowed IP {_shown(network)}")
+    for network in networks:
+        problem = allowed_ip_problem(network)
+        if problem is not None:
+            raise ParseError(source, number, f"bad allowed IP {_shown(network)}: {problem}")
     return tuple(networks)
 
 
@@ -315,16 +388,21 @@ def _fwmark(text: str, source: str, number: int) -> int:
         return 0
     digits, base = (text[2:], 16) if text[:2].lower() == "0x" else (text, 10)
     try:
-        if digits.isascii() and digits.isalnum():
-            return int(digits, base)
+        if digits.isascii() and digits.isalnum() and len(digits) <= 10:
+            value = int(digits, base)
+            if value < _U32:
+                return value
     except ValueError:
         pass
     raise ParseError(source, number, f"bad fwmark {_shown(text)}")
 
 
-def _uint(text: str, what: str, source: str, number: int) -> int:
+def _uint(text: str, what: str, source: str, number: int, limit: int) -> int:
+    """`text` as a number below `limit` (the field's kernel type), or ParseError."""
     if text.isascii() and text.isdigit():
-        return int(text)
+        if len(text) <= _MAX_DIGITS and int(text) < limit:
+            return int(text)
+        raise ParseError(source, number, f"{what}: {_shown(text)} is out of range")
     raise ParseError(source, number, f"{what}: expected a number, got {_shown(text)}")
 
 
@@ -336,6 +414,8 @@ def _shown(value: str) -> str:
     """
     if _scrub(value) != value:
         return "(value not shown: it looks like key material)"
+    if len(value) > _SHOWN_CHARS:
+        return repr(value[: _SHOWN_CHARS - 3]) + "..."
     return repr(value)
 
 
