@@ -3,4 +3,8 @@ Textual's internals (`textual_compat`).
 
 Renders `view` snapshots and sends commands through `ops`; the only package that imports
 Textual. May import every layer below it; never `cli`.
+
+Text from hosts and operators reaches a widget only as Rich Text of its printable form
+(`widgets.palette.plain`, `Palette.text`, `Palette.line`), never as a str Textual would read as
+markup; notifications are never markup (`ConsoleApp.notify`).
 """
