@@ -452,6 +452,7 @@ def test_remove_script_drops_exactly_that_block(
 ) -> None:
     conf = tmp_path / "wg0.conf"
     conf.write_text(GW_CONF)
+    conf.chmod(0o640)
     bak = str(conf) + ".wgconsole-bak-1"
     res = run_script(wgconf.REMOVE_SCRIPT, [str(conf), bak, victim], awk_env)
     assert res.returncode == 0, res.stderr
@@ -466,7 +467,8 @@ def test_remove_script_drops_exactly_that_block(
         assert text.startswith("[Interface]\nPrivateKey") and "10.255.0.2/32" not in text
     else:
         assert "# beta" not in text and "# alpha" in text and "10.255.0.3/32" not in text
-    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o640  # the file's own mode, kept
+    assert stat.S_IMODE(Path(bak).stat().st_mode) == 0o600
 
 
 def test_remove_script_is_case_and_space_tolerant_and_says_absent(
@@ -765,7 +767,7 @@ def test_execute_add_generated_key_requires_output(rig: Rig, tmp_path: Path) -> 
 
 
 def _is_persist_on(conf: str) -> Callable[[str], bool]:
-    return lambda command: wgconf.TMP_SUFFIX in command and conf in command and "cp -p" in command
+    return lambda command: "make_backup" in command and conf in command
 
 
 def test_execute_add_failure_on_second_gateway_rolls_back_both(rig: Rig, tmp_path: Path) -> None:

@@ -15,12 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from wgconsole.core.ifname import interface_name_problem
 from wgconsole.core.inventory import Gateway
 from wgconsole.ops.errors import OpError
+from wgconsole.poll.parsers.errors import redact
+from wgconsole.poll.parsers.wg_dump import allowed_ip_problem, is_public_key
 from wgconsole.poll.transport.base import privileged, quote_argv
 
 BACKUP_SUFFIX = ".wgconsole-bak-"
 TMP_SUFFIX = ".wgconsole-tmp"
+# Backups of one config file kept on the gateway: the newest ones, the one the running change
+# made always among them. A rollback needs only that one; the few before it let an operator
+# undo the last changes by hand. Each holds the gateway's private key, so they are bounded
+# (the audit log, on the bastion, keeps what every change was).
+BACKUPS_KEPT = 5
 
 # count FILE KEY: how many PublicKey lines in FILE equal KEY.
 _COUNT_FN = r"""
@@ -34,8 +42,72 @@ count() {
 }
 """
 
+# How a config file is replaced (with $conf, the configured path, and $bak set):
+# - the file edited is the one $conf resolves to (`readlink -f`): a symlinked wg0.conf (one
+#   that config management owns) gets the change, and stays a link;
+# - the new text goes to a fresh temporary file (mktemp: O_EXCL, 0600, never a link followed)
+#   in the resolved file's directory, so the rename is atomic; it gets the file's owner and
+#   mode, is fsynced, renamed over the file, and the directory is fsynced;
+# - before that, a backup of the old text (0600) is made next to $conf, and afterwards the
+#   oldest backups are removed down to BACKUPS_KEPT, never the one just made;
+# - temporary files (they hold the private key) are removed on any exit, and those that an
+#   edit killed before its end left are removed by the next one.
+# `sync FILE` fsyncs FILE (coreutils 8.24+, busybox); an older sync syncs everything.
+_REPLACE_FN = r"""
+LC_ALL=C; export LC_ALL
+tmp= btmp=
+trap 'rm -f -- ${tmp:+"$tmp"} ${btmp:+"$btmp"}' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+sync_file() { sync -- "$1" 2>/dev/null || sync; }
+resolve() {
+    real=$(readlink -f -- "$conf") || { echo "$conf: cannot resolve its path" >&2; exit 3; }
+    [ -f "$real" ] || { echo "$conf: $real is not a regular file" >&2; exit 3; }
+    dir=$(dirname -- "$real")
+    owner=$(stat -c %u:%g -- "$real")
+    mode=$(stat -c %a -- "$real")
+    umask 077
+    rm -f -- "$dir/.${real##*/}@TMP@."*
+    tmp=$(mktemp "$dir/.${real##*/}@TMP@.XXXXXX")
+}
+commit_edit() {
+    chown -- "$owner" "$tmp" || { echo "cannot give the new $conf the owner $owner" >&2; exit 7; }
+    chmod -- "$mode" "$tmp"
+    sync_file "$tmp"
+    mv -f -- "$tmp" "$real"
+    tmp=
+    sync_file "$dir"
+}
+"""
+# The backup half: what an edit adds to _REPLACE_FN (a restore has no backup to make).
+_BACKUP_FN = r"""
+make_backup() {
+    if [ -e "$bak" ] || [ -L "$bak" ]; then echo "$bak already exists" >&2; exit 6; fi
+    btmp=$(mktemp "$bak.XXXXXX")
+    cat -- "$real" > "$btmp"
+    sync_file "$btmp"
+    mv -f -- "$btmp" "$bak"
+    btmp=
+}
+prune_backups() {
+    excess=$((0 - @KEEP@))
+    for f in "$conf@BAK@"*; do
+        if [ -f "$f" ]; then excess=$((excess + 1)); fi
+    done
+    for f in "$conf@BAK@"*; do
+        [ "$excess" -gt 0 ] || break
+        if [ -f "$f" ] && [ "$f" != "$bak" ]; then
+            rm -f -- "$f" || true
+            excess=$((excess - 1))
+        fi
+    done
+}
+"""
+_REPLACE_FN = _REPLACE_FN.replace("@TMP@", TMP_SUFFIX)
+_BACKUP_FN = _BACKUP_FN.replace("@BAK@", BACKUP_SUFFIX).replace("@KEEP@", str(BACKUPS_KEPT))
+
 # Prints sections the parser below reads. Only public data and presence bits leave the host:
-# `preshared-keys` is reduced to 0/1 on the gateway itself.
+# `preshared-keys` is reduced to 0/1 on the gateway itself. The directory is writable when
+# both the resolved file's (the temporary file) and the configured path's (the backups) are.
 READ_SCRIPT = (
     "set -u\niface=$1 conf=$2 key=$3\n"
     + _COUNT_FN
@@ -51,31 +123,41 @@ if [ -f "$conf" ] && [ -r "$conf" ]; then
 else
     printf 'count\tunreadable\n'
 fi
-if [ -w "$(dirname -- "$conf")" ]; then printf 'dir\twritable\n'; else printf 'dir\tread-only\n'; fi
+real=$(readlink -f -- "$conf" 2>/dev/null) || real=$conf
+if [ -w "$(dirname -- "$real")" ] && [ -w "$(dirname -- "$conf")" ]; then
+    printf 'dir\twritable\n'
+else
+    printf 'dir\tread-only\n'
+fi
 """
 )
 
 # Args: CONF BACKUP NAME KEY ALLOWED KEEPALIVE. Appends one [Peer] block; keeps a backup.
 ADD_SCRIPT = (
-    "set -eu\nconf=$1 bak=$2 name=$3 key=$4 allowed=$5 ka=$6\ntmp=$conf.wgconsole-tmp\n"
+    "set -eu\nconf=$1 bak=$2 name=$3 key=$4 allowed=$5 ka=$6\n"
     + _COUNT_FN
+    + _REPLACE_FN
+    + _BACKUP_FN
     + r"""
 [ -f "$conf" ] || { echo "$conf: no such file" >&2; exit 3; }
 n=$(count "$conf" "$key")
 [ "$n" = 0 ] || { echo "$conf already has a [Peer] with this PublicKey ($n)" >&2; exit 4; }
-umask 077
-cp -p "$conf" "$bak"
+resolve
+make_backup
 {
     # the old file without trailing blank lines, then one blank line and the new block
-    awk '/^[ \t\r]*$/ { blank++; next } { for (; blank > 0; blank--) print ""; print }' "$conf"
+    awk '/^[ \t\r]*$/ { blank++; next } { for (; blank > 0; blank--) print ""; print }' "$real"
     printf '\n[Peer]\n# %s\nPublicKey = %s\nAllowedIPs = %s\n' "$name" "$key" "$allowed"
     if [ "$ka" != 0 ]; then printf 'PersistentKeepalive = %s\n' "$ka"; fi
 } > "$tmp"
-chmod 600 "$tmp"
 if [ "$(count "$tmp" "$key")" != 1 ]; then
-    rm -f "$tmp"; echo "new $conf would not hold the peer once" >&2; exit 5
+    echo "new $conf would not hold the peer once" >&2; exit 5
 fi
-mv -f "$tmp" "$conf"
+commit_edit
+if [ "$(count "$real" "$key")" != 1 ]; then
+    echo "$conf does not hold the peer once after the write" >&2; exit 5
+fi
+prune_backups
 echo written
 """
 )
@@ -121,32 +203,47 @@ END { flush(); if (!dropped_last) for (i = 1; i <= g; i++) print gap[i] }
 # Args: CONF BACKUP KEY. Removes the peer's block(s); "absent" (no change) if it has none.
 assert "'" not in _DROP_BLOCK_AWK
 REMOVE_SCRIPT = (
-    "set -eu\nconf=$1 bak=$2 key=$3\ntmp=$conf.wgconsole-tmp\n"
+    "set -eu\nconf=$1 bak=$2 key=$3\n"
     + _COUNT_FN
+    + _REPLACE_FN
+    + _BACKUP_FN
     + 'drop_block() {\n    awk -v k="$2" \''
     + _DROP_BLOCK_AWK
     + '\' "$1"\n}\n'
     + r"""
 [ -f "$conf" ] || { echo "$conf: no such file" >&2; exit 3; }
 if [ "$(count "$conf" "$key")" = 0 ]; then echo absent; exit 0; fi
-umask 077
-cp -p "$conf" "$bak"
-drop_block "$conf" "$key" > "$tmp"
-chmod 600 "$tmp"
+resolve
+make_backup
+drop_block "$real" "$key" > "$tmp"
 if [ "$(count "$tmp" "$key")" != 0 ]; then
-    rm -f "$tmp"; echo "new $conf would still hold the peer" >&2; exit 5
+    echo "new $conf would still hold the peer" >&2; exit 5
 fi
-mv -f "$tmp" "$conf"
+commit_edit
+if [ "$(count "$real" "$key")" != 0 ]; then
+    echo "$conf still holds the peer after the write" >&2; exit 5
+fi
+prune_backups
 echo removed
 """
 )
 
-# Args: CONF BACKUP. Puts the backup back (rename: atomic); "untouched" if none was made.
-RESTORE_SCRIPT = r"""set -eu
-conf=$1 bak=$2
-rm -f "$conf.wgconsole-tmp"
-if [ -e "$bak" ]; then mv -f "$bak" "$conf"; echo restored; else echo untouched; fi
+# Args: CONF BACKUP. Puts the backup's text back into the file CONF resolves to (a fresh
+# temporary file renamed over it: atomic), with that file's owner and mode, and removes the
+# backup; "untouched" if none was made. Also removes what an edit killed half-way left.
+RESTORE_SCRIPT = (
+    "set -eu\nconf=$1 bak=$2\n"
+    + _REPLACE_FN
+    + r"""
+rm -f -- "$conf.wgconsole-tmp"  # an older wgconsole's fixed name
+if [ ! -f "$bak" ]; then echo untouched; exit 0; fi
+resolve
+cat -- "$bak" > "$tmp"
+commit_edit
+rm -f -- "$bak"
+echo restored
 """
+)
 
 # Args: IFACE KEY. Removes a live peer; "absent" if it is not there (so it can be retried).
 LIVE_REMOVE_SCRIPT = r"""set -u
@@ -188,22 +285,30 @@ def _sh(script: str, args: Sequence[str], sudo: bool) -> str:
     return privileged(["sh", "-c", script, "sh", *args], sudo)
 
 
+def _interface(gw: Gateway) -> str:
+    """The gateway's interface, or OpError: `all` would make `wg` act on every interface."""
+    problem = interface_name_problem(gw.interface)
+    if problem is not None:
+        raise OpError(f"{gw.name}: interface {_shown(gw.interface)} refused: {problem}")
+    return gw.interface
+
+
 def read_command(gw: Gateway, key: str) -> str:
-    return _sh(READ_SCRIPT, [gw.interface, gw.config, key], gw.ssh.sudo)
+    return _sh(READ_SCRIPT, [_interface(gw), gw.config, key], gw.ssh.sudo)
 
 
 def live_set_command(gw: Gateway, key: str, allowed_ips: Sequence[str], keepalive: int) -> str:
     # `wg set ... allowed-ips` REPLACES the peer's list: always the complete list.
-    argv = ["wg", "set", gw.interface, "peer", key, "allowed-ips", ",".join(allowed_ips)]
+    argv = ["wg", "set", _interface(gw), "peer", key, "allowed-ips", ",".join(allowed_ips)]
     return privileged([*argv, "persistent-keepalive", str(keepalive)], gw.ssh.sudo)
 
 
 def live_remove_command(gw: Gateway, key: str) -> str:
-    return _sh(LIVE_REMOVE_SCRIPT, [gw.interface, key], gw.ssh.sudo)
+    return _sh(LIVE_REMOVE_SCRIPT, [_interface(gw), key], gw.ssh.sudo)
 
 
 def live_restore_command(gw: Gateway, key: str, state: LivePeer) -> str:
-    args = [gw.interface, key, ",".join(state.allowed_ips), str(state.keepalive), gw.config]
+    args = [_interface(gw), key, ",".join(state.allowed_ips), str(state.keepalive), gw.config]
     return _sh(LIVE_RESTORE_SCRIPT, [*args, "1" if state.has_psk else "0"], gw.ssh.sudo)
 
 
@@ -256,6 +361,8 @@ class GatewayState:
 
 
 def parse_read(text: str) -> GatewayState:
+    """What READ_SCRIPT printed; OpError if a section is missing or a value is not of its
+    form (a key, an allowed IP, a number): what a gateway says is checked before use."""
     sections = _sections(text)
     try:
         public_key = sections["public-key"][0].strip()
@@ -265,10 +372,12 @@ def parse_read(text: str) -> GatewayState:
         file_info = dict(_columns(sections["file"]))
     except (KeyError, IndexError):
         raise OpError("unexpected output from the gateway's read (sections missing)") from None
+    if public_key != "(none)" and not is_public_key(public_key):
+        raise _bad("its public key is not a WireGuard key")
     keepalives = dict(keepalive)
     psks = dict(psk)
     peers = {
-        key: LivePeer(
+        _peer_key(key): LivePeer(
             allowed_ips=_allowed(value),
             keepalive=_keepalive(keepalives.get(key, "off")),
             has_psk=psks.get(key, "0") == "1",
@@ -279,9 +388,24 @@ def parse_read(text: str) -> GatewayState:
     return GatewayState(
         public_key=public_key,
         peers=peers,
-        key_count=int(count_text) if count_text.isdigit() else None,
+        key_count=int(count_text) if count_text.isdigit() and len(count_text) < 10 else None,
         dir_writable=file_info.get("dir") == "writable",
     )
+
+
+def _bad(what: str) -> OpError:
+    return OpError(redact(f"unexpected output from the gateway's read: {what}"))
+
+
+def _shown(value: str) -> str:
+    """`value` quoted for a message: short, control characters escaped, keys redacted."""
+    return redact(repr(value if len(value) <= 40 else value[:37] + "..."))
+
+
+def _peer_key(key: str) -> str:
+    if not is_public_key(key):
+        raise _bad(f"peer key {_shown(key)} is not a WireGuard key")
+    return key
 
 
 def _sections(text: str) -> dict[str, list[str]]:
@@ -306,8 +430,17 @@ def _columns(lines: Sequence[str]) -> list[tuple[str, str]]:
 def _allowed(value: str) -> tuple[str, ...]:
     if value in ("", "(none)"):
         return ()
-    return tuple(sorted(value.split()))
+    networks = value.split()
+    for network in networks:
+        problem = allowed_ip_problem(network)
+        if problem is not None:
+            raise _bad(f"allowed IP {_shown(network)}: {problem}")
+    return tuple(sorted(networks))
 
 
 def _keepalive(value: str) -> int:
-    return int(value) if value.isdigit() else 0
+    if value == "off":
+        return 0
+    if value.isascii() and value.isdigit() and len(value) <= 5 and int(value) <= 0xFFFF:
+        return int(value)
+    raise _bad(f"keepalive {_shown(value)} is not a number of seconds")
