@@ -8,7 +8,9 @@ logs, inventories, outputs, configs), everything the tests of this run printed o
 every failure's text (tests/conftest.py collects them), the test fixtures and screenshots,
 the default audit log and state of wgconsole, the lab's own logs and inventories, and the
 drain records on the lab's LB. A key may only be in its own key file, in a client config
-written by wgconsole, or on the hosts that use it (a gateway's /etc/wireguard).
+written by wgconsole, or on the hosts that use it (a gateway's /etc/wireguard). There, the
+gateways' key is only in their config file and its few backups (ops.wgconf keeps
+BACKUPS_KEPT), never in a temporary file an edit left.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ import pytest
 
 from tests.conftest import CAPTURED_NAME
 from tests.lab.conftest import Lab
+from wgconsole.ops import wgconf
 
 pytestmark = pytest.mark.lab
 
@@ -121,3 +125,17 @@ def test_no_private_key_in_anything_the_suite_produced(
         check=False,
     ).encode()
     assert not [k for k in secrets if k in records or k[:20] in records]
+
+
+def test_the_gateways_key_is_in_their_config_and_its_few_backups_only(lab: Lab) -> None:
+    """Every copy the config edit made on the gateways (the guest reads the key from the lab's
+    key file: it is never on a command line)."""
+    keyfile = shlex.quote(str(lab.dir / "wg" / "gateway.key"))
+    holders = lab.sh(f"grep -rlF -f {keyfile} /run/wglab 2>/dev/null; true").split()
+    for netns in ("gw1", "gw2"):
+        config = f"/run/wglab/{netns}/wireguard/wg0.conf"
+        mine = {p for p in holders if p.startswith(f"/run/wglab/{netns}/")}
+        backups = {p for p in mine if p.startswith(config + wgconf.BACKUP_SUFFIX)}
+        print(f"{netns}: config and {len(backups)} backups")
+        assert config in mine and mine == {config, *backups}, sorted(mine)
+        assert len(backups) <= wgconf.BACKUPS_KEPT, sorted(backups)
