@@ -82,8 +82,11 @@ def fleets(frames: Sequence[Path]) -> list[Fleet]:
         collector.close()
 
 
-async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until `condition` holds (the poll worker is a real thread)."""
+async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Let the app run until `condition` holds (the poll worker is a real thread).
+
+    The bound only stops a hung test: it is generous because a loaded CI machine renders a
+    screen of 100,000-character host strings (tests/test_hostile_text.py) in seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
