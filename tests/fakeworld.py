@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host, Inventory
+from wgconsole.poll import collector as collect
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.transport.base import (
     CommandResult,
@@ -308,4 +311,17 @@ def make_world(root: Path) -> World:
     inventory_path.write_text((NORMAL / "inventory.yaml").read_text())
     world = World(root, load_inventory(inventory_path))
     world.state_path.write_text(json.dumps(initial_state()))
+    return world
+
+
+def world_for_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """A fake world that `wgconsole` commands (cli.main) reach instead of SSH hosts, with the
+    bastion's state (last answers, the default audit log) kept in `tmp_path`."""
+    world = make_world(tmp_path / "world")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(
+        collect,
+        "SshTransport",
+        lambda host, **kw: world.transport(host.name, read_only=bool(kw.get("read_only"))),
+    )
     return world

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeworld import GW2, World, make_world
+from tests.fakeworld import GW2, World, world_for_cli
 from tests.test_ops_peers import NEWKEY
 from wgconsole.cli import main as cli
-from wgconsole.poll import collector as collect
 
 BASE = (Path(__file__).parent / "fixtures" / "lab" / "normal" / "inventory.yaml").read_text()
 GW2_LINE = "  - {name: wg-gateway-02, host: 127.0.0.1, port: 2323, real_server: 10.77.0.12:51280}"
@@ -46,10 +45,7 @@ def test_a_bad_inventory_is_one_located_message_and_exit_2(
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    w = make_world(tmp_path / "world")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(collect, "SshTransport", lambda host, **kw: w.transport(host.name))
-    return w
+    return world_for_cli(tmp_path, monkeypatch)
 
 
 BAD = [

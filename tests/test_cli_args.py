@@ -9,23 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeworld import GW2, World, make_world
+from tests.fakeworld import GW2, World, world_for_cli
 from wgconsole.cli import main as cli
 from wgconsole.cli import operations as cli_ops
 from wgconsole.ops import catalog
-from wgconsole.poll import collector as collect
 
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    w = make_world(tmp_path / "world")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(
-        collect,
-        "SshTransport",
-        lambda host, **kw: w.transport(host.name, read_only=bool(kw.get("read_only"))),
-    )
-    return w
+    return world_for_cli(tmp_path, monkeypatch)
 
 
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

@@ -41,7 +41,7 @@ from tests.console_support import (
     show_view,
     wait_for,
 )
-from tests.fakeworld import GW2, World, make_world
+from tests.fakeworld import GW2, World, world_for_cli
 from tests.test_ops_peers import NEWKEY, Rig, make_rig
 from wgconsole.cli import main as cli
 from wgconsole.cli import operations as cli_ops
@@ -56,7 +56,6 @@ from wgconsole.ops.errors import OpError
 from wgconsole.ops.operation import Field as OpField
 from wgconsole.ops.operation import Outcome as OpOutcome
 from wgconsole.ops.operation import Planned
-from wgconsole.poll import collector as collect
 from wgconsole.poll.collector import PollResult
 from wgconsole.poll.replay import ReplayTransport
 from wgconsole.poll.transport.base import CommandResult
@@ -328,10 +327,8 @@ async def test_a_failed_step_with_markup_rolls_back_and_the_screen_closes(
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    w = make_world(tmp_path / "world")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    w = world_for_cli(tmp_path, monkeypatch)
     monkeypatch.setenv("WGCONSOLE_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    monkeypatch.setattr(collect, "SshTransport", lambda host, **kw: w.transport(host.name))
     yield w
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeworld import GW1, GW2, LB, World, make_world
+from tests.fakeworld import GW1, GW2, LB, World, make_world, world_for_cli
 from tests.test_ops_peers import NEWKEY, make_rig
 from wgconsole.cli import main as cli
 from wgconsole.core.fleet import Fleet
@@ -29,7 +29,6 @@ from wgconsole.ops.peers import (
 )
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.ops.weight import execute_weight, plan_undrain
-from wgconsole.poll import collector as collect
 from wgconsole.poll.transport.base import TransportError
 
 DRAIN_COMMANDS = 22  # commands a full drain of gateway-02 sends in the fake world (checked)
@@ -161,13 +160,7 @@ def test_resume_needs_an_interrupted_drain(tmp_path: Path) -> None:
 def test_cli_says_so_and_offers_both_ways(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    world = make_world(tmp_path / "world")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(
-        collect,
-        "SshTransport",
-        lambda host, **kw: world.transport(host.name, read_only=bool(kw.get("read_only"))),
-    )
+    world = world_for_cli(tmp_path, monkeypatch)
     inv = str(world.root / "inventory.yaml")
     audit = str(tmp_path / "audit.jsonl")
     ctx = _ctx(world)

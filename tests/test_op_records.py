@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import fakeworld
-from tests.fakeworld import GW2, LB, World, make_world
+from tests.fakeworld import GW2, LB, World, world_for_cli
 from wgconsole.cli import main as cli
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.records import DrainRecord, LockRecord
@@ -29,7 +29,6 @@ from wgconsole.ops.context import OpContext
 from wgconsole.ops.drain import execute_drain, plan_drain
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.weight import plan_undrain
-from wgconsole.poll import collector as collect
 from wgconsole.poll.parsers.op_records import parse_op_state
 from wgconsole.poll.transport.base import CommandResult
 
@@ -88,14 +87,7 @@ BAD_OWNERS = [
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    w = make_world(tmp_path / "world")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(
-        collect,
-        "SshTransport",
-        lambda host, **kw: w.transport(host.name, read_only=bool(kw.get("read_only"))),
-    )
-    return w
+    return world_for_cli(tmp_path, monkeypatch)
 
 
 def _put_record(world: World, text: str, gateway: str = GW2) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeworld import GW2, World, make_world
+from tests.fakeworld import GW2, World, world_for_cli
 from tests.test_ops_peers import NEWKEY, make_rig
 from wgconsole.cli import main as cli
 from wgconsole.ops.audit import AuditLog
@@ -28,7 +28,6 @@ from wgconsole.ops.peers import (
     plan_peer_remove,
 )
 from wgconsole.ops.weight import execute_weight, plan_undrain, plan_weight
-from wgconsole.poll import collector as collect
 
 # What changes state on a host, in the commands wgconsole sends.
 CHANGES = re.compile(
@@ -39,14 +38,7 @@ CHANGES = re.compile(
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    w = make_world(tmp_path / "world")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(
-        collect,
-        "SshTransport",
-        lambda host, **kw: w.transport(host.name, read_only=bool(kw.get("read_only"))),
-    )
-    return w
+    return world_for_cli(tmp_path, monkeypatch)
 
 
 COMMANDS = [
