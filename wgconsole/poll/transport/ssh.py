@@ -296,14 +296,10 @@ def _host_port(hostname: str, port: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Leg:
+class _Leg(SshHop):
     """One SSH connection of a route: a jump host or the host itself."""
 
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...]
-    what: str  # "" for the host itself, "jump host 1 of 2 " for a hop: said in its errors
+    what: str = ""  # "" for the host itself, "jump host 1 of 2 " for a hop: said in its errors
 
 
 class SshTransport:
