@@ -3,6 +3,9 @@
 A lab test never skips: if the lab cannot boot, every lab test errors with the reason.
 Set WGCONSOLE_TEST_LAB_KEEP=1 to leave the lab running after the session (for debugging);
 an already running test lab in the same directory is reused.
+
+`pair_lab` is the director pair (`lab up --lbs 2`), in a directory and ports of its own
+(WGCONSOLE_TEST_PAIR_LAB_DIR, WGCONSOLE_TEST_PAIR_LAB_PORT), booted only when a test uses it.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +28,10 @@ from wgconsole.poll.transport.ssh import SshTransport
 
 TEST_LAB_DIR = Path(os.environ.get("WGCONSOLE_TEST_LAB_DIR", "/var/lib/wgconsole-lab-test"))
 TEST_BASE_PORT = int(os.environ.get("WGCONSOLE_TEST_LAB_PORT", "2320"))
+TEST_PAIR_LAB_DIR = Path(
+    os.environ.get("WGCONSOLE_TEST_PAIR_LAB_DIR", "/var/lib/wgconsole-lab-pair-test")
+)
+TEST_PAIR_BASE_PORT = int(os.environ.get("WGCONSOLE_TEST_PAIR_LAB_PORT", "2420"))
 
 
 @dataclass
@@ -53,28 +62,110 @@ class Lab:
         return float(self.sh("date +%s.%N"))
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    started = False
-    if manager.qemu_pid(TEST_LAB_DIR) is None or not (TEST_LAB_DIR / "ready").exists():
-        manager.lab_down(TEST_LAB_DIR)
-        manager.lab_up(gateways=2, clients=2, base_port=TEST_BASE_PORT, lab=TEST_LAB_DIR)
-        started = True
-    meta = json.loads((TEST_LAB_DIR / "topology.json").read_text())
-    topo = meta["topology"]
-    control = SshTransport(
+@dataclass
+class PairLab(Lab):
+    """The director pair: `director_pair` in topology.json says who is who (master first)."""
+
+    @property
+    def pair(self) -> dict[str, Any]:
+        pair: dict[str, Any] = self.meta["director_pair"]  # type: ignore[assignment]
+        return pair
+
+    @property
+    def directors(self) -> list[dict[str, Any]]:
+        directors: list[dict[str, Any]] = self.pair["directors"]
+        return directors
+
+    def director(self, name: str) -> dict[str, Any]:
+        return next(d for d in self.directors if d["name"] == name)
+
+    def on_director(self, netns: str, command: str, timeout: float = 60.0) -> str:
+        """Run a shell command where the director's keepalived and sshd live (its network
+        namespace and its mount namespace with the private /tmp), as an SSH session would."""
+        target = f"$(cat /run/wglab/sshd-{netns}.pid)"
+        return self.sh(f"nsenter -t {target} -m -n sh -c {shlex.quote(command)}", timeout=timeout)
+
+    def vip_holders(self) -> list[str]:
+        """The directors (netns) whose lo holds the VIP, from their addresses."""
+        vip = str(self.meta["vip"])
+        out = self.sh(
+            " ; ".join(
+                f"echo {d['netns']} $(ip -n {d['netns']} -o -4 addr show dev lo)"
+                for d in self.directors
+            )
+        )
+        return [line.split()[0] for line in out.splitlines() if f" {vip}/32 " in f"{line} "]
+
+    def sync_daemon(self, netns: str) -> str:
+        return self.ns(netns, ["ipvsadm", "-Ln", "--daemon"]).strip()
+
+    def wait_until(self, what: str, check: Callable[[], bool], seconds: float = 120.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {seconds:.0f} s: {what}")
+            time.sleep(1)
+
+    def settled(self) -> bool:
+        """As the lab boots: the intended master alone holds the VIP and runs the master sync
+        daemon, the backup runs the backup one."""
+        master, backup = (d["netns"] for d in self.directors)
+        return (
+            self.vip_holders() == [master]
+            and self.sync_daemon(master).startswith("master sync daemon")
+            and self.sync_daemon(backup).startswith("backup sync daemon")
+        )
+
+
+def _control(lab_dir: Path, meta: dict[str, Any]) -> SshTransport:
+    return SshTransport(
         Host(
             name="lab-control",
             host="127.0.0.1",
             ssh=SshSettings(
-                port=topo["control_port"],
-                identity_file=str(TEST_LAB_DIR / "id_ed25519"),
-                known_hosts=str(TEST_LAB_DIR / "known_hosts"),
+                port=meta["topology"]["control_port"],
+                identity_file=str(lab_dir / "id_ed25519"),
+                known_hosts=str(lab_dir / "known_hosts"),
             ),
         )
     )
+
+
+def _running(lab_dir: Path) -> bool:
+    return manager.qemu_pid(lab_dir) is not None and (lab_dir / "ready").exists()
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    started = False
+    if not _running(TEST_LAB_DIR):
+        manager.lab_down(TEST_LAB_DIR)
+        manager.lab_up(gateways=2, clients=2, base_port=TEST_BASE_PORT, lab=TEST_LAB_DIR)
+        started = True
+    meta = json.loads((TEST_LAB_DIR / "topology.json").read_text())
+    control = _control(TEST_LAB_DIR, meta)
     inv_path = TEST_LAB_DIR / "inventory.yaml"
     yield Lab(TEST_LAB_DIR, inv_path, load_inventory(inv_path), meta, control)
     control.close()
     if started and not os.environ.get("WGCONSOLE_TEST_LAB_KEEP"):
         manager.lab_down(TEST_LAB_DIR)
+
+
+@pytest.fixture(scope="session")
+def pair_lab() -> Iterator[PairLab]:
+    lab_dir = TEST_PAIR_LAB_DIR
+    started = False
+    reusable = _running(lab_dir) and "director_pair" in json.loads(
+        (lab_dir / "topology.json").read_text()
+    )
+    if not reusable:
+        manager.lab_down(lab_dir)
+        manager.lab_up(gateways=2, clients=2, base_port=TEST_PAIR_BASE_PORT, lab=lab_dir, lbs=2)
+        started = True
+    meta = json.loads((lab_dir / "topology.json").read_text())
+    control = _control(lab_dir, meta)
+    inv_path = lab_dir / "inventory.yaml"
+    yield PairLab(lab_dir, inv_path, load_inventory(inv_path), meta, control)
+    control.close()
+    if started and not os.environ.get("WGCONSOLE_TEST_LAB_KEEP"):
+        manager.lab_down(lab_dir)

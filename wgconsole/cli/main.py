@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--base-port", type=int, default=2220, help="first 127.0.0.1 port forwarded into the lab"
     )
+    up.add_argument(
+        "--lbs",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: one LB; 2: a director pair (keepalived VRRP + IPVS sync daemon)",
+    )
     lab_sub.add_parser("down", help="stop the lab and remove its state")
     ls = lab_sub.add_parser("status", help="is a lab running, and where is its inventory")
     ls.add_argument("--json", action="store_true")
@@ -221,9 +228,14 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from wgconsole.lab import manager
 
     if args.lab_command == "up":
-        topo = manager.lab_up(args.gateways, args.clients, args.base_port)
+        topo = manager.lab_up(args.gateways, args.clients, args.base_port, lbs=args.lbs)
         inv = lab_inventory_path()
         print(f"lab ready: {len(topo.gateways)} gateways, {len(topo.clients)} clients")
+        if topo.directors:
+            print(
+                "director pair: "
+                + ", ".join(f"{d.name} ({d.initial_state})" for d in topo.directors)
+            )
         print(f"inventory: {inv}")
         print(f"try: wgconsole -i {inv} status")
         return EXIT_OK

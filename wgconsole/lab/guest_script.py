@@ -4,6 +4,18 @@ It builds the topology in network namespaces on the guest's own kernel (so IPVS 
 WireGuard are the kernel's), starts one real sshd per LB/gateway plus a control sshd, and
 writes `ready` into the lab directory. Private keys are only ever copied from files into
 files; `set -x` traces show the commands, never a key.
+
+The director pair (`lab up --lbs 2`): each director runs real keepalived (Debian's package)
+for VRRP only, with one instance holding every shared address (the VIP on lo, LB_LAN, LB_WAN)
+and `lvs_sync_daemon` on the LAN; its IPVS service is made with ipvsadm, by the same commands
+in the same order on both, exactly as on the single LB. keepalived does not own the
+virtual_server because (1) the kernel order, which decides the sh table, is then the order of
+the lab's own commands, not keepalived's (which re-adds a real server at the head whenever a
+health check comes back), (2) wgconsole's operations change weights and dests with ipvsadm,
+and a keepalived-owned virtual_server would be re-applied on every reload, undoing them: a
+case the console must recognise, which a test plants by adding a virtual_server itself.
+Each director's keepalived and sshd share one private mount namespace with its own /tmp, so
+`kill -USR1 $(cat PIDFILE); cat /tmp/keepalived.data` over SSH to that LB reads that LB's data.
 """
 
 from __future__ import annotations
@@ -18,8 +30,14 @@ from wgconsole.lab.topology import (
     LB_WAN,
     MGMT_ROOT,
     SERVICE_PORT,
+    SYNC_ID,
+    SYNC_INTERFACE,
     TUNNEL_GATEWAY,
     VIP,
+    VRRP_ADVERT_INT,
+    VRRP_INSTANCE,
+    VRRP_ROUTER_ID,
+    LabDirector,
     LabHost,
     Topology,
 )
@@ -152,6 +170,41 @@ ip netns exec {ns} ipvsadm -A -u {vip}:{port} -s sh
 
 LB_DEST = "ip netns exec {ns} ipvsadm -a -u {vip}:{port} -r {real_server} -m -w 1\n"
 
+# VRRP adverts and the sync daemon's multicast cross br-lan between namespaces: the bridge's
+# multicast snooping would otherwise decide who hears them.
+PAIR_BRIDGES = """
+# --- director pair: VRRP and IPVS sync on br-lan
+ip link set br-lan type bridge mcast_snooping 0
+"""
+
+# A director: its own real addresses; the shared ones (VIP, LB_LAN, LB_WAN) are keepalived's.
+DIRECTOR_PART = """
+# --- director {name} (VRRP {state}, priority {priority})
+ip netns add {ns}
+ip -n {ns} link set lo up
+attach {ns} br-lan {lan}/24 lan
+attach {ns} br-wan {wan}/24 wan
+attach {ns} br-mgmt {mgmt}/24 mgmt
+ip -n {ns} route add 10.0.2.0/24 via {mgmt_root}
+ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=1
+mkdir -p /run/wglab/{ns}
+ip netns exec {ns} ipvsadm -A -u {vip}:{port} -s sh
+"""
+
+# Ready means settled: the intended master holds the VIP and runs the master sync daemon, the
+# backup runs the backup one and holds no VIP. Bounded, so a broken keepalived shows in
+# guest.log and keepalived/*.log instead of hanging the boot.
+PAIR_SETTLE = """
+for _ in $(seq 1 240); do
+    ip -n {master} -o addr show dev lo | grep -qF ' {vip}/32' \\
+        && ip netns exec {master} ipvsadm -Ln --daemon | grep -q '^master' \\
+        && ip netns exec {backup} ipvsadm -Ln --daemon | grep -q '^backup' \\
+        && ! ip -n {backup} -o addr show dev lo | grep -qF ' {vip}/32' \\
+        && break
+    sleep 0.5
+done
+"""
+
 GATEWAY_PART = """
 # --- gateway {name}
 ip netns add {ns}
@@ -213,23 +266,47 @@ def render_guest_script(topo: Topology, lab: Path) -> str:
             sudo_users=SUDO_USERS,
         )
     ]
-    parts.append(
-        LB_PART.format(
-            name=topo.lb.name,
-            ns=topo.lb.netns,
-            lan=LB_LAN,
-            wan=LB_WAN,
-            mgmt=topo.lb.mgmt,
-            vip=VIP,
-            port=SERVICE_PORT,
-            mgmt_root=MGMT_ROOT,
+    if topo.directors:
+        parts.append(PAIR_BRIDGES)
+        for d in topo.directors:
+            parts.append(
+                DIRECTOR_PART.format(
+                    name=d.name,
+                    state=d.initial_state,
+                    priority=d.priority,
+                    ns=d.netns,
+                    lan=d.lan,
+                    wan=d.wan,
+                    mgmt=d.mgmt,
+                    vip=VIP,
+                    port=SERVICE_PORT,
+                    mgmt_root=MGMT_ROOT,
+                )
+            )
+            # The same dests in the same order on both: the same kernel order, the same table.
+            parts.extend(
+                LB_DEST.format(ns=d.netns, vip=VIP, port=SERVICE_PORT, real_server=gw.real_server)
+                for gw in topo.gateways
+            )
+    else:
+        parts.append(
+            LB_PART.format(
+                name=topo.lb.name,
+                ns=topo.lb.netns,
+                lan=LB_LAN,
+                wan=LB_WAN,
+                mgmt=topo.lb.mgmt,
+                vip=VIP,
+                port=SERVICE_PORT,
+                mgmt_root=MGMT_ROOT,
+            )
         )
-    )
-    # Added in inventory order, so the kernel lists them newest first (the last gateway first).
-    parts.extend(
-        LB_DEST.format(ns=topo.lb.netns, vip=VIP, port=SERVICE_PORT, real_server=gw.real_server)
-        for gw in topo.gateways
-    )
+        # Added in inventory order, so the kernel lists them newest first (the last gateway
+        # first).
+        parts.extend(
+            LB_DEST.format(ns=topo.lb.netns, vip=VIP, port=SERVICE_PORT, real_server=gw.real_server)
+            for gw in topo.gateways
+        )
     parts.extend(
         GATEWAY_PART.format(
             name=gw.name, ns=gw.netns, lan=gw.lan, mgmt=gw.mgmt, lb_lan=LB_LAN, mgmt_root=MGMT_ROOT
@@ -242,7 +319,14 @@ def render_guest_script(topo: Topology, lab: Path) -> str:
         )
         for cl in topo.clients
     )
-    parts.append(f"start_sshd {topo.lb.netns}\n")
+    if topo.directors:
+        parts.extend(f"{director_start_command(lab, d)}\n" for d in topo.directors)
+        master, *backups = topo.directors
+        parts.extend(
+            PAIR_SETTLE.format(master=master.netns, backup=b.netns, vip=VIP) for b in backups
+        )
+    else:
+        parts.append(f"start_sshd {topo.lb.netns}\n")
     forwards = "\n".join(_forward(h) for h in topo.ssh_hosts)
     pings = "\n".join(
         f"ip netns exec {cl.netns} ping -c 3 -i 0.5 -W 5 {TUNNEL_GATEWAY} >/dev/null &"
@@ -269,6 +353,98 @@ def _expose_hidden_paths() -> str:
             q = shlex.quote(str(path))
             lines.append(f"mkdir -p {q} && mount --bind /run/wglab-host{q} {q}")
     return "\n".join(lines)
+
+
+def keepalived_config_path(lab: Path, director: LabDirector) -> Path:
+    return lab / "keepalived" / f"{director.netns}.conf"
+
+
+def keepalived_log_path(lab: Path, director: LabDirector) -> Path:
+    return lab / "keepalived" / f"{director.netns}.log"
+
+
+def keepalived_pid_files(director: LabDirector) -> dict[str, str]:
+    """Distinct pid files per director (keepalived refuses to start if its pid file's process
+    runs): the parent's (the one to signal), the VRRP child's, the checkers' and BFD's."""
+    run = f"/run/wglab/{director.netns}"
+    return {
+        "pid": f"{run}/keepalived.pid",
+        "vrrp_pid": f"{run}/vrrp.pid",
+        "checkers_pid": f"{run}/checkers.pid",
+        "bfd_pid": f"{run}/bfd.pid",
+    }
+
+
+def keepalived_command(lab: Path, director: LabDirector) -> str:
+    """Shell text that starts the director's keepalived in the background, logging into the
+    lab directory. Run it in the director's own mount namespace (over SSH to that LB), so
+    that its /tmp is the one the LB's sshd sees."""
+    pids = keepalived_pid_files(director)
+    argv = [
+        "setsid",
+        "/usr/sbin/keepalived",
+        "--dont-fork",
+        "--log-console",
+        "--log-detail",
+        "--no-syslog",
+        "--vrrp",
+        "-f",
+        str(keepalived_config_path(lab, director)),
+        "-p",
+        pids["pid"],
+        "-r",
+        pids["vrrp_pid"],
+        "-c",
+        pids["checkers_pid"],
+        "-b",
+        pids["bfd_pid"],
+    ]
+    log = shlex.quote(str(keepalived_log_path(lab, director)))
+    return " ".join(shlex.quote(a) for a in argv) + f" >>{log} 2>&1 </dev/null &"
+
+
+def director_start_command(lab: Path, director: LabDirector) -> str:
+    """Start a director's keepalived and sshd in one mount namespace with a private /tmp
+    (the guest's root namespace runs this)."""
+    sshd = shlex.quote(str(lab / "sshd" / f"{director.netns}.conf"))
+    inner = (
+        "mount -t tmpfs -o mode=1777 tmpfs /tmp || exit 1\n"
+        f"{keepalived_command(lab, director)}\n"
+        f"/usr/sbin/sshd -f {sshd}"
+    )
+    return f"ip netns exec {shlex.quote(director.netns)} sh -c {shlex.quote(inner)}"
+
+
+def keepalived_config(topo: Topology, director: LabDirector) -> str:
+    """The director's keepalived.conf: VRRP for every shared address, and the sync daemon."""
+    return "\n".join(
+        [
+            f"# Generated by `wgconsole lab up --lbs 2` for {director.name} "
+            f"(netns {director.netns}).",
+            "# VRRP and the IPVS sync daemon only: the IPVS service is made with ipvsadm.",
+            "global_defs {",
+            f"    router_id {director.name}",
+            f"    lvs_sync_daemon {SYNC_INTERFACE} {VRRP_INSTANCE} id {SYNC_ID}",
+            "}",
+            "",
+            f"vrrp_instance {VRRP_INSTANCE} {{",
+            f"    state {director.initial_state}",
+            f"    interface {SYNC_INTERFACE}",
+            f"    virtual_router_id {VRRP_ROUTER_ID}",
+            f"    priority {director.priority}",
+            f"    advert_int {VRRP_ADVERT_INT}",
+            "    track_interface {",
+            "        wan",
+            "    }",
+            "    virtual_ipaddress {",
+            f"        {VIP}/32 dev lo",
+            f"        {LB_LAN}/24 dev lan",
+            f"        {LB_WAN}/24 dev wan",
+            "    }",
+            "}",
+            "",
+        ]
+    )
 
 
 def _forward(host: LabHost) -> str:

@@ -15,25 +15,37 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from wgconsole.config.paths import lab_dir
 from wgconsole.lab.guest_script import (
     client_peer,
     gateway_body,
+    keepalived_command,
+    keepalived_config,
+    keepalived_config_path,
+    keepalived_log_path,
+    keepalived_pid_files,
     render_guest_script,
     sshd_config,
 )
 from wgconsole.lab.initramfs import build_initramfs, kernel_release
 from wgconsole.lab.topology import (
     KEEPALIVE,
+    LB_LAN,
+    LB_WAN,
     SERVICE_PORT,
+    SYNC_ID,
+    SYNC_INTERFACE,
     TUNNEL_GATEWAY,
     TUNNEL_NETWORK,
     VIP,
+    VRRP_ADVERT_INT,
+    VRRP_INSTANCE,
+    VRRP_ROUTER_ID,
     Topology,
     build_topology,
+    topology_dict,
 )
 
 # Debian packages the lab needs on the host (the guest runs the same binaries over 9p).
@@ -51,6 +63,8 @@ PACKAGES = {
     "ping": "iputils-ping",
     "hping3": "hping3",
     "sudo": "sudo",  # `sudo: true` lab tests (users made in the guest only)
+    "promtool": "prometheus",  # alert rules checked and tested; the metrics lab test's server
+    "keepalived": "keepalived",  # VRRP and the IPVS sync daemon of `lab up --lbs 2`
 }
 KERNEL_PACKAGE = "linux-image-amd64"
 READY_TIMEOUT = 300.0
@@ -147,9 +161,12 @@ def _inventory_yaml(topo: Topology, lab: Path, client_keys: dict[str, str]) -> s
         f"  known_hosts: {lab}/known_hosts",
         "  sudo: false",
         "load_balancers:",
-        f"  - {{name: {topo.lb.name}, host: 127.0.0.1, port: {topo.lb.ssh_port}}}",
-        "gateways:",
     ]
+    lines += [
+        f"  - {{name: {lb.name}, host: 127.0.0.1, port: {lb.ssh_port}}}"
+        for lb in topo.load_balancers
+    ]
+    lines.append("gateways:")
     lines += [
         f"  - {{name: {gw.name}, host: 127.0.0.1, port: {gw.ssh_port}, "
         f"real_server: {gw.real_server}}}"
@@ -190,16 +207,54 @@ def _prepare(lab: Path, topo: Topology) -> None:
     client_keys = {cl.name: _wg_keypair(lab / "wg" / f"{cl.name}.key") for cl in topo.clients}
     (lab / "wg" / "gateway-body.conf").write_text(gateway_body(topo, client_keys))
     (lab / "wg" / "client-peer.conf").write_text(client_peer(gateway_pub))
+    if topo.directors:
+        (lab / "keepalived").mkdir(exist_ok=True)
+        for d in topo.directors:
+            keepalived_config_path(lab, d).write_text(keepalived_config(topo, d))
+            keepalived_log_path(lab, d).unlink(missing_ok=True)
     (lab / "guest.sh").write_text(render_guest_script(topo, lab))
     (lab / "inventory.yaml").write_text(_inventory_yaml(topo, lab, client_keys))
-    meta = {
-        "topology": asdict(topo),
+    meta: dict[str, object] = {
+        "topology": topology_dict(topo),
         "gateway_public_key": gateway_pub,
         "client_public_keys": client_keys,
         "vip": VIP,
         "port": SERVICE_PORT,
     }
+    if topo.directors:
+        meta["director_pair"] = director_pair_record(topo, lab)
     (lab / "topology.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def director_pair_record(topo: Topology, lab: Path) -> dict[str, object]:
+    """What topology.json says of the pair: who starts as master, VRRP and sync settings, and
+    per director where its keepalived config, log and pid files are and how to restart it."""
+    return {
+        "master": topo.lb.name,
+        "vrrp_instance": VRRP_INSTANCE,
+        "virtual_router_id": VRRP_ROUTER_ID,
+        "advert_int": VRRP_ADVERT_INT,
+        "virtual_addresses": {"vip": VIP, "lan": LB_LAN, "wan": LB_WAN},
+        "sync_interface": SYNC_INTERFACE,
+        "syncid": SYNC_ID,
+        # keepalived writes it on SIGUSR1, in the director's private /tmp (see guest_script).
+        "data_file": "/tmp/keepalived.data",
+        "directors": [
+            {
+                "name": d.name,
+                "netns": d.netns,
+                "lan": d.lan,
+                "wan": d.wan,
+                "priority": d.priority,
+                "initial_state": d.initial_state,
+                "keepalived_conf": str(keepalived_config_path(lab, d)),
+                "keepalived_log": str(keepalived_log_path(lab, d)),
+                **keepalived_pid_files(d),
+                "keepalived_start": keepalived_command(lab, d),
+            }
+            for d in topo.directors
+        ],
+    }
 
 
 def _qemu_argv(lab: Path, topo: Topology, release: str) -> list[str]:
@@ -245,14 +300,18 @@ def _qemu_argv(lab: Path, topo: Topology, release: str) -> list[str]:
 
 
 def lab_up(
-    gateways: int = 2, clients: int = 2, base_port: int = 2220, lab: Path | None = None
+    gateways: int = 2,
+    clients: int = 2,
+    base_port: int = 2220,
+    lab: Path | None = None,
+    lbs: int = 1,
 ) -> Topology:
     lab = lab or lab_dir()
     if os.geteuid() != 0:
         raise LabError("the lab needs root (namespaces, packages, QEMU)")
     if qemu_pid(lab) is not None:
         raise LabError(f"a lab is already running (state in {lab}); `wgconsole lab down` first")
-    topo = build_topology(gateways, clients, base_port)
+    topo = build_topology(gateways, clients, base_port, lbs)
     busy = [
         p for p in (topo.control_port, *(h.ssh_port for h in topo.ssh_hosts)) if not _port_free(p)
     ]
