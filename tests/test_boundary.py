@@ -46,6 +46,9 @@ def test_the_layer_contracts_pass() -> None:
         ("poll/replay.py", "from wgconsole.ops import audit", "wgconsole's packages are layered"),
         ("config/paths.py", "from wgconsole.poll import collector", "are layered"),
         ("core/records.py", "from wgconsole.core import sched", "No import cycles"),
+        ("export/families.py", "from wgconsole.ops import audit", "are layered"),
+        ("export/server.py", "from wgconsole.view import rows", "are layered"),
+        ("poll/replay.py", "import prometheus_client", "Only the exporter imports prometheus"),
     ],
 )
 def test_a_planted_wrong_import_breaks_a_contract(
@@ -69,6 +72,7 @@ def test_textual_free_packages_load_without_textual() -> None:
         "import wgconsole.view.snapshot, wgconsole.view.detail_model\n"
         "import wgconsole.ops.drain, wgconsole.ops.peers, wgconsole.ops.weight\n"
         "import wgconsole.poll.collector, wgconsole.lab.manager\n"
+        "import wgconsole.export.server, wgconsole.cli.metrics\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'textual')\n"
         "assert not loaded, loaded\n"
     )

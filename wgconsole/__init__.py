@@ -4,8 +4,9 @@ The packages are layers; each may import only those below it (import-linter cont
 pyproject.toml, checked by `make lint`):
 
 - `cli`, `tui`: the front ends (the command line; the Textual console). Independent of each other.
-- `ops`, `view`, `lab`: operations that change the fleet; the Textual-free view model the console
-  renders; the QEMU lab. Independent of each other.
+- `ops`, `view`, `lab`, `export`: operations that change the fleet; the Textual-free view model
+  the console renders; the QEMU lab; the Prometheus exporter (read-only). Independent of each
+  other.
 - `poll`, `config`: reading the fleet (transports, parsers, the collector); the bastion's own
   files (inventory, themes, paths).
 - `core`: the domain, pure: records, inventory types, the fleet model, findings, the sh scheduler.

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from wgconsole.cli import metrics as cli_metrics
 from wgconsole.cli import operations as cli_ops
 from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     wi.add_argument("--json", action="store_true")
 
     cli_ops.add_parsers(sub, common)
+    cli_metrics.add_parser(sub, common)
 
     lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
@@ -280,7 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "drain": cmd_operation,
         "undrain": cmd_operation,
         "weight": cmd_operation,
+        "rebalance": cmd_operation,
         "peer": cmd_operation,
+        "metrics": cli_metrics.cmd_metrics,
     }
     try:
         return handlers[command](args)

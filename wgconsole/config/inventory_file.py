@@ -40,7 +40,7 @@ __all__ = ["InventoryError", "find_inventory", "load_inventory"]
 PROTOCOLS = ("udp", "tcp", "sctp")
 DEFAULT_INTERFACE = "wg0"
 
-_TOP_KEYS = ("service", "ssh", "load_balancers", "gateways", "tunnel", "clients")
+_TOP_KEYS = ("site", "service", "ssh", "load_balancers", "gateways", "tunnel", "clients")
 _SERVICE_KEYS = ("protocol", "vip", "port", "scheduler")
 _SSH_KEYS = ("user", "port", "identity_file", "known_hosts", "sudo")
 _HOST_KEYS = ("name", "host", "ssh")
@@ -627,6 +627,9 @@ def _build(p: _Parser, root: yaml.Node | None, file: str) -> Inventory:
 
     tunnel = p.tunnel(top.require("tunnel"), "tunnel")
     clients = _clients(p, top.get("clients"), tunnel)
+    site_node = top.get("site")
+    # A label value on every exported series: the one rule for names keeps it plain.
+    site = None if site_node is None else p.name(site_node, "site")
 
     return Inventory(
         path=file,
@@ -636,6 +639,7 @@ def _build(p: _Parser, root: yaml.Node | None, file: str) -> Inventory:
         gateways=tuple(gateways),
         tunnel=tunnel,
         clients=tuple(clients),
+        site=site,
     )
 
 

@@ -95,6 +95,9 @@ class Inventory:
     gateways: tuple[Gateway, ...]
     tunnel: Tunnel
     clients: tuple[Client, ...] = ()
+    # The site this inventory describes (a name): a constant label on every exported series,
+    # so one Prometheus tells several bastions' fleets apart. None: a single site.
+    site: str | None = None
 
     @property
     def hosts(self) -> tuple[Host, ...]:

@@ -1,0 +1,128 @@
+"""`wgconsole metrics`: the Prometheus exporter's command line (see `wgconsole.export`)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from wgconsole.config.inventory_file import find_inventory, load_inventory
+from wgconsole.core.text import printable
+from wgconsole.export.rules import alert_rules
+from wgconsole.export.server import Exporter, make_server, parse_listen
+from wgconsole.poll.collector import FleetCollector
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    m = sub.add_parser(
+        "metrics",
+        parents=[common],
+        help="serve the fleet as Prometheus metrics (read-only)",
+        description=(
+            "Polls the fleet (one poll at a time, every --interval seconds) and serves the "
+            "latest poll at http://ADDR:PORT/metrics, with /healthz (200 while polls finish "
+            "on time, 503 otherwise). Never changes anything: --read-only is implied."
+        ),
+    )
+    m.add_argument(
+        "--listen",
+        metavar="ADDR:PORT",
+        help="address and port to serve on (e.g. 127.0.0.1:9586, [::1]:9586; port 0: any free)",
+    )
+    m.add_argument(
+        "--once",
+        action="store_true",
+        help="poll once, print the exposition and exit (for node_exporter's textfile collector)",
+    )
+    m.add_argument(
+        "--alert-rules",
+        action="store_true",
+        help="print the shipped Prometheus alert rules (YAML) and exit",
+    )
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM ends the command as Ctrl-C does (connections closed on the way out)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    if args.alert_rules:
+        sys.stdout.write(alert_rules())
+        return EXIT_OK
+    if not args.once and args.listen is None:
+        print("wgconsole metrics: give --listen ADDR:PORT (or --once)", file=sys.stderr)
+        return EXIT_USAGE
+    listen = None
+    if not args.once:
+        try:
+            listen = parse_listen(args.listen)
+        except ValueError as exc:
+            print(f"wgconsole metrics: {printable(str(exc))}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.interval <= 0:
+        print("wgconsole metrics: --interval must be above 0", file=sys.stderr)
+        return EXIT_USAGE
+    inventory = load_inventory(find_inventory(args.inventory))
+    # Read-only whatever the command line says: the transports refuse any mutating command.
+    collector = FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=True,
+        timeout=args.timeout,
+    )
+    try:
+        exporter = Exporter(collector, args.interval)
+        if args.once:
+            sys.stdout.buffer.write(exporter.poll_once().body())
+            sys.stdout.flush()
+            return EXIT_OK
+        assert listen is not None
+        return _serve(exporter, *listen)
+    finally:
+        collector.close()
+
+
+def _serve(exporter: Exporter, host: str, port: int) -> int:
+    try:
+        server = make_server(exporter, host, port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"wgconsole metrics: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return EXIT_ERROR
+    stop = threading.Event()
+    poller = threading.Thread(
+        target=exporter.run, args=(stop,), name="wgc-metrics-poll", daemon=True
+    )
+    previous = _stop_on_sigterm()
+    try:
+        poller.start()
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"wgconsole metrics: serving http://{shown}:{server.server_port}/metrics and "
+            "/healthz, "
+            f"polling every {exporter.interval:g} s (read-only)",
+            flush=True,
+        )
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop.set()
+        server.server_close()
+        # A poll in flight ends at its deadline; the collector's close (by the caller) cuts
+        # the connections it waits on.
+        poller.join(timeout=1.0)
+    return EXIT_OK

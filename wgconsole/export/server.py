@@ -1,0 +1,234 @@
+"""`wgconsole metrics`: polls in a background thread, serves the latest poll over HTTP.
+
+One poll at a time (a poll starts `interval` seconds after the previous one started, or as
+soon as it ended when it took longer), each turned into the metric families once; a scrape is
+served from the latest families in memory and never polls. The exposition is rendered on the
+first scrape after a poll and kept for the scrapes that follow until the next poll.
+
+`/healthz` says whether the exporter is current, not whether the fleet is healthy (that is
+what the metrics say): 200 when a poll finished within the last `2 x interval + the poll's
+deadline` seconds (a poll never takes longer than its deadline), 503 before the first poll
+or after that.
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from wgconsole.core.records import GatewayObservation, LbObservation
+from wgconsole.core.text import printable
+from wgconsole.export.counters import ByteCounters
+from wgconsole.export.exposition import CONTENT_TYPE, Renderer
+from wgconsole.export.families import Family, build_families
+from wgconsole.poll.collector import FleetCollector, PollResult
+
+
+@dataclass(slots=True)
+class Latest:
+    """One poll's families and, once a scrape asked for it, their exposition."""
+
+    families: tuple[Family, ...]
+    site: str | None
+    finished: float  # monotonic clock
+    hosts: int
+    answered: int
+    renderer: Renderer
+    _body: bytes | None = None
+    _gzipped: bytes | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def body(self, gzipped: bool = False) -> bytes:
+        with self._lock:  # two scrapes at once render once
+            if self._body is None:
+                self._body = self.renderer.render(self.families, self.site)
+            if not gzipped:
+                return self._body
+            if self._gzipped is None:
+                self._gzipped = gzip.compress(self._body, compresslevel=6)
+            return self._gzipped
+
+
+def observations(
+    poll: PollResult,
+) -> tuple[dict[str, LbObservation | None], dict[str, GatewayObservation | None]]:
+    """The poll's LB and gateway observations by host name (None: did not answer)."""
+    lbs: dict[str, LbObservation | None] = {}
+    gateways: dict[str, GatewayObservation | None] = {}
+    for hp in poll.hosts:
+        obs = hp.observation
+        if hp.role == "lb":
+            lbs[hp.name] = obs if isinstance(obs, LbObservation) else None
+        else:
+            gateways[hp.name] = obs if isinstance(obs, GatewayObservation) else None
+    return lbs, gateways
+
+
+class Exporter:
+    """Polls with its collector (read-only: it must have been made so) and keeps the latest
+    families; `run` polls until stopped."""
+
+    def __init__(
+        self,
+        collector: FleetCollector,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not collector.read_only:
+            raise ValueError("the exporter's collector must be read-only")
+        self.collector = collector
+        self.interval = interval
+        self.site = collector.inventory.site
+        self._clock = clock
+        self._counters = ByteCounters()
+        self._renderer = Renderer()
+        self._latest: Latest | None = None
+        self.last_error: str | None = None
+
+    @property
+    def latest(self) -> Latest | None:
+        return self._latest
+
+    def poll_once(self) -> Latest:
+        poll = self.collector.poll()
+        fleet = self.collector.fleet(poll)
+        lbs, gateways = observations(poll)
+        families = build_families(
+            self.collector.inventory,
+            fleet,
+            lbs,
+            gateways,
+            self._counters.update(fleet),
+            poll.seconds,
+        )
+        answered = sum(h.reachable for h in fleet.hosts)
+        return self.publish(families, hosts=len(fleet.hosts), answered=answered)
+
+    def publish(self, families: tuple[Family, ...], hosts: int, answered: int) -> Latest:
+        """Make `families` the ones scrapes are served from."""
+        latest = Latest(
+            families, self.site, self._clock(), hosts, answered, renderer=self._renderer
+        )
+        self._latest = latest  # one reference swapped: a scrape sees one poll or the next
+        self.last_error = None
+        return latest
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = self._clock()
+            try:
+                self.poll_once()
+            except Exception as exc:  # a bug must not end the exporter: healthz shows it
+                self.last_error = printable(f"{type(exc).__name__}: {exc}")
+            stop.wait(max(0.0, started + self.interval - self._clock()))
+
+    @property
+    def stale_after(self) -> float:
+        return 2 * self.interval + self.collector.poll_deadline
+
+    def health(self) -> tuple[int, str]:
+        """(HTTP status, one line) for /healthz."""
+        latest = self._latest
+        error = f"; the latest poll failed: {self.last_error}" if self.last_error else ""
+        if latest is None:
+            return 503, f"no poll has finished yet{error}"
+        age = max(0.0, self._clock() - latest.finished)
+        answered = f"{latest.answered} of {latest.hosts} hosts answered"
+        if age > self.stale_after:
+            return 503, (
+                f"stale: the latest poll finished {age:.0f} s ago "
+                f"(more than {self.stale_after:.0f} s), {answered}{error}"
+            )
+        return 200, f"ok: the latest poll finished {age:.1f} s ago, {answered}{error}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """ADDR:PORT or [IPV6]:PORT, an IP address (a name could resolve to anything); port 0
+    picks a free one. ValueError with the reason."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"--listen {text!r}: expected ADDR:PORT (e.g. 127.0.0.1:9586)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"--listen {text!r}: {host!r} is not an IP address") from None
+    if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+        raise ValueError(f"--listen {text!r}: the port must be a number 0..65535")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"--listen {text!r}: the port must be a number 0..65535")
+    return address.compressed, port
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def make_server(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer:
+    """An HTTP server on host:port (OSError if it cannot listen there)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "wgconsole-metrics"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            self._answer(head=False)
+
+        def do_HEAD(self) -> None:
+            self._answer(head=True)
+
+        def _answer(self, head: bool) -> None:
+            path = urlsplit(self.path).path
+            if path == "/metrics":
+                latest = exporter.latest
+                if latest is None:
+                    self._send(503, b"no poll has finished yet\n", "text/plain", head)
+                    return
+                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+                body = latest.body(gzipped)
+                self._send(200, body, CONTENT_TYPE, head, "gzip" if gzipped else None)
+            elif path == "/healthz":
+                status, text = exporter.health()
+                self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8", head)
+            elif path == "/":
+                page = b"wgconsole metrics: /metrics (Prometheus), /healthz\n"
+                self._send(200, page, "text/plain; charset=utf-8", head)
+            else:
+                self._send(404, b"not found: /metrics or /healthz\n", "text/plain", head)
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str,
+            head: bool,
+            encoding: str | None = None,
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if encoding is not None:
+                self.send_header("Content-Encoding", encoding)
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # a scrape every few seconds is not news
+
+    server_class = _Server6 if ":" in host else _Server
+    return server_class((host, port), Handler)
