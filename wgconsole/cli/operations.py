@@ -1,4 +1,5 @@
-"""The command line of operations: drain, undrain, weight (a preview, a typed confirmation, steps).
+"""The command line of operations: drain, undrain, weight, rebalance, peer add/remove (a preview,
+a typed confirmation, steps).
 
 Each command prints its plan, asks the operator to type the target's name (unless --yes),
 then prints every step as it is verified. Exit status 0 only when the result was verified.
@@ -19,6 +20,7 @@ from wgconsole.ops.clientconf import print_qr
 from wgconsole.ops.context import OpContext, progress_line
 from wgconsole.ops.operation import Operation, Planned, Refused, plan, run
 from wgconsole.ops.peers import PeerAddResult
+from wgconsole.ops.rebalance import NOTHING_TO_MOVE
 from wgconsole.poll.collector import FleetCollector
 
 EXIT_OK = 0
@@ -56,6 +58,18 @@ def add_parsers(sub: argparse._SubParsersAction[ArgParser], global_options: ArgP
     u = sub.add_parser("undrain", parents=[common], help="return a drained gateway to service")
     u.add_argument("gateway")
     u.add_argument("--weight", type=int, default=None, help="instead of the recorded weight")
+    u.add_argument(
+        "--rebalance",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="then move the clients sh now sends to it (default: ask when interactive)",
+    )
+    rb = sub.add_parser(
+        "rebalance",
+        parents=[common],
+        help="move the clients whose LB entry is not where the sh table sends them",
+    )
+    rb.add_argument("--wait-timeout", type=float, default=60.0, metavar="S")
     w = sub.add_parser("weight", parents=[common], help="set a gateway's weight on every LB")
     w.add_argument("gateway")
     w.add_argument("value", metavar="N")
@@ -97,6 +111,8 @@ def operation(args: argparse.Namespace) -> Operation:
         return catalog.Undrain(args.gateway, args.weight, break_lock=args.break_lock)
     if args.command == "weight":
         return catalog.Weight(args.gateway, args.value, break_lock=args.break_lock)
+    if args.command == "rebalance":
+        return catalog.Rebalance(wait_timeout=args.wait_timeout, break_lock=args.break_lock)
     if args.peer_command == "add":
         return catalog.PeerAdd(
             args.name,
@@ -161,4 +177,41 @@ def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: Fle
     print(_shown(outcome.summary))
     if getattr(args, "qr", False) and isinstance(outcome.result, PeerAddResult):
         print_qr(outcome.result.config, sys.stdout)
+    if args.command == "undrain":
+        return _offer_rebalance(args, ctx, collector)
     return EXIT_OK
+
+
+def _offer_rebalance(args: argparse.Namespace, ctx: OpContext, collector: FleetCollector) -> int:
+    """After an undrain: the clients the restored table sends to the gateway are still on the
+    others (keepalives keep their entries). `--rebalance` moves them, `--no-rebalance` does
+    not; neither: asked on a terminal (without --yes), else only said."""
+    if args.rebalance is False:
+        return EXIT_OK
+    op = catalog.Rebalance(break_lock=args.break_lock)
+    planned = plan(op, ctx, collector.read_fleet, {})
+    if isinstance(planned, Refused):
+        print(f"rebalance not planned: {_shown(planned.reason)}")
+        return EXIT_OK
+    print()
+    print(_shown("\n".join(planned.preview)))
+    if _nothing_to_move(planned):
+        return EXIT_OK
+    if args.rebalance is None:
+        if args.yes or not sys.stdin.isatty():
+            print("not rebalanced: `wgconsole rebalance` moves them (or undrain --rebalance)")
+            return EXIT_OK
+        answer = input("Rebalance now? Type 'rebalance' to go ahead, anything else not to: ")
+        if not planned.confirmed_by(answer):
+            print("not rebalanced: `wgconsole rebalance` moves them later")
+            return EXIT_OK
+    outcome = run(planned)
+    if outcome.failed:
+        print(f"wgconsole: rebalance FAILED: {_shown(outcome.summary)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(_shown(outcome.summary))
+    return EXIT_OK
+
+
+def _nothing_to_move(planned: Planned) -> bool:
+    return NOTHING_TO_MOVE in planned.preview

@@ -1,5 +1,6 @@
 """The operations the front ends offer, each an `Operation` (see `ops.operation`): drain,
-undrain, weight, peer add and peer remove, with their previews and summaries written once.
+undrain, weight, rebalance, peer add and peer remove, with their previews and summaries
+written once.
 
 Each is made from what the operator gave (the CLI's arguments, or the console's selection);
 what is still missing is a `Field` the console asks for.
@@ -23,6 +24,7 @@ from wgconsole.ops.peers import (
     plan_peer_remove,
     precheck_peer_add,
 )
+from wgconsole.ops.rebalance import execute_rebalance, plan_rebalance
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.ops.validate import weight as valid_weight
 from wgconsole.ops.weight import WeightPlan, execute_weight, plan_undrain, plan_weight
@@ -224,3 +226,32 @@ class PeerRemove:
             return Outcome("\n".join(result.summary()), result=result)
 
         return Planned(tuple(plan.describe()), plan.label, execute)
+
+
+@dataclass(frozen=True, slots=True)
+class Rebalance:
+    """Move exactly the clients whose LB entry is not where the current sh table sends them
+    (see ops.rebalance); the target to type is `rebalance`."""
+
+    wait_timeout: float = 60.0
+    break_lock: bool = False
+    fields: ClassVar[tuple[Field, ...]] = ()
+    changes_clients: ClassVar[bool] = False
+    title: ClassVar[str] = "rebalance"
+    subject: ClassVar[str] = "rebalance"
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        return None
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+        plan = plan_rebalance(ctx.inventory, fleet)
+
+        def execute() -> Outcome:
+            if not plan.moves:
+                return Outcome("rebalance: nothing to move; nothing was changed", result=plan)
+            r = execute_rebalance(
+                ctx, plan, break_lock=self.break_lock, wait_timeout=self.wait_timeout
+            )
+            return Outcome(r.summary(), result=r)
+
+        return Planned(tuple(plan.describe()), "rebalance", execute)

@@ -1,0 +1,304 @@
+"""Rebalance without a kernel: who is misplaced, the plan and its preview, the sync messages
+that re-point entries, and the gateway-side session script (run by `sh` against a fake `wg`).
+
+The kernel's side (the entries really move, nobody else loses a packet) is
+tests/lab/test_rebalance_lab.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import observations as o
+from wgconsole.core.inventory import Gateway, SshSettings
+from wgconsole.core.rebalance import balance, fleet_choice, imbalance_note, misplaced, sh_choice
+from wgconsole.core.records import Endpoint
+from wgconsole.ops import entrysync, peer_session
+from wgconsole.ops.errors import ValidationError
+from wgconsole.ops.rebalance import NOTHING_TO_MOVE, SIDE_EFFECTS, plan_rebalance, table_key
+
+# The seed's dests listed the other way round: the table that puts alpha on gateway-02 and
+# beta on gateway-01, while their entries stay where the healthy seed has them.
+SWAPPED = o.service(dests=(o.dest(o.GW1_RS), o.dest(o.GW2_RS)))
+
+
+def _swapped_fleet(**kw: object) -> object:
+    return o.fleet(lb=o.lb_obs(services=(SWAPPED,)), **kw)  # type: ignore[arg-type]
+
+
+def test_clients_on_their_sh_choice_are_not_misplaced() -> None:
+    fleet = o.fleet()
+    choice = fleet_choice(o.make_inventory(), fleet)
+    assert choice is not None
+    assert misplaced(fleet.clients, choice) == []
+    rows = balance(o.make_inventory(), fleet)
+    assert [(r.gateway, r.clients, r.clients_after, r.buckets) for r in rows] == [
+        (o.GW1, 1, 1, 128),
+        (o.GW2, 1, 1, 128),
+    ]
+    assert imbalance_note(rows) is None
+
+
+def test_a_changed_table_misplaces_clients_whose_entries_stay() -> None:
+    inventory = o.make_inventory()
+    fleet = o.fleet(lb=o.lb_obs(services=(SWAPPED,)))
+    found = misplaced(fleet.clients, fleet_choice(inventory, fleet))
+    assert [(m.client.label, m.now, m.sh) for m in found] == [
+        ("alpha", o.GW1, o.GW2),
+        ("beta", o.GW2, o.GW1),
+    ]
+    assert found[0].source == o.ALPHA_EP
+    rows = balance(inventory, fleet)
+    assert [(r.clients, r.clients_after) for r in rows] == [(1, 1), (1, 1)]
+    # Both move, but each gateway keeps one client: the note counts moves, not imbalance.
+    assert imbalance_note(rows) is None
+
+
+def test_balance_after_a_weight_change_and_its_note() -> None:
+    inventory = o.make_inventory()
+    heavy = o.service(dests=(o.dest(o.GW2_RS, weight=255), o.dest(o.GW1_RS, weight=1)))
+    fleet = o.fleet(lb=o.lb_obs(services=(heavy,)))
+    rows = {r.gateway: r for r in balance(inventory, fleet)}
+    assert rows[o.GW2].buckets > 250 and rows[o.GW1].buckets < 6
+    assert rows[o.GW1].clients == 1 and rows[o.GW1].clients_after == 0
+    assert rows[o.GW2].clients_after == 2
+    assert imbalance_note(tuple(rows.values())) == (
+        "1 client(s) not where sh sends them: `wgconsole rebalance` moves them"
+    )
+
+
+def test_a_client_the_table_would_drop_is_not_misplaced() -> None:
+    # gateway-02 weight 0 without sh-fallback: its buckets drop; beta stays where it is.
+    svc = o.service(dests=(o.dest(o.GW2_RS, weight=0), o.dest(o.GW1_RS)), flags=1)
+    inventory = o.make_inventory()
+    choice = sh_choice(inventory, svc)
+    assert choice is not None and None in choice.gateways
+    fleet = o.fleet(lb=o.lb_obs(services=(svc,)))
+    assert all(m.sh is not None for m in misplaced(fleet.clients, choice))
+    assert sh_choice(inventory, o.service(scheduler="rr")) is None
+    assert sh_choice(inventory, None) is None
+
+
+def test_the_plan_moves_misplaced_clients_with_a_session_and_says_what_else_it_touches() -> None:
+    inventory = o.make_inventory()
+    fleet = o.fleet(lb=o.lb_obs(services=(SWAPPED,)))
+    plan = plan_rebalance(inventory, fleet)
+    assert [(m.label, m.origin, m.target, m.source) for m in plan.moves] == [
+        ("alpha", o.GW1, o.GW2, o.ALPHA_EP),
+        ("beta", o.GW2, o.GW1, o.BETA_EP),
+    ]
+    assert plan.untouched == 0
+    assert plan.table == table_key(SWAPPED)
+    text = "\n".join(plan.describe())
+    assert "alpha" in text and f"{o.GW1} -> {o.GW2}" in text
+    assert SIDE_EFFECTS in text
+    assert "no other service, entry, dest, kernel order, weight, flag or timeout" in text
+
+
+def test_a_balanced_fleet_plans_nothing() -> None:
+    plan = plan_rebalance(o.make_inventory(), o.fleet())
+    assert plan.moves == () and plan.untouched == 2
+    assert NOTHING_TO_MOVE in plan.describe()
+    assert SIDE_EFFECTS not in "\n".join(plan.describe())
+
+
+def test_a_misplaced_client_without_a_session_is_left_to_the_table() -> None:
+    gateways = o.healthy_gateways()
+    gateways[o.GW1] = o.gw_obs(o.GW1, [o.alpha_on(o.ALPHA_EP, 500), o.beta_on(None, None)])
+    fleet = o.fleet(lb=o.lb_obs(services=(SWAPPED,)), gateways=gateways)
+    plan = plan_rebalance(o.make_inventory(), fleet)
+    assert [m.label for m in plan.moves] == ["beta"]
+    assert [label for label, _ in plan.skipped] == ["alpha"]
+    assert "no session now (stale)" in plan.skipped[0][1]
+
+
+def test_no_service_or_another_scheduler_is_refused() -> None:
+    with pytest.raises(ValidationError, match="not on any answering"):
+        plan_rebalance(o.make_inventory(), o.fleet(lb=o.lb_obs(services=[])))
+    rr = o.service(scheduler="wrr")
+    with pytest.raises(ValidationError, match="not sh"):
+        plan_rebalance(o.make_inventory(), o.fleet(lb=o.lb_obs(services=(rr,))))
+
+
+# --- the sync messages --------------------------------------------------------------------
+
+
+def _entry(n: int = 0) -> entrysync.Entry:
+    return entrysync.Entry(
+        "udp",
+        Endpoint(f"10.77.1.{10 + n}", 38414 + n),
+        Endpoint("10.77.255.1", 51280),
+        Endpoint("10.77.0.12", 51280),
+    )
+
+
+def test_a_sync_message_is_the_kernels_version_1_format() -> None:
+    (msg,) = entrysync.messages([_entry()], inactive=False, timeout=300)
+    # struct ip_vs_sync_mesg: reserved, syncid, size, nr_conns, version, spare
+    assert struct.unpack("!BBHBbH", msg[:8]) == (0, entrysync.SYNCID, 44, 1, 1, 0)
+    fields = struct.unpack("!BBHIHHHHII4s4s4s", msg[8:])
+    kind, proto, ver_size, flags, state, cport, vport, dport, fwmark, timeout = fields[:10]
+    assert (kind, proto, ver_size, flags, state) == (0, 17, 36, 0, 0)
+    assert (cport, vport, dport, fwmark, timeout) == (38414, 51280, 51280, 0, 300)
+    assert [socket.inet_ntoa(a) for a in fields[10:]] == ["10.77.1.10", "10.77.255.1", "10.77.0.12"]
+    (inactive,) = entrysync.messages([_entry()], inactive=True, timeout=300)
+    assert struct.unpack("!I", inactive[12:16]) == (entrysync.CONN_F_INACTIVE,)
+
+
+def test_many_entries_are_split_into_messages_the_daemon_accepts() -> None:
+    msgs = entrysync.messages([_entry(i) for i in range(85)], inactive=False, timeout=300)
+    assert [m[4] for m in msgs] == [40, 40, 5]
+    assert all(len(m) <= 1472 and struct.unpack("!H", m[2:4])[0] == len(m) for m in msgs)
+
+
+def test_ipv6_entries_are_refused_before_anything_is_sent() -> None:
+    v6 = entrysync.Entry(
+        "udp", Endpoint("fd00::1", 1), Endpoint("fd00::2", 2), Endpoint("fd00::3", 3)
+    )
+    with pytest.raises(entrysync.EntrySyncError, match="IPv6"):
+        entrysync.messages([v6], inactive=False, timeout=300)
+
+
+def test_proc_key_is_how_the_lbs_table_shows_the_entry() -> None:
+    assert entrysync.proc_key(_entry()) == "0A4D010A:960E:0A4DFF01:C850:0A4D000C:C850"
+
+
+# --- the gateway-side session script, run by sh against a fake wg --------------------------
+
+FAKE_WG = r"""
+import json, os, sys
+path = os.environ["FAKE_WG_STATE"]
+st = json.load(open(path))
+a = sys.argv[1:]
+log = st.setdefault("log", [])
+if a[0] == "show":
+    what = a[2]
+    for k, p in st["peers"].items():
+        if what == "allowed-ips":
+            print(k + "\t" + (" ".join(p["ips"]) or "(none)"))
+        elif what == "persistent-keepalive":
+            print(k + "\t" + (str(p["ka"]) if p["ka"] else "off"))
+        elif what == "preshared-keys":
+            print(k + "\t" + (p["psk"] or "(none)"))
+        elif what == "endpoints":
+            print(k + "\t" + (p["endpoint"] or "(none)"))
+        else:
+            sys.exit("fake wg: show " + what)
+    sys.exit(0)
+assert a[0] == "set"
+rest = a[2:]
+while rest:
+    assert rest[0] == "peer"
+    key = rest[1]
+    rest = rest[2:]
+    if rest[:1] == ["remove"]:
+        st["peers"].pop(key)
+        rest = rest[1:]
+        continue
+    p = st["peers"].setdefault(key, {"ips": [], "ka": 0, "psk": None, "endpoint": None})
+    while rest and rest[0] != "peer":
+        opt, val = rest[0], rest[1]
+        rest = rest[2:]
+        if opt == "allowed-ips":
+            p["ips"] = [x for x in val.split(",") if x]
+        elif opt == "persistent-keepalive":
+            old, p["ka"] = p["ka"], int(val)
+            if not old and p["ka"] and p["endpoint"]:
+                log.append(("sent", key, p["endpoint"]))
+        elif opt == "preshared-key":
+            p["psk"] = open(val).read().strip()
+            log.append(("psk-file-mode", oct(os.stat(val).st_mode & 0o777)))
+        elif opt == "endpoint":
+            p["endpoint"] = val
+        else:
+            sys.exit("fake wg: " + opt)
+json.dump(st, open(path, "w"))
+"""
+K1 = "a" * 43 + "="
+K2 = "b" * 43 + "="
+PSK = "c" * 43 + "="
+
+
+def _gateway_world(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wg = bin_dir / "wg"
+    wg.write_text(f"#!{sys.executable}\n{FAKE_WG}")
+    wg.chmod(0o755)
+    state = tmp_path / "state.json"
+    peers = {
+        K1: {
+            "ips": ["10.255.0.2/32", "10.9.0.0/24"],
+            "ka": 15,
+            "psk": PSK,
+            "endpoint": "10.77.1.10:38414",
+        },
+        K2: {"ips": ["10.255.0.3/32"], "ka": 0, "psk": None, "endpoint": "10.77.1.11:4000"},
+    }
+    state.write_text(json.dumps({"peers": peers}))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_WG_STATE": str(state)}
+    return env, state
+
+
+GW = Gateway("gw", "127.0.0.1", SshSettings(), real_server=Endpoint("10.77.0.12", 51280))
+
+
+def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
+
+
+def test_forget_keeps_each_peer_as_it_was_but_its_endpoint_and_session(tmp_path: Path) -> None:
+    env, state = _gateway_world(tmp_path)
+    (command,) = peer_session.forget_command(GW, [K1, K2])
+    res = _run(command, env)
+    assert res.returncode == 0, res.stderr
+    peers = json.loads(state.read_text())["peers"]
+    assert peers[K1] == {
+        "ips": ["10.255.0.2/32", "10.9.0.0/24"],
+        "ka": 15,
+        "psk": PSK,
+        "endpoint": None,
+    }
+    assert peers[K2] == {"ips": ["10.255.0.3/32"], "ka": 0, "psk": None, "endpoint": None}
+    log = json.loads(state.read_text())["log"]
+    assert ["psk-file-mode", "0o600"] in log
+    assert not [e for e in log if e[0] == "sent"]  # forgetting sends nothing
+    assert PSK not in res.stdout + res.stderr
+
+
+def test_initiate_sends_at_once_to_the_entrys_address_and_keeps_keepalive_off(
+    tmp_path: Path,
+) -> None:
+    env, state = _gateway_world(tmp_path)
+    (command,) = peer_session.initiate_command(
+        GW, [(K1, "10.77.1.10:40000"), (K2, "10.77.1.11:4001")]
+    )
+    res = _run(command, env)
+    assert res.returncode == 0, res.stderr
+    st = json.loads(state.read_text())
+    sent = [e for e in st["log"] if e[0] == "sent"]
+    assert sent == [["sent", K1, "10.77.1.10:40000"], ["sent", K2, "10.77.1.11:4001"]]
+    assert st["peers"][K1]["ka"] == 15 and st["peers"][K1]["psk"] == PSK
+    assert st["peers"][K2]["ka"] == 0  # off again, as configured
+    assert st["peers"][K2]["endpoint"] == "10.77.1.11:4001"
+
+
+def test_forgetting_an_unknown_peer_fails_and_says_which(tmp_path: Path) -> None:
+    env, _ = _gateway_world(tmp_path)
+    (command,) = peer_session.forget_command(GW, ["d" * 43 + "="])
+    res = _run(command, env)
+    assert res.returncode == 3 and "no peer ddd" in res.stderr
+
+
+def test_many_peers_are_split_into_commands() -> None:
+    keys = [f"{i:043d}=" for i in range(450)]
+    assert len(peer_session.forget_command(GW, keys)) == 3
+    assert len(peer_session.initiate_command(GW, [(k, "1.2.3.4:5") for k in keys])) == 3

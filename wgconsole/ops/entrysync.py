@@ -1,0 +1,196 @@
+"""Re-point single IPVS connection entries: the one way the kernel offers, its sync protocol.
+
+IPVS has no command to delete or edit one connection entry (ipvsadm has none; netlink has
+none). Its connection synchronisation does it: a *backup* sync daemon that receives an entry
+for a client whose current entry points to another real server expires that entry and makes the
+received one (net/netfilter/ipvs/ip_vs_sync.c, `ip_vs_proc_conn`, Linux 6.1). Nothing else
+changes: other entries, dests, their kernel order and weights, scheduler flags, timeouts.
+
+So during a rebalance, each LB runs a backup sync daemon of its own on a private dummy interface
+(`wgcsync`: no address, on no network, multicast group 239.255.213.1, port 18848, syncid 213),
+and receives, sent from the LB itself, one version-1 sync message per batch of entries. A second
+message with the same entries flagged inactive puts them back in the InActConn count (a received
+entry is made active, as the kernel requires for a replacement; UDP entries are inactive).
+The daemon and the interface are removed when the operation ends, or by the next run if cut
+short. An LB that already runs a backup sync daemon (a director pair's standby) is refused: the
+kernel runs one per network namespace, and that one listens on a real network.
+
+Measured on the lab's 6.1 kernel: the entry of a client pinging through its tunnel was on the new
+gateway 0.3 s after the message, and no other entry changed (tests/lab/test_rebalance_lab.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wgconsole.core.inventory import Host
+from wgconsole.core.records import Endpoint
+from wgconsole.poll.transport.base import privileged
+
+INTERFACE = "wgcsync"
+GROUP = "239.255.213.1"
+PORT = 18848
+SYNCID = 213
+SYNC_VERSION = 1
+# include/uapi/linux/ip_vs.h
+CONN_F_MASQ = 0x0000
+CONN_F_INACTIVE = 0x0100
+IPPROTO = {"udp": 17, "tcp": 6, "sctp": 132}
+_HEADER = struct.Struct("!BBHBbH")  # reserved, syncid, size, nr_conns, version, spare
+_CONN_V4 = struct.Struct("!BBHIHHHHII4s4s4s")  # ip_vs_sync_v4
+# One message fits the daemon's default maxlen (1472 bytes): 8 + 40 * 36.
+PER_MESSAGE = 40
+# What `ipvsadm -Ln --daemon` prints for the daemon this module starts.
+OURS = f"backup sync daemon (mcast={INTERFACE},"
+
+
+class EntrySyncError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An entry to make: client -> virtual service -> real server."""
+
+    protocol: str
+    client: Endpoint
+    virtual: Endpoint
+    dest: Endpoint
+
+
+def _v4(endpoint: Endpoint) -> bytes:
+    try:
+        address = ipaddress.ip_address(endpoint.address)
+    except ValueError:
+        raise EntrySyncError(f"{endpoint}: not an IP address") from None
+    if address.version != 4:
+        raise EntrySyncError(f"{endpoint}: IPv6 entries are not supported by rebalance")
+    return address.packed
+
+
+def _conn(entry: Entry, flags: int, timeout: int) -> bytes:
+    protocol = IPPROTO.get(entry.protocol.lower())
+    if protocol is None:
+        raise EntrySyncError(f"protocol {entry.protocol!r} cannot be synced")
+    return _CONN_V4.pack(
+        0,  # type: IPv4, no options
+        protocol,
+        _CONN_V4.size,  # version 0 in the top 4 bits, then the size
+        flags,
+        0,  # state: IP_VS_UDP_S_NORMAL (UDP has one state)
+        entry.client.port,
+        entry.virtual.port,
+        entry.dest.port,
+        0,  # fwmark
+        timeout,
+        _v4(entry.client),
+        _v4(entry.virtual),
+        _v4(entry.dest),
+    )
+
+
+def messages(entries: Sequence[Entry], *, inactive: bool, timeout: int) -> list[bytes]:
+    """Version-1 sync messages carrying `entries` (masquerade), PER_MESSAGE at most each."""
+    flags = CONN_F_MASQ | (CONN_F_INACTIVE if inactive else 0)
+    out = []
+    for first in range(0, len(entries), PER_MESSAGE):
+        body = b"".join(_conn(e, flags, timeout) for e in entries[first : first + PER_MESSAGE])
+        count = min(PER_MESSAGE, len(entries) - first)
+        out.append(_HEADER.pack(0, SYNCID, _HEADER.size + len(body), count, SYNC_VERSION, 0) + body)
+    return out
+
+
+_SETUP = f"""
+d=$(ipvsadm -Ln --daemon) || exit 1
+case "$d" in
+  *"{OURS}"*) ;;
+  *"backup sync daemon"*)
+    echo "a backup sync daemon already runs on this LB ($d); the kernel runs one per LB:" \\
+      "rebalance cannot start its own" >&2
+    exit 4;;
+  *) {{ ip link show dev {INTERFACE} >/dev/null 2>&1 || ip link add {INTERFACE} type dummy; }} &&
+     ip link set dev {INTERFACE} multicast on up &&
+     ipvsadm --start-daemon backup --mcast-interface {INTERFACE} --syncid {SYNCID} \\
+       --mcast-group {GROUP} --mcast-port {PORT} || exit 1;;
+esac
+ip route replace {GROUP}/32 dev {INTERFACE}
+"""
+
+_TEARDOWN = f"""
+d=$(ipvsadm -Ln --daemon) || exit 1
+case "$d" in *"{OURS}"*) ipvsadm --stop-daemon backup || exit 1;; esac
+ip route del {GROUP}/32 dev {INTERFACE} 2>/dev/null
+ip link del {INTERFACE} 2>/dev/null
+exit 0
+"""
+
+# $1: the messages, in hex, comma-separated; then the entries they must make, as
+# /proc/net/ip_vs_conn shows them (CLIENT:CPORT:VIP:VPORT:DEST:DPORT in hex). perl-base is
+# essential on Debian; python3 where it is not. The daemon applies a message a moment after it
+# arrives: the table is read until every entry is there (3 s at most).
+_SEND = f"""
+m=$1; shift
+if command -v perl >/dev/null 2>&1; then
+  perl -MSocket -e 'socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!\\n";
+my $to = sockaddr_in({PORT}, inet_aton("{GROUP}"));
+for my $h (split /,/, $ARGV[0]) {{
+  my $m = pack("H*", $h); defined(send($s, $m, 0, $to)) or die "send: $!\\n" }}' "$m" || exit 1
+elif command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for h in sys.argv[1].split(","):
+    s.sendto(bytes.fromhex(h), ("{GROUP}", {PORT}))' "$m" || exit 1
+else
+  echo "neither perl nor python3 on this LB: the entries cannot be sent" >&2
+  exit 5
+fi
+i=0
+while :; do
+  missing=$(awk -v want="$*" 'BEGIN {{ n = split(want, w, " ")
+      for (k = 1; k <= n; k++) need[w[k]] = 1 }}
+    NR > 1 {{ delete need[$2 ":" $3 ":" $4 ":" $5 ":" $6 ":" $7] }}
+    END {{ for (k in need) print k }}' /proc/net/ip_vs_conn) || exit 1
+  [ -z "$missing" ] && exit 0
+  i=$((i + 1))
+  [ $i -ge 30 ] && {{ echo "entries not there after the sync messages:" $missing >&2; exit 6; }}
+  sleep 0.1
+done
+"""
+
+
+def setup_command(lb: Host) -> str:
+    """Start the LB's private backup sync daemon (idempotent: one left by a run cut short is
+    used again)."""
+    return privileged(["sh", "-c", _SETUP], lb.ssh.sudo)
+
+
+def teardown_command(lb: Host) -> str:
+    """Stop it and remove its interface; nothing else (another daemon is left alone)."""
+    return privileged(["sh", "-c", _TEARDOWN], lb.ssh.sudo)
+
+
+def daemon_command(lb: Host) -> str:
+    """`ipvsadm -Ln --daemon`: which sync daemons run (read-only)."""
+    return privileged(["ipvsadm", "-Ln", "--daemon"], lb.ssh.sudo)
+
+
+def proc_key(entry: Entry) -> str:
+    """The entry as /proc/net/ip_vs_conn shows it: hex fields 2-7 joined by ':'."""
+    parts = []
+    for ep in (entry.client, entry.virtual, entry.dest):
+        parts += [_v4(ep).hex().upper(), f"{ep.port:04X}"]
+    return ":".join(parts)
+
+
+def send_command(lb: Host, batch: Sequence[bytes], entries: Sequence[Entry]) -> str:
+    """Send `batch` to the daemon, from the LB itself (the group is routed to `wgcsync` only),
+    then wait until each of `entries` is in the LB's table (exit 6 if one is not)."""
+    argv = ["sh", "-c", _SEND, "sh", ",".join(m.hex() for m in batch)]
+    return privileged([*argv, *map(proc_key, entries)], lb.ssh.sudo)
+
+
+def ours_running(daemon_listing: str) -> bool:
+    return OURS in daemon_listing
