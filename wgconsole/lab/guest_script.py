@@ -24,6 +24,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from wgconsole.core.rules import STATE_DIR, SWITCHOVER_TRACK_FILE
 from wgconsole.lab.topology import (
     KEEPALIVE,
     LB_LAN,
@@ -403,12 +404,20 @@ def keepalived_command(lab: Path, director: LabDirector) -> str:
     return " ".join(shlex.quote(a) for a in argv) + f" >>{log} 2>&1 </dev/null &"
 
 
+# The director's switchover file (`track_file` in its keepalived config), in its private
+# /run/wgconsole: a real director keeps it on persistent storage (see ops/failover.py).
+SWITCHOVER_FILE = f"{STATE_DIR}/vrrp-switchover"
+
+
 def director_start_command(lab: Path, director: LabDirector) -> str:
-    """Start a director's keepalived and sshd in one mount namespace with a private /tmp
-    (the guest's root namespace runs this)."""
+    """Start a director's keepalived and sshd in one mount namespace with a private /tmp and
+    a private /run/wgconsole (the guest's root namespace runs this)."""
     sshd = shlex.quote(str(lab / "sshd" / f"{director.netns}.conf"))
     inner = (
         "mount -t tmpfs -o mode=1777 tmpfs /tmp || exit 1\n"
+        # wgconsole's state on an LB (service lock, drain records, the switchover file):
+        # one director's own, as on two machines, not the guest's /run that both would share.
+        f"mkdir -p {STATE_DIR} && mount -t tmpfs -o mode=0755 tmpfs {STATE_DIR} || exit 1\n"
         f"{keepalived_command(lab, director)}\n"
         f"/usr/sbin/sshd -f {sshd}"
     )
@@ -427,6 +436,14 @@ def keepalived_config(topo: Topology, director: LabDirector) -> str:
             f"    lvs_sync_daemon {SYNC_INTERFACE} {VRRP_INSTANCE} id {SYNC_ID}",
             "}",
             "",
+            "# `wgconsole failover` writes a number into this file: keepalived adds it to the",
+            "# priority at once (no reload), and a reload or a restart keeps it.",
+            f"track_file {SWITCHOVER_TRACK_FILE} {{",
+            f'    file "{SWITCHOVER_FILE}"',
+            "    weight 1",
+            "    init_file 0",
+            "}",
+            "",
             f"vrrp_instance {VRRP_INSTANCE} {{",
             f"    state {director.initial_state}",
             f"    interface {SYNC_INTERFACE}",
@@ -435,6 +452,9 @@ def keepalived_config(topo: Topology, director: LabDirector) -> str:
             f"    advert_int {VRRP_ADVERT_INT}",
             "    track_interface {",
             "        wan",
+            "    }",
+            "    track_file {",
+            f"        {SWITCHOVER_TRACK_FILE}",
             "    }",
             "    virtual_ipaddress {",
             f"        {VIP}/32 dev lo",
