@@ -206,7 +206,7 @@ def test_no_never_with_a_handshake_anywhere() -> None:
 
 def _with_stranger() -> dict[str, GatewayObservation | None]:
     gws = healthy_gateways()
-    stranger = peer("stranger-fake-key", Endpoint("10.211.55.12", 40003), 10, ("10.255.0.9/32",))
+    stranger = peer("stranger-fake-key", Endpoint("10.211.55.16", 40003), 10, ("10.255.0.9/32",))
     for name in (GW1, GW2):
         obs = gws[name]
         assert obs is not None and obs.interface is not None
@@ -215,7 +215,7 @@ def _with_stranger() -> dict[str, GatewayObservation | None]:
 
 
 def test_unknown_peer() -> None:
-    conns = [*HEALTHY_CONNS, conn(Endpoint("10.211.55.12", 40003), GW1_RS)]
+    conns = [*HEALTHY_CONNS, conn(Endpoint("10.211.55.16", 40003), GW1_RS)]
     f = fleet(lb=lb_obs(conns=conns), gateways=_with_stranger())
     finding = one(f, "unknown-peer")
     assert (finding.severity, finding.subject) == ("info", "stranger…")
@@ -224,7 +224,7 @@ def test_unknown_peer() -> None:
 
 
 def test_no_unknown_peer_when_the_inventory_lists_no_clients() -> None:
-    conns = [*HEALTHY_CONNS, conn(Endpoint("10.211.55.12", 40003), GW1_RS)]
+    conns = [*HEALTHY_CONNS, conn(Endpoint("10.211.55.16", 40003), GW1_RS)]
     f = fleet(
         inventory=make_inventory(clients=()), lb=lb_obs(conns=conns), gateways=_with_stranger()
     )

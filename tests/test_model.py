@@ -52,6 +52,7 @@ from wgconsole.core.records import (
     IpvsService,
     LbObservation,
 )
+from wgconsole.core.sched import ShModel
 
 
 def codes(f: Fleet) -> list[str]:
@@ -481,19 +482,22 @@ def _big_fleet_inputs() -> tuple[
     eps = [Endpoint(f"10.{i // 250}.{i % 250}.7", 40000 + i % 1000) for i in range(n_clients)]
     clients = [(f"c{i}", keys[i], f"10.255.{i // 250}.{i % 250 + 2}") for i in range(n_clients)]
     inv = make_inventory(clients=clients, gateways=list(zip(names, rs, strict=True)))
-    conns = [conn(eps[i], rs[i % 3]) for i in range(n_clients)]
+    svc = service([dest(r) for r in rs])
+    # Each client where the sh table sends it (a healthy fleet: no not-on-sh-choice).
+    table = ShModel.from_service(svc)
+    on = [rs.index(table.pick(e.address).dest) for e in eps]  # type: ignore[arg-type]
+    conns = [conn(eps[i], rs[on[i]]) for i in range(n_clients)]
     conns += [
         conn(Endpoint(f"192.0.{i // 250 % 256}.{i % 250}", i % 65535), rs[i % 3])
         for i in range(n_conns - n_clients)
     ]
-    svc = service([dest(r) for r in rs])
     gws: dict[str, GatewayObservation | None] = {}
     for g, name in enumerate(names):
         peers = [
             peer(
                 keys[i],
-                eps[i] if i % 3 == g else None,
-                30 if i % 3 == g else None,
+                eps[i] if on[i] == g else None,
+                30 if on[i] == g else None,
                 allowed=(f"10.255.{i // 250}.{i % 250 + 2}/32",),
             )
             for i in range(n_clients)

@@ -302,3 +302,60 @@ def test_many_peers_are_split_into_commands() -> None:
     keys = [f"{i:043d}=" for i in range(450)]
     assert len(peer_session.forget_command(GW, keys)) == 3
     assert len(peer_session.initiate_command(GW, [(k, "1.2.3.4:5") for k in keys])) == 3
+
+
+# --- the not-on-sh-choice finding ----------------------------------------------------------
+
+
+def test_status_reports_each_client_not_on_its_sh_choice_with_what_to_run() -> None:
+    fleet = o.fleet(lb=o.lb_obs(services=(SWAPPED,)))
+    found = [f for f in fleet.findings if f.code == "not-on-sh-choice"]
+    assert [(f.subject, f.severity, f.client_key) for f in found] == [
+        ("alpha", "info", o.ALPHA),
+        ("beta", "info", o.BETA),
+    ]
+    assert found[0].message.startswith(
+        f"alpha's LB entry is on {o.GW1}, but the sh table now sends it to {o.GW2}"
+    )
+    assert "`wgconsole rebalance`" in found[0].message
+    assert all("not-on-sh-choice" in c.findings for c in fleet.clients)
+    assert not [f for f in o.fleet().findings if f.code == "not-on-sh-choice"]
+
+
+def test_many_clients_not_on_their_sh_choice_are_one_group() -> None:
+    from wgconsole.view.finding_groups import FindingGroup, fold_findings
+
+    n = 24
+    clients = [(f"c{i}", f"key-{i}", f"10.255.0.{10 + i}") for i in range(n)]
+    inventory = o.make_inventory(clients=clients)
+    sources = [Endpoint(f"10.211.{56 + i}.{3 * i}", 40000 + i) for i in range(n)]
+    # Every client's entry is on gateway-01; the table sends about half to gateway-02.
+    conns = [o.conn(s, o.GW1_RS) for s in sources]
+    peers = [
+        o.peer(key, s, 20, (f"{addr}/32",))
+        for (_, key, addr), s in zip(clients, sources, strict=True)
+    ]
+    gateways = {o.GW1: o.gw_obs(o.GW1, peers), o.GW2: o.gw_obs(o.GW2, [])}
+    fleet = o.fleet(inventory, gateways=gateways, lb=o.lb_obs(conns=conns))
+    mine = [f for f in fleet.findings if f.code == "not-on-sh-choice"]
+    choice = fleet_choice(inventory, fleet)
+    assert choice is not None
+    expected = [s for s in sources if choice.gateway(s) == o.GW2]
+    assert len(mine) == len(expected) > 5
+    groups = [g for g in fold_findings(fleet.findings) if isinstance(g, FindingGroup)]
+    assert [(g.code, len(g.findings)) for g in groups] == [("not-on-sh-choice", len(expected))]
+
+
+def test_the_fleet_builder_rederives_the_finding_when_the_table_changes() -> None:
+    from wgconsole.core.model import FleetBuilder
+
+    builder = FleetBuilder()
+    inventory = o.make_inventory()
+    args = (o.healthy_gateways(), o.hosts_ok(), o.NOW)
+    first = builder.build(inventory, {"wg-lb": o.lb_obs()}, *args)
+    again = builder.build(inventory, {"wg-lb": o.lb_obs()}, *args)
+    assert again.clients[0] is first.clients[0]  # nothing changed: the same view
+    swapped = builder.build(inventory, {"wg-lb": o.lb_obs(services=(SWAPPED,))}, *args)
+    assert all("not-on-sh-choice" in c.findings for c in swapped.clients)
+    back = builder.build(inventory, {"wg-lb": o.lb_obs()}, *args)
+    assert not any("not-on-sh-choice" in c.findings for c in back.clients)

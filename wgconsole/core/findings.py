@@ -28,6 +28,7 @@ from wgconsole.core.fleet import (
 )
 from wgconsole.core.inventory import Inventory, LoadBalancer
 from wgconsole.core.op_checks import DrainCheck, describe_lock, drain_checks, way_out
+from wgconsole.core.rebalance import ShChoice, fleet_choice
 from wgconsole.core.records import (
     GatewayObservation,
     HostStatus,
@@ -68,7 +69,10 @@ def derive_findings(
     if clients_found is None:
         # The LB table only proves a bypass when the service was found on an answering LB.
         per_client = client_findings(
-            fleet.clients, fleet.service is not None, bool(inventory.clients)
+            fleet.clients,
+            fleet.service is not None,
+            bool(inventory.clients),
+            sh_choice=fleet_choice(inventory, fleet),
         )
         clients_found = [f for client in per_client for f in client]
     if order is None:
@@ -124,12 +128,18 @@ def _lb_findings(inventory: Inventory, lb: LoadBalancer, obs: LbObservation) -> 
 
 
 def client_findings(
-    clients: Sequence[ClientView], lb_has_service: bool, inventory_lists_clients: bool
+    clients: Sequence[ClientView],
+    lb_has_service: bool,
+    inventory_lists_clients: bool,
+    *,
+    sh_choice: ShChoice | None = None,
 ) -> list[tuple[Finding, ...]]:
     """The findings of each client, in the order of `clients`.
 
     `lb_has_service`: the service was found on an answering LB, so that the LB table can
-    prove a bypass; `inventory_lists_clients`: a peer not in the inventory is unknown.
+    prove a bypass; `inventory_lists_clients`: a peer not in the inventory is unknown;
+    `sh_choice`: the current sh table's gateway per bucket (None: no sh service to compare
+    the clients' LB entries with).
     """
     # A first poll of 10,000 clients has tens of thousands of findings. Each check runs
     # over all the clients at once (a comprehension, not a call per client and check) and
@@ -144,6 +154,8 @@ def client_findings(
     checks.append(("stale", "warning", stale(clients, labels)))
     if inventory_lists_clients:
         checks.append(("unknown-peer", "info", unknown_peer(clients, labels, on)))
+    if sh_choice is not None:
+        checks.append(("not-on-sh-choice", "info", not_on_sh_choice(clients, labels, sh_choice)))
     # The check Finding.__post_init__ would make (the severities are this module's own).
     unknown = {severity for _, severity, _ in checks} - SEVERITY_RANK.keys()
     if unknown:
@@ -575,6 +587,31 @@ def unknown_peer(clients: Sequence[ClientView], labels: Sequence[str], on: _On) 
     flagged = [i for i, c in enumerate(clients) if c.name is None]
     # A client without a name is labelled by its short key.
     messages = [f"Peer {labels[i]} on {on[i]} is not in the inventory's clients." for i in flagged]
+    return flagged, messages
+
+
+def not_on_sh_choice(
+    clients: Sequence[ClientView], labels: Sequence[str], choice: ShChoice
+) -> _Flagged:
+    """Clients whose LB entry points to another gateway than the one the current sh table
+    picks for them (info): the entry was made before the table changed, and keepalives keep
+    it there. One the table would drop is not flagged: it has nowhere better to go."""
+    flagged: list[int] = []
+    messages: list[str] = []
+    for i, c in enumerate(clients):
+        entry = c.lb_entry
+        if entry is None or c.lb_gateway is None:
+            continue
+        sh = choice.gateway(entry.client)
+        if sh is None or sh == c.lb_gateway:
+            continue
+        flagged.append(i)
+        messages.append(
+            f"{labels[i]}'s LB entry is on {c.lb_gateway}, but the sh table now sends it to "
+            f"{sh}: the entry was made before the table changed (an undrain, a weight change, "
+            "a gateway added) and its keepalives keep it there. `wgconsole rebalance` moves "
+            "such clients, and only them."
+        )
     return flagged, messages
 
 

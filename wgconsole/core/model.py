@@ -36,6 +36,7 @@ from wgconsole.core.fleet import (
     normalize_endpoint,
 )
 from wgconsole.core.inventory import Gateway, Inventory
+from wgconsole.core.rebalance import ShChoice, sh_choice
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,
@@ -80,6 +81,9 @@ class FleetBuilder:
         # Each gateway's latest peers and its views of them, in the same order.
         self._latest_peer_views: dict[str, tuple[tuple[WgPeer, ...], list[PeerOnGateway]]] = {}
         self._findings_order = ClientFindingsOrder()
+        # The latest build's sh choice: an equal one is this very object, so that each
+        # client's checks compare by identity.
+        self._latest_choice: ShChoice | None = None
 
     def build(
         self,
@@ -108,7 +112,11 @@ class FleetBuilder:
         lb_answered = any(lbs.get(lb.name) is not None for lb in inventory.load_balancers)
         service = _service_view(*primary) if primary else None
         # The LB table only proves a bypass when the service was found on an answering LB.
-        checks = _Checks(lb_has_service=service is not None, lists_clients=bool(inventory.clients))
+        checks = _Checks(
+            lb_has_service=service is not None,
+            lists_clients=bool(inventory.clients),
+            sh_choice=self._choice(inventory, primary),
+        )
         clients, found = self._clients(inventory, gw_obs, services, conns, rs_index, checks)
         draft = Fleet(
             taken_at=taken_at,
@@ -126,6 +134,15 @@ class FleetBuilder:
             draft, inventory, lbs, gateways, found, order=self._findings_order
         )
         return replace(draft, findings=findings)
+
+    def _choice(
+        self, inventory: Inventory, primary: tuple[LbObservation, IpvsService] | None
+    ) -> ShChoice | None:
+        choice = sh_choice(inventory, None if primary is None else primary[1])
+        if choice is not None and choice == self._latest_choice:
+            choice = self._latest_choice
+        self._latest_choice = choice
+        return choice
 
     def _clients(
         self,
@@ -451,6 +468,7 @@ class _Checks(NamedTuple):
 
     lb_has_service: bool  # the LB table can prove a bypass
     lists_clients: bool  # the inventory lists clients: a peer not in it is unknown
+    sh_choice: ShChoice | None = None  # the current table's gateway per bucket
 
 
 class _Made(NamedTuple):
@@ -479,7 +497,9 @@ def _make_clients(rows: list[tuple[Any, ...]], checks: _Checks) -> list[_Made]:
     columns = list(zip(*rows, strict=True))
     # The findings are derived from the view itself, which then gets their codes.
     views = _CLIENT_VIEWS.build(*columns, repeat((), len(rows)))
-    found = client_findings(views, checks.lb_has_service, checks.lists_clients)
+    found = client_findings(
+        views, checks.lb_has_service, checks.lists_clients, sh_choice=checks.sh_choice
+    )
     _CLIENT_VIEWS.fill(views, "findings", _codes(found))
     return list(map(_Made, rows, repeat(checks), _client_sort_keys(views), views, found))
 
