@@ -23,6 +23,8 @@ from wgconsole.poll.transport.ssh import SshTransport
 pytestmark = pytest.mark.lab
 
 SETTLE_SECONDS = 180.0
+# The VRRP router addresses, as `ip -o addr` shows them: "IFNAME ADDRESS/LEN".
+ROUTERS = {f"lan {LB_LAN}/24", f"wan {LB_WAN}/24"}
 
 
 @pytest.fixture
@@ -110,11 +112,10 @@ def test_the_pair_comes_up_with_the_vip_on_the_intended_master_alone(
     assert lab.vip_holders() == [master["netns"]]
     # The routers the gateways and clients use are VRRP addresses: on the master only, next
     # to each director's own real addresses.
-    routers = {f"lan {LB_LAN}/24", f"wan {LB_WAN}/24"}
     master_addrs = _addresses(lab, master["netns"])
     backup_addrs = _addresses(lab, backup["netns"])
-    assert routers <= master_addrs
-    assert not routers & backup_addrs
+    assert master_addrs >= ROUTERS
+    assert not ROUTERS & backup_addrs
     for d, addrs in ((master, master_addrs), (backup, backup_addrs)):
         assert {f"lan {d['lan']}/24", f"wan {d['wan']}/24"} <= addrs
     # keepalived's own report, read over SSH to each LB like an operator would.
@@ -163,6 +164,15 @@ def test_a_clients_new_entry_is_synced_onto_the_backup(settled: PairLab) -> None
     assert _conns(lab, backup)[source] == _conns(lab, master)[source]
 
 
+def _restore_master(lab: PairLab, lb_ssh: dict[str, SshTransport]) -> None:
+    """Put the pair back as it booted: keepalived again on the master, in its own mount
+    namespace (started over SSH, as an operator would); it preempts with its priority."""
+    master = lab.directors[0]
+    restart = lb_ssh[master["name"]].run(master["keepalived_start"], timeout=120)
+    assert restart.status == 0, restart.stderr
+    lab.wait_until("the master takes the VIP back", lab.settled, SETTLE_SECONDS)
+
+
 def test_a_clients_tunnel_survives_killing_the_masters_keepalived(
     settled: PairLab, lb_ssh: dict[str, SshTransport]
 ) -> None:
@@ -172,19 +182,22 @@ def test_a_clients_tunnel_survives_killing_the_masters_keepalived(
     assert all(_tunnel_ping(lab, c) for c in clients)
     before = _in_packets(lab, backup["netns"])
     try:
+        # SIGTERM: keepalived gives the addresses up and tells the backup (priority 0).
         lab.sh(f"kill $(cat {shlex.quote(master['pid'])})")
         lab.wait_until("the backup takes the VIP", lambda: lab.vip_holders() == [backup["netns"]])
-        routers = {f"lan {LB_LAN}/24", f"wan {LB_WAN}/24"}
         lab.wait_until(
             "the router addresses follow the VIP",
             lambda: (
-                routers <= _addresses(lab, backup["netns"])
-                and not routers & _addresses(lab, master["netns"])
+                _addresses(lab, backup["netns"]) >= ROUTERS
+                and not ROUTERS & _addresses(lab, master["netns"])
             ),
         )
         lab.wait_until(
-            "the new master's sync daemon sends",
-            lambda: lab.sync_daemon(backup["netns"]).startswith("master sync daemon"),
+            "the new master's sync daemon sends, the old one's is stopped",
+            lambda: (
+                lab.sync_daemon(backup["netns"]).startswith("master sync daemon")
+                and lab.sync_daemon(master["netns"]) == ""
+            ),
         )
         lab.wait_until(
             "every client's tunnel answers through the new master",
@@ -193,9 +206,44 @@ def test_a_clients_tunnel_survives_killing_the_masters_keepalived(
         # The traffic really crosses the former backup now.
         assert _in_packets(lab, backup["netns"]) > before
     finally:
-        # Put the pair back as it booted: keepalived again on the master, in its own mount
-        # namespace (started over SSH, as an operator would); it preempts with its priority.
-        restart = lb_ssh[master["name"]].run(master["keepalived_start"], timeout=120)
-        assert restart.status == 0, restart.stderr
-        lab.wait_until("the master takes the VIP back", lab.settled, SETTLE_SECONDS)
+        _restore_master(lab, lb_ssh)
+    assert all(_tunnel_ping(lab, c) for c in clients)
+
+
+def test_a_crashed_masters_addresses_stay_while_the_backup_takes_over(
+    settled: PairLab, lb_ssh: dict[str, SshTransport]
+) -> None:
+    lab = settled
+    master, backup = lab.directors
+    clients = [c["netns"] for c in lab.meta["topology"]["clients"]]  # type: ignore[index]
+    before = _in_packets(lab, backup["netns"])
+    try:
+        # SIGKILL to keepalived and its VRRP child: nothing gives the addresses up, so both
+        # directors hold the VIP and the routers (the "two VIP holders" case); the backup's
+        # gratuitous ARPs take the traffic, and the kernel's master sync daemon runs on.
+        lab.sh(f"kill -KILL $(cat {shlex.quote(master['pid'])} {shlex.quote(master['vrrp_pid'])})")
+        lab.wait_until(
+            "the backup takes the VIP too",
+            lambda: lab.vip_holders() == [master["netns"], backup["netns"]],
+        )
+        assert _addresses(lab, master["netns"]) >= ROUTERS
+        lab.wait_until(
+            "the routers on the backup", lambda: _addresses(lab, backup["netns"]) >= ROUTERS
+        )
+        lab.wait_until(
+            "both directors run a master sync daemon",
+            lambda: all(
+                lab.sync_daemon(d["netns"]).startswith("master sync daemon") for d in lab.directors
+            ),
+        )
+        lab.wait_until(
+            "every client's tunnel answers through the backup",
+            lambda: (
+                all(_tunnel_ping(lab, c) for c in clients)
+                and _in_packets(lab, backup["netns"]) > before
+            ),
+        )
+    finally:
+        # keepalived clears its addresses when it starts, then preempts.
+        _restore_master(lab, lb_ssh)
     assert all(_tunnel_ping(lab, c) for c in clients)
