@@ -42,6 +42,23 @@ def _style(colour: Color | None, bold: bool = False, italic: bool = False) -> St
 
 
 _TEXT_CACHE = 20_000
+# The theme files' per-gateway colours (variables gateway-1, gateway-2, ...); a theme without
+# them (one of the operator's own) lends its named colours instead.
+GATEWAY_VARIABLES = tuple(f"gateway-{i}" for i in range(1, 13))
+_GATEWAY_FALLBACK = ("primary", "secondary", "accent", "success", "warning", "error")
+
+
+def _gateway_styles(variables: Mapping[str, str]) -> tuple[Style, ...]:
+    names = [n for n in GATEWAY_VARIABLES if n in variables] or list(_GATEWAY_FALLBACK)
+    styles = []
+    for name in names:
+        colour = _colour(variables, name)
+        if colour is None:
+            continue
+        styles.append(
+            Style(bgcolor=colour.rich_color, color=colour.get_contrast_text(1.0).rich_color)
+        )
+    return tuple(styles) or (Style(reverse=True),)
 
 
 def plain(text: str, style: Style | str = "", *, newlines: bool = False) -> Text:
@@ -69,6 +86,12 @@ class Palette:
             ACCENT: _style(_colour(variables, "accent")),
         }
         self._texts: dict[tuple[str, str], Text] = {}
+        self.gateways = _gateway_styles(variables)
+
+    def gateway(self, index: int) -> Style:
+        """The style of the `index`th gateway (0-based, inventory order) in the bucket
+        picture: its theme colour as the background, text in contrast; they repeat."""
+        return self.gateways[index % len(self.gateways)]
 
     def style(self, tone: str) -> Style:
         return self.styles.get(tone, self.styles[PLAIN])
