@@ -37,10 +37,16 @@ test: setup lint
 # and takes it down at the end; BENCH_ARGS=--keep leaves it running, --reuse uses it again.
 bench: setup
 	$(PY) -m benchmarks.bench_scale $(BENCH_ARGS)
+	$(PY) benchmarks/bench_metrics.py
 
 # The console's refresh on the UI thread with 5,000 clients and 50,000 LB entries (no lab).
 bench-console: setup
 	$(PY) benchmarks/bench_console.py
+
+# `wgconsole metrics` at 10,000 clients (no lab): the exposition's size, rendering, and scrapes
+# served from memory over HTTP on 127.0.0.1. `make bench` runs it too.
+bench-metrics: setup
+	$(PY) benchmarks/bench_metrics.py
 
 lab-down: $(PY)
 	$(VENV)/bin/wgconsole lab down
