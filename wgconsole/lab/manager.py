@@ -67,7 +67,9 @@ PACKAGES = {
     "keepalived": "keepalived",  # VRRP and the IPVS sync daemon of `lab up --lbs 2`
 }
 KERNEL_PACKAGE = "linux-image-amd64"
-READY_TIMEOUT = 300.0
+# Generous: the guest is emulated and shares the machine's cores with other labs, and a
+# loaded machine slows its boot severalfold (the director pair's most of all).
+READY_TIMEOUT = 600.0
 GUEST_MEMORY_MB = 2048
 
 
