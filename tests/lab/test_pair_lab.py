@@ -128,7 +128,7 @@ def test_the_pair_comes_up_with_the_vip_on_the_intended_master_alone(
         assert f"lvs_sync_daemon lan VI_WG id {SYNC_ID}" in conf
         lab.ns(d["netns"], ["keepalived", "--config-test", "-f", d["keepalived_conf"]])
     # Each director's /tmp is its own: the dumps did not land in the guest's.
-    assert lab.sh("ls /tmp").strip() == ""
+    assert lab.sh("ls /tmp/keepalived.* 2>/dev/null || true").strip() == ""
 
 
 def test_both_directors_run_the_sync_daemon_and_hold_the_same_table(settled: PairLab) -> None:

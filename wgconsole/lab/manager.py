@@ -4,6 +4,10 @@ This machine's own kernel has neither IPVS nor WireGuard, so the lab always boot
 kernel with software emulation and shares the host's root read-only over 9p: every tool the
 host has installed (ip, wg, ipvsadm, sshd, python) runs inside the guest. The host is never
 touched beyond the lab directory and QEMU's port forwards on 127.0.0.1.
+
+`lab up --lbs 2` makes the LB a director pair (see guest_script): topology.json then has a
+`director_pair` record (the intended master, each director's keepalived config, log, pid
+files and restart command).
 """
 
 from __future__ import annotations
