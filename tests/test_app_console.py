@@ -84,7 +84,7 @@ async def test_overview_shows_service_real_servers_hosts_and_findings() -> None:
         assert set(hosts) == {"wg-lb", GW1, GW2}
         assert all(row[2] == "✔ up" and row[3] == "0s" for row in hosts.values())
         codes = column(app, "findings", "Code")
-        assert codes == ["expire-nodest-off", "sh-no-fallback"]
+        assert codes == ["expire-nodest-off", "sh-no-fallback", "single-director"]
         header = str(app.screen.query_one("#title", Static).render())
         assert "udp 10.77.255.1:51280 sh · 2 gw · 2 clients" in header
 

@@ -64,7 +64,7 @@ def codes(f: Fleet) -> list[str]:
 
 def test_healthy_fleet_has_no_findings() -> None:
     f = fleet()
-    assert f.findings == ()
+    assert [x.code for x in f.findings] == ["single-director"]  # its one LB: info
     assert f.service is not None
     assert (f.service.lb, f.service.vip, f.service.port, f.service.protocol) == (
         "wg-lb",
@@ -389,6 +389,9 @@ def test_json_shape() -> None:
         "gateways",
         "hosts",
         "findings",
+        "load_balancers",
+        "vip_holder",
+        "failover_lb",
     }
     assert doc["taken_at"] == NOW
     assert set(doc["service"]) == {
@@ -429,6 +432,8 @@ def test_json_shape() -> None:
         "status",
         "findings",
         "gateways",
+        "failover_gateway",
+        "failover_synced",
     }
     assert set(client["gateways"]) == {"wg-gateway-01"}
     assert set(client["gateways"]["wg-gateway-01"]) == {
@@ -516,7 +521,7 @@ def test_build_fleet_of_5000_clients_and_50000_conns_then_again() -> None:
     f = builder.build(inv, lbs, gws, hosts, NOW)
     assert len(f.clients) == 5000 and len(f.conns) == 50_000
     assert all(c.lb_gateway == c.handshake_gateway for c in f.clients)
-    assert f.findings == ()
+    assert [x.code for x in f.findings] == ["single-director"]
     assert f == first
 
 

@@ -15,7 +15,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from wgconsole.core.fleet import Fleet
+from wgconsole.core.fleet import ClientView, Fleet
 from wgconsole.core.text import printable
 from wgconsole.view import present
 from wgconsole.view.finding_groups import fold_findings
@@ -116,6 +116,10 @@ def render(fleet: Fleet) -> list[RenderableType]:
             ],
         )
     )
+    if fleet.load_balancers:
+        parts.append(_directors(fleet))
+    # Where each client would go if the backup director took over: only with one to take over.
+    failover = fleet.failover_lb is not None
     parts.append(
         _table(
             "clients",
@@ -124,6 +128,7 @@ def render(fleet: Fleet) -> list[RenderableType]:
                 "address",
                 "endpoint",
                 "LB gateway",
+                *((f"on failover ({fleet.failover_lb})",) if failover else ()),
                 "handshake gw",
                 "handshake",
                 "findings",
@@ -134,6 +139,7 @@ def render(fleet: Fleet) -> list[RenderableType]:
                     c.address or "-",
                     c.endpoint or "-",
                     c.lb_gateway or "-",
+                    *((_failover_cell(c),) if failover else ()),
                     c.handshake_gateway or "-",
                     _toned(present.handshake(c.status, c.handshake_age)),
                     ",".join(c.findings),
@@ -178,6 +184,50 @@ def render(fleet: Fleet) -> list[RenderableType]:
     else:
         parts.append(Text("no findings", style="green"))
     return parts
+
+
+def _failover_cell(client: ClientView) -> Text:
+    if client.failover_gateway is None:
+        return Text("dropped" if client.lb_entry is not None else "-", style="yellow")
+    text = client.failover_gateway + (" (synced)" if client.failover_synced else "")
+    moves = client.lb_gateway is not None and client.failover_gateway != client.lb_gateway
+    return Text(printable(text), style="yellow" if moves else "")
+
+
+def _directors(fleet: Fleet) -> RenderableType:
+    """The directors in brief: VIP, VRRP as keepalived reports it, sync daemons, and how far
+    each one's sh table is from the VIP holder's."""
+    rows: list[Cells] = []
+    for lb in fleet.load_balancers:
+        vip = {True: "holds VIP", False: "-", None: "?"}[lb.holds_vip]
+        vrrp = "-"
+        if lb.vrrp_state is not None:
+            vrrp = f"{lb.vrrp_state} prio {lb.vrrp_priority} ({lb.vrrp_source})"
+        sync = "?" if lb.sync_daemons is None else "none"
+        if lb.sync_daemons:
+            sync = ", ".join(f"{d.role} {d.interface} id {d.syncid}" for d in lb.sync_daemons)
+        if lb.is_reference:
+            table = "reference"
+        elif lb.buckets_differing is None:
+            table = "?"
+        else:
+            table = f"{lb.buckets_differing}/256 differ" if lb.buckets_differing else "same"
+        synced = "-" if lb.synced_clients is None else str(lb.synced_clients)
+        managed = {True: "yes", False: "no", None: "?"}[lb.keepalived_managed]
+        rows.append(
+            (
+                lb.name,
+                _toned(present.reachable(lb.reachable)),
+                vip,
+                vrrp,
+                sync,
+                Text(table, style="yellow" if lb.buckets_differing else ""),
+                synced,
+                managed,
+            )
+        )
+    columns = ("LB", "reachable", "VIP", "VRRP", "sync daemon", "sh table", "synced", "keepalived")
+    return _table("directors", columns, rows)
 
 
 def print_status(fleet: Fleet, console: Console | None = None) -> None:

@@ -12,6 +12,7 @@ from operator import attrgetter, is_
 from typing import Any
 
 from wgconsole.core.bulk import Columns
+from wgconsole.core.director import director_findings
 from wgconsole.core.fleet import (
     REJECT_AFTER_TIME,
     SEVERITIES,
@@ -61,6 +62,7 @@ def derive_findings(
         *interface_down(inventory, gateways, drained(inventory, lbs, gateways)),
         *config_drift(inventory, gateways),
         *half_done_operations(inventory, lbs, gateways, fleet.taken_at),
+        *director_findings(fleet, inventory),
     ]
     for lb in inventory.load_balancers:
         obs = lbs.get(lb.name)
@@ -72,6 +74,7 @@ def derive_findings(
             fleet.clients,
             fleet.service is not None,
             bool(inventory.clients),
+            failover_lb=fleet.failover_lb,
             sh_choice=fleet_choice(inventory, fleet),
         )
         clients_found = [f for client in per_client for f in client]
@@ -132,12 +135,14 @@ def client_findings(
     lb_has_service: bool,
     inventory_lists_clients: bool,
     *,
+    failover_lb: str | None = None,
     sh_choice: ShChoice | None = None,
 ) -> list[tuple[Finding, ...]]:
     """The findings of each client, in the order of `clients`.
 
     `lb_has_service`: the service was found on an answering LB, so that the LB table can
     prove a bypass; `inventory_lists_clients`: a peer not in the inventory is unknown;
+    `failover_lb`: the director that would take over the VIP (None: one LB);
     `sh_choice`: the current sh table's gateway per bucket (None: no sh service to compare
     the clients' LB entries with).
     """
@@ -154,6 +159,9 @@ def client_findings(
     checks.append(("stale", "warning", stale(clients, labels)))
     if inventory_lists_clients:
         checks.append(("unknown-peer", "info", unknown_peer(clients, labels, on)))
+    if failover_lb is not None:
+        checks.append(("failover-moves", "warning", failover_moves(clients, labels, failover_lb)))
+        checks.append(("no-synced-entry", "info", no_synced_entry(clients, labels, failover_lb)))
     if sh_choice is not None:
         checks.append(("not-on-sh-choice", "info", not_on_sh_choice(clients, labels, sh_choice)))
     # The check Finding.__post_init__ would make (the severities are this module's own).
@@ -587,6 +595,49 @@ def unknown_peer(clients: Sequence[ClientView], labels: Sequence[str], on: _On) 
     flagged = [i for i, c in enumerate(clients) if c.name is None]
     # A client without a name is labelled by its short key.
     messages = [f"Peer {labels[i]} on {on[i]} is not in the inventory's clients." for i in flagged]
+    return flagged, messages
+
+
+def failover_moves(clients: Sequence[ClientView], labels: Sequence[str], backup: str) -> _Flagged:
+    """Clients that a failover to `backup` would send to another gateway (warning)."""
+    flagged = [
+        i
+        for i, c in enumerate(clients)
+        if c.lb_gateway is not None
+        and c.failover_synced is not None
+        and c.failover_gateway != c.lb_gateway
+    ]
+    messages = []
+    for i in flagged:
+        c = clients[i]
+        target = c.failover_gateway or "nowhere (dropped: its bucket's gateway is unavailable)"
+        if c.failover_synced:
+            why = f"its entry synced to {backup} points there (an old copy; a later sync fixes it)"
+        else:
+            why = (
+                f"it has no synced entry on {backup}, whose sh table sends it there: align "
+                f"{backup}'s table with the VIP holder's (finding backup-table-differs)"
+            )
+        messages.append(
+            f"If {backup} took over now, {labels[i]} would go to {target} instead of "
+            f"{c.lb_gateway}: {why}. There it has no session until it handshakes again "
+            "(~15 s when it sends data, up to ~2 min keepalive-only)."
+        )
+    return flagged, messages
+
+
+def no_synced_entry(clients: Sequence[ClientView], labels: Sequence[str], backup: str) -> _Flagged:
+    """Clients with an LB entry but no synced copy on `backup` (info: a keepalive-only client
+    is re-sent rarely, see DOMAIN.md)."""
+    flagged = [
+        i for i, c in enumerate(clients) if c.lb_entry is not None and c.failover_synced is False
+    ]
+    messages = [
+        f"{labels[i]} has no synced entry on {backup}: a failover schedules it by {backup}'s "
+        f"own sh table (to {clients[i].failover_gateway or 'nowhere: dropped'}). Its entry is "
+        "synced after net.ipv4.vs.sync_threshold packets (or sync_refresh_period)."
+        for i in flagged
+    ]
     return flagged, messages
 
 

@@ -19,7 +19,13 @@ from wgconsole.core.records import (
     IpvsConn,
     IpvsDest,
     IpvsService,
+    IpvsTimeouts,
+    KeepalivedSource,
+    KeepalivedVirtualServer,
     LbObservation,
+    SyncDaemon,
+    VrrpState,
+    VsSysctls,
 )
 
 # WireGuard timers (drivers/net/wireguard/messages.h), in seconds.
@@ -195,6 +201,12 @@ class ClientView:
     handshake_gateway: str | None
     handshake_age: float | None
     status: ClientStatus
+    # The gateway this client would land on if the backup director took over now (see
+    # core.director): its synced entry's there, else the backup's sh choice; None: dropped,
+    # or no backup (one LB), or no source address known for it.
+    failover_gateway: str | None = None
+    # It has a synced entry on the backup; None: no backup director.
+    failover_synced: bool | None = None
     findings: tuple[str, ...] = ()
 
     @property
@@ -219,6 +231,82 @@ class ClientView:
             "status": self.status,
             "findings": list(self.findings),
             "gateways": {peer.gateway: peer.to_json() for peer in self.per_gateway},
+            "failover_gateway": self.failover_gateway,
+            "failover_synced": self.failover_synced,
+        }
+
+
+# The JSON contract's vrrp_state: MASTER, BACKUP or FAULT. keepalived's INIT and STOP are
+# instances that neither hold the VIP nor can take it over: FAULT there.
+_CONTRACT_STATE: dict[VrrpState, str] = {
+    "MASTER": "MASTER",
+    "BACKUP": "BACKUP",
+    "FAULT": "FAULT",
+    "INIT": "FAULT",
+    "STOP": "FAULT",
+}
+
+# A bucket of a table: the gateway a new client hashed there is sent to (its inventory name,
+# or the dest's address when no gateway has it); None: dropped.
+Table = tuple[str | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorView:
+    """One LB as a director of the pair."""
+
+    name: str
+    reachable: bool
+    holds_vip: bool | None  # the VIP is one of its addresses; None: addresses not read
+    is_reference: bool  # the LB the others' tables are compared with (the VIP holder)
+    vrrp_instance: str | None  # keepalived's instance carrying the VIP (else its first one)
+    vrrp_state: VrrpState | None  # as keepalived reports it; None: no keepalived, or unread
+    vrrp_priority: int | None  # its effective priority
+    vrrp_source: KeepalivedSource | None  # which keepalived dump it was read from
+    sync_daemons: tuple[SyncDaemon, ...] | None  # None: not read
+    sysctls: VsSysctls | None
+    timeouts: IpvsTimeouts | None
+    expire_nodest_conn: bool | None
+    service: IpvsService | None  # its copy of the inventory's service (flags, order, weights)
+    table: Table | None  # its 256 buckets; None: no sh service (or not answering)
+    buckets_differing: int | None  # buckets whose gateway differs from the reference's
+    synced_clients: int | None  # the clients with a synced entry here (None: the reference)
+    keepalived_service: KeepalivedVirtualServer | None  # the service's virtual_server
+    keepalived_managed: bool | None  # keepalived's config has it; None: unknown (no config)
+    problems: tuple[str, ...]  # director facts that could not be read
+
+    def sync_daemon_json(self) -> dict[str, Any] | None:
+        """{"master": {...} | None, "backup": {...} | None}; None: none runs, or not read."""
+        if not self.sync_daemons:
+            return None
+        out: dict[str, Any] = {"master": None, "backup": None}
+        for daemon in self.sync_daemons:
+            out[daemon.role] = {"interface": daemon.interface, "syncid": daemon.syncid}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        state = None if self.vrrp_state is None else _CONTRACT_STATE[self.vrrp_state]
+        return {
+            "name": self.name,
+            "reachable": self.reachable,
+            "holds_vip": bool(self.holds_vip),
+            "vrrp_state": state,
+            "buckets_differing": self.buckets_differing,
+            "sync_daemon": self.sync_daemon_json(),
+            "vrrp_priority": self.vrrp_priority,
+            "vrrp_source": self.vrrp_source,
+            "reference": self.is_reference,
+            "synced_clients": self.synced_clients,
+            "keepalived_managed": self.keepalived_managed,
+            "timeouts": None
+            if self.timeouts is None
+            else {
+                "tcp": self.timeouts.tcp,
+                "tcpfin": self.timeouts.tcp_fin,
+                "udp": self.timeouts.udp,
+            },
+            "sysctls": None if self.sysctls is None else dict(self.sysctls.values),
+            "problems": list(self.problems),
         }
 
 
@@ -232,6 +320,11 @@ class Fleet:
     hosts: tuple[HostStatus, ...]
     findings: tuple[Finding, ...]
     conns: tuple[IpvsConn, ...]
+    # The directors, in inventory order (core.director); the VIP holder (the LB the others'
+    # tables are compared with) and the LB that would take over from it (None: one LB).
+    load_balancers: tuple[DirectorView, ...] = ()
+    vip_holder: str | None = None
+    failover_lb: str | None = None
 
     def client(self, public_key: str) -> ClientView | None:
         for view in self.clients:
@@ -254,6 +347,9 @@ class Fleet:
             "gateways": [g.to_json() for g in self.gateways],
             "hosts": [_host_json(h, self.taken_at) for h in self.hosts],
             "findings": [f.to_json() for f in self.findings],
+            "load_balancers": [lb.to_json() for lb in self.load_balancers],
+            "vip_holder": self.vip_holder,
+            "failover_lb": self.failover_lb,
         }
 
 

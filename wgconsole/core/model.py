@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
 from wgconsole.core.bulk import Columns, gc_paused
+from wgconsole.core.director import Failover, Pair, director_views, failover_of, pair_of
 from wgconsole.core.findings import ClientFindingsOrder, client_findings, derive_findings
 from wgconsole.core.fleet import (
     REJECT_AFTER_TIME,
@@ -104,7 +105,8 @@ class FleetBuilder:
         hosts: Sequence[HostStatus],
         taken_at: float,
     ) -> Fleet:
-        services = _services_on_lbs(inventory, lbs)
+        pair = pair_of(inventory, lbs)
+        services = _services_on_lbs(inventory, lbs, pair.reference)
         primary = services[0] if services else None
         conns = _service_conns(*primary) if primary else ()
         rs_index = gateways_by_real_server(inventory)
@@ -115,9 +117,12 @@ class FleetBuilder:
         checks = _Checks(
             lb_has_service=service is not None,
             lists_clients=bool(inventory.clients),
+            failover_lb=pair.failover_lb,
             sh_choice=self._choice(inventory, primary),
         )
-        clients, found = self._clients(inventory, gw_obs, services, conns, rs_index, checks)
+        clients, found = self._clients(inventory, gw_obs, services, conns, rs_index, checks, pair)
+        synced = {} if pair.failover_lb is None else {pair.failover_lb: _count_synced(clients)}
+        reachable = {h.name: h.reachable for h in hosts}
         draft = Fleet(
             taken_at=taken_at,
             service=service,
@@ -129,6 +134,9 @@ class FleetBuilder:
             hosts=tuple(hosts),
             findings=(),
             conns=conns,
+            load_balancers=director_views(pair, inventory, reachable, synced),
+            vip_holder=pair.reference,
+            failover_lb=pair.failover_lb,
         )
         findings = derive_findings(
             draft, inventory, lbs, gateways, found, order=self._findings_order
@@ -152,10 +160,15 @@ class FleetBuilder:
         conns: tuple[IpvsConn, ...],
         rs_index: Mapping[Endpoint, Gateway],
         checks: _Checks,
+        pair: Pair,
     ) -> tuple[tuple[ClientView, ...], list[Finding]]:
         """The client views, sorted, and their findings (in the same order)."""
         peers_by_key, any_interface, endpoints = self._peers_by_key(gw_obs)
-        conn_index = _conn_index(services, conns, endpoints)
+        # With a VIP holder known, its entries are the clients' traffic: another director's
+        # are the sync daemon's copies (or stale), not where the client goes now.
+        holder_known = pair.vip_known and len(inventory.load_balancers) > 1
+        conn_index = _conn_index(services[:1] if holder_known else services, conns, endpoints)
+        failover = _failover(pair, inventory, endpoints)
         # An inventory client configured on no gateway is worth showing, but only when some
         # gateway's interface was read: otherwise every client would look unconfigured.
         if any_interface:
@@ -174,7 +187,9 @@ class FleetBuilder:
             inv = inventory_clients.get(key)
             address = _host_part(inv.address) if inv and inv.address else _first_host_route(peers)
             name = inv.name if inv else None
-            fields = _client_fields(key, name, address, tuple(peers), conn_index, rs_index)
+            fields = _client_fields(
+                key, name, address, tuple(peers), conn_index, rs_index, failover
+            )
             previous = latest.get(key)
             if previous is not None and previous.fields == fields and previous.checks == checks:
                 made.append(previous)
@@ -251,9 +266,10 @@ class FleetBuilder:
 
 
 def _services_on_lbs(
-    inventory: Inventory, lbs: Mapping[str, LbObservation | None]
+    inventory: Inventory, lbs: Mapping[str, LbObservation | None], first: str | None = None
 ) -> list[tuple[LbObservation, IpvsService]]:
-    """(LB, service) for every answering LB that has the service, in inventory order.
+    """(LB, service) for every answering LB that has the service: LB `first`'s (the VIP
+    holder's), then the others in inventory order.
 
     The first is the one shown; an LB that answered without the service does not hide
     the service on the next one (that LB gets its own real-server-missing finding).
@@ -266,7 +282,27 @@ def _services_on_lbs(
         service = matching_service(inventory, obs)
         if service is not None:
             found.append((obs, service))
+    found.sort(key=lambda pair: pair[0].host != first)  # stable: the rest keep their order
     return found
+
+
+def _failover(pair: Pair, inventory: Inventory, endpoints: set[tuple[str, int]]) -> Failover | None:
+    """The backup's entries (those of sources the gateways know) and table."""
+    if pair.failover_lb is None:
+        return None
+    obs = pair.observations.get(pair.failover_lb)
+    service = pair.services.get(pair.failover_lb)
+    entries: ConnIndex = {}
+    if obs is not None and service is not None:
+        entries = _conn_index([(obs, service)], _service_conns(obs, service), endpoints)
+    return failover_of(pair, inventory, entries)
+
+
+def _count_synced(clients: Sequence[ClientView]) -> int:
+    return sum(map(bool, map(_FAILOVER_SYNCED, clients)))
+
+
+_FAILOVER_SYNCED = attrgetter("failover_synced")
 
 
 _VIRTUAL = attrgetter("virtual")
@@ -468,6 +504,7 @@ class _Checks(NamedTuple):
 
     lb_has_service: bool  # the LB table can prove a bypass
     lists_clients: bool  # the inventory lists clients: a peer not in it is unknown
+    failover_lb: str | None = None  # the director that would take over (its name is shown)
     sh_choice: ShChoice | None = None  # the current table's gateway per bucket
 
 
@@ -498,7 +535,11 @@ def _make_clients(rows: list[tuple[Any, ...]], checks: _Checks) -> list[_Made]:
     # The findings are derived from the view itself, which then gets their codes.
     views = _CLIENT_VIEWS.build(*columns, repeat((), len(rows)))
     found = client_findings(
-        views, checks.lb_has_service, checks.lists_clients, sh_choice=checks.sh_choice
+        views,
+        checks.lb_has_service,
+        checks.lists_clients,
+        failover_lb=checks.failover_lb,
+        sh_choice=checks.sh_choice,
     )
     _CLIENT_VIEWS.fill(views, "findings", _codes(found))
     return list(map(_Made, rows, repeat(checks), _client_sort_keys(views), views, found))
@@ -535,6 +576,8 @@ _CLIENT_VIEWS = Columns(
         "handshake_gateway",
         "handshake_age",
         "status",
+        "failover_gateway",
+        "failover_synced",
         "findings",
     ),
 )
@@ -594,8 +637,9 @@ def _client_fields(
     peers: tuple[PeerOnGateway, ...],
     conn_index: ConnIndex,
     rs_index: Mapping[Endpoint, Gateway],
+    failover: Failover | None = None,
 ) -> tuple[Any, ...]:
-    """A ClientView's fields but its findings, in field order."""
+    """A ClientView's fields but its findings, in _CLIENT_VIEWS order."""
     freshest = _freshest(peers)
     candidates = _candidate_endpoints(peers, freshest)
     entry = None
@@ -605,6 +649,13 @@ def _client_fields(
             break
     lb_gw = None if entry is None else rs_index.get(entry.dest)
     age = None if freshest is None else freshest.handshake_age
+    if failover is None:
+        failover_gateway, synced = None, None
+    else:
+        # Where the LB sees it from (masquerade keeps the source): its entry's, else the
+        # endpoint the gateways saw last.
+        source = entry.client if entry is not None else (candidates[0] if candidates else None)
+        failover_gateway, synced = failover.gateway(source)
     return (
         key,
         name,
@@ -616,6 +667,8 @@ def _client_fields(
         None if freshest is None else freshest.gateway,
         age,
         client_status(age),
+        failover_gateway,
+        synced,
     )
 
 

@@ -143,6 +143,111 @@ class LockRecord:
     file: str | None = None  # the owner file on the LB; None: not listed (older captures)
 
 
+# --- the director pair: what one LB says of its part in it ---------------------------------
+
+# A VRRP instance's state as keepalived names it (vrrp.h: INIT 0, BACKUP 1, MASTER 2, FAULT 3;
+# STOP covers its stopping and deleted states).
+VrrpState = Literal["INIT", "BACKUP", "MASTER", "FAULT", "STOP"]
+VRRP_STATES: tuple[VrrpState, ...] = get_args(VrrpState)
+# Where keepalived's VRRP state was read: the JSON dump it writes on its JSON signal
+# (`keepalived --signum=JSON`, builds with JSON support), or the text dump it writes on
+# SIGUSR1 (every build).
+KeepalivedSource = Literal["json", "data"]
+SyncRole = Literal["master", "backup"]
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpInstance:
+    """One `vrrp_instance` as keepalived itself reports it."""
+
+    name: str
+    state: VrrpState
+    priority: int  # effective priority (base plus tracking), as VRRP advertises it
+    base_priority: int
+    vrid: int
+    interface: str
+    vips: tuple[str, ...]  # the virtual addresses (no prefix length), as keepalived lists them
+
+
+@dataclass(frozen=True, slots=True)
+class KeepalivedRealServer:
+    endpoint: Endpoint
+    weight: int  # keepalived's default: 1
+    inhibit_on_failure: bool  # a failed check sets weight 0 instead of deleting the dest
+
+
+@dataclass(frozen=True, slots=True)
+class KeepalivedVirtualServer:
+    """A `virtual_server ADDRESS PORT` block of keepalived's config: what a reload applies."""
+
+    protocol: str  # lowercased; keepalived's default: tcp
+    vip: Endpoint
+    scheduler: str | None  # lb_algo; None: not given
+    flags: int  # ServiceFlag bits given (sh-fallback, sh-port)
+    real_servers: tuple[KeepalivedRealServer, ...]  # in the config's order
+
+
+@dataclass(frozen=True, slots=True)
+class KeepalivedReport:
+    """What keepalived reported on one LB (None on the observation: none runs there)."""
+
+    source: KeepalivedSource
+    instances: tuple[VrrpInstance, ...]
+    config_path: str | None  # the config file it was started with
+    # Its config's virtual_servers; None: the config could not be read (see problem).
+    virtual_servers: tuple[KeepalivedVirtualServer, ...] | None
+    # The config has `include` lines, which are not followed: a virtual_server may be there.
+    config_includes: bool = False
+    problem: str | None = None  # what could not be read (the rest stands)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDaemon:
+    """One IPVS connection-sync daemon (`ipvsadm -Ln --daemon`)."""
+
+    role: SyncRole
+    interface: str
+    syncid: int
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsTimeouts:
+    """`ipvsadm -L --timeout`, seconds."""
+
+    tcp: int
+    tcp_fin: int
+    udp: int
+
+
+@dataclass(frozen=True, slots=True)
+class VsSysctls:
+    """net.ipv4.vs.* as the kernel reports them, by name (the set varies by kernel), text
+    values as read (whitespace collapsed: sync_threshold is two numbers)."""
+
+    values: tuple[tuple[str, str], ...]  # sorted by name
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.values:
+            if key == name:
+                return value
+        return None
+
+    def number(self, name: str) -> int | None:
+        value = self.get(name)
+        if value is None or not value.lstrip("-").isdigit():
+            return None
+        return int(value)
+
+    @property
+    def sync_threshold(self) -> tuple[int, int] | None:
+        """(threshold, period): an entry is synced at its `threshold`th packet, then every
+        `period` packets."""
+        parts = (self.get("sync_threshold") or "").split()
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            return None
+        return int(parts[0]), int(parts[1])
+
+
 @dataclass(frozen=True, slots=True)
 class LbObservation:
     host: str  # inventory name
@@ -152,6 +257,16 @@ class LbObservation:
     expire_nodest_conn: bool | None  # None: could not be read
     drain_records: tuple[DrainRecord, ...] = ()
     locks: tuple[LockRecord, ...] = ()
+    # The director pair. None: not read (a capture made before these were read, or a
+    # transport that cannot: see poll.transport.netlink).
+    addresses: tuple[str, ...] | None = None  # every local address, no prefix length
+    sync_daemons: tuple[SyncDaemon, ...] | None = None  # () none runs
+    timeouts: IpvsTimeouts | None = None
+    sysctls: VsSysctls | None = None
+    keepalived: KeepalivedReport | None = None  # None: no keepalived runs (or not read)
+    # Director facts that could not be read (each a parser's message): the LB's poll stands,
+    # these facts are unknown (keepalived running but its dump unreadable is one).
+    director_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

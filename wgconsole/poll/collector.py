@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, TypeVar
 
 from wgconsole.core.bulk import LineMemo, gc_paused
 from wgconsole.core.fleet import Fleet
@@ -33,6 +34,15 @@ from wgconsole.core.records import (
     IpvsConn,
     LbObservation,
     WgPeer,
+)
+from wgconsole.poll.parsers.director import (
+    SYSCTL_DIR,
+    keepalived_report,
+    parse_addresses,
+    parse_daemon,
+    parse_keepalived_section,
+    parse_sysctls,
+    parse_timeout,
 )
 from wgconsole.poll.parsers.errors import ParseError, redact
 from wgconsole.poll.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
@@ -70,6 +80,7 @@ POLL_TIMEOUT = 30.0
 # measured equal, benchmarks/bench_scale.py); on real CPUs it is ~50x cheaper than there.
 # A small fleet sends a few KB per poll either way.
 COMPRESS = True
+_T = TypeVar("_T")
 
 # A WireGuard key (32 bytes) in an awk regex: 43 base64 characters and `=`, written out as
 # Debian 12's mawk has no {n} repetition.
@@ -89,6 +100,71 @@ _HIDE_SECRETS = (
 )
 
 
+# keepalived's own report of its VRRP instances, and its config, for the LB's director facts.
+# The keepalived whose network namespace is this shell's (a host may run one per namespace)
+# and that is a parent (its children forward nothing) is asked for its dump: the JSON signal
+# where the build has JSON, else SIGUSR1 (text). Signalling is the only way keepalived
+# reports its state without SNMP or D-Bus set up; both signals only make it write a dump
+# file (/tmp/keepalived.json or .data, in its own mount namespace: read through
+# /proc/PID/root) and change nothing else in it, the kernel or VRRP. The dump is read once
+# its mtime changed and then held still (keepalived writes it in one go). The config file
+# (its -f, else the default) goes along as base64, one line, so that no text in it can look
+# like this section's own lines.
+KEEPALIVED_SCRIPT = r"""
+me=$(readlink /proc/self/ns/net)
+all=" $(pidof keepalived) "
+pid=
+for p in $all; do
+    [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$me" ] || continue
+    pp=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$p/status" 2>/dev/null)
+    case "$all" in *" $pp "*) continue ;; esac
+    pid=$p
+    break
+done
+[ -n "$pid" ] || { echo none; exit 0; }
+echo "pid $pid"
+conf=/etc/keepalived/keepalived.conf
+set -f
+set -- $(tr '\0' ' ' < "/proc/$pid/cmdline")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -f|--use-file) [ $# -gt 1 ] && conf=$2 && shift ;;
+        --use-file=*) conf=${1#*=} ;;
+        -f?*) conf=${1#-f} ;;
+    esac
+    shift
+done
+if sig=$(keepalived --signum=JSON 2>/dev/null) && [ -n "$sig" ]; then
+    kind=json
+else
+    sig=$(keepalived --signum=DATA 2>/dev/null) || sig=USR1
+    kind=data
+fi
+echo "source $kind"
+printf 'conf %s\n' "$conf" | head -n 1
+if text=$(base64 -w0 < "/proc/$pid/root$conf" 2>&1); then
+    echo "conftext $text"
+else
+    echo "confproblem $text" | head -n 1
+fi
+f=/proc/$pid/root/tmp/keepalived.$kind
+old=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
+kill -s "$sig" "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; exit 0; }
+seen=$old
+i=0
+while :; do
+    i=$((i + 1))
+    [ "$i" -le 50 ] || { echo "problem keepalived wrote no $kind dump within 5 s"; exit 0; }
+    sleep 0.1
+    now=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
+    [ -n "$now" ] && [ "$now" != "$old" ] && [ "$now" = "$seen" ] && break
+    seen=$now
+done
+echo dump
+cat "$f"
+"""
+
+
 def lb_script(sudo: bool, conns: bool = True) -> str:
     """The LB's poll; without `conns` it skips the connection table (most of its cost)."""
     small = "\n".join(
@@ -101,6 +177,14 @@ def lb_script(sudo: bool, conns: bool = True) -> str:
             ),
             section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
             section_command("ops", STATE_COMMAND),
+            # The director pair (poll.parsers.director).
+            section_command("addr", "ip -o addr show 2>&1"),
+            section_command("daemon", privileged(["ipvsadm", "-Ln", "--daemon"], sudo) + " 2>&1"),
+            section_command("timeout", privileged(["ipvsadm", "-Ln", "--timeout"], sudo) + " 2>&1"),
+            section_command("sysctls", f"grep -s . {SYSCTL_DIR}* 2>&1"),
+            section_command(
+                "keepalived", privileged(["sh", "-c", KEEPALIVED_SCRIPT], sudo) + " 2>&1"
+            ),
         ]
     )
     if not conns:
@@ -119,6 +203,9 @@ _PRIVILEGED = {
     "stats": "ipvsadm -Ln --stats --exact --nosort",
     "conn": "cat /proc/net/ip_vs_conn",
     "dump": "wg show IF dump",
+    "daemon": "ipvsadm -Ln --daemon",
+    "timeout": "ipvsadm -Ln --timeout",
+    "keepalived": "sh -c <keepalived script>",
 }
 
 
@@ -209,7 +296,42 @@ def _parse_lb_output(name: str, text: str, conns: bool, memos: ParseMemos | None
         expire_nodest_conn=expire,
         drain_records=drains,
         locks=locks,
+        **_director_facts(sections),
     )
+
+
+def _director_facts(sections: Mapping[str, Section]) -> dict[str, Any]:
+    """The LB's director fields of LbObservation. A section missing (a capture made before it
+    existed) leaves its field None; one that fails or does not parse leaves it None too, with
+    its message in `director_problems`: the rest of the LB's poll stands."""
+    problems: list[str] = []
+
+    def read(name: str, parse: Callable[[str], _T]) -> _T | None:
+        if name not in sections:
+            return None
+        try:
+            return parse(_section(sections, name))
+        except ParseError as exc:
+            problems.append(str(exc))
+            return None
+
+    facts: dict[str, Any] = {
+        "addresses": read("addr", parse_addresses),
+        "sync_daemons": read("daemon", parse_daemon),
+        "timeouts": read("timeout", parse_timeout),
+        "sysctls": read("sysctls", parse_sysctls),
+    }
+    header = read("keepalived", parse_keepalived_section)
+    if header is not None and header.running:
+        if header.problem is not None:
+            problems.append(f"keepalived: {header.problem}")
+        else:
+            try:
+                facts["keepalived"] = keepalived_report(header)
+            except ParseError as exc:
+                problems.append(str(exc))
+    facts["director_problems"] = tuple(problems)
+    return facts
 
 
 def parse_gateway_output(

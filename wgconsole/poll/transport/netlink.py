@@ -1,13 +1,19 @@
 """`host: local`: read IPVS and WireGuard straight from this machine's kernel over netlink.
 
 Netlink has no command that lists IPVS connections, so the table still comes from
-/proc/net/ip_vs_conn. Raw attributes are read with `.get()`: pyroute2's `from_message()`
+/proc/net/ip_vs_conn. Of the director facts, the addresses come from netlink and the
+net.ipv4.vs sysctls from /proc/sys; the sync daemons and the timeouts (pyroute2 0.9.7 leaves
+IPVS_CMD_GET_DAEMON/GET_CONFIG undecoded) and keepalived's report (it answers only a signal,
+with a file) come from commands only: a local LB's observation has them None.
+
+Raw attributes are read with `.get()`: pyroute2's `from_message()`
 drops the statistics. WireGuard replies are merged across messages (large peer lists are
 split) and the private key attribute is never read.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from collections.abc import Iterable
@@ -21,15 +27,19 @@ from wgconsole.core.records import (
     IpvsDest,
     IpvsService,
     LbObservation,
+    VsSysctls,
     WgInterface,
     WgPeer,
 )
+from wgconsole.poll.parsers.director import parse_sysctls
+from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.ipvs_proc import parse_bool_sysctl, parse_ip_vs_conn
 from wgconsole.poll.parsers.op_records import local_state_text, parse_op_state
 
 PROTOCOLS = {socket.IPPROTO_UDP: "udp", socket.IPPROTO_TCP: "tcp", 132: "sctp"}
 IFF_UP = 0x1
 EXPIRE_NODEST = Path("/proc/sys/net/ipv4/vs/expire_nodest_conn")
+VS_SYSCTLS = Path("/proc/sys/net/ipv4/vs")
 IP_VS_CONN = Path("/proc/net/ip_vs_conn")
 
 
@@ -57,6 +67,12 @@ def read_lb(name: str, conns: bool = True) -> LbObservation:
         expire = None
     table = parse_ip_vs_conn(IP_VS_CONN.read_text()) if conns and IP_VS_CONN.exists() else []
     drains, locks = parse_op_state(local_state_text())
+    problems: list[str] = []
+    try:
+        sysctls: VsSysctls | None = parse_sysctls(_sysctl_text())
+    except ParseError as exc:
+        sysctls = None
+        problems.append(str(exc))
     return LbObservation(
         host=name,
         clock=clock,
@@ -65,7 +81,32 @@ def read_lb(name: str, conns: bool = True) -> LbObservation:
         expire_nodest_conn=expire,
         drain_records=drains,
         locks=locks,
+        addresses=_addresses(),
+        sysctls=sysctls,
+        director_problems=tuple(problems),
     )
+
+
+def _addresses() -> tuple[str, ...]:
+    """Every local address, as `ip -o addr` lists them (parsers.director.parse_addresses)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found = (msg.get("IFA_ADDRESS") or msg.get("IFA_LOCAL") for msg in ipr.get_addr())
+        return tuple(ipaddress.ip_address(a).compressed for a in found if a)
+
+
+def _sysctl_text() -> str:
+    """The net.ipv4.vs sysctls as `grep -s . DIR/*` prints them (no IPVS module: none)."""
+    lines = []
+    for path in sorted(VS_SYSCTLS.glob("*")) if VS_SYSCTLS.is_dir() else []:
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            continue  # grep -s skips it too
+        if value:
+            lines.append(f"{path}:{value}")
+    return "\n".join(lines)
 
 
 def _service(svc: Any, dests: tuple[IpvsDest, ...]) -> IpvsService:
