@@ -359,3 +359,108 @@ def test_the_fleet_builder_rederives_the_finding_when_the_table_changes() -> Non
     assert all("not-on-sh-choice" in c.findings for c in swapped.clients)
     back = builder.build(inventory, {"wg-lb": o.lb_obs()}, *args)
     assert not any("not-on-sh-choice" in c.findings for c in back.clients)
+
+
+def test_prepare_then_kick_is_a_fresh_handshake_in_one_command(tmp_path: Path) -> None:
+    env, state = _gateway_world(tmp_path)
+    (prepare,) = peer_session.prepare_command(GW, [K1, K2])
+    assert _run(prepare, env).returncode == 0
+    st = json.loads(state.read_text())
+    assert st["peers"][K1] == {
+        "ips": ["10.255.0.2/32", "10.9.0.0/24"],
+        "ka": 0,
+        "psk": PSK,
+        "endpoint": None,
+    }
+    assert not [e for e in st["log"] if e[0] == "sent"]
+    (kick,) = peer_session.kick_command(GW, [(K1, "10.77.1.10:40000", 15), (K2, "10.77.1.11:1", 0)])
+    assert kick.count("wg set") == 2  # the kick, and keepalive off again for K2
+    res = _run(kick, env)
+    assert res.returncode == 0, res.stderr
+    st = json.loads(state.read_text())
+    sent = [e for e in st["log"] if e[0] == "sent"]
+    assert sent == [["sent", K1, "10.77.1.10:40000"], ["sent", K2, "10.77.1.11:1"]]
+    assert (st["peers"][K1]["ka"], st["peers"][K2]["ka"]) == (15, 0)
+
+
+def test_an_unkicked_preparation_is_undone_without_sending(tmp_path: Path) -> None:
+    env, state = _gateway_world(tmp_path)
+    (prepare,) = peer_session.prepare_command(GW, [K1])
+    assert _run(prepare, env).returncode == 0
+    assert _run(peer_session.keepalive_command(GW, [(K1, 15)]), env).returncode == 0
+    st = json.loads(state.read_text())
+    assert st["peers"][K1]["ka"] == 15 and st["peers"][K1]["endpoint"] is None
+    assert not [e for e in st["log"] if e[0] == "sent"]
+
+
+# --- the LB's private sync daemon, its script run by sh against fake ipvsadm and ip ------
+
+
+FAKE_LB = r"""#!/bin/sh
+echo "$(basename "$0") $*" >> "$FAKE_LB_LOG"
+case "$(basename "$0") $1" in
+  "ipvsadm -Ln") [ -f "$FAKE_LB_DAEMON" ] && cat "$FAKE_LB_DAEMON"; exit 0;;
+  "ip link") [ "$2" = show ] && exit 1; exit 0;;
+esac
+exit 0
+"""
+
+
+def _lb_world(tmp_path: Path, daemon: str | None) -> tuple[dict[str, str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("ipvsadm", "ip"):
+        (bin_dir / name).write_text(FAKE_LB)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "log"
+    log.write_text("")
+    listing = tmp_path / "daemon"
+    if daemon is not None:
+        listing.write_text(daemon + "\n")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LB_LOG": str(log),
+        "FAKE_LB_DAEMON": str(listing),
+    }
+    return env, log
+
+
+LB_HOST = o.make_inventory().load_balancers[0]
+
+
+def test_the_private_daemon_starts_on_its_dummy_interface(tmp_path: Path) -> None:
+    env, log = _lb_world(tmp_path, None)
+    res = _run(entrysync.setup_command(LB_HOST), env)
+    assert res.returncode == 0, res.stderr
+    calls = log.read_text().splitlines()
+    assert "ip link add wgcsync type dummy" in calls
+    assert (
+        "ipvsadm --start-daemon backup --mcast-interface wgcsync --syncid 213 "
+        "--mcast-group 239.255.213.1 --mcast-port 18848"
+    ) in calls
+    assert "ip route replace 239.255.213.1/32 dev wgcsync" in calls
+
+
+def test_a_daemon_left_by_a_run_cut_short_is_used_again(tmp_path: Path) -> None:
+    ours = "backup sync daemon (mcast=wgcsync, syncid=213, maxlen=1472, group=239.255.213.1)"
+    env, log = _lb_world(tmp_path, ours)
+    assert _run(entrysync.setup_command(LB_HOST), env).returncode == 0
+    assert not [c for c in log.read_text().splitlines() if "--start-daemon" in c]
+    assert entrysync.ours_running(ours)
+    res = _run(entrysync.teardown_command(LB_HOST), env)
+    assert res.returncode == 0
+    assert "ipvsadm --stop-daemon backup" in log.read_text().splitlines()
+
+
+def test_an_lb_running_another_backup_daemon_is_refused_and_left_alone(tmp_path: Path) -> None:
+    theirs = "backup sync daemon (mcast=eth1, syncid=7, maxlen=1472, group=224.0.0.81)"
+    env, log = _lb_world(tmp_path, theirs)
+    res = _run(entrysync.setup_command(LB_HOST), env)
+    assert res.returncode == 4
+    assert "a backup sync daemon already runs on this LB" in res.stderr
+    assert "mcast=eth1" in res.stderr
+    assert log.read_text().splitlines() == ["ipvsadm -Ln --daemon"]
+    assert not entrysync.ours_running(theirs)
+    assert _run(entrysync.teardown_command(LB_HOST), env).returncode == 0
+    assert "--stop-daemon" not in log.read_text()

@@ -28,6 +28,8 @@ from wgconsole.poll.transport.ssh import SshTransport
 
 TEST_LAB_DIR = Path(os.environ.get("WGCONSOLE_TEST_LAB_DIR", "/var/lib/wgconsole-lab-test"))
 TEST_BASE_PORT = int(os.environ.get("WGCONSOLE_TEST_LAB_PORT", "2320"))
+# More clients for tests that need several per gateway (rebalance); the default stays 2.
+TEST_CLIENTS = int(os.environ.get("WGCONSOLE_TEST_LAB_CLIENTS", "2"))
 TEST_PAIR_LAB_DIR = Path(
     os.environ.get("WGCONSOLE_TEST_PAIR_LAB_DIR", "/var/lib/wgconsole-lab-pair-test")
 )
@@ -140,7 +142,9 @@ def lab() -> Iterator[Lab]:
     started = False
     if not _running(TEST_LAB_DIR):
         manager.lab_down(TEST_LAB_DIR)
-        manager.lab_up(gateways=2, clients=2, base_port=TEST_BASE_PORT, lab=TEST_LAB_DIR)
+        manager.lab_up(
+            gateways=2, clients=TEST_CLIENTS, base_port=TEST_BASE_PORT, lab=TEST_LAB_DIR
+        )
         started = True
     meta = json.loads((TEST_LAB_DIR / "topology.json").read_text())
     control = _control(TEST_LAB_DIR, meta)

@@ -20,16 +20,19 @@ one connection entry; the mechanisms measured on the lab's 6.1 kernel (README, O
   other entry, dest, order, weight, flag or timeout. This is what rebalance does.
 
 Per moved client, in this order:
+0. ahead of time, its new gateway drops any old session with it (`peer_session.prepare_command`:
+   a handshake then really happens, even where an old session is still valid);
 1. its old gateway forgets its session and endpoint (`peer_session.forget_command`): from the
    moment its entry moves, that gateway's packets would make the client roam;
 2. its entry is re-pointed to the new gateway on every LB, checked in each LB's table;
-3. the new gateway initiates a fresh handshake through the new entry
-   (`peer_session.initiate_command`): the client sees it from the VIP;
+3. the new gateway initiates a handshake through the new entry (`peer_session.kick_command`,
+   one `wg set`): the client sees it from the VIP;
 4. verified: a handshake on the new gateway since the move, from the client's address as the
    LB entry shows it, and the entry still on the new gateway.
 The table (dests in kernel order, weights, flags) is checked identical before and after.
-A moved client's traffic stops from step 1 until the handshake of step 3 completes; clients
-already where the table sends them are not touched at all.
+A moved client's traffic stops from step 1 until the handshake of step 3 completes (one command
+on each of three hosts, then a round trip); clients already where the table sends them are not
+touched at all.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Move:
     source: Endpoint  # its LB entry's client address:port
     origin: str  # the gateway its LB entry points to now
     target: str  # where the current table sends it
+    keepalive: int  # its persistent keepalive on the target (0: off)
 
 
 # A service's sh table as the kernel builds it: (dest, weight) in kernel order, and its flags.
@@ -153,7 +157,9 @@ def plan_rebalance(inventory: Inventory, fleet: Fleet) -> RebalancePlan:
         elif m.now not in gateways or m.sh not in gateways:
             skipped.append((c.label, f"{m.now} -> {m.sh}: not a gateway of the inventory"))
         else:
-            moves.append(Move(c.label, c.public_key, m.source, m.now, m.sh))
+            on_target = c.on(m.sh)
+            keepalive = on_target.keepalive if on_target else inventory.tunnel.keepalive or 0
+            moves.append(Move(c.label, c.public_key, m.source, m.now, m.sh, keepalive))
     with_entry = sum(1 for c in fleet.clients if c.lb_entry is not None)
     return RebalancePlan(
         svc,
@@ -239,13 +245,17 @@ def _steps(
         yield _daemon_up(ctx, lb)
     gateways = _by_name(ctx.inventory)
     origins = sorted({m.origin for m in plan.moves})
+    targets = sorted({m.target for m in plan.moves})
+    # Ahead of the clients' gap: the new gateways drop any old session with them.
+    for name in targets:
+        yield _prepare(ctx, gateways[name], [m for m in plan.moves if m.target == name])
+    # The gap: one command on each host, in this order.
     for name in origins:
         yield _forget(ctx, gateways[name], [m for m in plan.moves if m.origin == name], result)
     for lb in lbs:
         yield _repoint(ctx, lb, plan)
-    targets = sorted({m.target for m in plan.moves})
     for name in targets:
-        yield _initiate(ctx, gateways[name], [m for m in plan.moves if m.target == name])
+        yield _kick(ctx, gateways[name], [m for m in plan.moves if m.target == name])
     yield Step(
         "wait for each moved client's handshake with its new gateway",
         do=lambda: _wait_handshakes(ctx, plan, result, wait_timeout),
@@ -418,10 +428,28 @@ def _entries_on_targets(ctx: OpContext, lb: Host, plan: RebalancePlan, title: st
     return Step(title, verify=_entries_verifier(ctx, lb, plan), host=lb.name)
 
 
-def _initiate(ctx: OpContext, gw: Gateway, moves: list[Move]) -> Step:
+def _prepare(ctx: OpContext, gw: Gateway, moves: list[Move]) -> Step:
     def do() -> None:
-        pairs = [(m.public_key, str(m.source)) for m in moves]
-        for command in peer_session.initiate_command(gw, pairs):
+        for command in peer_session.prepare_command(gw, [m.public_key for m in moves]):
+            ctx.run(gw.name, command)
+
+    def undo() -> str:
+        peers = [(m.public_key, m.keepalive) for m in moves]
+        ctx.run(gw.name, peer_session.keepalive_command(gw, peers))
+        return ""
+
+    return Step(
+        f"prepare a fresh session for {len(moves)} client(s) coming to it",
+        do=do,
+        undo=Undo("keepalives back as they were", undo, "keepalives restored"),
+        host=gw.name,
+    )
+
+
+def _kick(ctx: OpContext, gw: Gateway, moves: list[Move]) -> Step:
+    def do() -> None:
+        peers = [(m.public_key, str(m.source), m.keepalive) for m in moves]
+        for command in peer_session.kick_command(gw, peers):
             ctx.run(gw.name, command)
 
     return Step(
