@@ -24,9 +24,6 @@ from wgconsole.export.rules import alert_rules
 ROOT = Path(__file__).parent.parent
 RULES = ROOT / "wgconsole" / "export" / "alert_rules.yml"
 RULES_TEST = Path(__file__).parent / "promtool" / "alert_rules_test.yml"
-# The director-pair families (issue 12) that the rules use by name before the exporter has
-# them: the names are the issue's contract.
-DIRECTOR_FAMILIES = {"wgconsole_lb_holds_vip", "wgconsole_lb_buckets_differing"}
 
 
 def _promtool() -> str:
@@ -68,7 +65,7 @@ def test_every_rule_has_a_summary_and_a_description_that_says_what_to_run() -> N
 
 def test_the_rules_use_only_exported_metric_names() -> None:
     used = set(re.findall(r"\bwgconsole_[a-z_]+", RULES.read_text()))
-    exported = {spec.name for spec in FAMILIES} | DIRECTOR_FAMILIES
+    exported = {spec.name for spec in FAMILIES}
     assert used <= exported, used - exported
 
 

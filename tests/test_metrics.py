@@ -48,6 +48,8 @@ from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.replay import replay_factory
 
 LB = "wg-lb"
+PAIR_NORMAL = NORMAL.parent / "pair-normal"
+PAIR_REORDERED = NORMAL.parent / "pair-backup-reordered"
 CLIENT0, CLIENT1 = "wg-client-0", "wg-client-1"
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -98,6 +100,8 @@ def test_the_metric_names_and_labels_are_the_contract() -> None:
         "wgconsole_real_server_present": ("lb", "gateway"),
         "wgconsole_lb_sh_fallback": ("lb",),
         "wgconsole_lb_expire_nodest_conn": ("lb",),
+        "wgconsole_lb_holds_vip": ("lb",),
+        "wgconsole_lb_buckets_differing": ("lb",),
         "wgconsole_host_up": ("host", "role"),
         "wgconsole_host_data_age_seconds": ("host",),
         "wgconsole_gateway_interface_up": ("gateway",),
@@ -205,6 +209,37 @@ def test_weight_0_interface_down_and_an_unreachable_gateway() -> None:
     age = value(series, "wgconsole_host_data_age_seconds", host=GW2)
     assert age == pytest.approx(times[1] - times[0])
     assert value(series, "wgconsole_host_data_age_seconds", host=GW1) == 0
+
+
+@pytest.mark.parametrize("frame", [PAIR_NORMAL, PAIR_REORDERED])
+def test_a_director_pair_is_exported_as_the_model_sees_it(frame: Path) -> None:
+    exporter, collector = exporter_over(frame)
+    series = parse(exporter.poll_once().body())
+    fleet = collector.read_fleet()
+    assert len(fleet.load_balancers) == 2
+    holds = named(series, "wgconsole_lb_holds_vip")
+    differing = named(series, "wgconsole_lb_buckets_differing")
+    for view in fleet.load_balancers:
+        assert holds[frozenset({("lb", view.name)})] == float(bool(view.holds_vip))
+        assert differing[frozenset({("lb", view.name)})] == view.buckets_differing
+    # One holder, whose table is the reference; the reordered backup differs from it.
+    assert sum(holds.values()) == 1
+    assert differing[frozenset({("lb", fleet.vip_holder)})] == 0
+    backup = max(differing.values())
+    assert (backup > 0) is (frame == PAIR_REORDERED), backup
+    # Per LB: the weights of each director's own table.
+    weights = named(series, "wgconsole_real_server_weight")
+    assert {dict(labels)["lb"] for labels in weights} == {v.name for v in fleet.load_balancers}
+
+
+def test_no_vip_count_without_every_answering_directors_addresses() -> None:
+    _, collector = exporter_over(PAIR_NORMAL)
+    fleet = collector.read_fleet()
+    unknown = (replace(fleet.load_balancers[0], holds_vip=None), *fleet.load_balancers[1:])
+    families = build_families(
+        collector.inventory, replace(fleet, load_balancers=unknown), {}, {}, {}, 0.0
+    )
+    assert not named(parse(render(families)), "wgconsole_lb_holds_vip")
 
 
 def test_a_client_that_never_shook_hands_and_a_peer_the_inventory_does_not_name() -> None:

@@ -104,9 +104,20 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "The LB's net.ipv4.vs.expire_nodest_conn (1: flows to a deleted real server move on "
         "their next packet).",
     ),
-    # Director pairs (issue 12): wgconsole_lb_holds_vip{lb} and
-    # wgconsole_lb_buckets_differing{lb} belong here once the core's fleet model carries the
-    # pair's state; the alert rules already use these names.
+    FamilySpec(
+        "wgconsole_lb_holds_vip",
+        "gauge",
+        ("lb",),
+        "1 if the LB (a director) has the VIP among its addresses, else 0; absent unless "
+        "every answering LB's addresses were read.",
+    ),
+    FamilySpec(
+        "wgconsole_lb_buckets_differing",
+        "gauge",
+        ("lb",),
+        "Buckets (of 256) of the LB's sh table that send a new client to another gateway than "
+        "the VIP holder's table (0 for the holder); absent when unknown.",
+    ),
     FamilySpec(
         "wgconsole_host_up",
         "gauge",
@@ -183,6 +194,7 @@ def build_families(
     samples: dict[str, list[Sample]] = {spec.name: [] for spec in FAMILIES}
     _clients(fleet, client_bytes, samples)
     _load_balancers(inventory, lbs, samples)
+    _directors(fleet, samples)
     _hosts_and_gateways(inventory, fleet, lbs, gateways, samples)
     seen: set[tuple[str, str, str]] = set()
     for finding in fleet.findings:
@@ -253,6 +265,18 @@ def _load_balancers(
             samples["wgconsole_real_server_weight"].append((labels, float(dest.weight)))
             connections = float(dest.active_conns + dest.inactive_conns)
             samples["wgconsole_real_server_connections"].append((labels, connections))
+
+
+def _directors(fleet: Fleet, samples: dict[str, list[Sample]]) -> None:
+    answering = [view for view in fleet.load_balancers if view.reachable]
+    # As the model's vip-held-twice/by-none findings: a VIP count only from every answer.
+    if all(view.holds_vip is not None for view in answering):
+        for view in answering:
+            samples["wgconsole_lb_holds_vip"].append(((view.name,), float(bool(view.holds_vip))))
+    for view in fleet.load_balancers:
+        if view.buckets_differing is not None:
+            differing = float(view.buckets_differing)
+            samples["wgconsole_lb_buckets_differing"].append(((view.name,), differing))
 
 
 def _hosts_and_gateways(
