@@ -3,6 +3,7 @@ real keepalived, ipvsadm 1.31 and iproute2 formats), and the collector's handlin
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from wgconsole.poll.parsers.director import (
 )
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.replay import capture_time, replay_factory
+from wgconsole.poll.transport import netlink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KA = FIXTURES / "parsers" / "keepalived"
@@ -375,3 +377,11 @@ def test_pair_lab_capture_with_the_backups_dests_readded_the_other_way() -> None
     listings = [t.split("@@wgc:ipvsadm")[1].split("@@wgc-rc:ipvsadm")[0] for t in texts]
     orders = [[x.split()[1] for x in t.splitlines() if x.startswith("  -> 10.")] for t in listings]
     assert orders[0] == orders[1][::-1] and len(orders[0]) == 2
+
+
+def test_local_transport_reads_the_addresses_ip_o_addr_lists() -> None:
+    """`host: local` takes the addresses from netlink: the same set `ip -o addr` prints (the
+    order differs: ip groups them by interface)."""
+    listed = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(netlink._addresses()) == sorted(parse_addresses(listed.stdout))

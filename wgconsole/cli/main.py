@@ -283,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "undrain": cmd_operation,
         "weight": cmd_operation,
         "rebalance": cmd_operation,
+        "lb": cmd_operation,
+        "failover": cmd_operation,
         "peer": cmd_operation,
         "metrics": cli_metrics.cmd_metrics,
     }

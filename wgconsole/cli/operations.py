@@ -73,6 +73,21 @@ def add_parsers(sub: argparse._SubParsersAction[ArgParser], global_options: ArgP
     w = sub.add_parser("weight", parents=[common], help="set a gateway's weight on every LB")
     w.add_argument("gateway")
     w.add_argument("value", metavar="N")
+    lb = sub.add_parser("lb", parents=[global_options], help="the director pair's load balancers")
+    lb_sub = lb.add_subparsers(dest="lb_command", required=True)
+    al = lb_sub.add_parser(
+        "align", parents=[common], help="give a backup director the VIP holder's sh table"
+    )
+    al.add_argument("lb", nargs="?", default=None, help="the backup (default: every one)")
+    fo = sub.add_parser(
+        "failover", parents=[common], help="move the VIP to another director (keepalived)"
+    )
+    fo.add_argument("--to", default=None, metavar="LB", help="default: the one VRRP elects next")
+    fo.add_argument(
+        "--allow-differing-tables",
+        action="store_true",
+        help="go ahead although the target's sh table differs (clients lose their session)",
+    )
     peer = sub.add_parser(
         "peer", parents=[global_options], help="add or remove a peer on every gateway at once"
     )
@@ -113,6 +128,14 @@ def operation(args: argparse.Namespace) -> Operation:
         return catalog.Weight(args.gateway, args.value, break_lock=args.break_lock)
     if args.command == "rebalance":
         return catalog.Rebalance(wait_timeout=args.wait_timeout, break_lock=args.break_lock)
+    if args.command == "lb":
+        return catalog.LbAlign(args.lb, break_lock=args.break_lock)
+    if args.command == "failover":
+        return catalog.Failover(
+            args.to,
+            allow_differing_tables=args.allow_differing_tables,
+            break_lock=args.break_lock,
+        )
     if args.peer_command == "add":
         return catalog.PeerAdd(
             args.name,

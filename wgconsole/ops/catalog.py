@@ -1,6 +1,6 @@
 """The operations the front ends offer, each an `Operation` (see `ops.operation`): drain,
-undrain, weight, rebalance, peer add and peer remove, with their previews and summaries
-written once.
+undrain, weight, rebalance, peer add and peer remove, and on a director pair `lb align` and
+`failover`, with their previews and summaries written once.
 
 Each is made from what the operator gave (the CLI's arguments, or the console's selection);
 what is still missing is a `Field` the console asks for.
@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from wgconsole.core.fleet import Fleet
+from wgconsole.ops.align import execute_align, plan_align
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.drain import execute_drain, find_record, plan_drain
 from wgconsole.ops.errors import ValidationError
+from wgconsole.ops.failover import execute_failover, plan_failover
 from wgconsole.ops.operation import Field, Outcome, Planned, value
 from wgconsole.ops.peers import (
     execute_peer_add,
@@ -255,3 +257,86 @@ class Rebalance:
             return Outcome(r.summary(), result=r)
 
         return Planned(tuple(plan.describe()), "rebalance", execute)
+
+
+def _load_balancer(ctx: OpContext, name: str | None) -> None:
+    if name is not None and name not in {lb.name for lb in ctx.inventory.load_balancers}:
+        raise ValidationError(f"no load balancer named {name!r} in the inventory")
+
+
+@dataclass(frozen=True, slots=True)
+class LbAlign:
+    """A backup director's service rebuilt to the VIP holder's table (see ops.align); `lb`
+    None: every backup whose service differs. Never the VIP holder."""
+
+    lb: str | None = None
+    break_lock: bool = False
+    fields: ClassVar[tuple[Field, ...]] = ()
+    changes_clients: ClassVar[bool] = False
+
+    @property
+    def title(self) -> str:
+        return "lb align" if self.lb is None else f"lb align {self.lb}"
+
+    @property
+    def subject(self) -> str:
+        return self.lb or "load balancers"
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        _load_balancer(ctx, self.lb)
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+        inventory = ctx.inventory
+        plan = plan_align(fleet, inventory.service, inventory.load_balancers, self.lb)
+
+        def execute() -> Outcome:
+            execute_align(ctx, plan, break_lock=self.break_lock)
+            names = ", ".join(t.lb.name for t in plan.targets)
+            return Outcome(
+                f"{names}: the same service and 256-bucket table as {plan.holder} (verified)",
+                result=plan,
+            )
+
+        return Planned(tuple(plan.describe()), plan.name, execute)
+
+
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """A planned switchover of the VIP to director `to` (None: the one VRRP elects next), see
+    ops.failover. Refused when that director's table differs from the holder's, unless
+    `allow_differing_tables`."""
+
+    to: str | None = None
+    allow_differing_tables: bool = False
+    break_lock: bool = False
+    fields: ClassVar[tuple[Field, ...]] = ()
+    changes_clients: ClassVar[bool] = False
+
+    @property
+    def title(self) -> str:
+        return "failover" if self.to is None else f"failover to {self.to}"
+
+    @property
+    def subject(self) -> str:
+        return self.to or "load balancers"
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        _load_balancer(ctx, self.to)
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+        plan = plan_failover(
+            ctx, fleet, self.to, allow_differing_tables=self.allow_differing_tables
+        )
+
+        def execute() -> Outcome:
+            r = execute_failover(ctx, plan, break_lock=self.break_lock)
+            kicked = ", ".join(f"{k} -> {v}" for k, v in sorted(r.kicked.items())) or "none"
+            where = ", ".join(f"{k} on {v}" for k, v in sorted(r.verified.items())) or "none"
+            moved = "?" if r.vip_moved_after is None else f"{r.vip_moved_after:.1f}"
+            return Outcome(
+                f"failover to {plan.target} complete in {r.seconds:.1f} s (the VIP moved after "
+                f"{moved} s); handshakes initiated: {kicked}; verified: {where}",
+                result=r,
+            )
+
+        return Planned(tuple(plan.describe()), plan.target, execute)

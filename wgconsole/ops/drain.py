@@ -49,6 +49,7 @@ from wgconsole.ops.observe import (
     service_on,
     write_drain_record,
 )
+from wgconsole.ops.pair import tables_step
 from wgconsole.ops.steps import Step, Transaction
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.poll.transport.base import privileged
@@ -334,6 +335,11 @@ def _drain_steps(
         )
     else:
         result.complete = not result.remaining
+    # Every LB got the same changes in the same order; a backup left hashing differently
+    # from the VIP holder means the drain is not finished (ops.pair).
+    check = tables_step(ctx, f"`drain {gw.name}`")
+    if check is not None:
+        yield check
     if result.complete:
         for lb in ctx.inventory.load_balancers:
             _write(ctx, lb, plan, result, "done")

@@ -21,6 +21,7 @@ from wgconsole.ops.observe import (
     remove_drain_record,
     service_on,
 )
+from wgconsole.ops.pair import tables_step
 from wgconsole.ops.steps import Step, Transaction
 from wgconsole.ops.validate import MAX_WEIGHT
 from wgconsole.ops.validate import gateway as find_gateway
@@ -227,6 +228,10 @@ def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
         yield _set_weight(ctx, lb, plan.gateway, plan.target)
         if plan.action == "undrain":
             remove_drain_record(ctx, lb, plan.gateway)
+    # The same change on every LB must leave them hashing alike (ops.pair).
+    check = tables_step(ctx, f"`{plan.action} {plan.gateway.name}`")
+    if check is not None:
+        yield check
 
 
 def _fresh_interface(ctx: OpContext, plan: WeightPlan) -> Step:

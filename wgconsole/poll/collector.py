@@ -182,8 +182,13 @@ def lb_script(sudo: bool, conns: bool = True) -> str:
             section_command("daemon", privileged(["ipvsadm", "-Ln", "--daemon"], sudo) + " 2>&1"),
             section_command("timeout", privileged(["ipvsadm", "-Ln", "--timeout"], sudo) + " 2>&1"),
             section_command("sysctls", f"grep -s . {SYSCTL_DIR}* 2>&1"),
+            # Asked (through sudo, where the host says so) only where a keepalived runs: an LB
+            # without one needs no sudo right for it.
             section_command(
-                "keepalived", privileged(["sh", "-c", KEEPALIVED_SCRIPT], sudo) + " 2>&1"
+                "keepalived",
+                "if pidof keepalived >/dev/null 2>&1; then "
+                + privileged(["sh", "-c", KEEPALIVED_SCRIPT], sudo)
+                + " 2>&1; else echo none; fi",
             ),
         ]
     )

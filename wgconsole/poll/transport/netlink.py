@@ -92,7 +92,7 @@ def _addresses() -> tuple[str, ...]:
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
-        found = (msg.get("IFA_ADDRESS") or msg.get("IFA_LOCAL") for msg in ipr.get_addr())
+        found = (msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS") for msg in ipr.get_addr())
         return tuple(ipaddress.ip_address(a).compressed for a in found if a)
 
 

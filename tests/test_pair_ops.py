@@ -1,0 +1,339 @@
+"""Operations on a director pair, without a lab: the switchover hook's parser and the values
+a failover writes."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.observations import (
+    GW1_RS,
+    GW2,
+    GW2_RS,
+    VIP,
+    dest,
+    fleet,
+    lb_obs,
+    make_inventory,
+    service,
+)
+from wgconsole.core.fleet import Fleet
+from wgconsole.core.inventory import Host, Inventory, SshSettings
+from wgconsole.core.records import (
+    Endpoint,
+    IpvsDest,
+    KeepalivedRealServer,
+    KeepalivedReport,
+    KeepalivedVirtualServer,
+    LbObservation,
+    ServiceFlag,
+    VrrpInstance,
+    VrrpState,
+)
+from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
+from wgconsole.core.sched import ShDest, with_added, with_removed, with_weights
+from wgconsole.ops import pair as pair_module
+from wgconsole.ops.align import Rebuild, plan_align, rebuild
+from wgconsole.ops.audit import AuditLog
+from wgconsole.ops.context import OpContext
+from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.failover import DirectorHook, plan_failover, switchover_values
+from wgconsole.ops.pair import tables_step
+from wgconsole.ops.weight import _weight_steps, plan_weight
+from wgconsole.poll.parsers.switchover import (
+    HOOK_EXAMPLE,
+    NoHook,
+    SwitchoverHook,
+    parse_switchover_hook,
+    parse_switchover_value,
+)
+
+INSTANCE = """
+vrrp_instance VI_1 {
+    state BACKUP
+    priority 100
+    virtual_ipaddress {
+        10.0.0.1/32
+    }
+    %s
+}
+"""
+DEFINITION = """
+track_file wgconsole_switchover {
+    file "/var/lib/wgconsole/vrrp-switchover"   # persistent
+    %s
+}
+"""
+
+
+def _conf(definition: str = "weight 1", tracking: str = "", extra: str = "") -> str:
+    track = f"track_file {{\n        {tracking or SWITCHOVER_TRACK_FILE}\n    }}"
+    return DEFINITION % definition + INSTANCE % (track + "\n" + extra)
+
+
+def test_switchover_hook_weights_reverse_and_overrides() -> None:
+    hook = parse_switchover_hook(_conf(), "VI_1")
+    assert isinstance(hook, SwitchoverHook)
+    assert (hook.file, hook.factor, hook.nopreempt) == (
+        "/var/lib/wgconsole/vrrp-switchover",
+        1,
+        False,
+    )
+    hook = parse_switchover_hook(_conf("weight 5 reverse"), "VI_1")
+    assert isinstance(hook, SwitchoverHook) and hook.factor == -5
+    # The instance's own weight wins over the definition's.
+    hook = parse_switchover_hook(_conf("weight 5", f"{SWITCHOVER_TRACK_FILE} weight 2"), "VI_1")
+    assert isinstance(hook, SwitchoverHook) and hook.factor == 2
+    hook = parse_switchover_hook(_conf(extra="nopreempt"), "VI_1")
+    assert isinstance(hook, SwitchoverHook) and hook.nopreempt
+    legacy = _conf().replace(
+        "track_file wgconsole_switchover {", "vrrp_track_file wgconsole_switchover {"
+    )
+    assert isinstance(parse_switchover_hook(legacy, "VI_1"), SwitchoverHook)
+
+
+def test_switchover_hook_tracked_by_the_sync_group() -> None:
+    conf = (
+        DEFINITION % "weight 1"
+        + INSTANCE % ""
+        + (
+            "vrrp_sync_group G {\n  group {\n    VI_1\n  }\n  track_file {\n"
+            f"    {SWITCHOVER_TRACK_FILE}\n  }}\n}}\n"
+        )
+    )
+    hook = parse_switchover_hook(conf, "VI_1")
+    assert isinstance(hook, SwitchoverHook) and hook.tracked_by == "vrrp_sync_group G"
+
+
+def test_no_switchover_hook_says_why() -> None:
+    no_definition = INSTANCE % ""
+    why = parse_switchover_hook(no_definition, "VI_1")
+    assert isinstance(why, NoHook) and "no `track_file wgconsole_switchover" in why.reason
+    untracked = DEFINITION % "weight 1" + INSTANCE % ""
+    why = parse_switchover_hook(untracked, "VI_1")
+    assert isinstance(why, NoHook) and "does not track" in why.reason
+    zero = _conf("weight 0")
+    why = parse_switchover_hook(zero, "VI_1")
+    assert isinstance(why, NoHook) and "FAULT" in why.reason
+    why = parse_switchover_hook(_conf() + "include /etc/keepalived/more.conf\n", "VI_2")
+    assert isinstance(why, NoHook) and "included" in why.reason
+    # What the operator is told to add is itself a working hook.
+    example = HOOK_EXAMPLE.replace("INSTANCE", "VI_1").replace("    ...\n", "")
+    assert isinstance(parse_switchover_hook(example, "VI_1"), SwitchoverHook)
+
+
+def test_switchover_value() -> None:
+    assert parse_switchover_value("-51\n") == -51
+    assert parse_switchover_value("") == 0
+
+
+# --- lb align: the fewest deletes and adds that give a backup the holder's kernel order ----
+
+
+def _dests(*spec: tuple[str, int]) -> tuple[IpvsDest, ...]:
+    return tuple(IpvsDest(Endpoint(a, 51280), w, "masq", 0, 0) for a, w in spec)
+
+
+def _apply(backup: Sequence[IpvsDest], work: Rebuild) -> list[tuple[Endpoint, int]]:
+    """What the kernel's list becomes (core.sched's model of ipvsadm -d/-a/-e)."""
+    dests = [ShDest(d.endpoint, d.weight) for d in backup]
+    for e in work.deletes:
+        dests = with_removed(dests, e)
+    for d in work.adds:
+        dests = with_added(dests, ShDest(d.endpoint, d.weight))
+    dests = with_weights(dests, {d.endpoint: d.weight for d in work.edits})
+    return [(d.key, d.weight) for d in dests]
+
+
+def test_rebuild_swapped_pair_is_one_delete_and_one_add() -> None:
+    holder = _dests(("10.0.0.2", 1), ("10.0.0.1", 1))
+    backup = holder[::-1]
+    work = rebuild(holder, backup)
+    assert work.deletes == (Endpoint("10.0.0.2", 51280),)
+    assert [d.endpoint for d in work.adds] == [Endpoint("10.0.0.2", 51280)]
+    assert work.edits == ()
+    assert _apply(backup, work) == [(d.endpoint, d.weight) for d in holder]
+
+
+def test_rebuild_gives_the_holders_order_weights_and_dests_in_every_case() -> None:
+    names = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    for n in range(1, 5):
+        for order in itertools.permutations(names[:n]):
+            holder = _dests(*((a, 1 + i % 2) for i, a in enumerate(order)))
+            for kept in range(n + 1):
+                for other in itertools.permutations(names[: kept + 1], kept):
+                    # The backup: some of the holder's dests (another order, weight 1) and
+                    # maybe one the holder does not have.
+                    backup = _dests(*((a, 1) for a in other))
+                    work = rebuild(holder, backup)
+                    assert _apply(backup, work) == [(d.endpoint, d.weight) for d in holder]
+                    same_tail = [d.endpoint for d in backup] == [d.endpoint for d in holder]
+                    assert not same_tail or not (work.deletes or work.adds)
+
+
+# --- failover: the values written into each director's switchover file ----------------------
+
+
+def _hook(name: str, priority: int, value: int = 0, factor: int = 1) -> DirectorHook:
+    hook = SwitchoverHook(
+        "VI_1", "/var/lib/wgconsole/s", factor, "vrrp_instance VI_1", False, False
+    )
+    return DirectorHook(
+        Host(name, "10.0.0.9", SshSettings()), "VI_1", "BACKUP", priority, hook, value
+    )
+
+
+def test_switchover_values_put_every_other_director_below_the_target() -> None:
+    holder, target = _hook("a", 150), _hook("b", 100)
+    assert switchover_values((holder, target), "b") == {"a": -51, "b": 0}
+    # Back: the target's own lowering goes, and the other's too once it is below anyway.
+    holder, target = _hook("a", 99, value=-51), _hook("b", 100)
+    assert switchover_values((holder, target), "a") == {"a": 0, "b": 0}
+    # A reversed track (factor -1) takes positive numbers; weight 2 rounds away from 0.
+    assert switchover_values((_hook("a", 150, factor=-1), _hook("b", 100)), "b")["a"] == 51
+    assert switchover_values((_hook("a", 150, factor=2), _hook("b", 100)), "b")["a"] == -26
+    # A director already below the target is left alone; a lowered target is raised.
+    three = (_hook("a", 150), _hook("b", 60, value=-60), _hook("c", 110), _hook("d", 130))
+    assert switchover_values(three, "b") == {"a": -31, "b": 0, "c": 0, "d": -11}
+
+
+def test_switchover_values_refuse_what_would_fault() -> None:
+    with pytest.raises(ValidationError, match="FAULT"):
+        switchover_values((_hook("a", 254), _hook("b", 1)), "b")
+
+
+# --- operations planned on a pair's fleet (no host is contacted) ----------------------------
+
+LB1, LB2 = "wg-lb-1", "wg-lb-2"
+PAIR = make_inventory(lbs=(LB1, LB2))
+HOLDER_ORDER = (dest(GW2_RS), dest(GW1_RS))
+
+
+def _director(
+    host: str, holds: bool, dests: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any
+) -> LbObservation:
+    state: VrrpState = "MASTER" if holds else "BACKUP"
+    instance = VrrpInstance("VI_1", state, 150 if holds else 100, 150, 51, "eth0", (VIP.address,))
+    report = KeepalivedReport(
+        "json", (instance,), "/etc/keepalived/keepalived.conf", keepalived.get("servers", ())
+    )
+    return replace(
+        lb_obs(services=[service(dests)], host=host),
+        addresses=("127.0.0.1", *((VIP.address,) if holds else ())),
+        keepalived=report,
+    )
+
+
+def _pair_fleet(backup: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any) -> Fleet:
+    lbs = {LB1: _director(LB1, True), LB2: _director(LB2, False, backup, **keepalived)}
+    return fleet(PAIR, lbs=lbs)
+
+
+class _Reads:
+    """The LBs as `ops.pair` reads them during an operation: fixed observations."""
+
+    def __init__(self, observations: dict[str, LbObservation]) -> None:
+        self.observations = observations
+
+    def __call__(self, ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
+        return self.observations[lb.name]
+
+
+def _ctx(tmp_path: Path, inventory: Inventory = PAIR) -> OpContext:
+    return OpContext(inventory, {}, AuditLog(tmp_path / "audit.jsonl"))
+
+
+def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_differently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = _ctx(tmp_path)
+    reversed_order = HOLDER_ORDER[::-1]
+    reads = _Reads({LB1: _director(LB1, True), LB2: _director(LB2, False, reversed_order)})
+    monkeypatch.setattr(pair_module, "read_lb", reads)
+    step = tables_step(ctx, "`drain wg-gateway-01`")
+    assert step is not None and step.verify is not None
+    with pytest.raises(OpError) as failed:
+        step.verify()
+    assert str(failed.value) == (
+        "`drain wg-gateway-01` is NOT finished: wg-lb-2's sh table differs from "
+        "wg-lb-1's (the VIP holder's) in 256/256 buckets: after a failover, new clients and "
+        "clients without a synced entry hashed there would go to another gateway. "
+        "`wgconsole lb align wg-lb-2` gives it the holder's table."
+    )
+    reads.observations[LB2] = _director(LB2, False)
+    step.verify()  # the same order: the same table
+    assert tables_step(_ctx(tmp_path, make_inventory()), "the drain") is None
+
+
+def test_weight_and_undrain_end_with_the_tables_check_on_a_pair(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    plan = plan_weight(PAIR, _pair_fleet(), GW2, 3)
+    steps = list(_weight_steps(ctx, plan))
+    assert [s.host for s in steps[:-1]] == [LB1, LB2]
+    assert steps[-1].title == "every director's 256-bucket table equals the VIP holder's"
+
+
+def test_lb_align_plans_the_rebuild_and_never_touches_the_holder() -> None:
+    pair = _pair_fleet(HOLDER_ORDER[::-1])
+    with pytest.raises(ValidationError, match="wg-lb-1 holds the VIP"):
+        plan_align(pair, PAIR.service, PAIR.load_balancers, LB1)
+    plan = plan_align(pair, PAIR.service, PAIR.load_balancers, None)
+    assert plan.holder == LB1 and [t.lb.name for t in plan.targets] == [LB2]
+    target = plan.targets[0]
+    assert target.differing == 256
+    assert target.rebuild.deletes == (GW2_RS,)
+    assert [d.endpoint for d in target.rebuild.adds] == [GW2_RS]
+    text = "\n".join(plan.describe())
+    assert "wg-lb-2: 256/256 buckets differ from wg-lb-1's" in text
+    assert f"delete {GW2_RS}" in text and f"add {GW2_RS} weight 1 masq (to the head)" in text
+    with pytest.raises(ValidationError, match="already has"):
+        plan_align(_pair_fleet(), PAIR.service, PAIR.load_balancers, None)
+
+
+def test_lb_align_refuses_where_a_keepalived_reload_would_undo_it() -> None:
+    weights_2 = KeepalivedVirtualServer(
+        "udp",
+        VIP,
+        "sh",
+        int(ServiceFlag.SH_FALLBACK),
+        (KeepalivedRealServer(GW2_RS, 1, True), KeepalivedRealServer(GW1_RS, 2, True)),
+    )
+    pair = _pair_fleet(HOLDER_ORDER[::-1], servers=(weights_2,))
+    with pytest.raises(ValidationError) as refused:
+        plan_align(pair, PAIR.service, PAIR.load_balancers, LB2)
+    assert "keepalived owns the service" in str(refused.value)
+    assert f"they must be {GW2_RS} weight 1, {GW1_RS} weight 1" in str(refused.value)
+    same = replace(
+        weights_2,
+        real_servers=(
+            KeepalivedRealServer(GW1_RS, 1, False),
+            KeepalivedRealServer(GW2_RS, 1, True),
+        ),
+    )
+    plan = plan_align(
+        _pair_fleet(HOLDER_ORDER[::-1], servers=(same,)), PAIR.service, PAIR.load_balancers, LB2
+    )
+    notes = " ".join(plan.targets[0].notes)
+    assert "a reload leaves the alignment as it is" in notes
+    assert f"health check of {GW1_RS} deletes and re-adds it" in notes
+
+
+def test_failover_is_refused_when_the_tables_differ(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)  # no transport: refused before any director is read
+    with pytest.raises(ValidationError) as refused:
+        plan_failover(ctx, _pair_fleet(HOLDER_ORDER[::-1]), None)
+    assert "wg-lb-2's sh table differs from wg-lb-1's (the VIP holder's) in 256/256" in str(
+        refused.value
+    )
+    assert "`wgconsole lb align wg-lb-2` first, or pass --allow-differing-tables" in str(
+        refused.value
+    )
+    with pytest.raises(ValidationError, match="already holds the VIP"):
+        plan_failover(ctx, _pair_fleet(), LB1)
+    with pytest.raises(ValidationError, match="no other director"):
+        plan_failover(_ctx(tmp_path, make_inventory()), fleet(), None)
