@@ -251,6 +251,10 @@ def test_keepalived_drift_when_a_reload_would_change_the_kernel() -> None:
     assert f.load_balancers[0].keepalived_managed is True
     (finding,) = [x for x in f.findings if x.code == "keepalived-drift"]
     assert f"sets weights {GW1_RS} 0 -> 1" in finding.message
+    assert f.to_json()["load_balancers"][0]["keepalived_restores"] == [
+        {"address": str(GW1_RS), "weight": 1},
+        {"address": str(GW2_RS), "weight": 1},
+    ]
     assert f.load_balancers[1].keepalived_managed is False
 
 
@@ -299,3 +303,21 @@ def test_unanswering_backup() -> None:
     assert (two.reachable, two.buckets_differing, two.holds_vip) == (False, None, None)
     assert f.failover_lb is None
     assert all(c.failover_gateway is None for c in f.clients)
+
+
+def test_hosts_text_in_the_directors_table_is_printable() -> None:
+    """An interface name or sysctl value is the host's text: shown escaped, never obeyed."""
+    from rich.console import Console
+
+    from wgconsole.cli.status_text import print_status
+
+    hostile = director(
+        LB2, holds=False, state="BACKUP", priority=100, daemon=SyncDaemon("backup", "\x1b[2J", 1)
+    )
+    hostile = replace(hostile, sysctls=VsSysctls((("sync_version", "1\x1b]52;c;x\x07"),)))
+    console = Console(record=True, width=250, force_terminal=False)
+    print_status(pair(backup=hostile), console)
+    out = console.export_text()
+    assert "\x1b" not in out and "\x07" not in out
+    assert "backup \\x1b[2J id 1" in out
+    assert "\\x1b]52;c;x\\x07" in out  # in the director-drift finding

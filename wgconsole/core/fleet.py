@@ -298,6 +298,13 @@ class DirectorView:
             "reference": self.is_reference,
             "synced_clients": self.synced_clients,
             "keepalived_managed": self.keepalived_managed,
+            # What a keepalived reload applies to the service here (its config's real_servers).
+            "keepalived_restores": None
+            if self.keepalived_service is None
+            else [
+                {"address": str(r.endpoint), "weight": r.weight}
+                for r in self.keepalived_service.real_servers
+            ],
             "timeouts": None
             if self.timeouts is None
             else {
