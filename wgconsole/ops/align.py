@@ -35,6 +35,7 @@ from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops import lbcmd
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.failover import vip_holder
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.pair import read_pair, tables_step
 from wgconsole.ops.steps import Step, Transaction
@@ -163,13 +164,7 @@ def plan_align(fleet: Fleet, service: Service, lbs: Sequence[Host], name: str | 
         raise ValidationError("one load balancer: there is no other director to align")
     if name is not None and name not in views:
         raise ValidationError(f"no load balancer named {name!r} in the inventory")
-    holders = [v.name for v in fleet.load_balancers if v.holds_vip]
-    if len(holders) != 1:
-        raise ValidationError(
-            f"the VIP must be on exactly one director to align with it (held by: "
-            f"{', '.join(holders) or 'none'})"
-        )
-    holder = holders[0]
+    holder = vip_holder(fleet, "align with it")
     if name == holder:
         raise ValidationError(
             f"{holder} holds the VIP: its table is the reference and it carries the traffic; "

@@ -171,14 +171,7 @@ def plan_failover(
     if len(inventory.load_balancers) < 2:
         raise ValidationError("one load balancer: there is no other director to fail over to")
     views = {v.name: v for v in fleet.load_balancers}
-    holders = [v.name for v in fleet.load_balancers if v.holds_vip]
-    if len(holders) != 1:
-        who = ", ".join(holders) or "none"
-        raise ValidationError(
-            f"the VIP must be on exactly one director to move it (held by: {who}); see the "
-            "vip-held-* finding in `wgconsole status`"
-        )
-    holder = holders[0]
+    holder = vip_holder(fleet, "move it")
     names = [lb.name for lb in inventory.load_balancers]
     if to is not None and to not in names:
         raise ValidationError(f"no load balancer named {to!r} in the inventory")
@@ -219,6 +212,24 @@ def plan_failover(
     return FailoverPlan(
         holder, target, hooks, values, differing, clients, tuple(_warnings(fleet, clients))
     )
+
+
+def vip_holder(fleet: Fleet, purpose: str) -> str:
+    """The one director holding the VIP, from every director's addresses; refused when one
+    cannot be read (who holds it is then not known) or when none or several hold it."""
+    unknown = [v.name for v in fleet.load_balancers if not v.reachable or v.holds_vip is None]
+    if unknown:
+        raise ValidationError(
+            f"who holds the VIP is not known: {', '.join(unknown)} did not answer (or its "
+            f"addresses could not be read); every director must be read to {purpose}"
+        )
+    holders = [v.name for v in fleet.load_balancers if v.holds_vip]
+    if len(holders) != 1:
+        raise ValidationError(
+            f"the VIP must be on exactly one director to {purpose} (held by: "
+            f"{', '.join(holders) or 'none'}); see the vip-held-* finding in `wgconsole status`"
+        )
+    return holders[0]
 
 
 def switchover_values(hooks: tuple[DirectorHook, ...], target: str) -> dict[str, int]:
