@@ -37,6 +37,7 @@ from wgconsole.core.records import (
 )
 from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import ShDest, with_added, with_removed, with_weights
+from wgconsole.ops import failover as failover_module
 from wgconsole.ops import pair as pair_module
 from wgconsole.ops.align import Rebuild, plan_align, rebuild
 from wgconsole.ops.audit import AuditLog
@@ -52,6 +53,7 @@ from wgconsole.poll.parsers.switchover import (
     parse_switchover_hook,
     parse_switchover_value,
 )
+from wgconsole.poll.transport.base import CommandResult
 
 INSTANCE = """
 vrrp_instance VI_1 {
@@ -337,3 +339,65 @@ def test_failover_is_refused_when_the_tables_differ(tmp_path: Path) -> None:
         plan_failover(ctx, _pair_fleet(), LB1)
     with pytest.raises(ValidationError, match="no other director"):
         plan_failover(_ctx(tmp_path, make_inventory()), fleet(), None)
+
+
+class _Director:
+    """An LB's shell as a failover plan reads it: its keepalived config and switchover file."""
+
+    def __init__(self, config: str, value: str | None = "0\n") -> None:
+        self.config, self.value = config, value
+        self.commands: list[str] = []
+
+    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+        self.commands.append(command)
+        assert not mutating, command  # planning changes nothing
+        if command.startswith("cat "):
+            return CommandResult(self.config, "", 0, 0.0, 0)
+        if self.value is None:
+            return CommandResult("", "", 3, 0.0, 0)  # no switchover file yet
+        return CommandResult(self.value, "", 0, 0.0, 0)
+
+
+def _lab_config(priority: int, hook: bool = True) -> str:
+    text = (DEFINITION % "weight 1" if hook else "") + INSTANCE % (
+        f"track_file {{\n        {SWITCHOVER_TRACK_FILE}\n    }}" if hook else ""
+    )
+    return text.replace("priority 100", f"priority {priority}")
+
+
+def _failover_ctx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lb1: _Director, lb2: _Director
+) -> OpContext:
+    reads = _Reads({LB1: _director(LB1, True), LB2: _director(LB2, False)})
+    monkeypatch.setattr(failover_module, "read_lb", reads)
+    transports: dict[str, Any] = {LB1: lb1, LB2: lb2}
+    return OpContext(PAIR, transports, AuditLog(tmp_path / "audit.jsonl"))
+
+
+def test_failover_plans_the_switchover_values_and_each_clients_fate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100), value=None)
+    ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
+    plan = plan_failover(ctx, _pair_fleet(), None)
+    assert (plan.holder, plan.target, plan.values) == (LB1, LB2, {LB1: -51, LB2: 0})
+    assert [plan.priority_after(n) for n in (LB1, LB2)] == [99, 100]
+    text = "\n".join(plan.describe())
+    assert "/var/lib/wgconsole/vrrp-switchover: 0 -> -51" in text
+    assert "wg-lb-2's sh table equals wg-lb-1's (all 256 buckets)" in text
+    assert "to go back: wgconsole failover --to wg-lb-1" in text
+
+
+def test_failover_without_the_hook_is_refused_with_what_to_add(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100, hook=False))
+    ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
+    with pytest.raises(ValidationError) as refused:
+        plan_failover(ctx, _pair_fleet(), None)
+    message = str(refused.value)
+    assert message.startswith(
+        "wg-lb-2: keepalived's config (/etc/keepalived/keepalived.conf) has no switchover hook: "
+        "no `track_file wgconsole_switchover {...}` block."
+    )
+    assert HOOK_EXAMPLE in message

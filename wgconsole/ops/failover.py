@@ -68,6 +68,7 @@ VIP_MOVE_TIMEOUT = 60.0
 PRIORITY_TIMEOUT = 30.0
 # keepalived's limit: a tracked result below -253 puts the instance in FAULT.
 _LOWEST_RESULT = -253
+MAX_PRIORITY = 254  # 255 is the address owner's, which tracking never changes
 _NO_FILE = 3
 
 # How a client's gateway after the switchover is known: its synced entry on the target, the
@@ -116,7 +117,8 @@ class FailoverPlan:
 
     def priority_after(self, lb: str) -> int:
         h = next(x for x in self.hooks if x.lb.name == lb)
-        return h.neutral + self.values[lb] * h.hook.factor
+        # keepalived keeps an effective priority within 1..254.
+        return min(MAX_PRIORITY, max(1, h.neutral + self.values[lb] * h.hook.factor))
 
     def describe(self) -> list[str]:
         lines = [
@@ -363,13 +365,13 @@ class FailoverResult:
 
 
 def execute_failover(
-    ctx: OpContext, plan: FailoverPlan, *, break_lock: bool = False, verify_timeout: float = 0.0
+    ctx: OpContext, plan: FailoverPlan, *, break_lock: bool = False
 ) -> FailoverResult:
     result = FailoverResult(started=time.time())
     before = {"holder": plan.holder, "values": {h.lb.name: h.value for h in plan.hooks}}
     try:
         with service_lock(ctx, f"failover to {plan.target}", break_lock=break_lock):
-            Transaction(ctx).run(_steps(ctx, plan, result, verify_timeout))
+            Transaction(ctx).run(_steps(ctx, plan, result))
     except OpError as exc:
         ctx.audit.record(
             "failover", plan.target, before=before, after=None, outcome="failed", detail=str(exc)
@@ -387,9 +389,7 @@ def execute_failover(
     return result
 
 
-def _steps(
-    ctx: OpContext, plan: FailoverPlan, result: FailoverResult, verify_timeout: float
-) -> Iterator[Step]:
+def _steps(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Iterator[Step]:
     """No step has an undo: a switchover half made is reported as it is, and `failover --to`
     either director finishes it or takes it back."""
     # The target's value first: it never lowers anyone.
@@ -402,7 +402,8 @@ def _steps(
         do=lambda: _wait_vip(ctx, plan, result),
     )
     keepalive = ctx.inventory.tunnel.keepalive or 15
-    timeout = verify_timeout or 3 * keepalive + 30
+    # A client's next packet is at most a keepalive away; a new handshake a few round trips.
+    timeout = 3 * keepalive + 30
     yield Step(
         "clients that change gateway: their new gateway initiates the handshake",
         do=lambda: _kick_movers(ctx, plan, result, timeout),
