@@ -11,8 +11,15 @@ roam to its own address. So a drain here is:
 4. the dest deleted: each entry to it expires on the client's next packet (a keepalive, at
    most one keepalive interval away) and that packet is scheduled to another gateway;
 5. as soon as a client's new entry exists, its new gateway initiates the handshake itself
-   (keepalive 0 -> N makes WireGuard send at once; through the LB's reverse NAT the client
-   sees it from the VIP), so idle clients move within a keepalive, not at their rekey timer;
+   (through the LB's reverse NAT the client sees it from the VIP), so clients move within a
+   round trip of their next packet, not at their own timers (15 s for a client sending data,
+   ~2 minutes for an idle one). Steps 3 to 5 are the clients' interruption, so they are one
+   round trip each: wg0 goes down and reports its state in one command; the delete and a tight
+   watch of the LB's table (`entrywatch`) are one command on the LB, which returns as soon as
+   the moved clients' new entries exist; the new gateway then forgets its old state of each
+   such client and initiates a fresh handshake (`handshake.initiate_command`, one `wg set`
+   for all of them, from the gateway's peers as read before wg0 went down). Clients whose next
+   packet comes later (idle ones: their next keepalive) are watched for the same way;
 6. the dest added back at weight 0, drained, once no entry points to it;
 7. progress judged by handshakes on the gateways, until every client has shaken hands with
    another gateway since the drain began.
@@ -33,12 +40,13 @@ from dataclasses import dataclass, field
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.op_checks import record_problem, way_out
-from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService
+from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService, WgPeer
 from wgconsole.core.sched import ShModel
 from wgconsole.core.whereis import proposed_model
-from wgconsole.ops import lbcmd
+from wgconsole.ops import entrywatch, lbcmd
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.handshake import Kick, initiate_command
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import (
     bad_record,
@@ -52,9 +60,16 @@ from wgconsole.ops.observe import (
 from wgconsole.ops.pair import tables_step
 from wgconsole.ops.steps import Step, Transaction
 from wgconsole.ops.validate import gateway as find_gateway
+from wgconsole.poll.parsers.errors import ParseError
+from wgconsole.poll.parsers.link import parse_link_state
 from wgconsole.poll.transport.base import privileged
 
 POLL_INTERVAL = 1.0
+# How long the delete's own watch waits for the first moved client (clients that send data
+# come back within their sending interval; an idle one is left to the next watches).
+FIRST_WATCH_S = 2.0
+# One watch command at most (then the LB answers other commands, a console's poll among them).
+WATCH_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +267,9 @@ class DrainResult:
     readded: bool = False
     complete: bool = False
     rx_before: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (gateway, client key) -> the peer as that gateway showed it before the drain changed
+    # anything: what the fast handshake re-creates it from.
+    peers: dict[tuple[str, str], WgPeer] = field(default_factory=dict)
 
 
 def execute_drain(
@@ -299,7 +317,12 @@ def _drain_steps(
     to finish (`drain` again) or roll back (`undrain`).
     """
     gw = plan.gateway
-    result.rx_before = received_bytes(ctx, plan)
+    result.peers = peers_before(ctx, plan)
+    result.rx_before = {k: p.rx_bytes for k, p in result.peers.items()}
+    # Each LB's forwarding method and whether the real server is still there, read before
+    # wg0 goes down: from then on until the new handshakes, every round trip is lost traffic.
+    forward: dict[str, str | None] = {}
+    present: dict[str, bool] = {}
     for lb in ctx.inventory.load_balancers:
         yield _record_start(ctx, lb, plan, result)
         # One reading for both fixes: ipvsadm -E does not touch the sysctl.
@@ -309,15 +332,19 @@ def _drain_steps(
         if not obs.expire_nodest_conn:
             yield _expire_nodest(ctx, lb)
         dest = dest_of(svc, gw)
+        present[lb.name] = dest is not None
+        forward[lb.name] = dest.forward if dest is not None else "masq"
         if dest is not None and dest.weight != 0:
             yield _weight_zero(ctx, lb, gw, dest.forward)
+    mover = _Mover(ctx, plan, result)
     yield _interface_down(ctx, gw)
-    forward: dict[str, str | None] = {}
-    for lb in ctx.inventory.load_balancers:
-        yield _delete(ctx, lb, plan, result, forward)
+    lbs = ctx.inventory.load_balancers
+    for i, lb in enumerate(lbs):
+        # The last LB's delete watches for the first moved clients in the same round trip.
+        yield _delete(ctx, lb, plan, result, present[lb.name], mover if i == len(lbs) - 1 else None)
     yield Step(
         "move the clients: new gateways initiate their handshakes",
-        do=lambda: _move_clients(ctx, plan, result),
+        do=mover.finish,
     )
     if not result.remaining:
         for lb in ctx.inventory.load_balancers:
@@ -394,14 +421,25 @@ def _weight_zero(ctx: OpContext, lb: Host, gw: Gateway, forward: str | None) -> 
 
 
 def _interface_down(ctx: OpContext, gw: Gateway) -> Step:
+    """Down, and its state read back in the same command: the delete follows at once."""
+    state: list[bool | None] = []
+
+    def do() -> None:
+        down = privileged(["ip", "link", "set", "dev", gw.interface, "down"], gw.ssh.sudo)
+        show = privileged(["ip", "-o", "link", "show", "dev", gw.interface], gw.ssh.sudo)
+        out = ctx.run(gw.name, f"{down} && {show}").stdout
+        try:
+            state.append(parse_link_state(out))
+        except ParseError as exc:
+            raise OpError(f"{gw.name}: {exc}") from None
+
     def verify() -> None:
-        if read_gateway(ctx, gw).link_up:
+        if not state or state[-1]:
             raise OpError(f"{gw.name}: {gw.interface} is still up")
 
-    command = privileged(["ip", "link", "set", "dev", gw.interface, "down"], gw.ssh.sudo)
     return Step(
         f"{gw.interface} down (it can no longer make clients roam to it)",
-        do=lambda: ctx.run(gw.name, command),
+        do=do,
         verify=verify,
         host=gw.name,
     )
@@ -412,16 +450,21 @@ def _delete(
     lb: Host,
     plan: DrainPlan,
     result: DrainResult,
-    forward: dict[str, str | None],
+    present: bool,
+    mover: _Mover | None,
 ) -> Step:
-    """Delete the real server (noting its forwarding method in `forward`, for the re-add)."""
+    """Delete the real server (`present`: it was there before wg0 went down); with `mover`,
+    watch this LB for the first moved clients in the same command, and have their new
+    gateways initiate before the delete is verified."""
     gw = plan.gateway
 
     def do() -> None:
-        d = dest_of(service_on(ctx, lb)[1], gw)
-        if d is not None:
-            forward[lb.name] = d.forward
-            ctx.run(lb.name, lbcmd.delete_dest(lb, ctx.inventory.service, gw.real_server))
+        delete = lbcmd.delete_dest(lb, ctx.inventory.service, gw.real_server)
+        if mover is None or not mover.pending:
+            if present:
+                ctx.run(lb.name, delete)
+            return
+        mover.watch(lb, FIRST_WATCH_S, first=delete if present else None)
 
     def verify() -> None:
         if dest_of(service_on(ctx, lb)[1], gw) is not None:
@@ -474,67 +517,98 @@ def _entries(ctx: OpContext) -> list[IpvsConn]:
     return conns
 
 
-def _move_clients(ctx: OpContext, plan: DrainPlan, result: DrainResult) -> None:
-    """Kick each moved client's new gateway as soon as the LB entry exists, not before."""
-    gw = plan.gateway
-    by_server = {g.real_server: g for g in ctx.inventory.gateways}
-    pending = {c.public_key: c for c in plan.clients if c.endpoint and not c.bypassing}
-    keepalive = ctx.inventory.tunnel.keepalive or 15
-    # Each entry moves on the client's next packet: a keepalive interval, plus slack.
-    deadline = time.monotonic() + 3 * keepalive + 10
-    while pending and time.monotonic() < deadline:
-        entries = {str(c.client): c for c in _entries(ctx)}
-        for key, client in list(pending.items()):
-            entry = entries.get(client.endpoint or "")
-            if entry is None or entry.dest == gw.real_server:
-                continue
-            target = by_server.get(entry.dest)
+class _Mover:
+    """The clients still to move: watched for on the LBs, kicked on their new gateways."""
+
+    def __init__(self, ctx: OpContext, plan: DrainPlan, result: DrainResult) -> None:
+        self.ctx, self.plan, self.result = ctx, plan, result
+        self.by_server = {g.real_server: g for g in ctx.inventory.gateways}
+        self.pending: dict[str, ClientOnGateway] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        for c in plan.clients:
+            endpoint = _endpoint(c.endpoint)
+            if endpoint is not None and not c.bypassing:
+                self.pending[c.public_key] = c
+                self.endpoints[c.public_key] = endpoint
+
+    def watch(self, lb: Host, seconds: float, first: str | None = None) -> None:
+        """One watch of `lb` (after `first`, in the same command); kick what it found."""
+        clients = [self.endpoints[k] for k in self.pending]
+        command = entrywatch.watch_command(
+            lb,
+            self.ctx.inventory.service.endpoint,
+            clients,
+            away_from=self.plan.gateway.real_server,
+            seconds=seconds,
+        )
+        if first is not None:
+            command = entrywatch.then_watch(first, command)
+        out = self.ctx.run(lb.name, command, timeout=seconds + self.ctx.timeout).stdout
+        try:
+            entries = entrywatch.parse_watch(out)
+        except ParseError as exc:
+            raise OpError(f"{lb.name}: {exc}") from None
+        self.kick(entries)
+
+    def kick(self, entries: list[IpvsConn]) -> None:
+        """Each pending client with a new entry: its new gateway initiates, now."""
+        where = {e.client: e.dest for e in entries if e.dest != self.plan.gateway.real_server}
+        batches: dict[str, list[Kick]] = {}
+        labels: dict[str, list[str]] = {}
+        for key, client in list(self.pending.items()):
+            dest = where.get(self.endpoints[key])
+            target = self.by_server.get(dest) if dest is not None else None
             if target is None:
                 continue
-            _kick(ctx, target, key, str(entry.client), keepalive)
-            result.moved[client.label] = target.name
-            ctx.info(f"{client.label}: LB entry now on {target.name}; {target.name} initiated")
-            del pending[key]
-        if pending:
-            time.sleep(POLL_INTERVAL)
-    still = {str(c.client) for c in _entries(ctx) if c.dest == gw.real_server}
-    result.remaining = [c.label for c in pending.values() if c.endpoint in still]
-    for c in pending.values():
-        if c.endpoint not in still:
-            ctx.info(f"{c.label}: no LB entry (idle); its next packet is scheduled afresh")
+            del self.pending[key]
+            peer = self.result.peers.get((target.name, key))
+            if peer is None:
+                # Never add a peer the gateway does not have: the client shakes hands itself.
+                self.result.moved[client.label] = target.name
+                self.ctx.warn(
+                    f"{client.label}: LB entry now on {target.name}, which has no such peer "
+                    "(its peers differ from the other gateways'): not initiated"
+                )
+                continue
+            batches.setdefault(target.name, []).append(Kick(peer, str(self.endpoints[key])))
+            labels.setdefault(target.name, []).append(client.label)
+        for name, kicks in batches.items():
+            target = next(g for g in self.ctx.inventory.gateways if g.name == name)
+            for command in initiate_command(target, kicks):
+                self.ctx.run(name, command)
+            for label in labels[name]:
+                self.result.moved[label] = name
+                self.ctx.info(f"{label}: LB entry now on {name}; {name} initiated")
+
+    def finish(self) -> None:
+        """Watch until every client moved (each moves on its next packet: within a keepalive
+        interval, plus slack), then note who did not."""
+        ctx = self.ctx
+        keepalive = ctx.inventory.tunnel.keepalive or 15
+        deadline = time.monotonic() + 3 * keepalive + 10
+        lbs = ctx.inventory.load_balancers
+        chunk = WATCH_S / len(lbs)
+        while self.pending and time.monotonic() < deadline:
+            for lb in lbs:
+                if self.pending:
+                    self.watch(lb, min(chunk, max(0.0, deadline - time.monotonic())))
+        gw = self.plan.gateway
+        still = {str(c.client) for c in _entries(ctx) if c.dest == gw.real_server}
+        self.result.remaining = [c.label for c in self.pending.values() if c.endpoint in still]
+        for c in self.pending.values():
+            if c.endpoint not in still:
+                ctx.info(f"{c.label}: no LB entry (idle); its next packet is scheduled afresh")
 
 
-def _kick(ctx: OpContext, gw: Gateway, key: str, endpoint: str, keepalive: int) -> None:
-    # WireGuard sends at once only when persistent keepalive goes from 0 to non-zero.
-    off = privileged(
-        ["wg", "set", gw.interface, "peer", key, "persistent-keepalive", "0"], gw.ssh.sudo
-    )
-    on = privileged(
-        [
-            "wg",
-            "set",
-            gw.interface,
-            "peer",
-            key,
-            "endpoint",
-            endpoint,
-            "persistent-keepalive",
-            str(keepalive),
-        ],
-        gw.ssh.sudo,
-    )
-    ctx.run(gw.name, f"{off} && {on}")
-
-
-def received_bytes(ctx: OpContext, plan: DrainPlan) -> dict[tuple[str, str], int]:
-    """rx bytes per (gateway, client key) on the other gateways, before anything moves."""
+def peers_before(ctx: OpContext, plan: DrainPlan) -> dict[tuple[str, str], WgPeer]:
+    """The other gateways' peers, by (gateway, client key), before anything moves."""
     out = {}
     for g in ctx.inventory.gateways:
         if g.name == plan.gateway.name:
             continue
         obs = read_gateway(ctx, g)
         for p in obs.interface.peers if obs.interface else ():
-            out[(g.name, p.public_key)] = p.rx_bytes
+            out[(g.name, p.public_key)] = p
     return out
 
 

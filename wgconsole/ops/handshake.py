@@ -1,0 +1,102 @@
+"""The fast handshake: a gateway opens a fresh session with clients whose LB entry now points
+to it, at once, in one command.
+
+A client whose packets start reaching another gateway is dropped there until one of the two
+initiates a handshake; left to itself the client does so after ~15 s when it sends data, ~2
+minutes when it only sends keepalives (DOMAIN.md). The new gateway can initiate instead, as
+soon as (never before) the client's LB entry points to it: the LB then reverse-NATs its packets
+and the client sees them from the VIP. Before that, the client would roam to the gateway's own
+address.
+
+`initiate_command` makes the gateway remove each peer and add it back as it was (allowed IPs,
+persistent keepalive, preshared key), with its endpoint set to the client's address as the LB
+entry shows it and its persistent keepalive raised from 0, which makes WireGuard send at once
+(with no session: a handshake initiation). The peer is made afresh because WireGuard sends at
+most one initiation per peer per REKEY_TIMEOUT (5 s) and counts attempts that could not even
+be sent: a gateway keeps trying to shake hands with every peer whose persistent keepalive is
+set and that has no session, endpoint or not, every 5 s, so an old peer's initiation would
+wait for the next of those tries. A fresh peer also drops any old session the gateway still
+holds, so the handshake is a real one.
+
+All peers go in one `wg set` (wireguard-tools applies `peer K remove peer K ...` in order), so
+the first initiation leaves after one process, not one per peer; the peers' settings come from
+a reading of the gateway taken before (`WgPeer`: allowed IPs, keepalive, whether it has a
+preshared key). A preshared key is read and written on the gateway (`wg show IF
+preshared-keys`, into a mode-0700 temporary directory) and never leaves it; the interface's
+private key is never read. A peer whose keepalive is off is kicked with 25 s and set back to
+off at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wgconsole.core.inventory import Gateway
+from wgconsole.core.records import WgPeer
+from wgconsole.poll.transport.base import privileged
+
+BATCH = 200  # peers per command (the command line stays far below the kernel's limit)
+KICK_KEEPALIVE = 25  # what a peer with keepalive off is kicked with (wg-quick's usual value)
+
+# $1: interface; then KEY INDEX pairs for the peers with a preshared key, then `--`, then the
+# `wg set` arguments, in which `@psk:INDEX` stands for the file holding that peer's key.
+_WITH_PSK = r"""
+IF=$1; shift
+umask 077
+t=$(mktemp -d) || exit 1
+trap 'rm -rf "$t"' EXIT
+wg show "$IF" preshared-keys > "$t/all" || exit 1
+while [ "$1" != -- ]; do
+  awk -F'\t' -v k="$1" '$1 == k { print $2 }' "$t/all" > "$t/psk$2"
+  [ -s "$t/psk$2" ] || { echo "no peer $1 on $IF" >&2; exit 3; }
+  shift 2
+done
+shift
+n=$#
+while [ "$n" -gt 0 ]; do
+  a=$1; shift; n=$((n - 1))
+  case "$a" in @psk:*) a="$t/psk${a#@psk:}";; esac
+  set -- "$@" "$a"
+done
+wg set "$IF" "$@"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """One peer to start afresh on the gateway: as it was read there, and the address the
+    LB entry shows for it."""
+
+    peer: WgPeer
+    endpoint: str
+
+
+def initiate_command(gw: Gateway, kicks: Sequence[Kick]) -> list[str]:
+    """Commands that make `gw` start a fresh handshake with each peer, in order."""
+    commands = []
+    for first in range(0, len(kicks), BATCH):
+        batch = kicks[first : first + BATCH]
+        args: list[str] = []
+        psk: list[str] = []
+        off: list[str] = []
+        for i, k in enumerate(batch):
+            p = k.peer
+            args += ["peer", p.public_key, "remove", "peer", p.public_key]
+            if p.has_preshared_key:
+                args += ["preshared-key", f"@psk:{i}"]
+                psk += [p.public_key, str(i)]
+            args += ["allowed-ips", ",".join(p.allowed_ips), "endpoint", k.endpoint]
+            args += ["persistent-keepalive", str(p.keepalive or KICK_KEEPALIVE)]
+            if not p.keepalive:
+                off += ["peer", p.public_key, "persistent-keepalive", "0"]
+        if psk:
+            command = privileged(
+                ["sh", "-c", _WITH_PSK, "sh", gw.interface, *psk, "--", *args], gw.ssh.sudo
+            )
+        else:
+            command = privileged(["wg", "set", gw.interface, *args], gw.ssh.sudo)
+        if off:
+            command += " && " + privileged(["wg", "set", gw.interface, *off], gw.ssh.sudo)
+        commands.append(command)
+    return commands
