@@ -43,6 +43,12 @@ bench: setup
 bench-console: setup
 	$(PY) benchmarks/bench_console.py
 
+# What clients feel during maintenance: boots its own lab (2 gateways, 6 clients pinging through
+# their tunnels) in /var/lib/wgconsole-lab-benchops, 127.0.0.1:2680-2683, runs drain, undrain,
+# rebalance and a weight change 5 times each, writes benchmarks/results/ops.json, takes it down.
+bench-ops: setup
+	$(PY) -m benchmarks.bench_ops $(BENCH_ARGS)
+
 # `wgconsole metrics` at 10,000 clients (no lab): the exposition's size, rendering, and scrapes
 # served from memory over HTTP on 127.0.0.1. `make bench` runs it too.
 bench-metrics: setup
