@@ -369,14 +369,16 @@ def test_byte_counters_never_go_backwards_across_a_drain(
     before = transfer()
     assert any(before[k] > 0 for k in keys)
     started = time.time()
-    audit = str(tmp_path / "audit.jsonl")
+    # Commands get 120 s, not 30: on a loaded machine the emulated gateway took longer than
+    # 30 s to re-create its interface.
+    ops = ("--audit-log", str(tmp_path / "audit.jsonl"), "--timeout", "120")
     try:
-        res = run_cli(lab.inventory_path, "drain", drained, "--yes", "--audit-log", audit)
+        res = run_cli(lab.inventory_path, "drain", drained, "--yes", *ops)
         assert res.returncode == 0, res.stdout + res.stderr
         for ns in ("cl0", "cl1"):
             lab.ns(ns, ["ping", "-c", "3", "-W", "5", "10.255.0.1"], check=False)
     finally:
-        res = run_cli(lab.inventory_path, "undrain", drained, "--yes", "--audit-log", audit)
+        res = run_cli(lab.inventory_path, "undrain", drained, "--yes", *ops)
         assert res.returncode == 0, res.stdout + res.stderr
     # Undrain re-created the drained gateway's interface: its own counters began again.
     assert all(transfer()[k] < before[k] for k in keys if before[k] > 0)
