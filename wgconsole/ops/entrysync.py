@@ -16,7 +16,8 @@ short. An LB that already runs a backup sync daemon (a director pair's standby) 
 kernel runs one per network namespace, and that one listens on a real network.
 
 Measured on the lab's 6.1 kernel: the entry of a client pinging through its tunnel was on the new
-gateway 0.3 s after the message, and no other entry changed (tests/lab/test_rebalance_lab.py).
+gateway at the first reading of the table after the message, in the same command, and no other
+entry changed (tests/lab/test_rebalance_lab.py).
 """
 
 from __future__ import annotations

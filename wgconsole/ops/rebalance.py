@@ -12,9 +12,11 @@ one connection entry; the mechanisms measured on the lab's 6.1 kernel (README, O
   gateway's own packets to its clients pass the LB without reverse NAT until each client sends
   again: measured with clients pinging every 100 ms, all three clients that should have stayed
   were sent to the other gateway and roamed to the old gateway's own address (58% loss).
-- a shortened UDP timeout (`ipvsadm --set`): moves only clients silent for longer than it (never
-  one that sends data), changes every UDP service on the LB, and each expired entry lets the
-  gateway's next keepalive make its client roam.
+- a shortened UDP timeout (`ipvsadm --set 0 0 2`, 47 s): the client pinging every 100 ms kept
+  its entry (it would never move), and every idle client's entry expired between keepalives,
+  after which its gateway's next keepalive passed the LB without reverse NAT: all four idle
+  clients, the one to move and three that should stay, roamed to their gateway's own address.
+  It also changes every UDP service on the LB.
 - the IPVS sync protocol (`ops.entrysync`): a backup sync daemon that receives an entry for a
   client whose entry points elsewhere replaces it. Exactly the clients concerned change; no
   other entry, dest, order, weight, flag or timeout. This is what rebalance does.
