@@ -317,13 +317,12 @@ def test_lb_script_reads_the_director_sections_in_its_one_command() -> None:
     for name in ("addr", "daemon", "timeout", "sysctls", "keepalived"):
         assert f"@@wgc:{name}" in script
     assert "sudo -n sh -c" in lb_script(True)
-    # Only the two dump signals are ever sent to keepalived.
-    kills = [line for line in KEEPALIVED_SCRIPT.splitlines() if "kill " in line]
+    # Only SIGUSR1 (keepalived's data dump) is ever sent to keepalived.
+    kills = [line.strip() for line in KEEPALIVED_SCRIPT.splitlines() if "kill " in line]
     assert kills == [
-        'kill -s "$sig" "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; '
+        'kill -USR1 "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; '
         "exit 0; }"
     ]
-    assert "--signum=JSON" in KEEPALIVED_SCRIPT and "--signum=DATA" in KEEPALIVED_SCRIPT
 
 
 def _replayed(scenario: str) -> Fleet:
@@ -343,7 +342,8 @@ def _replayed(scenario: str) -> Fleet:
 
 def test_pair_lab_capture_replayed() -> None:
     """A poll of the lab's director pair (`lab up --lbs 2`), replayed through the collector:
-    keepalived's JSON dump, the sync daemons as ipvsadm 1.31 prints them on 6.1, one table."""
+    keepalived's JSON dump (an earlier version of the script asked for it), the sync daemons
+    as ipvsadm 1.31 prints them on 6.1, one table, both clients' entries synced."""
     fleet = _replayed("pair-normal")
     one, two = fleet.load_balancers
     assert (fleet.vip_holder, fleet.failover_lb) == ("wg-lb-1", "wg-lb-2")
@@ -362,6 +362,28 @@ def test_pair_lab_capture_replayed() -> None:
     assert (one.buckets_differing, two.buckets_differing) == (0, 0)
     assert all(c.failover_gateway == c.lb_gateway and c.failover_synced for c in fleet.clients)
     assert {f.code for f in fleet.findings} == {"expire-nodest-off", "sh-no-fallback"}
+
+
+def test_pair_lab_capture_of_a_keepalive_only_client_without_a_synced_copy() -> None:
+    """The lab pair polled by the current script (keepalived's SIGUSR1 dump), after
+    wg-client-0 got a new entry and then only sent keepalives: the backup has no copy of it
+    (the next sync comes 50 packets later) and its own table, the same, sends it alike."""
+    fleet = _replayed("pair-keepalive-only")
+    one, two = fleet.load_balancers
+    assert (one.vrrp_state, one.vrrp_source, two.vrrp_state, two.vrrp_source) == (
+        "MASTER",
+        "data",
+        "BACKUP",
+        "data",
+    )
+    assert {c.name: (c.failover_gateway, c.failover_synced) for c in fleet.clients} == {
+        "wg-client-0": ("wg-gateway-01", False),
+        "wg-client-1": ("wg-gateway-01", True),
+    }
+    assert two.synced_clients == 1
+    assert [(f.code, f.subject) for f in fleet.findings if f.code == "no-synced-entry"] == [
+        ("no-synced-entry", "wg-client-0")
+    ]
 
 
 def test_pair_lab_capture_with_the_backups_dests_readded_the_other_way() -> None:

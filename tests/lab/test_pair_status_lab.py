@@ -152,7 +152,7 @@ def test_status_reports_the_pair_as_keepalived_and_the_kernel_do(
         assert (view.vrrp_state, view.vrrp_priority) == _keepalived_report(
             lb_ssh[d["name"]], d["pid"]
         )
-        assert view.vrrp_source == "json"
+        assert view.vrrp_source == "data"
         daemon = lab.sync_daemon(d["netns"])
         assert [(s.role, s.interface, s.syncid) for s in view.sync_daemons or ()] == [
             (daemon.split()[0], "lan", SYNC_ID)

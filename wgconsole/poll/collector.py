@@ -102,22 +102,27 @@ _HIDE_SECRETS = (
 
 # keepalived's own report of its VRRP instances, and its config, for the LB's director facts.
 # The keepalived whose network namespace is this shell's (a host may run one per namespace)
-# and that is a parent (its children forward nothing) is asked for its dump: the JSON signal
-# where the build has JSON, else SIGUSR1 (text). Signalling is the only way keepalived
-# reports its state without SNMP or D-Bus set up; both signals only make it write a dump
-# file (/tmp/keepalived.json or .data, in its own mount namespace: read through
-# /proc/PID/root) and change nothing else in it, the kernel or VRRP. The dump is read once
-# its mtime changed and then held still (keepalived writes it in one go). The config file
-# (its -f, else the default) goes along as base64, one line, so that no text in it can look
-# like this section's own lines.
+# and that is a parent (its children are keepalived too) is asked for its SIGUSR1 dump: USR1
+# is DATA in every build (keepalived(8): only STOP, RELOAD, DATA and STATS have fixed
+# signals; the JSON one would cost an exec of keepalived per poll to look up). Signalling is
+# the only way keepalived reports its state without SNMP or D-Bus set up; USR1 only makes it
+# write /tmp/keepalived.data (in its own mount namespace: reached through /proc/PID/root),
+# and changes nothing in it, the kernel or VRRP. The previous dump is removed first, so the
+# one read is this poll's; it is read once written (keepalived writes it in one go). The
+# config file (its -f, else the default) goes along as base64, one line, so that no text in
+# it can look like this section's own lines. Few processes: each one costs a lot in the
+# emulated lab, so the search uses shell builtins only; the keepalived PIDs come as arguments.
 KEEPALIVED_SCRIPT = r"""
-me=$(readlink /proc/self/ns/net)
-all=" $(pidof keepalived) "
 pid=
-for p in $all; do
-    [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$me" ] || continue
-    pp=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$p/status" 2>/dev/null)
-    case "$all" in *" $pp "*) continue ;; esac
+for p in "$@"; do
+    [ "/proc/$p/ns/net" -ef /proc/self/ns/net ] || continue
+    pp=
+    while read -r key value; do
+        [ "$key" = PPid: ] && pp=$value && break
+    done < "/proc/$p/status"
+    comm=
+    [ -n "$pp" ] && read -r comm < "/proc/$pp/comm" 2>/dev/null
+    [ "$comm" = keepalived ] && continue
     pid=$p
     break
 done
@@ -134,35 +139,32 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if sig=$(keepalived --signum=JSON 2>/dev/null) && [ -n "$sig" ]; then
-    kind=json
-else
-    sig=$(keepalived --signum=DATA 2>/dev/null) || sig=USR1
-    kind=data
-fi
-echo "source $kind"
-printf 'conf %s\n' "$conf" | head -n 1
+echo "source data"
+printf 'conf %s\n' "$conf"
 if text=$(base64 -w0 < "/proc/$pid/root$conf" 2>&1); then
     echo "conftext $text"
 else
-    echo "confproblem $text" | head -n 1
+    echo "confproblem ${text%%
+*}"
 fi
-f=/proc/$pid/root/tmp/keepalived.$kind
-old=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
-kill -s "$sig" "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; exit 0; }
-seen=$old
+f=/proc/$pid/root/tmp/keepalived.data
+rm -f "$f"
+kill -USR1 "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; exit 0; }
 i=0
-while :; do
+until [ -s "$f" ]; do
     i=$((i + 1))
-    [ "$i" -le 50 ] || { echo "problem keepalived wrote no $kind dump within 5 s"; exit 0; }
+    [ "$i" -le 50 ] || { echo "problem keepalived wrote no dump within 5 s"; exit 0; }
     sleep 0.1
-    now=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
-    [ -n "$now" ] && [ "$now" != "$old" ] && [ "$now" = "$seen" ] && break
-    seen=$now
 done
+sleep 0.1
 echo dump
 cat "$f"
 """
+
+
+# The net.ipv4.vs sysctls, PATH:VALUE. Not the shell's `read`: it reads a byte at a time,
+# and a sysctl file read at an offset past 0 is at its end (dash got "1" of "10").
+SYSCTLS_COMMAND = f"grep -s . {SYSCTL_DIR}* 2>&1"
 
 
 def lb_script(sudo: bool, conns: bool = True) -> str:
@@ -181,24 +183,26 @@ def lb_script(sudo: bool, conns: bool = True) -> str:
             section_command("addr", "ip -o addr show 2>&1"),
             section_command("daemon", privileged(["ipvsadm", "-Ln", "--daemon"], sudo) + " 2>&1"),
             section_command("timeout", privileged(["ipvsadm", "-Ln", "--timeout"], sudo) + " 2>&1"),
-            section_command("sysctls", f"grep -s . {SYSCTL_DIR}* 2>&1"),
-            # Asked (through sudo, where the host says so) only where a keepalived runs: an LB
-            # without one needs no sudo right for it.
-            section_command(
-                "keepalived",
-                "if pidof keepalived >/dev/null 2>&1; then "
-                + privileged(["sh", "-c", KEEPALIVED_SCRIPT], sudo)
-                + " 2>&1; else echo none; fi",
-            ),
+            section_command("sysctls", SYSCTLS_COMMAND),
         ]
     )
+    # Asked (through sudo, where the host says so) only where a keepalived runs: an LB
+    # without one needs no sudo right for it.
+    keepalived = section_command(
+        "keepalived",
+        "if pids=$(pidof keepalived); then "
+        + privileged(["sh", "-c", KEEPALIVED_SCRIPT, "sh"], sudo)
+        + " $pids 2>&1; else echo none; fi",
+    )
     if not conns:
-        return quote_argv(["sh", "-c", small])
+        return quote_argv(["sh", "-c", f"{small}\n{keepalived}"])
     conn = section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1")
     # The connection table (seconds for 50,000 entries: the kernel walks it again for every
     # 4 KB read) streams out in the background while the small sections run, instead of
     # after them; their output is held in a variable until it ends, so the two never mix.
-    script = f"{{ {conn}\n}} &\nsmall=$({small}\n)\nwait\nprintf '%s\\n' \"$small\""
+    # keepalived's dump (it waits for keepalived to write it) goes in the background too,
+    # before the table: a pair's poll then costs the longer of the two, not their sum.
+    script = f"{{ {keepalived}\n{conn}\n}} &\nsmall=$({small}\n)\nwait\nprintf '%s\\n' \"$small\""
     return quote_argv(["sh", "-c", script])
 
 
