@@ -39,7 +39,7 @@ from typing import Literal
 from wgconsole.core.director import vrrp_instance
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, normalize_endpoint
 from wgconsole.core.inventory import Host, Inventory
-from wgconsole.core.records import IpvsConn, LbObservation
+from wgconsole.core.records import IpvsConn, LbObservation, VrrpState
 from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.context import OpContext, failure
@@ -80,7 +80,7 @@ Reason = Literal["synced entry", "target's table", "dropped", "no LB entry"]
 class DirectorHook:
     lb: Host
     instance: str
-    state: str
+    state: VrrpState
     priority: int  # effective, as keepalived reports it
     hook: SwitchoverHook
     value: int  # in its switchover file now
