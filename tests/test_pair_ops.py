@@ -401,3 +401,21 @@ def test_failover_without_the_hook_is_refused_with_what_to_add(
         "no `track_file wgconsole_switchover {...}` block."
     )
     assert HOOK_EXAMPLE in message
+
+
+def test_failover_to_a_director_with_nopreempt_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _lab_config(100).replace("    state BACKUP\n", "    state BACKUP\n    nopreempt\n")
+    ctx = _failover_ctx(tmp_path, monkeypatch, _Director(_lab_config(150)), _Director(config))
+    with pytest.raises(ValidationError, match="wg-lb-2's VI_1 has nopreempt"):
+        plan_failover(ctx, _pair_fleet(), None)
+
+
+def test_align_and_failover_need_every_director_read(tmp_path: Path) -> None:
+    lost = fleet(PAIR, lbs={LB1: _director(LB1, True), LB2: None})
+    why = "who holds the VIP is not known: wg-lb-2 did not answer"
+    with pytest.raises(ValidationError, match=why):
+        plan_failover(_ctx(tmp_path), lost, None)
+    with pytest.raises(ValidationError, match=why):
+        plan_align(lost, PAIR.service, PAIR.load_balancers, None)

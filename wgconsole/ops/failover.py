@@ -205,10 +205,16 @@ def plan_failover(
         )
     # Read from the directors only once the fleet's own state allows it.
     hooks = tuple(_hook(ctx, lb) for lb in inventory.load_balancers)
-    state = next(h for h in hooks if h.lb.name == target).state
-    if state != "BACKUP":
+    taking = next(h for h in hooks if h.lb.name == target)
+    if taking.state != "BACKUP":
         raise ValidationError(
-            f"{target}'s VRRP instance is {state}, not BACKUP: it cannot take over"
+            f"{target}'s VRRP instance is {taking.state}, not BACKUP: it cannot take over"
+        )
+    if taking.hook.nopreempt:
+        raise ValidationError(
+            f"{target}'s {taking.instance} has nopreempt: it never takes the VIP from a master "
+            "whose priority drops below its own, so lowering the holder would not move it. "
+            "Remove nopreempt there (and reload keepalived) first."
         )
     values = switchover_values(hooks, target)
     return FailoverPlan(
