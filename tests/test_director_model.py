@@ -321,3 +321,15 @@ def test_hosts_text_in_the_directors_table_is_printable() -> None:
     assert "\x1b" not in out and "\x07" not in out
     assert "backup \\x1b[2J id 1" in out
     assert "\\x1b]52;c;x\\x07" in out  # in the director-drift finding
+
+
+def test_the_backup_that_takes_over_is_the_highest_vrrp_priority_able_to() -> None:
+    three = make_inventory(lbs=(LB1, LB2, "wg-lb-3"))
+    lbs = {
+        LB1: director(LB1, holds=True, state="MASTER", priority=150),
+        LB2: director(LB2, holds=False, state="BACKUP", priority=90, conns=()),
+        "wg-lb-3": director("wg-lb-3", holds=False, state="BACKUP", priority=120, conns=()),
+    }
+    assert fleet(inventory=three, lbs=lbs).failover_lb == "wg-lb-3"
+    lbs["wg-lb-3"] = director("wg-lb-3", holds=False, state="FAULT", priority=200, conns=())
+    assert fleet(inventory=three, lbs=lbs).failover_lb == LB2

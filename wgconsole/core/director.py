@@ -130,19 +130,16 @@ def pair_of(inventory: Inventory, lbs: Mapping[str, LbObservation | None]) -> Pa
     services = {n: (None if o is None else matching_service(inventory, o)) for n, o in obs.items()}
     models = {name: sh_model(svc) for name, svc in services.items()}
     tables = {n: (None if m is None else table_of(m, gateways)) for n, m in models.items()}
-    answering = [n for n in names if obs[n] is not None]
-    vip_known = bool(answering) and all(obs[n].addresses is not None for n in answering)  # type: ignore[union-attr]
-    holders = [n for n in answering if vip in (obs[n].addresses or ())]  # type: ignore[union-attr]
+    answered = {n: o for n, o in obs.items() if o is not None}  # in inventory order
+    answering = list(answered)
+    vip_known = bool(answered) and all(o.addresses is not None for o in answered.values())
+    holders = [n for n, o in answered.items() if vip in (o.addresses or ())]
+    instances = {n: vrrp_instance(o, vip) for n, o in answered.items()}
     reference: str | None = None
     if len(holders) == 1:
         reference = holders[0]
     else:
-        masters = [
-            n
-            for n in answering
-            if (i := vrrp_instance(obs[n], vip)) is not None  # type: ignore[arg-type]
-            and i.state == "MASTER"
-        ]
+        masters = [n for n, i in instances.items() if i is not None and i.state == "MASTER"]
         if len(masters) == 1:
             reference = masters[0]
         else:
@@ -151,13 +148,14 @@ def pair_of(inventory: Inventory, lbs: Mapping[str, LbObservation | None]) -> Pa
     others = [n for n in answering if n != reference]
     if len(names) > 1 and others:
 
-        def priority(name: str) -> int:
-            instance = vrrp_instance(obs[name], vip)  # type: ignore[arg-type]
-            return (
-                -1 if instance is None or instance.state in ("FAULT", "STOP") else instance.priority
-            )
+        def rank(name: str) -> tuple[int, int]:
+            """Highest VRRP priority first (an instance in FAULT cannot take over), then
+            inventory order."""
+            i = instances[name]
+            usable = i is not None and i.state not in ("FAULT", "STOP")
+            return (i.priority if usable and i is not None else -1, -others.index(name))
 
-        failover_lb = max(others, key=lambda n: (priority(n), -others.index(n)))
+        failover_lb = max(others, key=rank)
     return Pair(reference, failover_lb, obs, services, models, tables, vip_known)
 
 
