@@ -85,10 +85,10 @@ def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_pat
     )
     print(res.stdout)
     assert res.returncode == 0, res.stdout + res.stderr
+    # How long it took is the benchmark's business (make bench-ops), not an assertion: it
+    # depends on the machine.
     took = float(re.search(r"complete in ([0-9.]+) s", res.stdout).group(1))  # type: ignore[union-attr]
     print(f"drain of {drained}: {took:.1f} s (keepalive {lab.inventory.tunnel.keepalive} s)")
-    # Within about one keepalive interval, plus the steps' own round trips under emulation.
-    assert took < 2 * lab.inventory.tunnel.keepalive + 20
 
     # Every moved client has a fresh handshake (a valid session) on the other gateway, newer
     # than any with the drained one, whose interface is down (so no later one can come). A
