@@ -361,38 +361,6 @@ def test_the_fleet_builder_rederives_the_finding_when_the_table_changes() -> Non
     assert not any("not-on-sh-choice" in c.findings for c in back.clients)
 
 
-def test_prepare_then_kick_is_a_fresh_handshake_in_one_command(tmp_path: Path) -> None:
-    env, state = _gateway_world(tmp_path)
-    (prepare,) = peer_session.prepare_command(GW, [K1, K2])
-    assert _run(prepare, env).returncode == 0
-    st = json.loads(state.read_text())
-    assert st["peers"][K1] == {
-        "ips": ["10.255.0.2/32", "10.9.0.0/24"],
-        "ka": 0,
-        "psk": PSK,
-        "endpoint": None,
-    }
-    assert not [e for e in st["log"] if e[0] == "sent"]
-    (kick,) = peer_session.kick_command(GW, [(K1, "10.77.1.10:40000", 15), (K2, "10.77.1.11:1", 0)])
-    assert kick.count("wg set") == 2  # the kick, and keepalive off again for K2
-    res = _run(kick, env)
-    assert res.returncode == 0, res.stderr
-    st = json.loads(state.read_text())
-    sent = [e for e in st["log"] if e[0] == "sent"]
-    assert sent == [["sent", K1, "10.77.1.10:40000"], ["sent", K2, "10.77.1.11:1"]]
-    assert (st["peers"][K1]["ka"], st["peers"][K2]["ka"]) == (15, 0)
-
-
-def test_an_unkicked_preparation_is_undone_without_sending(tmp_path: Path) -> None:
-    env, state = _gateway_world(tmp_path)
-    (prepare,) = peer_session.prepare_command(GW, [K1])
-    assert _run(prepare, env).returncode == 0
-    assert _run(peer_session.keepalive_command(GW, [(K1, 15)]), env).returncode == 0
-    st = json.loads(state.read_text())
-    assert st["peers"][K1]["ka"] == 15 and st["peers"][K1]["endpoint"] is None
-    assert not [e for e in st["log"] if e[0] == "sent"]
-
-
 # --- the LB's private sync daemon, its script run by sh against fake ipvsadm and ip ------
 
 

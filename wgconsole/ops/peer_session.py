@@ -18,7 +18,9 @@ Both are scripts run on the gateway itself, for many peers at once:
   session makes it a real handshake even when an old session is still valid here. A peer whose
   keepalive is off gets it back off right after the send.
 
-The drain's new gateway could use `initiate_command` for its kick (one command for many peers).
+Rebalance kicks with the drain's `handshake.initiate_command` (the same re-creation, in one
+`wg set` from a reading taken before); `initiate_command` here does it from the gateway's own
+state in one script, for a caller that has no such reading (ops.failover).
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from wgconsole.poll.transport.base import privileged
 # How many peers one command handles (its command line stays far below the kernel's limit).
 BATCH = 200
 
-# $1: interface; $2: "forget", "prepare" or "initiate"; then KEY (forget, prepare) or KEY
-# ENDPOINT (initiate) pairs. "prepare" is "forget" leaving the keepalive at 0, for `kick_command`.
+# $1: interface; $2: "forget" or "initiate"; then KEY (forget) or KEY ENDPOINT (initiate) pairs.
 # A keepalive of 25 s (wg-quick's usual) is what a peer with keepalive off is kicked with.
 _SCRIPT = r"""
 IF=$1; MODE=$2; shift 2
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
   [ "$ka" = off ] && ka=0
   wg set "$IF" peer "$K" remove || exit 1
   keep=$ka
-  [ "$MODE" = forget ] || keep=0
+  [ "$MODE" = initiate ] && keep=0
   if [ "$psk" != "(none)" ]; then
     printf '%s\n' "$psk" > "$t/psk$n"
     wg set "$IF" peer "$K" preshared-key "$t/psk$n" allowed-ips "$a" persistent-keepalive "$keep" \
@@ -74,7 +75,7 @@ while [ $# -gt 0 ]; do
 done
 # Checked here rather than by another reading: a client leaves its old gateway within one
 # command, and a forgotten peer must have no endpoint left.
-if [ "$MODE" != initiate ]; then
+if [ "$MODE" = forget ]; then
   wg show "$IF" endpoints > "$t/e" || exit 1
   for K in $keys; do
     e=$(awk -F'\t' -v k="$K" '$1 == k { print $2 }' "$t/e")
@@ -100,45 +101,3 @@ def forget_command(gw: Gateway, keys: Sequence[str]) -> list[str]:
 def initiate_command(gw: Gateway, peers: Sequence[tuple[str, str]]) -> list[str]:
     """Commands that make `gw` start a fresh handshake with each (key, endpoint)."""
     return _commands(gw, "initiate", [x for pair in peers for x in pair], 2)
-
-
-def prepare_command(gw: Gateway, keys: Sequence[str]) -> list[str]:
-    """`initiate_command`'s first half, done ahead: each peer forgotten, its keepalive 0 (and
-    no endpoint: nothing is sent). Then `kick_command` is one `wg set` when it matters."""
-    return _commands(gw, "prepare", list(keys), 1)
-
-
-def kick_command(gw: Gateway, peers: Sequence[tuple[str, str, int]]) -> list[str]:
-    """After `prepare_command`: each (key, endpoint, keepalive) gets its endpoint and its
-    keepalive back from 0, which sends at once (25 s for a peer whose keepalive is off, set
-    back to off right after)."""
-    out = []
-    for i in range(0, len(peers), BATCH):
-        chunk = peers[i : i + BATCH]
-        kick = ["wg", "set", gw.interface]
-        off = ["wg", "set", gw.interface]
-        for key, endpoint, keepalive in chunk:
-            kick += [
-                "peer",
-                key,
-                "endpoint",
-                endpoint,
-                "persistent-keepalive",
-                str(keepalive or 25),
-            ]
-            if not keepalive:
-                off += ["peer", key, "persistent-keepalive", "0"]
-        command = privileged(kick, gw.ssh.sudo)
-        if len(off) > 3:
-            command += " && " + privileged(off, gw.ssh.sudo)
-        out.append(command)
-    return out
-
-
-def keepalive_command(gw: Gateway, peers: Sequence[tuple[str, int]]) -> str:
-    """Each (key, keepalive) set back (the undo of a preparation never kicked: with no
-    endpoint, nothing is sent)."""
-    argv = ["wg", "set", gw.interface]
-    for key, keepalive in peers:
-        argv += ["peer", key, "persistent-keepalive", str(keepalive)]
-    return privileged(argv, gw.ssh.sudo)

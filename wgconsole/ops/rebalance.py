@@ -21,14 +21,14 @@ one connection entry; the mechanisms measured on the lab's 6.1 kernel (README, O
   client whose entry points elsewhere replaces it. Exactly the clients concerned change; no
   other entry, dest, order, weight, flag or timeout. This is what rebalance does.
 
-Per moved client, in this order:
-0. ahead of time, its new gateway drops any old session with it (`peer_session.prepare_command`:
-   a handshake then really happens, even where an old session is still valid);
+Per moved client, in this order (its new gateway's peers are read first, ahead of the gap):
 1. its old gateway forgets its session and endpoint (`peer_session.forget_command`): from the
    moment its entry moves, that gateway's packets would make the client roam;
 2. its entry is re-pointed to the new gateway on every LB, checked in each LB's table;
-3. the new gateway initiates a handshake through the new entry (`peer_session.kick_command`,
-   one `wg set`): the client sees it from the VIP;
+3. the new gateway initiates a fresh handshake through the new entry, the drain's way
+   (`handshake.initiate_command`: the peer re-created and kicked in one `wg set`, so that
+   WireGuard's 5 s limit between initiations does not hold it back): the client sees it from
+   the VIP;
 4. verified: a handshake on the new gateway since the move, from the client's address as the
    LB entry shows it, and the entry still on the new gateway.
 The table (dests in kernel order, weights, flags) is checked identical before and after.
@@ -51,6 +51,7 @@ from wgconsole.ops import entrysync, peer_session
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.entrysync import EntrySyncError
 from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.handshake import Kick, initiate_command
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import read_gateway, read_lb, service_on
 from wgconsole.ops.steps import Step, Transaction, Undo
@@ -79,7 +80,6 @@ class Move:
     source: Endpoint  # its LB entry's client address:port
     origin: str  # the gateway its LB entry points to now
     target: str  # where the current table sends it
-    keepalive: int  # its persistent keepalive on the target (0: off)
 
 
 # A service's sh table as the kernel builds it: (dest, weight) in kernel order, and its flags.
@@ -159,9 +159,7 @@ def plan_rebalance(inventory: Inventory, fleet: Fleet) -> RebalancePlan:
         elif m.now not in gateways or m.sh not in gateways:
             skipped.append((c.label, f"{m.now} -> {m.sh}: not a gateway of the inventory"))
         else:
-            on_target = c.on(m.sh)
-            keepalive = on_target.keepalive if on_target else inventory.tunnel.keepalive or 0
-            moves.append(Move(c.label, c.public_key, m.source, m.now, m.sh, keepalive))
+            moves.append(Move(c.label, c.public_key, m.source, m.now, m.sh))
     with_entry = sum(1 for c in fleet.clients if c.lb_entry is not None)
     return RebalancePlan(
         svc,
@@ -248,16 +246,18 @@ def _steps(
     gateways = _by_name(ctx.inventory)
     origins = sorted({m.origin for m in plan.moves})
     targets = sorted({m.target for m in plan.moves})
-    # Ahead of the clients' gap: the new gateways drop any old session with them.
+    # Ahead of the clients' gap: the new gateways' peers as they are (the kick re-creates them).
+    kicks: dict[str, list[Kick]] = {}
     for name in targets:
-        yield _prepare(ctx, gateways[name], [m for m in plan.moves if m.target == name])
+        moving = [m for m in plan.moves if m.target == name]
+        yield _read_peers(ctx, gateways[name], moving, kicks)
     # The gap: one command on each host, in this order.
     for name in origins:
         yield _forget(ctx, gateways[name], [m for m in plan.moves if m.origin == name], result)
     for lb in lbs:
         yield _repoint(ctx, lb, plan)
     for name in targets:
-        yield _kick(ctx, gateways[name], [m for m in plan.moves if m.target == name])
+        yield _kick(ctx, gateways[name], kicks)
     yield Step(
         "wait for each moved client's handshake with its new gateway",
         do=lambda: _wait_handshakes(ctx, plan, result, wait_timeout),
@@ -430,32 +430,33 @@ def _entries_on_targets(ctx: OpContext, lb: Host, plan: RebalancePlan, title: st
     return Step(title, verify=_entries_verifier(ctx, lb, plan), host=lb.name)
 
 
-def _prepare(ctx: OpContext, gw: Gateway, moves: list[Move]) -> Step:
-    def do() -> None:
-        for command in peer_session.prepare_command(gw, [m.public_key for m in moves]):
-            ctx.run(gw.name, command)
-
-    def undo() -> str:
-        peers = [(m.public_key, m.keepalive) for m in moves]
-        ctx.run(gw.name, peer_session.keepalive_command(gw, peers))
-        return ""
+def _read_peers(
+    ctx: OpContext, gw: Gateway, moves: list[Move], kicks: dict[str, list[Kick]]
+) -> Step:
+    def verify() -> None:
+        obs = read_gateway(ctx, gw)
+        peers = {p.public_key: p for p in obs.interface.peers} if obs.interface else {}
+        missing = [m.label for m in moves if m.public_key not in peers]
+        if missing:
+            raise OpError(f"{gw.name}: no peer for {', '.join(missing)}: they cannot move there")
+        kicks[gw.name] = [Kick(peers[m.public_key], str(m.source)) for m in moves]
 
     return Step(
-        f"prepare a fresh session for {len(moves)} client(s) coming to it",
-        do=do,
-        undo=Undo("keepalives back as they were", undo, "keepalives restored"),
-        host=gw.name,
+        f"read its peers for the {len(moves)} client(s) coming to it", verify=verify, host=gw.name
     )
 
 
-def _kick(ctx: OpContext, gw: Gateway, moves: list[Move]) -> Step:
+def _kick(ctx: OpContext, gw: Gateway, kicks: dict[str, list[Kick]]) -> Step:
+    """The drain's fast handshake (`ops.handshake`): each peer re-created as it was read and
+    initiating at once, in one `wg set`."""
+    mine = kicks.get(gw.name, [])
+
     def do() -> None:
-        peers = [(m.public_key, str(m.source), m.keepalive) for m in moves]
-        for command in peer_session.kick_command(gw, peers):
+        for command in initiate_command(gw, mine):
             ctx.run(gw.name, command)
 
     return Step(
-        f"initiate the handshake with {len(moves)} client(s), through their new entries",
+        f"initiate the handshake with {len(mine)} client(s), through their new entries",
         do=do,
         host=gw.name,
     )
