@@ -99,10 +99,27 @@ ACTION_BINDINGS: list[Binding] = [
         show=False,
         tooltip="add a peer on every gateway (name, key or output file, address)",
     ),
+    Binding(
+        "R",
+        "rebalance",
+        "Rebalance",
+        show=False,
+        tooltip="move the clients not where the sh table sends them (preview, type rebalance)",
+    ),
 ]
 # App actions that make no sense above an operation's modal screen.
 _BLOCKED_IN_ACTION = frozenset(
-    {"view", "help", "poll_now", "drain", "undrain", "weight", "peer_remove", "peer_add"}
+    {
+        "view",
+        "help",
+        "poll_now",
+        "drain",
+        "undrain",
+        "weight",
+        "peer_remove",
+        "peer_add",
+        "rebalance",
+    }
 )
 VIEWS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"),
@@ -175,6 +192,7 @@ class ConsoleCommands(Provider):
         commands.append(("Poll now", app.action_poll_now, "key r"))
         commands.append(("Help: every key", app.action_help, "key ?"))
         commands.append(("Add a peer", app.action_peer_add, "key A"))
+        commands.append(("Rebalance", app.action_rebalance, "key R"))
         for name in app.console_themes:
             commands.append((f"Theme: {name}", partial(app.set_theme, name), "switch theme"))
         for gw in app.inventory.gateways:
@@ -208,7 +226,7 @@ class ConsoleCommands(Provider):
     # so each is handed over as Content of its printable text. Help texts are constants.
 
     async def discover(self) -> Hits:
-        for name, callback, help_text in self._commands()[: len(VIEWS) + 5]:
+        for name, callback, help_text in self._commands()[: len(VIEWS) + 6]:
             yield DiscoveryHit(Content(printable(name)), callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
@@ -241,7 +259,7 @@ class ConsoleApp(App[int]):
             "1",
             "view('overview')",
             "Overview",
-            tooltip="Overview: service, real servers, hosts, findings",
+            tooltip="Overview: service, directors, real servers, hosts, findings, sh tables",
         ),
         Binding(
             "2", "view('clients')", "Clients", tooltip="Clients: LB and handshake gateway of each"
@@ -536,8 +554,10 @@ class ConsoleApp(App[int]):
             pane.query(TableView).first().table if pane.query(TableView) else None
         )
         if target is None:
-            tables = pane.query(KeyedTable)
-            target = tables.first() if tables else None
+            # The Overview's real servers: a pair's directors table above them is not where
+            # the drain, undrain and weight keys act.
+            tables = [t for t in pane.query(KeyedTable) if not t.has_class("pair")]
+            target = tables[0] if tables else None
         if target is not None:
             target.focus()
         else:
@@ -732,6 +752,9 @@ class ConsoleApp(App[int]):
 
     def action_peer_add(self) -> None:
         self.open_action(catalog.PeerAdd())
+
+    def action_rebalance(self) -> None:
+        self.open_action(catalog.Rebalance())
 
     def peer_remove(self, public_key: str) -> catalog.PeerRemove:
         """Removing a client, named as the console shows it."""

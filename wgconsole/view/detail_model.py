@@ -14,6 +14,7 @@ from wgconsole.core.fleet import ClientView, Fleet, short_key
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.whatif import DrainPreview, Outcome, client_source, drain_preview
 from wgconsole.view import present
+from wgconsole.view.directors import failover_line
 from wgconsole.view.freshness import Kept, host_ages
 from wgconsole.view.present import BAD, GOOD, MUTED, PLAIN, STALE, WARN
 from wgconsole.view.rows import (
@@ -212,6 +213,9 @@ def client_lines(fleet: Fleet, client: ClientView) -> list[Line]:
                 (f" · {entry.state} · expires {entry.expires}s", PLAIN),
             )
         )
+    failover = failover_line(fleet, client)
+    if failover is not None:
+        lines.append(failover)
     source = client_source(client)
     if source is not None:
         lines.append(((f"sh hashes source {source}", MUTED),))

@@ -1,8 +1,9 @@
 """Events for the console's log: what changed between two successive fleet snapshots.
 
-Hosts lost and back, interfaces going down and up, real servers changing state, clients
-the LB sends to another gateway, handshakes going stale and fresh again, and findings
-appearing or clearing. Operator actions enter the same log through `operator_action`.
+Hosts lost and back, interfaces going down and up, real servers changing state, the VIP
+moving between directors, a director's VRRP state or sync daemons changing, clients the LB
+sends to another gateway, handshakes going stale and fresh again, and findings appearing or
+clearing. Operator actions enter the same log through `operator_action`.
 A mass change (an LB reboot touching 5,000 clients) is summarised per kind rather than
 flooding the log.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wgconsole.core.fleet import Finding, Fleet, Severity
+from wgconsole.core.fleet import DirectorView, Finding, Fleet, Severity
 
 # Per kind and per poll; the rest is folded into one "and N more" event.
 MAX_PER_KIND = 10
@@ -50,6 +51,7 @@ def fleet_events(old: Fleet | None, new: Fleet) -> list[Event]:
         *_hosts(old, new),
         *_interfaces(old, new),
         *_servers(old, new),
+        *_directors(old, new),
         *_clients(old, new),
         *_findings(old, new),
     ]
@@ -95,6 +97,55 @@ def _servers(old: Fleet, new: Fleet) -> Iterator[Event]:
         if rs.weight is not None:
             message += f" (weight {rs.weight})"
         yield Event(new.taken_at, "server-state", severity, name, message)
+
+
+def _holders(fleet: Fleet) -> list[str] | None:
+    """The answering directors holding the VIP; None when one's addresses were not read."""
+    answering = [v for v in fleet.load_balancers if v.reachable]
+    if any(v.holds_vip is None for v in answering):
+        return None
+    return [v.name for v in answering if v.holds_vip]
+
+
+def _sync(view: DirectorView) -> str:
+    daemons = view.sync_daemons or ()
+    return ", ".join(f"{d.role} {d.interface} syncid {d.syncid}" for d in daemons) or "none"
+
+
+def _directors(old: Fleet, new: Fleet) -> Iterator[Event]:
+    """The VIP moving, and each answering director's VRRP state and sync daemons changing
+    (an LB lost or back is the host's own event)."""
+    at = new.taken_at
+    vip = new.service.vip if new.service is not None else "the VIP"
+    if len(new.load_balancers) > 1:
+        before, after = _holders(old), _holders(new)
+        if before is not None and after is not None and set(before) != set(after):
+            was = ", ".join(before) or "no LB"
+            now = ", ".join(after) or "no answering LB"
+            severity: Severity = "warning" if len(after) == 1 else "critical"
+            message = f"VIP {vip} moved: {was} -> {now}"
+            yield Event(at, "vip-moved", severity, str(vip), message)
+    previous = {v.name: v for v in old.load_balancers if v.reachable}
+    for view in new.load_balancers:
+        was_view = previous.get(view.name)
+        if was_view is None or not view.reachable:
+            continue
+        if was_view.vrrp_state != view.vrrp_state:
+            was_state = was_view.vrrp_state or "no keepalived"
+            state = view.vrrp_state or "no keepalived"
+            level: Severity = "critical" if view.vrrp_state == "FAULT" else "warning"
+            message = f"{view.name}: VRRP {was_state} -> {state}"
+            if view.vrrp_priority is not None:
+                message += f" (priority {view.vrrp_priority})"
+            yield Event(at, "vrrp-state", level, view.name, message)
+        if (
+            was_view.sync_daemons is not None
+            and view.sync_daemons is not None
+            and set(was_view.sync_daemons) != set(view.sync_daemons)
+        ):
+            fewer = not set(was_view.sync_daemons) <= set(view.sync_daemons)
+            message = f"{view.name}: sync daemon {_sync(was_view)} -> {_sync(view)}"
+            yield Event(at, "sync-daemon", "warning" if fewer else "info", view.name, message)
 
 
 def _clients(old: Fleet, new: Fleet) -> Iterator[Event]:

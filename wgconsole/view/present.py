@@ -53,6 +53,9 @@ CLIENT_FINDING_TONE: dict[str, str] = {
     "unknown-peer": ACCENT,
     "stale": BAD,
     "never": MUTED,
+    "not-on-sh-choice": ACCENT,  # info: a rebalance would move it
+    "failover-moves": WARN,  # a failover would send it to another gateway
+    "no-synced-entry": MUTED,  # info: the backup schedules it by its own table
 }
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"

@@ -74,6 +74,9 @@ SERVER_COLUMNS = _cols(
     ("weight", "Wt"),
     ("state", "State"),
     ("entries", "LB entries"),
+    # The balance: clients whose LB entry is on it (→ after a rebalance), its sh buckets.
+    ("clients", "Clients"),
+    ("buckets", "sh buckets"),
     ("pps", "in/out p/s"),
     ("bps", "bytes/s"),
     ("trend", "Trend"),
@@ -332,8 +335,15 @@ def client_rows(fleet: Fleet, rates: FleetRates, kept: Kept, now: float) -> tupl
 _STATE_ORDER = {state: i for i, state in enumerate(REAL_SERVER_STATES)}
 
 
-def server_row(rs: RealServerView, rates: FleetRates, stale_age: float | None = None) -> Row:
+def server_row(
+    rs: RealServerView,
+    rates: FleetRates,
+    stale_age: float | None = None,
+    balance: tuple[Cell, Cell] | None = None,
+) -> Row:
+    """`balance`: its clients and sh buckets cells (view.directors.balance_cells)."""
     r = rates.server(rs.address)
+    clients, buckets = balance or (Cell("-", MUTED), Cell("-", MUTED))
     state_text, state_tone = present.server_state(rs.state)
     pps = (
         "-"
@@ -346,6 +356,8 @@ def server_row(rs: RealServerView, rates: FleetRates, stale_age: float | None = 
         Cell("-" if rs.weight is None else str(rs.weight), PLAIN, _num(rs.weight)),
         Cell(state_text, state_tone, _STATE_ORDER.get(rs.state, 99)),
         Cell(present.count(rs.lb_entries), PLAIN, rs.lb_entries),
+        clients,
+        buckets,
         Cell(pps, PLAIN, _num(r.in_pps)),
         Cell(present.byte_rate(r.total_bps), PLAIN, _num(r.total_bps)),
         Cell(present.sparkline(r.history, SPARK_WIDTH), GOOD if r.history else MUTED),
@@ -357,11 +369,21 @@ def server_row(rs: RealServerView, rates: FleetRates, stale_age: float | None = 
     return Row(str(rs.address), tuple(cells), search)
 
 
-def server_rows(fleet: Fleet, rates: FleetRates, kept: Kept, now: float) -> tuple[Row, ...]:
+def server_rows(
+    fleet: Fleet,
+    rates: FleetRates,
+    kept: Kept,
+    now: float,
+    balance: Mapping[str, tuple[Cell, Cell]] | None = None,
+) -> tuple[Row, ...]:
+    """`balance`: per gateway name, its balance cells (none for kept rows: no current data)."""
     if kept.lb is not None and not fleet.real_servers:
         age = max(0.0, now - kept.lb.as_of)
         return tuple(server_row(rs, rates, age) for rs in kept.lb.real_servers)
-    return tuple(server_row(rs, rates) for rs in fleet.real_servers)
+    cells = balance or {}
+    return tuple(
+        server_row(rs, rates, None, cells.get(rs.gateway or "")) for rs in fleet.real_servers
+    )
 
 
 def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 from wgconsole.core.fleet import Finding, Fleet, gateways_by_real_server
 from wgconsole.core.inventory import Inventory
+from wgconsole.view.balance import balance_note, fleet_balance
+from wgconsole.view.buckets import BucketGrid, Line
 from wgconsole.view.detail_model import GatewayDetails
+from wgconsole.view.directors import director_grid, director_rows, is_pair
 from wgconsole.view.events import Event, fleet_events
 from wgconsole.view.finding_groups import FindingGroup, fold_findings
 from wgconsole.view.freshness import Keeper, Kept
@@ -42,6 +45,10 @@ class ConsoleSnapshot:
     finding_items: tuple[Finding | FindingGroup, ...]  # what each row of `findings` shows
     conns: ConnIndex
     gateways: GatewayDetails  # the open gateway detail's prepared, any other on demand
+    # The director pair (empty / None with one LB): a row per LB, the two tables' picture.
+    directors: tuple[Row, ...] = ()
+    buckets: BucketGrid | None = None
+    balance_note: Line = ()  # the Real servers title's tail when a rebalance is due
 
 
 class SnapshotBuilder:
@@ -83,6 +90,7 @@ class SnapshotBuilder:
         folded = tuple(fold_findings(fleet.findings))
         gateways = GatewayDetails(self.inventory, fleet, kept, now)
         gateways.prepare(self.detail_gateways)
+        balance, misplaced = fleet_balance(self.inventory, fleet)
         return ConsoleSnapshot(
             seq=self._seq,
             fleet=fleet,
@@ -92,9 +100,12 @@ class SnapshotBuilder:
             poll_seconds=poll_seconds,
             built_at=now,
             clients=clients,
-            servers=server_rows(fleet, rates, kept, now),
+            servers=server_rows(fleet, rates, kept, now, balance),
             findings=finding_rows(folded),
             finding_items=folded,
             conns=conns,
             gateways=gateways,
+            directors=director_rows(fleet) if is_pair(fleet) else (),
+            buckets=director_grid(fleet, self.inventory),
+            balance_note=balance_note(misplaced),
         )

@@ -67,7 +67,11 @@ class DetailScreen(Screen[None]):
             if i:
                 text.append("\n")
             text.append_text(palette.line(line))
-        self.query_one(f"#{widget_id}", Static).update(text)
+        widget = self.query_one(f"#{widget_id}", Static)
+        widget.update(text)
+        # As the Overview's service line (OverviewView.show): sized again once any layout
+        # pending when it was updated is done, or it may keep the previous text's height.
+        self.call_after_refresh(widget.refresh, layout=True)
 
 
 class GatewayScreen(DetailScreen):

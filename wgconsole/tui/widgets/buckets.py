@@ -59,6 +59,7 @@ class BucketGridView(Widget, can_focus=True):
         super().__init__(id=id)
         self.grid: BucketGrid | None = None
         self.palette: Palette | None = None
+        self.display = False  # until a pair's snapshot: nothing to focus before
 
     def show(self, grid: BucketGrid | None, palette: Palette, restyle: bool = False) -> None:
         self.display = grid is not None

@@ -1,4 +1,8 @@
-"""Overview: the service line, real servers, hosts with the age of their data, findings."""
+"""Overview: the service line, the directors (a pair), real servers with the balance, hosts
+with the age of their data, findings, and the picture of the directors' sh tables (a pair).
+
+A pair's scrolls when it holds more than the terminal (80x24): its tables and the picture take
+the focus in turn (Tab), and the focused one is scrolled into view."""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Static
 
+from wgconsole.tui.widgets.buckets import BucketGridView
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.palette import Palette
 from wgconsole.tui.widgets.windowed_table import WindowedTable
+from wgconsole.view.buckets import Line
+from wgconsole.view.directors import DIRECTOR_COLUMNS
 from wgconsole.view.freshness import host_ages
 from wgconsole.view.rows import (
     FINDING_COLUMNS,
@@ -22,8 +29,18 @@ from wgconsole.view.snapshot import ConsoleSnapshot
 
 
 class OverviewView(Vertical):
+    _note: Line | None = None  # the Real servers title's tail shown
+    _service: Line | None = None  # the service line shown
+
     def compose(self) -> ComposeResult:
         yield Static("", id="service")
+        # A pair's: hidden with one LB (its single-director finding says so).
+        # Hidden until a snapshot shows a pair, so that the focus starts on the real servers.
+        yield Label("Directors", classes="section-title pair", id="directors-title")
+        directors = KeyedTable(DIRECTOR_COLUMNS, id="directors")
+        directors.add_class("pair")
+        yield directors
+        # The title says when clients are not where sh sends them (R: rebalance).
         yield Label("Real servers", classes="section-title", id="servers-title")
         yield KeyedTable(SERVER_COLUMNS, id="servers")
         yield Label("Hosts", classes="section-title", id="hosts-title")
@@ -31,12 +48,37 @@ class OverviewView(Vertical):
         yield Label("Findings", classes="section-title", id="findings-title")
         # A stale fleet has a finding per client: thousands of rows, held a window at a time.
         yield WindowedTable(FINDING_COLUMNS, id="findings")
+        yield Label(
+            "sh tables: the VIP holder's and the backup's, bucket by bucket",
+            classes="section-title pair",
+            id="buckets-title",
+        )
+        yield BucketGridView(id="buckets")
 
     def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
         fleet = snapshot.fleet
-        self.query_one("#service", Static).update(
-            palette.line(service_line(fleet, snapshot.kept, now))
-        )
+        line = service_line(fleet, snapshot.kept, now)
+        if restyle or line != self._service:
+            self._service = line
+            service = self.query_one("#service", Static)
+            service.update(palette.line(line))
+            # Textual 8.2 counts a widget's layouts only when none is pending, and caches its
+            # box model by that count: an update made while an earlier layout of it is still
+            # pending kept the previous text's height (one line of two, now and then, on a
+            # loaded machine). Once that layout is done, another one sizes the new text.
+            self.call_after_refresh(service.refresh, layout=True)
+        pair = bool(snapshot.directors)
+        self.set_class(pair, "-pair")
+        if pair:
+            self.query_one("#directors", KeyedTable).apply(
+                snapshot.directors, palette, restyle=restyle
+            )
+        self.query_one("#buckets", BucketGridView).show(snapshot.buckets, palette, restyle)
+        note = snapshot.balance_note
+        if restyle or note != self._note:  # an update re-lays out the Overview
+            self._note = note
+            title = palette.line((("Real servers", ""), *note))
+            self.query_one("#servers-title", Label).update(title)
         self.query_one("#servers", KeyedTable).apply(snapshot.servers, palette, restyle=restyle)
         findings = snapshot.findings
         self.query_one("#findings-title", Label).update(
