@@ -53,6 +53,7 @@ from wgconsole.tui.widgets.eventlog import EventLog
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.tableview import TableView
 from wgconsole.view.buckets import DIFFERS
+from wgconsole.view.present import ACCENT
 
 
 @pytest.fixture(autouse=True)
@@ -354,3 +355,8 @@ async def test_many_clients_not_on_their_sh_choice_are_one_row_opening_them() ->
         await pilot.pause()
         listed = column(app, "client-table", "Client")
         assert sorted(listed.values()) == sorted(misplaced)
+        # Each keeps its own finding on its row, in the info tone.
+        clients = app.query_one("#client-table", KeyedTable)
+        for key in listed:
+            cell = clients.cells_of(key)[5]  # type: ignore[index]
+            assert cell.text == "not-on-sh-choice" and cell.tone == ACCENT
