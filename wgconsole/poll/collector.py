@@ -107,11 +107,12 @@ _HIDE_SECRETS = (
 # signals; the JSON one would cost an exec of keepalived per poll to look up). Signalling is
 # the only way keepalived reports its state without SNMP or D-Bus set up; USR1 only makes it
 # write /tmp/keepalived.data (in its own mount namespace: reached through /proc/PID/root),
-# and changes nothing in it, the kernel or VRRP. The previous dump is removed first, so the
-# one read is this poll's; it is read once written (keepalived writes it in one go). The
-# config file (its -f, else the default) goes along as base64, one line, so that no text in
-# it can look like this section's own lines. Few processes: each one costs a lot in the
-# emulated lab, so the search uses shell builtins only; the keepalived PIDs come as arguments.
+# and changes nothing in it, the kernel or VRRP (nor is any file removed: --read-only). The
+# dump read is this poll's: its mtime changed since the signal; it is read a moment later
+# (keepalived writes it in one go). The config file (its -f, else the default) goes along
+# as base64, one line, so that no text in it can look like this section's own lines. Few
+# processes: each costs a lot in the emulated lab, so the search uses shell builtins only;
+# the keepalived PIDs come as arguments.
 KEEPALIVED_SCRIPT = r"""
 pid=
 for p in "$@"; do
@@ -148,13 +149,15 @@ else
 *}"
 fi
 f=/proc/$pid/root/tmp/keepalived.data
-rm -f "$f"
+old=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
 kill -USR1 "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; exit 0; }
 i=0
-until [ -s "$f" ]; do
+while :; do
     i=$((i + 1))
     [ "$i" -le 50 ] || { echo "problem keepalived wrote no dump within 5 s"; exit 0; }
     sleep 0.1
+    now=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
+    [ -n "$now" ] && [ "$now" != "$old" ] && break
 done
 sleep 0.1
 echo dump
