@@ -215,11 +215,13 @@ def test_lb_unreachable_mid_poll_then_back(lab: Lab) -> None:
 
 
 def test_a_hung_command_times_out_and_the_host_comes_back(lab: Lab) -> None:
-    c = FleetCollector(lab.inventory, timeout=1.5)
+    # The timeout leaves a loaded machine's emulated hosts room to answer; the delay is well
+    # beyond it, so only the delayed gateway times out.
+    c = FleetCollector(lab.inventory, timeout=5.0)
     try:
         _wait_for(lambda: all(h.reachable for h in c.read_fleet().hosts), "a first full poll")
         try:
-            lab.ns("gw2", ["tc", "qdisc", "add", "dev", "mgmt", "root", "netem", "delay", "4s"])
+            lab.ns("gw2", ["tc", "qdisc", "add", "dev", "mgmt", "root", "netem", "delay", "12s"])
             fleet = c.read_fleet()
             gw2 = _host(fleet, GW2)
             assert not gw2.reachable
@@ -273,18 +275,29 @@ def test_a_skewed_bastion_clock_does_not_change_handshake_ages(lab: Lab) -> None
     captures covers a gateway ahead of the bastion). Ages are computed on each gateway's clock,
     so they match what the gateways say, whatever the bastion's clock."""
     for skew in (3600.0, -3600.0):
+        # The gateway's clock at the poll lies between these two readings, and the client's
+        # handshake is one of the two read around it (a rekey may fall in between): bounds from
+        # the guest's own readings, so a slow poll on a loaded machine cannot fail the test.
+        before, latest_before = handshakes(lab, "gw1")
         c = FleetCollector(lab.inventory, clock=lambda s=skew: time.time() + s)
         try:
             fleet = c.read_fleet()
         finally:
             c.close()
-        clock, latest = handshakes(lab, "gw1")
+        after, latest_after = handshakes(lab, "gw1")
         for client in fleet.clients:
             peer = client.on(GW1)
-            if peer is None or not latest.get(client.public_key):
+            key = client.public_key
+            if peer is None or peer.handshake_age is None or not latest_after.get(key):
                 continue
-            direct = clock - latest[client.public_key]
-            assert peer.handshake_age == pytest.approx(direct, abs=6.0)
+            candidates = {latest_before.get(key, 0), latest_after[key]} - {0}
+            age = peer.handshake_age
+            assert any(before - hs - 1.0 <= age <= after - hs + 1.0 for hs in candidates), (
+                age,
+                before,
+                after,
+                candidates,
+            )
         gw1 = fleet.gateway(GW1)
         assert gw1 is not None and gw1.clock_skew == pytest.approx(-skew, abs=30)
 
