@@ -360,3 +360,38 @@ async def test_many_clients_not_on_their_sh_choice_are_one_row_opening_them() ->
         for key in listed:
             cell = clients.cells_of(key)[5]  # type: ignore[index]
             assert cell.text == "not-on-sh-choice" and cell.tone == ACCENT
+
+
+async def test_the_palette_opens_lb_align_and_failover_on_a_pair() -> None:
+    from wgconsole.tui.app import ConsoleCommands
+
+    app = app_over(PairCollector([steady()]))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await started(pilot, app)
+        commands = {
+            name: callback
+            for name, callback, _ in ConsoleCommands(app.screen, None)._commands()  # type: ignore[arg-type]
+        }
+        align = next(cb for n, cb in commands.items() if n.startswith("Directors: lb align"))
+        failover = next(cb for n, cb in commands.items() if n.startswith("Directors: failover"))
+        for callback, kind in ((align, catalog.LbAlign), (failover, catalog.Failover)):
+            callback()
+            await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
+            screen = app.screen
+            assert isinstance(screen, ActionScreen) and isinstance(screen.op, kind)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, ActionScreen))
+
+
+async def test_a_single_lb_palette_has_no_director_operations() -> None:
+    from wgconsole.tui.app import ConsoleCommands
+
+    single = app_over(crowded())
+    async with single.run_test(size=(120, 40)) as pilot:
+        await started(pilot, single)
+        names = [
+            name
+            for name, _, _ in ConsoleCommands(single.screen, None)._commands()  # type: ignore[arg-type]
+        ]
+        assert "Rebalance" in names
+        assert not any(name.startswith("Directors:") for name in names)

@@ -193,6 +193,23 @@ class ConsoleCommands(Provider):
         commands.append(("Help: every key", app.action_help, "key ?"))
         commands.append(("Add a peer", app.action_peer_add, "key A"))
         commands.append(("Rebalance", app.action_rebalance, "key R"))
+        if len(app.inventory.load_balancers) > 1:
+            # No key of their own: both act on the whole pair, rarely, and the preview they
+            # open says what would change before anything is sent.
+            commands.append(
+                (
+                    "Directors: lb align (the backups hash like the VIP holder)",
+                    partial(app.open_action, catalog.LbAlign()),
+                    "preview first",
+                )
+            )
+            commands.append(
+                (
+                    "Directors: failover (move the VIP to the backup)",
+                    partial(app.open_action, catalog.Failover()),
+                    "preview first",
+                )
+            )
         for name in app.console_themes:
             commands.append((f"Theme: {name}", partial(app.set_theme, name), "switch theme"))
         for gw in app.inventory.gateways:
