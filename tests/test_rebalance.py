@@ -432,3 +432,60 @@ def test_an_lb_running_another_backup_daemon_is_refused_and_left_alone(tmp_path:
     assert not entrysync.ours_running(theirs)
     assert _run(entrysync.teardown_command(LB_HOST), env).returncode == 0
     assert "--stop-daemon" not in log.read_text()
+
+
+# --- a director pair: the standby's own backup daemon receives the entries ----------------
+
+KEEPALIVED_MASTER = (
+    "master sync daemon (mcast=lan, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"
+)
+KEEPALIVED_BACKUP = (
+    "backup sync daemon (mcast=lan, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"
+)
+OURS_LINE = (
+    "backup sync daemon (mcast=wgcsync, syncid=213, maxlen=1472, group=239.255.213.1, "
+    "port=18848, ttl=1)"
+)
+
+
+def test_the_standbys_backup_daemon_is_the_receiver_as_ipvsadm_shows_it() -> None:
+    receiver = entrysync.other_backup(KEEPALIVED_BACKUP + "\n")
+    assert receiver == entrysync.Receiver("lan", "224.0.0.81", 8848, 51, ours=False)
+    assert receiver is not None and "interface lan, group 224.0.0.81:8848, syncid 51" in (
+        receiver.describe()
+    )
+    # The holder: a master daemon, and the private backup one next to it, are not receivers.
+    assert entrysync.other_backup(f"{KEEPALIVED_MASTER}\n{OURS_LINE}\n") is None
+    assert entrysync.other_backup("") is None
+    # ipvsadm prints no group or port for a daemon started without them: the kernel's defaults.
+    bare = entrysync.other_backup("backup sync daemon (mcast=eth1, syncid=7, maxlen=1472)")
+    assert bare == entrysync.Receiver("eth1", "224.0.0.81", 8848, 7, ours=False)
+
+
+def test_a_backup_daemon_on_an_ipv6_group_is_refused() -> None:
+    line = "backup sync daemon (mcast=lan, syncid=51, maxlen=1452, group=ff02::8848, port=8848)"
+    with pytest.raises(entrysync.EntrySyncError, match="IPv6 group"):
+        entrysync.other_backup(line)
+
+
+def test_the_messages_carry_the_receivers_syncid() -> None:
+    (msg,) = entrysync.messages([_entry()], inactive=False, timeout=300, syncid=51)
+    assert msg[1] == 51
+
+
+def test_the_entries_are_sent_to_the_receivers_group_and_port(tmp_path: Path) -> None:
+    """The send script's own socket code (perl, else python3), on this host: to a listener on
+    127.0.0.1 standing for the group, out of `lo`. The wait for the entries that follows needs
+    an IPVS table, which this host has not: it fails, after the send."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(30)
+    port = listener.getsockname()[1]
+    to = entrysync.Receiver("lo", "127.0.0.1", port, 51, ours=False)
+    batch = entrysync.messages([_entry()], inactive=False, timeout=300, syncid=51)
+    batch += entrysync.messages([_entry()], inactive=True, timeout=300, syncid=51)
+    command = entrysync.send_command(LB_HOST, batch, [_entry()], to)
+    res = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
+    assert "IP_MULTICAST_IF" not in res.stderr and "send:" not in res.stderr, res.stderr
+    assert [listener.recv(2048) for _ in batch] == batch
+    listener.close()

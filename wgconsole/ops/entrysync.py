@@ -12,17 +12,33 @@ and receives, sent from the LB itself, one version-1 sync message per batch of e
 message with the same entries flagged inactive puts them back in the InActConn count (a received
 entry is made active, as the kernel requires for a replacement; UDP entries are inactive).
 The daemon and the interface are removed when the operation ends, or by the next run if cut
-short. An LB that already runs a backup sync daemon (a director pair's standby) is refused: the
-kernel runs one per network namespace, and that one listens on a real network.
+short. The kernel runs one backup daemon per network namespace (and one master daemon next to
+it: `sync_state` is a bitmask), so on an LB that already runs a backup daemon (a director
+pair's standby, keepalived's `lvs_sync_daemon`) the entries are sent to that daemon instead: to
+its group, port and syncid as `ipvsadm -Ln --daemon` shows them, on its interface, from the LB
+itself (the kernel loops a multicast packet back to a local member of the group on the interface
+it leaves by). It is left as it is. The copy that also leaves by that interface reaches the other
+director, where no backup daemon listens on that network when it is the pair's master.
 
 Measured on the lab's 6.1 kernel: the entry of a client pinging through its tunnel was on the new
 gateway at the first reading of the table after the message, in the same command, and no other
-entry changed (tests/lab/test_rebalance_lab.py).
+entry changed (tests/lab/test_rebalance_lab.py). On the director pair (keepalived's
+`lvs_sync_daemon lan VI_WG id 51`; tests/lab/test_pair_rebalance_lab.py): the private backup
+daemon started next to the VIP holder's master daemon, and the holder's entries moved through it;
+on the standby, a message sent from itself out of `lan` to 224.0.0.81:8848, syncid 51, moved its
+copy, its daemon untouched. The holder's master daemon then sends the moved entry as the holder
+has it: a copy made by the sync protocol starts at `sync_threshold` packets, so it is sent at the
+53rd packet (threshold 3, period 50), and it refreshed the standby's agreeing copy. A master's
+sync of a UDP entry whose dest differs from the standby's copy is ignored (it carries
+IP_VS_CONN_F_INACTIVE, which the kernel takes for the expiry of an entry already replaced):
+measured, the standby's copy stayed on its own gateway through 70 packets, so a standby copy
+that disagrees with the holder is never corrected by sync, only by its expiry or by this module.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +66,54 @@ OURS = f"backup sync daemon (mcast={INTERFACE},"
 
 class EntrySyncError(ValueError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """The backup sync daemon that receives the entries on one LB."""
+
+    interface: str
+    group: str
+    port: int
+    syncid: int
+    ours: bool  # the private one on `wgcsync`, started and stopped by the operation
+
+    def describe(self) -> str:
+        whose = "the private" if self.ours else "the LB's own"
+        return (
+            f"{whose} backup sync daemon (interface {self.interface}, group "
+            f"{self.group}:{self.port}, syncid {self.syncid})"
+        )
+
+
+PRIVATE = Receiver(INTERFACE, GROUP, PORT, SYNCID, ours=True)
+# The kernel's defaults when ipvsadm prints no group or port (include/net/ip_vs.h).
+DEFAULT_GROUP = "224.0.0.81"
+DEFAULT_PORT = 8848
+_FIELD = re.compile(r"(\w+)=([^,)]*)")
+
+
+def other_backup(listing: str) -> Receiver | None:
+    """The backup sync daemon in `ipvsadm -Ln --daemon` output that is not the private one,
+    or None. EntrySyncError when the entries cannot be sent to it (an IPv6 group)."""
+    for line in listing.splitlines():
+        line = line.strip()
+        if not line.startswith("backup sync daemon (") or line.startswith(OURS):
+            continue
+        fields = dict(_FIELD.findall(line))
+        try:
+            group = ipaddress.ip_address(fields.get("group", DEFAULT_GROUP))
+            port = int(fields.get("port", DEFAULT_PORT))
+            syncid = int(fields["syncid"])
+            interface = fields["mcast"].strip()
+        except (KeyError, ValueError):
+            raise EntrySyncError(f"a backup sync daemon not understood: {line!r}") from None
+        if group.version != 4 or not interface:
+            raise EntrySyncError(
+                f"a backup sync daemon on an IPv6 group ({line}): rebalance sends IPv4 only"
+            )
+        return Receiver(interface, str(group), port, syncid, ours=False)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +157,17 @@ def _conn(entry: Entry, flags: int, timeout: int) -> bytes:
     )
 
 
-def messages(entries: Sequence[Entry], *, inactive: bool, timeout: int) -> list[bytes]:
-    """Version-1 sync messages carrying `entries` (masquerade), PER_MESSAGE at most each."""
+def messages(
+    entries: Sequence[Entry], *, inactive: bool, timeout: int, syncid: int = SYNCID
+) -> list[bytes]:
+    """Version-1 sync messages carrying `entries` (masquerade), PER_MESSAGE at most each,
+    for the daemon of `syncid` (0: a daemon of syncid 0 takes any)."""
     flags = CONN_F_MASQ | (CONN_F_INACTIVE if inactive else 0)
     out = []
     for first in range(0, len(entries), PER_MESSAGE):
         body = b"".join(_conn(e, flags, timeout) for e in entries[first : first + PER_MESSAGE])
         count = min(PER_MESSAGE, len(entries) - first)
-        out.append(_HEADER.pack(0, SYNCID, _HEADER.size + len(body), count, SYNC_VERSION, 0) + body)
+        out.append(_HEADER.pack(0, syncid, _HEADER.size + len(body), count, SYNC_VERSION, 0) + body)
     return out
 
 
@@ -128,35 +195,44 @@ ip link del {INTERFACE} 2>/dev/null
 exit 0
 """
 
-# $1: the messages, in hex, comma-separated; then the entries they must make, as
-# /proc/net/ip_vs_conn shows them (CLIENT:CPORT:VIP:VPORT:DEST:DPORT in hex). perl-base is
-# essential on Debian; python3 where it is not. The daemon applies a message a moment after it
-# arrives: the table is read until every entry is there (3 s at most).
-_SEND = f"""
-m=$1; shift
+# $1: the messages, in hex, comma-separated; $2 $3 $4: the daemon's interface, group and port;
+# then the entries they must make, as /proc/net/ip_vs_conn shows them
+# (CLIENT:CPORT:VIP:VPORT:DEST:DPORT in hex). Sent out of the daemon's interface
+# (IP_MULTICAST_IF, 32 on every Linux, with the interface's index: ip_mreqn) with multicast loop
+# on (the default), so the LB's own daemon gets the looped copy. perl-base is essential on
+# Debian; python3 where it is not. The daemon applies a message a moment after it arrives: the
+# table is read until every entry is there (3 s at most).
+_SEND = """
+m=$1; dev=$2; group=$3; port=$4; shift 4
+idx=$(cat "/sys/class/net/$dev/ifindex") || exit 1
 if command -v perl >/dev/null 2>&1; then
   perl -MSocket -e 'socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!\\n";
-my $to = sockaddr_in({PORT}, inet_aton("{GROUP}"));
-for my $h (split /,/, $ARGV[0]) {{
-  my $m = pack("H*", $h); defined(send($s, $m, 0, $to)) or die "send: $!\\n" }}' "$m" || exit 1
+setsockopt($s, IPPROTO_IP, 32, pack("a4a4i", INADDR_ANY, INADDR_ANY, $ARGV[1]))
+  or die "IP_MULTICAST_IF: $!\\n";
+my $to = sockaddr_in($ARGV[3], inet_aton($ARGV[2]));
+for my $h (split /,/, $ARGV[0]) {
+  my $m = pack("H*", $h); defined(send($s, $m, 0, $to)) or die "send: $!\\n" }' \\
+    "$m" "$idx" "$group" "$port" || exit 1
 elif command -v python3 >/dev/null 2>&1; then
-  python3 -c 'import socket, sys
+  python3 -c 'import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 32, struct.pack("4s4si", bytes(4), bytes(4), int(sys.argv[2])))
 for h in sys.argv[1].split(","):
-    s.sendto(bytes.fromhex(h), ("{GROUP}", {PORT}))' "$m" || exit 1
+    s.sendto(bytes.fromhex(h), (sys.argv[3], int(sys.argv[4])))' "$m" "$idx" "$group" "$port" \\
+    || exit 1
 else
   echo "neither perl nor python3 on this LB: the entries cannot be sent" >&2
   exit 5
 fi
 i=0
 while :; do
-  missing=$(awk -v want="$*" 'BEGIN {{ n = split(want, w, " ")
-      for (k = 1; k <= n; k++) need[w[k]] = 1 }}
-    NR > 1 {{ delete need[$2 ":" $3 ":" $4 ":" $5 ":" $6 ":" $7] }}
-    END {{ for (k in need) print k }}' /proc/net/ip_vs_conn) || exit 1
+  missing=$(awk -v want="$*" 'BEGIN { n = split(want, w, " ")
+      for (k = 1; k <= n; k++) need[w[k]] = 1 }
+    NR > 1 { delete need[$2 ":" $3 ":" $4 ":" $5 ":" $6 ":" $7] }
+    END { for (k in need) print k }' /proc/net/ip_vs_conn) || exit 1
   [ -z "$missing" ] && exit 0
   i=$((i + 1))
-  [ $i -ge 30 ] && {{ echo "entries not there after the sync messages:" $missing >&2; exit 6; }}
+  [ $i -ge 30 ] && { echo "entries not there after the sync messages:" $missing >&2; exit 6; }
   sleep 0.1
 done
 """
@@ -186,10 +262,13 @@ def proc_key(entry: Entry) -> str:
     return ":".join(parts)
 
 
-def send_command(lb: Host, batch: Sequence[bytes], entries: Sequence[Entry]) -> str:
-    """Send `batch` to the daemon, from the LB itself (the group is routed to `wgcsync` only),
-    then wait until each of `entries` is in the LB's table (exit 6 if one is not)."""
+def send_command(
+    lb: Host, batch: Sequence[bytes], entries: Sequence[Entry], to: Receiver = PRIVATE
+) -> str:
+    """Send `batch` to the daemon `to`, from the LB itself out of its interface, then wait until
+    each of `entries` is in the LB's table (exit 6 if one is not)."""
     argv = ["sh", "-c", _SEND, "sh", ",".join(m.hex() for m in batch)]
+    argv += [to.interface, to.group, str(to.port)]
     return privileged([*argv, *map(proc_key, entries)], lb.ssh.sudo)
 
 

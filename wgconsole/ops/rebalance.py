@@ -24,14 +24,16 @@ one connection entry; the mechanisms measured on the lab's 6.1 kernel (README, O
 Per moved client, in this order (its new gateway's peers are read first, ahead of the gap):
 1. its old gateway forgets its session and endpoint (`peer_session.forget_command`): from the
    moment its entry moves, that gateway's packets would make the client roam;
-2. its entry is re-pointed to the new gateway on every LB, checked in each LB's table;
+2. its entry is re-pointed to the new gateway on every LB, checked in each LB's table (on a
+   director pair's standby through keepalived's own backup sync daemon: `ops.entrysync`);
 3. the new gateway initiates a fresh handshake through the new entry, the drain's way
    (`handshake.initiate_command`: the peer re-created and kicked in one `wg set`, so that
    WireGuard's 5 s limit between initiations does not hold it back): the client sees it from
    the VIP;
 4. verified: a handshake on the new gateway since the move, from the client's address as the
    LB entry shows it, and the entry still on the new gateway.
-The table (dests in kernel order, weights, flags) is checked identical before and after.
+The table (dests in kernel order, weights, flags) and the LB's other sync daemons are checked
+identical before and after.
 A moved client's traffic stops from step 1 until the handshake of step 3 completes (one command
 on each of three hosts, then a round trip); clients already where the table sends them are not
 touched at all.
@@ -68,8 +70,11 @@ NOTHING_TO_MOVE = "  nothing to move: every client with an LB entry is where sh 
 SIDE_EFFECTS = (
     f"on each LB, for the operation only: a backup sync daemon on a private dummy interface "
     f"`{entrysync.INTERFACE}` (no address; group {entrysync.GROUP}:{entrysync.PORT}, syncid "
-    f"{entrysync.SYNCID}), removed at the end; no other service, entry, dest, kernel order, "
-    "weight, flag or timeout changes (the sh table is checked unchanged)"
+    f"{entrysync.SYNCID}), removed at the end; on an LB that already runs a backup sync daemon "
+    "(a director pair's standby) the entries go to that daemon instead, sent from the LB itself "
+    "on its interface, group, port and syncid, and it is left as it is; no other service, "
+    "entry, dest, kernel order, weight, flag or timeout changes, nor any other sync daemon "
+    "(the sh table and the sync daemons are checked unchanged)"
 )
 
 
@@ -241,8 +246,13 @@ def _steps(
     lbs = ctx.inventory.load_balancers
     for lb in lbs:
         yield _table_as_planned(ctx, lb, plan, tables)
+    receivers: dict[str, entrysync.Receiver] = {}
+    daemons: dict[str, str] = {}
     for lb in lbs:
-        yield _daemon_up(ctx, lb)
+        yield _receiver(ctx, lb, receivers, daemons)
+    for lb in lbs:
+        if receivers[lb.name].ours:
+            yield _daemon_up(ctx, lb)
     gateways = _by_name(ctx.inventory)
     origins = sorted({m.origin for m in plan.moves})
     targets = sorted({m.target for m in plan.moves})
@@ -255,7 +265,7 @@ def _steps(
     for name in origins:
         yield _forget(ctx, gateways[name], [m for m in plan.moves if m.origin == name], result)
     for lb in lbs:
-        yield _repoint(ctx, lb, plan)
+        yield _repoint(ctx, lb, plan, receivers[lb.name])
     for name in targets:
         yield _kick(ctx, gateways[name], kicks)
     yield Step(
@@ -267,9 +277,12 @@ def _steps(
     for lb in lbs:
         yield _entries_on_targets(ctx, lb, plan, "moved entries still on their new gateways")
     for lb in lbs:
-        yield _daemon_down(ctx, lb)
+        if receivers[lb.name].ours:
+            yield _daemon_down(ctx, lb)
     for lb in lbs:
         yield _table_unchanged(ctx, lb, tables)
+    for lb in lbs:
+        yield _daemons_unchanged(ctx, lb, daemons)
 
 
 def _table_as_planned(
@@ -301,9 +314,57 @@ def _table_unchanged(ctx: OpContext, lb: Host, tables: dict[str, TableKey]) -> S
     )
 
 
+def _daemon_listing(ctx: OpContext, lb: Host) -> str:
+    return ctx.run(lb.name, entrysync.daemon_command(lb), mutating=False).stdout
+
+
 def _daemon_running(ctx: OpContext, lb: Host) -> bool:
-    listing = ctx.run(lb.name, entrysync.daemon_command(lb), mutating=False).stdout
-    return entrysync.ours_running(listing)
+    return entrysync.ours_running(_daemon_listing(ctx, lb))
+
+
+def _others(listing: str) -> list[str]:
+    """The sync daemons in a listing that are not the private one (keepalived's, an
+    operator's)."""
+    return sorted(
+        line.strip()
+        for line in listing.splitlines()
+        if "sync daemon" in line and not entrysync.ours_running(line)
+    )
+
+
+def _receiver(
+    ctx: OpContext, lb: Host, receivers: dict[str, entrysync.Receiver], daemons: dict[str, str]
+) -> Step:
+    """The LB's own backup daemon where one runs (the kernel runs one per LB), else the private
+    one; the other daemons recorded, to be found as they were at the end."""
+
+    def verify() -> None:
+        listing = _daemon_listing(ctx, lb)
+        try:
+            theirs = entrysync.other_backup(listing)
+        except EntrySyncError as exc:
+            raise OpError(
+                f"{lb.name}: {exc}; the kernel runs one backup sync daemon per LB, so rebalance "
+                "cannot start its own there: stop that daemon for the operation, or move the "
+                "clients by another means"
+            ) from None
+        receivers[lb.name] = theirs or entrysync.PRIVATE
+        daemons[lb.name] = "\n".join(_others(listing))
+        ctx.info(f"{lb.name}: the entries go to {receivers[lb.name].describe()}")
+
+    return Step("sync daemons read (which one receives the entries)", verify=verify, host=lb.name)
+
+
+def _daemons_unchanged(ctx: OpContext, lb: Host, daemons: dict[str, str]) -> Step:
+    def verify() -> None:
+        now = "\n".join(_others(_daemon_listing(ctx, lb)))
+        if now != daemons.get(lb.name):
+            raise OpError(
+                f"{lb.name}: its sync daemons changed during the rebalance (keepalived on a "
+                f"VRRP transition?): before {daemons.get(lb.name)!r}, now {now!r}"
+            )
+
+    return Step("sync daemons as they were", verify=verify, host=lb.name)
 
 
 def _daemon_up(ctx: OpContext, lb: Host) -> Step:
@@ -358,7 +419,7 @@ def _forget(ctx: OpContext, gw: Gateway, moves: list[Move], result: RebalanceRes
 _PER_SEND = 10 * entrysync.PER_MESSAGE
 
 
-def _repoint(ctx: OpContext, lb: Host, plan: RebalancePlan) -> Step:
+def _repoint(ctx: OpContext, lb: Host, plan: RebalancePlan, to: entrysync.Receiver) -> Step:
     gateways = _by_name(ctx.inventory)
     vip = ctx.inventory.service.endpoint
     entries = [
@@ -374,15 +435,19 @@ def _repoint(ctx: OpContext, lb: Host, plan: RebalancePlan) -> Step:
             try:
                 # Made active (the kernel replaces an entry only for an active one), then
                 # counted inactive again, as UDP entries are.
-                batch = entrysync.messages(chunk, inactive=False, timeout=ENTRY_TIMEOUT)
-                batch += entrysync.messages(chunk, inactive=True, timeout=ENTRY_TIMEOUT)
+                batch = entrysync.messages(
+                    chunk, inactive=False, timeout=ENTRY_TIMEOUT, syncid=to.syncid
+                )
+                batch += entrysync.messages(
+                    chunk, inactive=True, timeout=ENTRY_TIMEOUT, syncid=to.syncid
+                )
             except EntrySyncError as exc:
                 raise OpError(str(exc)) from None
-            ctx.run(lb.name, entrysync.send_command(lb, batch, chunk))
+            ctx.run(lb.name, entrysync.send_command(lb, batch, chunk, to))
 
     return Step(
         f"re-point {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} to the new gateways "
-        "(each checked in the LB's table)",
+        f"through {to.describe()} (each checked in the LB's table)",
         do=do,
         host=lb.name,
     )
