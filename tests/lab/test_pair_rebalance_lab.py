@@ -1,0 +1,270 @@
+"""rebalance on the director pair (`lab up --lbs 2`), on the real kernel.
+
+Each director runs keepalived's sync daemon: the VIP holder a master one, the standby a backup
+one, so the standby cannot run rebalance's private backup daemon (the kernel runs one backup
+daemon per LB). There the entries go to keepalived's backup daemon, sent from the standby
+itself; the holder runs the private one next to its master daemon. Read straight from the
+kernel (/proc, ipvsadm), never through wgconsole's parsers.
+
+After a weight change leaves a client misplaced, `rebalance --yes` moves exactly it: both
+directors' entries for it then point to its new gateway (so a failover keeps it there), its
+tunnel works through the VIP, the client not moved loses no ping (every 100 ms across the
+operation), the tables are unchanged and equal, and keepalived's daemons are as they were. The
+weight is put back at the end, and a second rebalance puts the client back on its gateway.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.conftest import PairLab
+from tests.lab.helpers import cli_json, run_cli
+from wgconsole.core.inventory import Inventory
+from wgconsole.core.rebalance import sh_choice
+from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
+from wgconsole.core.whereis import proposed_model
+
+pytestmark = pytest.mark.lab
+
+SETTLE_SECONDS = 180.0
+PING = "ping -n -i 0.1 -W 2 10.255.0.1"
+
+
+def _vip(lab: PairLab) -> str:
+    return f"{lab.meta['vip']}:{lab.meta['port']}"
+
+
+def _client_ns(lab: PairLab) -> dict[str, str]:
+    return {c["name"]: c["netns"] for c in lab.meta["topology"]["clients"]}  # type: ignore[index]
+
+
+def _status(lab: PairLab) -> Any:
+    return cli_json(lab.inventory_path, "status")
+
+
+def _hex_ep(ip: str, port: str) -> str:
+    return f"{socket.inet_ntoa(bytes.fromhex(ip))}:{int(port, 16)}"
+
+
+def _conns(lab: PairLab, netns: str) -> dict[str, str]:
+    """client address:port -> dest address:port, the VIP's entries in /proc/net/ip_vs_conn."""
+    conns = {}
+    for line in lab.ns(netns, ["cat", "/proc/net/ip_vs_conn"]).splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 9 and f[0] == "UDP" and _hex_ep(f[3], f[4]) == _vip(lab):
+            conns[_hex_ep(f[1], f[2])] = _hex_ep(f[5], f[6])
+    return conns
+
+
+def _dests(lab: PairLab, netns: str) -> list[tuple[str, int]]:
+    """The VIP's dests in kernel order with their weights."""
+    out = lab.ns(netns, ["ipvsadm", "-Ln", "--nosort", "-u", _vip(lab)])
+    fields = (line.split() for line in out.splitlines())
+    return [(f[1], int(f[3])) for f in fields if f[:1] == ["->"] and f[1] != "RemoteAddress:Port"]
+
+
+def _directors(lab: PairLab) -> list[str]:
+    return [str(d["netns"]) for d in lab.directors]
+
+
+def _sync_state(lab: PairLab) -> dict[str, tuple[str, bool]]:
+    """Per director: its sync daemons, and whether rebalance's private link exists."""
+    return {
+        ns: (lab.sync_daemon(ns), "wgcsync" in lab.ns(ns, ["ip", "-o", "link", "show"]))
+        for ns in _directors(lab)
+    }
+
+
+def _settle(lab: PairLab) -> None:
+    """Every client on one gateway by the VIP holder's entry and by handshake, through the VIP
+    (lab-only repair of a client left roamed by an earlier test)."""
+    names = _client_ns(lab)
+    for ns in names.values():
+        peer, endpoint = lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()
+        if endpoint != _vip(lab):
+            lab.ns(ns, ["wg", "set", "wg0", "peer", peer, "endpoint", _vip(lab)])
+    deadline = time.monotonic() + 180
+    while True:
+        for ns in names.values():
+            lab.ns(ns, ["ping", "-c", "1", "-W", "3", "10.255.0.1"], check=False)
+        clients = _status(lab)["clients"]
+        if all(c["lb_gateway"] and c["lb_gateway"] == c["handshake_gateway"] for c in clients):
+            return
+        assert time.monotonic() < deadline, f"lab clients did not settle: {clients}"
+        time.sleep(5)
+
+
+def _misplaced(data: Any) -> set[str]:
+    return {c["name"] for c in data["clients"] if "not-on-sh-choice" in c["findings"]}
+
+
+def _flags() -> int:
+    # The pair lab's service is made with `ipvsadm -A -s sh`: no sh flags.
+    return int(ServiceFlag.HASHED)
+
+
+def _split(text: str) -> tuple[str, int]:
+    address, _, port = text.rpartition(":")
+    return address, int(port)
+
+
+def _weight_for_one(
+    inventory: Inventory, service: IpvsService, entries: dict[str, tuple[Endpoint, str]]
+) -> tuple[str, int] | None:
+    """A (gateway, new weight) whose table sends at least one client elsewhere and leaves at
+    least one where it is: `entries` is client -> (LB entry source, gateway it is on)."""
+    names = {g.real_server: g.name for g in inventory.gateways}
+    current = {d.endpoint: d.weight for d in service.dests}
+    for gw in inventory.gateways:
+        for weight in range(1, 200):
+            if weight == current.get(gw.real_server):
+                continue  # a change of weight, not the table as it is
+            model = proposed_model(inventory, service, weights={gw.name: weight})
+            moves = {
+                name
+                for name, (src, on) in entries.items()
+                if names.get(model.pick(src.address, src.port).dest or src) != on
+            }
+            if moves and len(moves) < len(entries):
+                return gw.name, weight
+    return None
+
+
+def _start_pings(lab: PairLab, names: dict[str, str]) -> None:
+    for name, ns in names.items():
+        out = f"/tmp/pair-rebal-ping-{name}.txt"
+        lab.sh(
+            f"rm -f {out}; (ip netns exec {shlex.quote(ns)} {PING} > {out} 2>&1 < /dev/null & "
+            f"echo $! > {out}.pid)"
+        )
+
+
+def _stop_pings(lab: PairLab, names: dict[str, str]) -> dict[str, list[int]]:
+    """Per client: the icmp_seq numbers that got no reply before its last reply."""
+    lost = {}
+    for name in names:
+        out = f"/tmp/pair-rebal-ping-{name}.txt"
+        lab.sh(f"kill -INT $(cat {out}.pid)", check=False)
+        time.sleep(0.5)
+        replies = {int(m) for m in re.findall(r"icmp_seq=(\d+) ttl", lab.sh(f"cat {out}"))}
+        assert replies, f"{name}: no reply at all"
+        lost[name] = sorted(set(range(min(replies), max(replies) + 1)) - replies)
+        assert min(replies) < 20, f"{name}: its first pings got no reply"
+    return lost
+
+
+def _rebalance_with_pings(
+    lab: PairLab, audit: Path, movers: set[str], target: dict[str, str]
+) -> None:
+    """`rebalance --yes` with every client pinging through its tunnel; then the movers on
+    their target on both directors, nothing else changed."""
+    names = _client_ns(lab)
+    holder, standby = _directors(lab)
+    entries = {ns: _conns(lab, ns) for ns in (holder, standby)}
+    tables = {ns: _dests(lab, ns) for ns in (holder, standby)}
+    sync = _sync_state(lab)
+    source = {c["name"]: c["endpoint"] for c in _status(lab)["clients"]}
+    _start_pings(lab, names)
+    try:
+        time.sleep(2)
+        res = run_cli(lab.inventory_path, "rebalance", "--yes", "--audit-log", str(audit))
+        print(res.stdout)
+        assert res.returncode == 0, res.stdout + res.stderr
+        time.sleep(3)
+    finally:
+        lost = _stop_pings(lab, names)
+    print({name: len(seqs) for name, seqs in lost.items()})
+    for name in set(names) - movers:
+        assert lost[name] == [], f"{name} was not moved but lost pings {lost[name][:20]}"
+    moved = re.search(r"moved and verified in [0-9.]+ s: (.*?); the sh table", res.stdout)
+    assert moved is not None
+    assert {m.split(" -> ")[0] for m in moved.group(1).split(", ")} == movers
+    # The entries go to keepalived's backup daemon on the standby, the private one on the holder.
+    assert "the LB's own backup sync daemon (interface lan, group 224.0.0.81:8848" in res.stdout
+
+    gw_rs = {g.name: str(g.real_server) for g in lab.inventory.gateways}
+    for ns in (holder, standby):
+        now = _conns(lab, ns)
+        for name in movers:
+            assert now[source[name]] == gw_rs[target[name]], f"{ns}: {name} on {now}"
+        for name in set(names) - movers:
+            # The standby may hold no copy of a client not moved (keepalive-only clients are
+            # synced rarely, and the pings may have made one): where it has one, it is the
+            # holder's entry from before.
+            if ns == holder or source[name] in now:
+                assert now[source[name]] == entries[holder][source[name]], f"{ns}: {name}"
+    assert {ns: _dests(lab, ns) for ns in (holder, standby)} == tables
+    assert tables[holder] == tables[standby]
+    assert _sync_state(lab) == sync
+    for ns in names.values():
+        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == _vip(lab)
+        lab.ns(ns, ["ping", "-c", "2", "-W", "5", "10.255.0.1"])
+    # The holder's master daemon sends the moved entries as the holder has them (on their
+    # new gateway: at its 3rd packet, then every 50th, a copy made by the sync protocol
+    # starts at 3): after more than 50 packets the standby's copies still agree.
+    for name in movers:
+        lab.ns(names[name], ["ping", "-c", "60", "-i", "0.05", "-W", "2", "10.255.0.1"])
+    time.sleep(3)
+    for name in movers:
+        assert _conns(lab, standby)[source[name]] == gw_rs[target[name]]
+
+
+def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
+    pair_lab: PairLab, tmp_path: Path
+) -> None:
+    lab = pair_lab
+    lab.wait_until("the pair is as it booted", lab.settled, SETTLE_SECONDS)
+    audit = tmp_path / "audit.jsonl"
+    holder, standby = _directors(lab)
+    _settle(lab)
+    weights_before = _dests(lab, holder)
+    assert weights_before == _dests(lab, standby)
+
+    data = _status(lab)
+    entries = {
+        c["name"]: (Endpoint(*_split(c["endpoint"])), c["lb_gateway"]) for c in data["clients"]
+    }
+    change = _weight_for_one(lab.inventory, _service_from(lab, holder), entries)
+    assert change is not None, "no weight gives a client to move and one to stay"
+    gw, weight = change
+    rs = {g.name: str(g.real_server) for g in lab.inventory.gateways}
+    old_weight = dict(weights_before)[rs[gw]]
+    res = run_cli(lab.inventory_path, "weight", gw, str(weight), "--yes", "--audit-log", str(audit))
+    assert res.returncode == 0, res.stdout + res.stderr
+    try:
+        data = _status(lab)
+        movers = _misplaced(data)
+        assert movers and movers < set(entries)
+        choice = sh_choice(lab.inventory, _service_from(lab, holder))
+        assert choice is not None
+        target = {name: str(choice.gateway(entries[name][0])) for name in movers}
+        print(f"weight {gw} {weight}: movers {sorted(movers)} -> {target}")
+        _rebalance_with_pings(lab, audit, movers, target)
+        assert not _misplaced(_status(lab))
+    finally:
+        res = run_cli(
+            lab.inventory_path, "weight", gw, str(old_weight), "--yes", "--audit-log", str(audit)
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+    # The pair's weights as they were; a second rebalance puts the movers back where the
+    # table sends them now (their gateway before the test).
+    assert _dests(lab, holder) == weights_before == _dests(lab, standby)
+    back = _misplaced(_status(lab))
+    assert back == movers
+    _rebalance_with_pings(lab, audit, back, {name: entries[name][1] for name in back})
+    assert not _misplaced(_status(lab))
+
+
+def _service_from(lab: PairLab, netns: str) -> IpvsService:
+    """The lab service as the director's kernel has it (kernel order, weights)."""
+    dests = tuple(
+        IpvsDest(Endpoint(*_split(rs)), weight, "masq", 0, 0) for rs, weight in _dests(lab, netns)
+    )
+    return IpvsService("udp", Endpoint(*_split(_vip(lab))), "sh", _flags(), dests=dests)
