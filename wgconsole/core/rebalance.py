@@ -47,7 +47,9 @@ def sh_choice(inventory: Inventory, service: IpvsService | None) -> ShChoice | N
         return None
     try:
         model = proposed_model(inventory, service)
-    except WhereIsError:
+    except (WhereIsError, ValueError):
+        # ValueError: a dest list the kernel cannot hold (a duplicate, a weight out of range)
+        # read from a damaged listing: there is no table to compare clients with.
         return None
     names = {rs: gw.name for rs, gw in gateways_by_real_server(inventory).items()}
     resolved = (model.resolved(b) for b in range(TAB_SIZE))
