@@ -347,8 +347,9 @@ def _table_differs(fleet: Fleet, views: Mapping[str, DirectorView]) -> list[Find
             message += f" {view.name} has no copy of the service at all: create it."
         elif reference.service is not None:
             message += (
-                " Fix: give it the holder's dests and weights in the holder's kernel order "
-                "(the backup carries no traffic while it is not the VIP holder): "
+                f" Fix: `wgconsole lb align {view.name}` gives it the holder's dests, weights "
+                "and kernel order with the fewest changes, then checks the tables (the backup "
+                "carries no traffic while it is not the VIP holder); by hand: "
                 + kernel_order_commands(reference.service, view.name)
                 + "."
             )
