@@ -7,10 +7,11 @@ itself; the holder runs the private one next to its master daemon. Read straight
 kernel (/proc, ipvsadm), never through wgconsole's parsers.
 
 After a weight change leaves a client misplaced, `rebalance --yes` moves exactly it: both
-directors' entries for it then point to its new gateway (so a failover keeps it there), its
-tunnel works through the VIP, the client not moved loses no ping (every 100 ms across the
-operation), the tables are unchanged and equal, and keepalived's daemons are as they were. The
-weight is put back at the end, and a second rebalance puts the client back on its gateway.
+directors' entries for it then point to its new gateway, its tunnel works through the VIP, the
+client not moved loses no ping (every 100 ms across the operation), the tables are unchanged
+and equal, keepalived's daemons are as they were, and a failover right after (the holder's
+keepalived stopped, then restarted) keeps the client on its new gateway. The weight is put
+back at the end, and a second rebalance puts the client back on its gateway.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from wgconsole.core.inventory import Inventory
 from wgconsole.core.rebalance import sh_choice
 from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
 from wgconsole.core.whereis import proposed_model
+from wgconsole.poll.transport.ssh import SshTransport
 
 pytestmark = pytest.mark.lab
 
@@ -248,6 +250,7 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
         print(f"weight {gw} {weight}: movers {sorted(movers)} -> {target}")
         _rebalance_with_pings(lab, audit, movers, target)
         assert not _misplaced(_status(lab))
+        _failover_keeps_them(lab, movers, target)
     finally:
         res = run_cli(
             lab.inventory_path, "weight", gw, str(old_weight), "--yes", "--audit-log", str(audit)
@@ -260,6 +263,34 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
     assert back == movers
     _rebalance_with_pings(lab, audit, back, {name: entries[name][1] for name in back})
     assert not _misplaced(_status(lab))
+
+
+def _failover_keeps_them(lab: PairLab, movers: set[str], target: dict[str, str]) -> None:
+    """Right after the rebalance, the holder's keepalived stops: the standby takes the VIP and
+    sends each moved client to its new gateway (its copy of the entry), where its session is.
+    The pair is put back as it booted (keepalived again on the holder, which preempts)."""
+    holder, standby = lab.directors
+    names = _client_ns(lab)
+    gw_rs = {g.name: str(g.real_server) for g in lab.inventory.gateways}
+    source = {c["name"]: c["endpoint"] for c in _status(lab)["clients"]}
+    try:
+        lab.sh(f"kill $(cat {shlex.quote(holder['pid'])})")
+        lab.wait_until("the standby takes the VIP", lambda: lab.vip_holders() == [standby["netns"]])
+        for name in movers:
+            lab.ns(names[name], ["ping", "-c", "3", "-W", "5", "10.255.0.1"], timeout=120)
+            assert _conns(lab, standby["netns"])[source[name]] == gw_rs[target[name]]
+        clients = {c["name"]: c for c in _status(lab)["clients"]}
+        for name in movers:
+            assert clients[name]["lb_gateway"] == target[name], clients[name]
+            assert clients[name]["handshake_gateway"] == target[name], clients[name]
+    finally:
+        ssh = SshTransport(
+            next(lb for lb in lab.inventory.load_balancers if lb.name == holder["name"])
+        )
+        restart = ssh.run(holder["keepalived_start"], timeout=120)
+        ssh.close()
+        assert restart.status == 0, restart.stderr
+        lab.wait_until("the holder takes the VIP back", lab.settled, SETTLE_SECONDS)
 
 
 def _service_from(lab: PairLab, netns: str) -> IpvsService:
