@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,10 @@ from wgconsole.poll.transport.ssh import SshTransport
 pytestmark = pytest.mark.lab
 
 SETTLE_SECONDS = 180.0
+
+
+# ip_vs_sync.c IPVS_SYNC_FLUSH_TIME: how long a master may hold a partly filled sync buffer.
+SYNC_FLUSH_SECONDS = 2.0
 
 
 @pytest.fixture
@@ -216,6 +221,11 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
             "the master has the unsynced client's entry",
             lambda: unsynced in _conns(lab, master["netns"]),
         )
+        # The master queues sync messages and sends a partly filled buffer up to
+        # IPVS_SYNC_FLUSH_TIME (2 s, ip_vs_sync.c) later: a backup daemon restarted sooner
+        # would still receive the entry. The flush is not observable from outside the kernel,
+        # so wait it out with a wide margin.
+        time.sleep(3 * SYNC_FLUSH_SECONDS)
         lab.ns(backup["netns"], ["sh", "-c", f"ipvsadm --start-daemon backup {daemon}"])
         synced = _new_source_port(lab, synced_client)
         assert _ping(lab, synced_client["netns"])
