@@ -36,9 +36,8 @@ from wgconsole.ops import lbcmd
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.failover import vip_holder
-from wgconsole.ops.lock import service_lock
 from wgconsole.ops.pair import read_pair, tables_step
-from wgconsole.ops.steps import Step, Transaction
+from wgconsole.ops.steps import Step, run_locked
 from wgconsole.poll.transport.base import privileged
 
 SH_FLAGS = int(ServiceFlag.SH_FALLBACK) | int(ServiceFlag.SH_PORT)
@@ -278,14 +277,15 @@ def _keepalived(name: str, view: DirectorView, ref: IpvsService) -> Iterator[str
 
 def execute_align(ctx: OpContext, plan: AlignPlan, *, break_lock: bool = False) -> None:
     before = {t.lb.name: t.differing for t in plan.targets}
-    try:
-        with service_lock(ctx, f"lb align {plan.name}", break_lock=break_lock):
-            Transaction(ctx).run(_steps(ctx, plan))
-    except OpError as exc:
-        ctx.audit.record(
-            "lb align", plan.name, before=before, after=None, outcome="failed", detail=str(exc)
-        )
-        raise
+    run_locked(
+        ctx,
+        "lb align",
+        plan.name,
+        _steps(ctx, plan),
+        lock_label=f"lb align {plan.name}",
+        before=before,
+        break_lock=break_lock,
+    )
     ctx.audit.record(
         "lb align", plan.name, before=before, after=dict.fromkeys(before, 0), outcome="ok"
     )

@@ -47,7 +47,6 @@ from wgconsole.ops import entrywatch, lbcmd
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.handshake import Kick, initiate_command
-from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import (
     bad_record,
     dest_of,
@@ -58,7 +57,7 @@ from wgconsole.ops.observe import (
     write_drain_record,
 )
 from wgconsole.ops.pair import tables_step
-from wgconsole.ops.steps import Step, Transaction
+from wgconsole.ops.steps import Step, run_locked
 from wgconsole.ops.validate import gateway as find_gateway
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.link import parse_link_state
@@ -288,14 +287,15 @@ def execute_drain(
         "flags": list(plan.service.flags),
         "expire_nodest_conn": plan.service.expire_nodest_conn,
     }
-    try:
-        with service_lock(ctx, f"drain {gw.name}", break_lock=break_lock):
-            Transaction(ctx).run(_drain_steps(ctx, plan, result, wait, wait_timeout))
-    except OpError as exc:
-        ctx.audit.record(
-            "drain", gw.name, before=before, after=None, outcome="failed", detail=str(exc)
-        )
-        raise
+    run_locked(
+        ctx,
+        "drain",
+        gw.name,
+        _drain_steps(ctx, plan, result, wait, wait_timeout),
+        lock_label=f"drain {gw.name}",
+        before=before,
+        break_lock=break_lock,
+    )
     result.seconds = time.time() - result.started
     ctx.audit.record(
         "drain",

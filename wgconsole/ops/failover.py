@@ -44,11 +44,10 @@ from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import read_gateway, read_lb
 from wgconsole.ops.pair import tables_step
 from wgconsole.ops.peer_session import initiate_command
-from wgconsole.ops.steps import Step, Transaction
+from wgconsole.ops.steps import Step, run_locked
 from wgconsole.poll.parsers.director import parse_addresses
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.switchover import (
@@ -375,14 +374,15 @@ def execute_failover(
 ) -> FailoverResult:
     result = FailoverResult(started=time.time())
     before = {"holder": plan.holder, "values": {h.lb.name: h.value for h in plan.hooks}}
-    try:
-        with service_lock(ctx, f"failover to {plan.target}", break_lock=break_lock):
-            Transaction(ctx).run(_steps(ctx, plan, result))
-    except OpError as exc:
-        ctx.audit.record(
-            "failover", plan.target, before=before, after=None, outcome="failed", detail=str(exc)
-        )
-        raise
+    run_locked(
+        ctx,
+        "failover",
+        plan.target,
+        _steps(ctx, plan, result),
+        lock_label=f"failover to {plan.target}",
+        before=before,
+        break_lock=break_lock,
+    )
     result.seconds = time.time() - result.started
     ctx.audit.record(
         "failover",
