@@ -20,8 +20,8 @@ import pytest
 from tests import observations as o
 from wgconsole.core.inventory import Gateway, SshSettings
 from wgconsole.core.rebalance import balance, fleet_choice, imbalance_note, misplaced, sh_choice
-from wgconsole.core.records import Endpoint
-from wgconsole.ops import entrysync, peer_session
+from wgconsole.core.records import Endpoint, WgPeer
+from wgconsole.ops import entrysync, handshake, peer_session
 from wgconsole.ops.errors import ValidationError
 from wgconsole.ops.rebalance import NOTHING_TO_MOVE, SIDE_EFFECTS, plan_rebalance, table_key
 
@@ -255,9 +255,21 @@ def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
 
 
+def _read(key: str, ips: tuple[str, ...], ka: int, psk: bool, endpoint: str) -> WgPeer:
+    """A peer as the gateway's reading shows it."""
+    address, port = endpoint.split(":")
+    return WgPeer(key, psk, Endpoint(address, int(port)), ips, 0, 0, 0, ka)
+
+
 def test_forget_keeps_each_peer_as_it_was_but_its_endpoint_and_session(tmp_path: Path) -> None:
+    """One `wg set` from the gateway's peers as read before (handshake.forget_command)."""
     env, state = _gateway_world(tmp_path)
-    (command,) = peer_session.forget_command(GW, [K1, K2])
+    read = [
+        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, True, "10.77.1.10:38414"),
+        _read(K2, ("10.255.0.3/32",), 0, False, "10.77.1.11:4000"),
+    ]
+    (command,) = handshake.forget_command(GW, read)
+    assert PSK not in command
     res = _run(command, env)
     assert res.returncode == 0, res.stderr
     peers = json.loads(state.read_text())["peers"]
@@ -291,16 +303,18 @@ def test_initiate_sends_at_once_to_the_entrys_address_and_keeps_keepalive_off(
     assert st["peers"][K2]["endpoint"] == "10.77.1.11:4001"
 
 
-def test_forgetting_an_unknown_peer_fails_and_says_which(tmp_path: Path) -> None:
+def test_forgetting_a_peer_whose_key_is_gone_fails_and_says_which(tmp_path: Path) -> None:
     env, _ = _gateway_world(tmp_path)
-    (command,) = peer_session.forget_command(GW, ["d" * 43 + "="])
+    gone = _read("d" * 43 + "=", ("10.255.0.9/32",), 0, True, "10.77.1.12:1")
+    (command,) = handshake.forget_command(GW, [gone])
     res = _run(command, env)
     assert res.returncode == 3 and "no peer ddd" in res.stderr
 
 
 def test_many_peers_are_split_into_commands() -> None:
     keys = [f"{i:043d}=" for i in range(450)]
-    assert len(peer_session.forget_command(GW, keys)) == 3
+    read = [_read(k, (), 0, False, "1.2.3.4:5") for k in keys]
+    assert len(handshake.forget_command(GW, read)) == 3
     assert len(peer_session.initiate_command(GW, [(k, "1.2.3.4:5") for k in keys])) == 3
 
 

@@ -1,5 +1,5 @@
 """The fast handshake: a gateway opens a fresh session with clients whose LB entry now points
-to it, at once, in one command.
+to it, at once, in one command; and its counterpart, a gateway forgetting clients that leave it.
 
 A client whose packets start reaching another gateway is dropped there until one of the two
 initiates a handshake; left to itself the client does so after ~15 s when it sends data, ~2
@@ -74,19 +74,35 @@ class Kick:
 
 def initiate_command(gw: Gateway, kicks: Sequence[Kick]) -> list[str]:
     """Commands that make `gw` start a fresh handshake with each peer, in order."""
+    return _recreate(gw, [(k.peer, k.endpoint) for k in kicks])
+
+
+def forget_command(gw: Gateway, peers: Sequence[WgPeer]) -> list[str]:
+    """Commands that make `gw` forget each peer's endpoint and session, the peer re-created as
+    it was read and sending nothing (no endpoint): a client leaving `gw` is from then on out of
+    its reach, so that its packets cannot make the client roam to its own address once the
+    LB no longer reverse-NATs them (DOMAIN.md). One `wg set`, like the kick."""
+    return _recreate(gw, [(p, None) for p in peers])
+
+
+def _recreate(gw: Gateway, items: Sequence[tuple[WgPeer, str | None]]) -> list[str]:
+    """Each peer removed and added back as read; with an endpoint, kicked (see the module)."""
     commands = []
-    for first in range(0, len(kicks), BATCH):
-        batch = kicks[first : first + BATCH]
+    for first in range(0, len(items), BATCH):
+        batch = items[first : first + BATCH]
         args: list[str] = []
         psk: list[str] = []
         off: list[str] = []
-        for i, k in enumerate(batch):
-            p = k.peer
+        for i, (p, endpoint) in enumerate(batch):
             args += ["peer", p.public_key, "remove", "peer", p.public_key]
             if p.has_preshared_key:
                 args += ["preshared-key", f"@psk:{i}"]
                 psk += [p.public_key, str(i)]
-            args += ["allowed-ips", ",".join(p.allowed_ips), "endpoint", k.endpoint]
+            args += ["allowed-ips", ",".join(p.allowed_ips)]
+            if endpoint is None:
+                args += ["persistent-keepalive", str(p.keepalive)]
+                continue
+            args += ["endpoint", endpoint]
             args += ["persistent-keepalive", str(p.keepalive or KICK_KEEPALIVE)]
             if not p.keepalive:
                 off += ["peer", p.public_key, "persistent-keepalive", "0"]

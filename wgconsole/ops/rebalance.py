@@ -21,9 +21,10 @@ one connection entry; the mechanisms measured on the lab's 6.1 kernel (README, O
   client whose entry points elsewhere replaces it. Exactly the clients concerned change; no
   other entry, dest, order, weight, flag or timeout. This is what rebalance does.
 
-Per moved client, in this order (its new gateway's peers are read first, ahead of the gap):
-1. its old gateway forgets its session and endpoint (`peer_session.forget_command`): from the
-   moment its entry moves, that gateway's packets would make the client roam;
+Per moved client, in this order (its gateways' peers are read first, ahead of the gap):
+1. its old gateway forgets its session and endpoint (`handshake.forget_command`: the peer
+   re-created as read, in one `wg set`): from the moment its entry moves, that gateway's
+   packets would make the client roam;
 2. its entry is re-pointed to the new gateway on every LB, checked in each LB's table (on a
    director pair's standby through keepalived's own backup sync daemon: `ops.entrysync`);
 3. the new gateway initiates a fresh handshake through the new entry, the drain's way
@@ -48,12 +49,12 @@ from dataclasses import dataclass, field
 from wgconsole.core.fleet import Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.rebalance import GatewayBalance, balance, fleet_choice, misplaced, share_text
-from wgconsole.core.records import Endpoint, IpvsService
-from wgconsole.ops import entrysync, peer_session
+from wgconsole.core.records import Endpoint, IpvsService, WgPeer
+from wgconsole.ops import entrysync
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.entrysync import EntrySyncError
 from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import Kick, initiate_command
+from wgconsole.ops.handshake import Kick, forget_command, initiate_command
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import read_gateway, read_lb, service_on
 from wgconsole.ops.steps import Step, Transaction, Undo
@@ -256,14 +257,20 @@ def _steps(
     gateways = _by_name(ctx.inventory)
     origins = sorted({m.origin for m in plan.moves})
     targets = sorted({m.target for m in plan.moves})
-    # Ahead of the clients' gap: the new gateways' peers as they are (the kick re-creates them).
+    # Ahead of the clients' gap: the gateways' peers as they are (the forget and the kick
+    # re-create them).
     kicks: dict[str, list[Kick]] = {}
     for name in targets:
         moving = [m for m in plan.moves if m.target == name]
         yield _read_peers(ctx, gateways[name], moving, kicks)
+    leaving: dict[str, list[WgPeer]] = {}
+    for name in origins:
+        yield _read_leaving(
+            ctx, gateways[name], [m for m in plan.moves if m.origin == name], leaving
+        )
     # The gap: one command on each host, in this order.
     for name in origins:
-        yield _forget(ctx, gateways[name], [m for m in plan.moves if m.origin == name], result)
+        yield _forget(ctx, gateways[name], leaving, result)
     for lb in lbs:
         yield _repoint(ctx, lb, plan, receivers[lb.name])
     for name in targets:
@@ -398,18 +405,36 @@ def _daemon_down(ctx: OpContext, lb: Host) -> Step:
     )
 
 
-def _forget(ctx: OpContext, gw: Gateway, moves: list[Move], result: RebalanceResult) -> Step:
-    """One command, which checks itself: the entry moves right after it (every command here
-    adds to the moved clients' gap)."""
-    keys = sorted({m.public_key for m in moves})
+def _read_leaving(
+    ctx: OpContext, gw: Gateway, moves: list[Move], leaving: dict[str, list[WgPeer]]
+) -> Step:
+    """A client leaving a gateway that has no peer for it has no session there to forget."""
+
+    def verify() -> None:
+        obs = read_gateway(ctx, gw)
+        keys = {m.public_key for m in moves}
+        peers = obs.interface.peers if obs.interface else ()
+        leaving[gw.name] = [p for p in peers if p.public_key in keys]
+
+    return Step(
+        f"read its peers for the {len(moves)} client(s) leaving it", verify=verify, host=gw.name
+    )
+
+
+def _forget(
+    ctx: OpContext, gw: Gateway, leaving: dict[str, list[WgPeer]], result: RebalanceResult
+) -> Step:
+    """One `wg set` (`handshake.forget_command`): the entry moves right after it (every command
+    here adds to the moved clients' gap), and a re-created peer has no endpoint by
+    construction."""
 
     def do() -> None:
         result.forgotten_at = result.forgotten_at or time.time()
-        for command in peer_session.forget_command(gw, keys):
+        for command in forget_command(gw, leaving.get(gw.name, [])):
             ctx.run(gw.name, command)
 
     return Step(
-        f"forget the session of {len(moves)} client(s) leaving it (it cannot make them roam)",
+        "forget the session of the client(s) leaving it (it cannot make them roam)",
         do=do,
         host=gw.name,
     )
@@ -461,14 +486,15 @@ def _old_gateway_silent(ctx: OpContext, gw: Gateway, moves: list[Move]) -> Step:
 
     def do() -> None:
         obs = read_gateway(ctx, gw)
-        again = sorted(
-            p.public_key
+        again = [
+            p
             for p in (obs.interface.peers if obs.interface else ())
             if p.public_key in keys and p.endpoint is not None
-        )
+        ]
         if again:
-            ctx.warn(f"{gw.name} learned {', '.join(keys[k] for k in again)} again: forgotten")
-            for command in peer_session.forget_command(gw, again):
+            names = ", ".join(sorted(keys[p.public_key] for p in again))
+            ctx.warn(f"{gw.name} learned {names} again: forgotten")
+            for command in forget_command(gw, again):
                 ctx.run(gw.name, command)
 
     return Step("no session left with the clients that left it", do=do, host=gw.name)
