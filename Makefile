@@ -45,7 +45,9 @@ bench-console: setup
 
 # What clients feel during maintenance: boots its own lab (2 gateways, 6 clients pinging through
 # their tunnels) in /var/lib/wgconsole-lab-benchops, 127.0.0.1:2680-2683, runs drain, undrain,
-# rebalance and a weight change 5 times each, writes benchmarks/results/ops.json, takes it down.
+# rebalance and a weight change 5 times each, takes it down; then the same on a director pair
+# (/var/lib/wgconsole-lab-benchops-pair, 127.0.0.1:2700-2704) for 5 LB failovers, and writes
+# benchmarks/results/ops.json.
 bench-ops: setup
 	$(PY) -m benchmarks.bench_ops $(BENCH_ARGS)
 

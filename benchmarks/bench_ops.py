@@ -22,6 +22,18 @@ sshd): the LB's canonical table, every gateway's wg0 re-created, every client's 
 (so it handshakes afresh). It prints a table and writes benchmarks/results/ops.json. Nothing
 here is a test: figures depend on the machine, and the lab is emulated (QEMU TCG).
 
+The LB failover needs a director pair, so when `failover` is among the operations the bench
+boots a second lab of its own after the first is down (one emulated guest at a time on a
+shared machine): `lab up --lbs 2` with the same gateways and clients, in
+/var/lib/wgconsole-lab-benchops-pair, 127.0.0.1:2700-2704. Each run puts it in the same known
+state (the VIP on the intended master, both directors' tables canonical and equal, every
+client shaken hands afresh, so every client has a synced entry on the backup), measures
+`wgconsole failover --yes` (to the backup) with the same probes, then moves the VIP back
+unmeasured (`failover --to` the master) and waits until the pair is settled. Each director
+counts every client's packets to the VIP (an iptables rule per client, sampled with the VIP's
+presence), so a client's figures also say which LB carried its traffic before and after, and
+when its first packet reached the new one.
+
     .venv/bin/python -m benchmarks.bench_ops [--reuse] [--keep] [--runs 5] [--ops drain,...]
 """
 
@@ -41,13 +53,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wgconsole.core.inventory import Host, SshSettings
+from wgconsole.core.rules import STATE_DIR
 from wgconsole.lab import manager
+from wgconsole.lab.guest_script import SWITCHOVER_FILE
 from wgconsole.lab.topology import SERVICE_PORT, TUNNEL_GATEWAY, VIP
 from wgconsole.poll.transport.ssh import SshTransport
 
@@ -55,6 +69,10 @@ ROOT = Path(__file__).resolve().parents[1]
 LAB = Path(os.environ.get("WGCONSOLE_BENCHOPS_LAB_DIR", "/var/lib/wgconsole-lab-benchops"))
 BASE_PORT = int(os.environ.get("WGCONSOLE_BENCHOPS_LAB_PORT", "2680"))
 RESULTS = ROOT / "benchmarks" / "results" / "ops.json"
+PAIR_LAB = Path(
+    os.environ.get("WGCONSOLE_BENCHOPS_PAIR_LAB_DIR", "/var/lib/wgconsole-lab-benchops-pair")
+)
+PAIR_BASE_PORT = int(os.environ.get("WGCONSOLE_BENCHOPS_PAIR_LAB_PORT", "2700"))
 
 GATEWAYS = 2
 CLIENTS = 6
@@ -68,8 +86,13 @@ SETTLE = 5.0  # s of pings after it ends
 TTL_BASE = 60  # gateway i answers with IP TTL TTL_BASE + i
 # Per host command: other labs on the same cores can make one LB reading take tens of seconds.
 HOST_TIMEOUT = 90.0
-BUDGET_S = 40 * 60  # the whole benchmark stops starting runs after this
+BUDGET_S = 40 * 60  # the single-LB runs stop starting after this
+PAIR_BUDGET_S = 30 * 60  # and the failover runs after this
+# VRRP, the sync daemons and a loaded machine: how long the pair may take to settle.
+PAIR_SETTLE_S = 240.0
+COUNT_INTERVAL = 0.25  # s between samples of the directors' per-client packet counters
 OPS = ("drain", "undrain", "rebalance", "weight", "failover")
+SINGLE_LB_OPS = ("drain", "undrain", "rebalance", "weight")
 GW1, GW2 = "wg-gateway-01", "wg-gateway-02"
 STATE = "/run/benchops"  # in the guest (tmpfs)
 
@@ -86,7 +109,20 @@ class Guest:
 
     def __init__(self, lab: Path) -> None:
         meta = json.loads((lab / "topology.json").read_text())
+        self.lab = lab
+        self.inventory = lab / "inventory.yaml"
         self.topology: dict[str, Any] = meta["topology"]
+        # The director pair (`lab up --lbs 2`), or None for the single LB.
+        self.pair: dict[str, Any] | None = meta.get("director_pair")
+        # Every LB's namespace: the single LB, or the directors with the intended master first.
+        self.lbs: list[str] = [
+            self.topology["lb"]["netns"],
+            *(d["netns"] for d in self.topology.get("backup_lbs", [])),
+        ]
+        self.lb_names: dict[str, str] = {
+            self.topology["lb"]["netns"]: self.topology["lb"]["name"],
+            **{d["netns"]: d["name"] for d in self.topology.get("backup_lbs", [])},
+        }
         self.transport = SshTransport(
             Host(
                 "benchops-control",
@@ -124,21 +160,45 @@ class Guest:
         self.transport.close()
 
 
-def start_lab(reuse: bool) -> bool:
-    """Boot the bench lab (True), or reuse the running one when asked (False)."""
-    if reuse and manager.qemu_pid(LAB) is not None and (LAB / "ready").exists():
-        log(f"reusing the running bench lab in {LAB}")
+def start_lab(reuse: bool, lab: Path = LAB, base_port: int = BASE_PORT, lbs: int = 1) -> bool:
+    """Boot a bench lab (True), or reuse the running one when asked (False). `lbs=2` is the
+    director pair, reused only if the running lab is one."""
+    if (
+        reuse
+        and manager.qemu_pid(lab) is not None
+        and (lab / "ready").exists()
+        and ("director_pair" in json.loads((lab / "topology.json").read_text())) == (lbs == 2)
+    ):
+        log(f"reusing the running bench lab in {lab}")
         return False
-    manager.lab_down(LAB)  # only ever this bench's own directory
-    log(f"booting the bench lab in {LAB} (ports 127.0.0.1:{BASE_PORT}-{BASE_PORT + 3})")
+    manager.lab_down(lab)  # only ever this bench's own directories
+    last = base_port + lbs + GATEWAYS
+    log(f"booting the bench lab in {lab} (ports 127.0.0.1:{base_port}-{last}, {lbs} LB)")
     started = time.monotonic()
-    manager.lab_up(gateways=GATEWAYS, clients=CLIENTS, base_port=BASE_PORT, lab=LAB)
+    manager.lab_up(gateways=GATEWAYS, clients=CLIENTS, base_port=base_port, lab=lab, lbs=lbs)
     log(f"lab ready in {time.monotonic() - started:.0f} s")
     return True
 
 
+@contextlib.contextmanager
+def bench_lab(args: argparse.Namespace, lab: Path, base_port: int, lbs: int) -> Iterator[Guest]:
+    """A bench lab for the length of a phase, down at the end unless --keep (or reused)."""
+    started_lab = start_lab(args.reuse, lab, base_port, lbs)
+    guest = Guest(lab)
+    try:
+        yield guest
+    finally:
+        guest.close()
+        if started_lab and not args.keep:
+            log(f"taking the bench lab in {lab} down")
+            manager.lab_down(lab)
+        else:
+            log(f"lab left running in {lab}")
+
+
 def prepare(guest: Guest) -> None:
-    """Once per lab: each gateway answers with its own TTL; WireGuard's debug messages on."""
+    """Once per lab: each gateway answers with its own TTL; WireGuard's debug messages on; on
+    a director pair, each director counts every client's packets to the VIP."""
     lines = [f"mkdir -p {STATE}", f"[ -p {STATE}/tick ] || mkfifo {STATE}/tick"]
     for i, g in enumerate(guest.topology["gateways"], start=1):
         lines.append(
@@ -147,6 +207,15 @@ def prepare(guest: Guest) -> None:
     lines.append("echo 'module wireguard +p' > /proc/dynamic_debug/control || true")
     # WireGuard's debug messages are rate limited (10 per 5 s) unless this is 0.
     lines.append("sysctl -qw net.core.message_cost=0")
+    if guest.pair is not None:
+        # ACCEPT in INPUT is what the empty chain's policy does anyway: the rule only counts.
+        for ns in guest.lbs:
+            for c in guest.topology["clients"]:
+                rule = f"INPUT -s {c['wan']}/32 -d {VIP}/32 -p udp -j ACCEPT"
+                lines.append(
+                    f"ip netns exec {ns} iptables -w -C {rule} 2>/dev/null || "
+                    f"ip netns exec {ns} iptables -w -A {rule}"
+                )
     guest.sh("\n".join(lines))
 
 
@@ -157,17 +226,27 @@ def reset(guest: Guest) -> None:
     topo = guest.topology
     vip = f"{VIP}:{SERVICE_PORT}"
     gws = topo["gateways"]
+    # On a director pair both get the same commands in the same order: equal kernel orders.
     lb = [
         "sysctl -qw net.ipv4.vs.expire_nodest_conn=1",
         # Deleting the dests (expire_nodest_conn=1) also flushes their entries.
         *(f"ipvsadm -d -u {vip} -r {g['lan']}:{SERVICE_PORT} 2>/dev/null" for g in gws),
         f"ipvsadm -E -u {vip} -s sh -b sh-fallback",
         *(f"ipvsadm -a -u {vip} -r {g['lan']}:{SERVICE_PORT} -m -w 1" for g in gws),
-        "rm -rf /run/wgconsole",
     ]
+    if guest.pair is None:
+        lb.append(f"rm -rf {STATE_DIR}")
     # The clients' old interfaces go first: their keepalives would re-make entries.
     script = [f"ip -n {c['netns']} link del wg0 2>/dev/null" for c in topo["clients"]]
-    script.append(f"ip netns exec lb sh -c {shlex.quote('; '.join(lb))}")
+    script += [f"ip netns exec {ns} sh -c {shlex.quote('; '.join(lb))}" for ns in guest.lbs]
+    if guest.pair is not None:
+        # A director's records live in its own tmpfs mounted on STATE_DIR in its own mount
+        # namespace; removing that directory from the guest's would detach the mount (the
+        # kernel drops mounts on a removed directory in every namespace), and both directors
+        # would share the guest's. Only its contents go, the switchover file stays.
+        keep = Path(SWITCHOVER_FILE).name
+        inner = f"find {STATE_DIR} -mindepth 1 -maxdepth 1 ! -name {keep} -exec rm -rf {{}} +"
+        script += [_on_director(ns, inner) for ns in guest.lbs]
     for g in gws:
         conf = f"/run/wglab/{g['netns']}/wireguard/wg0.conf"
         inner = f"wg-quick down {conf}; wg-quick up {conf}"
@@ -199,7 +278,7 @@ def settle(guest: Guest, tries: int = 4) -> None:
                 "-m",
                 "wgconsole",
                 "-i",
-                str(LAB / "inventory.yaml"),
+                str(guest.inventory),
                 "--timeout",
                 str(HOST_TIMEOUT),
                 "status",
@@ -230,6 +309,65 @@ def settle(guest: Guest, tries: int = 4) -> None:
     raise RuntimeError("the lab's clients did not settle where the canonical table sends them")
 
 
+# --- the director pair ----------------------------------------------------------------------
+
+
+def directors(guest: Guest) -> list[dict[str, Any]]:
+    """The pair's directors, the intended master first (topology.json's `director_pair`)."""
+    assert guest.pair is not None
+    found: list[dict[str, Any]] = guest.pair["directors"]
+    return found
+
+
+def vip_holders(guest: Guest) -> list[str]:
+    """The directors (netns) whose lo holds the VIP, read now."""
+    out = guest.sh("; ".join(f"echo {ns} $(ip -n {ns} -o -4 addr show dev lo)" for ns in guest.lbs))
+    return [line.split()[0] for line in out.splitlines() if f" {VIP}/32 " in f"{line} "]
+
+
+def pair_settled(guest: Guest) -> bool:
+    """As the pair boots (tests/lab/conftest.py's PairLab.settled): the intended master alone
+    holds the VIP and runs the master sync daemon, the backup runs the backup one."""
+    master, backup = guest.lbs
+    daemons = guest.sh(
+        f"ip netns exec {master} ipvsadm -Ln --daemon; echo ===; "
+        f"ip netns exec {backup} ipvsadm -Ln --daemon"
+    )
+    on_master, _, on_backup = daemons.partition("===\n")
+    return (
+        vip_holders(guest) == [master]
+        and on_master.startswith("master sync daemon")
+        and on_backup.startswith("backup sync daemon")
+    )
+
+
+def wait_pair_settled(guest: Guest, seconds: float = PAIR_SETTLE_S) -> float:
+    """Until the pair is settled; how long that took."""
+    started = time.monotonic()
+    while not pair_settled(guest):
+        if time.monotonic() - started > seconds:
+            raise RuntimeError(f"the director pair did not settle within {seconds:.0f} s")
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def restore_pair(guest: Guest) -> None:
+    """The VIP back on the intended master if it is not there (a run cut short, a reused lab):
+    bench-only, as the pair booted, every director's switchover file 0 again."""
+    if pair_settled(guest):
+        return
+    log("the pair is not as it booted: every switchover file back to 0")
+    guest.sh("\n".join(_on_director(ns, f"printf '0\\n' > {SWITCHOVER_FILE}") for ns in guest.lbs))
+    log(f"pair settled after {wait_pair_settled(guest):.0f} s")
+
+
+def _on_director(netns: str, command: str) -> str:
+    """Shell text that runs COMMAND where the director's keepalived and sshd live (its network
+    namespace and its mount namespace, with the private /tmp and /run/wgconsole)."""
+    target = f"$(cat /run/wglab/sshd-{netns}.pid)"
+    return f"nsenter -t {target} -m -n sh -c {shlex.quote(command)}"
+
+
 # --- probes ---------------------------------------------------------------------------------
 
 
@@ -242,17 +380,37 @@ def start_probes(guest: Guest) -> None:
             f"setsid ip netns exec {ns} ping -n -D -O -i {interval} -W 2 {TUNNEL_GATEWAY} "
             f"> {ns}.log 2>&1 < /dev/null & echo $! > {ns}.pid"
         )
-    # The LB's table, every change (client, port, real server) with the guest's time.
+    # Each LB's table, every change (client, port, real server) with the guest's time.
     watch = (
         f"exec 9<>{STATE}/tick; prev=; while :; do mapfile -t rows < /proc/net/ip_vs_conn; "
         'cur=; for r in "${rows[@]:1}"; do set -- $r; cur+="$2:$3>$6 "; done; '
         'if [ "$cur" != "$prev" ]; then echo "$EPOCHREALTIME $cur"; prev=$cur; fi; '
         "read -t 0.05 -u 9; done"
     )
-    lines.append(
-        f"setsid ip netns exec lb bash -c {shlex.quote(watch)} > lb.log 2>&1 < /dev/null & "
-        "echo $! > lb.pid"
-    )
+    for ns in guest.lbs:
+        lines.append(
+            f"setsid ip netns exec {ns} bash -c {shlex.quote(watch)} > {ns}.log 2>&1 "
+            f"< /dev/null & echo $! > {ns}.pid"
+        )
+    if guest.pair is not None:
+        # Each director: its per-client packet counters (INPUT holds only the counting rules),
+        # then whether it holds the VIP (its local routes name it), then the time: iptables is
+        # the one process per sample (the emulated guest is slow to start them), so the VIP
+        # and the time are read together after it. No globbing: the rows hold `*`.
+        count = (
+            f"set -f; exec 9<>{STATE}/tick; while :; do "
+            "mapfile -t rows < <(iptables -w -nvxL INPUT); "
+            'out=; for r in "${rows[@]:2}"; do set -- $r; out+="$8=$1 "; done; '
+            "mapfile -t fib < /proc/net/fib_trie; "
+            f'vip=0; [[ " ${{fib[*]}} " == *"-- {VIP} "* ]] && vip=1; '
+            'echo "$EPOCHREALTIME $vip $out"; '
+            f"read -t {COUNT_INTERVAL} -u 9; done"
+        )
+        for ns in guest.lbs:
+            lines.append(
+                f"setsid ip netns exec {ns} bash -c {shlex.quote(count)} > count-{ns}.log "
+                f"2>&1 < /dev/null & echo $! > count-{ns}.pid"
+            )
     lines.append('echo "bench-ops mark $(date +%s.%N)" > /dev/kmsg')
     guest.sh("\n".join(lines))
     # `ip netns exec` can take seconds to start a ping on a loaded machine: the lead-in
@@ -333,6 +491,31 @@ def parse_lb(text: str) -> list[tuple[float, dict[str, str]]]:
     return out
 
 
+@dataclass
+class CountSample:
+    at: float  # guest clock
+    holds_vip: bool
+    packets: dict[str, int]  # client address -> packets it sent to the VIP through this LB
+
+
+def parse_counts(text: str) -> list[CountSample]:
+    """A director's samples: `time vip-count address=packets ...`."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        try:
+            at, vip = float(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            continue
+        packets = {}
+        for item in parts[2:]:
+            address, _, n = item.partition("=")
+            if n.isdigit():
+                packets[address] = int(n)
+        out.append(CountSample(at, vip > 0, packets))
+    return out
+
+
 def _hexpair(text: str) -> str:
     """`0A4D010A:A0CB` as `10.77.1.10:41163`; a bare hex address as `10.77.1.10`."""
     addr, _, port = text.partition(":")
@@ -376,6 +559,7 @@ class OpRun:
     output: list[tuple[float, str]] = field(default_factory=list)  # (guest clock, line)
     clients: dict[str, dict[str, Any]] = field(default_factory=dict)
     breakdown: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    vip: dict[str, Any] = field(default_factory=dict)  # a director pair: the VIP's holders
 
     @property
     def seconds(self) -> float:
@@ -411,8 +595,18 @@ def analyse(guest: Guest, run: OpRun, logs: dict[str, str], stopped: float) -> N
     """Per client: lost, longest gap, first reply through its new gateway; the drain's
     breakdown of each moved client's gap."""
     window_end = stopped - 2.5  # the last pings' answers may still be in flight
-    lb = parse_lb(logs.get("lb", ""))
+    tables = {ns: parse_lb(logs.get(ns, "")) for ns in guest.lbs}
+    # The drain's breakdown reads the LB the traffic goes through: the single LB, or the
+    # intended master of a pair.
+    lb = tables[guest.lbs[0]]
     kmsg = parse_kmsg(logs.get("kmsg", ""))
+    counts = (
+        {ns: parse_counts(logs.get(f"count-{ns}", "")) for ns in guest.lbs}
+        if guest.pair is not None
+        else {}
+    )
+    if counts:
+        run.vip = _vip_moves(guest, run, counts)
     wan = {c["netns"]: c["wan"] for c in guest.topology["clients"]}
     for ns in sorted(wan):
         ping = parse_ping(logs.get(ns, ""))
@@ -445,6 +639,73 @@ def analyse(guest: Guest, run: OpRun, logs: dict[str, str], stopped: float) -> N
         }
         if run.op == "drain" and new is not None:
             run.breakdown[ns] = _breakdown(run, before, after, new, lb, kmsg, wan[ns])
+        if counts:
+            run.clients[ns].update(_carriers(guest, run, counts, tables, wan[ns], window_end))
+
+
+def _vip_moves(guest: Guest, run: OpRun, counts: dict[str, list[CountSample]]) -> dict[str, Any]:
+    """Who held the VIP just before the operation and at the end, and when the end's holder
+    first held it alone (s after the start; sampled every COUNT_INTERVAL)."""
+
+    def holders(at: float) -> list[str]:
+        found = []
+        for ns, samples in counts.items():
+            last = next((x for x in reversed(samples) if x.at <= at), None)
+            if last is not None and last.holds_vip:
+                found.append(guest.lb_names[ns])
+        return found
+
+    times = sorted({x.at for samples in counts.values() for x in samples})
+    before = holders(run.started)
+    after = holders(times[-1]) if times else []
+    moved = len(after) == 1 and after != before
+    alone = next((t for t in times if moved and t >= run.started and holders(t) == after), None)
+    steps = [b.at - a.at for samples in counts.values() for a, b in itertools.pairwise(samples)]
+    return {
+        "holders_before": before,
+        "holders_after": after,
+        "alone_on_new_s": round(alone - run.started, 3) if alone is not None else None,
+        # The resolution of this and of each client's first_via_new_lb: the loaded guest
+        # samples more slowly than COUNT_INTERVAL asks.
+        "sample_interval_s": round(statistics.median(steps), 3) if steps else None,
+    }
+
+
+def _carriers(
+    guest: Guest,
+    run: OpRun,
+    counts: dict[str, list[CountSample]],
+    tables: dict[str, list[tuple[float, dict[str, str]]]],
+    address: str,
+    window_end: float,
+) -> dict[str, Any]:
+    """Which director carried one client's packets before the operation and at its end
+    (the last whose counter for it grew), when the first reached another director, and
+    whether that director held an entry for it (a synced one) when the operation began."""
+    rises: list[tuple[float, str]] = []  # (sample time, netns) where the counter grew
+    for ns, samples in counts.items():
+        for a, b in itertools.pairwise(samples):
+            if b.packets.get(address, 0) > a.packets.get(address, 0):
+                rises.append((b.at, ns))
+    rises.sort()
+    before = [ns for at, ns in rises if at < run.started]
+    during = [(at, ns) for at, ns in rises if run.started <= at <= window_end]
+    old = before[-1] if before else None
+    new = during[-1][1] if during else None
+    first_new = next((at for at, ns in during if old is not None and ns != old), None)
+    entry = None
+    if new is not None and new != old:
+        table = next((t for at, t in reversed(tables[new]) if at < run.started), {})
+        by_lan = {f"{g['lan']}:{SERVICE_PORT}": g["name"] for g in guest.topology["gateways"]}
+        dest = next((d for c, d in table.items() if c.startswith(address + ":")), None)
+        entry = by_lan.get(dest, dest) if dest else None
+    return {
+        "lb_from": guest.lb_names[old] if old else None,
+        "lb_to": guest.lb_names[new] if new else None,
+        "first_via_new_lb": round(first_new - run.started, 3) if first_new else None,
+        # The new director's entry for the client when the operation began (None: none).
+        "entry_on_new_lb": entry,
+    }
 
 
 def _breakdown(
@@ -499,12 +760,12 @@ def _breakdown(
     }
 
 
-def measure(guest: Guest, argv: Sequence[str], inventory: Path) -> OpRun:
+def measure(guest: Guest, argv: Sequence[str]) -> OpRun:
     offset = guest.offset()
     start_probes(guest)
     time.sleep(LEAD_IN)
-    full = ["-i", str(inventory), "--timeout", str(HOST_TIMEOUT), *argv, "--yes"]
-    full += ["--audit-log", str(LAB / "audit.jsonl")]
+    full = ["-i", str(guest.inventory), "--timeout", str(HOST_TIMEOUT), *argv, "--yes"]
+    full += ["--audit-log", str(guest.lab / "audit.jsonl")]
     run = run_cli(full, offset)
     run.op = argv[0]
     planned = next((m for _, line in run.output if (m := PLANNED.search(line))), None)
@@ -513,7 +774,7 @@ def measure(guest: Guest, argv: Sequence[str], inventory: Path) -> OpRun:
     stopped = time.time() + offset
     logs = stop_probes(guest)
     # The raw logs, for a second look (they go with the lab directory).
-    raw = LAB / "runs"
+    raw = guest.lab / "runs"
     raw.mkdir(exist_ok=True)
     n = len(list(raw.glob(f"{run.op}-*.json"))) + 1
     (raw / f"{run.op}-{n}.json").write_text(
@@ -548,57 +809,66 @@ def have_rebalance() -> str | None:
     return "`wgconsole rebalance` does not exist yet in this tree"
 
 
-def failover_skip_reason() -> str:
-    return (
-        "this bench's lab has one LB; an LB failover needs the director-pair lab "
-        "(`lab up --lbs 2`, keepalived and the IPVS sync daemon), which this bench does not "
-        "boot yet"
-    )
-
-
-def unmeasured(argv: Sequence[str], inventory: Path) -> None:
-    """An operation the next measured one needs (a drain before an undrain)."""
-    subprocess.run(
+def unmeasured(guest: Guest, argv: Sequence[str]) -> int:
+    """An operation the next measured one needs (a drain before an undrain); its exit."""
+    res = subprocess.run(
         [
             sys.executable,
             "-m",
             "wgconsole",
             "-i",
-            str(inventory),
+            str(guest.inventory),
             "--timeout",
             str(HOST_TIMEOUT),
             *argv,
             "--yes",
             "--audit-log",
-            str(LAB / "audit.jsonl"),
+            str(guest.lab / "audit.jsonl"),
         ],
         capture_output=True,
+        text=True,
         cwd=ROOT,
         check=False,
         timeout=1800,
     )
+    if res.returncode != 0:
+        log(f"unmeasured `{' '.join(argv)}` exited {res.returncode}: {res.stdout[-1500:]}")
+    return res.returncode
 
 
-def one_run(guest: Guest, inventory: Path, ops: Sequence[str], rebalance: bool) -> list[OpRun]:
+def one_run(guest: Guest, ops: Sequence[str], rebalance: bool) -> list[OpRun]:
     runs: list[OpRun] = []
     if {"drain", "undrain", "rebalance"} & set(ops):
         reset(guest)
         drain = ["drain", GW1]
         if "drain" in ops:
-            runs.append(measure(guest, drain, inventory))
+            runs.append(measure(guest, drain))
         else:
-            unmeasured(drain, inventory)
+            unmeasured(guest, drain)
         undrain = ["undrain", GW1, "--no-rebalance"]
         if "undrain" in ops:
-            runs.append(measure(guest, undrain, inventory))
+            runs.append(measure(guest, undrain))
         elif "rebalance" in ops:
-            unmeasured(undrain, inventory)
+            unmeasured(guest, undrain)
         if rebalance and "rebalance" in ops:
-            runs.append(measure(guest, ["rebalance"], inventory))
+            runs.append(measure(guest, ["rebalance"]))
     if "weight" in ops:
         reset(guest)
-        runs.append(measure(guest, ["weight", GW2, "2"], inventory))
+        runs.append(measure(guest, ["weight", GW2, "2"]))
     return runs
+
+
+def failover_run(guest: Guest) -> OpRun:
+    """One measured failover on the pair, from the known state; the VIP back afterwards."""
+    restore_pair(guest)
+    reset(guest)
+    run = measure(guest, ["failover"])
+    master = directors(guest)[0]["name"]
+    if unmeasured(guest, ["failover", "--to", master]) == 0:
+        log(f"  the VIP back on {master}; pair settled after {wait_pair_settled(guest):.0f} s")
+    else:
+        restore_pair(guest)
+    return run
 
 
 def summarise(runs: list[OpRun]) -> dict[str, Any]:
@@ -622,6 +892,18 @@ def summarise(runs: list[OpRun]) -> dict[str, Any]:
                 "longest_gap_s": _stats([x["longest_gap"] for x in rows]),
                 "first_via_new_s": _stats([x["first_via_new"] for x in rows]),
             }
+            if "lb_from" in rows[0]:
+                paths = [f"{x['lb_from']} -> {x['lb_to']}" for x in rows]
+                entry["clients"][ns] |= {
+                    "lbs": {p: paths.count(p) for p in dict.fromkeys(paths)},
+                    "first_via_new_lb_s": _stats([x["first_via_new_lb"] for x in rows]),
+                    "entry_on_new_lb": sum(1 for x in rows if x["entry_on_new_lb"]),
+                }
+        if any(r.vip for r in mine):
+            entry["vip_alone_on_new_s"] = _stats([r.vip.get("alone_on_new_s") for r in mine])
+            entry["count_sample_interval_s"] = _stats(
+                [r.vip.get("sample_interval_s") for r in mine]
+            )
         for ns in sorted({ns for r in mine for ns in r.breakdown}):
             rows_b = [r.breakdown[ns] for r in mine if ns in r.breakdown]
             entry["breakdown"][ns] = {k: _stats([x[k] for x in rows_b]) for k in rows_b[0]}
@@ -654,7 +936,8 @@ def machine() -> dict[str, Any]:
             if proc.name.isdigit():
                 with contextlib.suppress(OSError):
                     cmd = (proc / "cmdline").read_bytes()
-                    if cmd.startswith(b"qemu-system") and str(LAB).encode() not in cmd:
+                    mine = (f"{LAB}/", f"{PAIR_LAB}/")
+                    if cmd.startswith(b"qemu-system") and not any(d.encode() in cmd for d in mine):
                         others += 1
     return {
         "cpu": cpu,
@@ -699,6 +982,22 @@ def print_report(results: dict[str, Any]) -> None:
                 f"{_fmt(c['lost']):>14} {_fmt(c['longest_gap_s']):>22} "
                 f"{_fmt(c['first_via_new_s']):>22}"
             )
+        if any("lbs" in c for c in entry["clients"].values()):
+            print(
+                f"  VIP on the new director alone {_fmt(entry.get('vip_alone_on_new_s'), ' s')} "
+                "after the start (the directors' counters sampled every "
+                f"{_fmt(entry.get('count_sample_interval_s'), ' s')})"
+            )
+            print(
+                f"  {'client':<7} {'LB carrying its packets (runs)':<40} "
+                f"{'synced entry':>12} {'first via new LB (s)':>22}"
+            )
+            for ns, c in entry["clients"].items():
+                lbs = ", ".join(f"{p} ({n})" for p, n in c.get("lbs", {}).items())
+                print(
+                    f"  {ns:<7} {lbs:<40} {c.get('entry_on_new_lb', 0):>9}/{entry['runs']:<2} "
+                    f"{_fmt(c.get('first_via_new_lb_s')):>22}"
+                )
         if entry["breakdown"]:
             print("  drain, each moved client (s after the drain began; medians (min-max)):")
             keys = next(iter(entry["breakdown"].values())).keys()
@@ -708,58 +1007,63 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    started_lab = start_lab(args.reuse)
-    guest = Guest(LAB)
-    inventory = LAB / "inventory.yaml"
     results: dict[str, Any] = {"machine": machine(), "runs": [], "skipped": []}
     ops = [o for o in args.ops.split(",") if o]
-    try:
-        prepare(guest)
-        rebalance_skip = have_rebalance() if "rebalance" in ops else None
-        if rebalance_skip:
-            results["skipped"].append(f"rebalance: {rebalance_skip}")
-            log(f"skipped: rebalance: {rebalance_skip}")
-        if "failover" in ops:
-            results["skipped"].append(f"failover: {failover_skip_reason()}")
-            log(f"skipped: failover: {failover_skip_reason()}")
-        deadline = time.monotonic() + BUDGET_S
-        all_runs: list[OpRun] = []
-        for i in range(args.runs):
-            if time.monotonic() > deadline:
-                results["skipped"].append(f"runs {i + 1}..{args.runs}: over the time budget")
-                break
-            log(f"run {i + 1}/{args.runs}")
-            for r in one_run(guest, inventory, ops, rebalance_skip is None):
-                log(
-                    f"  {r.op}: exit {r.exit}, {r.seconds:.1f} s; "
-                    + ", ".join(
-                        f"{ns} lost {c['lost']} gap {c['longest_gap']}"
-                        for ns, c in r.clients.items()
+    all_runs: list[OpRun] = []
+    # One emulated guest at a time: the single-LB lab is down before the pair boots.
+    if any(op in SINGLE_LB_OPS for op in ops):
+        with bench_lab(args, LAB, BASE_PORT, lbs=1) as guest:
+            prepare(guest)
+            rebalance_skip = have_rebalance() if "rebalance" in ops else None
+            if rebalance_skip:
+                results["skipped"].append(f"rebalance: {rebalance_skip}")
+                log(f"skipped: rebalance: {rebalance_skip}")
+            deadline = time.monotonic() + BUDGET_S
+            for i in range(args.runs):
+                if time.monotonic() > deadline:
+                    results["skipped"].append(f"runs {i + 1}..{args.runs}: over the time budget")
+                    break
+                log(f"run {i + 1}/{args.runs}")
+                _record(results, all_runs, one_run(guest, ops, rebalance_skip is None))
+    if "failover" in ops:
+        with bench_lab(args, PAIR_LAB, PAIR_BASE_PORT, lbs=2) as guest:
+            prepare(guest)
+            deadline = time.monotonic() + PAIR_BUDGET_S
+            for i in range(args.runs):
+                if time.monotonic() > deadline:
+                    results["skipped"].append(
+                        f"failover runs {i + 1}..{args.runs}: over the time budget"
                     )
-                )
-                all_runs.append(r)
-                results["runs"].append(
-                    {
-                        "op": r.op,
-                        "argv": r.argv,
-                        "exit": r.exit,
-                        "planned_clients": r.planned,
-                        "seconds": round(r.seconds, 3),
-                        "clients": r.clients,
-                        "breakdown": r.breakdown,
-                        "output": [f"{t - r.started:7.3f} {line}" for t, line in r.output],
-                    }
-                )
-        results["summary"] = summarise(all_runs)
-        results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    finally:
-        guest.close()
-        if started_lab and not args.keep:
-            log("taking the bench lab down")
-            manager.lab_down(LAB)
-        elif args.keep or not started_lab:
-            log(f"lab left running in {LAB}")
+                    break
+                log(f"failover run {i + 1}/{args.runs}")
+                _record(results, all_runs, [failover_run(guest)])
+    results["summary"] = summarise(all_runs)
+    results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
+
+
+def _record(results: dict[str, Any], all_runs: list[OpRun], runs: list[OpRun]) -> None:
+    for r in runs:
+        log(
+            f"  {r.op}: exit {r.exit}, {r.seconds:.1f} s; "
+            + ", ".join(
+                f"{ns} lost {c['lost']} gap {c['longest_gap']}" for ns, c in r.clients.items()
+            )
+        )
+        all_runs.append(r)
+        results["runs"].append(
+            {
+                "op": r.op,
+                "argv": r.argv,
+                "exit": r.exit,
+                "planned_clients": r.planned,
+                "seconds": round(r.seconds, 3),
+                "clients": r.clients,
+                "breakdown": r.breakdown,
+                **({"vip": r.vip} if r.vip else {}),
+                "output": [f"{t - r.started:7.3f} {line}" for t, line in r.output],
+            }
+        )
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -768,8 +1072,10 @@ def _stop(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_ops", description=__doc__.split("\n\n")[0])
-    p.add_argument("--reuse", action="store_true", help="use a running bench lab if there is one")
-    p.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    p.add_argument(
+        "--reuse", action="store_true", help="use a running bench lab (or pair) if there is one"
+    )
+    p.add_argument("--keep", action="store_true", help="leave the bench labs running")
     p.add_argument("--runs", type=int, default=5, help=f"runs of each operation (1..{MAX_RUNS})")
     p.add_argument("--ops", default=",".join(OPS), help="operations, comma-separated")
     p.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
