@@ -12,14 +12,19 @@ from typing import Any
 import pytest
 
 from tests.observations import (
+    ALPHA,
+    BETA,
+    BETA_EP,
     GW1_RS,
     GW2,
     GW2_RS,
     VIP,
     dest,
     fleet,
+    gw_obs,
     lb_obs,
     make_inventory,
+    peer,
     service,
 )
 from wgconsole.core.fleet import Fleet
@@ -43,7 +48,7 @@ from wgconsole.ops.align import Rebuild, plan_align, rebuild
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.failover import DirectorHook, plan_failover, switchover_values
+from wgconsole.ops.failover import ClientFate, DirectorHook, plan_failover, switchover_values
 from wgconsole.ops.pair import tables_step
 from wgconsole.ops.weight import _weight_steps, plan_weight
 from wgconsole.poll.parsers.switchover import (
@@ -419,3 +424,51 @@ def test_align_and_failover_need_every_director_read(tmp_path: Path) -> None:
         plan_failover(_ctx(tmp_path), lost, None)
     with pytest.raises(ValidationError, match=why):
         plan_align(lost, PAIR.service, PAIR.load_balancers, None)
+
+
+class _Gateway:
+    """A gateway's shell during a failover: records what it is told to run."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+        self.commands.append(command)
+        return CommandResult("", "", 0, 0.0, 0)
+
+
+def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the VIP is on the target, the old gateway's keepalives to a moving client pass
+    the target un-NATed (it has no entry for them) and the client roams to the gateway's own
+    address: seen on the lab, the client bypassing the VIP afterwards. So the old gateway
+    forgets the movers, in one `wg set` without their endpoints, before any switchover file
+    is written; a client that stays is not touched."""
+    lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100), value=None)
+    ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
+    gw2 = _Gateway()
+    ctx.transports[GW2] = gw2  # type: ignore[assignment]
+    plan = plan_failover(ctx, _pair_fleet(), None)
+    mover = ClientFate("beta", BETA, GW2, "wg-gateway-01", "target's table", "10.211.55.11:1")
+    stayer = ClientFate("alpha", ALPHA, "wg-gateway-01", "wg-gateway-01", "synced entry", None)
+    plan = replace(plan, clients=(mover, stayer))
+    on_gw2 = gw_obs(GW2, [peer(BETA, BETA_EP, 40, ("10.255.0.3/32",), keepalive=15)])
+    monkeypatch.setattr(failover_module, "read_gateway", lambda ctx, gw: on_gw2)
+    steps = failover_module._steps(ctx, plan, failover_module.FailoverResult(started=0.0))
+    read = next(steps)
+    assert read.label == f"{GW2}: read its peers for the 1 client(s) that will leave it"
+    assert read.verify is not None and read.do is None
+    read.verify()
+    forget = next(steps)
+    assert forget.label.startswith(f"{GW2}: forget the session of 1 client(s)")
+    assert forget.do is not None
+    forget.do()
+    (command,) = gw2.commands
+    assert f"peer {BETA} remove peer {BETA} allowed-ips 10.255.0.3/32" in command
+    assert "endpoint" not in command and ALPHA not in command
+    # Only then the switchover files.
+    assert (
+        next(steps).label
+        == f"{LB1}: /var/lib/wgconsole/vrrp-switchover = -51 (VRRP priority 150 -> 99)"
+    )

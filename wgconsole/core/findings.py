@@ -621,7 +621,10 @@ def failover_moves(clients: Sequence[ClientView], labels: Sequence[str], backup:
         messages.append(
             f"If {backup} took over now, {labels[i]} would go to {target} instead of "
             f"{c.lb_gateway}: {why}. There it has no session until it handshakes again "
-            "(~15 s when it sends data, up to ~2 min keepalive-only)."
+            "(~15 s when it sends data, up to ~2 min keepalive-only); and what "
+            f"{c.lb_gateway} still sends it (keepalives, replies) would pass {backup} without "
+            "reverse NAT, so it would roam to that gateway's own address and bypass the VIP. "
+            "`wgconsole failover` makes the old gateway forget it first."
         )
     return flagged, messages
 

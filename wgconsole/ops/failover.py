@@ -20,6 +20,10 @@ directors whose tables differ move the clients without a synced entry hashed to 
 differing buckets, each losing its session: refused unless `--allow-differing-tables`
 (`wgconsole lb align` first makes them equal).
 
+Before the VIP moves, every client that will change gateway is forgotten by its gateway now
+(`handshake.forget_command`): the target holds no entry of it towards that gateway, so that
+gateway's packets to it (its persistent keepalives) would pass the target un-NATed and the
+client would roam to the gateway's own address, bypassing the VIP (seen on the lab).
 Afterwards: the VIP on the target alone; every client whose new gateway differs gets a
 handshake initiated by that gateway as soon as the target's entry for it points there (the
 drain's mechanism: through the LB's reverse NAT the client sees it from the VIP), so it is
@@ -38,12 +42,13 @@ from typing import Literal
 
 from wgconsole.core.director import vrrp_instance
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, normalize_endpoint
-from wgconsole.core.inventory import Host, Inventory
-from wgconsole.core.records import IpvsConn, LbObservation, VrrpState
+from wgconsole.core.inventory import Gateway, Host, Inventory
+from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
 from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.handshake import forget_command
 from wgconsole.ops.observe import read_gateway, read_lb
 from wgconsole.ops.pair import tables_step
 from wgconsole.ops.peer_session import initiate_command
@@ -157,9 +162,11 @@ class FailoverPlan:
                 what = f"stays on {c.now} ({c.reason})"
             lines.append(f"    {c.label:<20} {what}")
         lines.append(
-            "  then: wait for the VIP on "
-            f"{self.target} alone; clients that change gateway get a handshake initiated by "
-            "their new gateway; every active client verified on its predicted gateway."
+            "  then: clients that change gateway are forgotten by their gateway now (its "
+            f"keepalives would reach them un-NATed through {self.target} and make them roam to "
+            f"its own address); wait for the VIP on {self.target} alone; clients that change "
+            "gateway get a handshake initiated by their new gateway; every active client "
+            "verified on its predicted gateway."
         )
         lines.append(f"  to go back: wgconsole failover --to {self.holder}")
         return lines
@@ -366,6 +373,7 @@ class FailoverResult:
     seconds: float = 0.0
     vip_moved_after: float | None = None
     kicked: dict[str, str] = field(default_factory=dict)  # client -> gateway that initiated
+    forgotten: dict[str, str] = field(default_factory=dict)  # client key -> gateway it left
     verified: dict[str, str] = field(default_factory=dict)  # client -> gateway it is on
 
 
@@ -398,6 +406,15 @@ def execute_failover(
 def _steps(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Iterator[Step]:
     """No step has an undo: a switchover half made is reported as it is, and `failover --to`
     either director finishes it or takes it back."""
+    # Ahead of the switchover: the peers of the clients that will change gateway, as their
+    # gateway now has them (the forget re-creates them).
+    gateways = {g.name: g for g in ctx.inventory.gateways}
+    leaving: dict[str, list[WgPeer]] = {}
+    for name in sorted({c.now for c in plan.clients if c.moves and c.now in gateways}):
+        movers = [c for c in plan.clients if c.moves and c.now == name]
+        yield _read_leaving(ctx, gateways[name], movers, leaving)
+    for name in sorted(leaving):
+        yield _forget(ctx, gateways[name], leaving, result)
     # The target's value first: it never lowers anyone.
     order = sorted(plan.hooks, key=lambda h: h.lb.name != plan.target)
     for h in order:
@@ -421,6 +438,45 @@ def _steps(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Iterat
     check = tables_step(ctx, f"`failover --to {plan.target}`")
     if check is not None:
         yield check
+
+
+def _read_leaving(
+    ctx: OpContext, gw: Gateway, movers: list[ClientFate], leaving: dict[str, list[WgPeer]]
+) -> Step:
+    def verify() -> None:
+        obs = read_gateway(ctx, gw)
+        keys = {c.public_key for c in movers}
+        peers = obs.interface.peers if obs.interface else ()
+        leaving[gw.name] = [p for p in peers if p.public_key in keys]
+
+    return Step(
+        f"read its peers for the {len(movers)} client(s) that will leave it",
+        verify=verify,
+        host=gw.name,
+    )
+
+
+def _forget(
+    ctx: OpContext, gw: Gateway, leaving: dict[str, list[WgPeer]], result: FailoverResult
+) -> Step:
+    """Once the VIP is on the target, the target holds no entry of a moving client towards its
+    old gateway, so that gateway's packets to it (its persistent keepalives, replies) would
+    pass un-NATed and the client would roam to the gateway's own address (DOMAIN.md). So the
+    old gateway forgets it first, as rebalance does; the client loses nothing it would keep:
+    its session there ends with the switchover anyway."""
+    peers = leaving.get(gw.name, [])
+
+    def do() -> None:
+        for command in forget_command(gw, peers):
+            ctx.run(gw.name, command)
+        result.forgotten.update({p.public_key: gw.name for p in peers})
+
+    return Step(
+        f"forget the session of {len(peers)} client(s) that will leave it "
+        "(it cannot make them roam)",
+        do=do,
+        host=gw.name,
+    )
 
 
 def _write_step(ctx: OpContext, plan: FailoverPlan, h: DirectorHook) -> Step:
