@@ -24,6 +24,7 @@ import pytest
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host, Inventory, SshSettings
 from wgconsole.lab import manager
+from wgconsole.lab.topology import TUNNEL_GATEWAY
 from wgconsole.poll.transport.ssh import SshTransport
 
 TEST_LAB_DIR = Path(os.environ.get("WGCONSOLE_TEST_LAB_DIR", "/var/lib/wgconsole-lab-test"))
@@ -108,6 +109,43 @@ class PairLab(Lab):
                 raise AssertionError(f"not within {seconds:.0f} s: {what}")
             time.sleep(1)
 
+    def clients_off_vip(self) -> list[str]:
+        """The clients (netns) whose peer endpoint is no longer the VIP: a client that got an
+        authenticated packet from a gateway's own address roamed there (DOMAIN.md), as one
+        does when a director that takes the VIP (back) holds no entry for the gateway it is
+        on and forwards the gateway's packets un-NATed."""
+        vip = f"{self.meta['vip']}:{self.meta['port']}"
+        off = []
+        for c in self.meta["topology"]["clients"]:  # type: ignore[index]
+            out = self.ns(c["netns"], ["wg", "show", "wg0", "endpoints"])
+            if any(line.split()[1:] != [vip] for line in out.splitlines() if line.strip()):
+                off.append(c["netns"])
+        return off
+
+    def restore_clients(self) -> None:
+        """Every client's tunnel back through the VIP, working, as the lab booted it: a test
+        that moves the VIP may leave one roamed to a gateway's own address (the next test would
+        see no entry of it on any director), or on a gateway without its session (its packets
+        dropped until it shakes hands again at its own timers)."""
+        vip = f"{self.meta['vip']}:{self.meta['port']}"
+        for netns in self.clients_off_vip():
+            self.sh(
+                f"ip netns exec {netns} sh -c "
+                + shlex.quote(f'wg set wg0 peer "$(wg show wg0 peers)" endpoint {vip}')
+            )
+        for c in self.meta["topology"]["clients"]:  # type: ignore[index]
+            self.wait_until(
+                f"{c['netns']}'s tunnel works through the VIP",
+                lambda n=c["netns"]: (
+                    "ok"
+                    in self.sh(
+                        f"ip netns exec {n} ping -c 1 -W 2 {TUNNEL_GATEWAY} >/dev/null "
+                        "&& echo ok || echo failed"
+                    )
+                ),
+                seconds=180.0,
+            )
+
     def settled(self) -> bool:
         """As the lab boots: the intended master alone holds the VIP and runs the master sync
         daemon, the backup runs the backup one."""
@@ -142,9 +180,7 @@ def lab() -> Iterator[Lab]:
     started = False
     if not _running(TEST_LAB_DIR):
         manager.lab_down(TEST_LAB_DIR)
-        manager.lab_up(
-            gateways=2, clients=TEST_CLIENTS, base_port=TEST_BASE_PORT, lab=TEST_LAB_DIR
-        )
+        manager.lab_up(gateways=2, clients=TEST_CLIENTS, base_port=TEST_BASE_PORT, lab=TEST_LAB_DIR)
         started = True
     meta = json.loads((TEST_LAB_DIR / "topology.json").read_text())
     control = _control(TEST_LAB_DIR, meta)

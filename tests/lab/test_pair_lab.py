@@ -30,6 +30,7 @@ ROUTERS = {f"lan {LB_LAN}/24", f"wan {LB_WAN}/24"}
 @pytest.fixture
 def settled(pair_lab: PairLab) -> PairLab:
     pair_lab.wait_until("the pair is as it booted", pair_lab.settled, SETTLE_SECONDS)
+    pair_lab.restore_clients()
     return pair_lab
 
 

@@ -52,6 +52,7 @@ def _restore(lab: PairLab) -> None:
     if _order(lab, backup) != _order(lab, master):
         _plant_order(lab, backup, _order(lab, master))
     lab.wait_until("the pair is as it booted", lab.settled, SETTLE_SECONDS)
+    lab.restore_clients()
 
 
 def run_cli(inventory: Path, *args: str, timeout: float = 600.0) -> CompletedProcess[str]:

@@ -223,6 +223,7 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
 ) -> None:
     lab = pair_lab
     lab.wait_until("the pair is as it booted", lab.settled, SETTLE_SECONDS)
+    lab.restore_clients()
     audit = tmp_path / "audit.jsonl"
     holder, standby = _directors(lab)
     _settle(lab)

@@ -11,13 +11,17 @@ from __future__ import annotations
 import re
 import shlex
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.lab.conftest import PairLab
+from tests.lab.helpers import run_cli
 from wgconsole.core.fleet import Fleet
+from wgconsole.lab.guest_script import SWITCHOVER_FILE
 from wgconsole.lab.topology import SYNC_ID, TUNNEL_GATEWAY
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.transport.ssh import SshTransport
@@ -34,6 +38,7 @@ SYNC_FLUSH_SECONDS = 2.0
 @pytest.fixture
 def settled(pair_lab: PairLab) -> PairLab:
     pair_lab.wait_until("the pair is as it booted", pair_lab.settled, SETTLE_SECONDS)
+    pair_lab.restore_clients()
     return pair_lab
 
 
@@ -135,6 +140,47 @@ def _ping(lab: PairLab, client_netns: str) -> bool:
     return out.strip() == "ok"
 
 
+def _pair_state(lab: PairLab) -> str:
+    """What a failed wait needs to be understood: both directors' addresses, entries and
+    daemons, and each client's neighbours and tunnel, as the lab sees them."""
+    parts = [f"VIP holders {lab.vip_holders()}"]
+    for d in lab.directors:
+        for argv in (["ip", "-br", "addr"], ["cat", "/proc/net/ip_vs_conn"], ["ipvsadm", "-Ln"]):
+            out = lab.ns(d["netns"], argv, check=False)
+            parts.append(f"--- {d['name']} {' '.join(argv)}\n{out}")
+        parts.append(f"--- {d['name']} sync: {lab.sync_daemon(d['netns'])}")
+    for c in lab.meta["topology"]["clients"]:  # type: ignore[index]
+        for argv in (
+            ["ip", "neigh"],
+            ["ip", "route"],
+            ["wg", "show", "wg0", "listen-port"],
+            ["wg", "show", "wg0", "endpoints"],
+        ):
+            out = lab.ns(c["netns"], argv, check=False)
+            parts.append(f"--- {c['netns']} {' '.join(argv)}\n{out}")
+        hs = lab.ns(c["netns"], ["wg", "show", "wg0", "latest-handshakes"], check=False)
+        parts.append(f"--- {c['netns']} handshakes at {lab.guest_clock():.0f}\n{hs}")
+    return "\n".join(parts)
+
+
+def _cli(lab: PairLab, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as an operator runs it, with a generous per-host timeout (emulated directors)."""
+    audit = str(tmp_path / "audit.jsonl")
+    return run_cli(
+        lab.inventory_path, *args, "--yes", "--audit-log", audit, "--timeout", "120", timeout=900
+    )
+
+
+def _endpoint_on(lab: PairLab, gateway: str, client: dict[str, str]) -> str:
+    """The endpoint `gateway` has for `client`'s peer (`(none)` once forgotten)."""
+    netns = next(g["netns"] for g in lab.meta["topology"]["gateways"] if g["name"] == gateway)  # type: ignore[index]
+    key = lab.ns(client["netns"], ["wg", "show", "wg0", "public-key"]).strip()
+    for line in lab.ns(netns, ["wg", "show", "wg0", "endpoints"]).splitlines():
+        if line.split("\t")[0] == key:
+            return line.split("\t")[1]
+    raise AssertionError(f"{gateway} has no peer for {client['netns']}")
+
+
 def _new_source_port(lab: PairLab, client: dict[str, str]) -> str:
     """Give the client a source port the LBs have never seen (a new IPVS entry on the VIP
     holder at its next packet); its source address:port as the LB sees it."""
@@ -200,18 +246,18 @@ def test_a_table_mismatch_planted_on_the_backup_is_counted_exactly(settled: Pair
 
 
 def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
-    settled: PairLab, lb_ssh: dict[str, SshTransport]
+    settled: PairLab, tmp_path: Path
 ) -> None:
     """One client's entry synced onto the backup, the other's not (the backup's sync daemon
     stopped while it got its entry), and the backup's table the other way round: the poll
-    predicts each client's gateway after a failover, then the master's keepalived is killed
-    and the backup's own entries say where each client really went."""
+    predicts each client's gateway after a failover, then the VIP moves to the backup and the
+    backup's own entries say where each client really went."""
     lab = settled
     master, backup = lab.directors
     synced_client, unsynced_client = lab.meta["topology"]["clients"]  # type: ignore[index]
     booted = _kernel_order(lab, backup["netns"])
     daemon = f"--mcast-interface lan --syncid {SYNC_ID}"
-    killed = False
+    switched = False
     try:
         _readd(lab, backup["netns"], booted)
         lab.ns(backup["netns"], ["ipvsadm", "--stop-daemon", "backup"])
@@ -252,11 +298,21 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
         assert prediction[synced][0] == _gateway_of(lab, master_conns[synced])
         assert prediction[unsynced][0] != _gateway_of(lab, master_conns[unsynced])
 
-        killed = True
-        lab.sh(f"kill $(cat {shlex.quote(master['pid'])})")
-        lab.wait_until("the backup takes the VIP", lambda: lab.vip_holders() == [backup["netns"]])
+        # The operator's switchover (VRRP itself, the master's priority dropped through its
+        # tracked file): one state change on each director. Killing the master's keepalived
+        # instead leaves the takeover to timers, and on a loaded machine a late advert from
+        # the dying master flipped the backup back at once, which hung its keepalived in the
+        # sync daemon switch (netlink) holding the VIP.
+        switched = True
+        res = _cli(lab, tmp_path, "failover", "--allow-differing-tables")
+        said = res.stdout + res.stderr
+        # Everything done, and the pair left hashing differently on purpose: not finished.
+        assert res.returncode == 1, said
+        assert "✔ every active client on its predicted gateway" in said
+        assert f"NOT finished: {master['name']}'s sh table differs" in said
+        assert lab.vip_holders() == [backup["netns"]]
         for client in (synced_client, unsynced_client):
-            _ping(lab, client["netns"])  # the moved one gets no answer: its packets count
+            _ping(lab, client["netns"])
         lab.wait_until(
             "both clients have an entry on the new VIP holder",
             lambda: {synced, unsynced} <= _conns(lab, backup["netns"]).keys(),
@@ -265,12 +321,38 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
         assert {s: _gateway_of(lab, real[s]) for s in (synced, unsynced)} == {
             s: prediction[s][0] for s in (synced, unsynced)
         }
+        # The gateway the unsynced client left forgot it before the VIP moved: its keepalives
+        # cannot reach the client un-NATed through the new holder and make it roam there.
+        left = _gateway_of(lab, master_conns[unsynced])
+        assert _endpoint_on(lab, left, unsynced_client) == "(none)"
+        assert lab.clients_off_vip() == []
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{_pair_state(lab)}") from None
     finally:
-        if killed:
-            restart = lb_ssh[master["name"]].run(master["keepalived_start"], timeout=120)
-            assert restart.status == 0, restart.stderr
+        # The tables equal again, then the VIP back the operator's way (the clients the
+        # master's own entries send elsewhere are forgotten and kicked), or by the files.
+        _readd(lab, backup["netns"], booted[::-1])
+        if switched:
+            back = _cli(lab, tmp_path, "failover", "--to", master["name"])
+            if back.returncode != 0:
+                for d in lab.directors:
+                    lab.on_director(d["netns"], f"printf '0\\n' > {SWITCHOVER_FILE}")
         elif not lab.sync_daemon(backup["netns"]).startswith("backup sync daemon"):
             lab.ns(backup["netns"], ["sh", "-c", f"ipvsadm --start-daemon backup {daemon}"])
         lab.wait_until("the master takes the VIP back", lab.settled, SETTLE_SECONDS)
-        _readd(lab, backup["netns"], booted[::-1])
+        lab.restore_clients()
+        # The backup keeps the copies it made as the VIP holder, and the master's sync never
+        # corrects a copy that disagrees (ops.entrysync): new source ports give each client an
+        # entry made on the master and synced at its third packet, as at boot.
+        for client in (synced_client, unsynced_client):
+            fresh = _new_source_port(lab, client)
+            lab.wait_until(
+                f"{client['netns']}'s new entry synced onto the backup as the master has it",
+                lambda c=client, e=fresh: (
+                    _ping(lab, c["netns"])
+                    and _conns(lab, backup["netns"]).get(e)
+                    == _conns(lab, master["netns"]).get(e)
+                    is not None
+                ),
+            )
     assert _kernel_order(lab, backup["netns"]) == _kernel_order(lab, master["netns"])
