@@ -23,6 +23,7 @@ from wgconsole.core.rebalance import balance, fleet_choice, imbalance_note, misp
 from wgconsole.core.records import Endpoint, WgPeer
 from wgconsole.ops import entrysync, handshake, peer_session
 from wgconsole.ops.errors import ValidationError
+from wgconsole.ops.observe import entries_by_client
 from wgconsole.ops.rebalance import NOTHING_TO_MOVE, SIDE_EFFECTS, plan_rebalance, table_key
 
 # The seed's dests listed the other way round: the table that puts alpha on gateway-02 and
@@ -503,3 +504,13 @@ def test_the_entries_are_sent_to_the_receivers_group_and_port(tmp_path: Path) ->
     assert "IP_MULTICAST_IF" not in res.stderr and "send:" not in res.stderr, res.stderr
     assert [listener.recv(2048) for _ in batch] == batch
     listener.close()
+
+
+def test_a_replaced_entry_that_lingers_does_not_hide_its_replacement() -> None:
+    """Seen on the pair lab: after a re-point, the old entry (its expiry re-armed while a
+    packet held it) was listed after the new one, and a check that kept the last listed said
+    the client had not moved. The kernel's lookup takes the first in the chain, as listed."""
+    new, old = o.conn(o.BETA_EP, o.GW1_RS), o.conn(o.BETA_EP, o.GW2_RS)
+    alpha = o.conn(o.ALPHA_EP, o.GW2_RS)
+    entries = entries_by_client(o.lb_obs(conns=(new, old, alpha)), o.VIP)
+    assert entries == {o.BETA_EP: new, o.ALPHA_EP: alpha}

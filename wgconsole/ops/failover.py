@@ -49,7 +49,7 @@ from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.handshake import forget_command
-from wgconsole.ops.observe import read_gateway, read_lb
+from wgconsole.ops.observe import entries_by_client, read_gateway, read_lb
 from wgconsole.ops.pair import tables_step
 from wgconsole.ops.peer_session import initiate_command
 from wgconsole.ops.steps import Step, run_locked
@@ -541,8 +541,8 @@ def _wait_vip(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Non
 
 def _target_entries(ctx: OpContext, target: Host) -> dict[str, IpvsConn]:
     vip = ctx.inventory.service.endpoint
-    conns = read_lb(ctx, target, conns=True).conns
-    return {str(c.client): c for c in conns if c.virtual == vip}
+    entries = entries_by_client(read_lb(ctx, target, conns=True), vip)
+    return {str(client): c for client, c in entries.items()}
 
 
 def _kick_movers(

@@ -10,7 +10,9 @@ from wgconsole.core.inventory import Gateway, Host
 from wgconsole.core.op_checks import record_problem, way_out
 from wgconsole.core.records import (
     DrainRecord,
+    Endpoint,
     GatewayObservation,
+    IpvsConn,
     IpvsDest,
     IpvsService,
     LbObservation,
@@ -35,6 +37,18 @@ def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
         return observe_lb(lb, ctx.transports[lb.name], ctx.timeout, conns, ctx.parse_memos)[0]
     except (TransportError, ParseError, OSError) as exc:
         raise OpError(f"{lb.name}: cannot read IPVS: {exc}") from None
+
+
+def entries_by_client(lb: LbObservation, virtual: Endpoint) -> dict[Endpoint, IpvsConn]:
+    """Each client's entry for `virtual` as the kernel looks it up: the first one listed. An
+    entry replaced through the sync protocol can linger a while (its expiry found it still
+    referenced, by a packet in flight, and re-armed it) next to its replacement, which the
+    kernel hashed at the head of the same chain and lists first."""
+    entries: dict[Endpoint, IpvsConn] = {}
+    for c in lb.conns:
+        if c.virtual == virtual:
+            entries.setdefault(c.client, c)
+    return entries
 
 
 def read_gateway(ctx: OpContext, gw: Gateway) -> GatewayObservation:

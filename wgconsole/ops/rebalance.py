@@ -56,7 +56,7 @@ from wgconsole.ops.entrysync import EntrySyncError
 from wgconsole.ops.errors import OpError, ValidationError
 from wgconsole.ops.handshake import Kick, forget_command, initiate_command
 from wgconsole.ops.lock import service_lock
-from wgconsole.ops.observe import read_gateway, read_lb, service_on
+from wgconsole.ops.observe import entries_by_client, read_gateway, read_lb, service_on
 from wgconsole.ops.steps import Step, Transaction, Undo
 
 POLL_INTERVAL = 1.0
@@ -505,7 +505,8 @@ def _entries_verifier(ctx: OpContext, lb: Host, plan: RebalancePlan) -> Callable
     vip = ctx.inventory.service.endpoint
 
     def verify() -> None:
-        conns = {c.client: c.dest for c in read_lb(ctx, lb, conns=True).conns if c.virtual == vip}
+        entries = entries_by_client(read_lb(ctx, lb, conns=True), vip)
+        conns = {client: c.dest for client, c in entries.items()}
         wrong = [
             f"{m.label} on {conns.get(m.source, 'no entry')}"
             for m in plan.moves
