@@ -43,6 +43,7 @@ from wgconsole.core.records import (
 from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import ShDest, with_added, with_removed, with_weights
 from wgconsole.ops import failover as failover_module
+from wgconsole.ops import handshake as handshake_module
 from wgconsole.ops import pair as pair_module
 from wgconsole.ops.align import Rebuild, plan_align, rebuild
 from wgconsole.ops.audit import AuditLog
@@ -454,7 +455,7 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     stayer = ClientFate("alpha", ALPHA, "wg-gateway-01", "wg-gateway-01", "synced entry", None)
     plan = replace(plan, clients=(mover, stayer))
     on_gw2 = gw_obs(GW2, [peer(BETA, BETA_EP, 40, ("10.255.0.3/32",), keepalive=15)])
-    monkeypatch.setattr(failover_module, "read_gateway", lambda ctx, gw: on_gw2)
+    monkeypatch.setattr(handshake_module, "read_gateway", lambda ctx, gw: on_gw2)
     steps = failover_module._steps(ctx, plan, failover_module.FailoverResult(started=0.0))
     read = next(steps)
     assert read.label == f"{GW2}: read its peers for the 1 client(s) that will leave it"

@@ -48,7 +48,7 @@ from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import forget_command
+from wgconsole.ops.handshake import forget_command, read_peers_step
 from wgconsole.ops.observe import entries_by_client, read_gateway, read_lb
 from wgconsole.ops.pair import tables_step
 from wgconsole.ops.peer_session import initiate_command
@@ -373,7 +373,6 @@ class FailoverResult:
     seconds: float = 0.0
     vip_moved_after: float | None = None
     kicked: dict[str, str] = field(default_factory=dict)  # client -> gateway that initiated
-    forgotten: dict[str, str] = field(default_factory=dict)  # client key -> gateway it left
     verified: dict[str, str] = field(default_factory=dict)  # client -> gateway it is on
 
 
@@ -412,9 +411,11 @@ def _steps(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Iterat
     leaving: dict[str, list[WgPeer]] = {}
     for name in sorted({c.now for c in plan.clients if c.moves and c.now in gateways}):
         movers = [c for c in plan.clients if c.moves and c.now == name]
-        yield _read_leaving(ctx, gateways[name], movers, leaving)
+        keys = {c.public_key for c in movers}
+        title = f"read its peers for the {len(movers)} client(s) that will leave it"
+        yield read_peers_step(ctx, gateways[name], keys, title, leaving)
     for name in sorted(leaving):
-        yield _forget(ctx, gateways[name], leaving, result)
+        yield _forget(ctx, gateways[name], leaving)
     # The target's value first: it never lowers anyone.
     order = sorted(plan.hooks, key=lambda h: h.lb.name != plan.target)
     for h in order:
@@ -440,25 +441,7 @@ def _steps(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Iterat
         yield check
 
 
-def _read_leaving(
-    ctx: OpContext, gw: Gateway, movers: list[ClientFate], leaving: dict[str, list[WgPeer]]
-) -> Step:
-    def verify() -> None:
-        obs = read_gateway(ctx, gw)
-        keys = {c.public_key for c in movers}
-        peers = obs.interface.peers if obs.interface else ()
-        leaving[gw.name] = [p for p in peers if p.public_key in keys]
-
-    return Step(
-        f"read its peers for the {len(movers)} client(s) that will leave it",
-        verify=verify,
-        host=gw.name,
-    )
-
-
-def _forget(
-    ctx: OpContext, gw: Gateway, leaving: dict[str, list[WgPeer]], result: FailoverResult
-) -> Step:
+def _forget(ctx: OpContext, gw: Gateway, leaving: dict[str, list[WgPeer]]) -> Step:
     """Once the VIP is on the target, the target holds no entry of a moving client towards its
     old gateway, so that gateway's packets to it (its persistent keepalives, replies) would
     pass un-NATed and the client would roam to the gateway's own address (DOMAIN.md). So the
@@ -469,7 +452,6 @@ def _forget(
     def do() -> None:
         for command in forget_command(gw, peers):
             ctx.run(gw.name, command)
-        result.forgotten.update({p.public_key: gw.name for p in peers})
 
     return Step(
         f"forget the session of {len(peers)} client(s) that will leave it "

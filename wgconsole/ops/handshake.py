@@ -34,6 +34,9 @@ from dataclasses import dataclass
 
 from wgconsole.core.inventory import Gateway
 from wgconsole.core.records import WgPeer
+from wgconsole.ops.context import OpContext
+from wgconsole.ops.observe import read_gateway
+from wgconsole.ops.steps import Step
 from wgconsole.poll.transport.base import privileged
 
 BATCH = 200  # peers per command (the command line stays far below the kernel's limit)
@@ -116,3 +119,17 @@ def _recreate(gw: Gateway, items: Sequence[tuple[WgPeer, str | None]]) -> list[s
             command += " && " + privileged(["wg", "set", gw.interface, *off], gw.ssh.sudo)
         commands.append(command)
     return commands
+
+
+def read_peers_step(
+    ctx: OpContext, gw: Gateway, keys: set[str], title: str, into: dict[str, list[WgPeer]]
+) -> Step:
+    """A step that reads `gw`'s peers among `keys` into `into[gw.name]`, ahead of a forget that
+    re-creates them. A key `gw` has no peer for has no session there to forget."""
+
+    def verify() -> None:
+        obs = read_gateway(ctx, gw)
+        peers = obs.interface.peers if obs.interface else ()
+        into[gw.name] = [p for p in peers if p.public_key in keys]
+
+    return Step(title, verify=verify, host=gw.name)

@@ -54,7 +54,7 @@ from wgconsole.ops import entrysync
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.entrysync import EntrySyncError
 from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import Kick, forget_command, initiate_command
+from wgconsole.ops.handshake import Kick, forget_command, initiate_command, read_peers_step
 from wgconsole.ops.lock import service_lock
 from wgconsole.ops.observe import entries_by_client, read_gateway, read_lb, service_on
 from wgconsole.ops.steps import Step, Transaction, Undo
@@ -265,9 +265,10 @@ def _steps(
         yield _read_peers(ctx, gateways[name], moving, kicks)
     leaving: dict[str, list[WgPeer]] = {}
     for name in origins:
-        yield _read_leaving(
-            ctx, gateways[name], [m for m in plan.moves if m.origin == name], leaving
-        )
+        moving = [m for m in plan.moves if m.origin == name]
+        keys = {m.public_key for m in moving}
+        title = f"read its peers for the {len(moving)} client(s) leaving it"
+        yield read_peers_step(ctx, gateways[name], keys, title, leaving)
     # The gap: one command on each host, in this order.
     for name in origins:
         yield _forget(ctx, gateways[name], leaving, result)
@@ -402,22 +403,6 @@ def _daemon_down(ctx: OpContext, lb: Host) -> Step:
         do=lambda: ctx.run(lb.name, entrysync.teardown_command(lb)),
         verify=verify,
         host=lb.name,
-    )
-
-
-def _read_leaving(
-    ctx: OpContext, gw: Gateway, moves: list[Move], leaving: dict[str, list[WgPeer]]
-) -> Step:
-    """A client leaving a gateway that has no peer for it has no session there to forget."""
-
-    def verify() -> None:
-        obs = read_gateway(ctx, gw)
-        keys = {m.public_key for m in moves}
-        peers = obs.interface.peers if obs.interface else ()
-        leaving[gw.name] = [p for p in peers if p.public_key in keys]
-
-    return Step(
-        f"read its peers for the {len(moves)} client(s) leaving it", verify=verify, host=gw.name
     )
 
 
