@@ -39,7 +39,7 @@ from wgconsole.core.inventory import (
     SshSettings,
     Tunnel,
 )
-from wgconsole.core.model import FleetBuilder
+from wgconsole.core.fleet_builder import FleetBuilder
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,

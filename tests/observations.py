@@ -19,7 +19,7 @@ from wgconsole.core.inventory import (
     SshSettings,
     Tunnel,
 )
-from wgconsole.core.model import build_fleet
+from wgconsole.core.fleet_builder import build_fleet
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,

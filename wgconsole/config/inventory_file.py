@@ -33,7 +33,7 @@ from wgconsole.core.inventory import (
     Tunnel,
 )
 from wgconsole.core.records import Endpoint
-from wgconsole.core.rules import name_problem
+from wgconsole.core.input_rules import name_problem
 
 __all__ = ["InventoryError", "find_inventory", "load_inventory"]
 
@@ -250,7 +250,7 @@ class _Parser:
         return value
 
     def name(self, node: yaml.Node, key: str) -> str:
-        """A host's or a client's name, by the one rule for names (core.rules): a gateway's
+        """A host's or a client's name, by the one rule for names (core.input_rules): a gateway's
         name is part of its drain record's file name on every LB, which must be recognised."""
         value = self.string(node, key)
         problem = name_problem(value)

@@ -26,7 +26,7 @@ from wgconsole.core.records import (
     LbObservation,
     LockRecord,
 )
-from wgconsole.core.rules import drain_record_path
+from wgconsole.core.lb_state import drain_record_path
 
 # Phases a drain records before its real server is deleted and added back: a record still in
 # one of them means the drain never moved the existing flows, whatever the weight shows.

@@ -17,7 +17,7 @@ from wgconsole.core.records import (
     IpvsService,
     LbObservation,
 )
-from wgconsole.core.rules import NO_RECORD_STATUS, STATE_DIR, drain_record_path
+from wgconsole.core.lb_state import NO_RECORD_STATUS, STATE_DIR, drain_record_path
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError
 from wgconsole.poll.collector import observe_gateway, observe_lb

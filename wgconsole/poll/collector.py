@@ -25,7 +25,7 @@ from wgconsole.core.bulk import LineMemo, gc_paused
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.ifname import check_interface_name, interface_name_problem
 from wgconsole.core.inventory import Gateway, Host, Inventory
-from wgconsole.core.model import FleetBuilder, build_fleet
+from wgconsole.core.fleet_builder import FleetBuilder, build_fleet
 from wgconsole.core.records import (
     GatewayObservation,
     HostErrorKind,

@@ -23,7 +23,7 @@ from wgconsole.core.fleet import (
     RealServerView,
     short_key,
 )
-from wgconsole.core.model import client_status
+from wgconsole.core.fleet_builder import client_status
 from wgconsole.core.records import Endpoint, IpvsConn
 from wgconsole.view import present
 from wgconsole.view.finding_groups import FindingGroup

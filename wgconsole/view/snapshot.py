@@ -13,7 +13,7 @@ from wgconsole.core.fleet import Finding, Fleet, gateways_by_real_server
 from wgconsole.core.inventory import Inventory
 from wgconsole.view.balance import balance_note, fleet_balance
 from wgconsole.view.buckets import BucketGrid, Line
-from wgconsole.view.detail_model import GatewayDetails
+from wgconsole.view.details import GatewayDetails
 from wgconsole.view.directors import director_grid, director_rows, is_pair
 from wgconsole.view.events import Event, fleet_events
 from wgconsole.view.finding_groups import FindingGroup, fold_findings

@@ -18,7 +18,7 @@ from wgconsole.tui.widgets.header import ConsoleHeader
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
-from wgconsole.view.detail_model import (
+from wgconsole.view.details import (
     OUTCOME_COLUMNS,
     Line,
     client_lines,
