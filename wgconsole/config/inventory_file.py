@@ -8,8 +8,6 @@ tree (not constructed into plain dicts) because only the nodes keep their line n
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import ipaddress
 import os
@@ -33,6 +31,7 @@ from wgconsole.core.inventory import (
     Tunnel,
 )
 from wgconsole.core.records import Endpoint
+from wgconsole.core.wgkey import is_wireguard_key
 from wgconsole.core.input_rules import name_problem
 
 __all__ = ["InventoryError", "find_inventory", "load_inventory"]
@@ -495,7 +494,7 @@ class _Parser:
         name = self.name(m.require("name"), _join(path, "name"))
         key_node = m.require("public_key")
         public_key = self.string(key_node, _join(path, "public_key"))
-        if not _is_wireguard_key(public_key):
+        if not is_wireguard_key(public_key):
             # The value itself is not echoed: it may be a mangled private key.
             self.fail(
                 key_node,
@@ -512,15 +511,6 @@ class _Parser:
         if address == ipaddress.ip_address(tunnel.gateway_address):
             self.fail(addr_node, _join(path, "address"), f"{address} is tunnel.gateway_address")
         return Client(name=name, public_key=public_key, address=address.compressed), m
-
-
-def _is_wireguard_key(text: str) -> bool:
-    if len(text) != 44:
-        return False
-    try:
-        return len(base64.b64decode(text, validate=True)) == 32
-    except (binascii.Error, ValueError):
-        return False
 
 
 class _TooDeep(Exception):
