@@ -43,8 +43,8 @@ from wgconsole.core.fleet import (
     RealServerState,
     Severity,
 )
-from wgconsole.core.inventory import Inventory
 from wgconsole.core.fleet_builder import FleetBuilder, build_fleet, client_status, handshake_age
+from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,

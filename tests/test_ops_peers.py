@@ -34,8 +34,8 @@ from wgconsole.config.inventory_edit import (
 )
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
-from wgconsole.core.inventory import Client, Inventory
 from wgconsole.core.fleet_builder import build_fleet
+from wgconsole.core.inventory import Client, Inventory
 from wgconsole.core.records import GatewayObservation, HostStatus, WgInterface, WgPeer
 from wgconsole.ops import wgconf
 from wgconsole.ops.audit import AuditLog

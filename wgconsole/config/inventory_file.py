@@ -20,6 +20,7 @@ import yaml
 
 from wgconsole.config.paths import config_dir, lab_inventory_path
 from wgconsole.core.ifname import interface_name_problem
+from wgconsole.core.input_rules import name_problem
 from wgconsole.core.inventory import (
     LOCAL_HOST,
     Client,
@@ -32,7 +33,6 @@ from wgconsole.core.inventory import (
 )
 from wgconsole.core.records import Endpoint
 from wgconsole.core.wgkey import is_wireguard_key
-from wgconsole.core.input_rules import name_problem
 
 __all__ = ["InventoryError", "find_inventory", "load_inventory"]
 

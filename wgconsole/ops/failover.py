@@ -43,8 +43,8 @@ from typing import Literal
 from wgconsole.core.director import vrrp_instance
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, normalize_endpoint
 from wgconsole.core.inventory import Gateway, Host, Inventory
-from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
 from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
+from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError, ValidationError

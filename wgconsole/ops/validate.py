@@ -6,10 +6,10 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from wgconsole.core.inventory import Gateway, Inventory
 from wgconsole.core.input_rules import MAX_WEIGHT as MAX_WEIGHT  # the one range, re-exported
 from wgconsole.core.input_rules import NAME as NAME  # the one name rule, re-exported
 from wgconsole.core.input_rules import name_problem
+from wgconsole.core.inventory import Gateway, Inventory
 from wgconsole.core.wgkey import wireguard_key_problem
 from wgconsole.ops.errors import ValidationError
 

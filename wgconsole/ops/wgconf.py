@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from wgconsole.core.ifname import interface_name_problem
 from wgconsole.core.inventory import Gateway
+from wgconsole.core.wgkey import is_wireguard_key
 from wgconsole.ops.errors import OpError
 from wgconsole.poll.parsers.errors import redact
-from wgconsole.core.wgkey import is_wireguard_key
 from wgconsole.poll.parsers.wg_dump import allowed_ip_problem
 from wgconsole.poll.transport.base import privileged, quote_argv
 
