@@ -19,15 +19,11 @@ from wgconsole.view.events import Event, fleet_events
 from wgconsole.view.finding_groups import FindingGroup, fold_findings
 from wgconsole.view.freshness import Keeper, Kept
 from wgconsole.view.rates import FleetRates, RateTracker
-from wgconsole.view.rows import (
-    ConnIndex,
-    Row,
-    RowIndex,
-    TableQuery,
-    client_rows,
-    finding_rows,
-    server_rows,
-)
+from wgconsole.view.rows.cells import Row
+from wgconsole.view.rows.clients import client_rows
+from wgconsole.view.rows.connections import ConnIndex
+from wgconsole.view.rows.overview import finding_rows, server_rows
+from wgconsole.view.rows.selection import RowIndex, TableQuery
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -25,7 +25,8 @@ from wgconsole.view.details import (
     gateway_lines,
     outcome_rows,
 )
-from wgconsole.view.rows import DRIFT_COLUMNS, PEER_COLUMNS, Column, client_gateway_rows
+from wgconsole.view.rows.cells import Column
+from wgconsole.view.rows.detail_tables import DRIFT_COLUMNS, PEER_COLUMNS, client_gateway_rows
 from wgconsole.view.snapshot import ConsoleSnapshot
 
 BACK: list[BindingType] = [
