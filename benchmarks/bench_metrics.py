@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wgconsole.core.fleet import Fleet
+from wgconsole.core.fleet_builder import FleetBuilder
 from wgconsole.core.inventory import (
     Client,
     Gateway,
@@ -39,7 +40,6 @@ from wgconsole.core.inventory import (
     SshSettings,
     Tunnel,
 )
-from wgconsole.core.model import FleetBuilder
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from wgconsole.core.inventory import Host, SshSettings
-from wgconsole.core.rules import STATE_DIR
+from wgconsole.core.lb_state import STATE_DIR
 from wgconsole.lab import manager
 from wgconsole.lab.guest_script import SWITCHOVER_FILE
 from wgconsole.lab.topology import SERVICE_PORT, TUNNEL_GATEWAY, VIP

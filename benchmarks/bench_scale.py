@@ -50,8 +50,8 @@ from typing import Any
 
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
+from wgconsole.core.fleet_builder import FleetBuilder
 from wgconsole.core.inventory import Host, Inventory, SshSettings
-from wgconsole.core.model import FleetBuilder
 from wgconsole.core.records import GatewayObservation, HostStatus, LbObservation
 from wgconsole.core.whereis import proposed_model
 from wgconsole.lab import manager

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from wgconsole.core.fleet import Fleet
+from wgconsole.core.fleet_builder import build_fleet
 from wgconsole.core.inventory import (
     Client,
     Gateway,
@@ -19,7 +20,6 @@ from wgconsole.core.inventory import (
     SshSettings,
     Tunnel,
 )
-from wgconsole.core.model import build_fleet
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,

@@ -6,7 +6,7 @@ from textual.app import App, ComposeResult
 
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.palette import Palette
-from wgconsole.view.rows import Cell, Column, Row
+from wgconsole.view.rows.cells import Cell, Column, Row
 
 COLUMNS = (Column("name", "Name"), Column("value", "Value"))
 

@@ -22,9 +22,10 @@ import pytest
 
 from wgconsole.core.bulk import Columns, LineMemo, gc_paused
 from wgconsole.core.records import Endpoint, WgPeer
-from wgconsole.poll.collector import gateway_script, parse_gateway_output
+from wgconsole.poll.collector import parse_gateway_output
 from wgconsole.poll.parsers import sections, wg_dump
 from wgconsole.poll.parsers.errors import ParseError
+from wgconsole.poll.remote_scripts import gateway_script
 
 PRIVATE = base64.b64encode(bytes(range(32))).decode()
 PUBLIC = base64.b64encode(bytes(range(1, 33))).decode()

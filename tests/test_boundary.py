@@ -69,7 +69,7 @@ def test_textual_free_packages_load_without_textual() -> None:
     probe = (
         "import sys\n"
         "import wgconsole.cli.main, wgconsole.cli.operations, wgconsole.cli.status_text\n"
-        "import wgconsole.view.snapshot, wgconsole.view.detail_model\n"
+        "import wgconsole.view.snapshot, wgconsole.view.details\n"
         "import wgconsole.ops.drain, wgconsole.ops.peers, wgconsole.ops.weight\n"
         "import wgconsole.poll.collector, wgconsole.lab.manager\n"
         "import wgconsole.export.server, wgconsole.cli.metrics\n"

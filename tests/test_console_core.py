@@ -25,19 +25,11 @@ from wgconsole.view.finding_groups import fold_findings
 from wgconsole.view.freshness import Keeper, host_ages
 from wgconsole.view.present import STALE
 from wgconsole.view.rates import RateTracker
-from wgconsole.view.rows import (
-    CLIENT_COLUMNS,
-    ConnIndex,
-    client_gateway_rows,
-    client_rows,
-    filter_rows,
-    finding_rows,
-    host_rows,
-    peer_rows,
-    server_rows,
-    service_line,
-    sort_rows,
-)
+from wgconsole.view.rows.clients import CLIENT_COLUMNS, client_rows
+from wgconsole.view.rows.connections import ConnIndex
+from wgconsole.view.rows.detail_tables import client_gateway_rows, peer_rows
+from wgconsole.view.rows.overview import finding_rows, host_rows, server_rows, service_line
+from wgconsole.view.rows.selection import filter_rows, sort_rows
 from wgconsole.view.snapshot import SnapshotBuilder
 
 GW1 = "wg-gateway-01"

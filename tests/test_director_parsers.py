@@ -11,12 +11,7 @@ import pytest
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.records import Endpoint, IpvsTimeouts, KeepalivedRealServer, SyncDaemon
-from wgconsole.poll.collector import (
-    KEEPALIVED_SCRIPT,
-    FleetCollector,
-    lb_script,
-    parse_lb_output,
-)
+from wgconsole.poll.collector import FleetCollector, parse_lb_output
 from wgconsole.poll.parsers.director import (
     keepalived_report,
     parse_addresses,
@@ -29,6 +24,7 @@ from wgconsole.poll.parsers.director import (
     parse_timeout,
 )
 from wgconsole.poll.parsers.errors import ParseError
+from wgconsole.poll.remote_scripts import KEEPALIVED_SCRIPT, lb_script
 from wgconsole.poll.replay import capture_time, replay_factory
 from wgconsole.poll.transport import netlink
 

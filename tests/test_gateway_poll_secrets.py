@@ -20,9 +20,10 @@ import pytest
 from wgconsole.cli import main as cli
 from wgconsole.config.inventory_file import InventoryError, load_inventory
 from wgconsole.core.ifname import interface_name_problem
-from wgconsole.poll.collector import FleetCollector, gateway_script, parse_gateway_output
+from wgconsole.poll.collector import FleetCollector, parse_gateway_output
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.sections import split_sections
+from wgconsole.poll.remote_scripts import gateway_script
 from wgconsole.poll.transport.base import CommandResult
 
 

@@ -1,4 +1,4 @@
-"""Names and weights are input too: one rule for each, everywhere (wgconsole.core.rules).
+"""Names and weights are input too: one rule for each, everywhere (wgconsole.core.input_rules).
 
 A gateway's name is part of its drain record's file name on every load balancer, and the LB's
 poll recognises a record by that name: the inventory accepted `gw+2`, `gw@site`, `gw/2` and

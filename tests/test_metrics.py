@@ -38,7 +38,7 @@ from tests.observations import (
 from wgconsole.cli.main import main
 from wgconsole.config.inventory_file import InventoryError, load_inventory
 from wgconsole.core.fleet import Finding, Fleet
-from wgconsole.core.model import FleetBuilder
+from wgconsole.core.fleet_builder import FleetBuilder
 from wgconsole.core.records import GatewayObservation, HostStatus, WgPeer
 from wgconsole.export.counters import ByteCounters
 from wgconsole.export.exposition import Renderer, render

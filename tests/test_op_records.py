@@ -7,7 +7,7 @@ a finding that names its file and LB and what is wrong, and the operations refus
 reason before changing anything. Against tests.fakeworld (the real command lines, a fake
 kernel), through the CLI as an operator runs it.
 
-Names are input too: one rule (wgconsole.core.rules) for the inventory's names and for the
+Names are input too: one rule (wgconsole.core.input_rules) for the inventory's names and for the
 record files named after gateways, so that a drain cut short on any gateway the inventory
 accepts is found again (tests/test_input_rules.py: the inventory refuses the others).
 """

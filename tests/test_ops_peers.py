@@ -34,8 +34,8 @@ from wgconsole.config.inventory_edit import (
 )
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
+from wgconsole.core.fleet_builder import build_fleet
 from wgconsole.core.inventory import Client, Inventory
-from wgconsole.core.model import build_fleet
 from wgconsole.core.records import GatewayObservation, HostStatus, WgInterface, WgPeer
 from wgconsole.ops import wgconf
 from wgconsole.ops.audit import AuditLog
@@ -301,7 +301,7 @@ def test_private_key_never_shows_itself() -> None:
 
 
 def make_inventory_plain() -> Inventory:
-    from tests.test_model import make_inventory as model_inventory
+    from tests.test_fleet_builder import make_inventory as model_inventory
 
     return model_inventory()
 

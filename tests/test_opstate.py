@@ -21,11 +21,11 @@ from wgconsole.poll.collector import (
     HostPoll,
     PollResult,
     fleet_from_poll,
-    lb_script,
     parse_gateway_output,
     parse_lb_output,
 )
 from wgconsole.poll.parsers.op_records import local_state_text, parse_op_state
+from wgconsole.poll.remote_scripts import lb_script
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 NORMAL = LAB / "normal"

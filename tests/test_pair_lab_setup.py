@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from wgconsole.core.rules import STATE_DIR, SWITCHOVER_TRACK_FILE
+from wgconsole.core.lb_state import STATE_DIR, SWITCHOVER_TRACK_FILE
 from wgconsole.lab import guest_script
 from wgconsole.lab.topology import build_topology
 

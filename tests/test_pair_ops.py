@@ -29,6 +29,7 @@ from tests.observations import (
 )
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Host, Inventory, SshSettings
+from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
 from wgconsole.core.records import (
     Endpoint,
     IpvsDest,
@@ -40,7 +41,6 @@ from wgconsole.core.records import (
     VrrpInstance,
     VrrpState,
 )
-from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import ShDest, with_added, with_removed, with_weights
 from wgconsole.ops import failover as failover_module
 from wgconsole.ops import handshake as handshake_module

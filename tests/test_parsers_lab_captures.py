@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from wgconsole.core.records import Endpoint
-from wgconsole.poll.collector import lb_script, parse_gateway_output, parse_lb_output
+from wgconsole.poll.collector import parse_gateway_output, parse_lb_output
 from wgconsole.poll.parsers.errors import ParseError
+from wgconsole.poll.remote_scripts import lb_script
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 GATEWAY_KEY = "xfNrPxj44I9v3jcLUvGBgUtkgKWnsof8MdNJalsYJg0="

@@ -362,7 +362,7 @@ def test_many_clients_not_on_their_sh_choice_are_one_group() -> None:
 
 
 def test_the_fleet_builder_rederives_the_finding_when_the_table_changes() -> None:
-    from wgconsole.core.model import FleetBuilder
+    from wgconsole.core.fleet_builder import FleetBuilder
 
     builder = FleetBuilder()
     inventory = o.make_inventory()

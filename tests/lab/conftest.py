@@ -111,7 +111,8 @@ class PairLab(Lab):
 
     def clients_off_vip(self) -> list[str]:
         """The clients (netns) whose peer endpoint is no longer the VIP: a client that got an
-        authenticated packet from a gateway's own address roamed there (DOMAIN.md), as one
+        authenticated packet from a gateway's own address roamed there
+        (docs/domain/connections-and-timeouts.md), as one
         does when a director that takes the VIP (back) holds no entry for the gateway it is
         on and forwards the gateway's packets un-NATed."""
         vip = f"{self.meta['vip']}:{self.meta['port']}"

@@ -38,7 +38,8 @@ def _status(lab: Lab) -> dict:  # type: ignore[type-arg]
 def _heal_lab_clients(lab: Lab) -> None:
     """Lab-only recovery for clients that roamed to a gateway's own address (bypassing-lb).
 
-    No gateway-side action can bring such a client back (DOMAIN.md); on a real fleet the
+    No gateway-side action can bring such a client back (docs/domain/connections-and-timeouts.md);
+    on a real fleet the
     client's own Endpoint must be reset, which is what the lab does to its own clients here.
     """
     for ns in CLIENT_NETNS:

@@ -43,7 +43,8 @@ def _status(lab: Lab) -> Any:
 
 def _settle(lab: Lab) -> None:
     """Every lab client on one gateway by LB entry and handshake, through the VIP (lab-only
-    repair of a client left roamed by an earlier test: DOMAIN.md, no gateway can undo it)."""
+    repair of a client left roamed by an earlier test: docs/domain/connections-and-timeouts.md, no
+    gateway can undo it)."""
     names = _client_ns(lab)
     for ns in names.values():
         peer, endpoint = lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()

@@ -3,13 +3,12 @@
 A bad inventory must be reported as `file:line: key: reason`, never as a traceback:
 operators edit this file by hand, and the console acts on it (drains, weight changes),
 so anything doubtful is rejected rather than guessed. The YAML is composed into a node
-tree (not constructed into plain dicts) because only the nodes keep their line numbers.
+tree (not constructed into plain dicts) because only the nodes keep their line numbers; the
+safe, depth-limited composing is `config.safe_yaml`'s, the schema is this module's.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import ipaddress
 import os
@@ -21,7 +20,17 @@ from typing import NoReturn
 import yaml
 
 from wgconsole.config.paths import config_dir, lab_inventory_path
+from wgconsole.config.safe_yaml import (
+    MAP_TAG,
+    MERGE_TAG,
+    NULL_TAG,
+    SEQ_TAG,
+    YamlLoadError,
+    compose,
+    node_line,
+)
 from wgconsole.core.ifname import interface_name_problem
+from wgconsole.core.input_rules import name_problem
 from wgconsole.core.inventory import (
     LOCAL_HOST,
     Client,
@@ -33,7 +42,7 @@ from wgconsole.core.inventory import (
     Tunnel,
 )
 from wgconsole.core.records import Endpoint
-from wgconsole.core.rules import name_problem
+from wgconsole.core.wgkey import is_wireguard_key
 
 __all__ = ["InventoryError", "find_inventory", "load_inventory"]
 
@@ -48,10 +57,6 @@ _GATEWAY_KEYS = (*_HOST_KEYS, "real_server", "interface", "config")
 _TUNNEL_KEYS = ("network", "gateway_address", "keepalive")
 _CLIENT_KEYS = ("name", "public_key", "address")
 
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_NULL_TAG = "tag:yaml.org,2002:null"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 _HOSTNAME_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _SCHEDULER_RE = re.compile(r"[a-z][a-z0-9_-]*")
@@ -61,8 +66,6 @@ _REAL_SERVER_V4_RE = re.compile(r"(?P<addr>[^:\[\]]+):(?P<port>[0-9]+)")
 # key pasted into the wrong field must not end up on a terminal or in a log.
 _KEYLIKE_RE = re.compile(r"[A-Za-z0-9+/]{42,43}={0,2}|-----BEGIN[^-]*-----")
 _MAX_SHOWN = 60
-# How deep the YAML may nest: an inventory needs 5 levels (gateways, an item, ssh, a value).
-MAX_DEPTH = 32
 
 
 class InventoryError(Exception):
@@ -126,10 +129,6 @@ def _got(value: object) -> str:
     return f"{_type_name(value)} {_show(value)}"
 
 
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -138,7 +137,7 @@ class _Mapping:
     """A YAML mapping node as a str-keyed dict of nodes, with its own location."""
 
     def __init__(self, parser: _Parser, node: yaml.Node, path: str) -> None:
-        if not isinstance(node, yaml.MappingNode) or node.tag != _MAP_TAG:
+        if not isinstance(node, yaml.MappingNode) or node.tag != MAP_TAG:
             parser.fail(node, path, f"expected a mapping, got {parser.describe(node)}")
         self.parser = parser
         self.node = node
@@ -150,7 +149,7 @@ class _Mapping:
                 parser.fail(
                     key_node, path, f"keys must be strings, got {parser.describe(key_node)}"
                 )
-            if key_node.tag == _MERGE_TAG:
+            if key_node.tag == MERGE_TAG:
                 # Merge keys would make "which value wins" invisible to the operator.
                 parser.fail(key_node, path, "YAML merge keys (<<) are not supported")
             key = parser.scalar(key_node, path)
@@ -160,14 +159,14 @@ class _Mapping:
                 parser.fail(
                     key_node,
                     _join(path, key),
-                    f"duplicate key (first given on line {_line(self.key_nodes[key])})",
+                    f"duplicate key (first given on line {node_line(self.key_nodes[key])})",
                 )
             self.values[key] = value_node
             self.key_nodes[key] = key_node
 
     @property
     def line(self) -> int:
-        return _line(self.node)
+        return node_line(self.node)
 
     def reject_unknown(self, allowed: Collection[str]) -> None:
         for key, key_node in self.key_nodes.items():
@@ -204,10 +203,10 @@ class _Parser:
         return InventoryError(self.file, line, key, reason)
 
     def fail(self, node: yaml.Node, key: str | None, reason: str) -> NoReturn:
-        raise self.error(_line(node), key, reason)
+        raise self.error(node_line(node), key, reason)
 
     def is_null(self, node: yaml.Node) -> bool:
-        return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+        return isinstance(node, yaml.ScalarNode) and node.tag == NULL_TAG
 
     def describe(self, node: yaml.Node) -> str:
         if isinstance(node, yaml.MappingNode):
@@ -224,13 +223,13 @@ class _Parser:
         except yaml.YAMLError as exc:
             # e.g. an unknown !tag; the constructor's own text carries a source snippet.
             problem = getattr(exc, "problem", None) or "value cannot be read"
-            raise self.error(_line(node), key, str(problem)) from None
+            raise self.error(node_line(node), key, str(problem)) from None
         except Exception:
             # The safe constructors fail with plain ValueError & co. on values that match a
             # type's pattern but not its range (`2001-13-45`, `!!int abc`). Their text may
             # quote the value, so it is not passed on.
             tag = str(node.tag).rsplit(":", 1)[-1]
-            raise self.error(_line(node), key, f"value cannot be read as {tag}") from None
+            raise self.error(node_line(node), key, f"value cannot be read as {tag}") from None
 
     # -- typed scalars ---------------------------------------------------------------
 
@@ -250,7 +249,7 @@ class _Parser:
         return value
 
     def name(self, node: yaml.Node, key: str) -> str:
-        """A host's or a client's name, by the one rule for names (core.rules): a gateway's
+        """A host's or a client's name, by the one rule for names (core.input_rules): a gateway's
         name is part of its drain record's file name on every LB, which must be recognised."""
         value = self.string(node, key)
         problem = name_problem(value)
@@ -280,7 +279,7 @@ class _Parser:
         try:
             return ipaddress.ip_address(text)
         except ValueError:
-            raise self.error(_line(node), key, f"{_show(text)} is not an IP address") from None
+            raise self.error(node_line(node), key, f"{_show(text)} is not an IP address") from None
 
     def hostname(self, node: yaml.Node, key: str) -> str:
         text = self.word(node, key)
@@ -292,7 +291,9 @@ class _Parser:
             try:
                 ipaddress.ip_address(text)
             except ValueError:
-                raise self.error(_line(node), key, f"{_show(text)} is not an IP address") from None
+                raise self.error(
+                    node_line(node), key, f"{_show(text)} is not an IP address"
+                ) from None
             return text
         labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
         if len(text) > 253 or not all(_HOSTNAME_LABEL_RE.fullmatch(lb) for lb in labels):
@@ -309,7 +310,9 @@ class _Parser:
             addr = ipaddress.ip_address(match["addr"])
         except ValueError:
             raise self.error(
-                _line(node), key, f"{_show(match['addr'])} in {_show(text)} is not an IP address"
+                node_line(node),
+                key,
+                f"{_show(match['addr'])} in {_show(text)} is not an IP address",
             ) from None
         if addr.version == 6 and not text.startswith("["):
             self.fail(node, key, f"{_show(text)}: write IPv6 as [addr]:port")
@@ -325,7 +328,7 @@ class _Parser:
     def sequence(self, node: yaml.Node | None, key: str, what: str) -> list[yaml.Node]:
         if node is None or self.is_null(node):
             return []
-        if not isinstance(node, yaml.SequenceNode) or node.tag != _SEQ_TAG:
+        if not isinstance(node, yaml.SequenceNode) or node.tag != SEQ_TAG:
             self.fail(node, key, f"expected a list of {what}, got {self.describe(node)}")
         items: list[yaml.Node] = node.value
         return items
@@ -411,7 +414,7 @@ class _Parser:
                 self.fail(
                     key_node,
                     _join(nested.path, key),
-                    f"also given as {_join(m.path, key)} on line {_line(m.key_nodes[key])}",
+                    f"also given as {_join(m.path, key)} on line {node_line(m.key_nodes[key])}",
                 )
         return self.ssh_values(nested, settings)
 
@@ -469,7 +472,9 @@ class _Parser:
             network = ipaddress.ip_network(text)
         except ValueError as exc:
             raise self.error(
-                _line(net_node), _join(path, "network"), f"{_show(text)} is not a network: {exc}"
+                node_line(net_node),
+                _join(path, "network"),
+                f"{_show(text)} is not a network: {exc}",
             ) from None
         gw_node = m.require("gateway_address")
         gateway_address = self.address(gw_node, _join(path, "gateway_address"))
@@ -495,7 +500,7 @@ class _Parser:
         name = self.name(m.require("name"), _join(path, "name"))
         key_node = m.require("public_key")
         public_key = self.string(key_node, _join(path, "public_key"))
-        if not _is_wireguard_key(public_key):
+        if not is_wireguard_key(public_key):
             # The value itself is not echoed: it may be a mangled private key.
             self.fail(
                 key_node,
@@ -514,56 +519,11 @@ class _Parser:
         return Client(name=name, public_key=public_key, address=address.compressed), m
 
 
-def _is_wireguard_key(text: str) -> bool:
-    if len(text) != 44:
-        return False
-    try:
-        return len(base64.b64decode(text, validate=True)) == 32
-    except (binascii.Error, ValueError):
-        return False
-
-
-class _TooDeep(Exception):
-    def __init__(self, line: int) -> None:
-        super().__init__(line)
-        self.line = line
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing to nest deeper than MAX_DEPTH: its composer recurses once
-    per level, and an inventory nested 100,000 levels deep raised RecursionError."""
-
-    depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise _TooDeep(int(event.start_mark.line) + 1)
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-
 def _compose(file: str, text: str) -> tuple[yaml.Node | None, yaml.SafeLoader]:
-    loader = _Loader(text)
     try:
-        return loader.get_single_node(), loader
-    except _TooDeep as exc:
-        reason = f"nested more than {MAX_DEPTH} levels deep (an inventory needs 5)"
-        raise InventoryError(file, exc.line, None, reason) from None
-    except RecursionError:
-        # Not expected past the depth limit; a clear error all the same, never a traceback.
-        raise InventoryError(file, None, None, "nested too deeply to read") from None
-    except yaml.MarkedYAMLError as exc:
-        # Built from the parts, not str(exc): that includes a snippet of the source line.
-        mark = exc.problem_mark or exc.context_mark
-        line = int(mark.line) + 1 if mark is not None else None
-        reason = "; ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        raise InventoryError(file, line, None, f"YAML syntax error: {reason}") from None
-    except yaml.YAMLError as exc:
-        raise InventoryError(file, None, None, f"YAML error: {type(exc).__name__}") from None
+        return compose(text)
+    except YamlLoadError as exc:
+        raise InventoryError(file, exc.line, None, exc.reason) from None
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:

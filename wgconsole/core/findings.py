@@ -631,7 +631,7 @@ def failover_moves(clients: Sequence[ClientView], labels: Sequence[str], backup:
 
 def no_synced_entry(clients: Sequence[ClientView], labels: Sequence[str], backup: str) -> _Flagged:
     """Clients with an LB entry but no synced copy on `backup` (info: a keepalive-only client
-    is re-sent rarely, see DOMAIN.md)."""
+    is re-sent rarely, see docs/domain/director-pair.md)."""
     flagged = [
         i for i, c in enumerate(clients) if c.lb_entry is not None and c.failover_synced is False
     ]

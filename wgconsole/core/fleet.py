@@ -1,7 +1,7 @@
 """The fleet as the model sees it: immutable views of services, real servers, gateways and
 clients, their findings, and the helpers that read observations the same way everywhere.
 
-Pure: no I/O and no clock reads (see `wgconsole.core.model` for how a poll becomes a Fleet).
+Pure: no I/O and no clock reads (see `wgconsole.core.fleet_builder` for how a poll becomes a Fleet).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from wgconsole.core.fleet import matching_service, normalize_endpoint
 from wgconsole.core.inventory import Gateway, Inventory
+from wgconsole.core.lb_state import drain_record_path
 from wgconsole.core.records import (
     DrainPhase,
     DrainRecord,
@@ -26,7 +27,6 @@ from wgconsole.core.records import (
     LbObservation,
     LockRecord,
 )
-from wgconsole.core.rules import drain_record_path
 
 # Phases a drain records before its real server is deleted and added back: a record still in
 # one of them means the drain never moved the existing flows, whatever the weight shows.

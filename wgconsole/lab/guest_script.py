@@ -24,7 +24,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from wgconsole.core.rules import STATE_DIR, SWITCHOVER_TRACK_FILE
+from wgconsole.core.lb_state import STATE_DIR, SWITCHOVER_TRACK_FILE
 from wgconsole.lab.topology import (
     KEEPALIVE,
     LB_LAN,

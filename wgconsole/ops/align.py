@@ -1,7 +1,8 @@
 """`wgconsole lb align [LB]`: give a backup director's service the VIP holder's table.
 
 Two directors send a new client to the same gateway only when their services hold the same
-dests in the same kernel order, with the same weights, forwarding and sh flags (DOMAIN.md).
+dests in the same kernel order, with the same weights, forwarding and sh flags
+(docs/domain/director-pair.md).
 The order is the one thing no edit can set: a dest goes to the head of the list when it is
 added, and stays where it is when edited. So the backup's list is rebuilt from its tail: the
 longest tail of the holder's list that the backup already holds in that order is kept, every

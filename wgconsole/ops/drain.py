@@ -1,6 +1,7 @@
 """Drain a gateway before maintenance, the way the kernel really lets one drain.
 
-Weight 0 alone does not drain (DOMAIN.md): without sh-fallback it black-holes the new clients
+Weight 0 alone does not drain (docs/domain/connections-and-timeouts.md): without sh-fallback it
+black-holes the new clients
 hashed to the gateway, existing UDP flows never move (keepalives refresh their entries), and a
 gateway that keeps sending to its old clients through an LB that lost their entries makes them
 roam to its own address. So a drain here is:

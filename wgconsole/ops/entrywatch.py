@@ -1,7 +1,8 @@
 """Watch an LB's connection table for clients' new entries, on the LB itself, tightly.
 
 A client whose entry moves to another gateway is cut off until that gateway shakes hands with
-it, and the gateway may only initiate once the entry points to it (DOMAIN.md: before, its
+it, and the gateway may only initiate once the entry points to it (docs/domain/wireguard.md:
+before, its
 packets would pass the LB without reverse NAT and the client would roam to its own address).
 So the moment the new entry exists is what the operation waits for, and every round trip
 between that moment and the new gateway's initiation is time the client's traffic is lost.

@@ -43,8 +43,8 @@ from typing import Literal
 from wgconsole.core.director import vrrp_instance
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, normalize_endpoint
 from wgconsole.core.inventory import Gateway, Host, Inventory
+from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
 from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
-from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError, ValidationError
@@ -444,7 +444,8 @@ def _steps(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Iterat
 def _forget(ctx: OpContext, gw: Gateway, leaving: dict[str, list[WgPeer]]) -> Step:
     """Once the VIP is on the target, the target holds no entry of a moving client towards its
     old gateway, so that gateway's packets to it (its persistent keepalives, replies) would
-    pass un-NATed and the client would roam to the gateway's own address (DOMAIN.md). So the
+    pass un-NATed and the client would roam to the gateway's own address
+    (docs/domain/connections-and-timeouts.md). So the
     old gateway forgets it first, as rebalance does; the client loses nothing it would keep:
     its session there ends with the switchover anyway."""
     peers = leaving.get(gw.name, [])

@@ -3,7 +3,8 @@ to it, at once, in one command; and its counterpart, a gateway forgetting client
 
 A client whose packets start reaching another gateway is dropped there until one of the two
 initiates a handshake; left to itself the client does so after ~15 s when it sends data, ~2
-minutes when it only sends keepalives (DOMAIN.md). The new gateway can initiate instead, as
+minutes when it only sends keepalives (docs/domain/wireguard.md). The new gateway can initiate
+instead, as
 soon as (never before) the client's LB entry points to it: the LB then reverse-NATs its packets
 and the client sees them from the VIP. Before that, the client would roam to the gateway's own
 address.
@@ -84,7 +85,8 @@ def forget_command(gw: Gateway, peers: Sequence[WgPeer]) -> list[str]:
     """Commands that make `gw` forget each peer's endpoint and session, the peer re-created as
     it was read and sending nothing (no endpoint): a client leaving `gw` is from then on out of
     its reach, so that its packets cannot make the client roam to its own address once the
-    LB no longer reverse-NATs them (DOMAIN.md). One `wg set`, like the kick."""
+    LB no longer reverse-NATs them (docs/domain/connections-and-timeouts.md). One `wg set`,
+    like the kick."""
     return _recreate(gw, [(p, None) for p in peers])
 
 

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from wgconsole.core.lb_state import STATE_DIR
 from wgconsole.core.op_checks import describe_lock
 from wgconsole.core.records import LockRecord
-from wgconsole.core.rules import STATE_DIR
 from wgconsole.ops.audit import operator
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import LockedError, OpError

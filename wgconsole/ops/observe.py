@@ -7,6 +7,7 @@ import time
 
 from wgconsole.core.fleet import matching_service
 from wgconsole.core.inventory import Gateway, Host
+from wgconsole.core.lb_state import NO_RECORD_STATUS, STATE_DIR, drain_record_path
 from wgconsole.core.op_checks import record_problem, way_out
 from wgconsole.core.records import (
     DrainRecord,
@@ -17,7 +18,6 @@ from wgconsole.core.records import (
     IpvsService,
     LbObservation,
 )
-from wgconsole.core.rules import NO_RECORD_STATUS, STATE_DIR, drain_record_path
 from wgconsole.ops.context import OpContext, failure
 from wgconsole.ops.errors import OpError
 from wgconsole.poll.collector import observe_gateway, observe_lb

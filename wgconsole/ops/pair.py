@@ -2,7 +2,8 @@
 to the gateway the VIP holder's table sends it to.
 
 Two directors hash a client alike only when their services hold the same dests in the same
-kernel order with the same weights and sh flags (DOMAIN.md). Every operation that changes the
+kernel order with the same weights and sh flags (docs/domain/director-pair.md). Every
+operation that changes the
 LBs' services makes the same changes in the same order on each, and ends with
 `tables_step`: the 256 buckets of every LB compared with the VIP holder's, read from the
 kernels after the change. An operation whose result leaves a backup hashing differently is

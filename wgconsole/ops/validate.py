@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import re
 from collections.abc import Iterable
 
+from wgconsole.core.input_rules import MAX_WEIGHT as MAX_WEIGHT  # the one range, re-exported
+from wgconsole.core.input_rules import NAME as NAME  # the one name rule, re-exported
+from wgconsole.core.input_rules import name_problem
 from wgconsole.core.inventory import Gateway, Inventory
-from wgconsole.core.rules import MAX_WEIGHT as MAX_WEIGHT  # the one range, re-exported
-from wgconsole.core.rules import NAME as NAME  # the one name rule, re-exported
-from wgconsole.core.rules import name_problem
+from wgconsole.core.wgkey import wireguard_key_problem
 from wgconsole.ops.errors import ValidationError
 
 # A weight as an operator types it: ASCII digits (int() also takes other scripts' digits,
@@ -27,13 +26,10 @@ def name(value: str) -> str:
 
 
 def public_key(value: str) -> str:
-    """A WireGuard public key: standard base64 of exactly 32 bytes."""
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValidationError("public key: not base64") from None
-    if len(raw) != 32 or len(value) != 44:
-        raise ValidationError("public key: must be 32 bytes (44 base64 characters)")
+    """A WireGuard public key: standard base64 of exactly 32 bytes (core.wgkey)."""
+    problem = wireguard_key_problem(value)
+    if problem is not None:
+        raise ValidationError(f"public key: {problem}")
     return value
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from wgconsole.core.ifname import interface_name_problem
 from wgconsole.core.inventory import Gateway
+from wgconsole.core.wgkey import is_wireguard_key
 from wgconsole.ops.errors import OpError
 from wgconsole.poll.parsers.errors import redact
-from wgconsole.poll.parsers.wg_dump import allowed_ip_problem, is_public_key
+from wgconsole.poll.parsers.wg_dump import allowed_ip_problem
 from wgconsole.poll.transport.base import privileged, quote_argv
 
 BACKUP_SUFFIX = ".wgconsole-bak-"
@@ -372,7 +373,7 @@ def parse_read(text: str) -> GatewayState:
         file_info = dict(_columns(sections["file"]))
     except (KeyError, IndexError):
         raise OpError("unexpected output from the gateway's read (sections missing)") from None
-    if public_key != "(none)" and not is_public_key(public_key):
+    if public_key != "(none)" and not is_wireguard_key(public_key):
         raise _bad("its public key is not a WireGuard key")
     keepalives = dict(keepalive)
     psks = dict(psk)
@@ -403,7 +404,7 @@ def _shown(value: str) -> str:
 
 
 def _peer_key(key: str) -> str:
-    if not is_public_key(key):
+    if not is_wireguard_key(key):
         raise _bad(f"peer key {_shown(key)} is not a WireGuard key")
     return key
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from wgconsole.core.inventory import Host
-from wgconsole.core.rules import NO_RECORD_STATUS, STATE_DIR
+from wgconsole.core.lb_state import NO_RECORD_STATUS, STATE_DIR
 from wgconsole.poll.transport.base import (
     CommandResult,
     ReadOnlyViolation,

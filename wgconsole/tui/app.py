@@ -57,7 +57,7 @@ from wgconsole.tui.widgets.tableview import TableView
 from wgconsole.view.events import operator_action
 from wgconsole.view.finding_groups import FindingGroup
 from wgconsole.view.heap import HeapKeeper
-from wgconsole.view.rows import TableQuery
+from wgconsole.view.rows.selection import TableQuery
 from wgconsole.view.snapshot import ConsoleSnapshot, SnapshotBuilder
 
 # Views only updated while shown (thousands of rows each); a hidden one catches up when shown.

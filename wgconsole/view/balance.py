@@ -15,7 +15,7 @@ from wgconsole.core.inventory import Inventory
 from wgconsole.core.rebalance import GatewayBalance, balance, fleet_choice, misplaced
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.view.present import MUTED, PLAIN, WARN
-from wgconsole.view.rows import Cell
+from wgconsole.view.rows.cells import Cell
 
 Line = tuple[tuple[str, str], ...]
 

@@ -16,7 +16,7 @@ from wgconsole.core.inventory import Inventory
 from wgconsole.view import present
 from wgconsole.view.buckets import TAB_SIZE, BucketGrid, GridSide, Line, bucket_grid
 from wgconsole.view.present import ACCENT, BAD, GOOD, MUTED, PLAIN, WARN
-from wgconsole.view.rows import Cell, Column, Row
+from wgconsole.view.rows.cells import Cell, Column, Row
 
 DIRECTOR_COLUMNS = (
     Column("lb", "LB"),

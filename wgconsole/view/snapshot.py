@@ -13,21 +13,17 @@ from wgconsole.core.fleet import Finding, Fleet, gateways_by_real_server
 from wgconsole.core.inventory import Inventory
 from wgconsole.view.balance import balance_note, fleet_balance
 from wgconsole.view.buckets import BucketGrid, Line
-from wgconsole.view.detail_model import GatewayDetails
+from wgconsole.view.details import GatewayDetails
 from wgconsole.view.directors import director_grid, director_rows, is_pair
 from wgconsole.view.events import Event, fleet_events
 from wgconsole.view.finding_groups import FindingGroup, fold_findings
 from wgconsole.view.freshness import Keeper, Kept
 from wgconsole.view.rates import FleetRates, RateTracker
-from wgconsole.view.rows import (
-    ConnIndex,
-    Row,
-    RowIndex,
-    TableQuery,
-    client_rows,
-    finding_rows,
-    server_rows,
-)
+from wgconsole.view.rows.cells import Row
+from wgconsole.view.rows.clients import client_rows
+from wgconsole.view.rows.connections import ConnIndex
+from wgconsole.view.rows.overview import finding_rows, server_rows
+from wgconsole.view.rows.selection import RowIndex, TableQuery
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -18,8 +18,9 @@ import math
 import re
 from pathlib import Path
 
+from wgconsole.core.input_rules import MAX_WEIGHT
+from wgconsole.core.lb_state import STATE_DIR, drain_record_gateway
 from wgconsole.core.records import DRAIN_PHASES, DrainPhase, DrainRecord, LockRecord
-from wgconsole.core.rules import MAX_WEIGHT, STATE_DIR, drain_record_gateway
 
 # Ours are under 200 bytes; one byte more than this is read, to tell a record too large.
 MAX_RECORD = 2048

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wgconsole.core.rules import SWITCHOVER_TRACK_FILE
+from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
 from wgconsole.poll.parsers.director import SOURCE_KEEPALIVED_CONF, _Statement, _statements
 from wgconsole.poll.parsers.errors import ParseError
 

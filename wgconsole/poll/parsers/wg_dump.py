@@ -22,6 +22,7 @@ from itertools import chain, repeat
 
 from wgconsole.core.bulk import Columns, LineMemo
 from wgconsole.core.records import Endpoint, WgInterface, WgPeer
+from wgconsole.core.wgkey import KEY_PATTERN, is_wireguard_key
 from wgconsole.poll.parsers.errors import ParseError, excerpt
 
 SOURCE_DUMP = "wg show dump"
@@ -31,8 +32,6 @@ NONE = "(none)"
 NO_PUBLIC_KEY = ""  # WgInterface.public_key of an interface without a private key
 _INTERFACE_FIELDS = 4  # private-key public-key listen-port fwmark
 _PEER_FIELDS = 8
-# 32 bytes in base64: 43 characters, the last one carrying 2 padding bits (so one of 16).
-_PUBLIC_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 # A piece of a key, as far as error messages go: 8+ base64 characters that are neither a
 # number nor an ordinary word (keys are random, so a fragment almost never is one).
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{8,}")
@@ -208,7 +207,7 @@ _PEERS = Columns(
 )
 _ENDPOINTS = Columns(Endpoint, ("address", "port"))
 # Every public key of a dump, one per line: checked by one regex match instead of 10,000.
-_PUBLIC_KEY_LINES = re.compile(r"(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n)*")
+_PUBLIC_KEY_LINES = re.compile(rf"(?:{KEY_PATTERN}\n)*")
 _NUMBER_FREE = {"off": "0"}
 _HIDDEN_SECRETS = frozenset({NONE, HIDDEN})
 # IPv4 prefix lengths (0-32, as wg prints them), one per line: one regex match for all.
@@ -311,13 +310,8 @@ def _endpoints_column(column: tuple[str, ...]) -> list[Endpoint | None] | None:
     return [None if text == NONE else next(built) for text in column]
 
 
-def is_public_key(text: str) -> bool:
-    """Whether `text` is a WireGuard key as wg prints one: 32 bytes in base64."""
-    return bool(_PUBLIC_KEY.fullmatch(text))
-
-
 def _check_key(key: str, what: str, source: str, number: int) -> None:
-    if not _PUBLIC_KEY.fullmatch(key):
+    if not is_wireguard_key(key):
         # The value is not shown: a malformed key might be part of a private one.
         raise ParseError(source, number, f"{what} is not a 44-character base64 key")
 

@@ -18,14 +18,15 @@ from wgconsole.tui.widgets.header import ConsoleHeader
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
-from wgconsole.view.detail_model import (
+from wgconsole.view.details import (
     OUTCOME_COLUMNS,
     Line,
     client_lines,
     gateway_lines,
     outcome_rows,
 )
-from wgconsole.view.rows import DRIFT_COLUMNS, PEER_COLUMNS, Column, client_gateway_rows
+from wgconsole.view.rows.cells import Column
+from wgconsole.view.rows.detail_tables import DRIFT_COLUMNS, PEER_COLUMNS, client_gateway_rows
 from wgconsole.view.snapshot import ConsoleSnapshot
 
 BACK: list[BindingType] = [

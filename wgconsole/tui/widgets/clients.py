@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from wgconsole.tui.widgets.palette import Palette
 from wgconsole.tui.widgets.tableview import TableView
-from wgconsole.view.rows import CLIENT_COLUMNS, RowIndex
+from wgconsole.view.rows.clients import CLIENT_COLUMNS
+from wgconsole.view.rows.selection import RowIndex
 from wgconsole.view.snapshot import ConsoleSnapshot
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from wgconsole.tui.widgets.palette import Palette
 from wgconsole.tui.widgets.tableview import TableView
-from wgconsole.view.rows import CONN_COLUMNS, ConnIndex
+from wgconsole.view.rows.connections import CONN_COLUMNS, ConnIndex
 from wgconsole.view.snapshot import ConsoleSnapshot
 
 

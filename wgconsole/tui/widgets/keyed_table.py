@@ -25,7 +25,7 @@ from wgconsole.core.text import printable
 from wgconsole.tui import textual_compat
 from wgconsole.tui.textual_compat import SegmentLines
 from wgconsole.tui.widgets.palette import Palette, plain
-from wgconsole.view.rows import Cell, Column, Row
+from wgconsole.view.rows.cells import Cell, Column, Row
 
 # Up to this many removals go through DataTable.remove_row; above, one pass (remove_rows).
 _FEW = 16

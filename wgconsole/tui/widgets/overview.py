@@ -17,14 +17,14 @@ from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.buckets import Line
 from wgconsole.view.directors import DIRECTOR_COLUMNS
 from wgconsole.view.freshness import host_ages
-from wgconsole.view.rows import (
+from wgconsole.view.rows.overview import (
     FINDING_COLUMNS,
     HOST_COLUMNS,
     SERVER_COLUMNS,
-    RowList,
     host_rows,
     service_line,
 )
+from wgconsole.view.rows.selection import RowList
 from wgconsole.view.snapshot import ConsoleSnapshot
 
 

@@ -20,7 +20,7 @@ from textual.color import Color, ColorParseError
 
 from wgconsole.core.text import printable
 from wgconsole.view.present import ACCENT, BAD, GOOD, MUTED, PLAIN, STALE, WARN
-from wgconsole.view.rows import Cell
+from wgconsole.view.rows.cells import Cell
 
 
 def _colour(variables: Mapping[str, str], *names: str) -> Color | None:

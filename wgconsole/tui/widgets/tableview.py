@@ -18,7 +18,8 @@ from textual.widgets import DataTable, Input, Label
 from wgconsole.core.text import PRINTABLE_ONLY, printable
 from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
-from wgconsole.view.rows import Column, RowSource, TableQuery
+from wgconsole.view.rows.cells import Column
+from wgconsole.view.rows.selection import RowSource, TableQuery
 
 
 class TableView(Vertical):

@@ -19,7 +19,8 @@ from textual.message import Message
 from wgconsole.tui import textual_compat
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.palette import Palette
-from wgconsole.view.rows import Column, RowSource
+from wgconsole.view.rows.cells import Column
+from wgconsole.view.rows.selection import RowSource
 
 # Rows held: this many pages of the visible height (a page up or down stays inside), and
 # never fewer than MIN_WINDOW.

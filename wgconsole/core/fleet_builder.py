@@ -1,4 +1,4 @@
-"""The derived fleet model: one immutable snapshot built from one poll of every host.
+"""The derived fleet: one immutable snapshot built from one poll of every host (`FleetBuilder`).
 
 Pure: no I/O and no clock reads. The bastion's time of the poll comes in as `taken_at`;
 handshake ages are computed against each gateway's own clock (`GatewayObservation.clock`),

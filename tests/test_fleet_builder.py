@@ -1,4 +1,4 @@
-"""The fleet model, built from hand-made observations of the seed topology.
+"""The fleet builder (`core.fleet_builder`), fed hand-made observations of the seed topology.
 
 Keys are obviously fake strings; no test ever holds anything that looks like a private key.
 """
@@ -43,8 +43,8 @@ from wgconsole.core.fleet import (
     RealServerState,
     Severity,
 )
+from wgconsole.core.fleet_builder import FleetBuilder, build_fleet, client_status, handshake_age
 from wgconsole.core.inventory import Inventory
-from wgconsole.core.model import FleetBuilder, build_fleet, client_status, handshake_age
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,

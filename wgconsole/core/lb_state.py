@@ -1,23 +1,15 @@
-"""Rules every layer applies the same way: what a name may be, what a weight may be.
+"""What wgconsole's operations keep on a load balancer, and the names they use there.
 
-A gateway's name is part of a file name on every load balancer (its drain record,
-`drain-<name>.json`), and the LB's poll recognises a record by that file name. So one rule
-serves the inventory's names (load balancers, gateways, clients), the names an operator
-gives (`peer add NAME`), and the records' file names: a name that the inventory accepts is
-always a safe file name component, and its record is always recognised.
+The drain records and service locks live in one state directory on every LB; the poll reads
+them back (`poll.parsers.op_records`), the operations write them. A drain record's file name
+carries its gateway's name, which the one name rule (`core.input_rules`) keeps safe.
 """
 
 from __future__ import annotations
 
 import re
 
-# ASCII only (explicit ranges, not \w): a name is the same bytes on every host and shell.
-NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
-NAME = re.compile(NAME_PATTERN)
-NAME_RULE = "use letters, digits, '.', '_' or '-' (at most 63, no leading symbol)"
-
-# Sums above 256 starve real servers in sh's 256-bucket table; one weight above is refused.
-MAX_WEIGHT = 256
+from wgconsole.core.input_rules import NAME, NAME_PATTERN
 
 # Where operations keep their drain records and service locks on a load balancer (in /run:
 # a reboot, which also empties the LB's IPVS table, forgets them too).
@@ -30,11 +22,6 @@ SWITCHOVER_TRACK_FILE = "wgconsole_switchover"
 # told apart from a read that failed.
 NO_RECORD_STATUS = 3
 _DRAIN_RECORD = re.compile(rf"drain-(?P<gateway>{NAME_PATTERN})\.json")
-
-
-def name_problem(value: str) -> str | None:
-    """Why `value` is not a name (None: it is one)."""
-    return None if NAME.fullmatch(value) else NAME_RULE
 
 
 def drain_record_file(gateway: str) -> str:

@@ -17,15 +17,9 @@ from wgconsole.view import present
 from wgconsole.view.directors import failover_line
 from wgconsole.view.freshness import Kept, host_ages
 from wgconsole.view.present import BAD, GOOD, MUTED, PLAIN, STALE, WARN
-from wgconsole.view.rows import (
-    Cell,
-    Column,
-    PeerRows,
-    Row,
-    RowList,
-    drift_rows,
-    gateway_peers,
-)
+from wgconsole.view.rows.cells import Cell, Column, Row
+from wgconsole.view.rows.detail_tables import PeerRows, drift_rows, gateway_peers
+from wgconsole.view.rows.selection import RowList
 
 Line = tuple[tuple[str, str], ...]
 

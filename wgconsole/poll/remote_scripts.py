@@ -1,0 +1,167 @@
+"""The remote shell scripts of a poll: one `sh -c` per host, its sections read by the collector.
+
+Each host gets one script per poll whose sections (`poll.parsers.sections`) carry every output
+the fleet needs: the LB's IPVS tables, connections, sysctls, drain records and keepalived's own
+report; the gateway's clock, link and `wg show IF dump` with its secrets hidden on the gateway
+itself. The collector (`poll.collector`) sends them and parses what comes back.
+"""
+
+from __future__ import annotations
+
+from wgconsole.core.ifname import check_interface_name
+from wgconsole.poll.parsers.director import (
+    SYSCTL_DIR,
+)
+from wgconsole.poll.parsers.op_records import STATE_COMMAND
+from wgconsole.poll.parsers.sections import (
+    section_command,
+    section_command_through,
+)
+from wgconsole.poll.transport.base import (
+    privileged,
+    quote_argv,
+)
+
+# A WireGuard key (32 bytes) in an awk regex: 43 base64 characters and `=`, written out as
+# Debian 12's mawk has no {n} repetition.
+_AWK_KEY = "[A-Za-z0-9+\\/]" * 43 + "="
+# The secrets of `wg show IF dump` are replaced on the gateway itself, so none crosses the
+# wire (the parser drops them too), found by the shape of their line, never its position: the
+# interface line (4 fields) starts with the private key, a peer line (8 fields) has its
+# preshared key second; both are hidden whatever they hold, except `(none)`. Any other line
+# is not the dump's and has every key-shaped run hidden (`wg show all dump` would have put
+# the private key on a 5-field line; the interface is checked to never be `all`).
+_HIDE_SECRETS = (
+    "awk -F'\\t' -v OFS='\\t' '"
+    'NF == 4 && $1 != "(none)" { $1 = "(hidden)" } '
+    'NF == 8 && $2 != "(none)" { $2 = "(hidden)" } '
+    f'NF != 4 && NF != 8 {{ gsub(/{_AWK_KEY}/, "(hidden)") }} '
+    "{ print }'"
+)
+
+
+# keepalived's own report of its VRRP instances, and its config, for the LB's director facts.
+# The keepalived whose network namespace is this shell's (a host may run one per namespace)
+# and that is a parent (its children are keepalived too) is asked for its SIGUSR1 dump: USR1
+# is DATA in every build (keepalived(8): only STOP, RELOAD, DATA and STATS have fixed
+# signals; the JSON one would cost an exec of keepalived per poll to look up). Signalling is
+# the only way keepalived reports its state without SNMP or D-Bus set up; USR1 only makes it
+# write /tmp/keepalived.data (in its own mount namespace: reached through /proc/PID/root),
+# and changes nothing in it, the kernel or VRRP (nor is any file removed: --read-only). The
+# dump read is this poll's: its mtime changed since the signal; it is read a moment later
+# (keepalived writes it in one go). The config file (its -f, else the default) goes along
+# as base64, one line, so that no text in it can look like this section's own lines. Few
+# processes: each costs a lot in the emulated lab, so the search uses shell builtins only;
+# the keepalived PIDs come as arguments.
+KEEPALIVED_SCRIPT = r"""
+pid=
+for p in "$@"; do
+    [ "/proc/$p/ns/net" -ef /proc/self/ns/net ] || continue
+    pp=
+    while read -r key value; do
+        [ "$key" = PPid: ] && pp=$value && break
+    done < "/proc/$p/status"
+    comm=
+    [ -n "$pp" ] && read -r comm < "/proc/$pp/comm" 2>/dev/null
+    [ "$comm" = keepalived ] && continue
+    pid=$p
+    break
+done
+[ -n "$pid" ] || { echo none; exit 0; }
+echo "pid $pid"
+conf=/etc/keepalived/keepalived.conf
+set -f
+set -- $(tr '\0' ' ' < "/proc/$pid/cmdline")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -f|--use-file) [ $# -gt 1 ] && conf=$2 && shift ;;
+        --use-file=*) conf=${1#*=} ;;
+        -f?*) conf=${1#-f} ;;
+    esac
+    shift
+done
+echo "source data"
+printf 'conf %s\n' "$conf"
+if text=$(base64 -w0 < "/proc/$pid/root$conf" 2>&1); then
+    echo "conftext $text"
+else
+    echo "confproblem ${text%%
+*}"
+fi
+f=/proc/$pid/root/tmp/keepalived.data
+old=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
+kill -USR1 "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; exit 0; }
+i=0
+while :; do
+    i=$((i + 1))
+    [ "$i" -le 50 ] || { echo "problem keepalived wrote no dump within 5 s"; exit 0; }
+    sleep 0.1
+    now=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
+    [ -n "$now" ] && [ "$now" != "$old" ] && break
+done
+sleep 0.1
+echo dump
+cat "$f"
+"""
+
+
+# The net.ipv4.vs sysctls, PATH:VALUE. Not the shell's `read`: it reads a byte at a time,
+# and a sysctl file read at an offset past 0 is at its end (dash got "1" of "10").
+SYSCTLS_COMMAND = f"grep -s . {SYSCTL_DIR}* 2>&1"
+
+
+def lb_script(sudo: bool, conns: bool = True) -> str:
+    """The LB's poll; without `conns` it skips the connection table (most of its cost)."""
+    small = "\n".join(
+        [
+            section_command("clock", "date +%s.%N"),
+            section_command("ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo) + " 2>&1"),
+            section_command(
+                "stats",
+                privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo) + " 2>&1",
+            ),
+            section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
+            section_command("ops", STATE_COMMAND),
+            # The director pair (poll.parsers.director).
+            section_command("addr", "ip -o addr show 2>&1"),
+            section_command("daemon", privileged(["ipvsadm", "-Ln", "--daemon"], sudo) + " 2>&1"),
+            section_command("timeout", privileged(["ipvsadm", "-Ln", "--timeout"], sudo) + " 2>&1"),
+            section_command("sysctls", SYSCTLS_COMMAND),
+        ]
+    )
+    # Asked (through sudo, where the host says so) only where a keepalived runs: an LB
+    # without one needs no sudo right for it.
+    keepalived = section_command(
+        "keepalived",
+        "if pids=$(pidof keepalived); then "
+        + privileged(["sh", "-c", KEEPALIVED_SCRIPT, "sh"], sudo)
+        + " $pids 2>&1; else echo none; fi",
+    )
+    if not conns:
+        return quote_argv(["sh", "-c", f"{small}\n{keepalived}"])
+    conn = section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1")
+    # The connection table (seconds for 50,000 entries: the kernel walks it again for every
+    # 4 KB read) streams out in the background while the small sections run, instead of
+    # after them; their output is held in a variable until it ends, so the two never mix.
+    # keepalived's dump (it waits for keepalived to write it) goes in the background too,
+    # before the table: a pair's poll then costs the longer of the two, not their sum.
+    script = f"{{ {keepalived}\n{conn}\n}} &\nsmall=$({small}\n)\nwait\nprintf '%s\\n' \"$small\""
+    return quote_argv(["sh", "-c", script])
+
+
+def gateway_script(interface: str, sudo: bool) -> str:
+    """The gateway's poll; ValueError if `interface` is not an interface name (`all`)."""
+    dump = privileged(["wg", "show", check_interface_name(interface), "dump"], sudo)
+    parts = [
+        f"hide_secrets() {{ {_HIDE_SECRETS}; }}",
+        section_command("clock", "date +%s.%N"),
+        section_command(
+            "link", quote_argv(["ip", "-o", "link", "show", "dev", interface]) + " 2>&1"
+        ),
+        # Streamed through the filter (the status line passes unchanged): with 10,000 peers,
+        # holding the dump in a shell variable first cost the emulated lab gateway ~40% more
+        # than `wg show` itself. Its stderr (sudo's warnings, wg's errors) comes after it, in
+        # section "dump-err".
+        section_command_through("dump", dump, "hide_secrets"),
+    ]
+    return quote_argv(["sh", "-c", "\n".join(parts)])
