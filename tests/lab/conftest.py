@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab.helpers import eventually
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host, Inventory, SshSettings
 from wgconsole.lab import manager
@@ -42,7 +42,7 @@ class Lab:
     dir: Path
     inventory_path: Path
     inventory: Inventory
-    meta: dict[str, object]
+    meta: dict[str, Any]  # topology.json
     control: SshTransport
 
     def sh(self, command: str, timeout: float = 60.0, check: bool = True) -> str:
@@ -103,11 +103,7 @@ class PairLab(Lab):
         return self.ns(netns, ["ipvsadm", "-Ln", "--daemon"]).strip()
 
     def wait_until(self, what: str, check: Callable[[], bool], seconds: float = 120.0) -> None:
-        deadline = time.monotonic() + seconds
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not within {seconds:.0f} s: {what}")
-            time.sleep(1)
+        eventually(check, timeout=seconds, what=what)
 
     def clients_off_vip(self) -> list[str]:
         """The clients (netns) whose peer endpoint is no longer the VIP: a client that got an

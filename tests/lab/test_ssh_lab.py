@@ -8,13 +8,13 @@ Nothing in the lab is changed: the chain needs only a test-owned ssh_config and 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.lab.conftest import Lab
+from tests.lab.helpers import eventually
 from wgconsole.core.inventory import Host, SshSettings
 from wgconsole.lab.topology import MGMT_ROOT
 from wgconsole.poll.collector import FleetCollector
@@ -130,10 +130,12 @@ def test_output_over_the_cap_is_the_hosts_error_and_the_next_command_works(lab: 
         transport.max_output = 64 * 1024
         with pytest.raises(OutputTooLarge, match=r"^output over 64 KiB: "):
             transport.run("yes >&2", timeout=600)
-        deadline = time.monotonic() + 60
-        while _yes_running(lab) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not _yes_running(lab)
+        eventually(
+            lambda: not _yes_running(lab),
+            timeout=60,
+            interval=0.5,
+            what="the host's `yes` ended with its channel",
+        )
         assert transport.run("echo ok", timeout=60).stdout == "ok\n"
         assert transport.connects == 1  # the connection was kept throughout
     finally:
