@@ -71,7 +71,7 @@ class PairLab(Lab):
 
     @property
     def pair(self) -> dict[str, Any]:
-        pair: dict[str, Any] = self.meta["director_pair"]  # type: ignore[assignment]
+        pair: dict[str, Any] = self.meta["director_pair"]
         return pair
 
     @property
@@ -112,7 +112,7 @@ class PairLab(Lab):
         on and forwards the gateway's packets un-NATed."""
         vip = f"{self.meta['vip']}:{self.meta['port']}"
         off = []
-        for c in self.meta["topology"]["clients"]:  # type: ignore[index]
+        for c in self.meta["topology"]["clients"]:
             out = self.ns(c["netns"], ["wg", "show", "wg0", "endpoints"])
             if any(line.split()[1:] != [vip] for line in out.splitlines() if line.strip()):
                 off.append(c["netns"])
@@ -129,18 +129,15 @@ class PairLab(Lab):
                 f"ip netns exec {netns} sh -c "
                 + shlex.quote(f'wg set wg0 peer "$(wg show wg0 peers)" endpoint {vip}')
             )
-        for c in self.meta["topology"]["clients"]:  # type: ignore[index]
-            self.wait_until(
-                f"{c['netns']}'s tunnel works through the VIP",
-                lambda n=c["netns"]: (
-                    "ok"
-                    in self.sh(
-                        f"ip netns exec {n} ping -c 1 -W 2 {TUNNEL_GATEWAY} >/dev/null "
-                        "&& echo ok || echo failed"
-                    )
-                ),
-                seconds=180.0,
-            )
+        for c in self.meta["topology"]["clients"]:
+
+            def works(n: str = c["netns"]) -> bool:
+                return "ok" in self.sh(
+                    f"ip netns exec {n} ping -c 1 -W 2 {TUNNEL_GATEWAY} >/dev/null "
+                    "&& echo ok || echo failed"
+                )
+
+            self.wait_until(f"{c['netns']}'s tunnel works through the VIP", works, seconds=180.0)
 
     def settled(self) -> bool:
         """As the lab boots: the intended master alone holds the VIP and runs the master sync

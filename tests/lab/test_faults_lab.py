@@ -266,7 +266,11 @@ def test_a_skewed_bastion_clock_does_not_change_handshake_ages(lab: Lab) -> None
         # handshake is one of the two read around it (a rekey may fall in between): bounds from
         # the guest's own readings, so a slow poll on a loaded machine cannot fail the test.
         before, latest_before = handshakes(lab, "gw1")
-        c = FleetCollector(lab.inventory, clock=lambda s=skew: time.time() + s)
+
+        def clock(s: float = skew) -> float:
+            return time.time() + s
+
+        c = FleetCollector(lab.inventory, clock=clock)
         try:
             fleet = c.read_fleet()
         finally:

@@ -174,7 +174,7 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
             ).read_text()
             try:
                 with urllib.request.urlopen(stack.prometheus_url + "/-/ready", timeout=5) as r:
-                    return r.status == 200
+                    return bool(r.status == 200)
             except OSError:
                 return False
 

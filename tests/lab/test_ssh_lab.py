@@ -33,7 +33,7 @@ ALIAS = "gw2-through-two-hops"
 
 
 def _topology(lab: Lab) -> dict[str, Any]:
-    topo: dict[str, Any] = lab.meta["topology"]  # type: ignore[assignment]
+    topo: dict[str, Any] = lab.meta["topology"]
     return topo
 
 
@@ -149,8 +149,8 @@ def test_a_poll_over_the_cap_is_that_hosts_error_and_the_next_poll_works(lab: La
         assert isinstance(lb, SshTransport)
         lb.max_output = 256  # an LB poll is larger: as if it had sent too much
         first = {h.name: h for h in collector.poll().hosts}
-        assert first[LB].error is not None
-        assert first[LB].error.startswith("output over 256 bytes: "), first[LB].error
+        error = first[LB].error
+        assert error is not None and error.startswith("output over 256 bytes: "), error
         assert all(h.error is None for n, h in first.items() if n != LB)
         lb.max_output = MAX_OUTPUT
         second = {h.name: h for h in collector.poll().hosts}

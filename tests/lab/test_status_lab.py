@@ -128,7 +128,7 @@ def test_status_json_agrees_with_kernel(lab: Lab) -> None:
         for gw, ns in zip(lab.inventory.gateways, ("gw1", "gw2"), strict=True)
     }
     clients = {c["public_key"]: c for c in data["clients"]}
-    assert set(clients) == set(lab.meta["client_public_keys"].values())  # type: ignore[union-attr]
+    assert set(clients) == set(lab.meta["client_public_keys"].values())
     for key, c in clients.items():
         ages_b, ages_a = _ages(before, key), _ages(after, key)
         assert ages_a, f"{c['name']} has no handshake on any gateway"
