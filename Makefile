@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LAB_INVENTORY ?= /var/lib/wgconsole-lab/inventory.yaml
 
-.PHONY: setup demo test lint unit lab-down bench
+.PHONY: setup demo test lint unit lab-down bench bench-console bench-ops bench-metrics
 
 $(PY):
 	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || \
@@ -14,7 +14,7 @@ $(PY):
 
 setup: $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	$(PY) -c 'from wgconsole.lab.manager import ensure_packages; ensure_packages()'
 
 demo: setup

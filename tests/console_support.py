@@ -61,7 +61,7 @@ class SteppedCollector(FleetCollector):
         )
         self.closed = False
 
-    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:
+    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:  # type: ignore[override]
         self.stepped_clock.on_poll()
         result = super().poll(roles)
         # Durations are real time; zeroed so that screenshots are deterministic.

@@ -158,7 +158,7 @@ def hosts_ok(inventory: Inventory | None = None) -> list[HostStatus]:
     inventory = inventory or make_inventory()
     roles = [(lb.name, "lb") for lb in inventory.load_balancers]
     roles += [(gw.name, "gateway") for gw in inventory.gateways]
-    return [HostStatus(n, r, True, None, NOW) for n, r in roles]
+    return [HostStatus(n, r, True, None, NOW) for n, r in roles]  # type: ignore[arg-type]
 
 
 HEALTHY_LB = lb_obs()

@@ -56,7 +56,7 @@ async def planned(pilot: Any, app: ConsoleApp) -> ActionScreen:
 
 
 def log_text(app: ConsoleApp) -> str:
-    return app.screen_stack[0].query_one(EventLog).plain_text()
+    return app.screen_stack[0].query_one(EventLog).plain_text()  # type: ignore[no-any-return, attr-defined]
 
 
 async def test_drain_key_previews_the_selected_gateway() -> None:
@@ -92,7 +92,7 @@ async def test_undrain_and_weight_keys_in_a_gateway_detail() -> None:
 
         await pilot.press("W")
         await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
-        screen = app.screen
+        screen = app.screen  # type: ignore[assignment]
         assert isinstance(screen, ActionScreen) and screen.state == "asking"
         await pilot.press("1", "2", "enter")  # the field has the focus: typed, not a view key
         screen = await planned(pilot, app)
@@ -109,7 +109,7 @@ async def test_remove_key_on_a_client_row_and_in_its_detail() -> None:
         await pilot.pause()
         key = app.selected_client()
         assert key is not None
-        label = app.snapshot.fleet.client(key).label  # type: ignore[union-attr]
+        label = app.snapshot.fleet.client(key).label
         await pilot.press("X")
         screen = await planned(pilot, app)
         assert screen.state == "confirming", text(screen, "action-plan")
@@ -144,7 +144,7 @@ async def test_run_is_enabled_only_by_the_exact_name_and_escape_sends_nothing(
     app, _ = console([NORMAL])
     recorded: list[tuple[str, str]] = []
     record = app.record_action
-    app.record_action = lambda s, m: (recorded.append((s, m)), record(s, m))  # type: ignore[method-assign]
+    app.record_action = lambda s, m: (recorded.append((s, m)), record(s, m))
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot, app)
         app.open_action(catalog.Drain(GW1))
@@ -198,10 +198,7 @@ async def test_help_and_palette_list_the_actions() -> None:
             assert tip in help_text
         from wgconsole.tui.app import ConsoleCommands
 
-        names = [
-            name
-            for name, _, _ in ConsoleCommands(app.screen, None)._commands()  # type: ignore[arg-type]
-        ]
+        names = [name for name, _, _ in ConsoleCommands(app.screen, None)._commands()]
         assert f"Drain: {GW1}" in names and f"Weight: {GW2}" in names and "Add a peer" in names
         assert any(n.startswith("Remove peer: ") for n in names)
 
@@ -210,7 +207,7 @@ async def test_running_against_the_replay_fails_clearly_and_is_logged(audit: Pat
     app, _ = console([NORMAL])
     recorded: list[str] = []
     record = app.record_action
-    app.record_action = lambda s, m: (recorded.append(m), record(s, m))  # type: ignore[method-assign]
+    app.record_action = lambda s, m: (recorded.append(m), record(s, m))
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot, app)
         app.open_gateway(GW1)

@@ -177,7 +177,7 @@ async def test_rows_are_updated_in_place_and_the_cursor_stays() -> None:
         row_objects = dict(clients.rows)
         cleared: list[str] = []
         for t in app.query(KeyedTable):
-            t.clear = lambda *a, _id=t.id, **k: cleared.append(_id or "")  # type: ignore[method-assign]
+            t.clear = lambda *a, _id=t.id, **k: cleared.append(_id or "")
         for _ in range(3):
             await step(pilot, app)
             assert clients.cursor_key() == C1
@@ -200,7 +200,7 @@ async def test_only_changed_cells_are_written() -> None:
                 writes.append((str(row), str(col)))
                 _o(row, col, value, **kw)
 
-            t.update_cell = spy  # type: ignore[method-assign]
+            t.update_cell = spy
         await step(pilot, app)
         # The same frame again: only the rates appear (first sample had none).
         changed_columns = {col for _, col in writes}
@@ -493,7 +493,7 @@ class CountingCollector(SteppedCollector):
         self.polls = 0
         self.lock = threading.Lock()
 
-    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:
+    def poll(self, roles: tuple[str, ...] = ("lb", "gateway")) -> PollResult:  # type: ignore[override]
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)

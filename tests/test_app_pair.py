@@ -165,14 +165,11 @@ async def test_replayed_lab_pair_reordered_backup_marks_every_bucket() -> None:
         assert column(app, "directors", "sh table") == {LB1: "reference", LB2: "✔ same"}
         await step(pilot, app)
         assert view.grid is not None
-        fleet = app.snapshot.fleet  # type: ignore[union-attr]
+        fleet = app.snapshot.fleet
         names = {rs: gw.name for rs, gw in gateways_by_real_server(app.inventory).items()}
-        holder, backup = (
-            kernel_table(v.service.dests, names)  # type: ignore[union-attr]
-            for v in fleet.load_balancers
-        )
+        holder, backup = (kernel_table(v.service.dests, names) for v in fleet.load_balancers)
         # The same dests on both: only their kernel order differs.
-        dests = [{d.endpoint for d in v.service.dests} for v in fleet.load_balancers]  # type: ignore[union-attr]
+        dests = [{d.endpoint for d in v.service.dests} for v in fleet.load_balancers]
         assert dests[0] == dests[1] and len(dests[0]) == 2
         expected = {b for b in range(TAB_SIZE) if holder[b] != backup[b]}
         assert len(expected) == TAB_SIZE
@@ -336,7 +333,7 @@ async def test_many_clients_not_on_their_sh_choice_are_one_row_opening_them() ->
         GW1: gw_obs(GW1, peers),
         GW2: gw_obs(GW2, []),
     }
-    app = app_over(PairCollector([frame], inventory))
+    app = app_over(PairCollector([frame], inventory))  # type: ignore[list-item]
     async with app.run_test(size=(160, 50)) as pilot:
         await started(pilot, app)
         fleet = app.snapshot.fleet  # type: ignore[union-attr]
@@ -356,9 +353,11 @@ async def test_many_clients_not_on_their_sh_choice_are_one_row_opening_them() ->
         listed = column(app, "client-table", "Client")
         assert sorted(listed.values()) == sorted(misplaced)
         # Each keeps its own finding on its row, in the info tone.
-        clients = app.query_one("#client-table", KeyedTable)
+        table = app.query_one("#client-table", KeyedTable)
         for key in listed:
-            cell = clients.cells_of(key)[5]  # type: ignore[index]
+            cells = table.cells_of(key)
+            assert cells is not None
+            cell = cells[5]
             assert cell.text == "not-on-sh-choice" and cell.tone == ACCENT
 
 
@@ -369,8 +368,7 @@ async def test_the_palette_opens_lb_align_and_failover_on_a_pair() -> None:
     async with app.run_test(size=(160, 50)) as pilot:
         await started(pilot, app)
         commands = {
-            name: callback
-            for name, callback, _ in ConsoleCommands(app.screen, None)._commands()  # type: ignore[arg-type]
+            name: callback for name, callback, _ in ConsoleCommands(app.screen, None)._commands()
         }
         align = next(cb for n, cb in commands.items() if n.startswith("Directors: lb align"))
         failover = next(cb for n, cb in commands.items() if n.startswith("Directors: failover"))
@@ -389,9 +387,6 @@ async def test_a_single_lb_palette_has_no_director_operations() -> None:
     single = app_over(crowded())
     async with single.run_test(size=(120, 40)) as pilot:
         await started(pilot, single)
-        names = [
-            name
-            for name, _, _ in ConsoleCommands(single.screen, None)._commands()  # type: ignore[arg-type]
-        ]
+        names = [name for name, _, _ in ConsoleCommands(single.screen, None)._commands()]
         assert "Rebalance" in names
         assert not any(name.startswith("Directors:") for name in names)

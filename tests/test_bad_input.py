@@ -71,7 +71,13 @@ BAD = [
 
 
 # Refusals that need the fleet's (or the inventory's) current state: a read came first.
-NEEDS_THE_FLEET = ("outside", "in use", "gateways'", "already an inventory client", "--output")
+NEEDS_THE_FLEET: tuple[str, ...] = (
+    "outside",
+    "in use",
+    "gateways'",
+    "already an inventory client",
+    "--output",
+)
 NEEDS_THE_FLEET += ("no client of that name",)
 
 

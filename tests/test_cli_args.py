@@ -73,7 +73,7 @@ def test_drain_yes_wait_runs_the_drain_with_waiting(
         made.append(real(*args, **kwargs))  # type: ignore[arg-type]
         return made[-1]
 
-    monkeypatch.setattr(cli_ops.catalog, "Drain", drain)
+    monkeypatch.setattr(cli_ops.catalog, "Drain", drain)  # type: ignore[attr-defined]
     inventory = str(world.root / "inventory.yaml")
     audit = ["--audit-log", str(tmp_path / "audit.jsonl")]
     argv = ["drain", GW2, "--yes", "--wait", "--dry-run", "-i", inventory, *audit]

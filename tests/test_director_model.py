@@ -63,7 +63,7 @@ def director(
     return replace(
         lb_obs(services=[service(dests)], conns=conns, host=host),
         addresses=addresses,
-        sync_daemons=(daemon or SyncDaemon(role, "eth0", 1),),
+        sync_daemons=(daemon or SyncDaemon(role, "eth0", 1),),  # type: ignore[arg-type]
         timeouts=IpvsTimeouts(900, 120, 300),
         sysctls=VsSysctls((("sync_threshold", "3 50"), ("sync_version", "1"))),
         keepalived=keepalived(state, priority),

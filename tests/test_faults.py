@@ -394,7 +394,7 @@ def test_a_changed_host_key_stays_one_through_the_reconnect_backoff(
     refused attempt and on the polls within the backoff before the next one."""
 
     def connect(self: paramiko.SSHClient, hostname: str, **kwargs: object) -> None:
-        raise paramiko.BadHostKeyException(hostname, _Key(), _Key())
+        raise paramiko.BadHostKeyException(hostname, _Key(), _Key())  # type: ignore[arg-type]
 
     monkeypatch.setattr(paramiko.SSHClient, "connect", connect)
     inventory = load_inventory(NORMAL / "inventory.yaml")

@@ -12,7 +12,7 @@ from wgconsole.view.finding_groups import FOLD_ABOVE, FindingGroup, fold_finding
 
 
 def _client(code: str, n: int, severity: str = "info") -> Finding:
-    return Finding(code, severity, f"client-{n}", f"client-{n} says {code}", client_key=f"k{n}")
+    return Finding(code, severity, f"client-{n}", f"client-{n} says {code}", client_key=f"k{n}")  # type: ignore[arg-type]
 
 
 def test_few_client_findings_stay_one_by_one() -> None:

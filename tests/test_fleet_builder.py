@@ -368,7 +368,7 @@ def test_finding_rank_and_validation() -> None:
     assert Finding("x", "critical", "s", "m").rank < Finding("x", "warning", "s", "m").rank
     assert Finding("x", "warning", "s", "m").rank < Finding("x", "info", "s", "m").rank
     with pytest.raises(ValueError):
-        Finding("x", "fatal", "s", "m")
+        Finding("x", "fatal", "s", "m")  # type: ignore[arg-type]
     assert Finding("x", "info", "s", "m", client_key="k") == Finding("x", "info", "s", "m")
 
 
@@ -545,7 +545,7 @@ def test_a_builder_gives_what_a_build_from_nothing_gives_whatever_came_before() 
         (inv, {"wg-lb": lb}, healthy),
         (inv, {"wg-lb": None}, healthy),
         (inv, {"wg-lb": lb_obs(conns=[])}, healthy),
-        (inv, {"wg-lb": lb}, later),
+        (inv, {"wg-lb": lb}, later),  # type: ignore[list-item]
         (inv, {"wg-lb": lb}, {GW1: gw1, GW2: None}),
         (make_inventory(clients=()), {"wg-lb": lb}, healthy),
         (inv, {"wg-lb": lb}, healthy),

@@ -222,7 +222,7 @@ def test_a_gateway_with_interface_all_is_never_asked_for_a_dump(tmp_path: Path) 
         recorders[name] = _Recorder(name)
         return recorders[name]
 
-    collector = FleetCollector(inventory, transport_factory=factory, timeout=5.0)  # type: ignore[arg-type]
+    collector = FleetCollector(inventory, transport_factory=factory, timeout=5.0)
     try:
         poll = collector.poll(("gateway",))
     finally:

@@ -147,8 +147,8 @@ class HostileCollector:
 def hostile_console(change: Callable[[Fleet], Fleet]) -> ConsoleApp:
     app, collector = console([NORMAL])
     wrapped = HostileCollector(collector, change)
-    app.collector = wrapped  # type: ignore[assignment]
-    return app
+    app.collector = wrapped
+    return app  # type: ignore[no-any-return]
 
 
 def with_scheduler(scheduler: str) -> Callable[[Fleet], Fleet]:

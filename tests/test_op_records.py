@@ -289,7 +289,7 @@ def test_a_record_that_cannot_be_read_is_not_taken_for_no_record(world: World) -
         def close(self) -> None:
             pass
 
-    ctx.transports[LB] = FailingRead()
+    ctx.transports[LB] = FailingRead()  # type: ignore[index]
     with pytest.raises(OpError, match="Input/output error") as info:
         plan_undrain(ctx, fleet, GW2)
     assert not isinstance(info.value, ValidationError)

@@ -43,7 +43,7 @@ def test_input_is_checked_before_anything_is_read(tmp_path: Path) -> None:
         (catalog.PeerAdd(), {"name": "bad name!"}, "bad name!"),
         (catalog.PeerAdd("ok", public_key="not-a-key"), {}, "public key"),
     ]:
-        result = plan(op, ctx, read, values)
+        result = plan(op, ctx, read, values)  # type: ignore[arg-type]
         assert isinstance(result, Refused), op
         assert result.cause == "input"
         assert reason in result.reason, (op, result.reason)

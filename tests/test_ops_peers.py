@@ -301,7 +301,7 @@ def test_private_key_never_shows_itself() -> None:
 
 
 def make_inventory_plain() -> Inventory:
-    from tests.test_fleet_builder import make_inventory as model_inventory
+    from tests.test_fleet_builder import make_inventory as model_inventory  # type: ignore[attr-defined]
 
     return model_inventory()
 

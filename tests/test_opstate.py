@@ -77,7 +77,7 @@ def _observations(
     lb = parse_lb_output(LB, (NORMAL / "wg-lb.txt").read_text())
     (svc,) = lb.services
     dests = tuple(
-        replace(d, weight=weight) if d.endpoint.address == "10.77.0.12" else d
+        replace(d, weight=weight) if d.endpoint.address == "10.77.0.12" else d  # type: ignore[arg-type]
         for d in svc.dests
         if weight is not None or d.endpoint.address != "10.77.0.12"
     )
@@ -86,7 +86,7 @@ def _observations(
         lb,
         services=(IpvsService(svc.protocol, svc.vip, svc.scheduler, int(flags), 0, dests),),
         expire_nodest_conn=expire,
-        drain_records=(DrainRecord(GW2, 1, record, 1795664000.0),),
+        drain_records=(DrainRecord(GW2, 1, record, 1795664000.0),),  # type: ignore[arg-type]
     )
     gws: dict[str, GatewayObservation | None] = {
         name: parse_gateway_output(name, "wg0", (NORMAL / f"{name}.txt").read_text())

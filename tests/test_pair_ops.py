@@ -449,7 +449,7 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100), value=None)
     ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
     gw2 = _Gateway()
-    ctx.transports[GW2] = gw2  # type: ignore[assignment]
+    ctx.transports[GW2] = gw2  # type: ignore[index]
     plan = plan_failover(ctx, _pair_fleet(), None)
     mover = ClientFate("beta", BETA, GW2, "wg-gateway-01", "target's table", "10.211.55.11:1")
     stayer = ClientFate("alpha", ALPHA, "wg-gateway-01", "wg-gateway-01", "synced entry", None)

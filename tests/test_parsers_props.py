@@ -325,7 +325,7 @@ def test_ipvsadm_round_trip(listing: list[tuple[str, str, dict[str, object]]]) -
             expected["vip"],
             expected["scheduler"],
         )
-        names = set(expected["flags"])  # type: ignore[arg-type]
+        names = set(expected["flags"])  # type: ignore[call-overload]
         assert service.sh_fallback == ("fallback" in names)
         assert service.sh_port == ("port" in names)
         assert [

@@ -328,7 +328,7 @@ def test_a_bad_ssh_config_is_one_hosts_error_in_a_poll(home: Path) -> None:
     collector = FleetCollector(
         _inventory(home),
         timeout=5.0,
-        transport_factory=lambda h: SshTransport(h) if h.name == "gw1" else Down(),  # type: ignore[return-value]
+        transport_factory=lambda h: SshTransport(h) if h.name == "gw1" else Down(),  # type: ignore[arg-type, return-value]
     )
     try:
         errors = {h.name: h.error for h in collector.poll(roles=("gateway",)).hosts}

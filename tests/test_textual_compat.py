@@ -165,7 +165,7 @@ def _names_used(cls: type) -> set[str]:
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
-    for node in ast.walk(body):  # super()._name(...)
+    for node in ast.walk(body):  # type: ignore[assignment]  # super()._name(...)
         if (
             isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Call)

@@ -34,7 +34,9 @@ from wgconsole.ops.errors import OpError
 from wgconsole.ops.peers import execute_peer_add, plan_peer_add
 
 OWNER = (1234, 2345)
-APPLETS = ("awk", "cat", "chmod", "chown", "dirname", "mktemp", "mv", "readlink", "rm", "stat")
+APPLETS: tuple[str, ...] = (
+    *("awk", "cat", "chmod", "chown", "dirname", "mktemp", "mv", "readlink", "rm", "stat"),
+)
 APPLETS += ("sync",)
 
 
@@ -245,7 +247,7 @@ def test_no_gateway_command_is_built_for_what_is_not_an_interface(interface: str
         lambda: wgconf.live_restore_command(gw, ALPHA, state),
     ):
         with pytest.raises(OpError, match=r"interface .* refused: "):
-            build()
+            build()  # type: ignore[no-untyped-call]
 
 
 # --- the config edit's own read -------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab.helpers import eventually
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host, Inventory, SshSettings
 from wgconsole.lab import manager
@@ -42,7 +42,7 @@ class Lab:
     dir: Path
     inventory_path: Path
     inventory: Inventory
-    meta: dict[str, object]
+    meta: dict[str, Any]  # topology.json
     control: SshTransport
 
     def sh(self, command: str, timeout: float = 60.0, check: bool = True) -> str:
@@ -71,7 +71,7 @@ class PairLab(Lab):
 
     @property
     def pair(self) -> dict[str, Any]:
-        pair: dict[str, Any] = self.meta["director_pair"]  # type: ignore[assignment]
+        pair: dict[str, Any] = self.meta["director_pair"]
         return pair
 
     @property
@@ -103,11 +103,7 @@ class PairLab(Lab):
         return self.ns(netns, ["ipvsadm", "-Ln", "--daemon"]).strip()
 
     def wait_until(self, what: str, check: Callable[[], bool], seconds: float = 120.0) -> None:
-        deadline = time.monotonic() + seconds
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not within {seconds:.0f} s: {what}")
-            time.sleep(1)
+        eventually(check, timeout=seconds, what=what)
 
     def clients_off_vip(self) -> list[str]:
         """The clients (netns) whose peer endpoint is no longer the VIP: a client that got an
@@ -117,7 +113,7 @@ class PairLab(Lab):
         on and forwards the gateway's packets un-NATed."""
         vip = f"{self.meta['vip']}:{self.meta['port']}"
         off = []
-        for c in self.meta["topology"]["clients"]:  # type: ignore[index]
+        for c in self.meta["topology"]["clients"]:
             out = self.ns(c["netns"], ["wg", "show", "wg0", "endpoints"])
             if any(line.split()[1:] != [vip] for line in out.splitlines() if line.strip()):
                 off.append(c["netns"])
@@ -134,18 +130,15 @@ class PairLab(Lab):
                 f"ip netns exec {netns} sh -c "
                 + shlex.quote(f'wg set wg0 peer "$(wg show wg0 peers)" endpoint {vip}')
             )
-        for c in self.meta["topology"]["clients"]:  # type: ignore[index]
-            self.wait_until(
-                f"{c['netns']}'s tunnel works through the VIP",
-                lambda n=c["netns"]: (
-                    "ok"
-                    in self.sh(
-                        f"ip netns exec {n} ping -c 1 -W 2 {TUNNEL_GATEWAY} >/dev/null "
-                        "&& echo ok || echo failed"
-                    )
-                ),
-                seconds=180.0,
-            )
+        for c in self.meta["topology"]["clients"]:
+
+            def works(n: str = c["netns"]) -> bool:
+                return "ok" in self.sh(
+                    f"ip netns exec {n} ping -c 1 -W 2 {TUNNEL_GATEWAY} >/dev/null "
+                    "&& echo ok || echo failed"
+                )
+
+            self.wait_until(f"{c['netns']}'s tunnel works through the VIP", works, seconds=180.0)
 
     def settled(self) -> bool:
         """As the lab boots: the intended master alone holds the VIP and runs the master sync

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.lab.conftest import Lab
+from tests.lab.helpers import eventually
 
 pytestmark = pytest.mark.lab
 
@@ -47,14 +48,9 @@ class Pane:
         _tmux("send-keys", "-t", self.session, *keys)
 
     def wait(self, what: str, ok: Callable[[str], bool], timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.text()
-            if ok(screen):
-                return screen
-            time.sleep(0.25)
-        raise AssertionError(f"the console never showed {what} within {timeout:.0f}s:\n{screen}")
+        return eventually(
+            self.text, accept=ok, timeout=timeout, interval=0.25, what=f"the console shows {what}"
+        )
 
 
 @pytest.fixture

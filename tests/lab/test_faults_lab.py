@@ -19,16 +19,24 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.lab.conftest import Lab
-from tests.lab.helpers import handshakes, kernel_dests, run_cli
+from tests.lab.helpers import (
+    ensure_sudo_users,
+    eventually,
+    handshakes,
+    kernel_dests,
+    retry_locked,
+    run_cli,
+    start_sshd,
+    stop_sshd,
+)
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.records import HostStatus
-from wgconsole.lab.guest_script import restart_gateway_sshd_command, sudo_setup_command
 from wgconsole.lab.topology import LB_LAN
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext
 from wgconsole.ops.drain import execute_drain, find_record, plan_drain
-from wgconsole.ops.errors import LockedError, OpError
+from wgconsole.ops.errors import OpError
 from wgconsole.ops.keys import KeyPair
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.transport.base import CommandResult, Transport, TransportError
@@ -41,11 +49,9 @@ T = TypeVar("T")
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout: float = RECOVERY) -> float:
+    """How long `condition` took to hold (`eventually`, every 1 s)."""
     started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        time.sleep(1)
+    eventually(condition, timeout=timeout, what=what)
     return time.monotonic() - started
 
 
@@ -61,25 +67,6 @@ def _status_json(inventory: Path, *args: str) -> tuple[int, dict[str, Any]]:
     res = run_cli(inventory, *args, "status", "--json", timeout=300)
     assert res.stdout, res.stderr
     return res.returncode, json.loads(res.stdout)
-
-
-def _sshd_alive(lab: Lab, netns: str) -> bool:
-    out = lab.sh(f"kill -0 $(cat /run/wglab/sshd-{netns}.pid) 2>/dev/null && echo up", check=False)
-    return out.strip() == "up"
-
-
-def _stop_sshd(lab: Lab, netns: str) -> None:
-    """Its listener (by pid file) and its sessions (sshd processes in that namespace, by pid)."""
-    lab.sh(
-        f"kill $(cat /run/wglab/sshd-{netns}.pid); "
-        f"for p in $(ip netns pids {netns}); do "
-        '[ "$(cat /proc/$p/comm 2>/dev/null)" = sshd ] && kill "$p"; done; true'
-    )
-
-
-def _start_sshd(lab: Lab, netns: str) -> None:
-    if not _sshd_alive(lab, netns):
-        lab.sh(restart_gateway_sshd_command(lab.dir, netns))
 
 
 @pytest.fixture
@@ -109,7 +96,7 @@ def test_gateway_sshd_stopped_then_back(
     code, _before = _status_json(lab.inventory_path)  # records every host's last answer
     assert code == 0
     try:
-        _stop_sshd(lab, "gw2")
+        stop_sshd(lab, "gw2")
         took = _wait_for(
             lambda: not _host(collector.read_fleet(), GW2).reachable, "gateway-02 marked lost", 60
         )
@@ -134,7 +121,7 @@ def test_gateway_sshd_stopped_then_back(
         assert ("host-unreachable", GW2) in {(f["code"], f["subject"]) for f in data["findings"]}
         print("status showed:", hosts[GW2]["error"])
     finally:
-        _start_sshd(lab, "gw2")
+        start_sshd(lab, "gw2")
     took = _wait_for(lambda: _host(collector.read_fleet(), GW2).reachable, "gateway-02 back")
     print(f"gateway-02 back in the collector {took:.1f} s after its sshd restarted")
     assert not {c for c, s in _codes(collector.read_fleet()) if s == GW2} & {"host-unreachable"}
@@ -279,7 +266,11 @@ def test_a_skewed_bastion_clock_does_not_change_handshake_ages(lab: Lab) -> None
         # handshake is one of the two read around it (a rekey may fall in between): bounds from
         # the guest's own readings, so a slow poll on a loaded machine cannot fail the test.
         before, latest_before = handshakes(lab, "gw1")
-        c = FleetCollector(lab.inventory, clock=lambda s=skew: time.time() + s)
+
+        def clock(s: float = skew) -> float:
+            return time.time() + s
+
+        c = FleetCollector(lab.inventory, clock=clock)
         try:
             fleet = c.read_fleet()
         finally:
@@ -325,14 +316,7 @@ class _LoseOne:
 
 
 def _retry_locked(action: Callable[[], T], timeout: float = 300) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return action()
-        except LockedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(5)
+    return retry_locked(action, timeout=timeout, interval=5)
 
 
 def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path: Path) -> None:
@@ -400,12 +384,13 @@ def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path:
 
 
 def _retry_locked_cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    deadline = time.monotonic() + 300
-    while True:
-        res = run_cli(lab.inventory_path, *args, timeout=600)
-        if "locked by" not in res.stderr or time.monotonic() > deadline:
-            return res
-        time.sleep(5)
+    return eventually(
+        lambda: run_cli(lab.inventory_path, *args, timeout=600),
+        accept=lambda res: "locked by" not in res.stderr,
+        timeout=300,
+        interval=5,
+        what=f"{' '.join(args[:2])} not refused for the service lock",
+    )
 
 
 # --- sudo: true ---------------------------------------------------------------------------------
@@ -414,14 +399,12 @@ def _retry_locked_cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
 def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: Path) -> None:
     """gateway-02 reached as `wgop` (sudo rights for exactly wgconsole's privileged commands)
     works; as `wgnone` (no sudo right) it is reported as a missing sudo right."""
-    if lab.sh("[ -e /run/wglab/sudo-ready ] && echo yes", check=False).strip() != "yes":
-        lab.sh(sudo_setup_command(lab.dir))
-    assert lab.sh("[ -e /run/wglab/sudo-ready ] && echo yes", check=False).strip() == "yes"
+    ensure_sudo_users(lab)
     # A gateway sshd started before the users existed cannot see them: restart gateway-02's.
     try:
-        _stop_sshd(lab, "gw2")
+        stop_sshd(lab, "gw2")
     finally:
-        _start_sshd(lab, "gw2")
+        start_sshd(lab, "gw2")
     text = lab.inventory_path.read_text()
     for user, name in (("wgop", "granted"), ("wgnone", "none")):
         inv = tmp_path / f"inventory-{name}.yaml"
@@ -434,7 +417,13 @@ def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: P
         )
         assert f"user: {user}" in inv.read_text(), "the lab inventory's gateway line changed"
         load_inventory(inv)
-    code, data = _wait_status(tmp_path / "inventory-granted.yaml", lambda c, d: c == 0)
+    code, data = eventually(
+        lambda: _status_json(tmp_path / "inventory-granted.yaml"),
+        accept=lambda reading: reading[0] == 0,
+        timeout=60,
+        interval=2,
+        what="`status` as wgop exits 0",
+    )
     gateways = {g["name"]: g for g in data["gateways"]}
     assert (
         gateways[GW2]["reachable"] and gateways[GW2]["public_key"] == lab.meta["gateway_public_key"]
@@ -475,14 +464,3 @@ def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: P
     assert "missing sudo right for `wg show wg0 dump`" in error
     assert "a password is required" in error or "not allowed" in error
     assert all(h["reachable"] for h in data["hosts"] if h["name"] != GW2)
-
-
-def _wait_status(
-    inventory: Path, ok: Callable[[int, dict[str, Any]], bool], timeout: float = 60
-) -> tuple[int, dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, data = _status_json(inventory)
-        if ok(code, data) or time.monotonic() > deadline:
-            return code, data
-        time.sleep(2)

@@ -19,46 +19,18 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import Lab
-from tests.lab.helpers import run_cli
+from tests.lab.helpers import ensure_sudo_users, eventually, run_cli, start_sshd, stop_sshd
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host
-from wgconsole.lab.guest_script import restart_gateway_sshd_command, sudo_setup_command
 from wgconsole.ops import wgconf
 from wgconsole.ops.keys import KeyPair
 from wgconsole.poll.collector import FleetCollector
-from wgconsole.poll.transport.base import CommandResult
+from wgconsole.poll.transport.base import CommandResult, TransportError
 from wgconsole.poll.transport.ssh import SshTransport
 
 pytestmark = pytest.mark.lab
 
 GW1, GW2 = "wg-gateway-01", "wg-gateway-02"
-
-
-def _ensure_sudo_users(lab: Lab) -> None:
-    if lab.sh("[ -e /run/wglab/sudo-ready ] && echo yes", check=False).strip() != "yes":
-        lab.sh(sudo_setup_command(lab.dir))
-    assert lab.sh("[ -e /run/wglab/sudo-ready ] && echo yes", check=False).strip() == "yes"
-
-
-def _stop_sshd(lab: Lab, netns: str) -> None:
-    """Its listener (by pid file) and its sessions (sshd processes in that namespace, by pid)."""
-    lab.sh(
-        f"kill $(cat /run/wglab/sshd-{netns}.pid); "
-        f"for p in $(ip netns pids {netns}); do "
-        '[ "$(cat /proc/$p/comm 2>/dev/null)" = sshd ] && kill "$p"; done; true'
-    )
-
-
-def _restart_sshd(lab: Lab, netns: str, hostname: str | None = None) -> None:
-    """Start the gateway's sshd as the lab does; with `hostname`, in a UTS namespace of its own
-    where the host is called that (every SSH session inherits it)."""
-    command = restart_gateway_sshd_command(lab.dir, netns)
-    prefix = f"ip netns exec {netns} "
-    assert command.startswith(prefix + "sh -c "), command
-    if hostname is not None:
-        inner = f"hostname {shlex.quote(hostname)} && {command[len(prefix) :]}"
-        command = prefix + "unshare --uts sh -c " + shlex.quote(inner)
-    lab.sh(command)
 
 
 class _Recording:
@@ -78,6 +50,23 @@ class _Recording:
         self.inner.close()
 
 
+# Bound on an SSH session reaching the restarted sshd (its own bound on listening is the
+# helper's); the poll itself keeps its 120 s per-host timeout.
+PRECONDITION_SECONDS = 60.0
+
+
+def _session_hostname(host: Host) -> str:
+    """The host name an SSH session to `host` reports, or the transport's error (observed, for
+    the message, while the sshd is not yet answering)."""
+    transport = SshTransport(host)
+    try:
+        return transport.run("hostname", timeout=30.0).stdout.strip()
+    except TransportError as exc:
+        return f"({exc})"
+    finally:
+        transport.close()
+
+
 def _sudo_inventory(lab: Lab, path: Path) -> Path:
     text = re.sub(
         r"(  - \{name: wg-gateway-02, host: 127\.0\.0\.1, port: \d+,)",
@@ -92,7 +81,7 @@ def _sudo_inventory(lab: Lab, path: Path) -> Path:
 def test_a_sudo_warning_on_stderr_never_sends_the_private_key(lab: Lab, tmp_path: Path) -> None:
     """gateway-02 polled as `wgop` through `sudo -n`, with a host name sudo cannot resolve:
     sudo warns on stderr before `wg` prints its first line (the private key's)."""
-    _ensure_sudo_users(lab)
+    ensure_sudo_users(lab)
     key = (lab.dir / "wg" / "gateway.key").read_text().strip()
     assert len(key) == 44
     hostname = "wgc-nowhere-" + uuid.uuid4().hex[:6]
@@ -102,9 +91,18 @@ def test_a_sudo_warning_on_stderr_never_sends_the_private_key(lab: Lab, tmp_path
     def factory(host: Host) -> _Recording:
         return _Recording(SshTransport(host), received)
 
-    _stop_sshd(lab, "gw2")
+    gw2_host = next(h for h in inventory.hosts if h.name == GW2)
+    stop_sshd(lab, "gw2")
     try:
-        _restart_sshd(lab, "gw2", hostname)
+        start_sshd(lab, "gw2", hostname)
+        # The precondition, established before the poll: an SSH session to gateway-02, as
+        # the poll makes them, answers from the sshd with the unresolvable host name.
+        eventually(
+            lambda: _session_hostname(gw2_host),
+            accept=lambda name: name == hostname,
+            timeout=PRECONDITION_SECONDS,
+            what=f"an SSH session to {GW2} on the host called {hostname}",
+        )
         collector = FleetCollector(inventory, transport_factory=factory, timeout=120.0)
         try:
             poll = collector.poll(("gateway",))
@@ -112,17 +110,17 @@ def test_a_sudo_warning_on_stderr_never_sends_the_private_key(lab: Lab, tmp_path
         finally:
             collector.close()
     finally:
-        _stop_sshd(lab, "gw2")
-        _restart_sshd(lab, "gw2")
+        stop_sshd(lab, "gw2")
+        start_sshd(lab, "gw2")
     everything = "".join(received)
     # Counted, never shown: a failed assertion's text is kept (tests/conftest.py).
     pieces = sum(part in everything for part in (key, key[:20], key[20:40]))
     assert pieces == 0, "the gateway's private key came back in a poll"
     (tmp_path / "gateway-polls.txt").write_text(everything)  # the secrets sweep reads it too
-    # The condition was there: sudo's warning came back, on its own section.
-    assert re.search(rf"@@wgc:dump-err\n[^@]*unable to resolve host {hostname}", everything)
     gw2 = fleet.gateway(GW2)
     assert gw2 is not None and gw2.reachable, [(h.name, h.error) for h in fleet.hosts]
+    # The condition was there: sudo's warning came back, on its own section.
+    assert re.search(rf"@@wgc:dump-err\n[^@]*unable to resolve host {hostname}", everything)
     assert gw2.public_key == lab.meta["gateway_public_key"]
 
 
@@ -154,7 +152,7 @@ def _state(lab: Lab, key: str) -> dict[str, str]:
 def symlinked_gw1(lab: Lab) -> Iterator[None]:
     """gateway-01's wg0.conf moved into another directory (0640, group wgop) and linked back,
     with six old backups; everything put back afterwards, backups made meanwhile removed."""
-    _ensure_sudo_users(lab)
+    ensure_sudo_users(lab)
     before = {d: _backups(lab, d) for d in (GW1_DIR, "/run/wglab/gw2/wireguard")}
     olds = " ".join(OLD_BACKUPS)
     lab.sh(

@@ -85,7 +85,7 @@ def test_netlink_gateway_reader_matches_ssh(lab: Lab) -> None:
     assert "private" not in json.dumps(local).lower()
     lpeers = {p["public_key"]: p for p in li["peers"]}
     rpeers = {p.public_key: p for p in remote.interface.peers}
-    assert set(lpeers) == set(rpeers) == set(lab.meta["client_public_keys"].values())  # type: ignore[union-attr]
+    assert set(lpeers) == set(rpeers) == set(lab.meta["client_public_keys"].values())
     for key, rp in rpeers.items():
         lp = lpeers[key]
         assert tuple(lp["allowed_ips"]) == rp.allowed_ips

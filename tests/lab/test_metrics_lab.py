@@ -29,10 +29,16 @@ import pytest
 import yaml
 
 from tests.lab.conftest import Lab
-from tests.lab.helpers import handshakes, kernel_dests, run_cli
-from tests.lab.test_ops_drain_lab import _heal_lab_clients
+from tests.lab.helpers import (
+    eventually,
+    handshakes,
+    kernel_dests,
+    run_cli,
+    settle_clients,
+    start_sshd,
+    stop_sshd,
+)
 from wgconsole.export.rules import alert_rules
-from wgconsole.lab.guest_script import restart_gateway_sshd_command
 
 pytestmark = pytest.mark.lab
 
@@ -50,14 +56,7 @@ def _free_port() -> int:
 
 
 def _wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    started = time.monotonic()
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        time.sleep(0.5)
+    return eventually(condition, timeout=timeout, what=what, interval=0.5)
 
 
 @dataclass
@@ -175,7 +174,7 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
             ).read_text()
             try:
                 with urllib.request.urlopen(stack.prometheus_url + "/-/ready", timeout=5) as r:
-                    return r.status == 200
+                    return bool(r.status == 200)
             except OSError:
                 return False
 
@@ -300,11 +299,6 @@ def test_weights_equal_the_kernels_also_after_ipvsadm_behind_its_back(
     _wait_for(agree, "the weight restored in Prometheus")
 
 
-def _sshd_alive(lab: Lab, netns: str) -> bool:
-    out = lab.sh(f"kill -0 $(cat /run/wglab/sshd-{netns}.pid) 2>/dev/null && echo up", check=False)
-    return out.strip() == "up"
-
-
 def test_a_gateway_whose_sshd_is_killed_reads_host_up_0(lab: Lab, stack: Stack) -> None:
     """Every scrape of a poll that began after the kill reads 0, and a poll is served from
     the first scrape after it ended. So 0 shows at the first scrape after the first poll
@@ -314,11 +308,7 @@ def test_a_gateway_whose_sshd_is_killed_reads_host_up_0(lab: Lab, stack: Stack) 
     up = 'wgconsole_host_up{host="wg-gateway-02"}'
     try:
         sent = time.time()
-        # Its listener (by pid file) and its sessions (sshd processes in that namespace).
-        lab.sh(
-            "kill $(cat /run/wglab/sshd-gw2.pid); for p in $(ip netns pids gw2); do "
-            '[ "$(cat /proc/$p/comm 2>/dev/null)" = sshd ] && kill "$p"; done; true'
-        )
+        stop_sshd(lab, "gw2")  # returns once its processes are gone
         killed = time.time()  # the kill ran somewhere between `sent` and now
         _wait_for(lambda: stack.values(up, "host").get(GW2) == 0.0, "host_up 0 in Prometheus")
         _wait_for(
@@ -348,15 +338,14 @@ def test_a_gateway_whose_sshd_is_killed_reads_host_up_0(lab: Lab, stack: Stack) 
             f"{POLL:g} s taking {took:.1f} s"
         )
     finally:
-        if not _sshd_alive(lab, "gw2"):
-            lab.sh(restart_gateway_sshd_command(lab.dir, "gw2"))
+        start_sshd(lab, "gw2")
     _wait_for(lambda: stack.values(up, "host").get(GW2) == 1.0, "host_up 1 again")
 
 
 def test_byte_counters_never_go_backwards_across_a_drain(
     lab: Lab, stack: Stack, tmp_path: Path
 ) -> None:
-    _heal_lab_clients(lab)
+    settle_clients(lab, timeout=150)  # as test_ops_drain_lab's settling
     holders = [r["metric"]["lb_gateway"] for r in stack.query("wgconsole_client_info")]
     drained = max(set(holders), key=holders.count)
     netns = NETNS[drained]
@@ -399,4 +388,4 @@ def test_byte_counters_never_go_backwards_across_a_drain(
         for client in lab.inventory.clients:
             values = [v for _, v in stack.samples(f'{metric}{{client="{client.name}"}}{window}')]
             assert values == sorted(values), (client.name, direction, values)
-    _heal_lab_clients(lab)
+    settle_clients(lab, timeout=150)  # as test_ops_drain_lab's settling

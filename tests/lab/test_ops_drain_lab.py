@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab import helpers
 from tests.lab.conftest import Lab
-from tests.lab.helpers import cli_json, handshakes, kernel_conns, kernel_dests, run_cli
+from tests.lab.helpers import handshakes, kernel_conns, kernel_dests, run_cli
 
 pytestmark = pytest.mark.lab
 
 GW1, GW2 = "wg-gateway-01", "wg-gateway-02"
 NEW_SOURCES = 300
-
-
-def _vip(lab: Lab) -> str:
-    return f"{lab.meta['vip']}:{lab.meta['port']}"
 
 
 def _rs(lab: Lab, name: str) -> str:
@@ -28,33 +25,6 @@ def _rs(lab: Lab, name: str) -> str:
 
 
 CLIENT_NETNS = ("cl0", "cl1")
-
-
-def _status(lab: Lab) -> dict:  # type: ignore[type-arg]
-    data: dict = cli_json(lab.inventory_path, "status")  # type: ignore[type-arg]
-    return data
-
-
-def _heal_lab_clients(lab: Lab) -> None:
-    """Lab-only recovery for clients that roamed to a gateway's own address (bypassing-lb).
-
-    No gateway-side action can bring such a client back (docs/domain/connections-and-timeouts.md);
-    on a real fleet the
-    client's own Endpoint must be reset, which is what the lab does to its own clients here.
-    """
-    for ns in CLIENT_NETNS:
-        peer, endpoint = lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()
-        if endpoint != _vip(lab):
-            lab.ns(ns, ["wg", "set", "wg0", "peer", peer, "endpoint", _vip(lab)])
-    deadline = time.monotonic() + 150
-    while True:
-        for ns in CLIENT_NETNS:
-            lab.ns(ns, ["ping", "-c", "1", "-W", "3", "10.255.0.1"], check=False)
-        clients = _status(lab)["clients"]
-        if all(c["lb_gateway"] and c["lb_gateway"] == c["handshake_gateway"] for c in clients):
-            return
-        assert time.monotonic() < deadline, f"lab clients did not settle: {clients}"
-        time.sleep(5)
 
 
 def _send_new_clients(lab: Lab, first: int) -> list[str]:
@@ -73,12 +43,12 @@ def _send_new_clients(lab: Lab, first: int) -> list[str]:
 
 
 def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_path: Path) -> None:
-    _heal_lab_clients(lab)
-    holders = [c["lb_gateway"] for c in _status(lab)["clients"]]
+    helpers.settle_clients(lab, timeout=150)
+    holders = [c["lb_gateway"] for c in helpers.status(lab)["clients"]]
     drained = max(set(holders), key=holders.count)  # the gateway most clients are on
     other = next(g.name for g in lab.inventory.gateways if g.name != drained)
     ns_drained, ns_other = ("gw1", "gw2") if drained == GW1 else ("gw2", "gw1")
-    moving = [c["public_key"] for c in _status(lab)["clients"] if c["lb_gateway"] == drained]
+    moving = [c["public_key"] for c in helpers.status(lab)["clients"] if c["lb_gateway"] == drained]
     audit = tmp_path / "audit.jsonl"
     drained_clock0, _ = handshakes(lab, ns_drained)
     res = run_cli(
@@ -106,10 +76,10 @@ def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_pat
     # The clients still talk through the VIP (no roaming to a gateway's own address)...
     for ns in CLIENT_NETNS:
         endpoints = lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()
-        assert endpoints[1] == _vip(lab)
+        assert endpoints[1] == helpers.vip(lab)
         # ...and their tunnels carry traffic.
         lab.ns(ns, ["ping", "-c", "2", "-W", "5", "10.255.0.1"])
-    data = _status(lab)
+    data = helpers.status(lab)
     assert {c["lb_gateway"] for c in data["clients"]} == {other}
     rs = {r["gateway"]: r for r in data["real_servers"]}
     assert rs[drained]["weight"] == 0 and rs[drained]["state"] == "drained"
@@ -118,7 +88,8 @@ def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_pat
 
     # No new client is dropped: every new source gets an entry, all on the other gateway.
     sources = set(_send_new_clients(lab, first=1 if drained == GW1 else 50))
-    placed = {c.client.split(":")[0]: c.dest for c in kernel_conns(lab) if c.virtual == _vip(lab)}
+    vip = helpers.vip(lab)
+    placed = {c.client.split(":")[0]: c.dest for c in kernel_conns(lab) if c.virtual == vip}
     assert sources <= set(placed), f"{len(sources - set(placed))} new clients were dropped"
     assert {placed[s] for s in sources} == {_rs(lab, other)}
 
@@ -130,16 +101,16 @@ def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_pat
     res = run_cli(lab.inventory_path, "undrain", drained, "--yes", "--audit-log", str(audit))
     print(res.stdout)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert dict(kernel_dests(lab, _vip(lab)))[_rs(lab, drained)] == 1
+    assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, drained)] == 1
     link = lab.ns(ns_drained, ["ip", "-o", "link", "show", "dev", "wg0"])
     assert "UP" in link.split(">")[0]
-    rs = {r["gateway"]: r for r in _status(lab)["real_servers"]}
+    rs = {r["gateway"]: r for r in helpers.status(lab)["real_servers"]}
     assert rs[drained]["state"] == "active" and rs[drained]["weight"] == 1
     # ...and, over more than a keepalive interval, it makes no client roam to its own address.
     time.sleep(lab.inventory.tunnel.keepalive + 5)
     for ns in CLIENT_NETNS:
-        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == _vip(lab)
-    assert not any("bypassing-lb" in c["findings"] for c in _status(lab)["clients"])
+        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
+    assert not any("bypassing-lb" in c["findings"] for c in helpers.status(lab)["clients"])
 
 
 def test_weight_preview_and_apply(lab: Lab, tmp_path: Path) -> None:
@@ -147,13 +118,14 @@ def test_weight_preview_and_apply(lab: Lab, tmp_path: Path) -> None:
     res = run_cli(lab.inventory_path, "weight", GW2, "3", "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "buckets (of 256)" in res.stdout and "192" in res.stdout
-    assert dict(kernel_dests(lab, _vip(lab)))[_rs(lab, GW2)] == 1  # a dry run changes nothing
+    # A dry run changes nothing.
+    assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, GW2)] == 1
     res = run_cli(lab.inventory_path, "weight", GW2, "3", "--yes", "--audit-log", str(audit))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert dict(kernel_dests(lab, _vip(lab)))[_rs(lab, GW2)] == 3
+    assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, GW2)] == 3
     res = run_cli(lab.inventory_path, "weight", GW2, "1", "--yes", "--audit-log", str(audit))
     assert res.returncode == 0
-    assert dict(kernel_dests(lab, _vip(lab)))[_rs(lab, GW2)] == 1
+    assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, GW2)] == 1
     # Bad input is refused before anything is sent.
     res = run_cli(lab.inventory_path, "weight", GW2, "300", "--yes", "--audit-log", str(audit))
     assert res.returncode == 2 and "between 0 and 256" in res.stderr
@@ -161,4 +133,4 @@ def test_weight_preview_and_apply(lab: Lab, tmp_path: Path) -> None:
     assert res.returncode == 2 and "no gateway named" in res.stderr
     res = run_cli(lab.inventory_path, "--read-only", "weight", GW2, "2", "--yes")
     assert res.returncode == 2 and "read-only" in res.stderr
-    assert dict(kernel_dests(lab, _vip(lab)))[_rs(lab, GW2)] == 1
+    assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, GW2)] == 1

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab import helpers
 from tests.lab.conftest import Lab
 from tests.lab.helpers import cli_json, endpoints, run_cli
 from wgconsole.lab.topology import LB_WAN, TUNNEL_GATEWAY
@@ -32,23 +33,13 @@ REPLY = re.compile(r"icmp_seq=(\d+) ttl=")
 SLOW = ("--timeout", "120")
 
 
-def _vip(lab: Lab) -> str:
-    return f"{lab.meta['vip']}:{lab.meta['port']}"
-
-
 def _clients(lab: Lab) -> dict[str, dict[str, Any]]:
-    data = cli_json(lab.inventory_path, "status", *SLOW)
-    return {c["name"]: c for c in data["clients"]}
-
-
-def _topology(lab: Lab) -> dict[str, Any]:
-    topo: dict[str, Any] = lab.meta["topology"]  # type: ignore[assignment]
-    return topo
+    return {c["name"]: c for c in helpers.status(lab, *SLOW)["clients"]}
 
 
 def _recreate_client_wg(lab: Lab, ns: str) -> None:
     """A fresh wg0 from the lab's own config: no session, a new port; it handshakes at once."""
-    tunnel = next(c["tunnel_address"] for c in _topology(lab)["clients"] if c["netns"] == ns)
+    tunnel = next(c["tunnel_address"] for c in lab.meta["topology"]["clients"] if c["netns"] == ns)
     lab.sh(
         f"ip -n {ns} link del wg0; ip -n {ns} link add wg0 type wireguard && "
         f"ip netns exec {ns} wg setconf wg0 /run/wglab/{ns}/wg0.conf && "
@@ -59,18 +50,15 @@ def _recreate_client_wg(lab: Lab, ns: str) -> None:
 def _settle(lab: Lab, want: dict[str, str] | None = None) -> None:
     """Until every client is on one gateway by LB entry and by handshake (with `want`: on
     that gateway)."""
-    deadline = time.monotonic() + 240
-    while True:
-        for ns in CLIENTS:
-            lab.ns(ns, ["ping", "-c", "2", "-W", "3", TUNNEL_GATEWAY], check=False)
-        clients = _clients(lab)
-        settled = all(
-            c["lb_gateway"] and c["lb_gateway"] == c["handshake_gateway"] for c in clients.values()
-        )
-        if settled and all(clients[n]["lb_gateway"] == g for n, g in (want or {}).items()):
-            return
-        assert time.monotonic() < deadline, f"the lab clients did not settle: {clients}"
-        time.sleep(3)
+    helpers.settle_clients(
+        lab,
+        timeout=240,
+        interval=3,
+        pings=2,
+        repair=False,
+        read=lambda: helpers.status(lab, *SLOW),
+        want=want,
+    )
 
 
 @dataclass(frozen=True)
@@ -81,7 +69,7 @@ class Placement:
 
 def _in_service(lab: Lab) -> None:
     """Every gateway back in service (an earlier test cut short may have left one drained)."""
-    data = cli_json(lab.inventory_path, "status", *SLOW)
+    data = helpers.status(lab, *SLOW)
     for rs in data["real_servers"]:
         if rs["gateway"] and not rs["weight"]:
             _op(
@@ -105,7 +93,7 @@ def placement(lab: Lab) -> Iterator[Placement]:
     candidates = [f"10.77.1.{n}" for n in range(20, 80)]
     picks = cli_json(lab.inventory_path, "whereis", *candidates, *SLOW)
     second = next(p["address"] for p in picks if p["gateway"] == other)
-    first = next(c["wan"] for c in _topology(lab)["clients"] if c["netns"] == "cl1")
+    first = next(c["wan"] for c in lab.meta["topology"]["clients"] if c["netns"] == "cl1")
     lab.sh(
         f"ip -n cl1 addr add {second}/24 dev wan && "
         f"ip -n cl1 route replace default via {LB_WAN} src {second}"
@@ -138,10 +126,12 @@ class Probes:
             )
         self.lab.sh("\n".join(lines))
         # Every probe answered a few times before the operation begins.
-        deadline = time.monotonic() + 120
-        while not all(len(self.replies(ns)) >= 3 for ns in CLIENTS):
-            assert time.monotonic() < deadline, "the probes got no answers before the operation"
-            time.sleep(1)
+        helpers.eventually(
+            lambda: {ns: len(self.replies(ns)) for ns in CLIENTS},
+            accept=lambda answered: all(n >= 3 for n in answered.values()),
+            timeout=120,
+            what="the probes answered (3 each) before the operation",
+        )
         return self
 
     def log(self, ns: str) -> str:
@@ -164,7 +154,7 @@ class Probes:
 
 def _tunnels_work_through_the_vip(lab: Lab) -> None:
     for ns in CLIENTS:
-        assert set(endpoints(lab, ns).values()) == {_vip(lab)}, f"{ns} left the VIP"
+        assert set(endpoints(lab, ns).values()) == {helpers.vip(lab)}, f"{ns} left the VIP"
         lab.ns(ns, ["ping", "-c", "2", "-W", "5", TUNNEL_GATEWAY])
 
 

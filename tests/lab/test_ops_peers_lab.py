@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -22,14 +21,14 @@ from typing import TypeVar
 import pytest
 
 from tests.lab.conftest import Lab
-from tests.lab.helpers import kernel_conns
+from tests.lab.helpers import kernel_conns, retry_locked
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
 from wgconsole.ops import wgconf
 from wgconsole.ops.audit import AuditLog
 from wgconsole.ops.context import OpContext, Progress
-from wgconsole.ops.errors import LockedError, OpError
+from wgconsole.ops.errors import OpError
 from wgconsole.ops.peers import (
     execute_peer_add,
     execute_peer_remove,
@@ -79,14 +78,7 @@ def env(lab: Lab, tmp_path: Path) -> Iterator[Setup]:
 
 def _retry_locked(action: Callable[[], T]) -> T:
     """Other engineers' lab tests take the same service lock for a moment: wait for it."""
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            return action()
-        except LockedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(3)
+    return retry_locked(action, timeout=180, interval=3)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def test_both_directors_run_the_sync_daemon_and_hold_the_same_table(settled: Pai
     # The same dests in the same kernel order (newest first: the last gateway added first).
     order = _service_in_kernel_order(lab, master)
     assert order == _service_in_kernel_order(lab, backup)
-    gateways = [g["lan"] for g in lab.meta["topology"]["gateways"]]  # type: ignore[index]
+    gateways = [g["lan"] for g in lab.meta["topology"]["gateways"]]
     assert [_hex_ip(r[1].split(":")[0]) for r in order[1:]] == gateways[::-1]
     sysctls = ["expire_nodest_conn", "sync_threshold", "sync_version", "sync_refresh_period"]
     read = "cd /proc/sys/net/ipv4/vs && cat " + " ".join(sysctls)
@@ -151,7 +151,7 @@ def test_both_directors_run_the_sync_daemon_and_hold_the_same_table(settled: Pai
 def test_a_clients_new_entry_is_synced_onto_the_backup(settled: PairLab) -> None:
     lab = settled
     master, backup = (d["netns"] for d in lab.directors)
-    client = lab.meta["topology"]["clients"][1]  # type: ignore[index]
+    client = lab.meta["topology"]["clients"][1]
     # A new source port makes a new entry on the master, which the backup has never seen.
     port = 40000 + int(lab.guest_clock()) % 20000
     source = f"{client['wan']}:{port}"
@@ -179,7 +179,7 @@ def test_a_clients_tunnel_survives_killing_the_masters_keepalived(
 ) -> None:
     lab = settled
     master, backup = lab.directors
-    clients = [c["netns"] for c in lab.meta["topology"]["clients"]]  # type: ignore[index]
+    clients = [c["netns"] for c in lab.meta["topology"]["clients"]]
     assert all(_tunnel_ping(lab, c) for c in clients)
     before = _in_packets(lab, backup["netns"])
     try:
@@ -216,7 +216,7 @@ def test_a_crashed_masters_addresses_stay_while_the_backup_takes_over(
 ) -> None:
     lab = settled
     master, backup = lab.directors
-    clients = [c["netns"] for c in lab.meta["topology"]["clients"]]  # type: ignore[index]
+    clients = [c["netns"] for c in lab.meta["topology"]["clients"]]
     before = _in_packets(lab, backup["netns"])
     try:
         # SIGKILL to keepalived and its VRRP child: nothing gives the addresses up, so both

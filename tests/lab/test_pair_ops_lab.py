@@ -78,7 +78,7 @@ def _ip(hex_addr: str) -> str:
 
 def _plant_order(lab: PairLab, netns: str, order: list[tuple[str, str]]) -> None:
     """Give `netns`'s service exactly `order`: every dest deleted, then added oldest first."""
-    vip = f"{lab.meta['vip']}:{lab.meta['port']}"
+    vip = helpers.vip(lab)
     commands = [f"ipvsadm -d -u {vip} -r {d}" for d, _ in _order(lab, netns)]
     commands += [f"ipvsadm -a -u {vip} -r {d} -m -w {w}" for d, w in reversed(order)]
     lab.ns(netns, ["sh", "-c", " && ".join(commands)])
@@ -104,19 +104,12 @@ def _clients(lab: PairLab) -> dict[str, tuple[str | None, str | None]]:
 
 def _settle_clients(lab: PairLab) -> dict[str, tuple[str | None, str | None]]:
     """Until every client talks through the VIP to the gateway its LB entry names."""
-    deadline = time.monotonic() + 300
-    while True:
-        for c in _client_netns(lab):
-            lab.ns(c, ["ping", "-c", "1", "-W", "3", TUNNEL_GATEWAY], check=False)
-        clients = _clients(lab)
-        if all(lb and lb == hs for lb, hs in clients.values()):
-            return clients
-        assert time.monotonic() < deadline, f"the lab's clients did not settle: {clients}"
-        time.sleep(5)
+    clients = helpers.settle_clients(lab, timeout=300, repair=False, read=lambda: _status(lab))
+    return {c["name"]: (c["lb_gateway"], c["handshake_gateway"]) for c in clients}
 
 
 def _client_netns(lab: PairLab) -> list[str]:
-    return [c["netns"] for c in lab.meta["topology"]["clients"]]  # type: ignore[index]
+    return list(helpers.client_netns(lab).values())
 
 
 def _tunnel_ok(lab: PairLab, netns: str) -> bool:

@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 
+from tests.lab import helpers
 from tests.lab.conftest import PairLab
-from tests.lab.helpers import cli_json, run_cli
+from tests.lab.helpers import run_cli
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.rebalance import sh_choice
 from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
@@ -39,18 +40,6 @@ SETTLE_SECONDS = 180.0
 PING = "ping -n -i 0.1 -W 2 10.255.0.1"
 
 
-def _vip(lab: PairLab) -> str:
-    return f"{lab.meta['vip']}:{lab.meta['port']}"
-
-
-def _client_ns(lab: PairLab) -> dict[str, str]:
-    return {c["name"]: c["netns"] for c in lab.meta["topology"]["clients"]}  # type: ignore[index]
-
-
-def _status(lab: PairLab) -> Any:
-    return cli_json(lab.inventory_path, "status")
-
-
 def _hex_ep(ip: str, port: str) -> str:
     return f"{socket.inet_ntoa(bytes.fromhex(ip))}:{int(port, 16)}"
 
@@ -60,14 +49,14 @@ def _conns(lab: PairLab, netns: str) -> dict[str, str]:
     conns = {}
     for line in lab.ns(netns, ["cat", "/proc/net/ip_vs_conn"]).splitlines()[1:]:
         f = line.split()
-        if len(f) >= 9 and f[0] == "UDP" and _hex_ep(f[3], f[4]) == _vip(lab):
+        if len(f) >= 9 and f[0] == "UDP" and _hex_ep(f[3], f[4]) == helpers.vip(lab):
             conns[_hex_ep(f[1], f[2])] = _hex_ep(f[5], f[6])
     return conns
 
 
 def _dests(lab: PairLab, netns: str) -> list[tuple[str, int]]:
     """The VIP's dests in kernel order with their weights."""
-    out = lab.ns(netns, ["ipvsadm", "-Ln", "--nosort", "-u", _vip(lab)])
+    out = lab.ns(netns, ["ipvsadm", "-Ln", "--nosort", "-u", helpers.vip(lab)])
     fields = (line.split() for line in out.splitlines())
     return [(f[1], int(f[3])) for f in fields if f[:1] == ["->"] and f[1] != "RemoteAddress:Port"]
 
@@ -82,25 +71,6 @@ def _sync_state(lab: PairLab) -> dict[str, tuple[str, bool]]:
         ns: (lab.sync_daemon(ns), "wgcsync" in lab.ns(ns, ["ip", "-o", "link", "show"]))
         for ns in _directors(lab)
     }
-
-
-def _settle(lab: PairLab) -> None:
-    """Every client on one gateway by the VIP holder's entry and by handshake, through the VIP
-    (lab-only repair of a client left roamed by an earlier test)."""
-    names = _client_ns(lab)
-    for ns in names.values():
-        peer, endpoint = lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()
-        if endpoint != _vip(lab):
-            lab.ns(ns, ["wg", "set", "wg0", "peer", peer, "endpoint", _vip(lab)])
-    deadline = time.monotonic() + 180
-    while True:
-        for ns in names.values():
-            lab.ns(ns, ["ping", "-c", "1", "-W", "3", "10.255.0.1"], check=False)
-        clients = _status(lab)["clients"]
-        if all(c["lb_gateway"] and c["lb_gateway"] == c["handshake_gateway"] for c in clients):
-            return
-        assert time.monotonic() < deadline, f"lab clients did not settle: {clients}"
-        time.sleep(5)
 
 
 def _misplaced(data: Any) -> set[str]:
@@ -167,12 +137,12 @@ def _rebalance_with_pings(
 ) -> None:
     """`rebalance --yes` with every client pinging through its tunnel; then the movers on
     their target on both directors, nothing else changed."""
-    names = _client_ns(lab)
+    names = helpers.client_netns(lab)
     holder, standby = _directors(lab)
     entries = {ns: _conns(lab, ns) for ns in (holder, standby)}
     tables = {ns: _dests(lab, ns) for ns in (holder, standby)}
     sync = _sync_state(lab)
-    source = {c["name"]: c["endpoint"] for c in _status(lab)["clients"]}
+    source = {c["name"]: c["endpoint"] for c in helpers.status(lab)["clients"]}
     _start_pings(lab, names)
     try:
         time.sleep(2)
@@ -206,7 +176,7 @@ def _rebalance_with_pings(
     assert tables[holder] == tables[standby]
     assert _sync_state(lab) == sync
     for ns in names.values():
-        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == _vip(lab)
+        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
         lab.ns(ns, ["ping", "-c", "2", "-W", "5", "10.255.0.1"])
     # The holder's master daemon sends the moved entries as the holder has them (on their
     # new gateway: at its 3rd packet, then every 50th, a copy made by the sync protocol
@@ -226,11 +196,11 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
     lab.restore_clients()
     audit = tmp_path / "audit.jsonl"
     holder, standby = _directors(lab)
-    _settle(lab)
+    helpers.settle_clients(lab, timeout=180)
     weights_before = _dests(lab, holder)
     assert weights_before == _dests(lab, standby)
 
-    data = _status(lab)
+    data = helpers.status(lab)
     entries = {
         c["name"]: (Endpoint(*_split(c["endpoint"])), c["lb_gateway"]) for c in data["clients"]
     }
@@ -242,7 +212,7 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
     res = run_cli(lab.inventory_path, "weight", gw, str(weight), "--yes", "--audit-log", str(audit))
     assert res.returncode == 0, res.stdout + res.stderr
     try:
-        data = _status(lab)
+        data = helpers.status(lab)
         movers = _misplaced(data)
         assert movers and movers < set(entries)
         choice = sh_choice(lab.inventory, _service_from(lab, holder))
@@ -250,7 +220,7 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
         target = {name: str(choice.gateway(entries[name][0])) for name in movers}
         print(f"weight {gw} {weight}: movers {sorted(movers)} -> {target}")
         _rebalance_with_pings(lab, audit, movers, target)
-        assert not _misplaced(_status(lab))
+        assert not _misplaced(helpers.status(lab))
         _failover_keeps_them(lab, movers, target)
     finally:
         res = run_cli(
@@ -260,10 +230,10 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
     # The pair's weights as they were; a second rebalance puts the movers back where the
     # table sends them now (their gateway before the test).
     assert _dests(lab, holder) == weights_before == _dests(lab, standby)
-    back = _misplaced(_status(lab))
+    back = _misplaced(helpers.status(lab))
     assert back == movers
     _rebalance_with_pings(lab, audit, back, {name: entries[name][1] for name in back})
-    assert not _misplaced(_status(lab))
+    assert not _misplaced(helpers.status(lab))
 
 
 def _failover_keeps_them(lab: PairLab, movers: set[str], target: dict[str, str]) -> None:
@@ -271,16 +241,16 @@ def _failover_keeps_them(lab: PairLab, movers: set[str], target: dict[str, str])
     sends each moved client to its new gateway (its copy of the entry), where its session is.
     The pair is put back as it booted (keepalived again on the holder, which preempts)."""
     holder, standby = lab.directors
-    names = _client_ns(lab)
+    names = helpers.client_netns(lab)
     gw_rs = {g.name: str(g.real_server) for g in lab.inventory.gateways}
-    source = {c["name"]: c["endpoint"] for c in _status(lab)["clients"]}
+    source = {c["name"]: c["endpoint"] for c in helpers.status(lab)["clients"]}
     try:
         lab.sh(f"kill $(cat {shlex.quote(holder['pid'])})")
         lab.wait_until("the standby takes the VIP", lambda: lab.vip_holders() == [standby["netns"]])
         for name in movers:
             lab.ns(names[name], ["ping", "-c", "3", "-W", "5", "10.255.0.1"], timeout=120)
             assert _conns(lab, standby["netns"])[source[name]] == gw_rs[target[name]]
-        clients = {c["name"]: c for c in _status(lab)["clients"]}
+        clients = {c["name"]: c for c in helpers.status(lab)["clients"]}
         for name in movers:
             assert clients[name]["lb_gateway"] == target[name], clients[name]
             assert clients[name]["handshake_gateway"] == target[name], clients[name]
@@ -299,4 +269,4 @@ def _service_from(lab: PairLab, netns: str) -> IpvsService:
     dests = tuple(
         IpvsDest(Endpoint(*_split(rs)), weight, "masq", 0, 0) for rs, weight in _dests(lab, netns)
     )
-    return IpvsService("udp", Endpoint(*_split(_vip(lab))), "sh", _flags(), dests=dests)
+    return IpvsService("udp", Endpoint(*_split(helpers.vip(lab))), "sh", _flags(), dests=dests)

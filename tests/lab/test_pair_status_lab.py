@@ -149,7 +149,7 @@ def _pair_state(lab: PairLab) -> str:
             out = lab.ns(d["netns"], argv, check=False)
             parts.append(f"--- {d['name']} {' '.join(argv)}\n{out}")
         parts.append(f"--- {d['name']} sync: {lab.sync_daemon(d['netns'])}")
-    for c in lab.meta["topology"]["clients"]:  # type: ignore[index]
+    for c in lab.meta["topology"]["clients"]:
         for argv in (
             ["ip", "neigh"],
             ["ip", "route"],
@@ -173,7 +173,7 @@ def _cli(lab: PairLab, tmp_path: Path, *args: str) -> subprocess.CompletedProces
 
 def _endpoint_on(lab: PairLab, gateway: str, client: dict[str, str]) -> str:
     """The endpoint `gateway` has for `client`'s peer (`(none)` once forgotten)."""
-    netns = next(g["netns"] for g in lab.meta["topology"]["gateways"] if g["name"] == gateway)  # type: ignore[index]
+    netns = next(g["netns"] for g in lab.meta["topology"]["gateways"] if g["name"] == gateway)
     key = lab.ns(client["netns"], ["wg", "show", "wg0", "public-key"]).strip()
     for line in lab.ns(netns, ["wg", "show", "wg0", "endpoints"]).splitlines():
         if line.split("\t")[0] == key:
@@ -254,7 +254,7 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
     backup's own entries say where each client really went."""
     lab = settled
     master, backup = lab.directors
-    synced_client, unsynced_client = lab.meta["topology"]["clients"]  # type: ignore[index]
+    synced_client, unsynced_client = lab.meta["topology"]["clients"]
     booted = _kernel_order(lab, backup["netns"])
     daemon = f"--mcast-interface lan --syncid {SYNC_ID}"
     switched = False
@@ -346,13 +346,17 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
         # entry made on the master and synced at its third packet, as at boot.
         for client in (synced_client, unsynced_client):
             fresh = _new_source_port(lab, client)
-            lab.wait_until(
-                f"{client['netns']}'s new entry synced onto the backup as the master has it",
-                lambda c=client, e=fresh: (
+
+            def entry_synced(c: dict[str, str] = client, e: str = fresh) -> bool:
+                return (
                     _ping(lab, c["netns"])
                     and _conns(lab, backup["netns"]).get(e)
                     == _conns(lab, master["netns"]).get(e)
                     is not None
-                ),
+                )
+
+            lab.wait_until(
+                f"{client['netns']}'s new entry synced onto the backup as the master has it",
+                entry_synced,
             )
     assert _kernel_order(lab, backup["netns"]) == _kernel_order(lab, master["netns"])

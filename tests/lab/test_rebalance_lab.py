@@ -18,47 +18,15 @@ from typing import Any
 
 import pytest
 
+from tests.lab import helpers
 from tests.lab.conftest import Lab
-from tests.lab.helpers import cli_json, kernel_conns, kernel_dests, run_cli
+from tests.lab.helpers import kernel_conns, kernel_dests, run_cli
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.rebalance import sh_choice
 from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
 from wgconsole.core.whereis import proposed_model
 
 pytestmark = pytest.mark.lab
-
-
-def _vip(lab: Lab) -> str:
-    return f"{lab.meta['vip']}:{lab.meta['port']}"
-
-
-def _client_ns(lab: Lab) -> dict[str, str]:
-    """Client name -> its netns."""
-    return {c["name"]: c["netns"] for c in lab.meta["topology"]["clients"]}
-
-
-def _status(lab: Lab) -> Any:
-    return cli_json(lab.inventory_path, "status")
-
-
-def _settle(lab: Lab) -> None:
-    """Every lab client on one gateway by LB entry and handshake, through the VIP (lab-only
-    repair of a client left roamed by an earlier test: docs/domain/connections-and-timeouts.md, no
-    gateway can undo it)."""
-    names = _client_ns(lab)
-    for ns in names.values():
-        peer, endpoint = lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()
-        if endpoint != _vip(lab):
-            lab.ns(ns, ["wg", "set", "wg0", "peer", peer, "endpoint", _vip(lab)])
-    deadline = time.monotonic() + 180
-    while True:
-        for ns in names.values():
-            lab.ns(ns, ["ping", "-c", "1", "-W", "3", "10.255.0.1"], check=False)
-        clients = _status(lab)["clients"]
-        if all(c["lb_gateway"] and c["lb_gateway"] == c["handshake_gateway"] for c in clients):
-            return
-        assert time.monotonic() < deadline, f"lab clients did not settle: {clients}"
-        time.sleep(5)
 
 
 def _misplaced(data: Any) -> set[str]:
@@ -69,7 +37,7 @@ def _service_now(lab: Lab) -> IpvsService:
     """The lab service as the kernel has it (kernel order, weights), sh-fallback on."""
     dests = tuple(
         IpvsDest(Endpoint(*_split(rs)), weight, "masq", 0, 0)
-        for rs, weight in kernel_dests(lab, _vip(lab))
+        for rs, weight in kernel_dests(lab, helpers.vip(lab))
     )
     vip = Endpoint(str(lab.meta["vip"]), int(str(lab.meta["port"])))
     flags = int(ServiceFlag.HASHED | ServiceFlag.SH_FALLBACK)
@@ -128,20 +96,20 @@ def _stop_pings(lab: Lab, names: dict[str, str]) -> dict[str, list[int]]:
 
 
 def _kernel_state(lab: Lab) -> tuple[Any, ...]:
-    entries = sorted((c.client, c.dest) for c in kernel_conns(lab) if c.virtual == _vip(lab))
+    entries = sorted((c.client, c.dest) for c in kernel_conns(lab) if c.virtual == helpers.vip(lab))
     daemon = lab.ns("lb", ["ipvsadm", "-Ln", "--daemon"])
     links = lab.ns("lb", ["ip", "-o", "link", "show"])
     ends = {ns: lab.ns(ns, ["wg", "show", "wg0", "endpoints"]) for ns in ("gw1", "gw2")}
-    return entries, kernel_dests(lab, _vip(lab)), daemon, "wgcsync" in links, ends
+    return entries, kernel_dests(lab, helpers.vip(lab)), daemon, "wgcsync" in links, ends
 
 
 def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
     lab: Lab, tmp_path: Path
 ) -> None:
     audit = tmp_path / "audit.jsonl"
-    names = _client_ns(lab)
-    _settle(lab)
-    holders = [c["lb_gateway"] for c in _status(lab)["clients"]]
+    names = helpers.client_netns(lab)
+    helpers.settle_clients(lab, timeout=180)
+    holders = [c["lb_gateway"] for c in helpers.status(lab)["clients"]]
     drained = max(sorted(set(holders)), key=holders.count)
     res = run_cli(lab.inventory_path, "drain", drained, "--yes", "--audit-log", str(audit))
     assert res.returncode == 0, res.stdout + res.stderr
@@ -150,9 +118,9 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Rebalance" not in res.stdout  # --no-rebalance: not even planned
-    _settle(lab)
+    helpers.settle_clients(lab, timeout=180)
 
-    data = _status(lab)
+    data = helpers.status(lab)
     entries = {
         c["name"]: (Endpoint(*_split(c["endpoint"])), c["lb_gateway"]) for c in data["clients"]
     }
@@ -163,7 +131,7 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
         gw, w = weight_changed
         res = run_cli(lab.inventory_path, "weight", gw, str(w), "--yes", "--audit-log", str(audit))
         assert res.returncode == 0, res.stdout + res.stderr
-        data = _status(lab)
+        data = helpers.status(lab)
     movers = _misplaced(data)
     stays = set(entries) - movers
     assert movers and stays
@@ -188,7 +156,7 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
     assert _kernel_state(lab) == before
 
     # The real thing, with every client pinging through its tunnel every 100 ms.
-    dests_before = kernel_dests(lab, _vip(lab))
+    dests_before = kernel_dests(lab, helpers.vip(lab))
     _start_pings(lab, names)
     try:
         time.sleep(2)
@@ -207,17 +175,17 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
 
     # Moved clients: their entry on the table's choice, a working tunnel through the VIP.
     gw_rs = {g.name: str(g.real_server) for g in lab.inventory.gateways}
-    conns = {c.client: c.dest for c in kernel_conns(lab) if c.virtual == _vip(lab)}
+    conns = {c.client: c.dest for c in kernel_conns(lab) if c.virtual == helpers.vip(lab)}
     for name in movers:
         assert conns[str(entries[name][0])] == gw_rs[str(target[name])]
     for ns in names.values():
-        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == _vip(lab)
+        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
         lab.ns(ns, ["ping", "-c", "2", "-W", "5", "10.255.0.1"])
     # The table is the one it started from; the private sync daemon and its link are gone.
-    assert kernel_dests(lab, _vip(lab)) == dests_before
+    assert kernel_dests(lab, helpers.vip(lab)) == dests_before
     assert "sync daemon" not in lab.ns("lb", ["ipvsadm", "-Ln", "--daemon"])
     assert "wgcsync" not in lab.ns("lb", ["ip", "-o", "link", "show"])
-    after = _status(lab)
+    after = helpers.status(lab)
     assert not _misplaced(after)
     assert not any("bypassing-lb" in c["findings"] for c in after["clients"])
     record = [json.loads(line) for line in audit.read_text().splitlines()][-1]

@@ -8,13 +8,13 @@ Nothing in the lab is changed: the chain needs only a test-owned ssh_config and 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.lab.conftest import Lab
+from tests.lab.helpers import eventually
 from wgconsole.core.inventory import Host, SshSettings
 from wgconsole.lab.topology import MGMT_ROOT
 from wgconsole.poll.collector import FleetCollector
@@ -33,7 +33,7 @@ ALIAS = "gw2-through-two-hops"
 
 
 def _topology(lab: Lab) -> dict[str, Any]:
-    topo: dict[str, Any] = lab.meta["topology"]  # type: ignore[assignment]
+    topo: dict[str, Any] = lab.meta["topology"]
     return topo
 
 
@@ -130,10 +130,12 @@ def test_output_over_the_cap_is_the_hosts_error_and_the_next_command_works(lab: 
         transport.max_output = 64 * 1024
         with pytest.raises(OutputTooLarge, match=r"^output over 64 KiB: "):
             transport.run("yes >&2", timeout=600)
-        deadline = time.monotonic() + 60
-        while _yes_running(lab) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not _yes_running(lab)
+        eventually(
+            lambda: not _yes_running(lab),
+            timeout=60,
+            interval=0.5,
+            what="the host's `yes` ended with its channel",
+        )
         assert transport.run("echo ok", timeout=60).stdout == "ok\n"
         assert transport.connects == 1  # the connection was kept throughout
     finally:
@@ -147,8 +149,8 @@ def test_a_poll_over_the_cap_is_that_hosts_error_and_the_next_poll_works(lab: La
         assert isinstance(lb, SshTransport)
         lb.max_output = 256  # an LB poll is larger: as if it had sent too much
         first = {h.name: h for h in collector.poll().hosts}
-        assert first[LB].error is not None
-        assert first[LB].error.startswith("output over 256 bytes: "), first[LB].error
+        error = first[LB].error
+        assert error is not None and error.startswith("output over 256 bytes: "), error
         assert all(h.error is None for n, h in first.items() if n != LB)
         lb.max_output = MAX_OUTPUT
         second = {h.name: h for h in collector.poll().hosts}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from tests.lab.conftest import Lab
 from tests.lab.helpers import (
     cli_json,
     endpoints,
+    eventually,
     handshakes,
     kernel_conns,
     kernel_dests,
@@ -23,15 +23,19 @@ pytestmark = pytest.mark.lab
 
 def _wait_for_handshakes(lab: Lab) -> None:
     """The lab's clients ping once at boot; make sure every client has shaken hands."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        _, latest = handshakes(lab, "gw1")
+
+    def latest() -> dict[str, int]:
+        _, latest1 = handshakes(lab, "gw1")
         _, latest2 = handshakes(lab, "gw2")
-        keys = set(latest) | set(latest2)
-        if keys and all(max(latest.get(k, 0), latest2.get(k, 0)) > 0 for k in keys):
-            return
-        time.sleep(2)
-    raise AssertionError("clients never shook hands in the lab")
+        return {k: max(latest1.get(k, 0), latest2.get(k, 0)) for k in set(latest1) | set(latest2)}
+
+    eventually(
+        latest,
+        accept=lambda ts: bool(ts) and all(t > 0 for t in ts.values()),
+        timeout=60,
+        interval=2,
+        what="every lab client shook hands",
+    )
 
 
 HandshakeState = dict[str, tuple[float, dict[str, int]]]
@@ -124,7 +128,7 @@ def test_status_json_agrees_with_kernel(lab: Lab) -> None:
         for gw, ns in zip(lab.inventory.gateways, ("gw1", "gw2"), strict=True)
     }
     clients = {c["public_key"]: c for c in data["clients"]}
-    assert set(clients) == set(lab.meta["client_public_keys"].values())  # type: ignore[union-attr]
+    assert set(clients) == set(lab.meta["client_public_keys"].values())
     for key, c in clients.items():
         ages_b, ages_a = _ages(before, key), _ages(after, key)
         assert ages_a, f"{c['name']} has no handshake on any gateway"

@@ -30,7 +30,7 @@ def _sources(seed: int, with_ports: bool) -> list[str]:
     rng = random.Random(seed)
     # One /16 per scenario: sources never repeat across scenarios, whose entries live 300 s.
     net = ipaddress.ip_network(f"100.{64 + seed}.0.0/16")
-    addrs = set()
+    addrs: set[str] = set()
     while len(addrs) < SOURCES:
         addrs.add(str(net[rng.randrange(1, net.num_addresses - 1)]))
     if with_ports:
