@@ -3,13 +3,14 @@
 Everything a view shows in a table is decided here, outside the UI, so that the words
 and tones agree across views and the work can run in the poll worker: the UI only diffs
 these rows into its tables. Rows are keyed by identity (real server address, peer
-public key, host name, connection 4-tuple), which is what keeps the cursor in place.
+public key, host name, connection 4-tuple), which is what keeps the cursor in place, and
+carry their subject (wgconsole.view.subjects): what the console acts on when one is selected.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -30,6 +31,14 @@ from wgconsole.view.finding_groups import FindingGroup
 from wgconsole.view.freshness import HostAge, Kept
 from wgconsole.view.present import BAD, GOOD, MUTED, PLAIN, STALE, WARN
 from wgconsole.view.rates import FleetRates
+from wgconsole.view.subjects import (
+    ClientSubject,
+    DirectorSubject,
+    FindingSubject,
+    GatewaySubject,
+    LbEntrySubject,
+    Subject,
+)
 
 
 class Cell(NamedTuple):
@@ -42,6 +51,7 @@ class Row(NamedTuple):
     key: str
     cells: tuple[Cell, ...]
     search: str = ""  # lower-case text the `/` filter matches
+    subject: Subject | None = None  # what the row is about; None: nothing to act on
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +332,7 @@ def client_row(client: ClientView, rates: FleetRates, kept: Kept, now: float) ->
         hs_text,
         *codes,
     )
-    return Row(client.public_key, cells, search)
+    return Row(client.public_key, cells, search, ClientSubject(client.public_key))
 
 
 def client_rows(fleet: Fleet, rates: FleetRates, kept: Kept, now: float) -> tuple[Row, ...]:
@@ -362,11 +372,13 @@ def server_row(
         Cell(present.byte_rate(r.total_bps), PLAIN, _num(r.total_bps)),
         Cell(present.sparkline(r.history, SPARK_WIDTH), GOOD if r.history else MUTED),
     ]
+    # A row of the LB's kept (stale) data stands for no gateway the console acts on.
+    subject = GatewaySubject(rs.gateway) if rs.gateway and stale_age is None else None
     if stale_age is not None:
         cells[3] = Cell(f"{state_text} · {present.stale_note(stale_age)}", STALE)
         cells = [Cell(c.text, STALE, c.sort) for c in cells]
     search = _search(*(c.text for c in cells))
-    return Row(str(rs.address), tuple(cells), search)
+    return Row(str(rs.address), tuple(cells), search, subject)
 
 
 def server_rows(
@@ -403,15 +415,22 @@ def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:
             Cell(poll, PLAIN, _num(h.poll_seconds)),
             Cell(h.error or "", BAD if h.error else PLAIN),
         )
-        rows.append(Row(h.name, cells, _search(*(c.text for c in cells))))
+        subject = GatewaySubject(h.name) if h.role == "gateway" else DirectorSubject(h.name)
+        rows.append(Row(h.name, cells, _search(*(c.text for c in cells)), subject))
     return tuple(rows)
 
 
-def finding_rows(items: Sequence[Finding | FindingGroup]) -> tuple[Row, ...]:
+def finding_rows(
+    items: Sequence[Finding | FindingGroup],
+    fleet: Fleet | None = None,
+    gateways: Collection[str] = (),
+) -> tuple[Row, ...]:
     """One row an item of `fold_findings` (many clients' findings of a code are one), in
-    its order."""
+    its order. Each is about its client if `fleet` has it, else about its subject if that
+    is one of `gateways` (names), else about nothing but its text."""
     rows = []
     seen: dict[str, int] = {}
+    clients = {c.public_key for c in fleet.clients} if fleet is not None else set()
     for f in items:
         # A group keeps its row (and the cursor on it) while its count changes.
         base = (
@@ -428,8 +447,22 @@ def finding_rows(items: Sequence[Finding | FindingGroup]) -> tuple[Row, ...]:
             Cell(f.subject),
             Cell(f.message),
         )
-        rows.append(Row(f"{base}|{n}", cells, _search(text, f.code, f.subject, f.message)))
+        search = _search(text, f.code, f.subject, f.message)
+        rows.append(Row(f"{base}|{n}", cells, search, _finding_subject(f, clients, gateways)))
     return tuple(rows)
+
+
+def _finding_subject(
+    f: Finding | FindingGroup, clients: Collection[str], gateways: Collection[str]
+) -> FindingSubject:
+    if isinstance(f, FindingGroup):
+        return FindingSubject(f.code, f.severity, f.message, group=True)
+    about: GatewaySubject | ClientSubject | None = None
+    if f.client_key is not None and f.client_key in clients:
+        about = ClientSubject(f.client_key)
+    elif f.subject in gateways:
+        about = GatewaySubject(f.subject)
+    return FindingSubject(f.code, f.severity, f.message, about)
 
 
 def service_line(fleet: Fleet, kept: Kept, now: float) -> tuple[tuple[str, str], ...]:
@@ -483,12 +516,29 @@ class ConnIndex:
     their expiry counts down with the clock.
     """
 
-    __slots__ = ("_keys", "_order", "_selected", "conns", "names", "search", "taken_at")
+    __slots__ = (
+        "_keys",
+        "_order",
+        "_selected",
+        "clients",
+        "conns",
+        "names",
+        "search",
+        "taken_at",
+    )
 
-    def __init__(self, conns: Sequence[IpvsConn], names: Mapping[Endpoint, str], taken_at: float):
+    def __init__(
+        self,
+        conns: Sequence[IpvsConn],
+        names: Mapping[Endpoint, str],
+        taken_at: float,
+        clients: Mapping[EntryKey, str] | None = None,
+    ):
+        """`clients`: the public key of the client whose LB entry each is (entry_clients)."""
         self.conns = conns
         self.names = names
         self.taken_at = taken_at
+        self.clients: Mapping[EntryKey, str] = clients or {}
         self.search = tuple(
             f"{c.client} {c.dest} {names.get(c.dest, '')} {c.state}".lower() for c in conns
         )
@@ -563,7 +613,9 @@ class ConnIndex:
             Cell(conn.state),
             Cell(str(conn.virtual)),
         )
-        return Row(conn_key(conn), cells, self.search[index])
+        public_key = self.clients.get((conn.client, conn.virtual, conn.dest))
+        subject = LbEntrySubject(None if public_key is None else ClientSubject(public_key))
+        return Row(conn_key(conn), cells, self.search[index], subject)
 
 
 class ConnRows:
@@ -595,6 +647,20 @@ class ConnRows:
 
 def conn_key(conn: IpvsConn) -> str:
     return f"{conn.protocol} {conn.client} {conn.virtual} {conn.dest}"
+
+
+# An LB entry as a client's is matched: (client, virtual, real server).
+EntryKey = tuple[Endpoint, Endpoint, Endpoint]
+
+
+def entry_clients(fleet: Fleet) -> dict[EntryKey, str]:
+    """Each client's LB entry, to its public key (the first client listed, if two claim one)."""
+    found: dict[EntryKey, str] = {}
+    for c in fleet.clients:
+        e = c.lb_entry
+        if e is not None:
+            found.setdefault((e.client, e.virtual, e.dest), c.public_key)
+    return found
 
 
 # --- details -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from wgconsole.view.rows import (
     RowIndex,
     TableQuery,
     client_rows,
+    entry_clients,
     finding_rows,
     server_rows,
 )
@@ -83,7 +84,7 @@ class SnapshotBuilder:
         events = tuple(fleet_events(self._previous, fleet))
         self._previous = fleet
         self._seq += 1
-        conns = ConnIndex(fleet.conns, self._names, fleet.taken_at)
+        conns = ConnIndex(fleet.conns, self._names, fleet.taken_at, entry_clients(fleet))
         conns.prepare(self.conn_query)
         clients = RowIndex(client_rows(fleet, rates, kept, now))
         clients.prepare(self.client_query)
@@ -101,7 +102,7 @@ class SnapshotBuilder:
             built_at=now,
             clients=clients,
             servers=server_rows(fleet, rates, kept, now, balance),
-            findings=finding_rows(folded),
+            findings=finding_rows(folded, fleet, {g.name for g in self.inventory.gateways}),
             finding_items=folded,
             conns=conns,
             gateways=gateways,
