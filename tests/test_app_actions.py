@@ -196,7 +196,7 @@ async def test_help_and_palette_list_the_actions() -> None:
         help_text = app.screen.plain_text(width=140)
         for tip in ("drain the selected gateway", "set the selected gateway's weight"):
             assert tip in help_text
-        from wgconsole.tui.app import ConsoleCommands
+        from wgconsole.tui.commands import ConsoleCommands
 
         names = [name for name, _, _ in ConsoleCommands(app.screen, None)._commands()]
         assert f"Drain: {GW1}" in names and f"Weight: {GW2}" in names and "Add a peer" in names

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from wgconsole.config.themes import ThemeError
 from wgconsole.core.fleet import Fleet
 from wgconsole.poll.collector import PollResult
 from wgconsole.tui.app import ConsoleApp, run_console
+from wgconsole.tui.options import ConsoleOptions
 from wgconsole.tui.screens.detail import ClientScreen, DetailScreen, GatewayScreen
 from wgconsole.tui.screens.help import HelpScreen
 from wgconsole.tui.widgets.connections import ConnectionsView
@@ -432,12 +432,12 @@ async def test_themes_load_switch_and_restyle() -> None:
         await started(pilot, app)
         assert app.theme == "high-contrast"
         assert {"dark", "light", "high-contrast"} <= set(app.available_themes)
-        before = app.palette.style("good")
+        before = app.colours.style("good")
         cell = table(app, "servers").get_row_at(0)[3]
         app.set_theme("light")
         await pilot.pause()
         assert app.theme == "light"
-        assert app.palette.style("good") != before
+        assert app.colours.style("good") != before
         restyled = table(app, "servers").get_row_at(0)[3]
         assert restyled.style != cell.style and restyled.plain == cell.plain
     with pytest.raises(ThemeError, match="no theme 'nope'"):
@@ -539,10 +539,10 @@ async def test_a_failing_poll_is_shown_not_fatal() -> None:
 
 def test_run_console_refuses_an_unknown_theme(capsys: pytest.CaptureFixture[str]) -> None:
     collector = SteppedCollector([NORMAL])
-    args = argparse.Namespace(
+    options = ConsoleOptions(
         theme="nope", interval=2.0, read_only=True, accept_new_host_keys=False, timeout=5.0
     )
-    assert run_console(args, collector.inventory) == 2
+    assert run_console(options, collector.inventory) == 2
     assert "no theme 'nope'; available: dark, high-contrast, light" in capsys.readouterr().err
     collector.close()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.tui.widgets.keyed_table import KeyedTable
-from wgconsole.tui.widgets.palette import Palette
 from wgconsole.view.rows.cells import Cell, Column, Row
 
 COLUMNS = (Column("name", "Name"), Column("value", "Value"))
@@ -28,8 +28,8 @@ async def test_apply_adds_orders_updates_and_removes_in_place() -> None:
     app = TableApp()
     async with app.run_test() as pilot:
         table = app.query_one(KeyedTable)
-        palette = Palette(app.get_css_variables())
-        table.apply(rows(list(range(100))), palette)
+        colours = ThemeColours(app.get_css_variables())
+        table.apply(rows(list(range(100))), colours)
         await pilot.pause()
         table.move_cursor(row=40)
         assert table.cursor_key() == "k40"
@@ -38,7 +38,7 @@ async def test_apply_adds_orders_updates_and_removes_in_place() -> None:
         kept = [k for k in range(100) if k % 5 == 0 or k > 90]
         wanted = rows(kept[::-1])
         wanted[0] = Row(wanted[0].key, (wanted[0].cells[0], Cell("changed")))
-        table.apply(wanted, palette)
+        table.apply(wanted, colours)
         await pilot.pause()
         assert table.keys == [r.key for r in wanted]
         assert shown(table) == [[c.text for c in r.cells] for r in wanted]
@@ -47,7 +47,7 @@ async def test_apply_adds_orders_updates_and_removes_in_place() -> None:
         assert all(table.rows[k] is first_rows[k] for k in table.rows)
         # New rows come back at their place in the order.
         again = rows([1000, *kept[::-1], 1001])
-        table.apply(again, palette)
+        table.apply(again, colours)
         await pilot.pause()
         assert table.keys == [r.key for r in again]
         assert shown(table)[0] == ["name 1000", "v1000"]
@@ -58,11 +58,11 @@ async def test_a_few_removals_and_columns_that_grow() -> None:
     app = TableApp()
     async with app.run_test() as pilot:
         table = app.query_one(KeyedTable)
-        palette = Palette(app.get_css_variables())
-        table.apply(rows([1, 2, 3]), palette)
+        colours = ThemeColours(app.get_css_variables())
+        table.apply(rows([1, 2, 3]), colours)
         await pilot.pause()
         width = table.columns[table.ordered_columns[1].key].content_width
-        table.apply(rows([1, 3], value="a much longer value "), palette)
+        table.apply(rows([1, 3], value="a much longer value "), colours)
         await pilot.pause()
         assert table.keys == ["k1", "k3"]
         assert table.columns[table.ordered_columns[1].key].content_width > width
@@ -75,8 +75,8 @@ async def test_new_rows_widen_their_columns_at_once_not_when_idle() -> None:
     app = TableApp()
     async with app.run_test():
         table = app.query_one(KeyedTable)
-        palette = Palette(app.get_css_variables())
-        table.apply([Row("a", (Cell("✖ critical"), Cell("x" * 30)))], palette)
+        colours = ThemeColours(app.get_css_variables())
+        table.apply([Row("a", (Cell("✖ critical"), Cell("x" * 30)))], colours)
         widths = [table.columns[c.key].content_width for c in table.ordered_columns]
         assert widths == [len("✖ critical"), 30]
 
@@ -85,12 +85,12 @@ async def test_restyle_rewrites_every_cell_with_the_new_palette() -> None:
     app = TableApp()
     async with app.run_test() as pilot:
         table = app.query_one(KeyedTable)
-        palette = Palette(app.get_css_variables())
+        colours = ThemeColours(app.get_css_variables())
         good = [Row("a", (Cell("x", "good"), Cell("y", "bad")))]
-        table.apply(good, palette)
+        table.apply(good, colours)
         await pilot.pause()
-        light = Palette({**app.get_css_variables(), "error": "#123456"})
+        light = ThemeColours({**app.get_css_variables(), "error": "#123456"})
         table.apply(good, light, restyle=True)
         await pilot.pause()
         cell = table.get_row_at(0)[1]
-        assert cell.style == light.style("bad") != palette.style("bad")
+        assert cell.style == light.style("bad") != colours.style("bad")

@@ -362,7 +362,7 @@ async def test_many_clients_not_on_their_sh_choice_are_one_row_opening_them() ->
 
 
 async def test_the_palette_opens_lb_align_and_failover_on_a_pair() -> None:
-    from wgconsole.tui.app import ConsoleCommands
+    from wgconsole.tui.commands import ConsoleCommands
 
     app = app_over(PairCollector([steady()]))
     async with app.run_test(size=(160, 50)) as pilot:
@@ -382,7 +382,7 @@ async def test_the_palette_opens_lb_align_and_failover_on_a_pair() -> None:
 
 
 async def test_a_single_lb_palette_has_no_director_operations() -> None:
-    from wgconsole.tui.app import ConsoleCommands
+    from wgconsole.tui.commands import ConsoleCommands
 
     single = app_over(crowded())
     async with single.run_test(size=(120, 40)) as pilot:

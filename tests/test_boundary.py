@@ -49,6 +49,9 @@ def test_the_layer_contracts_pass() -> None:
         ("export/families.py", "from wgconsole.ops import audit", "are layered"),
         ("export/server.py", "from wgconsole.view import rows", "are layered"),
         ("poll/replay.py", "import prometheus_client", "Only the exporter imports prometheus"),
+        ("tui/app.py", "from wgconsole.cli import main", "wgconsole's packages are layered"),
+        ("tui/options.py", "from wgconsole.cli import args", "are layered"),
+        ("cli/main.py", "import textual", "The cli imports Textual only through the tui"),
     ],
 )
 def test_a_planted_wrong_import_breaks_a_contract(

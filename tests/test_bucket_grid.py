@@ -13,7 +13,7 @@ from wgconsole.core.records import Endpoint
 from wgconsole.core.sched import TAB_SIZE, ShDest, build_table
 from wgconsole.tui.app import textual_theme
 from wgconsole.tui.widgets.buckets import layout, lines_needed, render_grid
-from wgconsole.tui.widgets.palette import GATEWAY_VARIABLES, Palette
+from wgconsole.tui.widgets.colours import GATEWAY_VARIABLES, ThemeColours
 from wgconsole.view.buckets import DIFFERS, DROPPED, BucketGrid, GridSide, bucket_grid
 
 GW1, GW2, GW3 = "wg-gateway-01", "wg-gateway-02", "wg-gateway-03"
@@ -34,11 +34,11 @@ def grid(left: tuple[str | None, ...], right: tuple[str | None, ...] | None) -> 
     )
 
 
-def palette() -> Palette:
+def colours() -> ThemeColours:
     spec = load_themes([PACKAGE_DIR])["dark"]
     theme = textual_theme(spec)
     variables = {**theme.to_color_system().generate(), **dict(spec.variables)}
-    return Palette(variables)
+    return ThemeColours(variables)
 
 
 def cells(text: Text, per_row: int, side: int) -> list[str]:
@@ -67,7 +67,7 @@ def test_a_planted_mismatch_marks_exactly_the_buckets_that_differ() -> None:
     for width in (160, 80):
         per_row, side_by_side = layout(width)
         assert side_by_side
-        text = render_grid(g, palette(), width)
+        text = render_grid(g, colours(), width)
         for side, shown in enumerate((holder, backup)):
             drawn = cells(text, per_row, side)
             assert len(drawn) == TAB_SIZE
@@ -81,7 +81,7 @@ def test_identical_tables_mark_nothing() -> None:
     same = table((GW2, 1), (GW1, 1))
     g = grid(same, same)
     assert g.count == 0
-    rows = render_grid(g, palette(), 160).plain.split("\n")[:-1]  # the legend names it
+    rows = render_grid(g, colours(), 160).plain.split("\n")[:-1]  # the legend names it
     assert not [row for row in rows if DIFFERS in row]
 
 
@@ -90,7 +90,7 @@ def test_a_weight_zero_dest_drops_its_buckets_and_a_missing_table_differs_everyw
     # No sh-fallback modelled here: the kernel drops a client whose bucket's dest is at weight 0.
     dropped = tuple(None if n == GW1 else n for n in holder)
     g = grid(holder, dropped)
-    text = render_grid(g, palette(), 160)
+    text = render_grid(g, colours(), 160)
     drawn = cells(text, 32, 1)
     assert [c[0] == DROPPED for c in drawn] == [n is None for n in dropped]
     assert g.count == holder.count(GW1)
@@ -104,12 +104,12 @@ def test_layout_follows_the_width() -> None:
     assert lines_needed(78) == 1 + 16 + 1
     assert layout(50) == (16, False)
     assert lines_needed(50) == 2 * (1 + 16) + 1
-    text = render_grid(grid(table((GW1, 1)), table((GW2, 1))), palette(), 78)
+    text = render_grid(grid(table((GW1, 1)), table((GW2, 1))), colours(), 78)
     assert max(len(line) for line in text.plain.split("\n")) <= 78
 
 
 def test_the_legend_names_each_symbol() -> None:
-    text = render_grid(grid(table((GW1, 1)), table((GW2, 1))), palette(), 160).plain
+    text = render_grid(grid(table((GW1, 1)), table((GW2, 1))), colours(), 160).plain
     legend = text.split("\n")[-1]
     assert legend.startswith(f"1 {GW1}  2 {GW2}  3 {GW3}  {DROPPED} dropped  {DIFFERS} differs")
 
@@ -118,7 +118,7 @@ def test_a_name_no_gateway_has_gets_the_next_symbol() -> None:
     odd = tuple("10.9.9.9:51280" if b % 2 else GW1 for b in range(TAB_SIZE))
     g = grid(table((GW1, 1)), odd)
     assert g.gateways == (GW1, GW2, GW3, "10.9.9.9:51280")
-    assert render_grid(g, palette(), 160).plain.count("4≠") == TAB_SIZE // 2
+    assert render_grid(g, colours(), 160).plain.count("4≠") == TAB_SIZE // 2
 
 
 def test_a_table_of_another_size_is_refused() -> None:
@@ -130,7 +130,7 @@ def test_a_table_of_another_size_is_refused() -> None:
 def test_each_theme_file_gives_distinct_gateway_colours(name: str) -> None:
     spec = load_themes([PACKAGE_DIR])[name]
     assert {f"gateway-{i}" for i in range(1, 9)} <= set(spec.variables)
-    p = Palette({"background": spec.colours["background"], **dict(spec.variables)})
+    p = ThemeColours({"background": spec.colours["background"], **dict(spec.variables)})
     backgrounds = [s.bgcolor for s in p.gateways]
     assert len(p.gateways) == 8 and len(set(backgrounds)) == 8
     # The text on each is black or white, whichever contrasts.
@@ -139,6 +139,6 @@ def test_each_theme_file_gives_distinct_gateway_colours(name: str) -> None:
 
 
 def test_a_theme_without_gateway_colours_lends_its_named_ones() -> None:
-    p = Palette({"background": "#000000", "primary": "#ff0000", "accent": "#00ff00"})
+    p = ThemeColours({"background": "#000000", "primary": "#ff0000", "accent": "#00ff00"})
     assert [s.bgcolor.name for s in p.gateways] == ["#ff0000", "#00ff00"]  # type: ignore[union-attr]
     assert not set(GATEWAY_VARIABLES) & {"primary", "accent"}

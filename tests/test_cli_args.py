@@ -118,3 +118,32 @@ def test_an_option_after_the_command_overrides_the_one_before() -> None:
     assert (args.inventory, args.timeout, args.read_only) == ("b.yaml", 7.0, False)
     args = cli._parser().parse_args(["--read-only", "drain", GW2])
     assert args.read_only is True  # not reset by the drain parser's own copy of the option
+
+
+def test_the_console_gets_typed_options_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from wgconsole.tui import app as tui_app
+    from wgconsole.tui.options import ConsoleOptions
+
+    inventory = tmp_path / "inventory.yaml"
+    monkeypatch.setattr(cli, "_inventory", lambda args: "the inventory")
+    got: list[tuple[object, object]] = []
+    monkeypatch.setattr(tui_app, "run_console", lambda o, i: got.append((o, i)) or 0)
+    argv = ["-i", str(inventory), "--read-only", "--theme", "light", "console", "--timeout", "7"]
+    assert cli.main([*argv, "--interval", "0.5", "--accept-new-host-keys"]) == 0
+    assert got == [
+        (
+            ConsoleOptions(
+                interval=0.5,
+                read_only=True,
+                theme="light",
+                accept_new_host_keys=True,
+                timeout=7.0,
+                audit_log=None,
+            ),
+            "the inventory",
+        )
+    ]
+    defaults = cli.console_options(cli._parser().parse_args([]))
+    assert defaults == ConsoleOptions()

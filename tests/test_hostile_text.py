@@ -644,7 +644,7 @@ async def visit_everything(app: ConsoleApp, pilot: Any, texts: Texts) -> None:
     screen_text(app)
     await pilot.press("escape")
     # A finding about neither a gateway nor a client: its whole text in a notification.
-    app._open_finding(app.snapshot.findings[0].key)  # type: ignore[union-attr]
+    app.open_subject(app.snapshot.findings[0].subject)  # type: ignore[union-attr]
     await pilot.pause()
     screen_text(app)
     app.action_view("overview")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ from wgconsole.core.records import LbObservation
 from wgconsole.core.text import printable
 from wgconsole.lab.manager import LabError
 from wgconsole.poll.collector import FleetCollector
+from wgconsole.tui.options import ConsoleOptions
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -254,12 +254,25 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return EXIT_OK if status["running"] else EXIT_ERROR
 
 
+def console_options(args: argparse.Namespace) -> ConsoleOptions:
+    """The console's options from the command line."""
+    audit = getattr(args, "audit_log", None)
+    return ConsoleOptions(
+        interval=args.interval,
+        read_only=args.read_only,
+        theme=args.theme,
+        accept_new_host_keys=args.accept_new_host_keys,
+        timeout=args.timeout,
+        audit_log=Path(audit) if audit else None,
+    )
+
+
 def cmd_console(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
     # Imported here: the status, whereis and lab commands never pay for Textual's import.
-    app = importlib.import_module("wgconsole.tui.app")
-    status: int = app.run_console(args, inventory)
-    return status
+    from wgconsole.tui.app import run_console
+
+    return run_console(console_options(args), inventory)
 
 
 def cmd_operation(args: argparse.Namespace) -> int:

@@ -5,6 +5,6 @@ Renders `view` snapshots and sends commands through `ops`; the only package that
 Textual. May import every layer below it; never `cli`.
 
 Text from hosts and operators reaches a widget only as Rich Text of its printable form
-(`widgets.palette.plain`, `Palette.text`, `Palette.line`), never as a str Textual would read as
-markup; notifications are never markup (`ConsoleApp.notify`).
+(`widgets.colours.plain`, `ThemeColours.text`, `ThemeColours.line`), never as a str Textual
+would read as markup; notifications are never markup (`ConsoleApp.notify`).
 """

@@ -9,25 +9,20 @@ test can freeze it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.content import Content
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.style import Style
 from textual.theme import Theme
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
@@ -43,22 +38,30 @@ from wgconsole.ops.context import OpContext, ProgressSink
 from wgconsole.ops.operation import Operation
 from wgconsole.poll.collector import FleetCollector, ParseMemos, PollResult
 from wgconsole.poll.transport.base import Transport
+from wgconsole.tui.commands import ConsoleCommands
+from wgconsole.tui.options import ConsoleOptions
 from wgconsole.tui.screens.action import ActionScreen
 from wgconsole.tui.screens.detail import ClientScreen, DetailScreen, GatewayScreen
 from wgconsole.tui.screens.help import HelpScreen
 from wgconsole.tui.widgets.clients import ClientsView
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.tui.widgets.connections import ConnectionsView
 from wgconsole.tui.widgets.eventlog import EventLog
 from wgconsole.tui.widgets.header import ConsoleHeader
 from wgconsole.tui.widgets.keyed_table import KeyedTable
 from wgconsole.tui.widgets.overview import OverviewView
-from wgconsole.tui.widgets.palette import Palette
 from wgconsole.tui.widgets.tableview import TableView
 from wgconsole.view.events import operator_action
-from wgconsole.view.finding_groups import FindingGroup
 from wgconsole.view.heap import HeapKeeper
 from wgconsole.view.rows.selection import TableQuery
 from wgconsole.view.snapshot import ConsoleSnapshot, SnapshotBuilder
+from wgconsole.view.subjects import (
+    ClientSubject,
+    FindingSubject,
+    GatewaySubject,
+    LbEntrySubject,
+    Subject,
+)
 
 # Views only updated while shown (thousands of rows each); a hidden one catches up when shown.
 LAZY_VIEWS = frozenset({"overview", "clients", "connections"})
@@ -107,26 +110,31 @@ ACTION_BINDINGS: list[Binding] = [
         tooltip="move the clients not where the sh table sends them (preview, type rebalance)",
     ),
 ]
-# App actions that make no sense above an operation's modal screen.
-_BLOCKED_IN_ACTION = frozenset(
-    {
-        "view",
-        "help",
-        "poll_now",
-        "drain",
-        "undrain",
-        "weight",
-        "peer_remove",
-        "peer_add",
-        "rebalance",
-    }
-)
-VIEWS: tuple[tuple[str, str], ...] = (
-    ("overview", "Overview"),
-    ("clients", "Clients"),
-    ("connections", "Connections"),
-    ("log", "Log"),
-)
+# The views, help and a poll: keys of the console's own screen.
+VIEW_BINDINGS: list[Binding] = [
+    Binding(
+        "1",
+        "view('overview')",
+        "Overview",
+        tooltip="Overview: service, directors, real servers, hosts, findings, sh tables",
+    ),
+    Binding("2", "view('clients')", "Clients", tooltip="Clients: LB and handshake gateway of each"),
+    Binding("3", "view('connections')", "Conns", tooltip="Connections: the LB IPVS table"),
+    Binding("4", "view('log')", "Log", tooltip="Log: hosts, clients, findings, actions"),
+    Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
+    Binding("r", "poll_now", "Poll now", show=False, tooltip="poll every host now"),
+]
+QUIT_BINDING = Binding("q", "quit", "Quit", tooltip="quit and close every SSH connection")
+
+
+def binding_actions(bindings: Iterable[Binding]) -> frozenset[str]:
+    """The actions `bindings` run, by name: `view('log')` is `view` (as check_action asks)."""
+    return frozenset(b.action.partition("(")[0] for b in bindings)
+
+
+# Above an operation's modal screen, the views' keys and the other operations' make no sense:
+# every app key but quit.
+BLOCKED_IN_ACTION = binding_actions([*VIEW_BINDINGS, *ACTION_BINDINGS])
 
 
 class Collector(Protocol):
@@ -179,115 +187,11 @@ def textual_theme(spec: ThemeSpec) -> Theme:
     )
 
 
-class ConsoleCommands(Provider):
-    """Views, gateways, clients, themes and a poll, from the command palette."""
-
-    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app = self.app
-        assert isinstance(app, ConsoleApp)
-        commands: list[tuple[str, Callable[[], object], str]] = [
-            (f"View: {label}", partial(app.action_view, view), f"key {i}")
-            for i, (view, label) in enumerate(VIEWS, start=1)
-        ]
-        commands.append(("Poll now", app.action_poll_now, "key r"))
-        commands.append(("Help: every key", app.action_help, "key ?"))
-        commands.append(("Add a peer", app.action_peer_add, "key A"))
-        commands.append(("Rebalance", app.action_rebalance, "key R"))
-        if len(app.inventory.load_balancers) > 1:
-            # No key of their own: both act on the whole pair, rarely, and the preview they
-            # open says what would change before anything is sent.
-            commands.append(
-                (
-                    "Directors: lb align (the backups hash like the VIP holder)",
-                    partial(app.open_action, catalog.LbAlign()),
-                    "preview first",
-                )
-            )
-            commands.append(
-                (
-                    "Directors: failover (move the VIP to the backup)",
-                    partial(app.open_action, catalog.Failover()),
-                    "preview first",
-                )
-            )
-        for name in app.console_themes:
-            commands.append((f"Theme: {name}", partial(app.set_theme, name), "switch theme"))
-        for gw in app.inventory.gateways:
-            commands.append((f"Gateway: {gw.name}", partial(app.open_gateway, gw.name), "details"))
-            for label, op, key in (
-                ("Drain", catalog.Drain(gw.name), "D"),
-                ("Undrain", catalog.Undrain(gw.name), "U"),
-                ("Weight", catalog.Weight(gw.name), "W"),
-            ):
-                commands.append((f"{label}: {gw.name}", partial(app.open_action, op), f"key {key}"))
-        if app.snapshot is not None:
-            for client in app.snapshot.fleet.clients:
-                commands.append(
-                    (
-                        f"Client: {client.label}",
-                        partial(app.open_client, client.public_key),
-                        "details",
-                    )
-                )
-                commands.append(
-                    (
-                        f"Remove peer: {client.label}",
-                        partial(app.open_action, app.peer_remove(client.public_key)),
-                        "key X",
-                    )
-                )
-        return commands
-
-    # Names of gateways, clients and themes are the inventory's and the theme files': a str
-    # prompt is read as markup by the palette (and Matcher.highlight parses its candidate),
-    # so each is handed over as Content of its printable text. Help texts are constants.
-
-    async def discover(self) -> Hits:
-        for name, callback, help_text in self._commands()[: len(VIEWS) + 6]:
-            yield DiscoveryHit(Content(printable(name)), callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, callback, help_text in self._commands():
-            shown = printable(name)
-            score, offsets = matcher.fuzzy_search.match(matcher.query, shown)
-            if score > 0:
-                yield Hit(
-                    score, _highlight(shown, offsets, matcher.match_style), callback, help=help_text
-                )
-
-
-def _highlight(text: str, offsets: Iterable[int], style: Style) -> Content:
-    """`text` with the characters the query matched in `style`: Matcher.highlight without
-    reading `text` as markup."""
-    content = Content(text)
-    for offset in offsets:
-        if not text[offset].isspace():
-            content = content.stylize(style, offset, offset + 1)
-    return content
-
-
 class ConsoleApp(App[int]):
     CSS_PATH = "console.tcss"
     TITLE = "wgconsole"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "1",
-            "view('overview')",
-            "Overview",
-            tooltip="Overview: service, directors, real servers, hosts, findings, sh tables",
-        ),
-        Binding(
-            "2", "view('clients')", "Clients", tooltip="Clients: LB and handshake gateway of each"
-        ),
-        Binding("3", "view('connections')", "Conns", tooltip="Connections: the LB IPVS table"),
-        Binding("4", "view('log')", "Log", tooltip="Log: hosts, clients, findings, actions"),
-        Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
-        Binding("r", "poll_now", "Poll now", show=False, tooltip="poll every host now"),
-        Binding("q", "quit", "Quit", tooltip="quit and close every SSH connection"),
-        *ACTION_BINDINGS,
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*VIEW_BINDINGS, QUIT_BINDING, *ACTION_BINDINGS]
 
     def __init__(
         self,
@@ -324,7 +228,7 @@ class ConsoleApp(App[int]):
         self.snapshot: ConsoleSnapshot | None = None
         self.poll_error: str | None = None
         self.applied = 0  # snapshots applied to the views (tests wait on it)
-        self.palette = Palette(self.get_css_variables())
+        self.colours = ThemeColours(self.get_css_variables())
         self._restyle = False
         self._behind_views: set[str] = set()
         self._restyle_views: set[str] = set()
@@ -445,7 +349,7 @@ class ConsoleApp(App[int]):
         if not self._views_mounted():
             return
         self._main.query_one(ConsoleHeader).show(
-            self.snapshot, self.clock(), self.palette, message.error
+            self.snapshot, self.clock(), self.colours, message.error
         )
 
     def apply_snapshot(self, snapshot: ConsoleSnapshot) -> None:
@@ -458,11 +362,11 @@ class ConsoleApp(App[int]):
         restyle, self._restyle = self._restyle, False
         if restyle:
             self._restyle_views.update(LAZY_VIEWS)
-        palette = self.palette
+        colours = self.colours
         active = self._main.query_one(TabbedContent).active
         with self.batch_update():
-            self._main.query_one(ConsoleHeader).show(snapshot, now, palette)
-            self._main.query_one(EventLog).add(snapshot.events, palette)
+            self._main.query_one(ConsoleHeader).show(snapshot, now, colours)
+            self._main.query_one(EventLog).add(snapshot.events, colours)
             # Views are updated only while on screen; a hidden one catches up with the
             # latest snapshot when its tab is shown.
             self._behind_views.update(LAZY_VIEWS)
@@ -470,7 +374,7 @@ class ConsoleApp(App[int]):
                 self._catch_up(active)
             for screen in self.screen_stack:
                 if isinstance(screen, DetailScreen):
-                    screen.show(snapshot, now, palette, restyle)
+                    screen.show(snapshot, now, colours, restyle)
         self._detail_query()
         self.applied += 1
 
@@ -493,13 +397,13 @@ class ConsoleApp(App[int]):
         restyle = view in self._restyle_views
         if view == "overview":
             self._main.query_one(OverviewView).show(
-                self.snapshot, self.clock(), self.palette, restyle
+                self.snapshot, self.clock(), self.colours, restyle
             )
         elif view == "clients":
-            self._main.query_one(ClientsView).show(self.snapshot, self.palette, restyle)
+            self._main.query_one(ClientsView).show(self.snapshot, self.colours, restyle)
         else:
             self._main.query_one(ConnectionsView).show(
-                self.snapshot, self.clock(), self.palette, restyle
+                self.snapshot, self.clock(), self.colours, restyle
             )
         self._behind_views.discard(view)
         self._restyle_views.discard(view)
@@ -510,15 +414,15 @@ class ConsoleApp(App[int]):
             return
         now = self.clock()
         with self.batch_update():
-            self._main.query_one(ConsoleHeader).show(snapshot, now, self.palette, self.poll_error)
+            self._main.query_one(ConsoleHeader).show(snapshot, now, self.colours, self.poll_error)
             active = self._main.query_one(TabbedContent).active
             if active == "overview" and "overview" not in self._behind_views:
-                self._main.query_one(OverviewView).tick(snapshot, now, self.palette)
+                self._main.query_one(OverviewView).tick(snapshot, now, self.colours)
             elif active == "connections":
                 self._main.query_one(ConnectionsView).tick(now)
 
     def _theme_changed(self, _theme: Theme) -> None:
-        self.palette = Palette(self.get_css_variables())
+        self.colours = ThemeColours(self.get_css_variables())
         if self.snapshot is not None:
             self._restyle = True
             self.apply_snapshot(self.snapshot)
@@ -551,7 +455,7 @@ class ConsoleApp(App[int]):
         # The views live on the first screen; an operation's modal may be on top.
         logs = self.screen_stack[0].query(EventLog) if self.screen_stack else None
         if logs:
-            logs.first().add([operator_action(self.clock(), subject, message)], self.palette)
+            logs.first().add([operator_action(self.clock(), subject, message)], self.colours)
 
     def set_theme(self, name: str) -> None:
         self.theme = name
@@ -628,66 +532,45 @@ class ConsoleApp(App[int]):
     @on(DetailScreen.Ready)
     def _detail_ready(self, message: DetailScreen.Ready) -> None:
         if self.snapshot is not None:
-            message.screen.show(self.snapshot, self.clock(), self.palette, False)
+            message.screen.show(self.snapshot, self.clock(), self.colours, False)
         self._detail_query()
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         table = event.data_table
         key = event.row_key.value
-        if key is None or self.snapshot is None:
+        if key is None or self.snapshot is None or not isinstance(table, KeyedTable):
             return
-        fleet = self.snapshot.fleet
-        if table.id == "servers":
-            rs = next((r for r in fleet.real_servers if str(r.address) == key), None)
-            if rs is not None and rs.gateway is not None:
-                self.open_gateway(rs.gateway)
-        elif table.id == "hosts":
-            if any(g.name == key for g in self.inventory.gateways):
-                self.open_gateway(key)
-        elif table.id == "client-table":
-            self.open_client(key)
-        elif table.id == "conn-table":
-            client = next(
-                (
-                    c
-                    for c in fleet.clients
-                    if c.lb_entry is not None
-                    and key.endswith(f"{c.lb_entry.client} {c.lb_entry.virtual} {c.lb_entry.dest}")
-                ),
-                None,
-            )
-            if client is not None:
-                self.open_client(client.public_key)
-            else:
-                self.notify("no known client behind this LB entry", severity="warning")
-        elif table.id == "findings":
-            self._open_finding(key)
+        self.open_subject(table.subject_of(key))
 
-    def _open_finding(self, key: str) -> None:
-        """A finding about a gateway or a client opens it, a group of clients' findings lists
-        those clients; any other shows its whole text."""
-        assert self.snapshot is not None
-        fleet = self.snapshot.fleet
-        index = next((i for i, row in enumerate(self.snapshot.findings) if row.key == key), None)
-        if index is None:
-            return
-        finding = self.snapshot.finding_items[index]
-        if isinstance(finding, FindingGroup):
-            self.action_view("clients")
-            self.query_one(ClientsView).set_filter(finding.code)
-        elif finding.client_key is not None and fleet.client(finding.client_key) is not None:
-            self.open_client(finding.client_key)
-        elif any(g.name == finding.subject for g in self.inventory.gateways):
-            self.open_gateway(finding.subject)
-        else:
-            level: SeverityLevel = "error" if finding.severity == "critical" else "warning"
-            self.notify(finding.message, title=finding.code, severity=level, timeout=15)
+    def open_subject(self, subject: Subject | None) -> None:
+        """Enter on a row: its gateway's or client's detail. A finding opens what it is about
+        (a group of clients' findings lists those clients), else shows its whole text."""
+        match subject:
+            case GatewaySubject(name):
+                self.open_gateway(name)
+            case ClientSubject(public_key):
+                self.open_client(public_key)
+            case LbEntrySubject(client):
+                if client is not None:
+                    self.open_client(client.public_key)
+                else:
+                    self.notify("no known client behind this LB entry", severity="warning")
+            case FindingSubject(group=True, code=code):
+                self.action_view("clients")
+                self.query_one(ClientsView).set_filter(code)
+            case FindingSubject(about=GatewaySubject() | ClientSubject() as about):
+                self.open_subject(about)
+            case FindingSubject(code=code, severity=severity, message=message):
+                level: SeverityLevel = "error" if severity == "critical" else "warning"
+                self.notify(message, title=code, severity=level, timeout=15)
+            case _:
+                pass  # a director, a peer, a drift: nothing to open
 
     # --- operations ----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in _BLOCKED_IN_ACTION and isinstance(self.screen, ActionScreen))
+        return not (action in BLOCKED_IN_ACTION and isinstance(self.screen, ActionScreen))
 
     def op_context(self, sink: ProgressSink) -> OpContext:
         """What an operation runs with: the poller's transports (they serialize per host)."""
@@ -711,33 +594,33 @@ class ConsoleApp(App[int]):
             ActionScreen(op, self.collector.read_fleet, self.op_context, self.record_action, after)
         )
 
-    def selected_gateway(self) -> str | None:
-        """The gateway of the detail screen, or of the real server / host row under focus."""
+    def selected(self) -> Subject | None:
+        """What the operation keys act on: the subject of the detail screen on top, or of the
+        row under the cursor of the focused table (on a table view, of its table wherever
+        the focus is in the view, its filter box included)."""
         screen = self.screen
         if isinstance(screen, GatewayScreen):
-            return screen.gateway
+            return GatewaySubject(screen.gateway)
+        if isinstance(screen, ClientScreen):
+            return ClientSubject(screen.public_key)
         if screen is not self.screen_stack[0] or self.snapshot is None:
             return None
         focused = self.focused
-        if not isinstance(focused, KeyedTable) or (key := focused.cursor_key()) is None:
-            return None
-        if focused.id == "servers":
-            rs = next((r for r in self.snapshot.fleet.real_servers if str(r.address) == key), None)
-            return rs.gateway if rs is not None else None
-        if focused.id == "hosts" and any(g.name == key for g in self.inventory.gateways):
-            return key
-        return None
+        if isinstance(focused, KeyedTable):
+            return focused.cursor_subject()
+        pane = self.query_one(f"#{self.query_one(TabbedContent).active}", TabPane)
+        views = pane.query(TableView)
+        return views.first().table.cursor_subject() if views else None
+
+    def selected_gateway(self) -> str | None:
+        """The gateway of the detail screen, or of the real server / host row under focus."""
+        subject = self.selected()
+        return subject.name if isinstance(subject, GatewaySubject) else None
 
     def selected_client(self) -> str | None:
         """The public key of the client detail screen, or of the Clients row under the cursor."""
-        screen = self.screen
-        if isinstance(screen, ClientScreen):
-            return screen.public_key
-        if screen is not self.screen_stack[0]:
-            return None
-        if self.query_one(TabbedContent).active != "clients":
-            return None
-        return self.query_one("#client-table", KeyedTable).cursor_key()
+        subject = self.selected()
+        return subject.public_key if isinstance(subject, ClientSubject) else None
 
     def _open_on(
         self,
@@ -798,34 +681,34 @@ class ConsoleApp(App[int]):
         self.close_collector()
 
 
-def run_console(args: argparse.Namespace, inventory: Inventory) -> int:
+def run_console(options: ConsoleOptions, inventory: Inventory) -> int:
     """`wgconsole` with no command: the console on the inventory's fleet until `q`."""
     try:
         themes = load_themes()
     except ThemeError as exc:
         print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
         return 2
-    theme = args.theme or DEFAULT_THEME
+    theme = options.theme or DEFAULT_THEME
     if theme not in themes:
         available = printable(", ".join(sorted(themes)))
         print(f"wgconsole: no theme {theme!r}; available: {available}", file=sys.stderr)
         return 2
     collector = FleetCollector(
         inventory,
-        accept_new_host_keys=args.accept_new_host_keys,
-        read_only=args.read_only,
-        timeout=args.timeout,
+        accept_new_host_keys=options.accept_new_host_keys,
+        read_only=options.read_only,
+        timeout=options.timeout,
     )
     try:
         app = ConsoleApp(
             inventory,
             collector,
-            interval=max(0.2, args.interval),
-            read_only=args.read_only,
+            interval=max(0.2, options.interval),
+            read_only=options.read_only,
             theme=theme,
             themes=themes,
-            audit_path=Path(audit) if (audit := getattr(args, "audit_log", None)) else None,
-            op_timeout=args.timeout,
+            audit_path=options.audit_log,
+            op_timeout=options.timeout,
         )
         app.run()
     finally:

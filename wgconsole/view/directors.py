@@ -17,6 +17,7 @@ from wgconsole.view import present
 from wgconsole.view.buckets import TAB_SIZE, BucketGrid, GridSide, Line, bucket_grid
 from wgconsole.view.present import ACCENT, BAD, GOOD, MUTED, PLAIN, WARN
 from wgconsole.view.rows.cells import Cell, Column, Row
+from wgconsole.view.subjects import DirectorSubject
 
 DIRECTOR_COLUMNS = (
     Column("lb", "LB"),
@@ -122,7 +123,8 @@ def director_rows(fleet: Fleet) -> tuple[Row, ...]:
             _table_cell(view),
             _failover_cell(view, fleet),
         )
-        rows.append(Row(view.name, cells, " ".join(c.text for c in cells).lower()))
+        search = " ".join(c.text for c in cells).lower()
+        rows.append(Row(view.name, cells, search, DirectorSubject(view.name)))
     return tuple(rows)
 
 

@@ -21,7 +21,7 @@ from wgconsole.view.freshness import Keeper, Kept
 from wgconsole.view.rates import FleetRates, RateTracker
 from wgconsole.view.rows.cells import Row
 from wgconsole.view.rows.clients import client_rows
-from wgconsole.view.rows.connections import ConnIndex
+from wgconsole.view.rows.connections import ConnIndex, entry_clients
 from wgconsole.view.rows.overview import finding_rows, server_rows
 from wgconsole.view.rows.selection import RowIndex, TableQuery
 
@@ -79,7 +79,7 @@ class SnapshotBuilder:
         events = tuple(fleet_events(self._previous, fleet))
         self._previous = fleet
         self._seq += 1
-        conns = ConnIndex(fleet.conns, self._names, fleet.taken_at)
+        conns = ConnIndex(fleet.conns, self._names, fleet.taken_at, entry_clients(fleet))
         conns.prepare(self.conn_query)
         clients = RowIndex(client_rows(fleet, rates, kept, now))
         clients.prepare(self.client_query)
@@ -97,7 +97,7 @@ class SnapshotBuilder:
             built_at=now,
             clients=clients,
             servers=server_rows(fleet, rates, kept, now, balance),
-            findings=finding_rows(folded),
+            findings=finding_rows(folded, fleet, {g.name for g in self.inventory.gateways}),
             finding_items=folded,
             conns=conns,
             gateways=gateways,

@@ -31,7 +31,7 @@ from wgconsole.ops.operation import (
     plan,
     run,
 )
-from wgconsole.tui.widgets.palette import plain
+from wgconsole.tui.widgets.colours import plain
 
 ContextFactory = Callable[[ProgressSink], OpContext]
 Recorder = Callable[[str, str], None]
@@ -73,7 +73,7 @@ class ActionScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         # Titles, plans, steps and outcomes quote names and hosts' output: shown as Text, never
-        # as markup (see palette.plain); a paste with control characters is refused.
+        # as markup (see colours.plain); a paste with control characters is refused.
         with Vertical(id="action-box"):
             yield Label(plain(self.title_text), id="action-title")
             with VerticalScroll(id="action-body"):

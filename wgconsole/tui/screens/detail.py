@@ -14,9 +14,9 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.whatif import client_outcomes
+from wgconsole.tui.widgets.colours import ThemeColours, plain
 from wgconsole.tui.widgets.header import ConsoleHeader
 from wgconsole.tui.widgets.keyed_table import KeyedTable
-from wgconsole.tui.widgets.palette import Palette, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.details import (
     OUTCOME_COLUMNS,
@@ -54,20 +54,22 @@ class DetailScreen(Screen[None]):
     def on_mount(self) -> None:
         self.post_message(self.Ready(self))
 
-    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
-        self.query_one(ConsoleHeader).show(snapshot, now, palette)
+    def show(
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+    ) -> None:
+        self.query_one(ConsoleHeader).show(snapshot, now, colours)
 
     def _lines(
-        self, widget_id: str, lines: list[Line], palette: Palette, restyle: bool = False
+        self, widget_id: str, lines: list[Line], colours: ThemeColours, restyle: bool = False
     ) -> None:
         if not restyle and self._shown.get(widget_id) == lines:
             return  # an update re-lays out the screen
         self._shown[widget_id] = lines
-        text = palette.line(())
+        text = colours.line(())
         for i, line in enumerate(lines):
             if i:
                 text.append("\n")
-            text.append_text(palette.line(line))
+            text.append_text(colours.line(line))
         widget = self.query_one(f"#{widget_id}", Static)
         widget.update(text)
         # As the Overview's service line (OverviewView.show): sized again once any layout
@@ -98,24 +100,26 @@ class GatewayScreen(DetailScreen):
             yield WindowedTable(PEER_COLUMNS, id="peers")
         yield Footer()
 
-    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
-        super().show(snapshot, now, palette, restyle)
+    def show(
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+    ) -> None:
+        super().show(snapshot, now, colours, restyle)
         fleet = snapshot.fleet
         self._lines(
             "gw-info",
             gateway_lines(self.inventory, fleet, snapshot.kept, self.gateway, now),
-            palette,
+            colours,
             restyle,
         )
         detail = snapshot.gateways.get(self.gateway)
-        self._lines("gw-drain", list(detail.drain), palette, restyle)
-        self.query_one("#drift", WindowedTable).show(detail.drift, palette, restyle=restyle)
+        self._lines("gw-drain", list(detail.drain), colours, restyle)
+        self.query_one("#drift", WindowedTable).show(detail.drift, colours, restyle=restyle)
         peers = detail.peers
         title = f"Peers as it sees them ({len(peers)})"
         if peers.stale_age is not None:
             title += f" — last known, stale {int(peers.stale_age)}s"
         self._peers_title = title
-        self.query_one("#peers", WindowedTable).show(peers, palette, restyle=restyle)
+        self.query_one("#peers", WindowedTable).show(peers, colours, restyle=restyle)
         self._titles()
 
     @on(WindowedTable.Moved)
@@ -159,17 +163,19 @@ class ClientScreen(DetailScreen):
             yield KeyedTable(OUTCOME_COLUMNS, id="outcomes")
         yield Footer()
 
-    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
-        super().show(snapshot, now, palette, restyle)
+    def show(
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+    ) -> None:
+        super().show(snapshot, now, colours, restyle)
         fleet = snapshot.fleet
         client = fleet.client(self.public_key)
         if client is None:
             self.query_one("#client-info", Static).update(
-                palette.line((("✖ this client is no longer on any answering gateway", "bad"),))
+                colours.line((("✖ this client is no longer on any answering gateway", "bad"),))
             )
             return
-        self._lines("client-info", client_lines(fleet, client), palette)
+        self._lines("client-info", client_lines(fleet, client), colours)
         sides = client_gateway_rows(fleet, client, snapshot.kept, now, self.gateways)
-        self.query_one("#sides", KeyedTable).apply(sides, palette, restyle=restyle)
+        self.query_one("#sides", KeyedTable).apply(sides, colours, restyle=restyle)
         outcomes = outcome_rows(client_outcomes(self.inventory, fleet.service, client))
-        self.query_one("#outcomes", KeyedTable).apply(outcomes, palette, restyle=restyle)
+        self.query_one("#outcomes", KeyedTable).apply(outcomes, colours, restyle=restyle)

@@ -4,7 +4,7 @@ Laid out at the widget's width: 32 buckets a row (8 rows) where both grids fit t
 else 16 a row (16 rows), side by side where two fit, else one above the other. Each row
 starts with its first bucket's number. A cell is two characters, its gateway's symbol and
 `≠` where the tables differ (wgconsole.view.buckets), in the theme's colour for that gateway
-(Palette.gateway): colour is never the only sign.
+(ThemeColours.gateway): colour is never the only sign.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from textual.geometry import Size
 from textual.widget import Widget
 
 from wgconsole.core.text import printable
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.view.buckets import TAB_SIZE, BucketGrid, GridSide
 from wgconsole.view.present import MUTED, WARN
 
@@ -58,32 +58,32 @@ class BucketGridView(Widget, can_focus=True):
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self.grid: BucketGrid | None = None
-        self.palette: Palette | None = None
+        self.colours: ThemeColours | None = None
         self.display = False  # until a pair's snapshot: nothing to focus before
 
-    def show(self, grid: BucketGrid | None, palette: Palette, restyle: bool = False) -> None:
+    def show(self, grid: BucketGrid | None, colours: ThemeColours, restyle: bool = False) -> None:
         self.display = grid is not None
-        if grid == self.grid and palette is self.palette and not restyle:
+        if grid == self.grid and colours is self.colours and not restyle:
             return  # an update re-lays out the Overview
         self.grid = grid
-        self.palette = palette
+        self.colours = colours
         self.refresh(layout=True)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return 0 if self.grid is None else lines_needed(width)
 
     def render(self) -> Text:
-        grid, palette = self.grid, self.palette
-        if grid is None or palette is None:
+        grid, colours = self.grid, self.colours
+        if grid is None or colours is None:
             return Text("")
-        return render_grid(grid, palette, self.content_size.width)
+        return render_grid(grid, colours, self.content_size.width)
 
 
-def render_grid(grid: BucketGrid, palette: Palette, width: int) -> Text:
+def render_grid(grid: BucketGrid, colours: ThemeColours, width: int) -> Text:
     per_row, side_by_side = layout(width)
     side_width = grid_width(per_row)
     sides = (grid.left, grid.right)
-    blocks = [_block(grid, side, palette, per_row, side_width) for side in sides]
+    blocks = [_block(grid, side, colours, per_row, side_width) for side in sides]
     lines: list[Text] = []
     if side_by_side:
         for left, right in zip(*blocks, strict=True):
@@ -94,21 +94,21 @@ def render_grid(grid: BucketGrid, palette: Palette, width: int) -> Text:
     else:
         for block in blocks:
             lines.extend(block)
-    lines.append(palette.line(grid.legend()))
+    lines.append(colours.line(grid.legend()))
     out = Text("\n", no_wrap=True, end="").join(lines)
     out.no_wrap = True
     return out
 
 
 def _block(
-    grid: BucketGrid, side: GridSide, palette: Palette, per_row: int, side_width: int
+    grid: BucketGrid, side: GridSide, colours: ThemeColours, per_row: int, side_width: int
 ) -> list[Text]:
     """One grid's lines: its title, then its rows of buckets, each `side_width` wide."""
-    title = palette.line(side.title)
+    title = colours.line(side.title)
     title.truncate(side_width, pad=True)
     lines = [title]
-    muted = palette.style(MUTED)
-    differs = palette.style(WARN)
+    muted = colours.style(MUTED)
+    differs = colours.style(WARN)
     table = side.table
     for start in range(0, TAB_SIZE, per_row):
         line = Text(f"{start:>3} ", style=muted, no_wrap=True, end="")
@@ -118,7 +118,7 @@ def _block(
                 line.append(cell, differs if grid.differing[bucket] else muted)
                 continue
             index = grid.index(table[bucket])
-            style = muted if index is None else palette.gateway(index)
+            style = muted if index is None else colours.gateway(index)
             if grid.differing[bucket]:
                 style = style + _BOLD
             line.append(cell, style)

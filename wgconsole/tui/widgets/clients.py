@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.tui.widgets.tableview import TableView
 from wgconsole.view.rows.clients import CLIENT_COLUMNS
 from wgconsole.view.rows.selection import RowIndex
@@ -17,15 +17,15 @@ class ClientsView(TableView):
         super().__init__(CLIENT_COLUMNS, "client-table", id=id)
         self.index: RowIndex | None = None
 
-    def show(self, snapshot: ConsoleSnapshot, palette: Palette, restyle: bool) -> None:
+    def show(self, snapshot: ConsoleSnapshot, colours: ThemeColours, restyle: bool) -> None:
         self.index = snapshot.clients
-        self.palette = palette
+        self.colours = colours
         self._apply(restyle)
 
     def redraw(self) -> None:
         self._apply(False)
 
     def _apply(self, restyle: bool) -> None:
-        if self.index is None or self.palette is None:
+        if self.index is None or self.colours is None:
             return
         self.show_rows(self.index.select(self.table_query), len(self.index), restyle)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.tui.widgets.tableview import TableView
 from wgconsole.view.rows.connections import CONN_COLUMNS, ConnIndex
 from wgconsole.view.snapshot import ConsoleSnapshot
@@ -21,9 +21,11 @@ class ConnectionsView(TableView):
         self.index: ConnIndex | None = None
         self.now = 0.0
 
-    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
+    def show(
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+    ) -> None:
         self.index = snapshot.conns
-        self.palette = palette
+        self.colours = colours
         self.now = now
         self._apply(restyle)
 
@@ -36,7 +38,7 @@ class ConnectionsView(TableView):
         self._apply(False)
 
     def _apply(self, restyle: bool) -> None:
-        if self.index is None or self.palette is None:
+        if self.index is None or self.colours is None:
             return
         rows = self.index.rows(self.table_query, self.now)
         self.show_rows(rows, len(self.index.conns), restyle)

@@ -9,19 +9,19 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from wgconsole.core.text import printable
-from wgconsole.tui.widgets.palette import Palette
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.view import present
 from wgconsole.view.events import Event
 
 MAX_LINES = 5000
 
 
-def event_line(event: Event, palette: Palette) -> Text:
+def event_line(event: Event, colours: ThemeColours) -> Text:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
     mark, tone = present.SEVERITY.get(event.severity, ("?", present.MUTED))
     line = Text(no_wrap=True, end="")
-    line.append(f"{stamp} ", palette.style(present.MUTED))
-    line.append(f"{mark} {event.kind:<16}", palette.style(tone))
+    line.append(f"{stamp} ", colours.style(present.MUTED))
+    line.append(f"{mark} {event.kind:<16}", colours.style(tone))
     line.append(f" {printable(event.message)}")
     return line
 
@@ -31,8 +31,8 @@ class EventLog(RichLog):
         super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, auto_scroll=True, id=id)
         self.events: list[Event] = []
 
-    def add(self, events: Iterable[Event], palette: Palette) -> None:
+    def add(self, events: Iterable[Event], colours: ThemeColours) -> None:
         for event in events:
             self.events.append(event)
-            self.write(event_line(event, palette))
+            self.write(event_line(event, colours))
         del self.events[:-MAX_LINES]

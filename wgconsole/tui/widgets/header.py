@@ -8,7 +8,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from wgconsole.core.text import printable
-from wgconsole.tui.widgets.palette import Palette, plain
+from wgconsole.tui.widgets.colours import ThemeColours, plain
 from wgconsole.view import present
 from wgconsole.view.snapshot import ConsoleSnapshot
 
@@ -21,7 +21,7 @@ class ConsoleHeader(Horizontal):
     def compose(self) -> ComposeResult:
         if self.read_only:
             yield Static("READ-ONLY", id="read-only")
-        # What these show comes from the hosts: never read as markup (see palette.plain).
+        # What these show comes from the hosts: never read as markup (see colours.plain).
         yield Static("wgconsole", id="title", markup=False)
         yield Static("polling…", id="poll-status", markup=False)
 
@@ -29,7 +29,7 @@ class ConsoleHeader(Horizontal):
         self,
         snapshot: ConsoleSnapshot | None,
         now: float,
-        palette: Palette,
+        colours: ThemeColours,
         error: str | None = None,
     ) -> None:
         title = self.query_one("#title", Static)
@@ -47,14 +47,14 @@ class ConsoleHeader(Horizontal):
             for level in ("critical", "warning"):
                 if worst.get(level):
                     mark, tone = present.SEVERITY[level]
-                    right.append(f"{mark}{worst[level]} ", palette.style(tone))
+                    right.append(f"{mark}{worst[level]} ", colours.style(tone))
             lost = sum(1 for h in fleet.hosts if not h.reachable)
             if lost:
-                right.append(f"{lost} host(s) down ", palette.style(present.BAD))
+                right.append(f"{lost} host(s) down ", colours.style(present.BAD))
             age = max(0.0, now - fleet.taken_at)
             right.append(f"poll {present.age(age)} ago ({snapshot.poll_seconds:.1f}s)")
         if error:
-            right.append(f" ✖ poll failed: {printable(error)}", palette.style(present.BAD))
+            right.append(f" ✖ poll failed: {printable(error)}", colours.style(present.BAD))
         if snapshot is None and not error:
             right.append("polling…")
         status.update(right)

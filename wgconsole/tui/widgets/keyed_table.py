@@ -2,7 +2,8 @@
 
 Rows are keyed by identity; on each snapshot new keys are added, vanished keys removed,
 and only changed cells updated, so there is no flicker and the cursor stays on the same
-row (by key, not by position) with the scroll position kept.
+row (by key, not by position) with the scroll position kept. Each row's subject (what it is
+about, wgconsole.view.subjects) is kept with it: `cursor_subject` is what is selected.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from textual.widgets.data_table import ColumnKey, RowKey
 from wgconsole.core.text import printable
 from wgconsole.tui import textual_compat
 from wgconsole.tui.textual_compat import SegmentLines
-from wgconsole.tui.widgets.palette import Palette, plain
+from wgconsole.tui.widgets.colours import ThemeColours, plain
 from wgconsole.view.rows.cells import Cell, Column, Row
+from wgconsole.view.subjects import Subject
 
 # Up to this many removals go through DataTable.remove_row; above, one pass (remove_rows).
 _FEW = 16
@@ -56,6 +58,7 @@ class KeyedTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.spec = tuple(columns)
         self._applied: dict[str, tuple[Cell, ...]] = {}
+        self._subjects: dict[str, Subject | None] = {}
         self._order: list[str] = []
         self._column_keys = [c.key for c in self.spec]
         self._column_objects = [ColumnKey(c.key) for c in self.spec]
@@ -78,6 +81,15 @@ class KeyedTable(DataTable[Text]):
     def cells_of(self, key: str) -> tuple[Cell, ...] | None:
         return self._applied.get(key)
 
+    def subject_of(self, key: str) -> Subject | None:
+        """What the row of `key` is about (None: nothing the console acts on)."""
+        return self._subjects.get(key)
+
+    def cursor_subject(self) -> Subject | None:
+        """What the row under the cursor is about."""
+        key = self.cursor_key()
+        return None if key is None else self._subjects.get(key)
+
     # --- writing ----------------------------------------------------------------------
 
     def refresh(
@@ -94,16 +106,16 @@ class KeyedTable(DataTable[Text]):
             return self
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
-    def apply(self, rows: Sequence[Row], palette: Palette, *, restyle: bool = False) -> None:
+    def apply(self, rows: Sequence[Row], colours: ThemeColours, *, restyle: bool = False) -> None:
         """Show exactly `rows`, in their order. `restyle` re-renders every cell (new theme)."""
         self._deferred = False
         try:
-            self._apply(rows, palette, restyle)
+            self._apply(rows, colours, restyle)
         finally:
             layout, self._deferred = self._deferred, None
             self.refresh(layout=layout)
 
-    def _apply(self, rows: Sequence[Row], palette: Palette, restyle: bool) -> None:
+    def _apply(self, rows: Sequence[Row], colours: ThemeColours, restyle: bool) -> None:
         keep_cursor = self.cursor_key()
         incoming = {row.key: row for row in rows}
         gone = [k for k in self._order if k not in incoming]
@@ -116,14 +128,15 @@ class KeyedTable(DataTable[Text]):
             if old is None:
                 first, *rest = row.cells
                 self.add_row(
-                    palette.keyed(first, row.key), *(palette.text(c) for c in rest), key=row.key
+                    colours.keyed(first, row.key), *(colours.text(c) for c in rest), key=row.key
                 )
                 order.append(row.key)
                 self._touch(row.key)
                 added.append(row)
             elif restyle or old != row.cells:
-                self._update(row, old, palette, restyle)
+                self._update(row, old, colours, restyle)
             self._applied[row.key] = row.cells
+            self._subjects[row.key] = row.subject
         if added:
             self._widen(added)
         wanted = [row.key for row in rows]
@@ -136,13 +149,15 @@ class KeyedTable(DataTable[Text]):
             if index != self.cursor_row:
                 self.move_cursor(row=index, animate=False, scroll=False)
 
-    def _update(self, row: Row, old: tuple[Cell, ...], palette: Palette, restyle: bool) -> None:
+    def _update(
+        self, row: Row, old: tuple[Cell, ...], colours: ThemeColours, restyle: bool
+    ) -> None:
         row_key = RowKey(row.key)  # made once per row, not once per cell by update_cell
         self._touch(row.key)
         for i, (before, after) in enumerate(zip(old, row.cells, strict=True)):
             if before == after and not restyle:
                 continue
-            value = palette.keyed(after, row.key) if i == 0 else palette.text(after)
+            value = colours.keyed(after, row.key) if i == 0 else colours.text(after)
             # update_width=True would re-measure the whole column whenever the new text is
             # narrower than the widest: quadratic over a refresh of 5,000 rows. Columns
             # only grow here, which is all update_width would do for us.
@@ -175,6 +190,7 @@ class KeyedTable(DataTable[Text]):
             textual_compat.remove_rows(self, doomed, remaining)
         for key in keys:
             del self._applied[key]
+            self._subjects.pop(key, None)
             self._versions.pop(key, None)
         self._order = remaining
 
@@ -182,7 +198,7 @@ class KeyedTable(DataTable[Text]):
     # DataTable keys its render caches on one counter that any change anywhere bumps: a
     # refresh that changes one cell in every row re-renders every cell on screen through
     # Rich (~0.1 ms each). Here a line is cached by its row's own version and a cell by its
-    # value (Palette shares one Text per distinct cell), so only what changed is rendered.
+    # value (ThemeColours shares one Text per distinct cell), so only what changed is rendered.
     # What else a line depends on is DataTable's own cache keys, less its update counter
     # (textual_compat.LINE_CACHE_KEY, ROW_CACHE_KEY, CELL_CACHE_KEY). The private methods
     # overridden here are listed in textual_compat.OVERRIDDEN.

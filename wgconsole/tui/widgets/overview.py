@@ -11,8 +11,8 @@ from textual.containers import Vertical
 from textual.widgets import Label, Static
 
 from wgconsole.tui.widgets.buckets import BucketGridView
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.tui.widgets.keyed_table import KeyedTable
-from wgconsole.tui.widgets.palette import Palette
 from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.buckets import Line
 from wgconsole.view.directors import DIRECTOR_COLUMNS
@@ -55,13 +55,15 @@ class OverviewView(Vertical):
         )
         yield BucketGridView(id="buckets")
 
-    def show(self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool) -> None:
+    def show(
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+    ) -> None:
         fleet = snapshot.fleet
         line = service_line(fleet, snapshot.kept, now)
         if restyle or line != self._service:
             self._service = line
             service = self.query_one("#service", Static)
-            service.update(palette.line(line))
+            service.update(colours.line(line))
             # Textual 8.2 counts a widget's layouts only when none is pending, and caches its
             # box model by that count: an update made while an earlier layout of it is still
             # pending kept the previous text's height (one line of two, now and then, on a
@@ -71,15 +73,15 @@ class OverviewView(Vertical):
         self.set_class(pair, "-pair")
         if pair:
             self.query_one("#directors", KeyedTable).apply(
-                snapshot.directors, palette, restyle=restyle
+                snapshot.directors, colours, restyle=restyle
             )
-        self.query_one("#buckets", BucketGridView).show(snapshot.buckets, palette, restyle)
+        self.query_one("#buckets", BucketGridView).show(snapshot.buckets, colours, restyle)
         note = snapshot.balance_note
         if restyle or note != self._note:  # an update re-lays out the Overview
             self._note = note
-            title = palette.line((("Real servers", ""), *note))
+            title = colours.line((("Real servers", ""), *note))
             self.query_one("#servers-title", Label).update(title)
-        self.query_one("#servers", KeyedTable).apply(snapshot.servers, palette, restyle=restyle)
+        self.query_one("#servers", KeyedTable).apply(snapshot.servers, colours, restyle=restyle)
         findings = snapshot.findings
         self.query_one("#findings-title", Label).update(
             # The fleet's count: many clients' findings of one code show as one row.
@@ -87,12 +89,12 @@ class OverviewView(Vertical):
             if findings
             else "Findings: none"
         )
-        self.query_one("#findings", WindowedTable).show(RowList(findings), palette, restyle=restyle)
-        self.tick(snapshot, now, palette, restyle)
+        self.query_one("#findings", WindowedTable).show(RowList(findings), colours, restyle=restyle)
+        self.tick(snapshot, now, colours, restyle)
 
     def tick(
-        self, snapshot: ConsoleSnapshot, now: float, palette: Palette, restyle: bool = False
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool = False
     ) -> None:
         """Host data ages grow between polls: recomputed every second."""
         rows = host_rows(host_ages(snapshot.fleet.hosts, now))
-        self.query_one("#hosts", KeyedTable).apply(rows, palette, restyle=restyle)
+        self.query_one("#hosts", KeyedTable).apply(rows, colours, restyle=restyle)

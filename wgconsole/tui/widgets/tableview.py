@@ -16,7 +16,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Label
 
 from wgconsole.core.text import PRINTABLE_ONLY, printable
-from wgconsole.tui.widgets.palette import Palette, plain
+from wgconsole.tui.widgets.colours import ThemeColours, plain
 from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.rows.cells import Column
 from wgconsole.view.rows.selection import RowSource, TableQuery
@@ -39,7 +39,7 @@ class TableView(Vertical):
         self.query_text = ""
         self.sort_column: int | None = None
         self.sort_reverse = False
-        self.palette: Palette | None = None
+        self.colours: ThemeColours | None = None
         self.total = 0  # rows before the filter
         # Told which selection the view shows: the poll worker prepares it with each snapshot.
         self.on_query: Callable[[TableQuery], None] | None = None
@@ -52,7 +52,7 @@ class TableView(Vertical):
             id=f"{self.table_id}-filter",
             restrict=PRINTABLE_ONLY,  # a paste with control characters is refused
         )
-        # It repeats the filter as typed: never read as markup (see palette.plain).
+        # It repeats the filter as typed: never read as markup (see colours.plain).
         yield Label("", classes="view-status", id=f"{self.table_id}-status", markup=False)
         yield WindowedTable(self.columns, id=self.table_id)
 
@@ -84,9 +84,9 @@ class TableView(Vertical):
         """Show `source` (the selection for `table_query`) out of `total` rows."""
         if self.on_query is not None:
             self.on_query(self.table_query)
-        assert self.palette is not None
+        assert self.colours is not None
         self.total = total
-        self.table.show(source, self.palette, restyle=restyle)
+        self.table.show(source, self.colours, restyle=restyle)
         self._update_status()
 
     def _update_status(self) -> None:

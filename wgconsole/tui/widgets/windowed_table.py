@@ -17,8 +17,8 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 
 from wgconsole.tui import textual_compat
+from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.tui.widgets.keyed_table import KeyedTable
-from wgconsole.tui.widgets.palette import Palette
 from wgconsole.view.rows.cells import Column
 from wgconsole.view.rows.selection import RowSource
 
@@ -38,7 +38,7 @@ class WindowedTable(KeyedTable):
         self.source: RowSource | None = None
         self.start = 0  # position in the whole list of the table's first row
         self.window: int | None = None  # rows held; None: from the visible height
-        self._palette: Palette | None = None
+        self._colours: ThemeColours | None = None
         self._check_pending = False
 
     # --- the window -----------------------------------------------------------------------
@@ -77,9 +77,9 @@ class WindowedTable(KeyedTable):
     def _clamp(self, offset: int) -> int:
         return max(0, min(offset, self.count - self.window_size))
 
-    def show(self, source: RowSource, palette: Palette, *, restyle: bool = False) -> None:
+    def show(self, source: RowSource, colours: ThemeColours, *, restyle: bool = False) -> None:
         """Show `source` from the current offset; the cursor's row is followed by key."""
-        self.source, self._palette = source, palette
+        self.source, self._colours = source, colours
         size = self.window_size
         offset = self._clamp(self.start)
         rows = source.window(offset, offset + size)
@@ -93,13 +93,13 @@ class WindowedTable(KeyedTable):
                 rows = source.window(offset, offset + size)
         moved = offset != self.start
         self.start = offset
-        self.apply(rows, palette, restyle=restyle)
+        self.apply(rows, colours, restyle=restyle)
         if moved:
             self.post_message(self.Moved())
 
     def go(self, position: int) -> None:
         """Put the cursor on the row at `position` in the whole list, and show it."""
-        if self.source is None or self._palette is None or not self.count:
+        if self.source is None or self._colours is None or not self.count:
             return
         position = max(0, min(position, self.count - 1))
         held = self.start <= position < self.start + self.row_count
@@ -115,11 +115,11 @@ class WindowedTable(KeyedTable):
 
     def _slide(self, start: int) -> None:
         """Move the window to `start`, keeping the screen as it was."""
-        assert self.source is not None and self._palette is not None
+        assert self.source is not None and self._colours is not None
         delta = start - self.start
         self.start = start
         scroll_y = self.scroll_y - delta
-        self.apply(self.source.window(start, start + self.window_size), self._palette)
+        self.apply(self.source.window(start, start + self.window_size), self._colours)
         self.scroll_to(y=max(0.0, scroll_y), animate=False, immediate=True, force=True)
         self.post_message(self.Moved())
 
@@ -133,7 +133,7 @@ class WindowedTable(KeyedTable):
     def _check(self) -> None:
         self._check_pending = False
         held = self.row_count
-        if self.source is None or self._palette is None or held >= self.count:
+        if self.source is None or self._colours is None or held >= self.count:
             return
         page = self.page
         margin = max(1, min(page, self.window_size // 4))
@@ -165,10 +165,10 @@ class WindowedTable(KeyedTable):
     def on_resize(self, _event: events.Resize) -> None:
         if (
             self.source is not None
-            and self._palette is not None
+            and self._colours is not None
             and self.row_count != min(self.count, self.window_size)
         ):
-            self.show(self.source, self._palette)
+            self.show(self.source, self._colours)
 
     # A key that would take the cursor past the rows held moves the window first (the
     # window slides before an edge is reached; these matter when it is a few rows only).

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from wgconsole.core.records import Endpoint
 from wgconsole.view import present
 from wgconsole.view.present import BAD, GOOD, MUTED, PLAIN, STALE, WARN
+from wgconsole.view.subjects import Subject
 
 
 class Cell(NamedTuple):
@@ -21,6 +22,7 @@ class Row(NamedTuple):
     key: str
     cells: tuple[Cell, ...]
     search: str = ""  # lower-case text the `/` filter matches
+    subject: Subject | None = None  # what the row is about; None: nothing to act on
 
 
 @dataclass(frozen=True, slots=True)

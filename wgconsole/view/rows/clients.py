@@ -22,6 +22,7 @@ from wgconsole.view.rows.cells import (
     number_key,
     search_text,
 )
+from wgconsole.view.subjects import ClientSubject
 
 # The operator's questions first (which gateway, how fresh), details to the right: an
 # 80-column terminal shows the first six.
@@ -111,7 +112,7 @@ def client_row(client: ClientView, rates: FleetRates, kept: Kept, now: float) ->
         hs_text,
         *codes,
     )
-    return Row(client.public_key, cells, search)
+    return Row(client.public_key, cells, search, ClientSubject(client.public_key))
 
 
 def client_rows(fleet: Fleet, rates: FleetRates, kept: Kept, now: float) -> tuple[Row, ...]:

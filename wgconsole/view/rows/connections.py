@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from wgconsole.core.fleet import Fleet
 from wgconsole.core.records import Endpoint, IpvsConn
 from wgconsole.view.present import PLAIN, WARN
 from wgconsole.view.rows.cells import (
@@ -14,6 +15,7 @@ from wgconsole.view.rows.cells import (
     endpoint_sort_key,
 )
 from wgconsole.view.rows.selection import TableQuery
+from wgconsole.view.subjects import ClientSubject, LbEntrySubject
 
 # The virtual address is the same on every row of a one-service console: last.
 CONN_COLUMNS = columns_of(
@@ -26,6 +28,10 @@ CONN_COLUMNS = columns_of(
 )
 
 
+# An LB entry as a client's is matched: (client, virtual, real server).
+EntryKey = tuple[Endpoint, Endpoint, Endpoint]
+
+
 class ConnIndex:
     """The LB table with its search text, sorted views computed on demand and cached.
 
@@ -36,12 +42,29 @@ class ConnIndex:
     their expiry counts down with the clock.
     """
 
-    __slots__ = ("_keys", "_order", "_selected", "conns", "names", "search", "taken_at")
+    __slots__ = (
+        "_keys",
+        "_order",
+        "_selected",
+        "clients",
+        "conns",
+        "names",
+        "search",
+        "taken_at",
+    )
 
-    def __init__(self, conns: Sequence[IpvsConn], names: Mapping[Endpoint, str], taken_at: float):
+    def __init__(
+        self,
+        conns: Sequence[IpvsConn],
+        names: Mapping[Endpoint, str],
+        taken_at: float,
+        clients: Mapping[EntryKey, str] | None = None,
+    ):
+        """`clients`: the public key of the client whose LB entry each is (entry_clients)."""
         self.conns = conns
         self.names = names
         self.taken_at = taken_at
+        self.clients: Mapping[EntryKey, str] = clients or {}
         self.search = tuple(
             f"{c.client} {c.dest} {names.get(c.dest, '')} {c.state}".lower() for c in conns
         )
@@ -116,7 +139,9 @@ class ConnIndex:
             Cell(conn.state),
             Cell(str(conn.virtual)),
         )
-        return Row(conn_key(conn), cells, self.search[index])
+        public_key = self.clients.get((conn.client, conn.virtual, conn.dest))
+        subject = LbEntrySubject(None if public_key is None else ClientSubject(public_key))
+        return Row(conn_key(conn), cells, self.search[index], subject)
 
 
 class ConnRows:
@@ -148,3 +173,13 @@ class ConnRows:
 
 def conn_key(conn: IpvsConn) -> str:
     return f"{conn.protocol} {conn.client} {conn.virtual} {conn.dest}"
+
+
+def entry_clients(fleet: Fleet) -> dict[EntryKey, str]:
+    """Each client's LB entry, to its public key (the first client listed, if two claim one)."""
+    found: dict[EntryKey, str] = {}
+    for c in fleet.clients:
+        e = c.lb_entry
+        if e is not None:
+            found.setdefault((e.client, e.virtual, e.dest), c.public_key)
+    return found

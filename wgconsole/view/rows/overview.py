@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from wgconsole.core.fleet import (
     REAL_SERVER_STATES,
@@ -22,6 +22,12 @@ from wgconsole.view.rows.cells import (
     endpoint_sort_key,
     number_key,
     search_text,
+)
+from wgconsole.view.subjects import (
+    ClientSubject,
+    DirectorSubject,
+    FindingSubject,
+    GatewaySubject,
 )
 
 SERVER_COLUMNS = columns_of(
@@ -84,11 +90,13 @@ def server_row(
         Cell(present.byte_rate(r.total_bps), PLAIN, number_key(r.total_bps)),
         Cell(present.sparkline(r.history, SPARK_WIDTH), GOOD if r.history else MUTED),
     ]
+    # A row of the LB's kept (stale) data stands for no gateway the console acts on.
+    subject = GatewaySubject(rs.gateway) if rs.gateway and stale_age is None else None
     if stale_age is not None:
         cells[3] = Cell(f"{state_text} · {present.stale_note(stale_age)}", STALE)
         cells = [Cell(c.text, STALE, c.sort) for c in cells]
     search = search_text(*(c.text for c in cells))
-    return Row(str(rs.address), tuple(cells), search)
+    return Row(str(rs.address), tuple(cells), search, subject)
 
 
 def server_rows(
@@ -125,15 +133,22 @@ def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:
             Cell(poll, PLAIN, number_key(h.poll_seconds)),
             Cell(h.error or "", BAD if h.error else PLAIN),
         )
-        rows.append(Row(h.name, cells, search_text(*(c.text for c in cells))))
+        subject = GatewaySubject(h.name) if h.role == "gateway" else DirectorSubject(h.name)
+        rows.append(Row(h.name, cells, search_text(*(c.text for c in cells)), subject))
     return tuple(rows)
 
 
-def finding_rows(items: Sequence[Finding | FindingGroup]) -> tuple[Row, ...]:
+def finding_rows(
+    items: Sequence[Finding | FindingGroup],
+    fleet: Fleet | None = None,
+    gateways: Collection[str] = (),
+) -> tuple[Row, ...]:
     """One row an item of `fold_findings` (many clients' findings of a code are one), in
-    its order."""
+    its order. Each is about its client if `fleet` has it, else about its subject if that
+    is one of `gateways` (names), else about nothing but its text."""
     rows = []
     seen: dict[str, int] = {}
+    clients = {c.public_key for c in fleet.clients} if fleet is not None else set()
     for f in items:
         # A group keeps its row (and the cursor on it) while its count changes.
         base = (
@@ -150,8 +165,22 @@ def finding_rows(items: Sequence[Finding | FindingGroup]) -> tuple[Row, ...]:
             Cell(f.subject),
             Cell(f.message),
         )
-        rows.append(Row(f"{base}|{n}", cells, search_text(text, f.code, f.subject, f.message)))
+        search = search_text(text, f.code, f.subject, f.message)
+        rows.append(Row(f"{base}|{n}", cells, search, _finding_subject(f, clients, gateways)))
     return tuple(rows)
+
+
+def _finding_subject(
+    f: Finding | FindingGroup, clients: Collection[str], gateways: Collection[str]
+) -> FindingSubject:
+    if isinstance(f, FindingGroup):
+        return FindingSubject(f.code, f.severity, f.message, group=True)
+    about: GatewaySubject | ClientSubject | None = None
+    if f.client_key is not None and f.client_key in clients:
+        about = ClientSubject(f.client_key)
+    elif f.subject in gateways:
+        about = GatewaySubject(f.subject)
+    return FindingSubject(f.code, f.severity, f.message, about)
 
 
 def service_line(fleet: Fleet, kept: Kept, now: float) -> tuple[tuple[str, str], ...]:

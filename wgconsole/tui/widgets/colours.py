@@ -73,7 +73,7 @@ class KeyedText(Text):
     row_key: str = ""
 
 
-class Palette:
+class ThemeColours:
     def __init__(self, variables: Mapping[str, str]) -> None:
         muted = _colour(variables, "text-muted", "foreground-muted")
         self.styles: dict[str, Style] = {
