@@ -13,8 +13,8 @@ import pytest
 from wgconsole.cli import main as cli
 from wgconsole.cli import operations as cli_ops
 from wgconsole.ops import catalog
-from wgconsole.ops.operation import Outcome, Planned
-from wgconsole.ops.rebalance import NOTHING_TO_MOVE
+from wgconsole.ops.machinery.operation import Outcome, Planned
+from wgconsole.ops.procedures.rebalance import NOTHING_TO_MOVE
 
 
 def _args(*argv: str) -> argparse.Namespace:

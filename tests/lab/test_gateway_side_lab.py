@@ -23,8 +23,8 @@ from tests.lab.helpers import run_cli
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host
 from wgconsole.lab.guest_script import restart_gateway_sshd_command, sudo_setup_command
-from wgconsole.ops import wgconf
-from wgconsole.ops.keys import KeyPair
+from wgconsole.ops.hostcmd import wgconf
+from wgconsole.ops.hostcmd.keys import KeyPair
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.transport.base import CommandResult
 from wgconsole.poll.transport.ssh import SshTransport

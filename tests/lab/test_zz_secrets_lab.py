@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import CAPTURED_NAME
 from tests.lab.conftest import Lab
-from wgconsole.ops import wgconf
+from wgconsole.ops.hostcmd import wgconf
 
 pytestmark = pytest.mark.lab
 

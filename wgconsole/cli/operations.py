@@ -15,12 +15,12 @@ from wgconsole.cli.args import ArgParser
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.ops import catalog
-from wgconsole.ops.audit import AuditLog, default_audit_path
-from wgconsole.ops.clientconf import print_qr
-from wgconsole.ops.context import OpContext, progress_line
-from wgconsole.ops.operation import Operation, Planned, Refused, plan, run
-from wgconsole.ops.peers import PeerAddResult
-from wgconsole.ops.rebalance import NOTHING_TO_MOVE
+from wgconsole.ops.hostcmd.clientconf import print_qr
+from wgconsole.ops.machinery.audit import AuditLog, default_audit_path
+from wgconsole.ops.machinery.context import OpContext, progress_line
+from wgconsole.ops.machinery.operation import Operation, Planned, Refused, plan, run
+from wgconsole.ops.procedures.peers.common import PeerAddResult
+from wgconsole.ops.procedures.rebalance import NOTHING_TO_MOVE
 from wgconsole.poll.collector import FleetCollector
 
 EXIT_OK = 0

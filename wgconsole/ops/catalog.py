@@ -13,23 +13,20 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from wgconsole.core.fleet import Fleet
-from wgconsole.ops.align import execute_align, plan_align
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.drain import execute_drain, find_record, plan_drain
-from wgconsole.ops.errors import ValidationError
-from wgconsole.ops.failover import execute_failover, plan_failover
-from wgconsole.ops.operation import Field, Outcome, Planned, value
-from wgconsole.ops.peers import (
-    execute_peer_add,
-    execute_peer_remove,
-    plan_peer_add,
-    plan_peer_remove,
-    precheck_peer_add,
-)
-from wgconsole.ops.rebalance import execute_rebalance, plan_rebalance
-from wgconsole.ops.validate import gateway as find_gateway
-from wgconsole.ops.validate import weight as valid_weight
-from wgconsole.ops.weight import WeightPlan, execute_weight, plan_undrain, plan_weight
+from wgconsole.ops.hostcmd.drainrecord import find_record
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.ops.machinery.operation import Field, Outcome, Planned, value
+from wgconsole.ops.machinery.validate import gateway as find_gateway
+from wgconsole.ops.machinery.validate import weight as valid_weight
+from wgconsole.ops.procedures.align import execute_align, plan_align
+from wgconsole.ops.procedures.drain import execute_drain, plan_drain
+from wgconsole.ops.procedures.failover import execute_failover, plan_failover
+from wgconsole.ops.procedures.peers.add import execute_peer_add
+from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove, precheck_peer_add
+from wgconsole.ops.procedures.peers.remove import execute_peer_remove
+from wgconsole.ops.procedures.rebalance import execute_rebalance, plan_rebalance
+from wgconsole.ops.procedures.weight import WeightPlan, execute_weight, plan_undrain, plan_weight
 
 GENERATED_KEY_NEEDS_FILE = (
     "a generated private key is written only to the client's config file: give an output "

@@ -20,8 +20,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from wgconsole.core.text import PRINTABLE_ONLY, printable
-from wgconsole.ops.context import OpContext, Progress, ProgressSink, progress_line
-from wgconsole.ops.operation import (
+from wgconsole.ops.machinery.context import OpContext, Progress, ProgressSink, progress_line
+from wgconsole.ops.machinery.operation import (
     FleetReader,
     Operation,
     Outcome,

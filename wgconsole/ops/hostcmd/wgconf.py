@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from wgconsole.core.ifname import interface_name_problem
 from wgconsole.core.inventory import Gateway
-from wgconsole.ops.errors import OpError
+from wgconsole.ops.machinery.errors import OpError
 from wgconsole.poll.parsers.errors import redact
 from wgconsole.poll.parsers.wg_dump import allowed_ip_problem, is_public_key
 from wgconsole.poll.transport.base import privileged, quote_argv

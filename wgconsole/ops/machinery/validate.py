@@ -12,7 +12,7 @@ from wgconsole.core.inventory import Gateway, Inventory
 from wgconsole.core.rules import MAX_WEIGHT as MAX_WEIGHT  # the one range, re-exported
 from wgconsole.core.rules import NAME as NAME  # the one name rule, re-exported
 from wgconsole.core.rules import name_problem
-from wgconsole.ops.errors import ValidationError
+from wgconsole.ops.machinery.errors import ValidationError
 
 # A weight as an operator types it: ASCII digits (int() also takes other scripts' digits,
 # `_`, and whitespace), few enough that int() is cheap and never hits its digit limit.

@@ -43,22 +43,20 @@ from wgconsole.core.op_checks import record_problem, way_out
 from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService, WgPeer
 from wgconsole.core.sched import ShModel
 from wgconsole.core.whereis import proposed_model
-from wgconsole.ops import entrywatch, lbcmd
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import Kick, initiate_command
-from wgconsole.ops.observe import (
-    bad_record,
+from wgconsole.ops.hostcmd import entrywatch, lbcmd
+from wgconsole.ops.hostcmd.drainrecord import interrupted_drain, write_drain_record
+from wgconsole.ops.hostcmd.handshake import Kick, initiate_command
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.pair import tables_step
+from wgconsole.ops.machinery.readings import (
     dest_of,
-    read_drain_record,
     read_gateway,
     read_lb,
     service_on,
-    write_drain_record,
 )
-from wgconsole.ops.pair import tables_step
-from wgconsole.ops.steps import Step, run_locked
-from wgconsole.ops.validate import gateway as find_gateway
+from wgconsole.ops.machinery.steps import Step, run_locked
+from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.link import parse_link_state
 from wgconsole.poll.transport.base import privileged
@@ -219,26 +217,6 @@ def plan_drain(
         interrupted,
         began if interrupted else None,
     )
-
-
-def interrupted_drain(fleet: Fleet, gateway: str) -> str | None:
-    """What a drain of `gateway` cut short left, from the fleet's half-done-drain finding."""
-    for f in fleet.findings:
-        if f.code == "half-done-drain" and f.subject == gateway:
-            return f.message
-    return None
-
-
-def find_record(ctx: OpContext, gw: Gateway) -> DrainRecord | None:
-    """The drain record of `gw` on the first LB that has one (read-only); every LB's is read
-    and validated: one that cannot be used on any LB refuses the drain (ValidationError)."""
-    found = None
-    for lb in ctx.inventory.load_balancers:
-        record = read_drain_record(ctx, lb, gw)
-        if record is not None and record.problem is not None:
-            raise ValidationError(bad_record(lb, record))
-        found = found or record
-    return found
 
 
 def _endpoint(text: str | None) -> Endpoint | None:

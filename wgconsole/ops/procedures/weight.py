@@ -9,23 +9,26 @@ from wgconsole.core.fleet import Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.sched import ShModel, moved_clients
 from wgconsole.core.whereis import proposed_model
-from wgconsole.ops import lbcmd
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.lock import service_lock
-from wgconsole.ops.observe import (
+from wgconsole.ops.hostcmd import lbcmd
+from wgconsole.ops.hostcmd.drainrecord import (
     bad_record,
-    dest_of,
+    interrupted_drain,
     read_drain_record,
-    read_gateway,
     remove_drain_record,
+)
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.lock import service_lock
+from wgconsole.ops.machinery.pair import tables_step
+from wgconsole.ops.machinery.readings import (
+    dest_of,
+    read_gateway,
     service_on,
 )
-from wgconsole.ops.pair import tables_step
-from wgconsole.ops.steps import Step, Transaction
-from wgconsole.ops.validate import MAX_WEIGHT
-from wgconsole.ops.validate import gateway as find_gateway
-from wgconsole.ops.validate import weight as valid_weight
+from wgconsole.ops.machinery.steps import Step, Transaction
+from wgconsole.ops.machinery.validate import MAX_WEIGHT
+from wgconsole.ops.machinery.validate import gateway as find_gateway
+from wgconsole.ops.machinery.validate import weight as valid_weight
 from wgconsole.poll.transport.base import privileged
 
 
@@ -91,8 +94,6 @@ def _plan(
     interface_down: bool = False,
     peers: int = 0,
 ) -> WeightPlan:
-    from wgconsole.ops.drain import interrupted_drain  # drain imports this module
-
     svc = fleet.service
     if svc is None:
         raise ValidationError("the service is not on any answering load balancer")

@@ -25,8 +25,8 @@ from typing import Literal, Protocol
 
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.whereis import WhereIsError
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
 
 FleetReader = Callable[[], Fleet]
 

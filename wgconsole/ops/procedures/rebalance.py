@@ -50,14 +50,14 @@ from wgconsole.core.fleet import Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.rebalance import GatewayBalance, balance, fleet_choice, misplaced, share_text
 from wgconsole.core.records import Endpoint, IpvsService, WgPeer
-from wgconsole.ops import entrysync
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.entrysync import EntrySyncError
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import Kick, forget_command, initiate_command, read_peers_step
-from wgconsole.ops.lock import service_lock
-from wgconsole.ops.observe import entries_by_client, read_gateway, read_lb, service_on
-from wgconsole.ops.steps import Step, Transaction, Undo
+from wgconsole.ops.hostcmd import entrysync
+from wgconsole.ops.hostcmd.entrysync import EntrySyncError
+from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.lock import service_lock
+from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, service_on
+from wgconsole.ops.machinery.steps import Step, Transaction, Undo
 
 POLL_INTERVAL = 1.0
 # The timeout a re-pointed entry starts with (the kernel's UDP default); the client's next

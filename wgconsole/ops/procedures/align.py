@@ -32,12 +32,12 @@ from wgconsole.core.fleet import DirectorView, Fleet, normalize_endpoint
 from wgconsole.core.inventory import Host, Service
 from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
 from wgconsole.core.sched import TAB_SIZE
-from wgconsole.ops import lbcmd
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.failover import vip_holder
-from wgconsole.ops.pair import read_pair, tables_step
-from wgconsole.ops.steps import Step, run_locked
+from wgconsole.ops.hostcmd import lbcmd
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.pair import read_pair, tables_step
+from wgconsole.ops.machinery.readings import vip_holder
+from wgconsole.ops.machinery.steps import Step, run_locked
 from wgconsole.poll.transport.base import privileged
 
 SH_FLAGS = int(ServiceFlag.SH_FALLBACK) | int(ServiceFlag.SH_PORT)

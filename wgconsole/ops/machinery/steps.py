@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.lock import service_lock
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.machinery.lock import service_lock
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,137 @@
+"""A client peer removed from every gateway, live and in each config file, and from the
+inventory; or rolled back. See `plan` for the whole story."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from wgconsole.config.inventory_edit import (
+    remove_client,
+)
+from wgconsole.core.inventory import Inventory
+from wgconsole.ops.hostcmd.wgconf import (
+    backup_path,
+    live_remove_command,
+    live_restore_command,
+    remove_block_command,
+)
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.machinery.lock import service_lock
+from wgconsole.ops.machinery.steps import Step, Transaction
+from wgconsole.ops.procedures.peers.common import (
+    GatewayRun,
+    PeerRemoveResult,
+    back_as_it_was,
+    backup_stamp,
+    file_ready,
+    on_gateway,
+    read_gateways,
+    record_inventory,
+    restore_file,
+    rolled_back_error,
+    same_peers,
+    states_json,
+    undo_step,
+    verification,
+)
+from wgconsole.ops.procedures.peers.plan import PeerRemovePlan, abbrev
+
+# --- execution: remove ----------------------------------------------------------------
+
+
+def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResult:
+    """Remove the peer from every gateway (live and file) and the inventory, or roll back."""
+    key = plan.public_key
+    with service_lock(ctx, "peer remove"):
+        runs = _prepare_remove(ctx, plan)
+        tx = Transaction(ctx)
+        tx.run(
+            _remove_steps(ctx, runs, key),
+            account=lambda exc: rolled_back_error(
+                ctx, tx, "peer remove", plan.label, plan.label, exc, runs, key
+            ),
+        )
+        changed = [r for r in runs if r.live_done(tx) or r.file_result(tx) == "removed"]
+        ctx.audit.record(
+            "peer remove",
+            plan.label,
+            before=states_json({r.gw.name: r.before for r in runs}, key),
+            after={r.gw.name: {"live": None, "config_blocks": 0} for r in runs},
+            outcome="ok",
+            detail=f"{key} removed from {', '.join(r.gw.name for r in changed) or 'no gateway'}",
+        )
+        inventory: Inventory | None = None
+        warnings: list[str] = []
+        if plan.in_inventory:
+            inventory, warnings = record_inventory(
+                ctx, plan.inventory_path, lambda p: remove_client(p, key)
+            )
+    return PeerRemoveResult(
+        name=plan.name,
+        public_key=key,
+        gateways=tuple(r.gw.name for r in changed),
+        backups={r.gw.name: r.backup for r in runs if r.file_result(tx) == "removed"},
+        inventory=inventory,
+        warnings=(*plan.warnings, *warnings),
+    )
+
+
+def _prepare_remove(ctx: OpContext, plan: PeerRemovePlan) -> list[GatewayRun]:
+    with ctx.step("read every gateway's peers and config file"):
+        states = read_gateways(ctx, plan.gateways, plan.public_key)
+    stamp = backup_stamp()
+    runs = [GatewayRun(gw, states[gw.name], backup_path(gw, stamp)) for gw in plan.gateways]
+    problems = []
+    for run in runs:
+        live_now = plan.public_key in run.before.peers
+        if live_now != (run.gw.name in plan.present_on):
+            change = "added" if live_now else "removed"
+            problems.append(f"{run.gw.name}: the peer was {change} there since the preview")
+        problem = file_ready(run, need_write=bool(run.before.key_count))
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise OpError("nothing was changed: " + "; ".join(problems))
+    return runs
+
+
+def _remove_steps(ctx: OpContext, runs: Sequence[GatewayRun], key: str) -> Iterator[Step]:
+    """Gateway after gateway: the live peer, then the config file; then the verification.
+
+    Undone newest first, the file is restored before the live peer is re-added: a preshared
+    key is re-applied from the restored file.
+    """
+    for run in runs:
+        gw = run.gw
+        run.check = back_as_it_was(ctx, run, key)
+        old = run.before.peers.get(key)
+        if old is not None:
+            run.live = on_gateway(
+                ctx,
+                run,
+                f"wg set {gw.interface} peer {abbrev(key)} remove",
+                live_remove_command(gw, key),
+                undo_step(
+                    ctx,
+                    run,
+                    "re-add the live peer",
+                    live_restore_command(gw, key, old),
+                    "live peer re-added",
+                ),
+            )
+            yield run.live
+        if run.before.key_count:
+            run.file = on_gateway(
+                ctx,
+                run,
+                f"remove the [Peer] from {gw.config} (backup {run.backup})",
+                remove_block_command(gw, run.backup, key),
+                restore_file(ctx, run),
+            )
+            yield run.file
+    expected = {r.gw.name: {k: p for k, p in r.before.peers.items() if k != key} for r in runs}
+    same = same_peers({r.gw.name: r.before for r in runs})
+    yield from verification(
+        ctx, [r.gw for r in runs], key, expected, want_count=0, same_before=same
+    )
