@@ -16,7 +16,7 @@ from wgconsole.core.fleet import Fleet
 from wgconsole.ops.hostcmd.drainrecord import find_record
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import ValidationError
-from wgconsole.ops.machinery.operation import Field, Outcome, Planned, value
+from wgconsole.ops.machinery.operation import Field, FollowUp, Outcome, Planned, value
 from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.ops.machinery.validate import weight as valid_weight
 from wgconsole.ops.procedures.align import execute_align, plan_align
@@ -126,13 +126,26 @@ class Undrain(_OnGateway):
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         plan = plan_undrain(ctx, fleet, self.gateway, self.weight)
-        return _weight_planned(ctx, plan, self.break_lock)
+        # The clients the restored table sends back to it are still on the other gateways
+        # (keepalives keep their entries): a rebalance moves them.
+        follow_up = FollowUp(
+            "rebalance",
+            Rebalance(break_lock=self.break_lock),
+            f"clients the restored table sends to {self.gateway} are still on other gateways "
+            "(their keepalives keep their LB entries): a rebalance moves them",
+        )
+        return _weight_planned(ctx, plan, self.break_lock, follow_up)
 
 
-def _weight_planned(ctx: OpContext, plan: WeightPlan, break_lock: bool) -> Planned:
+def _weight_planned(
+    ctx: OpContext, plan: WeightPlan, break_lock: bool, follow_up: FollowUp | None = None
+) -> Planned:
     def execute() -> Outcome:
         execute_weight(ctx, plan, break_lock=break_lock)
-        return Outcome(f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)")
+        return Outcome(
+            f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)",
+            follow_up=follow_up,
+        )
 
     return Planned(tuple(plan.describe()), plan.gateway.name, execute)
 
@@ -253,7 +266,7 @@ class Rebalance:
             )
             return Outcome(r.summary(), result=r)
 
-        return Planned(tuple(plan.describe()), "rebalance", execute)
+        return Planned(tuple(plan.describe()), "rebalance", execute, changes_nothing=not plan.moves)
 
 
 def _load_balancer(ctx: OpContext, name: str | None) -> None:

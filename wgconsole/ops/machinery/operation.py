@@ -42,14 +42,30 @@ class Field:
     placeholder: str = ""
 
 
+# What a follow-up is; the CLI's options for it are per kind (`undrain --rebalance`).
+FollowUpKind = Literal["rebalance"]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """An operation to offer once another has run (after an undrain: a rebalance), and why.
+    Both front ends offer it: the CLI asks (or runs it with `--rebalance`), the console opens
+    it; it is planned afresh, shown and confirmed like any other."""
+
+    kind: FollowUpKind
+    operation: Operation
+    why: str
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What an execution ended with. `result` is the operation's own result object (the CLI
-    draws a peer add's config as a QR code from it)."""
+    draws a peer add's config as a QR code from it); `follow_up` what to offer next."""
 
     summary: str
     failed: bool = False
     result: object = None
+    follow_up: FollowUp | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +73,7 @@ class Planned:
     preview: tuple[str, ...]
     target: str  # what the operator types to go ahead
     execute: Callable[[], Outcome]
+    changes_nothing: bool = False  # the plan found nothing to do (a rebalance with no move)
 
     def confirmed_by(self, typed: str) -> bool:
         return typed.strip() == self.target

@@ -20,12 +20,11 @@ back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError
-from wgconsole.ops.machinery.lock import service_lock
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,26 +162,3 @@ class Transaction:
         return all(a.not_undone is None for a in self.attempts.values()) and all(
             why is None for why in self.checked.values()
         )
-
-
-def run_locked(
-    ctx: OpContext,
-    action: str,
-    subject: str,
-    steps: Iterable[Step],
-    *,
-    lock_label: str,
-    before: Mapping[str, object],
-    break_lock: bool,
-) -> None:
-    """Run `steps` as one Transaction under the service lock on every LB. A failure is
-    audited (nothing after, the error as detail) and raised again; the caller audits success,
-    whose record differs per operation."""
-    try:
-        with service_lock(ctx, lock_label, break_lock=break_lock):
-            Transaction(ctx).run(steps)
-    except OpError as exc:
-        ctx.audit.record(
-            action, subject, before=before, after=None, outcome="failed", detail=str(exc)
-        )
-        raise

@@ -55,7 +55,8 @@ from wgconsole.ops.machinery.readings import (
     read_lb,
     service_on,
 )
-from wgconsole.ops.machinery.steps import Step, run_locked
+from wgconsole.ops.machinery.run import RunOutcome, audited_run
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.link import parse_link_state
@@ -265,24 +266,15 @@ def execute_drain(
         "flags": list(plan.service.flags),
         "expire_nodest_conn": plan.service.expire_nodest_conn,
     }
-    run_locked(
-        ctx,
-        "drain",
-        gw.name,
-        _drain_steps(ctx, plan, result, wait, wait_timeout),
-        lock_label=f"drain {gw.name}",
-        before=before,
-        break_lock=break_lock,
-    )
-    result.seconds = time.time() - result.started
-    ctx.audit.record(
-        "drain",
-        gw.name,
-        before=before,
-        after={"weight": 0, "moved": result.moved, "remaining": result.remaining},
-        outcome="ok" if result.complete else "incomplete",
-        detail=f"{result.seconds:.1f} s",
-    )
+    lock = f"drain {gw.name}"
+    with audited_run(ctx, "drain", gw.name, lock=lock, break_lock=break_lock, before=before) as run:
+        run.steps(_drain_steps(ctx, plan, result, wait, wait_timeout))
+        result.seconds = time.time() - result.started
+        run.succeeded(
+            {"weight": 0, "moved": result.moved, "remaining": result.remaining},
+            outcome=RunOutcome.OK if result.complete else RunOutcome.INCOMPLETE,
+            detail=f"{result.seconds:.1f} s",
+        )
     return result
 
 

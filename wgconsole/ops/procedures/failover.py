@@ -51,7 +51,8 @@ from wgconsole.ops.machinery.context import OpContext, failure
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.pair import tables_step
 from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, vip_holder
-from wgconsole.ops.machinery.steps import Step, run_locked
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.parsers.director import parse_addresses
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.switchover import (
@@ -362,24 +363,14 @@ def execute_failover(
 ) -> FailoverResult:
     result = FailoverResult(started=time.time())
     before = {"holder": plan.holder, "values": {h.lb.name: h.value for h in plan.hooks}}
-    run_locked(
-        ctx,
-        "failover",
-        plan.target,
-        _steps(ctx, plan, result),
-        lock_label=f"failover to {plan.target}",
-        before=before,
-        break_lock=break_lock,
-    )
-    result.seconds = time.time() - result.started
-    ctx.audit.record(
-        "failover",
-        plan.target,
-        before=before,
-        after={"holder": plan.target, "values": plan.values, "kicked": result.kicked},
-        outcome="ok",
-        detail=f"{result.seconds:.1f} s",
-    )
+    lock = f"failover to {plan.target}"
+    with audited_run(
+        ctx, "failover", plan.target, lock=lock, break_lock=break_lock, before=before
+    ) as run:
+        run.steps(_steps(ctx, plan, result))
+        result.seconds = time.time() - result.started
+        after = {"holder": plan.target, "values": plan.values, "kicked": result.kicked}
+        run.succeeded(after, detail=f"{result.seconds:.1f} s")
     return result
 
 

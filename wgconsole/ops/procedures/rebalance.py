@@ -55,9 +55,9 @@ from wgconsole.ops.hostcmd.entrysync import EntrySyncError
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
-from wgconsole.ops.machinery.lock import service_lock
 from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, service_on
-from wgconsole.ops.machinery.steps import Step, Transaction, Undo
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step, Undo
 
 POLL_INTERVAL = 1.0
 # The timeout a re-pointed entry starts with (the kernel's UDP default); the client's next
@@ -207,29 +207,20 @@ def execute_rebalance(
         {"client": m.label, "source": str(m.source), "from": m.origin, "to": m.target}
         for m in plan.moves
     ]
-    try:
-        if plan.moves:
-            with service_lock(ctx, "rebalance", break_lock=break_lock):
-                Transaction(ctx).run(_steps(ctx, plan, result, wait_timeout))
-    except OpError as exc:
-        ctx.audit.record(
-            "rebalance",
-            plan.service.label,
-            before=before,
-            after={"moved": result.moved},
-            outcome="failed",
-            detail=str(exc),
-        )
-        raise
-    result.seconds = time.time() - result.started
-    ctx.audit.record(
+    after = {"moved": result.moved}  # filled in as clients move: a failure's record too
+    with audited_run(
+        ctx,
         "rebalance",
         plan.service.label,
+        lock="rebalance" if plan.moves else None,  # nothing to move: nothing is changed
+        break_lock=break_lock,
         before=before,
-        after={"moved": result.moved},
-        outcome="ok",
-        detail=f"{result.seconds:.1f} s",
-    )
+        after_failure=after,
+    ) as run:
+        if plan.moves:
+            run.steps(_steps(ctx, plan, result, wait_timeout))
+        result.seconds = time.time() - result.started
+        run.succeeded(after, detail=f"{result.seconds:.1f} s")
     return result
 
 

@@ -18,14 +18,14 @@ from wgconsole.ops.hostcmd.drainrecord import (
 )
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
-from wgconsole.ops.machinery.lock import service_lock
 from wgconsole.ops.machinery.pair import tables_step
 from wgconsole.ops.machinery.readings import (
     dest_of,
     read_gateway,
     service_on,
 )
-from wgconsole.ops.machinery.steps import Step, Transaction
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.ops.machinery.validate import MAX_WEIGHT
 from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.ops.machinery.validate import weight as valid_weight
@@ -211,13 +211,18 @@ def fresh_interface(gw: Gateway) -> str:
 
 def execute_weight(ctx: OpContext, plan: WeightPlan, *, break_lock: bool = False) -> None:
     gw = plan.gateway
-    try:
-        with service_lock(ctx, f"{plan.action} {gw.name}", break_lock=break_lock):
-            Transaction(ctx).run(_weight_steps(ctx, plan))
-    except OpError as exc:
-        _audit(ctx, plan, "failed", str(exc))
-        raise
-    _audit(ctx, plan, "ok")
+    after = {"weight": plan.target}
+    with audited_run(
+        ctx,
+        plan.action,
+        gw.name,
+        lock=f"{plan.action} {gw.name}",
+        break_lock=break_lock,
+        before={"weight": plan.current},
+        after_failure=after,
+    ) as run:
+        run.steps(_weight_steps(ctx, plan))
+        run.succeeded(after)
 
 
 def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
@@ -275,10 +280,3 @@ def _set_weight(ctx: OpContext, lb: Host, gw: Gateway, target: int) -> Step:
             raise OpError(f"{lb.name}: {gw.name} does not show weight {target}")
 
     return Step(f"{gw.name} weight {target}", do=do, verify=verify, host=lb.name)
-
-
-def _audit(ctx: OpContext, plan: WeightPlan, outcome: str, detail: str = "") -> None:
-    before, after = {"weight": plan.current}, {"weight": plan.target}
-    ctx.audit.record(
-        plan.action, plan.gateway.name, before=before, after=after, outcome=outcome, detail=detail
-    )

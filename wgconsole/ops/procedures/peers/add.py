@@ -26,20 +26,20 @@ from wgconsole.ops.hostcmd.wgconf import (
 )
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
-from wgconsole.ops.machinery.lock import service_lock
-from wgconsole.ops.machinery.steps import Step, Transaction
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.ops.procedures.peers.common import (
     GatewayRun,
     PeerAddResult,
     back_as_it_was,
     backup_stamp,
+    failure_account,
     file_ready,
     on_gateway,
     peer_json,
     read_gateways,
     record_inventory,
     restore_file,
-    rolled_back_error,
     same_peers,
     states_json,
     undo_step,
@@ -81,8 +81,9 @@ def execute_peer_add(
         keepalive=ka,
         private_key=None if pair is None else pair.private_key,
     )
-    with service_lock(ctx, "peer add"):
+    with audited_run(ctx, "peer add", plan.name, lock="peer add") as run:
         runs = _prepare_add(ctx, plan, key)
+        run.before = states_json({r.gw.name: r.before for r in runs}, key)
         if out is not None:
             config.write_new(out)
 
@@ -90,22 +91,15 @@ def execute_peer_add(
             if out is not None:
                 out.unlink(missing_ok=True)  # the key in it would be useless
 
-        tx = Transaction(ctx)
         label = f"{plan.name} ({abbrev(key)})"
-        tx.run(
+        tx = run.steps(
             _add_steps(ctx, plan, runs, key, ka),
             discard=discard,
-            account=lambda exc: rolled_back_error(
-                ctx, tx, "peer add", plan.name, label, exc, runs, key
-            ),
+            account=lambda exc: failure_account(run.tx, "peer add", label, exc, runs),
         )
         after = {r.gw.name: LivePeer((plan.peer_allowed_ip,), ka) for r in runs}
-        ctx.audit.record(
-            "peer add",
-            plan.name,
-            before=states_json({r.gw.name: r.before for r in runs}, key),
-            after={n: {"live": peer_json(p), "config_blocks": 1} for n, p in after.items()},
-            outcome="ok",
+        run.succeeded(
+            {n: {"live": peer_json(p), "config_blocks": 1} for n, p in after.items()},
             detail=f"{key} {plan.peer_allowed_ip} keepalive {ka} on {len(runs)} gateways",
         )
         client = Client(plan.name, key, plan.address)

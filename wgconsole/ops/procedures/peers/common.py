@@ -28,6 +28,7 @@ from wgconsole.ops.hostcmd.wgconf import (
 )
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.machinery.run import RunFailed, RunOutcome, failure_detail
 from wgconsole.ops.machinery.steps import Check, Step, Transaction, Undo
 from wgconsole.ops.procedures.peers.plan import abbrev
 
@@ -229,32 +230,18 @@ def restore_file(ctx: OpContext, run: GatewayRun) -> Undo:
     return undo_step(ctx, run, f"restore {run.gw.config}", command, "config restored")
 
 
-def rolled_back_error(
-    ctx: OpContext,
-    tx: Transaction,
-    action: str,
-    target: str,
-    label: str,
-    exc: BaseException,
-    runs: Sequence[GatewayRun],
-    key: str,
-) -> OpError:
-    """The operator's account of a failed change and its rollback, also put in the audit log."""
-    text, outcome = _report(action, label, _reason(exc), runs, tx)
-    before = states_json({r.gw.name: r.before for r in runs}, key)
-    ctx.audit.record(action, target, before=before, after=None, outcome=outcome, detail=text)
-    return OpError(text)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return str(exc) or type(exc).__name__
+def failure_account(
+    tx: Transaction, action: str, label: str, exc: BaseException, runs: Sequence[GatewayRun]
+) -> RunFailed:
+    """The operator's account of a failed change and its rollback (the audited run records it,
+    with its outcome)."""
+    text, outcome = _report(action, label, failure_detail(exc), runs, tx)
+    return RunFailed(text, outcome)
 
 
 def _report(
     action: str, label: str, failure: str, runs: Sequence[GatewayRun], tx: Transaction
-) -> tuple[str, str]:
+) -> tuple[str, RunOutcome]:
     """The operator's account of a failed operation, and the audit outcome."""
     lines = [f"{action} {label} failed: {failure}"]
     for run in runs:
@@ -293,7 +280,7 @@ def _report(
         else "Some gateways are NOT as they were: fix them by hand (see above), "
         "then check with `wgconsole status`."
     )
-    return "\n".join(lines), "rolled back" if clean else "failed"
+    return "\n".join(lines), RunOutcome.ROLLED_BACK if clean else RunOutcome.FAILED
 
 
 def states_json(states: Mapping[str, GatewayState], key: str) -> dict[str, Any]:

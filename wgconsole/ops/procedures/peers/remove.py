@@ -17,19 +17,19 @@ from wgconsole.ops.hostcmd.wgconf import (
 )
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError
-from wgconsole.ops.machinery.lock import service_lock
-from wgconsole.ops.machinery.steps import Step, Transaction
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.ops.procedures.peers.common import (
     GatewayRun,
     PeerRemoveResult,
     back_as_it_was,
     backup_stamp,
+    failure_account,
     file_ready,
     on_gateway,
     read_gateways,
     record_inventory,
     restore_file,
-    rolled_back_error,
     same_peers,
     states_json,
     undo_step,
@@ -43,22 +43,16 @@ from wgconsole.ops.procedures.peers.plan import PeerRemovePlan, abbrev
 def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResult:
     """Remove the peer from every gateway (live and file) and the inventory, or roll back."""
     key = plan.public_key
-    with service_lock(ctx, "peer remove"):
+    with audited_run(ctx, "peer remove", plan.label, lock="peer remove") as run:
         runs = _prepare_remove(ctx, plan)
-        tx = Transaction(ctx)
-        tx.run(
+        run.before = states_json({r.gw.name: r.before for r in runs}, key)
+        tx = run.steps(
             _remove_steps(ctx, runs, key),
-            account=lambda exc: rolled_back_error(
-                ctx, tx, "peer remove", plan.label, plan.label, exc, runs, key
-            ),
+            account=lambda exc: failure_account(run.tx, "peer remove", plan.label, exc, runs),
         )
         changed = [r for r in runs if r.live_done(tx) or r.file_result(tx) == "removed"]
-        ctx.audit.record(
-            "peer remove",
-            plan.label,
-            before=states_json({r.gw.name: r.before for r in runs}, key),
-            after={r.gw.name: {"live": None, "config_blocks": 0} for r in runs},
-            outcome="ok",
+        run.succeeded(
+            {r.gw.name: {"live": None, "config_blocks": 0} for r in runs},
             detail=f"{key} removed from {', '.join(r.gw.name for r in changed) or 'no gateway'}",
         )
         inventory: Inventory | None = None
