@@ -69,7 +69,7 @@ def test_a_run_that_goes_through_is_audited_once_under_the_lock(
     ctx = _ctx(tmp_path)
     done: list[str] = []
     with audited_run(ctx, "weight", "gw", lock="weight gw", before={"weight": 1}) as run:
-        run.steps([Step("one", do=lambda: done.append("one"))])
+        run.tx.run([Step("one", do=lambda: done.append("one"))])
         locks.events.append("audited" if _entries(ctx) else "not yet")
         run.succeeded({"weight": 2}, detail="0.1 s")
         locks.events.append("audited" if _entries(ctx) else "not yet")
@@ -103,7 +103,7 @@ def test_a_failed_step_is_audited_failed_after_the_lock_is_released_then_raised(
         ) as run,
     ):
         moved["alpha"] = "gw-01"  # what was done before the failure, as it is filled in
-        run.steps([Step("set", do=lambda: None, verify=verify)])
+        run.tx.run([Step("set", do=lambda: None, verify=verify)])
         run.succeeded({"moved": moved})
     assert locks.events == ["take rebalance break=False", "verify", "release rebalance"]
     (entry,) = _entries(ctx)
@@ -124,7 +124,7 @@ def test_an_interrupt_is_audited_interrupted_and_raised_again(
         pytest.raises(KeyboardInterrupt),
         audited_run(ctx, "drain", "gw", lock="drain gw", before={"weight": 1}) as run,
     ):
-        run.steps([Step("first", do=lambda: None), Step("second", do=do)])
+        run.tx.run([Step("first", do=lambda: None), Step("second", do=do)])
         run.succeeded({"weight": 0})
     assert locks.events[-1] == "release drain gw"
     (entry,) = _entries(ctx)
@@ -139,7 +139,7 @@ def test_an_interrupt_is_audited_interrupted_and_raised_again(
 def test_an_unexpected_exception_is_audited_failed_and_raised_unchanged(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
     with pytest.raises(ZeroDivisionError), audited_run(ctx, "lb align", "lb-02", lock=None) as run:
-        run.steps([Step("divide", do=lambda: 1 / 0)])
+        run.tx.run([Step("divide", do=lambda: 1 / 0)])
         run.succeeded({})
     (entry,) = _entries(ctx)
     assert entry["outcome"] == "failed" and entry["detail"] == "division by zero"
@@ -178,7 +178,7 @@ def test_an_operations_own_account_keeps_its_outcome(tmp_path: Path) -> None:
     undone: list[str] = []
     with pytest.raises(RunFailed) as raised, audited_run(ctx, "peer add", "x", lock=None) as run:
         run.before = {"gw-01": {"live": None}}  # read under the lock
-        run.steps([Step("add", do=do)], discard=lambda: undone.append("file"), account=account)
+        run.tx.run([Step("add", do=do)], discard=lambda: undone.append("file"), account=account)
         run.succeeded({})
     assert raised.value.outcome is RunOutcome.ROLLED_BACK and undone == ["file"]
     (entry,) = _entries(ctx)

@@ -216,8 +216,8 @@ class PeerRemove:
 
     name_or_key: str
     label: str | None = None
-    fields: ClassVar[tuple[Field, ...]] = ()
     changes_clients: ClassVar[bool] = True
+    fields: ClassVar[tuple[Field, ...]] = ()
 
     @property
     def title(self) -> str:
@@ -275,25 +275,44 @@ def _load_balancer(ctx: OpContext, name: str | None) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class LbAlign:
-    """A backup director's service rebuilt to the VIP holder's table (see ops.align); `lb`
-    None: every backup whose service differs. Never the VIP holder."""
+class _OnDirectors:
+    """An operation on the director pair, for one named director (`director`; None: the one
+    the operation finds itself)."""
 
-    lb: str | None = None
-    break_lock: bool = False
+    verb: ClassVar[str]
+    on: ClassVar[str]  # between the verb and the director's name in the title
     fields: ClassVar[tuple[Field, ...]] = ()
     changes_clients: ClassVar[bool] = False
 
     @property
+    def director(self) -> str | None:
+        raise NotImplementedError
+
+    @property
     def title(self) -> str:
-        return "lb align" if self.lb is None else f"lb align {self.lb}"
+        return self.verb if self.director is None else f"{self.verb}{self.on}{self.director}"
 
     @property
     def subject(self) -> str:
-        return self.lb or "load balancers"
+        return self.director or "load balancers"
 
     def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
-        _load_balancer(ctx, self.lb)
+        _load_balancer(ctx, self.director)
+
+
+@dataclass(frozen=True, slots=True)
+class LbAlign(_OnDirectors):
+    """A backup director's service rebuilt to the VIP holder's table (see ops.align); `lb`
+    None: every backup whose service differs. Never the VIP holder."""
+
+    verb: ClassVar[str] = "lb align"
+    on: ClassVar[str] = " "
+    lb: str | None = None
+    break_lock: bool = False
+
+    @property
+    def director(self) -> str | None:
+        return self.lb
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         inventory = ctx.inventory
@@ -311,27 +330,20 @@ class LbAlign:
 
 
 @dataclass(frozen=True, slots=True)
-class Failover:
+class Failover(_OnDirectors):
     """A planned switchover of the VIP to director `to` (None: the one VRRP elects next), see
     ops.failover. Refused when that director's table differs from the holder's, unless
     `allow_differing_tables`."""
 
+    verb: ClassVar[str] = "failover"
+    on: ClassVar[str] = " to "
     to: str | None = None
     allow_differing_tables: bool = False
     break_lock: bool = False
-    fields: ClassVar[tuple[Field, ...]] = ()
-    changes_clients: ClassVar[bool] = False
 
     @property
-    def title(self) -> str:
-        return "failover" if self.to is None else f"failover to {self.to}"
-
-    @property
-    def subject(self) -> str:
-        return self.to or "load balancers"
-
-    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
-        _load_balancer(ctx, self.to)
+    def director(self) -> str | None:
+        return self.to
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         plan = plan_failover(

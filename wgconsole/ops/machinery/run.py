@@ -4,7 +4,7 @@ Every operation that changes the fleet (drain, undrain, weight, rebalance, lb al
 peer add and remove, and the unattended ones to come) runs inside `audited_run`:
 
     with audited_run(ctx, "drain", gw.name, lock="drain gw-01", before=before) as run:
-        run.steps(drain_steps)  # a Transaction: each step done, verified, maybe undone
+        run.tx.run(drain_steps)  # a Transaction: each step done, verified, maybe undone
         run.succeeded({"weight": 0}, outcome=RunOutcome.OK, detail="12.3 s")
 
 It takes the service lock on every LB (none for a run that changes nothing), and writes ONE
@@ -22,7 +22,7 @@ its outcome (`rolled back` when every change was undone and verified).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,7 +30,7 @@ from enum import StrEnum
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError
 from wgconsole.ops.machinery.lock import service_lock
-from wgconsole.ops.machinery.steps import Step, Transaction
+from wgconsole.ops.machinery.steps import Transaction
 
 
 class RunOutcome(StrEnum):
@@ -82,18 +82,6 @@ class AuditedRun:
 
     def __post_init__(self) -> None:
         self.tx = Transaction(self.ctx)
-
-    def steps(
-        self,
-        steps: Iterable[Step],
-        *,
-        discard: Callable[[], None] | None = None,
-        account: Callable[[BaseException], Exception] | None = None,
-    ) -> Transaction:
-        """Run `steps` in the run's Transaction (see `steps.Transaction.run`); the transaction,
-        for what each step did."""
-        self.tx.run(steps, discard=discard, account=account)
-        return self.tx
 
     def succeeded(
         self, after: object, *, outcome: RunOutcome = RunOutcome.OK, detail: str = ""

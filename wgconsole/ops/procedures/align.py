@@ -282,7 +282,7 @@ def execute_align(ctx: OpContext, plan: AlignPlan, *, break_lock: bool = False) 
     with audited_run(
         ctx, "lb align", plan.name, lock=lock, break_lock=break_lock, before=before
     ) as run:
-        run.steps(_steps(ctx, plan))
+        run.tx.run(_steps(ctx, plan))
         run.succeeded(dict.fromkeys(before, 0))
 
 

@@ -34,7 +34,7 @@ weight to restore; `undrain` rolls it back. Every step is idempotent for that re
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
@@ -268,7 +268,7 @@ def execute_drain(
     }
     lock = f"drain {gw.name}"
     with audited_run(ctx, "drain", gw.name, lock=lock, break_lock=break_lock, before=before) as run:
-        run.steps(_drain_steps(ctx, plan, result, wait, wait_timeout))
+        run.tx.run(_drain_steps(ctx, plan, result, wait, wait_timeout))
         result.seconds = time.time() - result.started
         run.succeeded(
             {"weight": 0, "moved": result.moved, "remaining": result.remaining},
@@ -376,17 +376,29 @@ def _expire_nodest(ctx: OpContext, lb: Host) -> Step:
 
 
 def _weight_zero(ctx: OpContext, lb: Host, gw: Gateway, forward: str | None) -> Step:
+    command = lbcmd.set_weight(lb, ctx.inventory.service, gw.real_server, forward, 0)
+    title = f"weight 0 on {gw.name} (new clients go elsewhere)"
+    return _to_weight_zero(ctx, lb, gw, title, command, "does not show weight 0")
+
+
+def _to_weight_zero(
+    ctx: OpContext,
+    lb: Host,
+    gw: Gateway,
+    title: str,
+    command: str,
+    otherwise: str,
+    record: Callable[[], None] | None = None,
+) -> Step:
+    """`command` on `lb`, verified by `gw` showing weight 0 there (else: `gw` `otherwise`)."""
+
     def verify() -> None:
         d = dest_of(service_on(ctx, lb)[1], gw)
         if d is None or d.weight != 0:
-            raise OpError(f"{lb.name}: {gw.name} does not show weight 0")
+            raise OpError(f"{lb.name}: {gw.name} {otherwise}")
 
-    command = lbcmd.set_weight(lb, ctx.inventory.service, gw.real_server, forward, 0)
     return Step(
-        f"weight 0 on {gw.name} (new clients go elsewhere)",
-        do=lambda: ctx.run(lb.name, command),
-        verify=verify,
-        host=lb.name,
+        title, do=lambda: ctx.run(lb.name, command), verify=verify, record=record, host=lb.name
     )
 
 
@@ -453,20 +465,10 @@ def _readd(
     ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, forward: str | None
 ) -> Step:
     gw = plan.gateway
-
-    def verify() -> None:
-        d = dest_of(service_on(ctx, lb)[1], gw)
-        if d is None or d.weight != 0:
-            raise OpError(f"{lb.name}: {gw.name} was not added back at weight 0")
-
     command = lbcmd.add_dest(lb, ctx.inventory.service, gw.real_server, forward, 0)
-    return Step(
-        f"add {gw.name} back at weight 0 (drained)",
-        do=lambda: ctx.run(lb.name, command),
-        verify=verify,
-        record=lambda: _write(ctx, lb, plan, result, "readded"),
-        host=lb.name,
-    )
+    title = f"add {gw.name} back at weight 0 (drained)"
+    record = lambda: _write(ctx, lb, plan, result, "readded")  # noqa: E731
+    return _to_weight_zero(ctx, lb, gw, title, command, "was not added back at weight 0", record)
 
 
 def _write(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, phase: str) -> None:

@@ -367,7 +367,7 @@ def execute_failover(
     with audited_run(
         ctx, "failover", plan.target, lock=lock, break_lock=break_lock, before=before
     ) as run:
-        run.steps(_steps(ctx, plan, result))
+        run.tx.run(_steps(ctx, plan, result))
         result.seconds = time.time() - result.started
         after = {"holder": plan.target, "values": plan.values, "kicked": result.kicked}
         run.succeeded(after, detail=f"{result.seconds:.1f} s")

@@ -218,7 +218,7 @@ def execute_rebalance(
         after_failure=after,
     ) as run:
         if plan.moves:
-            run.steps(_steps(ctx, plan, result, wait_timeout))
+            run.tx.run(_steps(ctx, plan, result, wait_timeout))
         result.seconds = time.time() - result.started
         run.succeeded(after, detail=f"{result.seconds:.1f} s")
     return result

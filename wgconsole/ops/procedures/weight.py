@@ -221,7 +221,7 @@ def execute_weight(ctx: OpContext, plan: WeightPlan, *, break_lock: bool = False
         before={"weight": plan.current},
         after_failure=after,
     ) as run:
-        run.steps(_weight_steps(ctx, plan))
+        run.tx.run(_weight_steps(ctx, plan))
         run.succeeded(after)
 
 

@@ -92,7 +92,8 @@ def execute_peer_add(
                 out.unlink(missing_ok=True)  # the key in it would be useless
 
         label = f"{plan.name} ({abbrev(key)})"
-        tx = run.steps(
+        tx = run.tx
+        tx.run(
             _add_steps(ctx, plan, runs, key, ka),
             discard=discard,
             account=lambda exc: failure_account(run.tx, "peer add", label, exc, runs),

@@ -144,8 +144,7 @@ class PeerRemovePlan:
             )
         if self.in_inventory:
             lines.append(f"  {self.inventory_path}: remove the client's line from `clients:`")
-        lines += [f"  warning: {w}" for w in self.warnings]
-        return lines
+        return lines + [f"  warning: {w}" for w in self.warnings]
 
 
 def plan_peer_add(

@@ -19,22 +19,8 @@ from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step
-from wgconsole.ops.procedures.peers.common import (
-    GatewayRun,
-    PeerRemoveResult,
-    back_as_it_was,
-    backup_stamp,
-    failure_account,
-    file_ready,
-    on_gateway,
-    read_gateways,
-    record_inventory,
-    restore_file,
-    same_peers,
-    states_json,
-    undo_step,
-    verification,
-)
+from wgconsole.ops.procedures.peers import common
+from wgconsole.ops.procedures.peers.common import GatewayRun, PeerRemoveResult
 from wgconsole.ops.procedures.peers.plan import PeerRemovePlan, abbrev
 
 # --- execution: remove ----------------------------------------------------------------
@@ -45,10 +31,13 @@ def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResul
     key = plan.public_key
     with audited_run(ctx, "peer remove", plan.label, lock="peer remove") as run:
         runs = _prepare_remove(ctx, plan)
-        run.before = states_json({r.gw.name: r.before for r in runs}, key)
-        tx = run.steps(
+        run.before = common.states_json({r.gw.name: r.before for r in runs}, key)
+        tx = run.tx
+        tx.run(
             _remove_steps(ctx, runs, key),
-            account=lambda exc: failure_account(run.tx, "peer remove", plan.label, exc, runs),
+            account=lambda exc: common.failure_account(
+                run.tx, "peer remove", plan.label, exc, runs
+            ),
         )
         changed = [r for r in runs if r.live_done(tx) or r.file_result(tx) == "removed"]
         run.succeeded(
@@ -58,7 +47,7 @@ def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResul
         inventory: Inventory | None = None
         warnings: list[str] = []
         if plan.in_inventory:
-            inventory, warnings = record_inventory(
+            inventory, warnings = common.record_inventory(
                 ctx, plan.inventory_path, lambda p: remove_client(p, key)
             )
     return PeerRemoveResult(
@@ -73,8 +62,8 @@ def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResul
 
 def _prepare_remove(ctx: OpContext, plan: PeerRemovePlan) -> list[GatewayRun]:
     with ctx.step("read every gateway's peers and config file"):
-        states = read_gateways(ctx, plan.gateways, plan.public_key)
-    stamp = backup_stamp()
+        states = common.read_gateways(ctx, plan.gateways, plan.public_key)
+    stamp = common.backup_stamp()
     runs = [GatewayRun(gw, states[gw.name], backup_path(gw, stamp)) for gw in plan.gateways]
     problems = []
     for run in runs:
@@ -82,7 +71,7 @@ def _prepare_remove(ctx: OpContext, plan: PeerRemovePlan) -> list[GatewayRun]:
         if live_now != (run.gw.name in plan.present_on):
             change = "added" if live_now else "removed"
             problems.append(f"{run.gw.name}: the peer was {change} there since the preview")
-        problem = file_ready(run, need_write=bool(run.before.key_count))
+        problem = common.file_ready(run, need_write=bool(run.before.key_count))
         if problem:
             problems.append(problem)
     if problems:
@@ -91,22 +80,22 @@ def _prepare_remove(ctx: OpContext, plan: PeerRemovePlan) -> list[GatewayRun]:
 
 
 def _remove_steps(ctx: OpContext, runs: Sequence[GatewayRun], key: str) -> Iterator[Step]:
-    """Gateway after gateway: the live peer, then the config file; then the verification.
+    """Gateway after gateway: the live peer, then the config file; then the common.verification.
 
     Undone newest first, the file is restored before the live peer is re-added: a preshared
     key is re-applied from the restored file.
     """
     for run in runs:
         gw = run.gw
-        run.check = back_as_it_was(ctx, run, key)
+        run.check = common.back_as_it_was(ctx, run, key)
         old = run.before.peers.get(key)
         if old is not None:
-            run.live = on_gateway(
+            run.live = common.on_gateway(
                 ctx,
                 run,
                 f"wg set {gw.interface} peer {abbrev(key)} remove",
                 live_remove_command(gw, key),
-                undo_step(
+                common.undo_step(
                     ctx,
                     run,
                     "re-add the live peer",
@@ -116,16 +105,16 @@ def _remove_steps(ctx: OpContext, runs: Sequence[GatewayRun], key: str) -> Itera
             )
             yield run.live
         if run.before.key_count:
-            run.file = on_gateway(
+            run.file = common.on_gateway(
                 ctx,
                 run,
                 f"remove the [Peer] from {gw.config} (backup {run.backup})",
                 remove_block_command(gw, run.backup, key),
-                restore_file(ctx, run),
+                common.restore_file(ctx, run),
             )
             yield run.file
     expected = {r.gw.name: {k: p for k, p in r.before.peers.items() if k != key} for r in runs}
-    same = same_peers({r.gw.name: r.before for r in runs})
-    yield from verification(
+    same = common.same_peers({r.gw.name: r.before for r in runs})
+    yield from common.verification(
         ctx, [r.gw for r in runs], key, expected, want_count=0, same_before=same
     )
