@@ -1,4 +1,5 @@
-"""ops.operation: how both front ends plan and run an operation (over the replayed lab captures)."""
+"""ops.machinery.operation: how both front ends plan and run an operation (over the replayed
+lab captures)."""
 
 from __future__ import annotations
 

@@ -248,7 +248,7 @@ def _pair_fleet(backup: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any) ->
 
 
 class _Reads:
-    """The LBs as `ops.pair` reads them during an operation: fixed observations."""
+    """The LBs as `ops.machinery.pair` reads them during an operation: fixed observations."""
 
     def __init__(self, observations: dict[str, LbObservation]) -> None:
         self.observations = observations

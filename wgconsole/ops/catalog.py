@@ -1,4 +1,4 @@
-"""The operations the front ends offer, each an `Operation` (see `ops.operation`): drain,
+"""The operations the front ends offer, each an `Operation` (see `ops.machinery.operation`): drain,
 undrain, weight, rebalance, peer add and peer remove, and on a director pair `lb align` and
 `failover`, with their previews and summaries written once.
 
@@ -243,7 +243,7 @@ class PeerRemove:
 @dataclass(frozen=True, slots=True)
 class Rebalance:
     """Move exactly the clients whose LB entry is not where the current sh table sends them
-    (see ops.rebalance); the target to type is `rebalance`."""
+    (see ops.procedures.rebalance); the target to type is `rebalance`."""
 
     wait_timeout: float = 60.0
     break_lock: bool = False
@@ -302,8 +302,8 @@ class _OnDirectors:
 
 @dataclass(frozen=True, slots=True)
 class LbAlign(_OnDirectors):
-    """A backup director's service rebuilt to the VIP holder's table (see ops.align); `lb`
-    None: every backup whose service differs. Never the VIP holder."""
+    """A backup director's service rebuilt to the VIP holder's table (see
+    ops.procedures.align); `lb` None: every backup whose service differs. Never the VIP holder."""
 
     verb: ClassVar[str] = "lb align"
     on: ClassVar[str] = " "
@@ -332,7 +332,7 @@ class LbAlign(_OnDirectors):
 @dataclass(frozen=True, slots=True)
 class Failover(_OnDirectors):
     """A planned switchover of the VIP to director `to` (None: the one VRRP elects next), see
-    ops.failover. Refused when that director's table differs from the holder's, unless
+    ops.procedures.failover. Refused when that director's table differs from the holder's, unless
     `allow_differing_tables`."""
 
     verb: ClassVar[str] = "failover"

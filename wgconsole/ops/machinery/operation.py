@@ -9,9 +9,9 @@ same `Operation` and run it the same way:
    planned from it. Nothing is changed. The answer is a `Planned` (preview lines, the name to
    type to go ahead, the execution) or a `Refused` (why; nothing was changed).
 2. The front end shows the preview and asks for `Planned.target` to be typed (`confirmed_by`).
-3. `run(planned)`: the execution, whose steps report through the context's progress sink and
-   are audited by the operation itself; the answer is an `Outcome` (summary, or the error of
-   the step that failed).
+3. `run(planned)`: the execution, whose steps report through the context's progress sink, in
+   the one locked, audited run (`machinery.run.audited_run`); the answer is an `Outcome`
+   (summary, or the error of the step that failed, and what to offer next: `follow_up`).
 
 The front ends differ only in how they show these: printed lines and an exit status, or a modal
 screen whose planning and running happen in thread workers.

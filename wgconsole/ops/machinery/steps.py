@@ -14,8 +14,8 @@ for the operator's account of the failure.
 
 Peer add and remove are all or nothing: every step on a gateway has an undo. A drain's and a
 re-weight's steps have none: a drain cut short is found from its record, finished by running
-the drain again or rolled back by `undrain` (see drain.py), never undone behind the operator's
-back.
+the drain again or rolled back by `undrain` (see procedures/drain.py), never undone behind the
+operator's back. Every operation runs its steps in the one audited run (`run.audited_run`).
 """
 
 from __future__ import annotations

@@ -333,7 +333,7 @@ def _drain_steps(
     else:
         result.complete = not result.remaining
     # Every LB got the same changes in the same order; a backup left hashing differently
-    # from the VIP holder means the drain is not finished (ops.pair).
+    # from the VIP holder means the drain is not finished (ops.machinery.pair).
     check = tables_step(ctx, f"`drain {gw.name}`")
     if check is not None:
         yield check

@@ -17,8 +17,8 @@ one connection entry; the mechanisms measured on the lab's 6.1 kernel (README, O
   after which its gateway's next keepalive passed the LB without reverse NAT: all four idle
   clients, the one to move and three that should stay, roamed to their gateway's own address.
   It also changes every UDP service on the LB.
-- the IPVS sync protocol (`ops.entrysync`): a backup sync daemon that receives an entry for a
-  client whose entry points elsewhere replaces it. Exactly the clients concerned change; no
+- the IPVS sync protocol (`ops.hostcmd.entrysync`): a backup sync daemon that receives an entry
+  for a client whose entry points elsewhere replaces it. Exactly the clients concerned change; no
   other entry, dest, order, weight, flag or timeout. This is what rebalance does.
 
 Per moved client, in this order (its gateways' peers are read first, ahead of the gap):
@@ -26,7 +26,7 @@ Per moved client, in this order (its gateways' peers are read first, ahead of th
    re-created as read, in one `wg set`): from the moment its entry moves, that gateway's
    packets would make the client roam;
 2. its entry is re-pointed to the new gateway on every LB, checked in each LB's table (on a
-   director pair's standby through keepalived's own backup sync daemon: `ops.entrysync`);
+   director pair's standby through keepalived's own backup sync daemon: `ops.hostcmd.entrysync`);
 3. the new gateway initiates a fresh handshake through the new entry, the drain's way
    (`handshake.initiate_command`: the peer re-created and kicked in one `wg set`, so that
    WireGuard's 5 s limit between initiations does not hold it back): the client sees it from
@@ -515,7 +515,7 @@ def _read_peers(
 
 
 def _kick(ctx: OpContext, gw: Gateway, kicks: dict[str, list[Kick]]) -> Step:
-    """The drain's fast handshake (`ops.handshake`): each peer re-created as it was read and
+    """The drain's fast handshake (`ops.hostcmd.handshake`): each peer re-created as it was read and
     initiating at once, in one `wg set`."""
     mine = kicks.get(gw.name, [])
 

@@ -234,7 +234,7 @@ def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
         yield _set_weight(ctx, lb, plan.gateway, plan.target)
         if plan.action == "undrain":
             remove_drain_record(ctx, lb, plan.gateway)
-    # The same change on every LB must leave them hashing alike (ops.pair).
+    # The same change on every LB must leave them hashing alike (ops.machinery.pair).
     check = tables_step(ctx, f"`{plan.action} {plan.gateway.name}`")
     if check is not None:
         yield check

@@ -1,9 +1,10 @@
 """One operation from the console: its inputs, a preview, a typed confirmation, visible steps.
 
-The operation is an `ops.operation.Operation`, planned and run as the CLI does (`plan`, `run`);
-this screen only shows it. It never plans or runs anything on the UI thread (both send commands
-over SSH): a thread worker plans, a second worker executes. Progress events come back through
-`app.call_from_thread`; the outcome stays on screen until dismissed.
+The operation is an `ops.machinery.operation.Operation`, planned and run as the CLI does
+(`plan`, `run`); this screen only shows it. It never plans or runs anything on the UI thread
+(both send commands over SSH): a thread worker plans, a second worker executes. Progress events
+come back through `app.call_from_thread`; the outcome stays on screen until dismissed, with the
+follow-up it offers (after an undrain: a rebalance), which opens as an action of its own.
 """
 
 from __future__ import annotations
