@@ -274,9 +274,9 @@ async def test_steps_are_shown_as_they_end() -> None:
     from dataclasses import dataclass
 
     from wgconsole.core.fleet import Fleet
-    from wgconsole.ops.context import OpContext
-    from wgconsole.ops.errors import OpError
-    from wgconsole.ops.operation import Field, Outcome, Planned
+    from wgconsole.ops.machinery.context import OpContext
+    from wgconsole.ops.machinery.errors import OpError
+    from wgconsole.ops.machinery.operation import Field, Outcome, Planned
 
     @dataclass(frozen=True)
     class TestOp:

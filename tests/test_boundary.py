@@ -43,15 +43,39 @@ def test_the_layer_contracts_pass() -> None:
         ("core/sched.py", "import textual", "Only the tui imports Textual"),
         ("core/sched.py", "import paramiko", "The core is pure"),
         ("view/present.py", "from wgconsole.tui import app", "wgconsole's packages are layered"),
-        ("poll/replay.py", "from wgconsole.ops import audit", "wgconsole's packages are layered"),
+        (
+            "poll/replay.py",
+            "from wgconsole.ops.machinery import audit",
+            "wgconsole's packages are layered",
+        ),
         ("config/paths.py", "from wgconsole.poll import collector", "are layered"),
         ("core/records.py", "from wgconsole.core import sched", "No import cycles"),
-        ("export/families.py", "from wgconsole.ops import audit", "are layered"),
+        ("export/families.py", "from wgconsole.ops.machinery import audit", "are layered"),
         ("export/server.py", "from wgconsole.view import rows", "are layered"),
         ("poll/replay.py", "import prometheus_client", "Only the exporter imports prometheus"),
         ("tui/app.py", "from wgconsole.cli import main", "wgconsole's packages are layered"),
         ("tui/options.py", "from wgconsole.cli import args", "are layered"),
         ("cli/main.py", "import textual", "The cli imports Textual only through the tui"),
+        # Inside ops: the tiers (procedures > host commands > machinery), and siblings apart.
+        ("ops/machinery/steps.py", "from wgconsole.ops.procedures import drain", "are tiered"),
+        ("ops/machinery/readings.py", "from wgconsole.ops.hostcmd import wgconf", "are tiered"),
+        ("ops/hostcmd/lbcmd.py", "from wgconsole.ops.procedures import align", "are tiered"),
+        ("ops/hostcmd/lbcmd.py", "from wgconsole.ops import catalog", "are tiered"),
+        (
+            "ops/procedures/weight.py",
+            "from wgconsole.ops.procedures.drain import plan_drain",
+            "No procedure imports another",
+        ),
+        (
+            "ops/procedures/align.py",
+            "from wgconsole.ops.procedures.failover import plan_failover",
+            "No procedure imports another",
+        ),
+        (
+            "ops/hostcmd/handshake.py",
+            "from wgconsole.ops.hostcmd import entrywatch",
+            "Host commands stand alone",
+        ),
     ],
 )
 def test_a_planted_wrong_import_breaks_a_contract(
@@ -73,7 +97,8 @@ def test_textual_free_packages_load_without_textual() -> None:
         "import sys\n"
         "import wgconsole.cli.main, wgconsole.cli.operations, wgconsole.cli.status_text\n"
         "import wgconsole.view.snapshot, wgconsole.view.details\n"
-        "import wgconsole.ops.drain, wgconsole.ops.peers, wgconsole.ops.weight\n"
+        "import wgconsole.ops.procedures.drain, wgconsole.ops.procedures.weight\n"
+        "import wgconsole.ops.procedures.peers.add, wgconsole.ops.procedures.peers.remove\n"
         "import wgconsole.poll.collector, wgconsole.lab.manager\n"
         "import wgconsole.export.server, wgconsole.cli.metrics\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'textual')\n"

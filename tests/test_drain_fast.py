@@ -14,11 +14,11 @@ from pathlib import Path
 from tests.fakeworld import GW2, LB, make_world
 from wgconsole.core.inventory import Gateway, Host, SshSettings
 from wgconsole.core.records import Endpoint, WgPeer
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.drain import execute_drain, plan_drain
-from wgconsole.ops.entrywatch import parse_watch, proc_form, then_watch, watch_command
-from wgconsole.ops.handshake import Kick, initiate_command
+from wgconsole.ops.hostcmd.entrywatch import parse_watch, proc_form, then_watch, watch_command
+from wgconsole.ops.hostcmd.handshake import Kick, initiate_command
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.procedures.drain import execute_drain, plan_drain
 
 LB_HOST = Host(name="wg-lb", host="127.0.0.1", ssh=SshSettings())
 GW = Gateway("wg-gateway-02", "127.0.0.1", SshSettings(), Endpoint("10.77.0.12", 51280))

@@ -480,9 +480,9 @@ def test_clock_skew_does_not_distort_handshake_ages() -> None:
 
 def test_op_errors_never_echo_key_material(tmp_path: Path) -> None:
     """A failed command's output is quoted in the error, with anything key-shaped redacted."""
-    from wgconsole.ops.audit import AuditLog
-    from wgconsole.ops.context import OpContext
-    from wgconsole.ops.errors import OpError
+    from wgconsole.ops.machinery.audit import AuditLog
+    from wgconsole.ops.machinery.context import OpContext
+    from wgconsole.ops.machinery.errors import OpError
 
     inventory = load_inventory(NORMAL / "inventory.yaml")
     host = Scripted(GW1)

@@ -51,11 +51,11 @@ from wgconsole.core.fleet import Finding, Fleet
 from wgconsole.core.records import Endpoint
 from wgconsole.core.text import UNPRINTABLE, is_printable, printable
 from wgconsole.ops import catalog
-from wgconsole.ops.context import OpContext, ProgressSink
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.operation import Field as OpField
-from wgconsole.ops.operation import Outcome as OpOutcome
-from wgconsole.ops.operation import Planned
+from wgconsole.ops.machinery.context import OpContext, ProgressSink
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.machinery.operation import Field as OpField
+from wgconsole.ops.machinery.operation import Outcome as OpOutcome
+from wgconsole.ops.machinery.operation import Planned
 from wgconsole.poll.collector import PollResult
 from wgconsole.poll.replay import ReplayTransport
 from wgconsole.poll.transport.base import CommandResult

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from wgconsole.cli import main as cli
-from wgconsole.ops.errors import ValidationError
-from wgconsole.ops.validate import weight as valid_weight
+from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.ops.machinery.validate import weight as valid_weight
 
 BASE = (Path(__file__).parent / "fixtures" / "lab" / "normal" / "inventory.yaml").read_text()
 

@@ -17,18 +17,16 @@ from tests.fakeworld import GW1, GW2, LB, World, make_world, world_for_cli
 from tests.test_ops_peers import NEWKEY, make_rig
 from wgconsole.cli import main as cli
 from wgconsole.core.fleet import Fleet
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext, Progress
-from wgconsole.ops.drain import execute_drain, find_record, plan_drain
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.peers import (
-    execute_peer_add,
-    execute_peer_remove,
-    plan_peer_add,
-    plan_peer_remove,
-)
-from wgconsole.ops.validate import gateway as find_gateway
-from wgconsole.ops.weight import execute_weight, plan_undrain
+from wgconsole.ops.hostcmd.drainrecord import find_record
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext, Progress
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.validate import gateway as find_gateway
+from wgconsole.ops.procedures.drain import execute_drain, plan_drain
+from wgconsole.ops.procedures.peers.add import execute_peer_add
+from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove
+from wgconsole.ops.procedures.peers.remove import execute_peer_remove
+from wgconsole.ops.procedures.weight import execute_weight, plan_undrain
 from wgconsole.poll.transport.base import TransportError
 
 DRAIN_COMMANDS = 20  # commands a full drain of gateway-02 sends in the fake world (checked)

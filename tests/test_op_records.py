@@ -24,11 +24,11 @@ from tests.fakeworld import GW2, LB, World, world_for_cli
 from wgconsole.cli import main as cli
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.records import DrainRecord, LockRecord
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.drain import execute_drain, plan_drain
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.weight import plan_undrain
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.procedures.drain import execute_drain, plan_drain
+from wgconsole.ops.procedures.weight import plan_undrain
 from wgconsole.poll.parsers.op_records import parse_op_state
 from wgconsole.poll.transport.base import CommandResult
 

@@ -1,4 +1,5 @@
-"""ops.operation: how both front ends plan and run an operation (over the replayed lab captures)."""
+"""ops.machinery.operation: how both front ends plan and run an operation (over the replayed
+lab captures)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ from pathlib import Path
 from tests.console_support import NORMAL, SteppedCollector
 from wgconsole.core.fleet import Fleet
 from wgconsole.ops import catalog
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.operation import Planned, Refused, plan, run
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.operation import Planned, Refused, plan, run
 
 GW1 = "wg-gateway-01"
 
 
 def _rig(tmp_path: Path) -> tuple[OpContext, SteppedCollector, list[str]]:
     collector = SteppedCollector([NORMAL])
-    ctx = OpContext(
-        collector.inventory, collector.transports, AuditLog(tmp_path / "audit.jsonl")
-    )
+    ctx = OpContext(collector.inventory, collector.transports, AuditLog(tmp_path / "audit.jsonl"))
     return ctx, collector, []
 
 

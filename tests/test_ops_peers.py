@@ -37,19 +37,15 @@ from wgconsole.core.fleet import Fleet
 from wgconsole.core.fleet_builder import build_fleet
 from wgconsole.core.inventory import Client, Inventory
 from wgconsole.core.records import GatewayObservation, HostStatus, WgInterface, WgPeer
-from wgconsole.ops import wgconf
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.clientconf import ClientConfig, build_client_config, print_qr
-from wgconsole.ops.context import OpContext, Progress
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.keys import KeyPair, PrivateKey
-from wgconsole.ops.peers import (
-    PeerAddPlan,
-    execute_peer_add,
-    execute_peer_remove,
-    plan_peer_add,
-    plan_peer_remove,
-)
+from wgconsole.ops.hostcmd import wgconf
+from wgconsole.ops.hostcmd.clientconf import ClientConfig, build_client_config, print_qr
+from wgconsole.ops.hostcmd.keys import KeyPair, PrivateKey
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext, Progress
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.procedures.peers.add import execute_peer_add
+from wgconsole.ops.procedures.peers.plan import PeerAddPlan, plan_peer_add, plan_peer_remove
+from wgconsole.ops.procedures.peers.remove import execute_peer_remove
 from wgconsole.poll.transport.base import CommandResult
 
 # --- keys used throughout (all made up for the tests) ----------------------------------

@@ -14,10 +14,10 @@ from typing import NoReturn
 import pytest
 
 from tests.observations import make_inventory
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext, Progress
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.steps import Check, Step, Transaction, Undo
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext, Progress
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.machinery.steps import Check, Step, Transaction, Undo
 
 
 class World:

@@ -42,16 +42,21 @@ from wgconsole.core.records import (
     VrrpState,
 )
 from wgconsole.core.sched import ShDest, with_added, with_removed, with_weights
-from wgconsole.ops import failover as failover_module
-from wgconsole.ops import handshake as handshake_module
-from wgconsole.ops import pair as pair_module
-from wgconsole.ops.align import Rebuild, plan_align, rebuild
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.failover import ClientFate, DirectorHook, plan_failover, switchover_values
-from wgconsole.ops.pair import tables_step
-from wgconsole.ops.weight import _weight_steps, plan_weight
+from wgconsole.ops.hostcmd import handshake as handshake_module
+from wgconsole.ops.machinery import pair as pair_module
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.pair import tables_step
+from wgconsole.ops.procedures import failover as failover_module
+from wgconsole.ops.procedures.align import Rebuild, plan_align, rebuild
+from wgconsole.ops.procedures.failover import (
+    ClientFate,
+    DirectorHook,
+    plan_failover,
+    switchover_values,
+)
+from wgconsole.ops.procedures.weight import _weight_steps, plan_weight
 from wgconsole.poll.parsers.switchover import (
     HOOK_EXAMPLE,
     NoHook,
@@ -243,7 +248,7 @@ def _pair_fleet(backup: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any) ->
 
 
 class _Reads:
-    """The LBs as `ops.pair` reads them during an operation: fixed observations."""
+    """The LBs as `ops.machinery.pair` reads them during an operation: fixed observations."""
 
     def __init__(self, observations: dict[str, LbObservation]) -> None:
         self.observations = observations

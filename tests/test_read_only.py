@@ -17,17 +17,14 @@ import pytest
 from tests.fakeworld import GW2, World, world_for_cli
 from tests.test_ops_peers import NEWKEY, make_rig
 from wgconsole.cli import main as cli
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.drain import execute_drain, plan_drain
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.peers import (
-    execute_peer_add,
-    execute_peer_remove,
-    plan_peer_add,
-    plan_peer_remove,
-)
-from wgconsole.ops.weight import execute_weight, plan_undrain, plan_weight
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.procedures.drain import execute_drain, plan_drain
+from wgconsole.ops.procedures.peers.add import execute_peer_add
+from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove
+from wgconsole.ops.procedures.peers.remove import execute_peer_remove
+from wgconsole.ops.procedures.weight import execute_weight, plan_undrain, plan_weight
 
 # What changes state on a host, in the commands wgconsole sends.
 CHANGES = re.compile(

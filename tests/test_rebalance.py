@@ -21,10 +21,15 @@ from tests import observations as o
 from wgconsole.core.inventory import Gateway, SshSettings
 from wgconsole.core.rebalance import balance, fleet_choice, imbalance_note, misplaced, sh_choice
 from wgconsole.core.records import Endpoint, WgPeer
-from wgconsole.ops import entrysync, handshake, peer_session
-from wgconsole.ops.errors import ValidationError
-from wgconsole.ops.observe import entries_by_client
-from wgconsole.ops.rebalance import NOTHING_TO_MOVE, SIDE_EFFECTS, plan_rebalance, table_key
+from wgconsole.ops.hostcmd import entrysync, handshake
+from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.ops.machinery.readings import entries_by_client
+from wgconsole.ops.procedures.rebalance import (
+    NOTHING_TO_MOVE,
+    SIDE_EFFECTS,
+    plan_rebalance,
+    table_key,
+)
 
 # The seed's dests listed the other way round: the table that puts alpha on gateway-02 and
 # beta on gateway-01, while their entries stay where the healthy seed has them.
@@ -290,10 +295,19 @@ def test_forget_keeps_each_peer_as_it_was_but_its_endpoint_and_session(tmp_path:
 def test_initiate_sends_at_once_to_the_entrys_address_and_keeps_keepalive_off(
     tmp_path: Path,
 ) -> None:
+    """The one kick every operation uses (drain, rebalance, failover): handshake.initiate_command
+    from the peers as read on the gateway."""
     env, state = _gateway_world(tmp_path)
-    (command,) = peer_session.initiate_command(
-        GW, [(K1, "10.77.1.10:40000"), (K2, "10.77.1.11:4001")]
-    )
+    read = [
+        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, True, "10.77.1.10:38414"),
+        _read(K2, ("10.255.0.3/32",), 0, False, "10.77.1.11:4000"),
+    ]
+    kicks = [
+        handshake.Kick(read[0], "10.77.1.10:40000"),
+        handshake.Kick(read[1], "10.77.1.11:4001"),
+    ]
+    (command,) = handshake.initiate_command(GW, kicks)
+    assert PSK not in command
     res = _run(command, env)
     assert res.returncode == 0, res.stderr
     st = json.loads(state.read_text())
@@ -316,7 +330,8 @@ def test_many_peers_are_split_into_commands() -> None:
     keys = [f"{i:043d}=" for i in range(450)]
     read = [_read(k, (), 0, False, "1.2.3.4:5") for k in keys]
     assert len(handshake.forget_command(GW, read)) == 3
-    assert len(peer_session.initiate_command(GW, [(k, "1.2.3.4:5") for k in keys])) == 3
+    kicks = [handshake.Kick(p, "1.2.3.4:5") for p in read]
+    assert len(handshake.initiate_command(GW, kicks)) == 3
 
 
 # --- the not-on-sh-choice finding ----------------------------------------------------------

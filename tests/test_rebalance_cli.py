@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import argparse
 import io
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from wgconsole.cli import main as cli
 from wgconsole.cli import operations as cli_ops
 from wgconsole.ops import catalog
-from wgconsole.ops.operation import Outcome, Planned
-from wgconsole.ops.rebalance import NOTHING_TO_MOVE
+from wgconsole.ops.machinery.operation import FollowUp, Outcome, Planned
+from wgconsole.ops.procedures.rebalance import NOTHING_TO_MOVE
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -46,7 +46,7 @@ class _Stub:
 
         def plan(*_: Any) -> Planned:
             self.planned += 1
-            return Planned(preview, "rebalance", execute)
+            return Planned(preview, "rebalance", execute, changes_nothing=not moves)
 
         monkeypatch.setattr(cli_ops, "plan", plan)
 
@@ -60,9 +60,12 @@ class _Collector:
     read_fleet = None
 
 
+FOLLOW_UP = FollowUp("rebalance", catalog.Rebalance(), "clients are still on other gateways")
+
+
 def _offer(*argv: str) -> int:
     args = _args("undrain", "gw", *argv)
-    return cli_ops._offer_rebalance(args, None, _Collector())  # type: ignore[arg-type]
+    return cli_ops._offer_rebalance(args, None, _Collector(), FOLLOW_UP)  # type: ignore[arg-type]
 
 
 def test_no_rebalance_plans_nothing(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
@@ -114,3 +117,32 @@ def test_nothing_to_move_is_shown_and_not_asked(
     monkeypatch.setattr("sys.stdin", _Tty(""))
     assert _offer("--rebalance") == 0
     assert stub.ran == 0 and NOTHING_TO_MOVE in capsys.readouterr().out
+
+
+class _FleetCollector:
+    transports: ClassVar[dict[str, Any]] = {}
+    parse_memos = None
+    read_fleet = None
+
+
+@pytest.mark.parametrize("follow_up", [FOLLOW_UP, None])
+def test_the_offer_follows_the_outcomes_typed_follow_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any, tmp_path: Any, follow_up: FollowUp | None
+) -> None:
+    """The CLI offers a rebalance because the outcome says so (an undrain's), not because of
+    which command ran."""
+    offered: list[FollowUp] = []
+
+    def plan(*_: Any) -> Planned:
+        return Planned(("undrain gw",), "gw", lambda: Outcome("done", follow_up=follow_up))
+
+    def offer(args: Any, ctx: Any, collector: Any, given: FollowUp) -> int:
+        offered.append(given)
+        return 0
+
+    monkeypatch.setattr(cli_ops, "plan", plan)
+    monkeypatch.setattr(cli_ops, "_offer_rebalance", offer)
+    args = _args("undrain", "gw", "--yes", "--audit-log", str(tmp_path / "audit.jsonl"))
+    assert cli_ops.cmd_operation(args, None, _FleetCollector()) == 0  # type: ignore[arg-type]
+    assert offered == ([follow_up] if follow_up else [])
+    assert "done" in capsys.readouterr().out

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.records import WgInterface
-from wgconsole.ops.errors import ValidationError
-from wgconsole.ops.peers import plan_peer_add
+from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.ops.procedures.peers.plan import plan_peer_add
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.parsers import parse_endpoint, parse_ipvsadm_list
 from wgconsole.poll.parsers.errors import ParseError

@@ -29,9 +29,10 @@ from tests.test_ops_peers import (
     make_inventory_plain,
     make_rig,
 )
-from wgconsole.ops import wgconf
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.peers import execute_peer_add, plan_peer_add
+from wgconsole.ops.hostcmd import wgconf
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.procedures.peers.add import execute_peer_add
+from wgconsole.ops.procedures.peers.plan import plan_peer_add
 
 OWNER = (1234, 2345)
 APPLETS: tuple[str, ...] = (

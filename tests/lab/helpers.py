@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from wgconsole.lab.guest_script import restart_gateway_sshd_command, sudo_setup_command
 from wgconsole.lab.topology import TUNNEL_GATEWAY
-from wgconsole.ops.errors import LockedError
+from wgconsole.ops.machinery.errors import LockedError
 
 if TYPE_CHECKING:  # conftest imports this module (PairLab.wait_until)
     from tests.lab.conftest import Lab

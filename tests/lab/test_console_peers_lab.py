@@ -20,10 +20,11 @@ from tests.console_support import wait_for
 from tests.lab.conftest import Lab
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.ops import catalog
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.keys import generate_keypair
-from wgconsole.ops.peers import execute_peer_remove, plan_peer_remove
+from wgconsole.ops.hostcmd.keys import generate_keypair
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.procedures.peers.plan import plan_peer_remove
+from wgconsole.ops.procedures.peers.remove import execute_peer_remove
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.tui.app import ConsoleApp
 from wgconsole.tui.screens.action import ActionScreen

@@ -33,11 +33,12 @@ from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.records import HostStatus
 from wgconsole.lab.topology import LB_LAN
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.drain import execute_drain, find_record, plan_drain
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.keys import KeyPair
+from wgconsole.ops.hostcmd.drainrecord import find_record
+from wgconsole.ops.hostcmd.keys import KeyPair
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.procedures.drain import execute_drain, plan_drain
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.transport.base import CommandResult, Transport, TransportError
 

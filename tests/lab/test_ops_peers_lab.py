@@ -25,16 +25,13 @@ from tests.lab.helpers import kernel_conns, retry_locked
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
-from wgconsole.ops import wgconf
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.context import OpContext, Progress
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.peers import (
-    execute_peer_add,
-    execute_peer_remove,
-    plan_peer_add,
-    plan_peer_remove,
-)
+from wgconsole.ops.hostcmd import wgconf
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext, Progress
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.procedures.peers.add import execute_peer_add
+from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove
+from wgconsole.ops.procedures.peers.remove import execute_peer_remove
 from wgconsole.poll.collector import FleetCollector, fleet_from_poll
 from wgconsole.poll.transport.base import CommandResult, Transport
 

@@ -342,8 +342,8 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
         lab.wait_until("the master takes the VIP back", lab.settled, SETTLE_SECONDS)
         lab.restore_clients()
         # The backup keeps the copies it made as the VIP holder, and the master's sync never
-        # corrects a copy that disagrees (ops.entrysync): new source ports give each client an
-        # entry made on the master and synced at its third packet, as at boot.
+        # corrects a copy that disagrees (ops.hostcmd.entrysync): new source ports give each
+        # client an entry made on the master and synced at its third packet, as at boot.
         for client in (synced_client, unsynced_client):
             fresh = _new_source_port(lab, client)
 

@@ -9,7 +9,7 @@ every failure's text (tests/conftest.py collects them), the test fixtures and sc
 the default audit log and state of wgconsole, the lab's own logs and inventories, and the
 drain records on the lab's LB. A key may only be in its own key file, in a client config
 written by wgconsole, or on the hosts that use it (a gateway's /etc/wireguard). There, the
-gateways' key is only in their config file and its few backups (ops.wgconf keeps
+gateways' key is only in their config file and its few backups (ops.hostcmd.wgconf keeps
 BACKUPS_KEPT), never in a temporary file an edit left.
 """
 
@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import CAPTURED_NAME
 from tests.lab.conftest import Lab
-from wgconsole.ops import wgconf
+from wgconsole.ops.hostcmd import wgconf
 
 pytestmark = pytest.mark.lab
 

@@ -15,12 +15,11 @@ from wgconsole.cli.args import ArgParser
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.ops import catalog
-from wgconsole.ops.audit import AuditLog, default_audit_path
-from wgconsole.ops.clientconf import print_qr
-from wgconsole.ops.context import OpContext, progress_line
-from wgconsole.ops.operation import Operation, Planned, Refused, plan, run
-from wgconsole.ops.peers import PeerAddResult
-from wgconsole.ops.rebalance import NOTHING_TO_MOVE
+from wgconsole.ops.hostcmd.clientconf import print_qr
+from wgconsole.ops.machinery.audit import AuditLog, default_audit_path
+from wgconsole.ops.machinery.context import OpContext, progress_line
+from wgconsole.ops.machinery.operation import FollowUp, Operation, Planned, Refused, plan, run
+from wgconsole.ops.procedures.peers.common import PeerAddResult
 from wgconsole.poll.collector import FleetCollector
 
 EXIT_OK = 0
@@ -200,25 +199,26 @@ def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: Fle
     print(_shown(outcome.summary))
     if getattr(args, "qr", False) and isinstance(outcome.result, PeerAddResult):
         print_qr(outcome.result.config, sys.stdout)
-    if args.command == "undrain":
-        return _offer_rebalance(args, ctx, collector)
+    if outcome.follow_up is not None and outcome.follow_up.kind == "rebalance":
+        return _offer_rebalance(args, ctx, collector, outcome.follow_up)
     return EXIT_OK
 
 
-def _offer_rebalance(args: argparse.Namespace, ctx: OpContext, collector: FleetCollector) -> int:
-    """After an undrain: the clients the restored table sends to the gateway are still on the
-    others (keepalives keep their entries). `--rebalance` moves them, `--no-rebalance` does
-    not; neither: asked on a terminal (without --yes), else only said."""
+def _offer_rebalance(
+    args: argparse.Namespace, ctx: OpContext, collector: FleetCollector, follow_up: FollowUp
+) -> int:
+    """The follow-up of an undrain: the clients the restored table sends to the gateway are
+    still on the others (keepalives keep their entries). `--rebalance` moves them,
+    `--no-rebalance` does not; neither: asked on a terminal (without --yes), else only said."""
     if args.rebalance is False:
         return EXIT_OK
-    op = catalog.Rebalance(break_lock=args.break_lock)
-    planned = plan(op, ctx, collector.read_fleet, {})
+    planned = plan(follow_up.operation, ctx, collector.read_fleet, {})
     if isinstance(planned, Refused):
         print(f"rebalance not planned: {_shown(planned.reason)}")
         return EXIT_OK
     print()
     print(_shown("\n".join(planned.preview)))
-    if _nothing_to_move(planned):
+    if planned.changes_nothing:
         return EXIT_OK
     if args.rebalance is None:
         if args.yes or not sys.stdin.isatty():
@@ -234,7 +234,3 @@ def _offer_rebalance(args: argparse.Namespace, ctx: OpContext, collector: FleetC
         return EXIT_FAILED
     print(_shown(outcome.summary))
     return EXIT_OK
-
-
-def _nothing_to_move(planned: Planned) -> bool:
-    return NOTHING_TO_MOVE in planned.preview

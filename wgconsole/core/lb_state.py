@@ -15,8 +15,8 @@ from wgconsole.core.input_rules import NAME, NAME_PATTERN
 # a reboot, which also empties the LB's IPVS table, forgets them too).
 STATE_DIR = "/run/wgconsole"
 # The keepalived track file through which `wgconsole failover` moves the VIP: its value is
-# added to the VRRP priority of the instance that tracks it (ops/failover.py). Its name in
-# keepalived's config; the file's path is whatever that config says.
+# added to the VRRP priority of the instance that tracks it (ops/procedures/failover.py). Its
+# name in keepalived's config; the file's path is whatever that config says.
 SWITCHOVER_TRACK_FILE = "wgconsole_switchover"
 # The exit status of an operation's read of a record that is not there (`[ -f P ] || exit 3`):
 # told apart from a read that failed.

@@ -405,7 +405,7 @@ def keepalived_command(lab: Path, director: LabDirector) -> str:
 
 
 # The director's switchover file (`track_file` in its keepalived config), in its private
-# /run/wgconsole: a real director keeps it on persistent storage (see ops/failover.py).
+# /run/wgconsole: a real director keeps it on persistent storage (see ops/procedures/failover.py).
 SWITCHOVER_FILE = f"{STATE_DIR}/vrrp-switchover"
 
 

@@ -1,4 +1,4 @@
-"""The operations the front ends offer, each an `Operation` (see `ops.operation`): drain,
+"""The operations the front ends offer, each an `Operation` (see `ops.machinery.operation`): drain,
 undrain, weight, rebalance, peer add and peer remove, and on a director pair `lb align` and
 `failover`, with their previews and summaries written once.
 
@@ -13,23 +13,20 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from wgconsole.core.fleet import Fleet
-from wgconsole.ops.align import execute_align, plan_align
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.drain import execute_drain, find_record, plan_drain
-from wgconsole.ops.errors import ValidationError
-from wgconsole.ops.failover import execute_failover, plan_failover
-from wgconsole.ops.operation import Field, Outcome, Planned, value
-from wgconsole.ops.peers import (
-    execute_peer_add,
-    execute_peer_remove,
-    plan_peer_add,
-    plan_peer_remove,
-    precheck_peer_add,
-)
-from wgconsole.ops.rebalance import execute_rebalance, plan_rebalance
-from wgconsole.ops.validate import gateway as find_gateway
-from wgconsole.ops.validate import weight as valid_weight
-from wgconsole.ops.weight import WeightPlan, execute_weight, plan_undrain, plan_weight
+from wgconsole.ops.hostcmd.drainrecord import find_record
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.ops.machinery.operation import Field, FollowUp, Outcome, Planned, value
+from wgconsole.ops.machinery.validate import gateway as find_gateway
+from wgconsole.ops.machinery.validate import weight as valid_weight
+from wgconsole.ops.procedures.align import execute_align, plan_align
+from wgconsole.ops.procedures.drain import execute_drain, plan_drain
+from wgconsole.ops.procedures.failover import execute_failover, plan_failover
+from wgconsole.ops.procedures.peers.add import execute_peer_add
+from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove, precheck_peer_add
+from wgconsole.ops.procedures.peers.remove import execute_peer_remove
+from wgconsole.ops.procedures.rebalance import execute_rebalance, plan_rebalance
+from wgconsole.ops.procedures.weight import WeightPlan, execute_weight, plan_undrain, plan_weight
 
 GENERATED_KEY_NEEDS_FILE = (
     "a generated private key is written only to the client's config file: give an output "
@@ -129,13 +126,26 @@ class Undrain(_OnGateway):
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         plan = plan_undrain(ctx, fleet, self.gateway, self.weight)
-        return _weight_planned(ctx, plan, self.break_lock)
+        # The clients the restored table sends back to it are still on the other gateways
+        # (keepalives keep their entries): a rebalance moves them.
+        follow_up = FollowUp(
+            "rebalance",
+            Rebalance(break_lock=self.break_lock),
+            f"clients the restored table sends to {self.gateway} are still on other gateways "
+            "(their keepalives keep their LB entries): a rebalance moves them",
+        )
+        return _weight_planned(ctx, plan, self.break_lock, follow_up)
 
 
-def _weight_planned(ctx: OpContext, plan: WeightPlan, break_lock: bool) -> Planned:
+def _weight_planned(
+    ctx: OpContext, plan: WeightPlan, break_lock: bool, follow_up: FollowUp | None = None
+) -> Planned:
     def execute() -> Outcome:
         execute_weight(ctx, plan, break_lock=break_lock)
-        return Outcome(f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)")
+        return Outcome(
+            f"{plan.gateway.name} now has weight {plan.target} on every LB (verified)",
+            follow_up=follow_up,
+        )
 
     return Planned(tuple(plan.describe()), plan.gateway.name, execute)
 
@@ -206,8 +216,8 @@ class PeerRemove:
 
     name_or_key: str
     label: str | None = None
-    fields: ClassVar[tuple[Field, ...]] = ()
     changes_clients: ClassVar[bool] = True
+    fields: ClassVar[tuple[Field, ...]] = ()
 
     @property
     def title(self) -> str:
@@ -233,7 +243,7 @@ class PeerRemove:
 @dataclass(frozen=True, slots=True)
 class Rebalance:
     """Move exactly the clients whose LB entry is not where the current sh table sends them
-    (see ops.rebalance); the target to type is `rebalance`."""
+    (see ops.procedures.rebalance); the target to type is `rebalance`."""
 
     wait_timeout: float = 60.0
     break_lock: bool = False
@@ -256,7 +266,7 @@ class Rebalance:
             )
             return Outcome(r.summary(), result=r)
 
-        return Planned(tuple(plan.describe()), "rebalance", execute)
+        return Planned(tuple(plan.describe()), "rebalance", execute, changes_nothing=not plan.moves)
 
 
 def _load_balancer(ctx: OpContext, name: str | None) -> None:
@@ -265,25 +275,44 @@ def _load_balancer(ctx: OpContext, name: str | None) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class LbAlign:
-    """A backup director's service rebuilt to the VIP holder's table (see ops.align); `lb`
-    None: every backup whose service differs. Never the VIP holder."""
+class _OnDirectors:
+    """An operation on the director pair, for one named director (`director`; None: the one
+    the operation finds itself)."""
 
-    lb: str | None = None
-    break_lock: bool = False
+    verb: ClassVar[str]
+    on: ClassVar[str]  # between the verb and the director's name in the title
     fields: ClassVar[tuple[Field, ...]] = ()
     changes_clients: ClassVar[bool] = False
 
     @property
+    def director(self) -> str | None:
+        raise NotImplementedError
+
+    @property
     def title(self) -> str:
-        return "lb align" if self.lb is None else f"lb align {self.lb}"
+        return self.verb if self.director is None else f"{self.verb}{self.on}{self.director}"
 
     @property
     def subject(self) -> str:
-        return self.lb or "load balancers"
+        return self.director or "load balancers"
 
     def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
-        _load_balancer(ctx, self.lb)
+        _load_balancer(ctx, self.director)
+
+
+@dataclass(frozen=True, slots=True)
+class LbAlign(_OnDirectors):
+    """A backup director's service rebuilt to the VIP holder's table (see
+    ops.procedures.align); `lb` None: every backup whose service differs. Never the VIP holder."""
+
+    verb: ClassVar[str] = "lb align"
+    on: ClassVar[str] = " "
+    lb: str | None = None
+    break_lock: bool = False
+
+    @property
+    def director(self) -> str | None:
+        return self.lb
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         inventory = ctx.inventory
@@ -301,27 +330,20 @@ class LbAlign:
 
 
 @dataclass(frozen=True, slots=True)
-class Failover:
+class Failover(_OnDirectors):
     """A planned switchover of the VIP to director `to` (None: the one VRRP elects next), see
-    ops.failover. Refused when that director's table differs from the holder's, unless
+    ops.procedures.failover. Refused when that director's table differs from the holder's, unless
     `allow_differing_tables`."""
 
+    verb: ClassVar[str] = "failover"
+    on: ClassVar[str] = " to "
     to: str | None = None
     allow_differing_tables: bool = False
     break_lock: bool = False
-    fields: ClassVar[tuple[Field, ...]] = ()
-    changes_clients: ClassVar[bool] = False
 
     @property
-    def title(self) -> str:
-        return "failover" if self.to is None else f"failover to {self.to}"
-
-    @property
-    def subject(self) -> str:
-        return self.to or "load balancers"
-
-    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
-        _load_balancer(ctx, self.to)
+    def director(self) -> str | None:
+        return self.to
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         plan = plan_failover(

@@ -33,9 +33,9 @@ from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.ops import catalog
-from wgconsole.ops.audit import AuditLog, default_audit_path
-from wgconsole.ops.context import OpContext, ProgressSink
-from wgconsole.ops.operation import Operation
+from wgconsole.ops.machinery.audit import AuditLog, default_audit_path
+from wgconsole.ops.machinery.context import OpContext, ProgressSink
+from wgconsole.ops.machinery.operation import Operation
 from wgconsole.poll.collector import FleetCollector, ParseMemos, PollResult
 from wgconsole.poll.transport.base import Transport
 from wgconsole.tui.commands import ConsoleCommands

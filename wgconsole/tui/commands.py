@@ -18,7 +18,7 @@ from wgconsole.config.themes import ThemeSpec
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.ops import catalog
-from wgconsole.ops.operation import Operation
+from wgconsole.ops.machinery.operation import Operation
 from wgconsole.view.snapshot import ConsoleSnapshot
 
 # The console's views (TabPane ids) and their labels, in the order of their keys 1, 2, ...

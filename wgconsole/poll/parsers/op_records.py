@@ -2,8 +2,8 @@
 
 The LB poll lists them in one section, one line each: `drain-<gateway>.json<TAB><json>` and
 `lock-<service>/owner<TAB><json>` (captures made before the owner's file was named say
-`lock`). The operations read the same files (ops.observe, ops.lock) and parse them here too:
-one validation for both sides.
+`lock`). The operations read the same files (ops.hostcmd.drainrecord, ops.machinery.lock) and
+parse them here too: one validation for both sides.
 
 A record is input like any other: another version, a person or a failed write may have left
 anything in it. So its size, nesting, types and ranges are checked, and a record that does not

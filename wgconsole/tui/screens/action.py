@@ -1,9 +1,10 @@
 """One operation from the console: its inputs, a preview, a typed confirmation, visible steps.
 
-The operation is an `ops.operation.Operation`, planned and run as the CLI does (`plan`, `run`);
-this screen only shows it. It never plans or runs anything on the UI thread (both send commands
-over SSH): a thread worker plans, a second worker executes. Progress events come back through
-`app.call_from_thread`; the outcome stays on screen until dismissed.
+The operation is an `ops.machinery.operation.Operation`, planned and run as the CLI does
+(`plan`, `run`); this screen only shows it. It never plans or runs anything on the UI thread
+(both send commands over SSH): a thread worker plans, a second worker executes. Progress events
+come back through `app.call_from_thread`; the outcome stays on screen until dismissed, with the
+follow-up it offers (after an undrain: a rebalance), which opens as an action of its own.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from wgconsole.core.text import PRINTABLE_ONLY, printable
-from wgconsole.ops.context import OpContext, Progress, ProgressSink, progress_line
-from wgconsole.ops.operation import (
+from wgconsole.ops.machinery.context import OpContext, Progress, ProgressSink, progress_line
+from wgconsole.ops.machinery.operation import (
     FleetReader,
+    FollowUp,
     Operation,
     Outcome,
     Planned,
@@ -68,6 +70,7 @@ class ActionScreen(ModalScreen[None]):
         self._open_step: tuple[int, str] | None = None
         self.outcome: str | None = None
         self.failed = False
+        self.follow_up: FollowUp | None = None  # offered by the outcome
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -97,9 +100,12 @@ class ActionScreen(ModalScreen[None]):
                 if self.fields:
                     yield Button("Preview", id="action-preview", variant="primary")
                 yield Button("Run", id="action-run", variant="error", disabled=True)
+                # Shown once the outcome offers a follow-up (after an undrain: rebalance).
+                yield Button("", id="action-follow-up", variant="primary", disabled=True)
                 yield Button("Cancel", id="action-close")
 
     def on_mount(self) -> None:
+        self.query_one("#action-follow-up", Button).display = False
         if self.fields:
             self.query_one(f"#field-{self.fields[0].name}", Input).focus()
         else:
@@ -207,6 +213,8 @@ class ActionScreen(ModalScreen[None]):
             self.start_run()
         elif event.button.id == "action-preview":
             self._preview()
+        elif event.button.id == "action-follow-up":
+            self.open_follow_up()
         else:
             self.action_close()
 
@@ -266,17 +274,37 @@ class ActionScreen(ModalScreen[None]):
         self.state = "done"
         self.failed = failed
         self.outcome = text
+        self.follow_up = outcome.follow_up
         if self.after_run is not None:
             self.after_run()
         self.record(self.subject, f"{self.title_text}: {'FAILED: ' if failed else 'done: '}{text}")
         if not self.is_attached:
             return
         prefix = "✖ FAILED: " if failed else "✔ "
+        if outcome.follow_up is not None:
+            text += f"\nnext: {outcome.follow_up.operation.title}? {outcome.follow_up.why}"
+            offer = self.query_one("#action-follow-up", Button)
+            offer.label = plain(f"{outcome.follow_up.operation.title.capitalize()}…")
+            offer.display = True
+            offer.disabled = False
         self.query_one("#action-outcome", Static).update(plain(prefix + text, newlines=True))
         close = self.query_one("#action-close", Button)
         close.label = "Close"
         close.disabled = False
         close.focus()
+
+    def open_follow_up(self) -> None:
+        """The outcome's follow-up, in a screen of its own: planned afresh, previewed and
+        confirmed like any operation."""
+        follow_up = self.follow_up
+        if self.state != "done" or follow_up is None:
+            return
+        op = follow_up.operation
+        after = self.after_run if op.changes_clients else None
+        self.dismiss(None)
+        self.app.push_screen(
+            ActionScreen(op, self.read_fleet, self.make_context, self.record, after)
+        )
 
     def action_close(self) -> None:
         if self.state == "running":

@@ -35,7 +35,7 @@ weight to restore; `undrain` rolls it back. Every step is idempotent for that re
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
@@ -44,22 +44,21 @@ from wgconsole.core.op_checks import record_problem, way_out
 from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService, WgPeer
 from wgconsole.core.sched import ShModel
 from wgconsole.core.whereis import proposed_model
-from wgconsole.ops import entrywatch, lbcmd
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import Kick, initiate_command
-from wgconsole.ops.observe import (
-    bad_record,
+from wgconsole.ops.hostcmd import entrywatch, lbcmd
+from wgconsole.ops.hostcmd.drainrecord import interrupted_drain, write_drain_record
+from wgconsole.ops.hostcmd.handshake import Kick, initiate_command
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.pair import tables_step
+from wgconsole.ops.machinery.readings import (
     dest_of,
-    read_drain_record,
     read_gateway,
     read_lb,
     service_on,
-    write_drain_record,
 )
-from wgconsole.ops.pair import tables_step
-from wgconsole.ops.steps import Step, run_locked
-from wgconsole.ops.validate import gateway as find_gateway
+from wgconsole.ops.machinery.run import RunOutcome, audited_run
+from wgconsole.ops.machinery.steps import Step
+from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.link import parse_link_state
 from wgconsole.poll.transport.base import privileged
@@ -222,26 +221,6 @@ def plan_drain(
     )
 
 
-def interrupted_drain(fleet: Fleet, gateway: str) -> str | None:
-    """What a drain of `gateway` cut short left, from the fleet's half-done-drain finding."""
-    for f in fleet.findings:
-        if f.code == "half-done-drain" and f.subject == gateway:
-            return f.message
-    return None
-
-
-def find_record(ctx: OpContext, gw: Gateway) -> DrainRecord | None:
-    """The drain record of `gw` on the first LB that has one (read-only); every LB's is read
-    and validated: one that cannot be used on any LB refuses the drain (ValidationError)."""
-    found = None
-    for lb in ctx.inventory.load_balancers:
-        record = read_drain_record(ctx, lb, gw)
-        if record is not None and record.problem is not None:
-            raise ValidationError(bad_record(lb, record))
-        found = found or record
-    return found
-
-
 def _endpoint(text: str | None) -> Endpoint | None:
     if not text or ":" not in text:
         return None
@@ -288,24 +267,15 @@ def execute_drain(
         "flags": list(plan.service.flags),
         "expire_nodest_conn": plan.service.expire_nodest_conn,
     }
-    run_locked(
-        ctx,
-        "drain",
-        gw.name,
-        _drain_steps(ctx, plan, result, wait, wait_timeout),
-        lock_label=f"drain {gw.name}",
-        before=before,
-        break_lock=break_lock,
-    )
-    result.seconds = time.time() - result.started
-    ctx.audit.record(
-        "drain",
-        gw.name,
-        before=before,
-        after={"weight": 0, "moved": result.moved, "remaining": result.remaining},
-        outcome="ok" if result.complete else "incomplete",
-        detail=f"{result.seconds:.1f} s",
-    )
+    lock = f"drain {gw.name}"
+    with audited_run(ctx, "drain", gw.name, lock=lock, break_lock=break_lock, before=before) as run:
+        run.tx.run(_drain_steps(ctx, plan, result, wait, wait_timeout))
+        result.seconds = time.time() - result.started
+        run.succeeded(
+            {"weight": 0, "moved": result.moved, "remaining": result.remaining},
+            outcome=RunOutcome.OK if result.complete else RunOutcome.INCOMPLETE,
+            detail=f"{result.seconds:.1f} s",
+        )
     return result
 
 
@@ -364,7 +334,7 @@ def _drain_steps(
     else:
         result.complete = not result.remaining
     # Every LB got the same changes in the same order; a backup left hashing differently
-    # from the VIP holder means the drain is not finished (ops.pair).
+    # from the VIP holder means the drain is not finished (ops.machinery.pair).
     check = tables_step(ctx, f"`drain {gw.name}`")
     if check is not None:
         yield check
@@ -407,17 +377,29 @@ def _expire_nodest(ctx: OpContext, lb: Host) -> Step:
 
 
 def _weight_zero(ctx: OpContext, lb: Host, gw: Gateway, forward: str | None) -> Step:
+    command = lbcmd.set_weight(lb, ctx.inventory.service, gw.real_server, forward, 0)
+    title = f"weight 0 on {gw.name} (new clients go elsewhere)"
+    return _to_weight_zero(ctx, lb, gw, title, command, "does not show weight 0")
+
+
+def _to_weight_zero(
+    ctx: OpContext,
+    lb: Host,
+    gw: Gateway,
+    title: str,
+    command: str,
+    otherwise: str,
+    record: Callable[[], None] | None = None,
+) -> Step:
+    """`command` on `lb`, verified by `gw` showing weight 0 there (else: `gw` `otherwise`)."""
+
     def verify() -> None:
         d = dest_of(service_on(ctx, lb)[1], gw)
         if d is None or d.weight != 0:
-            raise OpError(f"{lb.name}: {gw.name} does not show weight 0")
+            raise OpError(f"{lb.name}: {gw.name} {otherwise}")
 
-    command = lbcmd.set_weight(lb, ctx.inventory.service, gw.real_server, forward, 0)
     return Step(
-        f"weight 0 on {gw.name} (new clients go elsewhere)",
-        do=lambda: ctx.run(lb.name, command),
-        verify=verify,
-        host=lb.name,
+        title, do=lambda: ctx.run(lb.name, command), verify=verify, record=record, host=lb.name
     )
 
 
@@ -484,20 +466,10 @@ def _readd(
     ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, forward: str | None
 ) -> Step:
     gw = plan.gateway
-
-    def verify() -> None:
-        d = dest_of(service_on(ctx, lb)[1], gw)
-        if d is None or d.weight != 0:
-            raise OpError(f"{lb.name}: {gw.name} was not added back at weight 0")
-
     command = lbcmd.add_dest(lb, ctx.inventory.service, gw.real_server, forward, 0)
-    return Step(
-        f"add {gw.name} back at weight 0 (drained)",
-        do=lambda: ctx.run(lb.name, command),
-        verify=verify,
-        record=lambda: _write(ctx, lb, plan, result, "readded"),
-        host=lb.name,
-    )
+    title = f"add {gw.name} back at weight 0 (drained)"
+    record = lambda: _write(ctx, lb, plan, result, "readded")  # noqa: E731
+    return _to_weight_zero(ctx, lb, gw, title, command, "was not added back at weight 0", record)
 
 
 def _write(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, phase: str) -> None:

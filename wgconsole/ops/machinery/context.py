@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wgconsole.core.inventory import Inventory
-from wgconsole.ops.audit import AuditLog
-from wgconsole.ops.errors import OpError
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.errors import OpError
 from wgconsole.poll.collector import ParseMemos
 from wgconsole.poll.parsers.errors import redact
 from wgconsole.poll.transport.base import (

@@ -26,6 +26,9 @@ preshared key). A preshared key is read and written on the gateway (`wg show IF
 preshared-keys`, into a mode-0700 temporary directory) and never leaves it; the interface's
 private key is never read. A peer whose keepalive is off is kicked with 25 s and set back to
 off at once.
+
+The one kick of every operation: the drain, the rebalance and the failover (which reads a new
+gateway's peers at its first kick) all build it here, with one batch size and one script.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ from dataclasses import dataclass
 
 from wgconsole.core.inventory import Gateway
 from wgconsole.core.records import WgPeer
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.observe import read_gateway
-from wgconsole.ops.steps import Step
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.readings import read_gateway
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.transport.base import privileged
 
 BATCH = 200  # peers per command (the command line stays far below the kernel's limit)

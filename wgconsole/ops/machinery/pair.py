@@ -22,10 +22,10 @@ from wgconsole.core.director import Pair, director_views, pair_of
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
 from wgconsole.core.sched import TAB_SIZE
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.observe import read_lb
-from wgconsole.ops.steps import Step
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError
+from wgconsole.ops.machinery.readings import read_lb
+from wgconsole.ops.machinery.steps import Step
 
 
 @dataclass(frozen=True, slots=True)

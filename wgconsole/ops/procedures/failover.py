@@ -46,13 +46,13 @@ from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
 from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
 from wgconsole.core.sched import TAB_SIZE
-from wgconsole.ops.context import OpContext, failure
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import forget_command, read_peers_step
-from wgconsole.ops.observe import entries_by_client, read_gateway, read_lb
-from wgconsole.ops.pair import tables_step
-from wgconsole.ops.peer_session import initiate_command
-from wgconsole.ops.steps import Step, run_locked
+from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
+from wgconsole.ops.machinery.context import OpContext, failure
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.pair import tables_step
+from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, vip_holder
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.parsers.director import parse_addresses
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.switchover import (
@@ -228,24 +228,6 @@ def plan_failover(
     )
 
 
-def vip_holder(fleet: Fleet, purpose: str) -> str:
-    """The one director holding the VIP, from every director's addresses; refused when one
-    cannot be read (who holds it is then not known) or when none or several hold it."""
-    unknown = [v.name for v in fleet.load_balancers if not v.reachable or v.holds_vip is None]
-    if unknown:
-        raise ValidationError(
-            f"who holds the VIP is not known: {', '.join(unknown)} did not answer (or its "
-            f"addresses could not be read); every director must be read to {purpose}"
-        )
-    holders = [v.name for v in fleet.load_balancers if v.holds_vip]
-    if len(holders) != 1:
-        raise ValidationError(
-            f"the VIP must be on exactly one director to {purpose} (held by: "
-            f"{', '.join(holders) or 'none'}); see the vip-held-* finding in `wgconsole status`"
-        )
-    return holders[0]
-
-
 def switchover_values(hooks: tuple[DirectorHook, ...], target: str) -> dict[str, int]:
     """The file values that make `target` the one highest priority: 0 there, and on each
     other director the value nearest 0 that puts it below the target (0 when it already is)."""
@@ -381,24 +363,14 @@ def execute_failover(
 ) -> FailoverResult:
     result = FailoverResult(started=time.time())
     before = {"holder": plan.holder, "values": {h.lb.name: h.value for h in plan.hooks}}
-    run_locked(
-        ctx,
-        "failover",
-        plan.target,
-        _steps(ctx, plan, result),
-        lock_label=f"failover to {plan.target}",
-        before=before,
-        break_lock=break_lock,
-    )
-    result.seconds = time.time() - result.started
-    ctx.audit.record(
-        "failover",
-        plan.target,
-        before=before,
-        after={"holder": plan.target, "values": plan.values, "kicked": result.kicked},
-        outcome="ok",
-        detail=f"{result.seconds:.1f} s",
-    )
+    lock = f"failover to {plan.target}"
+    with audited_run(
+        ctx, "failover", plan.target, lock=lock, break_lock=break_lock, before=before
+    ) as run:
+        run.tx.run(_steps(ctx, plan, result))
+        result.seconds = time.time() - result.started
+        after = {"holder": plan.target, "values": plan.values, "kicked": result.kicked}
+        run.succeeded(after, detail=f"{result.seconds:.1f} s")
     return result
 
 
@@ -537,6 +509,7 @@ def _kick_movers(
     target = _host(ctx.inventory, plan.target)
     by_server = {g.real_server: g for g in ctx.inventory.gateways}
     pending = {c.public_key: c for c in plan.clients if c.now is not None and c.source}
+    peers: dict[str, dict[str, WgPeer]] = {}  # each new gateway's peers, read at its first kick
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         entries = _target_entries(ctx, target)
@@ -548,7 +521,8 @@ def _kick_movers(
             del pending[key]
             if gw is None or gw.name == c.now:
                 continue
-            for command in initiate_command(gw, [(key, str(entry.client))]):
+            kick = Kick(_peer_on(ctx, gw, key, peers), str(entry.client))
+            for command in initiate_command(gw, [kick]):
                 ctx.run(gw.name, command)
             result.kicked[c.label] = gw.name
             ctx.info(f"{c.label}: {plan.target}'s entry is on {gw.name}; {gw.name} initiated")
@@ -556,6 +530,20 @@ def _kick_movers(
             time.sleep(POLL_INTERVAL)
     for c in pending.values():
         ctx.info(f"{c.label}: no entry on {plan.target} yet (idle); its next packet is scheduled")
+
+
+def _peer_on(ctx: OpContext, gw: Gateway, key: str, peers: dict[str, dict[str, WgPeer]]) -> WgPeer:
+    """The peer `key` as `gw` has it (what the kick re-creates it from); `gw` is read once, at
+    its first kick. A gateway without the peer fails the step, as it always has: the kick never
+    adds a peer a gateway does not have."""
+    if gw.name not in peers:
+        obs = read_gateway(ctx, gw)
+        found = obs.interface.peers if obs.interface else ()
+        peers[gw.name] = {p.public_key: p for p in found}
+    peer = peers[gw.name].get(key)
+    if peer is None:
+        raise OpError(f"{gw.name}: no peer {key} on {gw.interface}")
+    return peer
 
 
 def _verify_clients(

@@ -9,23 +9,26 @@ from wgconsole.core.fleet import Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.sched import ShModel, moved_clients
 from wgconsole.core.whereis import proposed_model
-from wgconsole.ops import lbcmd
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.lock import service_lock
-from wgconsole.ops.observe import (
+from wgconsole.ops.hostcmd import lbcmd
+from wgconsole.ops.hostcmd.drainrecord import (
     bad_record,
-    dest_of,
+    interrupted_drain,
     read_drain_record,
-    read_gateway,
     remove_drain_record,
+)
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.pair import tables_step
+from wgconsole.ops.machinery.readings import (
+    dest_of,
+    read_gateway,
     service_on,
 )
-from wgconsole.ops.pair import tables_step
-from wgconsole.ops.steps import Step, Transaction
-from wgconsole.ops.validate import MAX_WEIGHT
-from wgconsole.ops.validate import gateway as find_gateway
-from wgconsole.ops.validate import weight as valid_weight
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step
+from wgconsole.ops.machinery.validate import MAX_WEIGHT
+from wgconsole.ops.machinery.validate import gateway as find_gateway
+from wgconsole.ops.machinery.validate import weight as valid_weight
 from wgconsole.poll.transport.base import privileged
 
 
@@ -91,8 +94,6 @@ def _plan(
     interface_down: bool = False,
     peers: int = 0,
 ) -> WeightPlan:
-    from wgconsole.ops.drain import interrupted_drain  # drain imports this module
-
     svc = fleet.service
     if svc is None:
         raise ValidationError("the service is not on any answering load balancer")
@@ -210,13 +211,18 @@ def fresh_interface(gw: Gateway) -> str:
 
 def execute_weight(ctx: OpContext, plan: WeightPlan, *, break_lock: bool = False) -> None:
     gw = plan.gateway
-    try:
-        with service_lock(ctx, f"{plan.action} {gw.name}", break_lock=break_lock):
-            Transaction(ctx).run(_weight_steps(ctx, plan))
-    except OpError as exc:
-        _audit(ctx, plan, "failed", str(exc))
-        raise
-    _audit(ctx, plan, "ok")
+    after = {"weight": plan.target}
+    with audited_run(
+        ctx,
+        plan.action,
+        gw.name,
+        lock=f"{plan.action} {gw.name}",
+        break_lock=break_lock,
+        before={"weight": plan.current},
+        after_failure=after,
+    ) as run:
+        run.tx.run(_weight_steps(ctx, plan))
+        run.succeeded(after)
 
 
 def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
@@ -228,7 +234,7 @@ def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
         yield _set_weight(ctx, lb, plan.gateway, plan.target)
         if plan.action == "undrain":
             remove_drain_record(ctx, lb, plan.gateway)
-    # The same change on every LB must leave them hashing alike (ops.pair).
+    # The same change on every LB must leave them hashing alike (ops.machinery.pair).
     check = tables_step(ctx, f"`{plan.action} {plan.gateway.name}`")
     if check is not None:
         yield check
@@ -274,10 +280,3 @@ def _set_weight(ctx: OpContext, lb: Host, gw: Gateway, target: int) -> Step:
             raise OpError(f"{lb.name}: {gw.name} does not show weight {target}")
 
     return Step(f"{gw.name} weight {target}", do=do, verify=verify, host=lb.name)
-
-
-def _audit(ctx: OpContext, plan: WeightPlan, outcome: str, detail: str = "") -> None:
-    before, after = {"weight": plan.current}, {"weight": plan.target}
-    ctx.audit.record(
-        plan.action, plan.gateway.name, before=before, after=after, outcome=outcome, detail=detail
-    )

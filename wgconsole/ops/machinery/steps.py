@@ -14,18 +14,17 @@ for the operator's account of the failure.
 
 Peer add and remove are all or nothing: every step on a gateway has an undo. A drain's and a
 re-weight's steps have none: a drain cut short is found from its record, finished by running
-the drain again or rolled back by `undrain` (see drain.py), never undone behind the operator's
-back.
+the drain again or rolled back by `undrain` (see procedures/drain.py), never undone behind the
+operator's back. Every operation runs its steps in the one audited run (`run.audited_run`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError
-from wgconsole.ops.lock import service_lock
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,26 +162,3 @@ class Transaction:
         return all(a.not_undone is None for a in self.attempts.values()) and all(
             why is None for why in self.checked.values()
         )
-
-
-def run_locked(
-    ctx: OpContext,
-    action: str,
-    subject: str,
-    steps: Iterable[Step],
-    *,
-    lock_label: str,
-    before: Mapping[str, object],
-    break_lock: bool,
-) -> None:
-    """Run `steps` as one Transaction under the service lock on every LB. A failure is
-    audited (nothing after, the error as detail) and raised again; the caller audits success,
-    whose record differs per operation."""
-    try:
-        with service_lock(ctx, lock_label, break_lock=break_lock):
-            Transaction(ctx).run(steps)
-    except OpError as exc:
-        ctx.audit.record(
-            action, subject, before=before, after=None, outcome="failed", detail=str(exc)
-        )
-        raise

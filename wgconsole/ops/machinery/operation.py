@@ -9,9 +9,9 @@ same `Operation` and run it the same way:
    planned from it. Nothing is changed. The answer is a `Planned` (preview lines, the name to
    type to go ahead, the execution) or a `Refused` (why; nothing was changed).
 2. The front end shows the preview and asks for `Planned.target` to be typed (`confirmed_by`).
-3. `run(planned)`: the execution, whose steps report through the context's progress sink and
-   are audited by the operation itself; the answer is an `Outcome` (summary, or the error of
-   the step that failed).
+3. `run(planned)`: the execution, whose steps report through the context's progress sink, in
+   the one locked, audited run (`machinery.run.audited_run`); the answer is an `Outcome`
+   (summary, or the error of the step that failed, and what to offer next: `follow_up`).
 
 The front ends differ only in how they show these: printed lines and an exit status, or a modal
 screen whose planning and running happen in thread workers.
@@ -25,8 +25,8 @@ from typing import Literal, Protocol
 
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.whereis import WhereIsError
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
 
 FleetReader = Callable[[], Fleet]
 
@@ -42,14 +42,30 @@ class Field:
     placeholder: str = ""
 
 
+# What a follow-up is; the CLI's options for it are per kind (`undrain --rebalance`).
+FollowUpKind = Literal["rebalance"]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """An operation to offer once another has run (after an undrain: a rebalance), and why.
+    Both front ends offer it: the CLI asks (or runs it with `--rebalance`), the console opens
+    it; it is planned afresh, shown and confirmed like any other."""
+
+    kind: FollowUpKind
+    operation: Operation
+    why: str
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What an execution ended with. `result` is the operation's own result object (the CLI
-    draws a peer add's config as a QR code from it)."""
+    draws a peer add's config as a QR code from it); `follow_up` what to offer next."""
 
     summary: str
     failed: bool = False
     result: object = None
+    follow_up: FollowUp | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +73,7 @@ class Planned:
     preview: tuple[str, ...]
     target: str  # what the operator types to go ahead
     execute: Callable[[], Outcome]
+    changes_nothing: bool = False  # the plan found nothing to do (a rebalance with no move)
 
     def confirmed_by(self, typed: str) -> bool:
         return typed.strip() == self.target

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from wgconsole.core.ifname import interface_name_problem
 from wgconsole.core.inventory import Gateway
 from wgconsole.core.wgkey import is_wireguard_key
-from wgconsole.ops.errors import OpError
+from wgconsole.ops.machinery.errors import OpError
 from wgconsole.poll.parsers.errors import redact
 from wgconsole.poll.parsers.wg_dump import allowed_ip_problem
 from wgconsole.poll.transport.base import privileged, quote_argv
@@ -103,6 +103,16 @@ prune_backups() {
     done
 }
 """
+# $1: how many [Peer] blocks of $key the edit must leave; $2, $3: what is wrong when the new
+# file, then the written one, holds another number. The old backups pruned after.
+_CHECKED_COMMIT_FN = r"""
+commit_checked() {
+    if [ "$(count "$tmp" "$key")" != "$1" ]; then echo "new $conf $2" >&2; exit 5; fi
+    commit_edit
+    if [ "$(count "$real" "$key")" != "$1" ]; then echo "$conf $3 after the write" >&2; exit 5; fi
+    prune_backups
+}
+"""
 _REPLACE_FN = _REPLACE_FN.replace("@TMP@", TMP_SUFFIX)
 _BACKUP_FN = _BACKUP_FN.replace("@BAK@", BACKUP_SUFFIX).replace("@KEEP@", str(BACKUPS_KEPT))
 
@@ -139,6 +149,7 @@ ADD_SCRIPT = (
     + _COUNT_FN
     + _REPLACE_FN
     + _BACKUP_FN
+    + _CHECKED_COMMIT_FN
     + r"""
 [ -f "$conf" ] || { echo "$conf: no such file" >&2; exit 3; }
 n=$(count "$conf" "$key")
@@ -151,14 +162,7 @@ make_backup
     printf '\n[Peer]\n# %s\nPublicKey = %s\nAllowedIPs = %s\n' "$name" "$key" "$allowed"
     if [ "$ka" != 0 ]; then printf 'PersistentKeepalive = %s\n' "$ka"; fi
 } > "$tmp"
-if [ "$(count "$tmp" "$key")" != 1 ]; then
-    echo "new $conf would not hold the peer once" >&2; exit 5
-fi
-commit_edit
-if [ "$(count "$real" "$key")" != 1 ]; then
-    echo "$conf does not hold the peer once after the write" >&2; exit 5
-fi
-prune_backups
+commit_checked 1 "would not hold the peer once" "does not hold the peer once"
 echo written
 """
 )
@@ -208,6 +212,7 @@ REMOVE_SCRIPT = (
     + _COUNT_FN
     + _REPLACE_FN
     + _BACKUP_FN
+    + _CHECKED_COMMIT_FN
     + 'drop_block() {\n    awk -v k="$2" \''
     + _DROP_BLOCK_AWK
     + '\' "$1"\n}\n'
@@ -217,14 +222,7 @@ if [ "$(count "$conf" "$key")" = 0 ]; then echo absent; exit 0; fi
 resolve
 make_backup
 drop_block "$real" "$key" > "$tmp"
-if [ "$(count "$tmp" "$key")" != 0 ]; then
-    echo "new $conf would still hold the peer" >&2; exit 5
-fi
-commit_edit
-if [ "$(count "$real" "$key")" != 0 ]; then
-    echo "$conf still holds the peer after the write" >&2; exit 5
-fi
-prune_backups
+commit_checked 0 "would still hold the peer" "still holds the peer"
 echo removed
 """
 )

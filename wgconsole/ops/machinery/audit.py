@@ -34,9 +34,9 @@ class AuditLog:
         action: str,
         target: str,
         *,
+        outcome: str,
         before: Any = None,
         after: Any = None,
-        outcome: str,
         detail: str = "",
     ) -> dict[str, Any]:
         entry = {

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from wgconsole.core.lb_state import STATE_DIR
 from wgconsole.core.op_checks import describe_lock
 from wgconsole.core.records import LockRecord
-from wgconsole.ops.audit import operator
-from wgconsole.ops.context import OpContext, failure
-from wgconsole.ops.errors import LockedError, OpError
+from wgconsole.ops.machinery.audit import operator
+from wgconsole.ops.machinery.context import OpContext, failure
+from wgconsole.ops.machinery.errors import LockedError, OpError
 from wgconsole.poll.parsers.op_records import MAX_RECORD, parse_lock_owner
 from wgconsole.poll.transport.base import privileged, quote_argv, sudo_refusal
 

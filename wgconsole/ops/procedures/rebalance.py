@@ -17,8 +17,8 @@ one connection entry; the mechanisms measured on the lab's 6.1 kernel (README, O
   after which its gateway's next keepalive passed the LB without reverse NAT: all four idle
   clients, the one to move and three that should stay, roamed to their gateway's own address.
   It also changes every UDP service on the LB.
-- the IPVS sync protocol (`ops.entrysync`): a backup sync daemon that receives an entry for a
-  client whose entry points elsewhere replaces it. Exactly the clients concerned change; no
+- the IPVS sync protocol (`ops.hostcmd.entrysync`): a backup sync daemon that receives an entry
+  for a client whose entry points elsewhere replaces it. Exactly the clients concerned change; no
   other entry, dest, order, weight, flag or timeout. This is what rebalance does.
 
 Per moved client, in this order (its gateways' peers are read first, ahead of the gap):
@@ -26,7 +26,7 @@ Per moved client, in this order (its gateways' peers are read first, ahead of th
    re-created as read, in one `wg set`): from the moment its entry moves, that gateway's
    packets would make the client roam;
 2. its entry is re-pointed to the new gateway on every LB, checked in each LB's table (on a
-   director pair's standby through keepalived's own backup sync daemon: `ops.entrysync`);
+   director pair's standby through keepalived's own backup sync daemon: `ops.hostcmd.entrysync`);
 3. the new gateway initiates a fresh handshake through the new entry, the drain's way
    (`handshake.initiate_command`: the peer re-created and kicked in one `wg set`, so that
    WireGuard's 5 s limit between initiations does not hold it back): the client sees it from
@@ -50,14 +50,14 @@ from wgconsole.core.fleet import Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.rebalance import GatewayBalance, balance, fleet_choice, misplaced, share_text
 from wgconsole.core.records import Endpoint, IpvsService, WgPeer
-from wgconsole.ops import entrysync
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.entrysync import EntrySyncError
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.handshake import Kick, forget_command, initiate_command, read_peers_step
-from wgconsole.ops.lock import service_lock
-from wgconsole.ops.observe import entries_by_client, read_gateway, read_lb, service_on
-from wgconsole.ops.steps import Step, Transaction, Undo
+from wgconsole.ops.hostcmd import entrysync
+from wgconsole.ops.hostcmd.entrysync import EntrySyncError
+from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, service_on
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step, Undo
 
 POLL_INTERVAL = 1.0
 # The timeout a re-pointed entry starts with (the kernel's UDP default); the client's next
@@ -207,29 +207,20 @@ def execute_rebalance(
         {"client": m.label, "source": str(m.source), "from": m.origin, "to": m.target}
         for m in plan.moves
     ]
-    try:
-        if plan.moves:
-            with service_lock(ctx, "rebalance", break_lock=break_lock):
-                Transaction(ctx).run(_steps(ctx, plan, result, wait_timeout))
-    except OpError as exc:
-        ctx.audit.record(
-            "rebalance",
-            plan.service.label,
-            before=before,
-            after={"moved": result.moved},
-            outcome="failed",
-            detail=str(exc),
-        )
-        raise
-    result.seconds = time.time() - result.started
-    ctx.audit.record(
+    after = {"moved": result.moved}  # filled in as clients move: a failure's record too
+    with audited_run(
+        ctx,
         "rebalance",
         plan.service.label,
+        lock="rebalance" if plan.moves else None,  # nothing to move: nothing is changed
+        break_lock=break_lock,
         before=before,
-        after={"moved": result.moved},
-        outcome="ok",
-        detail=f"{result.seconds:.1f} s",
-    )
+        after_failure=after,
+    ) as run:
+        if plan.moves:
+            run.tx.run(_steps(ctx, plan, result, wait_timeout))
+        result.seconds = time.time() - result.started
+        run.succeeded(after, detail=f"{result.seconds:.1f} s")
     return result
 
 
@@ -524,7 +515,7 @@ def _read_peers(
 
 
 def _kick(ctx: OpContext, gw: Gateway, kicks: dict[str, list[Kick]]) -> Step:
-    """The drain's fast handshake (`ops.handshake`): each peer re-created as it was read and
+    """The drain's fast handshake (`ops.hostcmd.handshake`): each peer re-created as it was read and
     initiating at once, in one `wg set`."""
     mine = kicks.get(gw.name, [])
 

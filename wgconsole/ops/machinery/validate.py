@@ -11,7 +11,7 @@ from wgconsole.core.input_rules import NAME as NAME  # the one name rule, re-exp
 from wgconsole.core.input_rules import name_problem
 from wgconsole.core.inventory import Gateway, Inventory
 from wgconsole.core.wgkey import wireguard_key_problem
-from wgconsole.ops.errors import ValidationError
+from wgconsole.ops.machinery.errors import ValidationError
 
 # A weight as an operator types it: ASCII digits (int() also takes other scripts' digits,
 # `_`, and whitespace), few enough that int() is cheap and never hits its digit limit.

@@ -33,12 +33,13 @@ from wgconsole.core.fleet import DirectorView, Fleet, normalize_endpoint
 from wgconsole.core.inventory import Host, Service
 from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
 from wgconsole.core.sched import TAB_SIZE
-from wgconsole.ops import lbcmd
-from wgconsole.ops.context import OpContext
-from wgconsole.ops.errors import OpError, ValidationError
-from wgconsole.ops.failover import vip_holder
-from wgconsole.ops.pair import read_pair, tables_step
-from wgconsole.ops.steps import Step, run_locked
+from wgconsole.ops.hostcmd import lbcmd
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.pair import read_pair, tables_step
+from wgconsole.ops.machinery.readings import vip_holder
+from wgconsole.ops.machinery.run import audited_run
+from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.transport.base import privileged
 
 SH_FLAGS = int(ServiceFlag.SH_FALLBACK) | int(ServiceFlag.SH_PORT)
@@ -278,18 +279,12 @@ def _keepalived(name: str, view: DirectorView, ref: IpvsService) -> Iterator[str
 
 def execute_align(ctx: OpContext, plan: AlignPlan, *, break_lock: bool = False) -> None:
     before = {t.lb.name: t.differing for t in plan.targets}
-    run_locked(
-        ctx,
-        "lb align",
-        plan.name,
-        _steps(ctx, plan),
-        lock_label=f"lb align {plan.name}",
-        before=before,
-        break_lock=break_lock,
-    )
-    ctx.audit.record(
-        "lb align", plan.name, before=before, after=dict.fromkeys(before, 0), outcome="ok"
-    )
+    lock = f"lb align {plan.name}"
+    with audited_run(
+        ctx, "lb align", plan.name, lock=lock, break_lock=break_lock, before=before
+    ) as run:
+        run.tx.run(_steps(ctx, plan))
+        run.succeeded(dict.fromkeys(before, 0))
 
 
 def _steps(ctx: OpContext, plan: AlignPlan) -> Iterator[Step]:
