@@ -185,6 +185,24 @@ def lab() -> Iterator[Lab]:
         manager.lab_down(TEST_LAB_DIR)
 
 
+# The pair lab's early stop: set while a pair lab this session booted is up.
+_pair_down: list[Callable[[], None]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop the pair lab's guest after the last test that uses it, rather than at the end of
+    the session: the tests after it (tests/conftest.py orders them) run without an idle
+    guest beside them. Its fixture's own teardown then finds nothing left to stop."""
+    yield
+    if not _pair_down or "pair_lab" not in getattr(item, "fixturenames", ()):
+        return
+    items = item.session.items
+    later = items[items.index(item) + 1 :] if item in items else []
+    if not any("pair_lab" in getattr(i, "fixturenames", ()) for i in later):
+        _pair_down.pop()()
+
+
 @pytest.fixture(scope="session")
 def pair_lab() -> Iterator[PairLab]:
     lab_dir = TEST_PAIR_LAB_DIR
@@ -199,7 +217,13 @@ def pair_lab() -> Iterator[PairLab]:
     meta = json.loads((lab_dir / "topology.json").read_text())
     control = _control(lab_dir, meta)
     inv_path = lab_dir / "inventory.yaml"
+
+    def down() -> None:
+        control.close()
+        if started and not os.environ.get("WGCONSOLE_TEST_LAB_KEEP"):
+            manager.lab_down(lab_dir)
+
+    _pair_down[:] = [down]
     yield PairLab(lab_dir, inv_path, load_inventory(inv_path), meta, control)
-    control.close()
-    if started and not os.environ.get("WGCONSOLE_TEST_LAB_KEEP"):
-        manager.lab_down(lab_dir)
+    if _pair_down:
+        _pair_down.pop()()
