@@ -226,8 +226,8 @@ class Recording:
         self.name = inner.name
         self.last: CommandResult | None = None
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
-        self.last = self.inner.run(command, timeout, mutating)
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
+        self.last = self.inner.run(command, timeout, mutating=mutating)
         return self.last
 
     def close(self) -> None:

@@ -59,7 +59,7 @@ def _fake_tools(tmp_path: Path, dump: str, status: int, shell: str) -> dict[str,
 def _run_gateway_script(env: dict[str, str]) -> str:
     # The poll sends `sh -c '...'` to the remote login shell; run it the same way here.
     done = subprocess.run(
-        ["sh", "-c", gateway_script("wg0", False)],
+        ["sh", "-c", gateway_script("wg0", sudo=False)],
         env=env,
         capture_output=True,
         text=True,

@@ -309,10 +309,10 @@ def test_unreadable_director_sections_leave_the_poll_standing() -> None:
 
 
 def test_lb_script_reads_the_director_sections_in_its_one_command() -> None:
-    script = lb_script(False)
+    script = lb_script(sudo=False)
     for name in ("addr", "daemon", "timeout", "sysctls", "keepalived"):
         assert f"@@wgc:{name}" in script
-    assert "sudo -n sh -c" in lb_script(True)
+    assert "sudo -n sh -c" in lb_script(sudo=True)
     # Only SIGUSR1 (keepalived's data dump) is ever sent to keepalived.
     kills = [line.strip() for line in KEEPALIVED_SCRIPT.splitlines() if "kill " in line]
     assert kills == [

@@ -107,7 +107,7 @@ def _poll_script(interface: str = "wg0", sudo: bool = False) -> str:
     """The script `sh -c` runs on the gateway (the poll sends it as one quoted argv)."""
     import shlex
 
-    argv = shlex.split(gateway_script(interface, sudo))
+    argv = shlex.split(gateway_script(interface, sudo=sudo))
     assert argv[:2] == ["sh", "-c"]
     return argv[2]
 
@@ -188,13 +188,13 @@ NOT_NAMES = ["all", "interfaces", ".", "..", "a/b", "eth 0", "wg:0", "", "x" * 1
 def test_the_poll_script_is_never_built_for_what_is_not_an_interface(name: str) -> None:
     assert interface_name_problem(name) is not None
     with pytest.raises(ValueError, match="is not an interface name"):
-        gateway_script(name, False)
+        gateway_script(name, sudo=False)
 
 
 @pytest.mark.parametrize("name", ["wg0", "wg-office_2", "x" * 15, "wg.1", "a=b+c"])
 def test_interface_names_that_are_accepted(name: str) -> None:
     assert interface_name_problem(name) is None
-    assert f" {name} dump" in gateway_script(name, True)
+    assert f" {name} dump" in gateway_script(name, sudo=True)
 
 
 class _Recorder:

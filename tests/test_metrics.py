@@ -474,9 +474,9 @@ class _Counted:
         transport = self.factory(host)
         real_run = transport.run
 
-        def run(command: str, timeout: float, mutating: bool = False) -> Any:
+        def run(command: str, timeout: float, *, mutating: bool = False) -> Any:
             self.commands += 1
-            return real_run(command, timeout, mutating)
+            return real_run(command, timeout, mutating=mutating)
 
         transport.run = run  # type: ignore[method-assign]
         return transport

@@ -66,7 +66,7 @@ def test_local_state_text_matches_the_shell(tmp_path: Path) -> None:
 
 
 def test_lb_script_lists_state_and_old_captures_still_parse() -> None:
-    assert "/run/wgconsole" in lb_script(False)
+    assert "/run/wgconsole" in lb_script(sudo=False)
     obs = parse_lb_output(LB, (NORMAL / "wg-lb.txt").read_text())  # captured before "ops"
     assert (obs.drain_records, obs.locks) == ((), ())
 

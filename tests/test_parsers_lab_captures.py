@@ -93,9 +93,9 @@ def test_captures_hold_no_private_key() -> None:
 def test_lb_read_without_its_connection_table() -> None:
     """`whereis` needs the services only: the 50,000-entry table is neither asked nor parsed,
     while a full poll whose table section is missing is still an error, not an empty table."""
-    assert "ip_vs_conn" in lb_script(False)
-    assert "ip_vs_conn" not in lb_script(False, conns=False)
-    assert "ip_vs_conn" not in lb_script(True, conns=False)
+    assert "ip_vs_conn" in lb_script(sudo=False)
+    assert "ip_vs_conn" not in lb_script(sudo=False, conns=False)
+    assert "ip_vs_conn" not in lb_script(sudo=True, conns=False)
     full = _text("normal", "wg-lb")
     start = full.index("@@wgc:conn\n")
     end = full.index("@@wgc-rc:conn:0\n") + len("@@wgc-rc:conn:0\n")

@@ -310,7 +310,7 @@ class _LoseOne:
         self.counter[0] += 1
         if self.counter[0] == self.at:
             raise TransportError("ssh: connection lost (injected)")
-        return self.inner.run(command, timeout, mutating)
+        return self.inner.run(command, timeout, mutating=mutating)
 
     def close(self) -> None:
         self.inner.close()

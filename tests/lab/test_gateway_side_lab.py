@@ -42,7 +42,7 @@ class _Recording:
         self.received = received
 
     def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
-        result = self.inner.run(command, timeout, mutating)
+        result = self.inner.run(command, timeout, mutating=mutating)
         self.received += [result.stdout, result.stderr]
         return result
 

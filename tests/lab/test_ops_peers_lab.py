@@ -235,7 +235,7 @@ class FailingPersist:
     def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
         if mutating and "make_backup" in command:  # the config edit (not its restore)
             return CommandResult("", f"cp: error writing '{self.config}': No space left", 1, 0, 0)
-        return self.inner.run(command, timeout, mutating)
+        return self.inner.run(command, timeout, mutating=mutating)
 
     def close(self) -> None:
         self.inner.close()

@@ -24,7 +24,7 @@ class LocalTransport:
         self.read_only = read_only
         self.max_output = max_output
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating and self.read_only:
             raise ReadOnlyViolation(f"{self.name}: read-only: refused to run a mutating command")
         started = time.monotonic()
