@@ -37,7 +37,7 @@ from wgconsole.poll.transport.base import CommandResult, Transport
 class _Locks:
     """A stand-in for the service lock: what was taken and released, in order."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, refuse: bool = False) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, refuse: bool = False) -> None:
         self.events: list[str] = []
 
         @contextmanager
@@ -221,7 +221,7 @@ class _InterruptAfter:
     def __init__(self, inner: Transport, world: World, n: int) -> None:
         self.inner, self.world, self.n = inner, world, n
 
-    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = True) -> CommandResult:
         if mutating:
             self.n -= 1
             if self.n == 0:

@@ -197,7 +197,16 @@ def test_columns_build_records_equal_to_the_class() -> None:
     built = Columns(Endpoint, ("address", "port")).build(["10.0.0.1", "::1"], [1, 2])
     assert built == [Endpoint("10.0.0.1", 1), Endpoint("::1", 2)]
     assert hash(built[0]) == hash(Endpoint("10.0.0.1", 1))
-    peer = WgPeer("k", False, None, ("10.0.0.1/32",), 0, 1, 2, 0)
+    peer = WgPeer(
+        "k",
+        has_preshared_key=False,
+        endpoint=None,
+        allowed_ips=("10.0.0.1/32",),
+        latest_handshake=0,
+        rx_bytes=1,
+        tx_bytes=2,
+        keepalive=0,
+    )
     (copy,) = Columns(
         WgPeer,
         (
@@ -221,7 +230,7 @@ def test_columns_build_records_equal_to_the_class() -> None:
 
 
 @pytest.mark.parametrize("was_enabled", [True, False])
-def test_gc_pause_is_shared_by_threads_and_restores_the_state(was_enabled: bool) -> None:
+def test_gc_pause_is_shared_by_threads_and_restores_the_state(*, was_enabled: bool) -> None:
     previous = gc.isenabled()
     try:
         gc.enable() if was_enabled else gc.disable()

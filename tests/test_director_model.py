@@ -235,8 +235,8 @@ def test_keepalived_drift_when_a_reload_would_change_the_kernel() -> None:
         "sh",
         0x08,
         (
-            KeepalivedRealServer(GW1_RS, 1, False),
-            KeepalivedRealServer(GW2_RS, 1, False),
+            KeepalivedRealServer(GW1_RS, 1, inhibit_on_failure=False),
+            KeepalivedRealServer(GW2_RS, 1, inhibit_on_failure=False),
         ),
     )
     holder = director(LB1, holds=True, state="MASTER", priority=150)

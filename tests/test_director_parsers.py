@@ -172,8 +172,8 @@ def test_keepalived_section_as_the_poll_script_wrote_it() -> None:
         0,
     )
     assert server.real_servers == (
-        KeepalivedRealServer(Endpoint("172.30.0.11", 51280), 1, False),
-        KeepalivedRealServer(Endpoint("172.30.0.12", 51280), 2, False),
+        KeepalivedRealServer(Endpoint("172.30.0.11", 51280), 1, inhibit_on_failure=False),
+        KeepalivedRealServer(Endpoint("172.30.0.12", 51280), 2, inhibit_on_failure=False),
     )
 
 

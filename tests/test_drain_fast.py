@@ -86,13 +86,13 @@ def _fake_wg(tmp_path: Path) -> Path:
     return calls
 
 
-def _peer(key: str, psk: bool, keepalive: int) -> WgPeer:
+def _peer(key: str, *, psk: bool, keepalive: int) -> WgPeer:
     return WgPeer(key, psk, None, ("10.255.0.2/32", "10.9.0.0/24"), 0, 0, 0, keepalive)
 
 
 def test_one_wg_set_makes_every_peer_afresh_and_initiates(tmp_path: Path) -> None:
     calls = _fake_wg(tmp_path)
-    kicks = [Kick(_peer("BBB=", False, 15), "10.77.1.10:51601")]
+    kicks = [Kick(_peer("BBB=", psk=False, keepalive=15), "10.77.1.10:51601")]
     (command,) = initiate_command(GW, kicks)
     assert _run(command, tmp_path).returncode == 0
     assert calls.read_text().splitlines() == [
@@ -106,8 +106,8 @@ def test_a_preshared_key_stays_on_the_gateway_and_keepalive_off_stays_off(
 ) -> None:
     calls = _fake_wg(tmp_path)
     kicks = [
-        Kick(_peer("AAA=", True, 0), "10.77.1.10:51601"),
-        Kick(_peer("BBB=", False, 15), "10.77.1.11:40000"),
+        Kick(_peer("AAA=", psk=True, keepalive=0), "10.77.1.10:51601"),
+        Kick(_peer("BBB=", psk=False, keepalive=15), "10.77.1.11:40000"),
     ]
     (command,) = initiate_command(GW, kicks)
     assert PSK not in command
@@ -126,7 +126,7 @@ def test_a_preshared_key_stays_on_the_gateway_and_keepalive_off_stays_off(
 
 def test_a_peer_the_gateway_lacks_is_not_made_up(tmp_path: Path) -> None:
     _fake_wg(tmp_path)
-    (command,) = initiate_command(GW, [Kick(_peer("CCC=", True, 15), "10.77.1.12:1")])
+    (command,) = initiate_command(GW, [Kick(_peer("CCC=", psk=True, keepalive=15), "10.77.1.12:1")])
     res = _run(command, tmp_path)
     assert res.returncode == 3 and "no peer CCC=" in res.stderr
 

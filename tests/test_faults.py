@@ -50,7 +50,7 @@ class Scripted:
         self.calls = 0
         self.commands: list[tuple[str, bool]] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.calls += 1
         self.commands.append((command, mutating))
         if self.fault is not None:

@@ -108,7 +108,7 @@ def test_expire_nodest_off() -> None:
 
 
 @pytest.mark.parametrize("value", [True, None])
-def test_no_expire_nodest_finding_when_on_or_unknown(value: bool | None) -> None:
+def test_no_expire_nodest_finding_when_on_or_unknown(*, value: bool | None) -> None:
     f = fleet(lb=lb_obs(expire_nodest_conn=value))
     assert with_code(f, "expire-nodest-off") == []
 
@@ -344,7 +344,7 @@ def test_no_real_server_findings_when_they_match() -> None:
 def test_host_unreachable_with_its_error() -> None:
     gws = healthy_gateways()
     gws[GW2] = None
-    hosts = [*hosts_ok()[:2], HostStatus(GW2, "gateway", False, "ssh: timed out")]
+    hosts = [*hosts_ok()[:2], HostStatus(GW2, "gateway", reachable=False, error="ssh: timed out")]
     f = fleet(gateways=gws, hosts=hosts)
     finding = one(f, "host-unreachable")
     assert (finding.severity, finding.subject) == ("critical", GW2)

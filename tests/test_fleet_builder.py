@@ -299,9 +299,9 @@ def test_gateway_views() -> None:
     gws = healthy_gateways()
     gws["wg-gateway-02"] = None
     hosts = [
-        HostStatus("wg-lb", "lb", True),
-        HostStatus("wg-gateway-01", "gateway", True),
-        HostStatus("wg-gateway-02", "gateway", False, "ssh: timed out"),
+        HostStatus("wg-lb", "lb", reachable=True),
+        HostStatus("wg-gateway-01", "gateway", reachable=True),
+        HostStatus("wg-gateway-02", "gateway", reachable=False, error="ssh: timed out"),
     ]
     f = fleet(gateways=gws, hosts=hosts)
     gw1, gw2 = f.gateways
@@ -325,9 +325,9 @@ def test_unreachable_host_still_yields_the_rest() -> None:
     gws = healthy_gateways()
     gws["wg-gateway-02"] = None
     hosts = [
-        HostStatus("wg-lb", "lb", True),
-        HostStatus("wg-gateway-01", "gateway", True),
-        HostStatus("wg-gateway-02", "gateway", False, "connection refused"),
+        HostStatus("wg-lb", "lb", reachable=True),
+        HostStatus("wg-gateway-01", "gateway", reachable=True),
+        HostStatus("wg-gateway-02", "gateway", reachable=False, error="connection refused"),
     ]
     f = fleet(gateways=gws, hosts=hosts)
     assert f.service is not None

@@ -103,7 +103,7 @@ def _run(tools: list[str], script: str) -> str:
     return (_CANNED if busybox else "") + done.stdout
 
 
-def _poll_script(interface: str = "wg0", sudo: bool = False) -> str:
+def _poll_script(interface: str = "wg0", *, sudo: bool = False) -> str:
     """The script `sh -c` runs on the gateway (the poll sends it as one quoted argv)."""
     import shlex
 
@@ -202,7 +202,7 @@ class _Recorder:
         self.name = name
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.commands.append(command)
         return CommandResult("", "", 0, 0.0, 0)
 

@@ -255,12 +255,12 @@ def hostile_failure(rig: Rig, gateway: str, when: Callable[[str], bool]) -> None
     real = fake.run
     failed: list[str] = []
 
-    def run(command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if not failed and when(command):
             failed.append(command)
             fake.commands.append((command, mutating))
             return CommandResult("", HOSTILE_OUTPUT, 1, 0.0, 0)
-        return real(command, timeout, mutating)
+        return real(command, timeout, mutating=mutating)
 
     fake.run = run  # type: ignore[method-assign]
 

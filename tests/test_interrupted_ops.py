@@ -204,11 +204,11 @@ class _Cut:
         class Wrapped:
             name = getattr(inner, "name", "?")
 
-            def run(self, command: str, timeout: float, mutating: bool = False) -> object:
+            def run(self, command: str, timeout: float, *, mutating: bool = False) -> object:
                 if cut.count >= cut.after:
                     raise TransportError("ssh: connection lost (injected)")
                 cut.count += 1
-                return inner.run(command, timeout, mutating)  # type: ignore[attr-defined]
+                return inner.run(command, timeout, mutating=mutating)  # type: ignore[attr-defined]
 
             def close(self) -> None:
                 pass

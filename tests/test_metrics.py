@@ -340,6 +340,7 @@ def _bytes_fleet(
     builder: FleetBuilder,
     gw1: tuple[int, int] | str | None,
     gw2: tuple[int, int] | str | None,
+    *,
     named: bool = True,
 ) -> Fleet:
     """alpha's counters on each gateway: (rx, tx); None: that gateway did not answer;
@@ -357,7 +358,7 @@ def _bytes_fleet(
         if isinstance(counts, tuple):
             peers.append(_with_bytes(alpha_on(ALPHA_EP, 30), *counts))
         observed[name] = gw_obs(name, peers)
-    hosts.insert(0, HostStatus(LB, "lb", True, None, NOW))
+    hosts.insert(0, HostStatus(LB, "lb", reachable=True, error=None, last_success=NOW))
     return builder.build(inventory, {LB: None}, observed, hosts, NOW)
 
 
@@ -443,7 +444,19 @@ def _series_count(clients: int) -> int:
     inventory = make_inventory(
         clients=[(f"c{i}", k, f"10.255.0.{i + 2}") for i, k in enumerate(keys)]
     )
-    peers = [WgPeer(k, False, None, (), int(NOW - 30), 5, 5, 15) for k in keys]
+    peers = [
+        WgPeer(
+            k,
+            has_preshared_key=False,
+            endpoint=None,
+            allowed_ips=(),
+            latest_handshake=int(NOW - 30),
+            rx_bytes=5,
+            tx_bytes=5,
+            keepalive=15,
+        )
+        for k in keys
+    ]
     gateways: dict[str, GatewayObservation | None] = {
         GW1: gw_obs(GW1, peers),
         GW2: gw_obs(GW2, peers),

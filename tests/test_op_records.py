@@ -281,7 +281,7 @@ def test_a_record_that_cannot_be_read_is_not_taken_for_no_record(world: World) -
     real = ctx.transports[LB]
 
     class FailingRead:
-        def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+        def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
             if "head -c" in command:
                 return CommandResult("", "head: error reading: Input/output error", 1, 0.0, 0)
             return real.run(command, timeout, mutating=mutating)

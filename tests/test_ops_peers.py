@@ -114,9 +114,21 @@ def gateway_obs(
     name: str, peers: dict[str, tuple[tuple[str, ...], int]], key: str = GW_PUB
 ) -> GatewayObservation:
     wg_peers = tuple(
-        WgPeer(k, False, None, ips, 0, 0, 0, ka) for k, (ips, ka) in sorted(peers.items())
+        WgPeer(
+            k,
+            has_preshared_key=False,
+            endpoint=None,
+            allowed_ips=ips,
+            latest_handshake=0,
+            rx_bytes=0,
+            tx_bytes=0,
+            keepalive=ka,
+        )
+        for k, (ips, ka) in sorted(peers.items())
     )
-    return GatewayObservation(name, 1000.0, True, WgInterface("wg0", key, 51280, 0, wg_peers))
+    return GatewayObservation(
+        name, 1000.0, link_up=True, interface=WgInterface("wg0", key, 51280, 0, wg_peers)
+    )
 
 
 PeerSpec = dict[str, tuple[tuple[str, ...], int]]
@@ -135,11 +147,11 @@ def make_fleet(
     for gw in inventory.gateways:
         if gw.name in down:
             gws[gw.name] = None
-            hosts.append(HostStatus(gw.name, "gateway", False, "timed out"))
+            hosts.append(HostStatus(gw.name, "gateway", reachable=False, error="timed out"))
             continue
         gw_peers = (peers or {}).get(gw.name, BASE_PEERS)
         gws[gw.name] = gateway_obs(gw.name, gw_peers, (keys or {}).get(gw.name, GW_PUB))
-        hosts.append(HostStatus(gw.name, "gateway", True))
+        hosts.append(HostStatus(gw.name, "gateway", reachable=True))
     return build_fleet(inventory, {}, gws, hosts, 1000.0)
 
 
@@ -603,7 +615,7 @@ class FakeGateway:
         data: dict[str, dict[str, Any]] = json.loads(self.state_path.read_text())["peers"]
         return data
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.commands.append((command, mutating))
         if self.fail_when is not None and self.fail_when(command):
             return CommandResult("", "injected failure", 1, 0.0, 0)
@@ -630,7 +642,7 @@ class FakeLb:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.commands.append(command)
         return CommandResult("", "", 0, 0.0, 0)
 
@@ -651,7 +663,7 @@ class Rig:
         for name, gw in self.gateways.items():
             peers: PeerSpec = {k: (tuple(p["ips"]), int(p["ka"])) for k, p in gw.peers().items()}
             obs[name] = gateway_obs(name, peers)
-        hosts = [HostStatus(n, "gateway", True) for n in obs]
+        hosts = [HostStatus(n, "gateway", reachable=True) for n in obs]
         return build_fleet(self.inventory, {}, dict(obs), hosts, 1000.0)
 
     def snapshot(self) -> dict[str, tuple[str, dict[str, dict[str, Any]]]]:

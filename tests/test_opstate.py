@@ -101,7 +101,10 @@ def _observations(
         *(HostPoll(n, "gateway", o, None, 0.0, 0) for n, o in gws.items()),
     )
     poll = PollResult(1795664600.0, 0.0, polls)
-    statuses = tuple(HostStatus(h.name, h.role, True, None, poll.taken_at) for h in polls)
+    statuses = tuple(
+        HostStatus(h.name, h.role, reachable=True, error=None, last_success=poll.taken_at)
+        for h in polls
+    )
     return fleet_from_poll(INVENTORY, poll, statuses)
 
 
@@ -141,7 +144,11 @@ def test_a_held_lock_is_reported() -> None:
     lb = parse_lb_output(LB, (NORMAL / "wg-lb.txt").read_text())
     lb = replace(lb, locks=(LockRecord("ops@bastion", "peer add", 1795664500.0),))
     poll = PollResult(1795664600.0, 0.0, (HostPoll(LB, "lb", lb, None, 0.0, 0),))
-    fleet = fleet_from_poll(INVENTORY, poll, (HostStatus(LB, "lb", True, None, 1795664600.0),))
+    fleet = fleet_from_poll(
+        INVENTORY,
+        poll,
+        (HostStatus(LB, "lb", reachable=True, error=None, last_success=1795664600.0),),
+    )
     (finding,) = [f for f in fleet.findings if f.code == "service-locked"]
     assert "'peer add' by ops@bastion since 100 s" in finding.message
     assert "--break-lock" in finding.message

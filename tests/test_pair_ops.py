@@ -194,7 +194,12 @@ def test_rebuild_gives_the_holders_order_weights_and_dests_in_every_case() -> No
 
 def _hook(name: str, priority: int, value: int = 0, factor: int = 1) -> DirectorHook:
     hook = SwitchoverHook(
-        "VI_1", "/var/lib/wgconsole/s", factor, "vrrp_instance VI_1", False, False
+        "VI_1",
+        "/var/lib/wgconsole/s",
+        factor,
+        "vrrp_instance VI_1",
+        nopreempt=False,
+        address_owner=False,
     )
     return DirectorHook(
         Host(name, "10.0.0.9", SshSettings()), "VI_1", "BACKUP", priority, hook, value
@@ -228,7 +233,7 @@ HOLDER_ORDER = (dest(GW2_RS), dest(GW1_RS))
 
 
 def _director(
-    host: str, holds: bool, dests: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any
+    host: str, *, holds: bool, dests: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any
 ) -> LbObservation:
     state: VrrpState = "MASTER" if holds else "BACKUP"
     instance = VrrpInstance("VI_1", state, 150 if holds else 100, 150, 51, "eth0", (VIP.address,))
@@ -243,7 +248,10 @@ def _director(
 
 
 def _pair_fleet(backup: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any) -> Fleet:
-    lbs = {LB1: _director(LB1, True), LB2: _director(LB2, False, backup, **keepalived)}
+    lbs = {
+        LB1: _director(LB1, holds=True),
+        LB2: _director(LB2, holds=False, dests=backup, **keepalived),
+    }
     return fleet(PAIR, lbs=lbs)
 
 
@@ -266,7 +274,9 @@ def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_diff
 ) -> None:
     ctx = _ctx(tmp_path)
     reversed_order = HOLDER_ORDER[::-1]
-    reads = _Reads({LB1: _director(LB1, True), LB2: _director(LB2, False, reversed_order)})
+    reads = _Reads(
+        {LB1: _director(LB1, holds=True), LB2: _director(LB2, holds=False, dests=reversed_order)}
+    )
     monkeypatch.setattr(pair_module, "read_lb", reads)
     step = tables_step(ctx, "`drain wg-gateway-01`")
     assert step is not None and step.verify is not None
@@ -278,7 +288,7 @@ def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_diff
         "clients without a synced entry hashed there would go to another gateway. "
         "`wgconsole lb align wg-lb-2` gives it the holder's table."
     )
-    reads.observations[LB2] = _director(LB2, False)
+    reads.observations[LB2] = _director(LB2, holds=False)
     step.verify()  # the same order: the same table
     assert tables_step(_ctx(tmp_path, make_inventory()), "the drain") is None
 
@@ -314,7 +324,10 @@ def test_lb_align_refuses_where_a_keepalived_reload_would_undo_it() -> None:
         VIP,
         "sh",
         int(ServiceFlag.SH_FALLBACK),
-        (KeepalivedRealServer(GW2_RS, 1, True), KeepalivedRealServer(GW1_RS, 2, True)),
+        (
+            KeepalivedRealServer(GW2_RS, 1, inhibit_on_failure=True),
+            KeepalivedRealServer(GW1_RS, 2, inhibit_on_failure=True),
+        ),
     )
     pair = _pair_fleet(HOLDER_ORDER[::-1], servers=(weights_2,))
     with pytest.raises(ValidationError) as refused:
@@ -324,8 +337,8 @@ def test_lb_align_refuses_where_a_keepalived_reload_would_undo_it() -> None:
     same = replace(
         weights_2,
         real_servers=(
-            KeepalivedRealServer(GW1_RS, 1, False),
-            KeepalivedRealServer(GW2_RS, 1, True),
+            KeepalivedRealServer(GW1_RS, 1, inhibit_on_failure=False),
+            KeepalivedRealServer(GW2_RS, 1, inhibit_on_failure=True),
         ),
     )
     plan = plan_align(
@@ -359,7 +372,7 @@ class _Director:
         self.config, self.value = config, value
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = True) -> CommandResult:
         self.commands.append(command)
         assert not mutating, command  # planning changes nothing
         if command.startswith("cat "):
@@ -369,7 +382,7 @@ class _Director:
         return CommandResult(self.value, "", 0, 0.0, 0)
 
 
-def _lab_config(priority: int, hook: bool = True) -> str:
+def _lab_config(priority: int, *, hook: bool = True) -> str:
     text = (DEFINITION % "weight 1" if hook else "") + INSTANCE % (
         f"track_file {{\n        {SWITCHOVER_TRACK_FILE}\n    }}" if hook else ""
     )
@@ -379,7 +392,7 @@ def _lab_config(priority: int, hook: bool = True) -> str:
 def _failover_ctx(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lb1: _Director, lb2: _Director
 ) -> OpContext:
-    reads = _Reads({LB1: _director(LB1, True), LB2: _director(LB2, False)})
+    reads = _Reads({LB1: _director(LB1, holds=True), LB2: _director(LB2, holds=False)})
     monkeypatch.setattr(failover_module, "read_lb", reads)
     transports: dict[str, Any] = {LB1: lb1, LB2: lb2}
     return OpContext(PAIR, transports, AuditLog(tmp_path / "audit.jsonl"))
@@ -424,7 +437,7 @@ def test_failover_to_a_director_with_nopreempt_is_refused(
 
 
 def test_align_and_failover_need_every_director_read(tmp_path: Path) -> None:
-    lost = fleet(PAIR, lbs={LB1: _director(LB1, True), LB2: None})
+    lost = fleet(PAIR, lbs={LB1: _director(LB1, holds=True), LB2: None})
     why = "who holds the VIP is not known: wg-lb-2 did not answer"
     with pytest.raises(ValidationError, match=why):
         plan_failover(_ctx(tmp_path), lost, None)
@@ -438,7 +451,7 @@ class _Gateway:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = True) -> CommandResult:
         self.commands.append(command)
         return CommandResult("", "", 0, 0.0, 0)
 

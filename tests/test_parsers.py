@@ -559,7 +559,7 @@ def test_ip_vs_conn_fast_path_records_equal_normal_ones() -> None:
 
 
 @pytest.mark.parametrize("was_enabled", [True, False])
-def test_ip_vs_conn_restores_the_collector_state(was_enabled: bool) -> None:
+def test_ip_vs_conn_restores_the_collector_state(*, was_enabled: bool) -> None:
     previous = gc.isenabled()
     try:
         gc.enable() if was_enabled else gc.disable()

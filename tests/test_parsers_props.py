@@ -144,7 +144,7 @@ def test_a_poll_never_crashes_on_damaged_output(data: st.DataObject) -> None:
             self.name = name
             self.calls = 0
 
-        def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+        def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
             self.calls += 1
             hurt = self.name == victim and self.calls > good_polls
             out = damaged if hurt else (normal / f"{self.name}.txt").read_text()

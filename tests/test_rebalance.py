@@ -261,7 +261,7 @@ def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
 
 
-def _read(key: str, ips: tuple[str, ...], ka: int, psk: bool, endpoint: str) -> WgPeer:
+def _read(key: str, ips: tuple[str, ...], ka: int, *, psk: bool, endpoint: str) -> WgPeer:
     """A peer as the gateway's reading shows it."""
     address, port = endpoint.split(":")
     return WgPeer(key, psk, Endpoint(address, int(port)), ips, 0, 0, 0, ka)
@@ -271,8 +271,8 @@ def test_forget_keeps_each_peer_as_it_was_but_its_endpoint_and_session(tmp_path:
     """One `wg set` from the gateway's peers as read before (handshake.forget_command)."""
     env, state = _gateway_world(tmp_path)
     read = [
-        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, True, "10.77.1.10:38414"),
-        _read(K2, ("10.255.0.3/32",), 0, False, "10.77.1.11:4000"),
+        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, psk=True, endpoint="10.77.1.10:38414"),
+        _read(K2, ("10.255.0.3/32",), 0, psk=False, endpoint="10.77.1.11:4000"),
     ]
     (command,) = handshake.forget_command(GW, read)
     assert PSK not in command
@@ -299,8 +299,8 @@ def test_initiate_sends_at_once_to_the_entrys_address_and_keeps_keepalive_off(
     from the peers as read on the gateway."""
     env, state = _gateway_world(tmp_path)
     read = [
-        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, True, "10.77.1.10:38414"),
-        _read(K2, ("10.255.0.3/32",), 0, False, "10.77.1.11:4000"),
+        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, psk=True, endpoint="10.77.1.10:38414"),
+        _read(K2, ("10.255.0.3/32",), 0, psk=False, endpoint="10.77.1.11:4000"),
     ]
     kicks = [
         handshake.Kick(read[0], "10.77.1.10:40000"),
@@ -320,7 +320,7 @@ def test_initiate_sends_at_once_to_the_entrys_address_and_keeps_keepalive_off(
 
 def test_forgetting_a_peer_whose_key_is_gone_fails_and_says_which(tmp_path: Path) -> None:
     env, _ = _gateway_world(tmp_path)
-    gone = _read("d" * 43 + "=", ("10.255.0.9/32",), 0, True, "10.77.1.12:1")
+    gone = _read("d" * 43 + "=", ("10.255.0.9/32",), 0, psk=True, endpoint="10.77.1.12:1")
     (command,) = handshake.forget_command(GW, [gone])
     res = _run(command, env)
     assert res.returncode == 3 and "no peer ddd" in res.stderr
@@ -328,7 +328,7 @@ def test_forgetting_a_peer_whose_key_is_gone_fails_and_says_which(tmp_path: Path
 
 def test_many_peers_are_split_into_commands() -> None:
     keys = [f"{i:043d}=" for i in range(450)]
-    read = [_read(k, (), 0, False, "1.2.3.4:5") for k in keys]
+    read = [_read(k, (), 0, psk=False, endpoint="1.2.3.4:5") for k in keys]
     assert len(handshake.forget_command(GW, read)) == 3
     kicks = [handshake.Kick(p, "1.2.3.4:5") for p in read]
     assert len(handshake.initiate_command(GW, kicks)) == 3

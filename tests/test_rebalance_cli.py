@@ -35,7 +35,7 @@ def test_rebalance_and_undrains_options_parse() -> None:
 
 
 class _Stub:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, moves: bool = True) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, moves: bool = True) -> None:
         self.planned = 0
         self.ran = 0
         preview = ("Rebalance udp …", "  moves:" if moves else NOTHING_TO_MOVE)

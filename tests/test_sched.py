@@ -409,7 +409,7 @@ def test_moved_clients_empty_when_nothing_changes() -> None:
 
 
 def _kernel_reference(
-    dests: Sequence[ShDest], fallback: bool, address: str, port: int
+    dests: Sequence[ShDest], *, fallback: bool, address: str, port: int
 ) -> tuple[int, Endpoint | None]:
     """Straight-line copy of 6.1's reassign + get/get_fallback, with a circular list."""
     buckets: list[ShDest | None] = []
@@ -475,12 +475,12 @@ _addresses = st.one_of(
     queries=st.lists(st.tuples(_addresses, st.integers(0, 65535)), min_size=1, max_size=20),
 )
 def test_matches_literal_kernel_reference(
-    dests: list[ShDest], fallback: bool, port_hashing: bool, queries: list[tuple[str, int]]
+    dests: list[ShDest], *, fallback: bool, port_hashing: bool, queries: list[tuple[str, int]]
 ) -> None:
     model = ShModel(dests, fallback=fallback, port_hashing=port_hashing)
     for address, port in queries:
         effective = port if port_hashing else 0
-        bucket, dest = _kernel_reference(dests, fallback, address, effective)
+        bucket, dest = _kernel_reference(dests, fallback=fallback, address=address, port=effective)
         assert model.pick(address, port) == Pick(bucket, dest)
 
 

@@ -261,7 +261,7 @@ class _Replay:
         self.name = name
         self.text = text
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         return CommandResult(self.text, "", 0, 0.0, len(self.text))
 
     def close(self) -> None:

@@ -306,7 +306,7 @@ class _LoseOne:
         self.counter = counter
         self.at = at
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.counter[0] += 1
         if self.counter[0] == self.at:
             raise TransportError("ssh: connection lost (injected)")

@@ -41,7 +41,7 @@ class _Recording:
         self.name = inner.name
         self.received = received
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         result = self.inner.run(command, timeout, mutating=mutating)
         self.received += [result.stdout, result.stderr]
         return result

@@ -232,7 +232,7 @@ class FailingPersist:
         self.name = inner.name
         self.config = config
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating and "make_backup" in command:  # the config edit (not its restore)
             return CommandResult("", f"cp: error writing '{self.config}': No space left", 1, 0, 0)
         return self.inner.run(command, timeout, mutating=mutating)
