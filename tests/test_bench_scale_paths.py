@@ -81,10 +81,12 @@ def test_gateway_script_streams_the_dump_without_secrets(tmp_path: Path, shell: 
     ]
     dump = "\n".join([f"{PRIVATE}\t{PUBLIC}\t51280\toff", *peers]) + "\n"
     out = _run_gateway_script(_fake_tools(tmp_path, dump, 0, shell))
-    assert PRIVATE not in out and PSK not in out
+    assert PRIVATE not in out
+    assert PSK not in out
     assert "@@wgc-rc:dump:0" in out
     obs = parse_gateway_output("gw", "wg0", out)
-    assert obs.interface is not None and obs.link_up is True
+    assert obs.interface is not None
+    assert obs.link_up is True
     assert len(obs.interface.peers) == len(peers)
     assert [p.has_preshared_key for p in obs.interface.peers] == [
         bool(i % 2) for i in range(1, 200)
@@ -169,7 +171,8 @@ def test_wg_dump_column_pass_equals_the_line_pass(seed: int) -> None:
     text = _random_dump(random.Random(seed), 500)
     assert wg_dump._peers_by_column(text.splitlines()[1:]) is not None
     fast = wg_dump.parse_wg_dump(text, "wg0")
-    assert fast == _by_line(text) and repr(fast) == repr(_by_line(text))
+    assert fast == _by_line(text)
+    assert repr(fast) == repr(_by_line(text))
 
 
 def test_wg_dump_unusual_lines_take_the_line_pass() -> None:
@@ -220,7 +223,8 @@ def test_columns_build_records_equal_to_the_class() -> None:
             "keepalive",
         ),
     ).build(*([value] for value in (peer.public_key, False, None, ("10.0.0.1/32",), 0, 1, 2, 0)))
-    assert copy == peer and repr(copy) == repr(peer)
+    assert copy == peer
+    assert repr(copy) == repr(peer)
     with pytest.raises(AttributeError):
         copy.rx_bytes = 5  # type: ignore[misc]
     with pytest.raises(TypeError, match="fields changed"):
@@ -292,7 +296,8 @@ def test_wg_dump_reuses_unchanged_lines_and_parses_the_rest() -> None:
     memo: LineMemo[WgPeer] = LineMemo()
     a = wg_dump.parse_wg_dump(first, "wg0", memo)
     b = wg_dump.parse_wg_dump(second, "wg0", memo)
-    assert a == _by_line(first) and b == _by_line(second)
+    assert a == _by_line(first)
+    assert b == _by_line(second)
     assert wg_dump.parse_wg_dump(second, "wg0", memo) == b
     assert b.peers[0] is a.peers[0]  # unchanged lines give the very same records
     assert wg_dump.parse_wg_dump(second, "wg0").peers[0] is not b.peers[0]  # no memo: new

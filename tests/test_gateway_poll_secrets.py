@@ -123,22 +123,28 @@ def test_a_sudo_warning_before_the_dump_never_sends_the_private_key(
     line is then no longer the stream's first one. It used to be sent as is."""
     tools = _tools(tmp_path, shell, f'echo "{RESOLVE}" >&2\ncat @DUMP@\n')
     out = _run(tools, _poll_script())
-    assert PRIVATE not in out and PSK not in out
-    assert PRIVATE[:20] not in out and PRIVATE[20:40] not in out
+    assert PRIVATE not in out
+    assert PSK not in out
+    assert PRIVATE[:20] not in out
+    assert PRIVATE[20:40] not in out
     obs = parse_gateway_output("gw", "wg0", out)
-    assert obs.interface is not None and obs.interface.public_key == PUBLIC
+    assert obs.interface is not None
+    assert obs.interface.public_key == PUBLIC
     assert [p.has_preshared_key for p in obs.interface.peers] == [True]
     sections = split_sections(out)
-    assert RESOLVE in sections["dump-err"].text and RESOLVE not in sections["dump"].text
+    assert RESOLVE in sections["dump-err"].text
+    assert RESOLVE not in sections["dump"].text
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_stderr_between_dump_lines_never_splits_them(tmp_path: Path, shell: str) -> None:
     body = 'head -n 1 @DUMP@\necho "wg: warning" >&2\ntail -n +2 @DUMP@\necho "late" >&2\n'
     out = _run(_tools(tmp_path, shell, body), _poll_script())
-    assert PRIVATE not in out and PSK not in out
+    assert PRIVATE not in out
+    assert PSK not in out
     obs = parse_gateway_output("gw", "wg0", out)
-    assert obs.interface is not None and len(obs.interface.peers) == 1
+    assert obs.interface is not None
+    assert len(obs.interface.peers) == 1
     assert split_sections(out)["dump-err"].text == "wg: warning\nlate\n"
 
 
@@ -228,8 +234,10 @@ def test_a_gateway_with_interface_all_is_never_asked_for_a_dump(tmp_path: Path) 
     finally:
         collector.close()
     [host] = poll.hosts
-    assert host.observation is None and host.error is not None
-    assert "not polled: interface 'all'" in host.error and "private key" in host.error
+    assert host.observation is None
+    assert host.error is not None
+    assert "not polled: interface 'all'" in host.error
+    assert "private key" in host.error
     assert recorders["gw"].commands == []
 
 

@@ -18,7 +18,7 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -326,10 +326,10 @@ async def test_a_failed_step_with_markup_rolls_back_and_the_screen_closes(
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     w = world_for_cli(tmp_path, monkeypatch)
     monkeypatch.setenv("WGCONSOLE_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    yield w
+    return w
 
 
 def hold_lock(world: World, operator: str) -> None:

@@ -123,7 +123,8 @@ def test_half_done_drain_is_a_finding_with_the_way_out(
     fleet = _observations(**state)  # type: ignore[arg-type]
     (finding,) = [f for f in fleet.findings if f.code == "half-done-drain"]
     assert (finding.severity, finding.subject) == ("warning", GW2)
-    assert problem in finding.message and "on wg-lb" in finding.message
+    assert problem in finding.message
+    assert "on wg-lb" in finding.message
     assert f"wgconsole drain {GW2}` finishes" in finding.message
     assert f"wgconsole undrain {GW2}` rolls it back" in finding.message
     assert "last recorded step: deleted" in finding.message
@@ -134,7 +135,9 @@ def test_a_finished_drain_is_no_finding() -> None:
     assert not [f for f in fleet.findings if f.code == "half-done-drain"]
     # Its interface is down on purpose: said, but not as an alarm.
     (down,) = [f for f in fleet.findings if f.code == "interface-down"]
-    assert down.severity == "info" and "drained" in down.message and "undrain" in down.message
+    assert down.severity == "info"
+    assert "drained" in down.message
+    assert "undrain" in down.message
     half = _observations(weight=0, fallback=True, expire=True, gw2_up=False, record="started")
     (down,) = [f for f in half.findings if f.code == "interface-down"]
     assert down.severity == "critical"

@@ -98,12 +98,15 @@ def test_switchover_hook_weights_reverse_and_overrides() -> None:
         False,
     )
     hook = parse_switchover_hook(_conf("weight 5 reverse"), "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.factor == -5
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.factor == -5
     # The instance's own weight wins over the definition's.
     hook = parse_switchover_hook(_conf("weight 5", f"{SWITCHOVER_TRACK_FILE} weight 2"), "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.factor == 2
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.factor == 2
     hook = parse_switchover_hook(_conf(extra="nopreempt"), "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.nopreempt
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.nopreempt
     legacy = _conf().replace(
         "track_file wgconsole_switchover {", "vrrp_track_file wgconsole_switchover {"
     )
@@ -120,21 +123,26 @@ def test_switchover_hook_tracked_by_the_sync_group() -> None:
         )
     )
     hook = parse_switchover_hook(conf, "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.tracked_by == "vrrp_sync_group G"
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.tracked_by == "vrrp_sync_group G"
 
 
 def test_no_switchover_hook_says_why() -> None:
     no_definition = INSTANCE % ""
     why = parse_switchover_hook(no_definition, "VI_1")
-    assert isinstance(why, NoHook) and "no `track_file wgconsole_switchover" in why.reason
+    assert isinstance(why, NoHook)
+    assert "no `track_file wgconsole_switchover" in why.reason
     untracked = DEFINITION % "weight 1" + INSTANCE % ""
     why = parse_switchover_hook(untracked, "VI_1")
-    assert isinstance(why, NoHook) and "does not track" in why.reason
+    assert isinstance(why, NoHook)
+    assert "does not track" in why.reason
     zero = _conf("weight 0")
     why = parse_switchover_hook(zero, "VI_1")
-    assert isinstance(why, NoHook) and "FAULT" in why.reason
+    assert isinstance(why, NoHook)
+    assert "FAULT" in why.reason
     why = parse_switchover_hook(_conf() + "include /etc/keepalived/more.conf\n", "VI_2")
-    assert isinstance(why, NoHook) and "included" in why.reason
+    assert isinstance(why, NoHook)
+    assert "included" in why.reason
     # What the operator is told to add is itself a working hook.
     example = HOOK_EXAMPLE.replace("INSTANCE", "VI_1").replace("    ...\n", "")
     assert isinstance(parse_switchover_hook(example, "VI_1"), SwitchoverHook)
@@ -279,7 +287,8 @@ def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_diff
     )
     monkeypatch.setattr(pair_module, "read_lb", reads)
     step = tables_step(ctx, "`drain wg-gateway-01`")
-    assert step is not None and step.verify is not None
+    assert step is not None
+    assert step.verify is not None
     with pytest.raises(OpError) as failed:
         step.verify()
     assert str(failed.value) == (
@@ -306,14 +315,16 @@ def test_lb_align_plans_the_rebuild_and_never_touches_the_holder() -> None:
     with pytest.raises(ValidationError, match="wg-lb-1 holds the VIP"):
         plan_align(pair, PAIR.service, PAIR.load_balancers, LB1)
     plan = plan_align(pair, PAIR.service, PAIR.load_balancers, None)
-    assert plan.holder == LB1 and [t.lb.name for t in plan.targets] == [LB2]
+    assert plan.holder == LB1
+    assert [t.lb.name for t in plan.targets] == [LB2]
     target = plan.targets[0]
     assert target.differing == 256
     assert target.rebuild.deletes == (GW2_RS,)
     assert [d.endpoint for d in target.rebuild.adds] == [GW2_RS]
     text = "\n".join(plan.describe())
     assert "wg-lb-2: 256/256 buckets differ from wg-lb-1's" in text
-    assert f"delete {GW2_RS}" in text and f"add {GW2_RS} weight 1 masq (to the head)" in text
+    assert f"delete {GW2_RS}" in text
+    assert f"add {GW2_RS} weight 1 masq (to the head)" in text
     with pytest.raises(ValidationError, match="already has"):
         plan_align(_pair_fleet(), PAIR.service, PAIR.load_balancers, None)
 
@@ -477,7 +488,8 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     steps = failover_module._steps(ctx, plan, failover_module.FailoverResult(started=0.0))
     read = next(steps)
     assert read.label == f"{GW2}: read its peers for the 1 client(s) that will leave it"
-    assert read.verify is not None and read.do is None
+    assert read.verify is not None
+    assert read.do is None
     read.verify()
     forget = next(steps)
     assert forget.label.startswith(f"{GW2}: forget the session of 1 client(s)")
@@ -485,7 +497,8 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     forget.do()
     (command,) = gw2.commands
     assert f"peer {BETA} remove peer {BETA} allowed-ips 10.255.0.3/32" in command
-    assert "endpoint" not in command and ALPHA not in command
+    assert "endpoint" not in command
+    assert ALPHA not in command
     # Only then the switchover files.
     assert (
         next(steps).label

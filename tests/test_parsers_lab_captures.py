@@ -68,8 +68,12 @@ def test_gateway_capture() -> None:
     peers = {p.allowed_ips: p for p in obs.interface.peers}
     assert set(peers) == {("10.255.0.2/32",), ("10.255.0.3/32",)}
     p = peers[("10.255.0.2/32",)]
-    assert p.keepalive == 15 and p.endpoint is not None and p.endpoint.address == "10.77.1.10"
-    assert p.latest_handshake > 0 and p.rx_bytes > 0 and not p.has_preshared_key
+    assert p.keepalive == 15
+    assert p.endpoint is not None
+    assert p.endpoint.address == "10.77.1.10"
+    assert p.latest_handshake > 0
+    assert p.rx_bytes > 0
+    assert not p.has_preshared_key
     # The gateway that no client hashes to has never seen them.
     obs2 = parse_gateway_output("wg-gateway-02", "wg0", _text("normal", "wg-gateway-02"))
     assert obs2.interface is not None
@@ -79,7 +83,8 @@ def test_gateway_capture() -> None:
 def test_gateway_capture_interface_down() -> None:
     obs = parse_gateway_output("wg-gateway-01", "wg0", _text("gw1-wg-down", "wg-gateway-01"))
     assert obs.link_up is False
-    assert obs.interface is not None and obs.interface.public_key == GATEWAY_KEY
+    assert obs.interface is not None
+    assert obs.interface.public_key == GATEWAY_KEY
 
 
 def test_captures_hold_no_private_key() -> None:

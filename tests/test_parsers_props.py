@@ -415,5 +415,6 @@ def test_a_key_cut_by_an_excerpt_is_still_hidden(cut: int) -> None:
 
     padding = "w " * ((157 - cut) // 2)
     shown = excerpt(padding + PRIVATE + " tail") + excerpt(PRIVATE[cut:])
-    assert PRIVATE[:20] not in shown and PRIVATE[20:40] not in shown
+    assert PRIVATE[:20] not in shown
+    assert PRIVATE[20:40] not in shown
     assert PRIVATE[cut:][:20] not in shown or len(PRIVATE[cut:]) < 20

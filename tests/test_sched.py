@@ -213,7 +213,8 @@ def test_weight_zero_without_fallback_drops_exactly_its_buckets() -> None:
     for address, port in clients(2000):
         pick = model.pick(address, port)
         if model.owner(pick.bucket) == GW1:
-            assert pick.dest is None and pick.dropped
+            assert pick.dest is None
+            assert pick.dropped
         else:
             assert pick.dest == GW2
     assert model.effective_share() == {GW1: 0, GW2: 128, None: 128}
@@ -312,13 +313,15 @@ def test_from_service_keeps_kernel_order_and_flags() -> None:
     model = ShModel.from_service(_service())
     assert [d.key for d in model.dests] == [GW2, GW1]
     assert [d.weight for d in model.dests] == [1, 0]
-    assert not model.fallback and not model.port_hashing
+    assert not model.fallback
+    assert not model.port_hashing
     assert model.owner(0) == GW2
 
     flagged = ShModel.from_service(
         _service(ServiceFlag.HASHED | ServiceFlag.SH_FALLBACK | ServiceFlag.SH_PORT)
     )
-    assert flagged.fallback and flagged.port_hashing
+    assert flagged.fallback
+    assert flagged.port_hashing
 
 
 def test_from_service_port_hashing_needs_a_ported_protocol() -> None:
@@ -330,7 +333,8 @@ def test_from_service_port_hashing_needs_a_ported_protocol() -> None:
 
 def test_from_service_overloaded() -> None:
     model = ShModel.from_service(_service(), overloaded=frozenset({GW2}))
-    assert model.dests[0].overloaded and not model.dests[1].overloaded
+    assert model.dests[0].overloaded
+    assert not model.dests[1].overloaded
     assert all(model.pick(a, p).dest is None for a, p in clients(200))
 
 
@@ -367,7 +371,8 @@ def test_readd_moves_dest_to_head_and_changes_table() -> None:
     readded = with_readded(dests, GW1, 1)
     assert readded == [ShDest(GW1, 1), ShDest(GW2, 1)]
     after = before.with_dests(readded)
-    assert before.owner(0) == GW2 and after.owner(0) == GW1
+    assert before.owner(0) == GW2
+    assert after.owner(0) == GW1
     # Same weights, yet every bucket changed owner: the order alone decides the table.
     assert all(before.owner(b) != after.owner(b) for b in range(TAB_SIZE))
     # An edit to the same weights would have changed nothing.
@@ -396,7 +401,8 @@ def test_moved_clients_for_a_weight_zero_drain() -> None:
     fallback = ShModel(dests, fallback=True, port_hashing=False)
     drained = fallback.with_dests(with_weights(dests, {GW1: 0}))
     moves = moved_clients(fallback, drained, population)
-    assert moves and all(m == Move(m.address, m.port, GW1, GW2) for m in moves)
+    assert moves
+    assert all(m == Move(m.address, m.port, GW1, GW2) for m in moves)
     assert len(moves) == len(on_gw1)
 
 

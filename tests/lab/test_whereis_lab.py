@@ -108,7 +108,8 @@ def _edit(lab: Lab, vip: str, gateway_index: int, weight: int) -> None:
 def test_equal_weights(lab: Lab, scratch: tuple[str, Path]) -> None:
     vip, inv = scratch
     tally = _check(lab, vip, inv, seed=1)
-    assert "None" not in tally and len(tally) == 2
+    assert "None" not in tally
+    assert len(tally) == 2
 
 
 def test_unequal_weights_and_kernel_order(lab: Lab, scratch: tuple[str, Path]) -> None:

@@ -58,7 +58,8 @@ class LocalTransport:
 
     def _read(self, proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bytes]:
         """Both pipes to their end, never holding more than one byte past the cap."""
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         cap = self.max_output
         buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
         with selectors.DefaultSelector() as selector:
