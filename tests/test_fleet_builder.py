@@ -380,7 +380,7 @@ def test_each_vocabulary_is_its_literal_types_values_in_sort_order() -> None:
 def test_finding_rank_and_validation() -> None:
     assert Finding("x", "critical", "s", "m").rank < Finding("x", "warning", "s", "m").rank
     assert Finding("x", "warning", "s", "m").rank < Finding("x", "info", "s", "m").rank
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown severity 'fatal'"):
         Finding("x", "fatal", "s", "m")  # type: ignore[arg-type]
     assert Finding("x", "info", "s", "m", client_key="k") == Finding("x", "info", "s", "m")
 

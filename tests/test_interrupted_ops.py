@@ -90,7 +90,7 @@ def test_a_drain_cut_short_is_detected_and_finished(tmp_path: Path, cut: int) ->
     try:
         execute_drain(ctx, plan, wait=True, wait_timeout=5)
     except OpError as exc:
-        assert "connection lost" in str(exc)
+        assert "connection lost" in str(exc)  # noqa: PT017 - either outcome is valid
     else:
         assert _drained(world)  # only the lock's release was cut: a warning, not a failure
     world.cut_after = None

@@ -310,7 +310,7 @@ def test_private_key_never_shows_itself() -> None:
         private_key=pair.private_key,
     )
     assert secret not in repr(config)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a WireGuard private key is 32 bytes"):
         PrivateKey(b"short")
 
 

@@ -253,8 +253,9 @@ def test_any_value_in_any_field_parses_checked_or_is_a_parse_error(
     try:
         iface = parse_wg_dump(text, "wg0")
     except ParseError as error:
-        assert SECRET not in str(error)
-        assert not any(ch in str(error) for ch in "\x1b\x07\r")
+        # Parsed or refused: either outcome is valid (PT017); a refusal must be clean.
+        assert SECRET not in str(error)  # noqa: PT017
+        assert not any(ch in str(error) for ch in "\x1b\x07\r")  # noqa: PT017
         return
     _check_peer_fields(iface)
     assert SECRET not in repr(iface) or field == "key"
