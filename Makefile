@@ -22,7 +22,8 @@ demo: setup
 	$(VENV)/bin/wgconsole -i $(LAB_INVENTORY)
 
 lint: setup
-	$(VENV)/bin/ruff check wgconsole tests
+	$(VENV)/bin/ruff check wgconsole tests benchmarks
+	$(VENV)/bin/ruff format --check wgconsole tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

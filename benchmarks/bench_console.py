@@ -189,7 +189,9 @@ class World:
         self.conns = expiring
 
     def fleet(self) -> Fleet:
-        lb = LbObservation("wg-lb", self.clock, (self.service,), tuple(self.conns), True)
+        lb = LbObservation(
+            "wg-lb", self.clock, (self.service,), tuple(self.conns), expire_nodest_conn=True
+        )
         gateways: dict[str, GatewayObservation | None] = {}
         lb_gateway = {c.client: c.dest for c in self.conns[: len(self.inv.clients)]}
         for gw in self.inv.gateways:
@@ -209,10 +211,17 @@ class World:
                     )
                 )
             iface = WgInterface("wg0", key_of(-1), 51280, 0, tuple(peers))
-            gateways[gw.name] = GatewayObservation(gw.name, self.clock, True, iface)
+            gateways[gw.name] = GatewayObservation(
+                gw.name, self.clock, link_up=True, interface=iface
+            )
         hosts = [
             HostStatus(
-                h.name, "lb" if h.name == "wg-lb" else "gateway", True, None, self.clock, 0.3
+                h.name,
+                "lb" if h.name == "wg-lb" else "gateway",
+                reachable=True,
+                error=None,
+                last_success=self.clock,
+                poll_seconds=0.3,
             )
             for h in self.inv.hosts
         ]

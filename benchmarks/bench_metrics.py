@@ -153,11 +153,16 @@ class World:
                     )
                 )
         lbs: dict[str, LbObservation | None] = {
-            "wg-lb": LbObservation("wg-lb", self.clock, (service,), tuple(conns), True)
+            "wg-lb": LbObservation(
+                "wg-lb", self.clock, (service,), tuple(conns), expire_nodest_conn=True
+            )
         }
         gateways: dict[str, GatewayObservation | None] = {
             gw.name: GatewayObservation(
-                gw.name, self.clock, True, WgInterface("wg0", key_of(-1), 51280, 0, tuple(p))
+                gw.name,
+                self.clock,
+                link_up=True,
+                interface=WgInterface("wg0", key_of(-1), 51280, 0, tuple(p)),
             )
             for gw, p in zip(gws, peers, strict=True)
         }
@@ -169,7 +174,13 @@ class World:
         gateways: dict[str, GatewayObservation | None],
     ) -> Fleet:
         hosts = [
-            HostStatus(h.name, "lb" if h.name == "wg-lb" else "gateway", True, None, self.clock)
+            HostStatus(
+                h.name,
+                "lb" if h.name == "wg-lb" else "gateway",
+                reachable=True,
+                error=None,
+                last_success=self.clock,
+            )
             for h in self.inv.hosts
         ]
         return self.builder.build(self.inv, lbs, gateways, hosts, self.clock)
@@ -205,7 +216,7 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/metrics"
 
-    def scrape(gzipped: bool) -> tuple[float, int]:
+    def scrape(*, gzipped: bool) -> tuple[float, int]:
         headers = {"Accept-Encoding": "gzip"} if gzipped else {}
         started = time.perf_counter()
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as response:
@@ -223,9 +234,9 @@ def main() -> None:
         families = build_families(world.inv, fleet, lbs, gateways, counters.update(fleet), 0.0)
         done = time.perf_counter()
         exporter.publish(families, hosts=4, answered=4)
-        first_scrape, size = scrape(False)
-        rest = [scrape(False)[0] for _ in range(args.scrapes)]
-        gz = [scrape(True) for _ in range(args.scrapes)]
+        first_scrape, size = scrape(gzipped=False)
+        rest = [scrape(gzipped=False)[0] for _ in range(args.scrapes)]
+        gz = [scrape(gzipped=True) for _ in range(args.scrapes)]
         if poll == 0:
             continue  # the first poll builds everything anew: not the steady state
         model.append(built - started)

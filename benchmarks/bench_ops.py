@@ -160,7 +160,7 @@ class Guest:
         self.transport.close()
 
 
-def start_lab(reuse: bool, lab: Path = LAB, base_port: int = BASE_PORT, lbs: int = 1) -> bool:
+def start_lab(*, reuse: bool, lab: Path = LAB, base_port: int = BASE_PORT, lbs: int = 1) -> bool:
     """Boot a bench lab (True), or reuse the running one when asked (False). `lbs=2` is the
     director pair, reused only if the running lab is one."""
     if (
@@ -183,7 +183,7 @@ def start_lab(reuse: bool, lab: Path = LAB, base_port: int = BASE_PORT, lbs: int
 @contextlib.contextmanager
 def bench_lab(args: argparse.Namespace, lab: Path, base_port: int, lbs: int) -> Iterator[Guest]:
     """A bench lab for the length of a phase, down at the end unless --keep (or reused)."""
-    started_lab = start_lab(args.reuse, lab, base_port, lbs)
+    started_lab = start_lab(reuse=args.reuse, lab=lab, base_port=base_port, lbs=lbs)
     guest = Guest(lab)
     try:
         yield guest
@@ -836,7 +836,7 @@ def unmeasured(guest: Guest, argv: Sequence[str]) -> int:
     return res.returncode
 
 
-def one_run(guest: Guest, ops: Sequence[str], rebalance: bool) -> list[OpRun]:
+def one_run(guest: Guest, ops: Sequence[str], *, rebalance: bool) -> list[OpRun]:
     runs: list[OpRun] = []
     if {"drain", "undrain", "rebalance"} & set(ops):
         reset(guest)
@@ -1024,7 +1024,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results["skipped"].append(f"runs {i + 1}..{args.runs}: over the time budget")
                     break
                 log(f"run {i + 1}/{args.runs}")
-                _record(results, all_runs, one_run(guest, ops, rebalance_skip is None))
+                _record(results, all_runs, one_run(guest, ops, rebalance=rebalance_skip is None))
     if "failover" in ops:
         with bench_lab(args, PAIR_LAB, PAIR_BASE_PORT, lbs=2) as guest:
             prepare(guest)

@@ -128,7 +128,7 @@ class Guest:
         self.transport.close()
 
 
-def start_lab(reuse: bool) -> bool:
+def start_lab(*, reuse: bool) -> bool:
     """Boot the bench lab (True), or reuse the running one when asked (False)."""
     if reuse and manager.qemu_pid(LAB) is not None and (LAB / "ready").exists():
         log(f"reusing the running bench lab in {LAB}")
@@ -226,8 +226,8 @@ class Recording:
         self.name = inner.name
         self.last: CommandResult | None = None
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
-        self.last = self.inner.run(command, timeout, mutating)
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
+        self.last = self.inner.run(command, timeout, mutating=mutating)
         return self.last
 
     def close(self) -> None:
@@ -276,7 +276,7 @@ class Series:
 class Measurer:
     """A collector over the bench lab's inventory, and the raw commands on its connections."""
 
-    def __init__(self, inventory: Inventory, compress: bool) -> None:
+    def __init__(self, inventory: Inventory, *, compress: bool) -> None:
         self.inventory = inventory
         self.compress = compress
         self.recorders: dict[str, Recording] = {}
@@ -305,7 +305,7 @@ class Measurer:
     def wire(self) -> dict[str, int]:
         return {name: tcp_bytes_received(r.inner) for name, r in self.recorders.items()}
 
-    def poll(self, record: bool) -> PollResult:
+    def poll(self, *, record: bool) -> PollResult:
         wire_before = self.wire()
         result = self.collector.poll()
         wire_after = self.wire()
@@ -384,9 +384,9 @@ class Measurer:
         self._pool.shutdown()
 
 
-def measure_ssh(inventory: Inventory, compress: bool, rounds: int, capture: Path | None) -> Any:
+def measure_ssh(inventory: Inventory, *, compress: bool, rounds: int, capture: Path | None) -> Any:
     label = "compressed" if compress else "uncompressed"
-    m = Measurer(inventory, compress)
+    m = Measurer(inventory, compress=compress)
     try:
         warm = time.monotonic()
         m.poll(record=False)  # connects once; every later poll reuses the connections
@@ -459,7 +459,7 @@ def measure_parse_model(capture: Path, rounds: int) -> dict[str, Any]:
     texts = {h.name: (capture / f"{h.name}.txt").read_text() for h in inventory.hosts}
     taken_at = json.loads((capture / "meta.json").read_text())["taken_at"]
     statuses = tuple(
-        HostStatus(h.name, "lb" if i < len(inventory.load_balancers) else "gateway", True)
+        HostStatus(h.name, "lb" if i < len(inventory.load_balancers) else "gateway", reachable=True)
         for i, h in enumerate(inventory.hosts)
     )
     parse_s: list[float] = []
@@ -764,7 +764,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{poll_s:.2f} s / {slowest_alone:.2f} s = {ratio:.2f}x "
             f"(vs raw in parallel {slowest_par:.2f} s: {poll_s / slowest_par:.2f}x)",
             f"<= {TARGETS['poll_ratio']}x",
-            _verdict(ratio <= TARGETS["poll_ratio"]),
+            _verdict(ok=ratio <= TARGETS["poll_ratio"]),
         )
     )
     lb_name = next(iter(ssh["raw_alone"]))  # the load balancer comes first
@@ -775,7 +775,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "LB polled alone / its raw alone",
             f"{lb_poll:.2f} s / {lb_raw:.2f} s = {lb_poll / lb_raw:.2f}x",
             f"<= {TARGETS['poll_ratio']}x",
-            _verdict(lb_poll / lb_raw <= TARGETS["poll_ratio"]),
+            _verdict(ok=lb_poll / lb_raw <= TARGETS["poll_ratio"]),
         )
     )
     pm = results["parse_model"]
@@ -785,7 +785,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{pm['total_ms']:.0f} ms (parse {pm['parse_ms']:.0f} + model {pm['model_ms']:.0f}; "
             f"CPU {pm['cpu_ms']:.0f} ms; every poll after the first)",
             f"< {TARGETS['parse_model_ms']:.0f} ms",
-            _verdict(pm["total_ms"] < TARGETS["parse_model_ms"]),
+            _verdict(ok=pm["total_ms"] < TARGETS["parse_model_ms"]),
         )
     )
     rows.append(
@@ -794,7 +794,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{pm['cold_total_ms']:.0f} ms (CPU {pm.get('cold_cpu_ms', 0):.0f} ms; nothing "
             "from an earlier poll to reuse)",
             f"< {TARGETS['parse_model_ms']:.0f} ms",
-            _verdict(pm["cold_total_ms"] < TARGETS["parse_model_ms"]),
+            _verdict(ok=pm["cold_total_ms"] < TARGETS["parse_model_ms"]),
         )
     )
     if "sh_picks_ms" in pm:
@@ -813,7 +813,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "UI refresh",
                 f"{ui['refresh_ms']:.0f} ms ({ui['slowest_view']} view; {ui['fleet']})",
                 f"< {TARGETS['ui_refresh_ms']:.0f} ms",
-                _verdict(ui["refresh_ms"] < TARGETS["ui_refresh_ms"]),
+                _verdict(ok=ui["refresh_ms"] < TARGETS["ui_refresh_ms"]),
             )
         )
     else:
@@ -829,7 +829,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{console['painted_max_ms']:.0f}; handler {console['handler_median_ms']:.0f} ms),"
                 f" the console on the lab over SSH, {console['polls']} polls, views in turn",
                 f"< {TARGETS['ui_refresh_ms']:.0f} ms",
-                _verdict(live < TARGETS["ui_refresh_ms"]),
+                _verdict(ok=live < TARGETS["ui_refresh_ms"]),
             )
         )
     if console is not None:
@@ -839,7 +839,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{console['peak_rss_mb']:.0f} MB (the console on the lab, {console['polls']} "
                 f"polls, every view shown; polling+model alone {mem['peak_rss_mb']:.0f} MB)",
                 f"< {TARGETS['peak_rss_mb']:.0f} MB",
-                _verdict(console["peak_rss_mb"] < TARGETS["peak_rss_mb"]),
+                _verdict(ok=console["peak_rss_mb"] < TARGETS["peak_rss_mb"]),
             )
         )
     else:  # results written before the console itself was measured
@@ -848,7 +848,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "peak memory (poll+model process)",
                 f"{mem['peak_rss_mb']:.0f} MB",
                 f"< {TARGETS['peak_rss_mb']:.0f} MB",
-                _verdict(mem["peak_rss_mb"] < TARGETS["peak_rss_mb"]),
+                _verdict(ok=mem["peak_rss_mb"] < TARGETS["peak_rss_mb"]),
             )
         )
     raw_bytes = sum(s["payload_bytes"] for s in ssh["raw_alone"].values())
@@ -860,13 +860,13 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{poll_wire / 1e6:.2f} MB on the wire ({poll_payload / 1e6:.2f} MB payload) "
             f"/ {raw_bytes / 1e6:.2f} MB raw = {poll_wire / raw_bytes:.2f}",
             f"<= {TARGETS['bytes_ratio']:.0f}x",
-            _verdict(poll_wire <= raw_bytes * TARGETS["bytes_ratio"]),
+            _verdict(ok=poll_wire <= raw_bytes * TARGETS["bytes_ratio"]),
         )
     )
     return rows
 
 
-def _verdict(ok: bool) -> str:
+def _verdict(*, ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
@@ -912,7 +912,7 @@ def delay_on(guest: Guest, namespaces: Sequence[str], ms: int) -> Iterator[None]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    started_lab = start_lab(args.reuse)
+    started_lab = start_lab(reuse=args.reuse)
     topo = manager.load_topology(LAB)["topology"]
     assert isinstance(topo, dict)
     guest = Guest(LAB, int(topo["control_port"]))
@@ -940,8 +940,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"`true` over SSH: {rtt_plain:.3f} s, with netem {rtt_delayed:.3f} s")
             capture = LAB / "capture"
             results["ssh"] = {
-                "uncompressed": measure_ssh(inventory, False, args.rounds, capture),
-                "compressed": measure_ssh(inventory, True, args.rounds, None),
+                "uncompressed": measure_ssh(
+                    inventory, compress=False, rounds=args.rounds, capture=capture
+                ),
+                "compressed": measure_ssh(
+                    inventory, compress=True, rounds=args.rounds, capture=None
+                ),
             }
             # The verdicts use the console's own default (FleetCollector's `compress`).
             default = inspect.signature(FleetCollector).parameters["compress"].default

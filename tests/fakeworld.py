@@ -230,7 +230,7 @@ class World:
         }
 
     def transport(self, name: str, *, read_only: bool = False) -> FakeHost:
-        return FakeHost(self, name, read_only)
+        return FakeHost(self, name, read_only=read_only)
 
     def factory(self, *, read_only: bool = False) -> Callable[[Host], Transport]:
         return lambda host: self.transport(host.name, read_only=read_only)
@@ -253,12 +253,12 @@ def _publish(path: Path, text: str) -> None:
 class FakeHost:
     """A host's transport: sh with the fake kernel on PATH; honours read-only like SSH."""
 
-    def __init__(self, world: World, name: str, read_only: bool) -> None:
+    def __init__(self, world: World, name: str, *, read_only: bool) -> None:
         self.world = world
         self.name = name
         self.read_only = read_only
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         world = self.world
         if mutating and self.read_only:
             world.refused.append(Sent(self.name, command, mutating))

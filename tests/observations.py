@@ -93,6 +93,7 @@ HEALTHY_CONNS = (conn(ALPHA_EP, GW1_RS), conn(BETA_EP, GW2_RS))
 def lb_obs(
     services: Sequence[IpvsService] | None = None,
     conns: Sequence[IpvsConn] = HEALTHY_CONNS,
+    *,
     expire_nodest_conn: bool | None = True,
     host: str = "wg-lb",
 ) -> LbObservation:
@@ -110,13 +111,23 @@ def peer(
     clock: float = NOW,
 ) -> WgPeer:
     handshake = 0 if age is None else int(clock - age)
-    return WgPeer(key, False, endpoint, allowed, handshake, 1000, 2000, keepalive)
+    return WgPeer(
+        key,
+        has_preshared_key=False,
+        endpoint=endpoint,
+        allowed_ips=allowed,
+        latest_handshake=handshake,
+        rx_bytes=1000,
+        tx_bytes=2000,
+        keepalive=keepalive,
+    )
 
 
 def gw_obs(
     host: str,
     peers: Sequence[WgPeer],
     clock: float = NOW,
+    *,
     link_up: bool | None = True,
     public_key: str = GW_KEY,
     listen_port: int = 51280,
@@ -158,7 +169,7 @@ def hosts_ok(inventory: Inventory | None = None) -> list[HostStatus]:
     inventory = inventory or make_inventory()
     roles = [(lb.name, "lb") for lb in inventory.load_balancers]
     roles += [(gw.name, "gateway") for gw in inventory.gateways]
-    return [HostStatus(n, r, True, None, NOW) for n, r in roles]  # type: ignore[arg-type]
+    return [HostStatus(n, r, reachable=True, error=None, last_success=NOW) for n, r in roles]  # type: ignore[arg-type]
 
 
 HEALTHY_LB = lb_obs()

@@ -151,7 +151,7 @@ class _NoTransport:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         raise TransportError(f"{self.name}: the pair world sends no command")
 
     def close(self) -> None:
@@ -180,7 +180,9 @@ class PairCollector(FleetCollector):
         self.frames = list(frames)
         self.polls = 0
 
-    def poll(self, roles: tuple[str, ...] = ("lb", "gateway"), lb_conns: bool = True) -> PollResult:
+    def poll(
+        self, roles: tuple[str, ...] = ("lb", "gateway"), *, lb_conns: bool = True
+    ) -> PollResult:
         frame = self.frames[min(self.polls, len(self.frames) - 1)]
         self.clock_.now = NOW + INTERVAL * self.polls
         self.polls += 1

@@ -4,7 +4,7 @@ afresh, previewed, confirmed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from wgconsole.tui.screens.action import ActionScreen
 
 
 @pytest.fixture(autouse=True)
-def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "audit.jsonl"
     monkeypatch.setenv("WGCONSOLE_AUDIT_LOG", str(path))
-    yield path
+    return path
 
 
 @dataclass(frozen=True)
@@ -67,18 +67,23 @@ async def test_a_follow_up_is_offered_and_opens_as_its_own_action() -> None:
         app.open_action(undrain)
         await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
         screen = await _run_to_done(pilot, app)
-        assert screen.follow_up is not None and screen.follow_up.operation is rebalance
+        assert screen.follow_up is not None
+        assert screen.follow_up.operation is rebalance
         outcome = str(screen.query_one("#action-outcome", Static).render())
-        assert "undrain gw done" in outcome and "next: rebalance? clients are elsewhere" in outcome
+        assert "undrain gw done" in outcome
+        assert "next: rebalance? clients are elsewhere" in outcome
         offer = screen.query_one("#action-follow-up", Button)
-        assert offer.display and not offer.disabled and "Rebalance" in str(offer.label)
+        assert offer.display
+        assert not offer.disabled
+        assert "Rebalance" in str(offer.label)
         offer.press()
         await wait_for(
             pilot,
             lambda: isinstance(app.screen, ActionScreen) and app.screen.op is rebalance,
         )
         second = await _run_to_done(pilot, app)
-        assert rebalance.ran == ["rebalance"] and undrain.ran == ["undrain gw"]
+        assert rebalance.ran == ["rebalance"]
+        assert undrain.ran == ["undrain gw"]
         assert second.follow_up is None
         assert not second.query_one("#action-follow-up", Button).display
 

@@ -58,7 +58,8 @@ def test_every_rule_has_a_summary_and_a_description_that_says_what_to_run() -> N
     assert len(rules) >= 10
     for rule in rules:
         notes = rule["annotations"]
-        assert notes["summary"].strip() and notes["description"].strip(), rule["alert"]
+        assert notes["summary"].strip(), rule["alert"]
+        assert notes["description"].strip(), rule["alert"]
         assert "`" in notes["description"], f"{rule['alert']}: no command to run"
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
 

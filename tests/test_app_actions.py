@@ -8,7 +8,6 @@ on screen and in the log, never a crash.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,10 @@ GW2 = "wg-gateway-02"
 
 
 @pytest.fixture(autouse=True)
-def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "audit.jsonl"
     monkeypatch.setenv("WGCONSOLE_AUDIT_LOG", str(path))
-    yield path
+    return path
 
 
 async def started(pilot: Any, app: ConsoleApp) -> None:
@@ -71,7 +70,8 @@ async def test_drain_key_previews_the_selected_gateway() -> None:
         await pilot.press("D")
         screen = await planned(pilot, app)
         assert screen.state == "confirming", text(screen, "action-plan")
-        assert screen.planned is not None and screen.planned.target == expected
+        assert screen.planned is not None
+        assert screen.planned.target == expected
         assert expected in text(screen, "action-plan")
 
 
@@ -86,18 +86,21 @@ async def test_undrain_and_weight_keys_in_a_gateway_detail() -> None:
         screen = await planned(pilot, app)
         assert screen.title_text == f"undrain {GW2}"
         if screen.state == "confirming":
-            assert screen.planned is not None and screen.planned.target == GW2
+            assert screen.planned is not None
+            assert screen.planned.target == GW2
         await pilot.press("escape")
         assert isinstance(app.screen, GatewayScreen)
 
         await pilot.press("W")
         await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
         screen = app.screen  # type: ignore[assignment]
-        assert isinstance(screen, ActionScreen) and screen.state == "asking"
+        assert isinstance(screen, ActionScreen)
+        assert screen.state == "asking"
         await pilot.press("1", "2", "enter")  # the field has the focus: typed, not a view key
         screen = await planned(pilot, app)
         assert screen.state == "confirming", text(screen, "action-plan")
-        assert screen.planned is not None and screen.planned.target == GW2
+        assert screen.planned is not None
+        assert screen.planned.target == GW2
         assert "12" in text(screen, "action-plan")
 
 
@@ -113,7 +116,8 @@ async def test_remove_key_on_a_client_row_and_in_its_detail() -> None:
         await pilot.press("X")
         screen = await planned(pilot, app)
         assert screen.state == "confirming", text(screen, "action-plan")
-        assert screen.planned is not None and screen.planned.target == label
+        assert screen.planned is not None
+        assert screen.planned.target == label
         await pilot.press("escape")
 
         app.open_client(key)
@@ -121,7 +125,8 @@ async def test_remove_key_on_a_client_row_and_in_its_detail() -> None:
         assert isinstance(app.screen, ClientScreen)
         await pilot.press("X")
         screen = await planned(pilot, app)
-        assert screen.planned is not None and screen.planned.target == label
+        assert screen.planned is not None
+        assert screen.planned.target == label
 
 
 async def test_keys_without_a_selection_say_what_to_select() -> None:
@@ -199,7 +204,9 @@ async def test_help_and_palette_list_the_actions() -> None:
         from wgconsole.tui.commands import ConsoleCommands
 
         names = [name for name, _, _ in ConsoleCommands(app.screen, None)._commands()]
-        assert f"Drain: {GW1}" in names and f"Weight: {GW2}" in names and "Add a peer" in names
+        assert f"Drain: {GW1}" in names
+        assert f"Weight: {GW2}" in names
+        assert "Add a peer" in names
         assert any(n.startswith("Remove peer: ") for n in names)
 
 
@@ -220,7 +227,8 @@ async def test_running_against_the_replay_fails_clearly_and_is_logged(audit: Pat
         await pilot.pause()
         assert screen.failed
         outcome = text(screen, "action-outcome")
-        assert "FAILED" in outcome and "cannot run mutating commands" in outcome
+        assert "FAILED" in outcome
+        assert "cannot run mutating commands" in outcome
         assert isinstance(app.screen, ActionScreen)  # stays until dismissed
         await pilot.press("escape")
         assert isinstance(app.screen, GatewayScreen)
@@ -251,7 +259,8 @@ async def test_add_peer_asks_for_an_output_file_for_a_generated_key(tmp_path: Pa
         await pilot.press("enter")
         screen = await planned(pilot, app)
         assert screen.state == "confirming", text(screen, "action-plan")
-        assert screen.planned is not None and screen.planned.target == "laptop-9"
+        assert screen.planned is not None
+        assert screen.planned.target == "laptop-9"
         await pilot.press(*"laptop-9", "enter")
         await wait_for(pilot, lambda: screen.state == "done")
         assert screen.failed

@@ -98,7 +98,8 @@ async def test_number_keys_switch_views() -> None:
             await pilot.press(key)
             assert tabs.active == view
         await pilot.press("2")
-        assert isinstance(app.focused, KeyedTable) and app.focused.id == "client-table"
+        assert isinstance(app.focused, KeyedTable)
+        assert app.focused.id == "client-table"
 
 
 # --- clients ------------------------------------------------------------------------------
@@ -275,9 +276,12 @@ async def test_enter_on_a_real_server_opens_its_gateway() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, GatewayScreen))
         await pilot.pause()
         info = static_text(app, "gw-info")
-        assert GW1 in info and "✔ answering" in info and "wg0 ✔ up" in info
+        assert GW1 in info
+        assert "✔ answering" in info
+        assert "wg0 ✔ up" in info
         drain = static_text(app, "gw-drain")
-        assert "128/256 buckets" in drain and "✖ 128 dropped" in drain
+        assert "128/256 buckets" in drain
+        assert "✖ 128 dropped" in drain
         assert "never move (expire_nodest_conn=0)" in drain
         peers = shown(app, "peers")
         assert [p[0] for p in peers] == ["wg-client-0", "wg-client-1"]
@@ -299,7 +303,8 @@ async def test_gateway_detail_of_a_lost_gateway_shows_its_last_data_stale() -> N
         await wait_for(pilot, lambda: isinstance(app.screen, GatewayScreen))
         await pilot.pause()
         info = static_text(app, "gw-info")
-        assert "✖ not answering" in info and "showing its last data, stale 13s" in info
+        assert "✖ not answering" in info
+        assert "showing its last data, stale 13s" in info
         assert "last known, stale 13s" in str(app.screen.query_one("#peers-title").render())
         assert len(shown(app, "peers")) == 2
 
@@ -387,7 +392,8 @@ async def test_enter_on_a_connection_opens_its_client() -> None:
         await show_view(pilot, app, "3")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ClientScreen))
-        assert isinstance(app.screen, ClientScreen) and app.screen.public_key == C1
+        assert isinstance(app.screen, ClientScreen)
+        assert app.screen.public_key == C1
 
 
 # --- help, palette, themes, read-only, quit -------------------------------------------------
@@ -403,7 +409,8 @@ async def test_help_lists_every_key() -> None:
 
         for binding in [*ConsoleApp.BINDINGS, *TableView.BINDINGS, *DetailScreen.BINDINGS]:
             assert binding.tooltip in text  # type: ignore[union-attr]
-        assert "Actions" in text and "ctrl+p" in text
+        assert "Actions" in text
+        assert "ctrl+p" in text
         await pilot.press("question_mark")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -439,7 +446,8 @@ async def test_themes_load_switch_and_restyle() -> None:
         assert app.theme == "light"
         assert app.colours.style("good") != before
         restyled = table(app, "servers").get_row_at(0)[3]
-        assert restyled.style != cell.style and restyled.plain == cell.plain
+        assert restyled.style != cell.style
+        assert restyled.plain == cell.plain
     with pytest.raises(ThemeError, match="no theme 'nope'"):
         console([NORMAL], theme="nope")
 
@@ -568,7 +576,8 @@ async def test_enter_on_a_finding_opens_its_subject_or_shows_it_whole() -> None:
         findings.move_cursor(row=0)  # host-unreachable, about wg-gateway-02
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, GatewayScreen))
-        assert isinstance(app.screen, GatewayScreen) and app.screen.gateway == GW2
+        assert isinstance(app.screen, GatewayScreen)
+        assert app.screen.gateway == GW2
         await pilot.press("escape")
         findings.move_cursor(row=column(app, "findings", "Code").index("sh-no-fallback"))
         await pilot.press("enter")

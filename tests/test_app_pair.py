@@ -7,7 +7,6 @@ says where it would land on failover; the balance per gateway and the rebalance 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +56,10 @@ from wgconsole.view.present import ACCENT
 
 
 @pytest.fixture(autouse=True)
-def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "audit.jsonl"
     monkeypatch.setenv("WGCONSOLE_AUDIT_LOG", str(path))
-    yield path
+    return path
 
 
 def app_over(collector: PairCollector, **kwargs: Any) -> ConsoleApp:
@@ -130,12 +129,14 @@ async def test_the_picture_marks_exactly_the_buckets_whose_gateway_differs() -> 
     async with app.run_test(size=(160, 50)) as pilot:
         await started(pilot, app)
         view = app.query_one(BucketGridView)
-        assert view.display and view.grid is not None
+        assert view.display
+        assert view.grid is not None
         # The tables as the kernel fills them from each director's dests (kernel order).
         holder, backup = kernel_table(HOLDER_DESTS), kernel_table(BACKUP_DESTS)
         expected = {b for b in range(TAB_SIZE) if holder[b] != backup[b]}
         assert len(expected) == 128
-        assert view.grid.left.table == holder and view.grid.right.table == backup
+        assert view.grid.left.table == holder
+        assert view.grid.right.table == backup
         assert {b for b in range(TAB_SIZE) if view.grid.differing[b]} == expected
         # What is drawn: each grid's rows of two-character cells, the mark on exactly those.
         per_row, side_by_side = layout(view.content_size.width)
@@ -161,7 +162,8 @@ async def test_replayed_lab_pair_reordered_backup_marks_every_bucket() -> None:
     async with app.run_test(size=(160, 50)) as pilot:
         await started(pilot, app)
         view = app.query_one(BucketGridView)
-        assert view.grid is not None and view.grid.count == 0
+        assert view.grid is not None
+        assert view.grid.count == 0
         assert column(app, "directors", "sh table") == {LB1: "reference", LB2: "✔ same"}
         await step(pilot, app)
         assert view.grid is not None
@@ -170,7 +172,8 @@ async def test_replayed_lab_pair_reordered_backup_marks_every_bucket() -> None:
         holder, backup = (kernel_table(v.service.dests, names) for v in fleet.load_balancers)
         # The same dests on both: only their kernel order differs.
         dests = [{d.endpoint for d in v.service.dests} for v in fleet.load_balancers]
-        assert dests[0] == dests[1] and len(dests[0]) == 2
+        assert dests[0] == dests[1]
+        assert len(dests[0]) == 2
         expected = {b for b in range(TAB_SIZE) if holder[b] != backup[b]}
         assert len(expected) == TAB_SIZE
         assert {b for b in range(TAB_SIZE) if view.grid.differing[b]} == expected
@@ -196,7 +199,8 @@ async def test_small_terminal_scrolls_the_overview_to_the_picture() -> None:
         view = app.query_one(BucketGridView)
         assert layout(view.content_size.width) == (16, True)
         overview = app.query_one("#overview-view")
-        assert overview.scroll_y == 0 and view.region.y >= 24  # below the screen's bottom
+        assert overview.scroll_y == 0
+        assert view.region.y >= 24  # below the screen's bottom
         view.focus()
         # Focus scrolls it into view (smoothly: waited for).
         await wait_for(pilot, lambda: view.region.y < 22)
@@ -229,7 +233,8 @@ async def test_a_vip_move_vrrp_and_sync_changes_reach_the_log() -> None:
         assert "wg-lb-2: VRRP BACKUP -> MASTER (priority 150)" in text
         assert "wg-lb-1: sync daemon master eth0 syncid 1 -> none" in text
         kinds = {e.kind: e.severity for e in app.query_one(EventLog).events}
-        assert kinds["vip-moved"] == "warning" and kinds["sync-daemon"] == "warning"
+        assert kinds["vip-moved"] == "warning"
+        assert kinds["sync-daemon"] == "warning"
         # The Overview follows: wg-lb-2 holds the VIP now.
         assert column(app, "directors", "VIP") == {LB1: "no", LB2: "✔ holds it"}
 
@@ -293,12 +298,14 @@ async def test_rebalance_key_opens_the_operation_with_its_preview() -> None:
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
         screen = app.screen
-        assert isinstance(screen, ActionScreen) and isinstance(screen.op, catalog.Rebalance)
+        assert isinstance(screen, ActionScreen)
+        assert isinstance(screen.op, catalog.Rebalance)
         await wait_for(pilot, lambda: screen.state in ("confirming", "refused"))
         assert screen.state == "confirming"
         preview = str(screen.query_one("#action-plan", Static).render())
         assert "move 1 client(s)" in preview
-        assert "beta" in preview and f"{GW1} -> {GW2}" in preview
+        assert "beta" in preview
+        assert f"{GW1} -> {GW2}" in preview
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, ActionScreen)
@@ -358,7 +365,8 @@ async def test_many_clients_not_on_their_sh_choice_are_one_row_opening_them() ->
             cells = table.cells_of(key)
             assert cells is not None
             cell = cells[5]
-            assert cell.text == "not-on-sh-choice" and cell.tone == ACCENT
+            assert cell.text == "not-on-sh-choice"
+            assert cell.tone == ACCENT
 
 
 async def test_the_palette_opens_lb_align_and_failover_on_a_pair() -> None:
@@ -376,7 +384,8 @@ async def test_the_palette_opens_lb_align_and_failover_on_a_pair() -> None:
             callback()
             await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
             screen = app.screen
-            assert isinstance(screen, ActionScreen) and isinstance(screen.op, kind)
+            assert isinstance(screen, ActionScreen)
+            assert isinstance(screen.op, kind)
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, ActionScreen))
 

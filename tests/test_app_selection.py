@@ -177,7 +177,8 @@ async def test_an_lb_entry_row_selects_its_client_behind_it_and_enter_opens_it()
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ClientScreen))
         screen = app.screen
-        assert isinstance(screen, ClientScreen) and screen.public_key == public_key
+        assert isinstance(screen, ClientScreen)
+        assert screen.public_key == public_key
 
 
 async def test_a_detail_screen_is_what_is_selected() -> None:

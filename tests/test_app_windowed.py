@@ -62,7 +62,8 @@ async def big() -> AsyncIterator[Console]:
 
 
 def name_of(console: Console, key: str | None) -> str:
-    assert console.app.snapshot is not None and key is not None
+    assert console.app.snapshot is not None
+    assert key is not None
     client = console.app.snapshot.fleet.client(key)
     assert client is not None
     return client.label
@@ -81,7 +82,8 @@ async def test_the_cursor_reaches_the_last_client_past_the_window(big: Console) 
         await big.pilot.press("down")
     assert table.position == held + 5
     assert table.cursor_key() == order[held + 5]
-    assert table.start > 0 and table.row_count == held
+    assert table.start > 0
+    assert table.row_count == held
     assert big.status("client-table").startswith(f"row {held + 6} of {CLIENTS} · ")
     # A page at a time, to the end of the list.
     for _ in range(CLIENTS // 20):
@@ -115,7 +117,8 @@ async def test_a_refresh_keeps_the_cursor_on_its_client_deep_in_the_list(big: Co
     table = big.table("client-table")
     await big.pilot.press("end", *(["pageup"] * 8))
     key, position = table.cursor_key(), table.position
-    assert position is not None and position < CLIENTS - table.row_count
+    assert position is not None
+    assert position < CLIENTS - table.row_count
     await big.refresh()
     assert (table.cursor_key(), table.position) == (key, position)
     # Sorted by handshake age, which every refresh moves: the cursor follows its client.
@@ -145,7 +148,8 @@ async def test_sort_keys_order_the_whole_list(big: Console) -> None:
     order = big.expected("clients-view")
     assert name_of(big, order[0]) == "client-0599"
     # The cursor stayed on its client, now the last of the list, out of the first window.
-    assert table.cursor_key() == order[-1] and table.position == CLIENTS - 1
+    assert table.cursor_key() == order[-1]
+    assert table.position == CLIENTS - 1
     await big.pilot.press("home")
     assert table.keys[0] == table.cursor_key() == order[0]
 
@@ -225,7 +229,8 @@ async def test_the_gateway_detail_peers_table_is_a_window_over_every_peer(big: C
     gateway = big.world.inv.gateways[0].name
     await open_gateway(big, gateway)
     peers = screen_table(big, "peers")
-    assert 0 < peers.row_count < CLIENTS and peers.count == CLIENTS  # a window, not the fleet
+    assert 0 < peers.row_count < CLIENTS  # a window, not the fleet
+    assert peers.count == CLIENTS
     assert big.app.snapshot is not None
     order = [c.public_key for c in big.app.snapshot.fleet.clients if c.on(gateway)]
     assert len(order) == CLIENTS
@@ -254,7 +259,8 @@ async def test_a_refresh_keeps_the_detail_cursor_on_its_peer(big: Console) -> No
     peers.focus()
     await big.pilot.press("end", *(["pageup"] * 8))
     key, position = peers.cursor_key(), peers.position
-    assert position is not None and position < CLIENTS - peers.row_count
+    assert position is not None
+    assert position < CLIENTS - peers.row_count
     await big.refresh()
     assert (peers.cursor_key(), peers.position) == (key, position)
     big.app.pop_screen()
@@ -276,7 +282,8 @@ async def test_drift_of_hundreds_of_peers_is_a_window_of_it(big: Console) -> Non
     await big.pilot.pause()
     await open_gateway(big, first)
     drift = screen_table(big, "drift")
-    assert drift.count == len(lacking) and 0 < drift.row_count < len(lacking)
+    assert drift.count == len(lacking)
+    assert 0 < drift.row_count < len(lacking)
     assert title(big, "drift-title").startswith(
         f"Config drift against the other gateways ({len(lacking)}) · row 1 of "
     )

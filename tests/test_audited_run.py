@@ -37,7 +37,7 @@ from wgconsole.poll.transport.base import CommandResult, Transport
 class _Locks:
     """A stand-in for the service lock: what was taken and released, in order."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, refuse: bool = False) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, refuse: bool = False) -> None:
         self.events: list[str] = []
 
         @contextmanager
@@ -108,7 +108,8 @@ def test_a_failed_step_is_audited_failed_after_the_lock_is_released_then_raised(
     assert locks.events == ["take rebalance break=False", "verify", "release rebalance"]
     (entry,) = _entries(ctx)
     assert (entry["outcome"], entry["detail"]) == ("failed", "lb-01: gw does not show weight 2")
-    assert entry["after"] == {"moved": {"alpha": "gw-01"}} and entry["before"] == []
+    assert entry["after"] == {"moved": {"alpha": "gw-01"}}
+    assert entry["before"] == []
 
 
 def test_an_interrupt_is_audited_interrupted_and_raised_again(
@@ -142,7 +143,8 @@ def test_an_unexpected_exception_is_audited_failed_and_raised_unchanged(tmp_path
         run.tx.run([Step("divide", do=lambda: 1 / 0)])
         run.succeeded({})
     (entry,) = _entries(ctx)
-    assert entry["outcome"] == "failed" and entry["detail"] == "division by zero"
+    assert entry["outcome"] == "failed"
+    assert entry["detail"] == "division by zero"
 
 
 def test_a_lock_held_elsewhere_is_audited_failed(
@@ -159,7 +161,8 @@ def test_a_lock_held_elsewhere_is_audited_failed(
         run.succeeded({})
     assert ran == []
     (entry,) = _entries(ctx)
-    assert entry["outcome"] == "failed" and "locked by someone else" in entry["detail"]
+    assert entry["outcome"] == "failed"
+    assert "locked by someone else" in entry["detail"]
 
 
 def test_an_operations_own_account_keeps_its_outcome(tmp_path: Path) -> None:
@@ -180,9 +183,11 @@ def test_an_operations_own_account_keeps_its_outcome(tmp_path: Path) -> None:
         run.before = {"gw-01": {"live": None}}  # read under the lock
         run.tx.run([Step("add", do=do)], discard=lambda: undone.append("file"), account=account)
         run.succeeded({})
-    assert raised.value.outcome is RunOutcome.ROLLED_BACK and undone == ["file"]
+    assert raised.value.outcome is RunOutcome.ROLLED_BACK
+    assert undone == ["file"]
     (entry,) = _entries(ctx)
-    assert entry["outcome"] == "rolled back" and entry["before"] == {"gw-01": {"live": None}}
+    assert entry["outcome"] == "rolled back"
+    assert entry["before"] == {"gw-01": {"live": None}}
     assert entry["detail"] == "peer add x failed: gw-02: connection lost\nEvery gateway is back."
 
 
@@ -221,7 +226,7 @@ class _InterruptAfter:
     def __init__(self, inner: Transport, world: World, n: int) -> None:
         self.inner, self.world, self.n = inner, world, n
 
-    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = True) -> CommandResult:
         if mutating:
             self.n -= 1
             if self.n == 0:
@@ -264,7 +269,8 @@ def test_a_drain_interrupted_is_audited_then_the_interrupt_goes_on(tmp_path: Pat
         execute_drain(ctx, plan, wait=True, wait_timeout=5)
     (entry,) = ctx.audit.entries()
     assert (entry["action"], entry["target"], entry["outcome"]) == ("drain", GW2, "interrupted")
-    assert entry["before"]["weight"] == 1 and entry["after"] is None
+    assert entry["before"]["weight"] == 1
+    assert entry["after"] is None
 
     ctx = _world_ctx(world)
     undrain = plan_undrain(ctx, world.collector(timeout=60.0).read_fleet(), GW2)
@@ -290,12 +296,15 @@ def test_an_undrain_offers_a_rebalance_as_a_typed_follow_up(tmp_path: Path) -> N
     outcome = run_planned(_planned(catalog.Undrain(GW2, 1, break_lock=True), world))
     assert not outcome.failed
     follow_up = outcome.follow_up
-    assert isinstance(follow_up, FollowUp) and follow_up.kind == "rebalance"
+    assert isinstance(follow_up, FollowUp)
+    assert follow_up.kind == "rebalance"
     assert follow_up.operation == catalog.Rebalance(break_lock=True)
-    assert GW2 in follow_up.why and "rebalance moves them" in follow_up.why
+    assert GW2 in follow_up.why
+    assert "rebalance moves them" in follow_up.why
     # A weight offers nothing.
     outcome = run_planned(_planned(catalog.Weight(GW2, "2"), world))
-    assert not outcome.failed and outcome.follow_up is None
+    assert not outcome.failed
+    assert outcome.follow_up is None
 
 
 def test_a_rebalance_with_nothing_to_move_says_so_typed(tmp_path: Path) -> None:
@@ -303,8 +312,10 @@ def test_a_rebalance_with_nothing_to_move_says_so_typed(tmp_path: Path) -> None:
     planned = _planned(catalog.Rebalance(), world)
     assert planned.changes_nothing
     outcome = run_planned(planned)
-    assert not outcome.failed and "nothing to move" in outcome.summary
-    assert world.sent and all(not s.mutating for s in world.sent)  # no lock, no change
+    assert not outcome.failed
+    assert "nothing to move" in outcome.summary
+    assert world.sent
+    assert all(not s.mutating for s in world.sent)  # no lock, no change
     # A plan that changes something says so too.
     drain = _planned(catalog.Drain(GW2), world)
     assert not drain.changes_nothing

@@ -40,7 +40,8 @@ def test_a_bad_inventory_is_one_located_message_and_exit_2(
     assert cli.main(["-i", str(path), "status"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"wgconsole: {path}{where}"), err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ def _fake_tools(tmp_path: Path, dump: str, status: int, shell: str) -> dict[str,
 def _run_gateway_script(env: dict[str, str]) -> str:
     # The poll sends `sh -c '...'` to the remote login shell; run it the same way here.
     done = subprocess.run(
-        ["sh", "-c", gateway_script("wg0", False)],
+        ["sh", "-c", gateway_script("wg0", sudo=False)],
         env=env,
         capture_output=True,
         text=True,
@@ -81,10 +81,12 @@ def test_gateway_script_streams_the_dump_without_secrets(tmp_path: Path, shell: 
     ]
     dump = "\n".join([f"{PRIVATE}\t{PUBLIC}\t51280\toff", *peers]) + "\n"
     out = _run_gateway_script(_fake_tools(tmp_path, dump, 0, shell))
-    assert PRIVATE not in out and PSK not in out
+    assert PRIVATE not in out
+    assert PSK not in out
     assert "@@wgc-rc:dump:0" in out
     obs = parse_gateway_output("gw", "wg0", out)
-    assert obs.interface is not None and obs.link_up is True
+    assert obs.interface is not None
+    assert obs.link_up is True
     assert len(obs.interface.peers) == len(peers)
     assert [p.has_preshared_key for p in obs.interface.peers] == [
         bool(i % 2) for i in range(1, 200)
@@ -169,7 +171,8 @@ def test_wg_dump_column_pass_equals_the_line_pass(seed: int) -> None:
     text = _random_dump(random.Random(seed), 500)
     assert wg_dump._peers_by_column(text.splitlines()[1:]) is not None
     fast = wg_dump.parse_wg_dump(text, "wg0")
-    assert fast == _by_line(text) and repr(fast) == repr(_by_line(text))
+    assert fast == _by_line(text)
+    assert repr(fast) == repr(_by_line(text))
 
 
 def test_wg_dump_unusual_lines_take_the_line_pass() -> None:
@@ -188,7 +191,7 @@ def test_wg_dump_unusual_lines_take_the_line_pass() -> None:
         except ParseError as error:
             with pytest.raises(ParseError) as raised:
                 wg_dump.parse_wg_dump(damaged, "wg0")
-            assert str(raised.value) == str(error)
+            assert str(raised.value) == str(error)  # noqa: PT017 - either outcome is valid
         else:
             assert wg_dump.parse_wg_dump(damaged, "wg0") == expected
 
@@ -197,7 +200,16 @@ def test_columns_build_records_equal_to_the_class() -> None:
     built = Columns(Endpoint, ("address", "port")).build(["10.0.0.1", "::1"], [1, 2])
     assert built == [Endpoint("10.0.0.1", 1), Endpoint("::1", 2)]
     assert hash(built[0]) == hash(Endpoint("10.0.0.1", 1))
-    peer = WgPeer("k", False, None, ("10.0.0.1/32",), 0, 1, 2, 0)
+    peer = WgPeer(
+        "k",
+        has_preshared_key=False,
+        endpoint=None,
+        allowed_ips=("10.0.0.1/32",),
+        latest_handshake=0,
+        rx_bytes=1,
+        tx_bytes=2,
+        keepalive=0,
+    )
     (copy,) = Columns(
         WgPeer,
         (
@@ -211,7 +223,8 @@ def test_columns_build_records_equal_to_the_class() -> None:
             "keepalive",
         ),
     ).build(*([value] for value in (peer.public_key, False, None, ("10.0.0.1/32",), 0, 1, 2, 0)))
-    assert copy == peer and repr(copy) == repr(peer)
+    assert copy == peer
+    assert repr(copy) == repr(peer)
     with pytest.raises(AttributeError):
         copy.rx_bytes = 5  # type: ignore[misc]
     with pytest.raises(TypeError, match="fields changed"):
@@ -221,7 +234,7 @@ def test_columns_build_records_equal_to_the_class() -> None:
 
 
 @pytest.mark.parametrize("was_enabled", [True, False])
-def test_gc_pause_is_shared_by_threads_and_restores_the_state(was_enabled: bool) -> None:
+def test_gc_pause_is_shared_by_threads_and_restores_the_state(*, was_enabled: bool) -> None:
     previous = gc.isenabled()
     try:
         gc.enable() if was_enabled else gc.disable()
@@ -283,7 +296,8 @@ def test_wg_dump_reuses_unchanged_lines_and_parses_the_rest() -> None:
     memo: LineMemo[WgPeer] = LineMemo()
     a = wg_dump.parse_wg_dump(first, "wg0", memo)
     b = wg_dump.parse_wg_dump(second, "wg0", memo)
-    assert a == _by_line(first) and b == _by_line(second)
+    assert a == _by_line(first)
+    assert b == _by_line(second)
     assert wg_dump.parse_wg_dump(second, "wg0", memo) == b
     assert b.peers[0] is a.peers[0]  # unchanged lines give the very same records
     assert wg_dump.parse_wg_dump(second, "wg0").peers[0] is not b.peers[0]  # no memo: new

@@ -132,7 +132,8 @@ def test_each_theme_file_gives_distinct_gateway_colours(name: str) -> None:
     assert {f"gateway-{i}" for i in range(1, 9)} <= set(spec.variables)
     p = ThemeColours({"background": spec.colours["background"], **dict(spec.variables)})
     backgrounds = [s.bgcolor for s in p.gateways]
-    assert len(p.gateways) == 8 and len(set(backgrounds)) == 8
+    assert len(p.gateways) == 8
+    assert len(set(backgrounds)) == 8
     # The text on each is black or white, whichever contrasts.
     assert {str(s.color.name) for s in p.gateways} <= {"#000000", "#ffffff"}  # type: ignore[union-attr]
     assert p.gateway(8) == p.gateway(0)  # they repeat

@@ -141,14 +141,17 @@ def test_lost_gateway_keeps_its_last_data_marked_stale() -> None:
     assert kept.gateways[GW2].as_of == normal.taken_at
     assert len(kept.gateways[GW2].peers) == 2
     ages = {a.name: a for a in host_ages(lost.hosts, lost.taken_at + 5)}
-    assert ages[GW2].stale and ages[GW2].age == pytest.approx(lost.taken_at + 5 - normal.taken_at)
-    assert not ages[GW1].stale and ages[GW1].age == pytest.approx(5)
+    assert ages[GW2].stale
+    assert ages[GW2].age == pytest.approx(lost.taken_at + 5 - normal.taken_at)
+    assert not ages[GW1].stale
+    assert ages[GW1].age == pytest.approx(5)
     rows = {r.key: r for r in host_rows(tuple(ages.values()))}
     assert _texts(rows[GW2])[2:4] == ["✖ down", "stale 18s"]
     assert rows[GW2].cells[3].tone == STALE
     peers, age = peer_rows(lost, GW2, kept, lost.taken_at)
     assert age == pytest.approx(lost.taken_at - normal.taken_at)
-    assert peers and all(c.tone == STALE for r in peers for c in r.cells)
+    assert peers
+    assert all(c.tone == STALE for r in peers for c in r.cells)
 
 
 def test_client_on_a_lost_gateway_is_shown_stale_not_current() -> None:
@@ -175,7 +178,8 @@ def test_client_on_a_lost_gateway_is_shown_stale_not_current() -> None:
     cells = _texts(rows[0])
     assert cells[2] == f"{GW2} (down)"
     assert cells[3] == GW2
-    assert cells[4].startswith("✔ fresh") and "stale 13s" in cells[4]
+    assert cells[4].startswith("✔ fresh")
+    assert "stale 13s" in cells[4]
     assert rows[0].cells[4].tone == STALE
     side = client_gateway_rows(lost, client, kept, lost.taken_at, [GW1, GW2])
     data = _texts(side[0])
@@ -197,7 +201,8 @@ def test_lost_lb_keeps_real_servers_stale() -> None:
     kept = keeper.update(lost)
     assert kept.lb is not None
     rows = server_rows(lost, RateTracker().update(lost), kept, lost.taken_at)
-    assert rows and all(c.tone == STALE for r in rows for c in r.cells)
+    assert rows
+    assert all(c.tone == STALE for r in rows for c in r.cells)
     assert "stale 10s" in rows[0].cells[3].text
     line = service_line(lost, kept, lost.taken_at)
     assert line[-1] == (" · stale 10s", STALE)
@@ -276,7 +281,8 @@ def test_snapshot_builder_carries_events_and_rows() -> None:
         collector.close()
     assert (first.seq, second.seq) == (1, 2)
     assert [e.kind for e in second.events] == ["interface-down"]
-    assert len(second.clients) == 2 and len(second.servers) == 2
+    assert len(second.clients) == 2
+    assert len(second.servers) == 2
 
 
 # --- what-if and drift --------------------------------------------------------------------
@@ -300,7 +306,8 @@ def test_client_outcomes_follow_the_sh_model() -> None:
     assert "never moves" in outcomes[f"remove {GW1}"].note
     preview = drain_preview(collector.inventory, fleet, GW1)
     assert preview is not None
-    assert preview.lb_clients == 2 and preview.buckets == 128
+    assert preview.lb_clients == 2
+    assert preview.buckets == 128
     assert preview.weight0_new == {None: 128}
     assert preview.removed_clients == {GW2: 2}
 
@@ -329,7 +336,8 @@ def test_gateway_drift_compares_allowed_ips_as_sets() -> None:
     (normal,) = fleets([NORMAL])
     c0, c1 = normal.clients
     mine, theirs = c0.on(GW1), c0.on(GW2)
-    assert mine is not None and theirs is not None
+    assert mine is not None
+    assert theirs is not None
     two = ("10.255.0.2/32", "fd00::2/128")
 
     def with_ips(here: tuple[str, ...], there: tuple[str, ...]) -> Fleet:
@@ -365,7 +373,8 @@ def test_high_contrast_has_no_red_green_pair() -> None:
     colours = load_themes([PACKAGE_DIR])["high-contrast"].colours
     good, bad = _hue(colours["success"]), _hue(colours["error"])
     assert not 70 <= good <= 170, "success must not be a green"
-    assert not (bad <= 20 or bad >= 345), "error must not be a pure red"
+    assert not (bad <= 20), "error must not be a pure red"
+    assert not (bad >= 345), "error must not be a pure red"
     assert min(abs(good - bad), 360 - abs(good - bad)) > 90
 
 

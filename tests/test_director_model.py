@@ -96,7 +96,9 @@ def test_identical_pair_agrees_everywhere() -> None:
         0,
         2,
     )
-    assert one.table is not None and len(one.table) == 256 and one.table == two.table
+    assert one.table is not None
+    assert len(one.table) == 256
+    assert one.table == two.table
     assert {c.name: (c.failover_gateway, c.failover_synced) for c in f.clients} == {
         "alpha": (GW1, True),
         "beta": (GW2, True),
@@ -112,7 +114,8 @@ def test_planted_mismatch_differs_in_every_bucket_with_identical_listings() -> N
     )
     f = pair(backup=backup_obs)
     holder, backup = f.load_balancers
-    assert holder.service is not None and backup.service is not None
+    assert holder.service is not None
+    assert backup.service is not None
     assert sorted(map(str, (d.endpoint for d in holder.service.dests))) == sorted(
         map(str, (d.endpoint for d in backup.service.dests))
     )
@@ -127,7 +130,8 @@ def test_planted_mismatch_differs_in_every_bucket_with_identical_listings() -> N
     # On the holder the same buckets go the other way: every client would move.
     assert all(c.failover_gateway != c.lb_gateway for c in f.clients)
     table = next(x for x in f.findings if x.code == "backup-table-differs")
-    assert table.subject == LB2 and "256/256 buckets" in table.message
+    assert table.subject == LB2
+    assert "256/256 buckets" in table.message
     assert "2 client(s) without a synced entry would change gateway now (alpha, beta)" in (
         table.message
     )
@@ -178,11 +182,13 @@ def test_many_movers_are_folded_into_one_group() -> None:
         gateways={GW1: gw_obs(GW1, []), GW2: gw_obs(GW2, peers)},
     )
     movers = [c for c in f.clients if c.failover_gateway != c.lb_gateway]
-    assert movers and all(c.failover_gateway == GW1 for c in movers)
+    assert movers
+    assert all(c.failover_gateway == GW1 for c in movers)
     shown = fold_findings(f.findings)
     groups = [g for g in shown if isinstance(g, FindingGroup) and g.code == "failover-moves"]
     if len(movers) > 5:
-        assert len(groups) == 1 and len(groups[0].findings) == len(movers)
+        assert len(groups) == 1
+        assert len(groups[0].findings) == len(movers)
 
 
 def test_vip_on_both_and_on_none() -> None:
@@ -200,7 +206,8 @@ def test_sync_daemon_missing_or_one_sided() -> None:
     )
     f = pair(backup=no_receiver)
     (finding,) = [x for x in f.findings if x.code == "sync-daemon-missing"]
-    assert "runs no backup sync daemon" in finding.message and "--start-daemon" in finding.message
+    assert "runs no backup sync daemon" in finding.message
+    assert "--start-daemon" in finding.message
     other_id = director(
         LB2, holds=False, state="BACKUP", priority=100, daemon=SyncDaemon("backup", "eth0", 2)
     )
@@ -235,8 +242,8 @@ def test_keepalived_drift_when_a_reload_would_change_the_kernel() -> None:
         "sh",
         0x08,
         (
-            KeepalivedRealServer(GW1_RS, 1, False),
-            KeepalivedRealServer(GW2_RS, 1, False),
+            KeepalivedRealServer(GW1_RS, 1, inhibit_on_failure=False),
+            KeepalivedRealServer(GW2_RS, 1, inhibit_on_failure=False),
         ),
     )
     holder = director(LB1, holds=True, state="MASTER", priority=150)
@@ -318,7 +325,8 @@ def test_hosts_text_in_the_directors_table_is_printable() -> None:
     console = Console(record=True, width=250, force_terminal=False)
     print_status(pair(backup=hostile), console)
     out = console.export_text()
-    assert "\x1b" not in out and "\x07" not in out
+    assert "\x1b" not in out
+    assert "\x07" not in out
     assert "backup \\x1b[2J id 1" in out
     assert "\\x1b]52;c;x\\x07" in out  # in the director-drift finding
 

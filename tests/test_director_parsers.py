@@ -172,8 +172,8 @@ def test_keepalived_section_as_the_poll_script_wrote_it() -> None:
         0,
     )
     assert server.real_servers == (
-        KeepalivedRealServer(Endpoint("172.30.0.11", 51280), 1, False),
-        KeepalivedRealServer(Endpoint("172.30.0.12", 51280), 2, False),
+        KeepalivedRealServer(Endpoint("172.30.0.11", 51280), 1, inhibit_on_failure=False),
+        KeepalivedRealServer(Endpoint("172.30.0.12", 51280), 2, inhibit_on_failure=False),
     )
 
 
@@ -183,7 +183,8 @@ def test_keepalived_section_none_and_problem() -> None:
         "pid 12\nsource json\nconf /etc/k.conf\nconfproblem cat: denied\n"
         "problem keepalived wrote no json dump within 5 s\n"
     )
-    assert header.running and header.problem == "keepalived wrote no json dump within 5 s"
+    assert header.running
+    assert header.problem == "keepalived wrote no json dump within 5 s"
     for bad in ("", "pid x\n", "pid 1\nsource xml\ndump\n", "@@wgc:evil\n", "conftext !!!\n"):
         with pytest.raises(ParseError):
             parse_keepalived_section(bad)
@@ -244,7 +245,8 @@ def test_bad_keepalived_config_is_the_reports_problem_not_the_polls() -> None:
     ]
     report = keepalived_report(parse_keepalived_section("\n".join(lines)))
     assert report.virtual_servers is None
-    assert report.problem is not None and "not closed" in report.problem
+    assert report.problem is not None
+    assert "not closed" in report.problem
     assert [i.state for i in report.instances] == ["MASTER"]
 
 
@@ -278,11 +280,14 @@ def test_director_sections_parsed_with_the_poll() -> None:
         + _section("keepalived", (KA / "section_master.txt").read_text())
     )
     obs = parse_lb_output("wg-lb", _lb_text(extra))
-    assert obs.addresses is not None and "172.30.255.1" in obs.addresses
+    assert obs.addresses is not None
+    assert "172.30.255.1" in obs.addresses
     assert obs.sync_daemons == (SyncDaemon("backup", "eth0", 1),)
     assert obs.timeouts == IpvsTimeouts(900, 120, 300)
-    assert obs.sysctls is not None and obs.sysctls.number("sync_version") == 1
-    assert obs.keepalived is not None and obs.keepalived.instances[0].state == "MASTER"
+    assert obs.sysctls is not None
+    assert obs.sysctls.number("sync_version") == 1
+    assert obs.keepalived is not None
+    assert obs.keepalived.instances[0].state == "MASTER"
     assert obs.director_problems == ()
 
 
@@ -295,7 +300,8 @@ def test_unreadable_director_sections_leave_the_poll_standing() -> None:
         + _section("keepalived", "pid 12\nsource json\nconf /k\ndump\n{not json\n")
     )
     obs = parse_lb_output("wg-lb", _lb_text(extra))
-    assert obs.services and obs.conns
+    assert obs.services
+    assert obs.conns
     assert (obs.addresses, obs.sync_daemons, obs.timeouts, obs.keepalived) == (
         None,
         None,
@@ -309,10 +315,10 @@ def test_unreadable_director_sections_leave_the_poll_standing() -> None:
 
 
 def test_lb_script_reads_the_director_sections_in_its_one_command() -> None:
-    script = lb_script(False)
+    script = lb_script(sudo=False)
     for name in ("addr", "daemon", "timeout", "sysctls", "keepalived"):
         assert f"@@wgc:{name}" in script
-    assert "sudo -n sh -c" in lb_script(True)
+    assert "sudo -n sh -c" in lb_script(sudo=True)
     # Only SIGUSR1 (keepalived's data dump) is ever sent to keepalived.
     kills = [line.strip() for line in KEEPALIVED_SCRIPT.splitlines() if "kill " in line]
     assert kills == [
@@ -353,7 +359,8 @@ def test_pair_lab_capture_replayed() -> None:
     assert one.sync_daemons == (SyncDaemon("master", "lan", 51),)
     assert two.sync_daemons == (SyncDaemon("backup", "lan", 51),)
     assert one.timeouts == two.timeouts == IpvsTimeouts(900, 120, 300)
-    assert one.sysctls is not None and one.sysctls.sync_threshold == (3, 50)
+    assert one.sysctls is not None
+    assert one.sysctls.sync_threshold == (3, 50)
     assert (one.keepalived_managed, two.keepalived_managed) == (False, False)
     assert (one.buckets_differing, two.buckets_differing) == (0, 0)
     assert all(c.failover_gateway == c.lb_gateway and c.failover_synced for c in fleet.clients)
@@ -394,7 +401,8 @@ def test_pair_lab_capture_with_the_backups_dests_readded_the_other_way() -> None
     texts = [(LAB / "pair-backup-reordered" / f"wg-lb-{i}.txt").read_text() for i in (1, 2)]
     listings = [t.split("@@wgc:ipvsadm")[1].split("@@wgc-rc:ipvsadm")[0] for t in texts]
     orders = [[x.split()[1] for x in t.splitlines() if x.startswith("  -> 10.")] for t in listings]
-    assert orders[0] == orders[1][::-1] and len(orders[0]) == 2
+    assert orders[0] == orders[1][::-1]
+    assert len(orders[0]) == 2
 
 
 def test_local_transport_reads_the_addresses_ip_o_addr_lists() -> None:

@@ -86,13 +86,13 @@ def _fake_wg(tmp_path: Path) -> Path:
     return calls
 
 
-def _peer(key: str, psk: bool, keepalive: int) -> WgPeer:
+def _peer(key: str, *, psk: bool, keepalive: int) -> WgPeer:
     return WgPeer(key, psk, None, ("10.255.0.2/32", "10.9.0.0/24"), 0, 0, 0, keepalive)
 
 
 def test_one_wg_set_makes_every_peer_afresh_and_initiates(tmp_path: Path) -> None:
     calls = _fake_wg(tmp_path)
-    kicks = [Kick(_peer("BBB=", False, 15), "10.77.1.10:51601")]
+    kicks = [Kick(_peer("BBB=", psk=False, keepalive=15), "10.77.1.10:51601")]
     (command,) = initiate_command(GW, kicks)
     assert _run(command, tmp_path).returncode == 0
     assert calls.read_text().splitlines() == [
@@ -106,8 +106,8 @@ def test_a_preshared_key_stays_on_the_gateway_and_keepalive_off_stays_off(
 ) -> None:
     calls = _fake_wg(tmp_path)
     kicks = [
-        Kick(_peer("AAA=", True, 0), "10.77.1.10:51601"),
-        Kick(_peer("BBB=", False, 15), "10.77.1.11:40000"),
+        Kick(_peer("AAA=", psk=True, keepalive=0), "10.77.1.10:51601"),
+        Kick(_peer("BBB=", psk=False, keepalive=15), "10.77.1.11:40000"),
     ]
     (command,) = initiate_command(GW, kicks)
     assert PSK not in command
@@ -126,9 +126,10 @@ def test_a_preshared_key_stays_on_the_gateway_and_keepalive_off_stays_off(
 
 def test_a_peer_the_gateway_lacks_is_not_made_up(tmp_path: Path) -> None:
     _fake_wg(tmp_path)
-    (command,) = initiate_command(GW, [Kick(_peer("CCC=", True, 15), "10.77.1.12:1")])
+    (command,) = initiate_command(GW, [Kick(_peer("CCC=", psk=True, keepalive=15), "10.77.1.12:1")])
     res = _run(command, tmp_path)
-    assert res.returncode == 3 and "no peer CCC=" in res.stderr
+    assert res.returncode == 3
+    assert "no peer CCC=" in res.stderr
 
 
 def test_nothing_is_read_between_wg0_down_and_the_delete(tmp_path: Path) -> None:
@@ -140,5 +141,7 @@ def test_nothing_is_read_between_wg0_down_and_the_delete(tmp_path: Path) -> None
     execute_drain(ctx, plan_drain(world.inventory, fleet, GW2, None), wait=True, wait_timeout=5)
     sent = [(s.host, s.command) for s in world.sent]
     down = next(i for i, (_, c) in enumerate(sent) if "link set dev wg0 down" in c)
-    assert sent[down][0] == GW2 and "ip -o link show dev wg0" in sent[down][1]
-    assert sent[down + 1][0] == LB and sent[down + 1][1].startswith("ipvsadm -d ")
+    assert sent[down][0] == GW2
+    assert "ip -o link show dev wg0" in sent[down][1]
+    assert sent[down + 1][0] == LB
+    assert sent[down + 1][1].startswith("ipvsadm -d ")

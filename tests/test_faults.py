@@ -50,7 +50,7 @@ class Scripted:
         self.calls = 0
         self.commands: list[tuple[str, bool]] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.calls += 1
         self.commands.append((command, mutating))
         if self.fault is not None:
@@ -112,20 +112,24 @@ def test_lost_gateway_is_marked_with_error_and_age_and_recovers() -> None:
     clock.now += 42
     fleet = collector.read_fleet()
     gw2 = _host(fleet, GW2)
-    assert not gw2.reachable and "refused" in (gw2.error or "")
+    assert not gw2.reachable
+    assert "refused" in (gw2.error or "")
     assert gw2.last_success == NOW  # the age of what is shown: 42 s
     finding = next(f for f in fleet.findings if f.code == "host-unreachable")
     assert finding.subject == GW2
-    assert "refused" in finding.message and "Last answer 42 s ago" in finding.message
+    assert "refused" in finding.message
+    assert "Last answer 42 s ago" in finding.message
     # The rest is served: the LB's service and every client, seen on gateway-01.
-    assert fleet.service is not None and len(fleet.real_servers) == 2
+    assert fleet.service is not None
+    assert len(fleet.real_servers) == 2
     assert {c.handshake_gateway for c in fleet.clients} == {GW1}
     assert all(_host(fleet, n).reachable for n in (LB, GW1))
 
     hosts[GW2].fault = None  # back: the very next poll shows it, no finding left
     clock.now += 5
     fleet = collector.read_fleet()
-    assert _host(fleet, GW2).reachable and _host(fleet, GW2).last_success == clock.now
+    assert _host(fleet, GW2).reachable
+    assert _host(fleet, GW2).last_success == clock.now
     assert not {c for c, _ in _codes(fleet)} & {"host-unreachable"}
 
 
@@ -168,7 +172,8 @@ def test_a_changed_host_key_has_its_own_finding() -> None:
     fleet = collector.read_fleet()
     finding = next(f for f in fleet.findings if f.subject == GW1)
     assert (finding.code, finding.severity) == ("host-key-changed", "critical")
-    assert "HOST KEY CHANGED" in finding.message and "not polled" in finding.message
+    assert "HOST KEY CHANGED" in finding.message
+    assert "not polled" in finding.message
     assert _host(fleet, GW2).reachable
     assert _host(fleet, GW1).error_kind == "host-key-changed"
 
@@ -181,7 +186,8 @@ def test_an_unknown_host_key_is_a_host_not_answering_not_a_changed_key() -> None
     fleet = collector.read_fleet()
     finding = next(f for f in fleet.findings if f.subject == GW1)
     assert (finding.code, finding.severity) == ("host-unreachable", "critical")
-    assert "unknown host key" in finding.message and "not polled" not in finding.message
+    assert "unknown host key" in finding.message
+    assert "not polled" not in finding.message
     assert _host(fleet, GW1).error_kind == "host-key-unknown"
     assert _host(fleet, GW2).error_kind is None
 
@@ -204,7 +210,8 @@ def test_a_hung_host_never_holds_the_poll_nor_gets_a_second_request() -> None:
         assert first.seconds < 10  # bounded by the deadline, not by the hang
         fleet = collector.fleet(first)
         lb = _host(fleet, LB)
-        assert not lb.reachable and "no answer within" in (lb.error or "")
+        assert not lb.reachable
+        assert "no answer within" in (lb.error or "")
         assert all(_host(fleet, n).reachable for n in (GW1, GW2))
         second = collector.poll()
         assert "still waiting" in _error(second, LB)
@@ -216,7 +223,8 @@ def test_a_hung_host_never_holds_the_poll_nor_gets_a_second_request() -> None:
     # The hung request's late answer, or a new one's: either way the LB is back by itself.
     _wait(lambda: _error(collector.poll(), LB) == "", "the LB back after the hang ended")
     calls = hosts[LB].calls
-    assert _error(collector.poll(), LB) == "" and hosts[LB].calls == calls + 1
+    assert _error(collector.poll(), LB) == ""
+    assert hosts[LB].calls == calls + 1
 
 
 def _error(poll: PollResult, name: str) -> str:
@@ -250,8 +258,10 @@ def test_damaged_output_is_the_hosts_error_never_a_crash(output: str) -> None:
     collector, hosts, _ = _collector()
     hosts[GW2].fault = lambda: CommandResult(output, "", 0, 0.0, len(output))
     fleet = collector.read_fleet()
-    assert not _host(fleet, GW2).reachable and _host(fleet, GW2).error
-    assert _host(fleet, GW1).reachable and fleet.service is not None
+    assert not _host(fleet, GW2).reachable
+    assert _host(fleet, GW2).error
+    assert _host(fleet, GW1).reachable
+    assert fleet.service is not None
 
 
 def test_a_parser_bug_is_the_hosts_error_and_hides_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,7 +273,8 @@ def test_a_parser_bug_is_the_hosts_error_and_hides_keys(monkeypatch: pytest.Monk
     fleet = collector.read_fleet()
     error = _host(fleet, GW1).error or ""
     assert "cannot read its output (ValueError" in error
-    assert SECRET not in error and "<redacted>" in error
+    assert SECRET not in error
+    assert "<redacted>" in error
     assert _host(fleet, LB).reachable
 
 
@@ -316,7 +327,8 @@ def test_sudo_refusal(output: str, found: str | None) -> None:
     got = sudo_refusal(output)
     assert (got is None) is (found is None)
     if found is not None:
-        assert got is not None and got.startswith(found)
+        assert got is not None
+        assert got.startswith(found)
 
 
 def test_privileged_part() -> None:
@@ -414,7 +426,8 @@ def test_a_changed_host_key_stays_one_through_the_reconnect_backoff(
         errors.append(_host(fleet, GW1).error or "")
     collector.close()
     assert all(e.startswith("HOST KEY CHANGED for 127.0.0.1: refusing to connect") for e in errors)
-    assert "next retry in" not in errors[0] and "next retry in" in errors[1]
+    assert "next retry in" not in errors[0]
+    assert "next retry in" in errors[1]
     assert ssh.connects == 0
 
 
@@ -466,7 +479,8 @@ def test_clock_skew_does_not_distort_handshake_ages() -> None:
             assert (b is None) == (a is None)
             if a is not None and b is not None:
                 assert a.handshake_age == b.handshake_age
-        assert after.status == before.status and after.findings == before.findings
+        assert after.status == before.status
+        assert after.findings == before.findings
     skews = {g.name: g.clock_skew for g in skewed.gateways}
     base = {g.name: g.clock_skew for g in baseline.gateways}
     assert skews[GW1] == pytest.approx((base[GW1] or 0) + 3600)
@@ -490,5 +504,7 @@ def test_op_errors_never_echo_key_material(tmp_path: Path) -> None:
     ctx = OpContext(inventory, {GW1: host}, AuditLog(tmp_path / "audit.jsonl"))
     with pytest.raises(OpError) as info:
         ctx.run(GW1, "wg-quick up wg0")
-    assert SECRET not in str(info.value) and SECRET[:20] not in str(info.value)
-    assert "<redacted>" in str(info.value) and "exit 1" in str(info.value)
+    assert SECRET not in str(info.value)
+    assert SECRET[:20] not in str(info.value)
+    assert "<redacted>" in str(info.value)
+    assert "exit 1" in str(info.value)

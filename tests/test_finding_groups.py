@@ -55,4 +55,5 @@ def test_a_large_table_is_plain_columns_one_line_a_row_never_wrapped() -> None:
     # Columns line up: every row's address starts where the header's does.
     at = lines[1].index("address")
     for line, (name, address, _) in zip(lines[2:], rows, strict=True):
-        assert line.startswith(name) and line[at:].startswith(address)
+        assert line.startswith(name)
+        assert line[at:].startswith(address)

@@ -68,7 +68,8 @@ def test_sh_without_fallback_is_a_warning_when_all_dests_are_available() -> None
     f = fleet(lb=lb_obs([service(flags=ServiceFlag.HASHED)]))
     finding = one(f, "sh-no-fallback")
     assert (finding.severity, finding.subject) == ("warning", SERVICE)
-    assert "sh-fallback" in finding.message and "half" in finding.message
+    assert "sh-fallback" in finding.message
+    assert "half" in finding.message
     assert "-b sh-fallback" in finding.message
 
 
@@ -108,7 +109,7 @@ def test_expire_nodest_off() -> None:
 
 
 @pytest.mark.parametrize("value", [True, None])
-def test_no_expire_nodest_finding_when_on_or_unknown(value: bool | None) -> None:
+def test_no_expire_nodest_finding_when_on_or_unknown(*, value: bool | None) -> None:
     f = fleet(lb=lb_obs(expire_nodest_conn=value))
     assert with_code(f, "expire-nodest-off") == []
 
@@ -128,7 +129,8 @@ def test_bypassing_lb() -> None:
     f = fleet(lb=lb_obs(conns=[conn(BETA_EP, GW2_RS)]), gateways=_roamed_alpha())
     finding = one(f, "bypassing-lb")
     assert (finding.severity, finding.subject) == ("critical", "alpha")
-    assert GW1 in finding.message and "10.211.55.10:51280" in finding.message
+    assert GW1 in finding.message
+    assert "10.211.55.10:51280" in finding.message
     assert "bypassing-lb" in f.clients[0].findings
     assert f.clients[1].findings == ()
 
@@ -166,8 +168,10 @@ def test_split() -> None:
     f = fleet(gateways=gws)
     finding = one(f, "split")
     assert (finding.severity, finding.subject) == ("warning", "alpha")
-    assert f"to {GW1}" in finding.message and f"on {GW2}" in finding.message
-    assert f.clients[0].lb_gateway == GW1 and f.clients[0].handshake_gateway == GW2
+    assert f"to {GW1}" in finding.message
+    assert f"on {GW2}" in finding.message
+    assert f.clients[0].lb_gateway == GW1
+    assert f.clients[0].handshake_gateway == GW2
 
 
 def test_no_split_when_lb_and_handshake_agree_or_one_is_unknown() -> None:
@@ -210,7 +214,8 @@ def _with_stranger() -> dict[str, GatewayObservation | None]:
     stranger = peer("stranger-fake-key", Endpoint("10.211.55.16", 40003), 10, ("10.255.0.9/32",))
     for name in (GW1, GW2):
         obs = gws[name]
-        assert obs is not None and obs.interface is not None
+        assert obs is not None
+        assert obs.interface is not None
         gws[name] = gw_obs(name, [*obs.interface.peers, stranger])
     return gws
 
@@ -221,7 +226,8 @@ def test_unknown_peer() -> None:
     finding = one(f, "unknown-peer")
     assert (finding.severity, finding.subject) == ("info", "stranger…")
     assert "not in the inventory" in finding.message
-    assert finding.message.count(GW1) == 1 and GW2 in finding.message
+    assert finding.message.count(GW1) == 1
+    assert GW2 in finding.message
 
 
 def test_no_unknown_peer_when_the_inventory_lists_no_clients() -> None:
@@ -255,13 +261,15 @@ def test_drift_public_key() -> None:
     finding = one(_drift(GW2_PEERS, public_key="othergw-fake-public-key"), "config-drift")
     assert (finding.severity, finding.subject) == ("critical", f"{GW1}, {GW2}")
     assert "public keys differ" in finding.message
-    assert "gateway-…" in finding.message and "othergw-…" in finding.message
+    assert "gateway-…" in finding.message
+    assert "othergw-…" in finding.message
     assert "othergw-fake-public-key" not in finding.message
 
 
 def test_drift_listen_port() -> None:
     finding = one(_drift(GW2_PEERS, listen_port=51281), "config-drift")
-    assert "Listen ports differ" in finding.message and "51281" in finding.message
+    assert "Listen ports differ" in finding.message
+    assert "51281" in finding.message
 
 
 def test_drift_peer_set() -> None:
@@ -274,7 +282,8 @@ def test_drift_allowed_ips() -> None:
     peers = [peer(ALPHA, None, None, ("10.255.0.99/32",)), beta_on(BETA_EP, 40)]
     finding = one(_drift(peers), "config-drift")
     assert "allowed IPs differ on 1 peer" in finding.message
-    assert "10.255.0.99/32" in finding.message and "alpha-fa…" in finding.message
+    assert "10.255.0.99/32" in finding.message
+    assert "alpha-fa…" in finding.message
 
 
 def test_allowed_ips_order_is_not_drift() -> None:
@@ -290,7 +299,8 @@ def test_drift_keepalive() -> None:
     peers = [alpha_on(None, None, keepalive=0), beta_on(BETA_EP, 40)]
     finding = one(_drift(peers), "config-drift")
     assert "keepalives differ" in finding.message
-    assert f"{GW1}: 15 s" in finding.message and f"{GW2}: off" in finding.message
+    assert f"{GW1}: 15 s" in finding.message
+    assert f"{GW2}: off" in finding.message
 
 
 def test_drift_kinds_are_separate_findings_and_examples_are_capped() -> None:
@@ -299,7 +309,8 @@ def test_drift_kinds_are_separate_findings_and_examples_are_capped() -> None:
     drift = with_code(f, "config-drift")
     assert len(drift) == 2
     peer_set = next(x for x in drift if "Peer sets" in x.message)
-    assert "5 peer(s)" in peer_set.message and "and 2 more" in peer_set.message
+    assert "5 peer(s)" in peer_set.message
+    assert "and 2 more" in peer_set.message
 
 
 def test_unreachable_gateway_is_not_drift() -> None:
@@ -344,13 +355,14 @@ def test_no_real_server_findings_when_they_match() -> None:
 def test_host_unreachable_with_its_error() -> None:
     gws = healthy_gateways()
     gws[GW2] = None
-    hosts = [*hosts_ok()[:2], HostStatus(GW2, "gateway", False, "ssh: timed out")]
+    hosts = [*hosts_ok()[:2], HostStatus(GW2, "gateway", reachable=False, error="ssh: timed out")]
     f = fleet(gateways=gws, hosts=hosts)
     finding = one(f, "host-unreachable")
     assert (finding.severity, finding.subject) == ("critical", GW2)
     assert "ssh: timed out" in finding.message
     # The rest is still there: gateway-01's clients, the LB and its findings-free service.
-    assert f.service is not None and f.clients[0].status == "fresh"
+    assert f.service is not None
+    assert f.clients[0].status == "fresh"
 
 
 def test_host_with_no_observation_and_no_status_is_reported_once() -> None:
@@ -368,7 +380,8 @@ def test_interface_down() -> None:
     gws[GW1] = gw_obs(GW1, [], link_up=False, interface=False, error="wg0 is down")
     finding = one(fleet(gateways=gws), "interface-down")
     assert (finding.severity, finding.subject) == ("critical", GW1)
-    assert "is down" in finding.message and "wg0 is down" in finding.message
+    assert "is down" in finding.message
+    assert "wg0 is down" in finding.message
 
 
 def test_interface_missing() -> None:

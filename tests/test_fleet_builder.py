@@ -73,7 +73,8 @@ def test_healthy_fleet_has_no_findings() -> None:
         "udp",
     )
     assert f.service.flags == ("sh-fallback",)
-    assert f.service.sh_fallback and not f.service.sh_port
+    assert f.service.sh_fallback
+    assert not f.service.sh_port
     assert f.service.expire_nodest_conn is True
     assert f.service.raw.dests == f.service.dests
     assert [c.name for c in f.clients] == ["alpha", "beta"]
@@ -85,14 +86,16 @@ def test_service_picks_matching_vip_and_protocol_and_filters_conns() -> None:
     stray = conn(Endpoint("10.0.0.9", 1), GW1_RS, virtual=Endpoint("172.16.0.2", 51280))
     lbs = {"wg-lb": lb_obs([other, tcp, service()], conns=[conn(ALPHA_EP, GW1_RS), stray])}
     f = fleet(lbs=lbs)
-    assert f.service is not None and f.service.scheduler == "sh"
+    assert f.service is not None
+    assert f.service.scheduler == "sh"
     assert f.conns == (conn(ALPHA_EP, GW1_RS),)
 
 
 def test_service_from_first_answering_lb() -> None:
     inv = make_inventory(lbs=("lb-a", "lb-b"))
     f = fleet(inventory=inv, lbs={"lb-a": None, "lb-b": lb_obs(host="lb-b")})
-    assert f.service is not None and f.service.lb == "lb-b"
+    assert f.service is not None
+    assert f.service.lb == "lb-b"
 
 
 def test_service_not_found() -> None:
@@ -143,7 +146,8 @@ def test_real_server_states() -> None:
         ("wg-gateway-03", "10.211.55.121:51280"): "missing",
     }
     missing = f.real_servers[-1]
-    assert missing.weight is None and missing.kernel_index is None
+    assert missing.weight is None
+    assert missing.kernel_index is None
 
 
 def test_real_server_of_unreachable_gateway_keeps_ipvs_data() -> None:
@@ -152,7 +156,8 @@ def test_real_server_of_unreachable_gateway_keeps_ipvs_data() -> None:
     f = fleet(gateways=gws)
     rs = next(r for r in f.real_servers if r.gateway == "wg-gateway-01")
     assert rs.state == "unreachable"
-    assert rs.weight == 1 and rs.lb_entries == 1
+    assert rs.weight == 1
+    assert rs.lb_entries == 1
 
 
 def test_no_real_server_rows_when_no_lb_answered() -> None:
@@ -176,7 +181,8 @@ def test_inventory_real_server_written_differently_still_matches() -> None:
 def test_lb_gateway_from_conn_table() -> None:
     f = fleet()
     alpha, beta = f.clients
-    assert alpha.lb_gateway == "wg-gateway-01" and alpha.lb_entry == conn(ALPHA_EP, GW1_RS)
+    assert alpha.lb_gateway == "wg-gateway-01"
+    assert alpha.lb_entry == conn(ALPHA_EP, GW1_RS)
     assert beta.lb_gateway == "wg-gateway-02"
     assert alpha.endpoint == "10.211.55.10:40001"
 
@@ -197,7 +203,8 @@ def test_unknown_dest_gives_no_lb_gateway_but_keeps_entry() -> None:
     stray = Endpoint("10.211.55.117", 51280)
     f = fleet(lbs={"wg-lb": lb_obs(conns=[conn(ALPHA_EP, stray)])})
     alpha = f.clients[0]
-    assert alpha.lb_entry is not None and alpha.lb_gateway is None
+    assert alpha.lb_entry is not None
+    assert alpha.lb_gateway is None
 
 
 def test_handshake_age_uses_the_gateways_own_clock() -> None:
@@ -209,7 +216,8 @@ def test_handshake_age_uses_the_gateways_own_clock() -> None:
     assert beta.handshake_age == pytest.approx(40)
     assert beta.status == "fresh"
     gw2 = f.gateway("wg-gateway-02")
-    assert gw2 is not None and gw2.clock_skew == pytest.approx(1000)
+    assert gw2 is not None
+    assert gw2.clock_skew == pytest.approx(1000)
 
 
 def test_handshake_age_helper() -> None:
@@ -245,7 +253,8 @@ def test_freshest_handshake_wins_across_gateways() -> None:
     assert alpha.handshake_age == pytest.approx(20)
     assert [p.gateway for p in alpha.per_gateway] == ["wg-gateway-01", "wg-gateway-02"]
     on1 = alpha.on("wg-gateway-01")
-    assert on1 is not None and on1.handshake_age == pytest.approx(150)
+    assert on1 is not None
+    assert on1.handshake_age == pytest.approx(150)
 
 
 def test_address_from_inventory_else_allowed_ips_and_numeric_sort() -> None:
@@ -273,7 +282,8 @@ def test_inventory_client_on_no_gateway_is_listed_as_never() -> None:
     )
     f = fleet(inventory=inv)
     gamma = next(c for c in f.clients if c.name == "gamma")
-    assert gamma.per_gateway == () and gamma.status == "never"
+    assert gamma.per_gateway == ()
+    assert gamma.status == "never"
     assert "never" in gamma.findings
 
 
@@ -299,9 +309,9 @@ def test_gateway_views() -> None:
     gws = healthy_gateways()
     gws["wg-gateway-02"] = None
     hosts = [
-        HostStatus("wg-lb", "lb", True),
-        HostStatus("wg-gateway-01", "gateway", True),
-        HostStatus("wg-gateway-02", "gateway", False, "ssh: timed out"),
+        HostStatus("wg-lb", "lb", reachable=True),
+        HostStatus("wg-gateway-01", "gateway", reachable=True),
+        HostStatus("wg-gateway-02", "gateway", reachable=False, error="ssh: timed out"),
     ]
     f = fleet(gateways=gws, hosts=hosts)
     gw1, gw2 = f.gateways
@@ -325,17 +335,20 @@ def test_unreachable_host_still_yields_the_rest() -> None:
     gws = healthy_gateways()
     gws["wg-gateway-02"] = None
     hosts = [
-        HostStatus("wg-lb", "lb", True),
-        HostStatus("wg-gateway-01", "gateway", True),
-        HostStatus("wg-gateway-02", "gateway", False, "connection refused"),
+        HostStatus("wg-lb", "lb", reachable=True),
+        HostStatus("wg-gateway-01", "gateway", reachable=True),
+        HostStatus("wg-gateway-02", "gateway", reachable=False, error="connection refused"),
     ]
     f = fleet(gateways=gws, hosts=hosts)
     assert f.service is not None
     assert len(f.real_servers) == 2
     alpha, beta = f.clients
-    assert alpha.status == "fresh" and alpha.lb_gateway == "wg-gateway-01"
+    assert alpha.status == "fresh"
+    assert alpha.lb_gateway == "wg-gateway-01"
     # Only the silent gateway knew beta's endpoint, so its LB entry cannot be matched.
-    assert beta.status == "never" and beta.endpoint is None and beta.lb_gateway is None
+    assert beta.status == "never"
+    assert beta.endpoint is None
+    assert beta.lb_gateway is None
     assert [p.gateway for p in beta.per_gateway] == ["wg-gateway-01"]
     assert codes(f)[0] == "host-unreachable"
     assert f.hosts == tuple(hosts)
@@ -367,7 +380,7 @@ def test_each_vocabulary_is_its_literal_types_values_in_sort_order() -> None:
 def test_finding_rank_and_validation() -> None:
     assert Finding("x", "critical", "s", "m").rank < Finding("x", "warning", "s", "m").rank
     assert Finding("x", "warning", "s", "m").rank < Finding("x", "info", "s", "m").rank
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown severity 'fatal'"):
         Finding("x", "fatal", "s", "m")  # type: ignore[arg-type]
     assert Finding("x", "info", "s", "m", client_key="k") == Finding("x", "info", "s", "m")
 
@@ -460,7 +473,8 @@ def test_json_shape() -> None:
         "last_success",
         "last_success_age",
     }
-    assert doc["findings"] and set(doc["findings"][0]) == {"code", "severity", "subject", "message"}
+    assert doc["findings"]
+    assert set(doc["findings"][0]) == {"code", "severity", "subject", "message"}
 
 
 def test_json_service_null_when_missing() -> None:
@@ -519,7 +533,8 @@ def test_build_fleet_of_5000_clients_and_50000_conns_then_again() -> None:
     builder = FleetBuilder()
     first = builder.build(inv, lbs, gws, hosts, NOW)
     f = builder.build(inv, lbs, gws, hosts, NOW)
-    assert len(f.clients) == 5000 and len(f.conns) == 50_000
+    assert len(f.clients) == 5000
+    assert len(f.conns) == 50_000
     assert all(c.lb_gateway == c.handshake_gateway for c in f.clients)
     assert [x.code for x in f.findings] == ["single-director"]
     assert f == first
@@ -532,7 +547,9 @@ def test_a_builder_gives_what_a_build_from_nothing_gives_whatever_came_before() 
     inv = make_inventory()
     healthy = healthy_gateways()
     gw1, gw2 = healthy[GW1], healthy[GW2]
-    assert gw1 is not None and gw2 is not None and gw1.interface is not None
+    assert gw1 is not None
+    assert gw2 is not None
+    assert gw1.interface is not None
     later = {
         GW1: gw_obs(GW1, gw1.interface.peers, clock=NOW + 200),  # the same peer records
         GW2: gw2,

@@ -103,11 +103,11 @@ def _run(tools: list[str], script: str) -> str:
     return (_CANNED if busybox else "") + done.stdout
 
 
-def _poll_script(interface: str = "wg0", sudo: bool = False) -> str:
+def _poll_script(interface: str = "wg0", *, sudo: bool = False) -> str:
     """The script `sh -c` runs on the gateway (the poll sends it as one quoted argv)."""
     import shlex
 
-    argv = shlex.split(gateway_script(interface, sudo))
+    argv = shlex.split(gateway_script(interface, sudo=sudo))
     assert argv[:2] == ["sh", "-c"]
     return argv[2]
 
@@ -123,22 +123,28 @@ def test_a_sudo_warning_before_the_dump_never_sends_the_private_key(
     line is then no longer the stream's first one. It used to be sent as is."""
     tools = _tools(tmp_path, shell, f'echo "{RESOLVE}" >&2\ncat @DUMP@\n')
     out = _run(tools, _poll_script())
-    assert PRIVATE not in out and PSK not in out
-    assert PRIVATE[:20] not in out and PRIVATE[20:40] not in out
+    assert PRIVATE not in out
+    assert PSK not in out
+    assert PRIVATE[:20] not in out
+    assert PRIVATE[20:40] not in out
     obs = parse_gateway_output("gw", "wg0", out)
-    assert obs.interface is not None and obs.interface.public_key == PUBLIC
+    assert obs.interface is not None
+    assert obs.interface.public_key == PUBLIC
     assert [p.has_preshared_key for p in obs.interface.peers] == [True]
     sections = split_sections(out)
-    assert RESOLVE in sections["dump-err"].text and RESOLVE not in sections["dump"].text
+    assert RESOLVE in sections["dump-err"].text
+    assert RESOLVE not in sections["dump"].text
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_stderr_between_dump_lines_never_splits_them(tmp_path: Path, shell: str) -> None:
     body = 'head -n 1 @DUMP@\necho "wg: warning" >&2\ntail -n +2 @DUMP@\necho "late" >&2\n'
     out = _run(_tools(tmp_path, shell, body), _poll_script())
-    assert PRIVATE not in out and PSK not in out
+    assert PRIVATE not in out
+    assert PSK not in out
     obs = parse_gateway_output("gw", "wg0", out)
-    assert obs.interface is not None and len(obs.interface.peers) == 1
+    assert obs.interface is not None
+    assert len(obs.interface.peers) == 1
     assert split_sections(out)["dump-err"].text == "wg: warning\nlate\n"
 
 
@@ -188,13 +194,13 @@ NOT_NAMES = ["all", "interfaces", ".", "..", "a/b", "eth 0", "wg:0", "", "x" * 1
 def test_the_poll_script_is_never_built_for_what_is_not_an_interface(name: str) -> None:
     assert interface_name_problem(name) is not None
     with pytest.raises(ValueError, match="is not an interface name"):
-        gateway_script(name, False)
+        gateway_script(name, sudo=False)
 
 
 @pytest.mark.parametrize("name", ["wg0", "wg-office_2", "x" * 15, "wg.1", "a=b+c"])
 def test_interface_names_that_are_accepted(name: str) -> None:
     assert interface_name_problem(name) is None
-    assert f" {name} dump" in gateway_script(name, True)
+    assert f" {name} dump" in gateway_script(name, sudo=True)
 
 
 class _Recorder:
@@ -202,7 +208,7 @@ class _Recorder:
         self.name = name
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.commands.append(command)
         return CommandResult("", "", 0, 0.0, 0)
 
@@ -228,8 +234,10 @@ def test_a_gateway_with_interface_all_is_never_asked_for_a_dump(tmp_path: Path) 
     finally:
         collector.close()
     [host] = poll.hosts
-    assert host.observation is None and host.error is not None
-    assert "not polled: interface 'all'" in host.error and "private key" in host.error
+    assert host.observation is None
+    assert host.error is not None
+    assert "not polled: interface 'all'" in host.error
+    assert "private key" in host.error
     assert recorders["gw"].commands == []
 
 

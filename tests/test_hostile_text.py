@@ -18,7 +18,7 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -255,12 +255,12 @@ def hostile_failure(rig: Rig, gateway: str, when: Callable[[str], bool]) -> None
     real = fake.run
     failed: list[str] = []
 
-    def run(command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if not failed and when(command):
             failed.append(command)
             fake.commands.append((command, mutating))
             return CommandResult("", HOSTILE_OUTPUT, 1, 0.0, 0)
-        return real(command, timeout, mutating)
+        return real(command, timeout, mutating=mutating)
 
     fake.run = run  # type: ignore[method-assign]
 
@@ -326,10 +326,10 @@ async def test_a_failed_step_with_markup_rolls_back_and_the_screen_closes(
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     w = world_for_cli(tmp_path, monkeypatch)
     monkeypatch.setenv("WGCONSOLE_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    yield w
+    return w
 
 
 def hold_lock(world: World, operator: str) -> None:

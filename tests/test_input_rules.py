@@ -34,7 +34,8 @@ def test_a_name_outside_the_rule_is_one_located_message_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith(f"wgconsole: {path}:14: gateways[1].name: "), err
     assert "use letters, digits, '.', '_' or '-' (at most 63, no leading symbol)" in err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(
@@ -106,6 +107,8 @@ def test_a_real_server_port_of_5000_digits_is_a_located_error(
 def test_an_operator_weight_is_ascii_digits_in_range(value: int | str, reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         valid_weight(value)
-    assert valid_weight(" 3 ") == 3 and valid_weight(0) == 0 and valid_weight("256") == 256
+    assert valid_weight(" 3 ") == 3
+    assert valid_weight(0) == 0
+    assert valid_weight("256") == 256
     with pytest.raises(ValidationError, match="not an integer"):
         valid_weight("1" * 5000)  # over int()'s digit limit: its ValueError is not a crash

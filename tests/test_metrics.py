@@ -134,7 +134,9 @@ def test_a_recorded_healthy_fleet_is_exported_as_the_model_sees_it() -> None:
     series = parse(body)
     fleet = collector.read_fleet()  # the same capture again: the same model
     for client in fleet.clients:
-        assert client.name and client.handshake_gateway and client.handshake_age is not None
+        assert client.name
+        assert client.handshake_gateway
+        assert client.handshake_age is not None
         age = value(
             series,
             "wgconsole_client_handshake_age_seconds",
@@ -182,7 +184,8 @@ def test_no_key_but_the_clients_public_keys_is_in_the_exposition() -> None:
     public = {c.public_key for c in collector.inventory.clients}
     keylike = set(re.findall(r"[A-Za-z0-9+/]{42,43}=", text))
     assert keylike == public
-    assert "(hidden)" not in text and "PRIVATE" not in text.upper()
+    assert "(hidden)" not in text
+    assert "PRIVATE" not in text.upper()
 
 
 def test_weight_0_interface_down_and_an_unreachable_gateway() -> None:
@@ -274,7 +277,9 @@ def test_hostile_label_values_are_escaped_and_read_back_exactly() -> None:
     body = render(build_families(inventory, hostile, {}, {}, {}, 0.0), "site-1")
     text = body.decode()
     # One sample per line: the newline is escaped, so is every quote and backslash.
-    assert "\\n" in text and '\\"' in text and "\\\\" in text
+    assert "\\n" in text
+    assert '\\"' in text
+    assert "\\\\" in text
     for line in text.splitlines():
         assert line.startswith("#") or line.startswith("wgconsole_"), line
     series = parse(body)
@@ -340,6 +345,7 @@ def _bytes_fleet(
     builder: FleetBuilder,
     gw1: tuple[int, int] | str | None,
     gw2: tuple[int, int] | str | None,
+    *,
     named: bool = True,
 ) -> Fleet:
     """alpha's counters on each gateway: (rx, tx); None: that gateway did not answer;
@@ -357,7 +363,7 @@ def _bytes_fleet(
         if isinstance(counts, tuple):
             peers.append(_with_bytes(alpha_on(ALPHA_EP, 30), *counts))
         observed[name] = gw_obs(name, peers)
-    hosts.insert(0, HostStatus(LB, "lb", True, None, NOW))
+    hosts.insert(0, HostStatus(LB, "lb", reachable=True, error=None, last_success=NOW))
     return builder.build(inventory, {LB: None}, observed, hosts, NOW)
 
 
@@ -443,7 +449,19 @@ def _series_count(clients: int) -> int:
     inventory = make_inventory(
         clients=[(f"c{i}", k, f"10.255.0.{i + 2}") for i, k in enumerate(keys)]
     )
-    peers = [WgPeer(k, False, None, (), int(NOW - 30), 5, 5, 15) for k in keys]
+    peers = [
+        WgPeer(
+            k,
+            has_preshared_key=False,
+            endpoint=None,
+            allowed_ips=(),
+            latest_handshake=int(NOW - 30),
+            rx_bytes=5,
+            tx_bytes=5,
+            keepalive=15,
+        )
+        for k in keys
+    ]
     gateways: dict[str, GatewayObservation | None] = {
         GW1: gw_obs(GW1, peers),
         GW2: gw_obs(GW2, peers),
@@ -474,9 +492,9 @@ class _Counted:
         transport = self.factory(host)
         real_run = transport.run
 
-        def run(command: str, timeout: float, mutating: bool = False) -> Any:
+        def run(command: str, timeout: float, *, mutating: bool = False) -> Any:
             self.commands += 1
-            return real_run(command, timeout, mutating)
+            return real_run(command, timeout, mutating=mutating)
 
         transport.run = run  # type: ignore[method-assign]
         return transport
@@ -518,7 +536,8 @@ def test_scrapes_are_served_from_memory_and_never_poll(
 ) -> None:
     exporter, counted, url, _ = served
     status, _, body = _get(url + "/metrics")
-    assert status == 503 and b"no poll" in body
+    assert status == 503
+    assert b"no poll" in body
     exporter.poll_once()
     sent = counted.commands
     assert sent == 3  # one script per host
@@ -527,7 +546,8 @@ def test_scrapes_are_served_from_memory_and_never_poll(
     assert len(set(bodies)) == 1
     assert value(parse(bodies[0]), "wgconsole_host_up", host=LB, role="lb") == 1
     status, headers, zipped = _get(url + "/metrics", **{"Accept-Encoding": "gzip"})
-    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(zipped) == bodies[0]
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
 
@@ -540,12 +560,14 @@ def test_healthz_says_whether_a_poll_finished_recently(
     assert (status, body) == (503, b"no poll has finished yet\n")
     exporter.poll_once()
     status, _, body = _get(url + "/healthz")
-    assert status == 200 and body.startswith(b"ok: the latest poll finished 0.0 s ago")
+    assert status == 200
+    assert body.startswith(b"ok: the latest poll finished 0.0 s ago")
     assert b"3 of 3 hosts answered" in body
     # Stale after 2 x interval + the poll deadline (5 s here): 9 s.
     now[0] += 9.5
     status, _, body = _get(url + "/healthz")
-    assert status == 503 and body.startswith(b"stale: the latest poll finished 10 s ago")
+    assert status == 503
+    assert body.startswith(b"stale: the latest poll finished 10 s ago")
     # /metrics still serves the latest poll: Prometheus keeps the series, the rules see age.
     assert _get(url + "/metrics")[0] == 200
     assert _get(url + "/nothing")[0] == 404
@@ -574,7 +596,8 @@ def test_the_poll_loop_polls_one_at_a_time_until_stopped() -> None:
     exporter.poll_once = poll_once  # type: ignore[method-assign]
     stop = threading.Event()
     exporter.run(stop)
-    assert len(polls) == 5 and exporter.latest is not None
+    assert len(polls) == 5
+    assert exporter.latest is not None
     collector.close()
 
 
@@ -594,7 +617,8 @@ def test_a_failing_poll_does_not_end_the_loop_and_healthz_says_why() -> None:
     exporter.run(stop)
     assert len(calls) == 2
     status, text = exporter.health()
-    assert status == 503 and "RuntimeError: model bug" in text
+    assert status == 503
+    assert "RuntimeError: model bug" in text
 
 
 def test_the_exporter_refuses_a_collector_that_may_mutate() -> None:
@@ -609,8 +633,10 @@ def test_observations_split_the_poll_by_role() -> None:
     _, collector = exporter_over(NORMAL, GW2_UNREACHABLE)
     collector.poll()
     lbs, gateways = observations(collector.poll())
-    assert set(lbs) == {LB} and lbs[LB] is not None
-    assert gateways[GW2] is None and gateways[GW1] is not None
+    assert set(lbs) == {LB}
+    assert lbs[LB] is not None
+    assert gateways[GW2] is None
+    assert gateways[GW1] is not None
 
 
 @pytest.mark.parametrize(

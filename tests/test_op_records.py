@@ -121,7 +121,8 @@ def _status(world: World, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
 def test_a_bad_drain_record_parses_to_its_problem(text: str, problem: str) -> None:
     drains, _ = parse_op_state(f"drain-{GW2}.json\t{text}")
     (record,) = drains
-    assert record.previous_weight is None and record.problem is not None
+    assert record.previous_weight is None
+    assert record.problem is not None
     assert problem in record.problem
 
 
@@ -129,7 +130,8 @@ def test_a_bad_drain_record_parses_to_its_problem(text: str, problem: str) -> No
 def test_a_bad_lock_owner_parses_to_its_problem(text: str, problem: str) -> None:
     _, locks = parse_op_state(f"lock-udp-10.77.255.1-51280/owner\t{text}")
     (lock,) = locks
-    assert lock.problem is not None and problem in lock.problem
+    assert lock.problem is not None
+    assert problem in lock.problem
     assert lock.file == OWNER_FILE
 
 
@@ -170,7 +172,8 @@ def test_a_bad_lock_owner_is_a_finding_naming_file_lb_and_problem(
     _put_owner(world, text)
     message = _status(world, capsys)["service-locked"]
     assert f"The service lock on {LB} is held by an unknown operation ({OWNER_FILE}" in message
-    assert problem in message and "--break-lock" in message
+    assert problem in message
+    assert "--break-lock" in message
 
 
 # --- the operation side: refused with the reason, nothing changed -----------------------------
@@ -196,7 +199,8 @@ def test_drain_and_undrain_refuse_a_bad_record(
         err = capsys.readouterr().err
         assert code == 2, err
         assert f"{LB}: its record {RECORD_FILE} cannot be used: " in err
-        assert problem in err and f"undrain {GW2} --weight N" in err
+        assert problem in err
+        assert f"undrain {GW2} --weight N" in err
         assert "Traceback" not in err
     assert [s for s in world.sent if s.mutating] == []
     assert (world.state(), _raw_records(world)) == before
@@ -243,7 +247,9 @@ def test_a_bad_lock_owner_refuses_every_operation_with_the_reason(
     err = capsys.readouterr().err
     assert code == 1, err
     assert f"{LB}: locked by an unknown operation ({OWNER_FILE} cannot be used: " in err
-    assert problem in err and "--break-lock" in err and "Traceback" not in err
+    assert problem in err
+    assert "--break-lock" in err
+    assert "Traceback" not in err
     # Only the attempt to take the lock (an atomic mkdir, which found it held) was sent.
     (attempt,) = [s for s in world.sent if s.mutating]
     assert "mkdir" in attempt.command
@@ -281,10 +287,10 @@ def test_a_record_that_cannot_be_read_is_not_taken_for_no_record(world: World) -
     real = ctx.transports[LB]
 
     class FailingRead:
-        def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+        def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
             if "head -c" in command:
                 return CommandResult("", "head: error reading: Input/output error", 1, 0.0, 0)
-            return real.run(command, timeout, mutating)
+            return real.run(command, timeout, mutating=mutating)
 
         def close(self) -> None:
             pass
@@ -326,7 +332,8 @@ def test_a_half_done_drain_of_the_oddest_allowed_name_is_reported(
     odd_world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world = odd_world
-    assert world.inventory.gateways[1].name == ODD and len(ODD) == 63
+    assert world.inventory.gateways[1].name == ODD
+    assert len(ODD) == 63
     ctx = _ctx(world)
     plan = plan_drain(world.inventory, world.collector(timeout=60.0).read_fleet(), ODD, None)
     world.cut_after = len(world.sent) + 12  # after the weight went to 0

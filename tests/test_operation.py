@@ -57,7 +57,8 @@ def test_a_plan_reads_once_and_previews_without_changing_anything(tmp_path: Path
     assert reads == ["read"]
     assert planned.target == GW1
     assert planned.preview[0].startswith(f"weight {GW1}: weight 1 -> weight 3")
-    assert planned.confirmed_by(f"  {GW1} ") and not planned.confirmed_by("wg-gateway-0")
+    assert planned.confirmed_by(f"  {GW1} ")
+    assert not planned.confirmed_by("wg-gateway-0")
     assert not (tmp_path / "audit.jsonl").exists()
     collector.close()
 
@@ -77,7 +78,8 @@ def test_a_generated_key_needs_a_file_unless_it_is_a_dry_run(tmp_path: Path) -> 
     ctx, collector, reads = _rig(tmp_path)
     read = _reader(collector, reads)
     refused = plan(catalog.PeerAdd("newbie"), ctx, read, {})
-    assert isinstance(refused, Refused) and refused.reason == catalog.GENERATED_KEY_NEEDS_FILE
+    assert isinstance(refused, Refused)
+    assert refused.reason == catalog.GENERATED_KEY_NEEDS_FILE
     assert isinstance(plan(catalog.PeerAdd("newbie", dry_run=True), ctx, read, {}), Planned)
     asked = catalog.PeerAdd()
     assert [f.name for f in asked.fields] == ["name", "public_key", "address", "output"]

@@ -17,7 +17,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -114,9 +114,21 @@ def gateway_obs(
     name: str, peers: dict[str, tuple[tuple[str, ...], int]], key: str = GW_PUB
 ) -> GatewayObservation:
     wg_peers = tuple(
-        WgPeer(k, False, None, ips, 0, 0, 0, ka) for k, (ips, ka) in sorted(peers.items())
+        WgPeer(
+            k,
+            has_preshared_key=False,
+            endpoint=None,
+            allowed_ips=ips,
+            latest_handshake=0,
+            rx_bytes=0,
+            tx_bytes=0,
+            keepalive=ka,
+        )
+        for k, (ips, ka) in sorted(peers.items())
     )
-    return GatewayObservation(name, 1000.0, True, WgInterface("wg0", key, 51280, 0, wg_peers))
+    return GatewayObservation(
+        name, 1000.0, link_up=True, interface=WgInterface("wg0", key, 51280, 0, wg_peers)
+    )
 
 
 PeerSpec = dict[str, tuple[tuple[str, ...], int]]
@@ -135,11 +147,11 @@ def make_fleet(
     for gw in inventory.gateways:
         if gw.name in down:
             gws[gw.name] = None
-            hosts.append(HostStatus(gw.name, "gateway", False, "timed out"))
+            hosts.append(HostStatus(gw.name, "gateway", reachable=False, error="timed out"))
             continue
         gw_peers = (peers or {}).get(gw.name, BASE_PEERS)
         gws[gw.name] = gateway_obs(gw.name, gw_peers, (keys or {}).get(gw.name, GW_PUB))
-        hosts.append(HostStatus(gw.name, "gateway", True))
+        hosts.append(HostStatus(gw.name, "gateway", reachable=True))
     return build_fleet(inventory, {}, gws, hosts, 1000.0)
 
 
@@ -151,7 +163,8 @@ def test_plan_add_picks_next_free_address_and_describes(tmp_path: Path) -> None:
     plan = plan_peer_add(inv, make_fleet(inv), "gamma")
     assert plan.address == "10.255.0.4"
     assert plan.peer_allowed_ip == "10.255.0.4/32"
-    assert plan.generate_key and plan.public_key is None
+    assert plan.generate_key
+    assert plan.public_key is None
     assert plan.server_public_key == GW_PUB
     assert plan.endpoint == "10.77.255.1:51280"
     assert plan.keepalive == 15
@@ -242,7 +255,8 @@ def test_plan_remove_by_name_by_key_and_unknown(tmp_path: Path) -> None:
     assert by_name.in_inventory
     assert plan_peer_remove(inv, fleet, BETA) == by_name
     text = "\n".join(by_name.describe())
-    assert "wg-gateway-02: wg set wg0 peer" in text and "remove" in text
+    assert "wg-gateway-02: wg set wg0 peer" in text
+    assert "remove" in text
     with pytest.raises(ValidationError, match="no client of that name"):
         plan_peer_remove(inv, fleet, "nobody")
     with pytest.raises(ValidationError, match="not a peer on any gateway nor in the inventory"):
@@ -253,7 +267,8 @@ def test_plan_remove_of_a_peer_on_one_gateway_only(tmp_path: Path) -> None:
     inv = make_inventory(tmp_path)
     stray: PeerSpec = {**BASE_PEERS, NEWKEY: (("10.255.0.9/32",), 0)}
     plan = plan_peer_remove(inv, make_fleet(inv, {"wg-gateway-02": stray}), NEWKEY)
-    assert plan.present_on == ("wg-gateway-02",) and plan.name is None
+    assert plan.present_on == ("wg-gateway-02",)
+    assert plan.name is None
     assert not plan.in_inventory
     assert any("only on wg-gateway-02" in w for w in plan.warnings)
 
@@ -264,7 +279,9 @@ def test_plan_remove_of_a_peer_on_one_gateway_only(tmp_path: Path) -> None:
 def test_generated_keys_match_x25519_and_wg_pubkey() -> None:
     pair = KeyPair.generate()
     raw = base64.b64decode(pair.private_key.reveal())
-    assert len(raw) == 32 and raw[0] & 7 == 0 and raw[31] & 0xC0 == 0x40  # clamped like wg
+    assert len(raw) == 32
+    assert raw[0] & 7 == 0
+    assert raw[31] & 0xC0 == 0x40  # clamped like wg
     expected = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes_raw()
     assert base64.b64decode(pair.public_key) == expected
     if shutil.which("wg"):
@@ -280,7 +297,8 @@ def test_private_key_never_shows_itself() -> None:
     shown = [repr(pair), str(pair), repr(pair.private_key), str(pair.private_key)]
     shown += [f"{pair.private_key}", f"{pair.private_key!r}", format(pair.private_key, "")]
     assert all(secret not in s for s in shown)
-    assert "hidden" in repr(pair) and pair.public_key in repr(pair)
+    assert "hidden" in repr(pair)
+    assert pair.public_key in repr(pair)
     with pytest.raises(TypeError):
         pickle.dumps(pair.private_key)
     config = build_client_config(
@@ -292,7 +310,7 @@ def test_private_key_never_shows_itself() -> None:
         private_key=pair.private_key,
     )
     assert secret not in repr(config)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a WireGuard private key is 32 bytes"):
         PrivateKey(b"short")
 
 
@@ -405,7 +423,8 @@ def test_add_script_appends_a_block_and_keeps_a_backup(
         wgconf.ADD_SCRIPT, [str(conf), bak, "gamma", NEWKEY, "10.255.0.4/32", "25"], awk_env
     )
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "written" and FAKE_GW_PRIVATE not in res.stdout + res.stderr
+    assert res.stdout.strip() == "written"
+    assert FAKE_GW_PRIVATE not in res.stdout + res.stderr
     block = f"\n[Peer]\n# gamma\nPublicKey = {NEWKEY}\nAllowedIPs = 10.255.0.4/32\n"
     assert conf.read_text() == GW_CONF + block + "PersistentKeepalive = 25\n"
     assert Path(bak).read_text() == GW_CONF + "\n\n"
@@ -415,7 +434,8 @@ def test_add_script_appends_a_block_and_keeps_a_backup(
     again = run_script(
         wgconf.ADD_SCRIPT, [str(conf), bak + "x", "g", NEWKEY, "10.255.0.4/32", "0"], awk_env
     )
-    assert again.returncode == 4 and "already has" in again.stderr
+    assert again.returncode == 4
+    assert "already has" in again.stderr
     assert not Path(bak + "x").exists()
 
 
@@ -439,7 +459,8 @@ def test_add_script_fails_cleanly_without_the_file(tmp_path: Path, awk_env: dict
     res = run_script(
         wgconf.ADD_SCRIPT, [str(conf), str(conf) + ".b", "g", NEWKEY, "10.255.0.4/32", "0"], awk_env
     )
-    assert res.returncode == 3 and "no such file" in res.stderr
+    assert res.returncode == 3
+    assert "no such file" in res.stderr
 
 
 @pytest.mark.parametrize("victim", [ALPHA, BETA])
@@ -452,17 +473,23 @@ def test_remove_script_drops_exactly_that_block(
     bak = str(conf) + ".wgconsole-bak-1"
     res = run_script(wgconf.REMOVE_SCRIPT, [str(conf), bak, victim], awk_env)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "removed" and FAKE_GW_PRIVATE not in res.stdout + res.stderr
+    assert res.stdout.strip() == "removed"
+    assert FAKE_GW_PRIVATE not in res.stdout + res.stderr
     text = conf.read_text()
     assert Path(bak).read_text() == GW_CONF
     assert victim not in text
     other = BETA if victim == ALPHA else ALPHA
-    assert other in text and f"PrivateKey = {FAKE_GW_PRIVATE}" in text
+    assert other in text
+    assert f"PrivateKey = {FAKE_GW_PRIVATE}" in text
     if victim == ALPHA:  # "# alpha" sits inside its block; "# beta" above its header
-        assert "# alpha" not in text and "# beta" in text
-        assert text.startswith("[Interface]\nPrivateKey") and "10.255.0.2/32" not in text
+        assert "# alpha" not in text
+        assert "# beta" in text
+        assert text.startswith("[Interface]\nPrivateKey")
+        assert "10.255.0.2/32" not in text
     else:
-        assert "# beta" not in text and "# alpha" in text and "10.255.0.3/32" not in text
+        assert "# beta" not in text
+        assert "# alpha" in text
+        assert "10.255.0.3/32" not in text
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640  # the file's own mode, kept
     assert stat.S_IMODE(Path(bak).stat().st_mode) == 0o600
 
@@ -476,9 +503,11 @@ def test_remove_script_is_case_and_space_tolerant_and_says_absent(
     )
     conf.write_text(odd)
     res = run_script(wgconf.REMOVE_SCRIPT, [str(conf), str(conf) + ".b", BETA], awk_env)
-    assert res.returncode == 0 and BETA not in conf.read_text()
+    assert res.returncode == 0
+    assert BETA not in conf.read_text()
     res = run_script(wgconf.REMOVE_SCRIPT, [str(conf), str(conf) + ".c", NEWKEY], awk_env)
-    assert res.stdout.strip() == "absent" and not Path(str(conf) + ".c").exists()
+    assert res.stdout.strip() == "absent"
+    assert not Path(str(conf) + ".c").exists()
 
 
 def test_add_then_remove_gives_the_original_file_back(
@@ -502,10 +531,13 @@ def test_restore_script(tmp_path: Path) -> None:
     bak.write_text("old\n")
     (tmp_path / "wg0.conf.wgconsole-tmp").write_text("partial")
     res = run_script(wgconf.RESTORE_SCRIPT, [str(conf), str(bak)], dict(os.environ))
-    assert res.stdout.strip() == "restored" and conf.read_text() == "old\n"
-    assert not bak.exists() and not (tmp_path / "wg0.conf.wgconsole-tmp").exists()
+    assert res.stdout.strip() == "restored"
+    assert conf.read_text() == "old\n"
+    assert not bak.exists()
+    assert not (tmp_path / "wg0.conf.wgconsole-tmp").exists()
     res = run_script(wgconf.RESTORE_SCRIPT, [str(conf), str(bak)], dict(os.environ))
-    assert res.stdout.strip() == "untouched" and conf.read_text() == "old\n"
+    assert res.stdout.strip() == "untouched"
+    assert conf.read_text() == "old\n"
 
 
 def test_commands_quote_every_value() -> None:
@@ -603,7 +635,7 @@ class FakeGateway:
         data: dict[str, dict[str, Any]] = json.loads(self.state_path.read_text())["peers"]
         return data
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.commands.append((command, mutating))
         if self.fail_when is not None and self.fail_when(command):
             return CommandResult("", "injected failure", 1, 0.0, 0)
@@ -630,7 +662,7 @@ class FakeLb:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.commands.append(command)
         return CommandResult("", "", 0, 0.0, 0)
 
@@ -651,7 +683,7 @@ class Rig:
         for name, gw in self.gateways.items():
             peers: PeerSpec = {k: (tuple(p["ips"]), int(p["ka"])) for k, p in gw.peers().items()}
             obs[name] = gateway_obs(name, peers)
-        hosts = [HostStatus(n, "gateway", True) for n in obs]
+        hosts = [HostStatus(n, "gateway", reachable=True) for n in obs]
         return build_fleet(self.inventory, {}, dict(obs), hosts, 1000.0)
 
     def snapshot(self) -> dict[str, tuple[str, dict[str, dict[str, Any]]]]:
@@ -669,8 +701,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    yield make_rig(tmp_path)
+def rig(tmp_path: Path) -> Rig:
+    return make_rig(tmp_path)
 
 
 def make_rig(tmp_path: Path, gw2_config: str | None = None) -> Rig:
@@ -708,7 +740,8 @@ def test_execute_add_generated_key_everywhere(rig: Rig, tmp_path: Path) -> None:
         peers = rig.gateways[gw.name].peers()
         assert peers[key] == {"ips": ["10.255.0.4/32"], "ka": 15}
         text = Path(gw.config).read_text()
-        assert text.count(f"PublicKey = {key}") == 1 and "# gamma" in text
+        assert text.count(f"PublicKey = {key}") == 1
+        assert "# gamma" in text
         assert Path(result.backups[gw.name]).read_text() == GW_CONF
     secret = result.config.private_key.reveal()  # type: ignore[union-attr]
     assert f"PrivateKey = {secret}" in out.read_text()
@@ -733,7 +766,8 @@ def test_execute_add_generated_key_everywhere(rig: Rig, tmp_path: Path) -> None:
     assert result.inventory is not None
     assert Client("gamma", key, "10.255.0.4") in result.inventory.clients
     inv_text = (tmp_path / "inventory.yaml").read_text()
-    assert "# beta is the laptop" in inv_text and "# end of file" in inv_text
+    assert "# beta is the laptop" in inv_text
+    assert "# end of file" in inv_text
     [entry] = rig.audit.entries()
     assert (entry["action"], entry["target"], entry["outcome"]) == ("peer add", "gamma", "ok")
     steps = [p.text for p in rig.progress if p.kind == "ok"]
@@ -745,7 +779,8 @@ def test_execute_add_generated_key_everywhere(rig: Rig, tmp_path: Path) -> None:
 def test_execute_add_with_own_key_needs_no_output(rig: Rig) -> None:
     plan = plan_peer_add(rig.inventory, rig.fleet(), "gamma", NEWKEY, "10.255.0.50")
     result = execute_peer_add(rig.ctx, plan, keepalive=0)
-    assert result.output is None and result.config.private_key is None
+    assert result.output is None
+    assert result.config.private_key is None
     assert rig.gateways["wg-gateway-02"].peers()[NEWKEY] == {"ips": ["10.255.0.50/32"], "ka": 0}
     assert "the client's own key" in result.display_config()
 
@@ -759,7 +794,8 @@ def test_execute_add_generated_key_requires_output(rig: Rig, tmp_path: Path) -> 
     before = rig.snapshot()
     with pytest.raises(ValidationError, match="never overwritten"):
         execute_peer_add(rig.ctx, plan, keepalive=15, output=existing)
-    assert existing.read_text() == "keep me" and rig.snapshot() == before
+    assert existing.read_text() == "keep me"
+    assert rig.snapshot() == before
 
 
 def _is_persist_on(conf: str) -> Callable[[str], bool]:
@@ -780,11 +816,13 @@ def test_execute_add_failure_on_second_gateway_rolls_back_both(rig: Rig, tmp_pat
     assert "wg-gateway-01: live peer changed, config written" in message
     assert "rolled back: config restored (restored), live peer removed (removed)" in message
     assert "wg-gateway-02: live peer changed, config edit attempted" in message
-    assert "FAILED at add [Peer]" in message and "injected failure" in message
+    assert "FAILED at add [Peer]" in message
+    assert "injected failure" in message
     assert "Every gateway is back as it was." in message
     assert message.count("verified as before") == 2
     [entry] = rig.audit.entries()
-    assert entry["outcome"] == "rolled back" and entry["detail"] == message
+    assert entry["outcome"] == "rolled back"
+    assert entry["detail"] == message
     assert load_inventory(tmp_path / "inventory.yaml").clients == rig.inventory.clients
     assert not list(tmp_path.glob("gw*/wg0.conf.wgconsole-*"))
 
@@ -827,7 +865,8 @@ def test_execute_remove_everywhere_and_from_the_inventory(rig: Rig, tmp_path: Pa
     assert result.gateways == ("wg-gateway-01", "wg-gateway-02")
     for gw in rig.inventory.gateways:
         assert ALPHA not in rig.gateways[gw.name].peers()
-        assert ALPHA not in Path(gw.config).read_text() and BETA in Path(gw.config).read_text()
+        assert ALPHA not in Path(gw.config).read_text()
+        assert BETA in Path(gw.config).read_text()
         assert Path(result.backups[gw.name]).read_text() == GW_CONF
     assert result.inventory is not None
     assert [c.name for c in result.inventory.clients] == ["beta"]
@@ -865,7 +904,8 @@ def test_add_then_remove_restores_everything(rig: Rig) -> None:
     assert added.inventory is not None
     rig.ctx = replace(rig.ctx, inventory=added.inventory)
     removed = execute_peer_remove(rig.ctx, plan_peer_remove(added.inventory, rig.fleet(), "gamma"))
-    assert removed.inventory is not None and removed.inventory.clients == rig.inventory.clients
+    assert removed.inventory is not None
+    assert removed.inventory.clients == rig.inventory.clients
     after = rig.snapshot()
     for name in before:
         assert after[name][1] == before[name][1]
@@ -980,7 +1020,8 @@ def test_qr_is_drawn_on_a_terminal() -> None:
     tty = _Tty()
     print_qr(_config(PrivateKey.generate()), tty)  # type: ignore[arg-type]
     drawing = "".join(tty.parts)
-    assert drawing.count("\n") > 20 and "PrivateKey" not in drawing
+    assert drawing.count("\n") > 20
+    assert "PrivateKey" not in drawing
 
 
 def test_inventory_edit_of_a_broken_file_is_refused(tmp_path: Path) -> None:

@@ -82,7 +82,10 @@ def test_steps_run_in_order_each_as_one_verified_progress_line(world: World) -> 
         "ok second",
     ]
     one = tx.attempt(first)
-    assert one is not None and one.done and one.value == "said 1" and one.error is None
+    assert one is not None
+    assert one.done
+    assert one.value == "said 1"
+    assert one.error is None
     assert tx.attempt(None) is None
     assert tx.attempt(Step("never run")) is None
 
@@ -132,10 +135,13 @@ def test_a_failure_undoes_every_step_begun_newest_first_then_checks_each_host_on
         "ok verify h2 is back",
     ]
     failed = tx.attempt(d)
-    assert failed is not None and not failed.done and failed.failed_at == "d: boom"
+    assert failed is not None
+    assert not failed.done
+    assert failed.failed_at == "d: boom"
     undone = [attempt.undone for attempt in tx.attempts.values()]
     assert undone == ["undo a done (gone)", "undo b done", "undo c done", "undo d done"]
-    assert tx.checked == {h1: None, h2: None} and tx.rolled_back
+    assert tx.checked == {h1: None, h2: None}
+    assert tx.rolled_back
 
 
 def test_a_failed_verification_is_a_failure_of_a_change_made(world: World) -> None:
@@ -150,8 +156,11 @@ def test_a_failed_verification_is_a_failure_of_a_change_made(world: World) -> No
     with pytest.raises(OpError, match="not there"):
         tx.run([step])
     attempt = tx.attempt(step)
-    assert attempt is not None and attempt.done and attempt.error == "not there"
-    assert "record" not in world.journal and "undo" in world.journal
+    assert attempt is not None
+    assert attempt.done
+    assert attempt.error == "not there"
+    assert "record" not in world.journal
+    assert "undo" in world.journal
 
 
 def test_an_interrupt_rolls_back_and_goes_on_up(world: World) -> None:
@@ -171,7 +180,9 @@ def test_an_interrupt_rolls_back_and_goes_on_up(world: World) -> None:
         "ok roll back h: undo a",
     ]
     interrupted = tx.attempt(b)
-    assert interrupted is not None and interrupted.error is None and not interrupted.done
+    assert interrupted is not None
+    assert interrupted.error is None
+    assert not interrupted.done
 
 
 def test_discard_comes_first_and_account_replaces_the_error(world: World) -> None:
@@ -186,7 +197,8 @@ def test_discard_comes_first_and_account_replaces_the_error(world: World) -> Non
     tx = Transaction(world.ctx)
     with pytest.raises(OpError, match="the report") as info:
         tx.run([step], discard=lambda: world.journal.append("discard"), account=account)
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
     assert [str(e) for e in seen] == ["boom"]
     tail = world.journal[world.journal.index("fail s: boom") + 1 :]
     assert tail == ["discard", "step roll back: undo", "undo", "ok roll back: undo", tail[-1]]
@@ -206,7 +218,8 @@ def test_a_rollback_that_cannot_undo_or_verify_says_so_and_goes_on(world: World)
     assert "undo a" in world.journal  # the undo that failed did not stop the others
     attempt_b = tx.attempt(b)
     assert attempt_b is not None
-    assert attempt_b.undone is None and attempt_b.not_undone == "undo b: no route"
+    assert attempt_b.undone is None
+    assert attempt_b.not_undone == "undo b: no route"
     assert tx.checked == {h1: None, broken: "still there"}
     assert not tx.rolled_back
 
@@ -250,4 +263,5 @@ def test_steps_are_distinct_even_when_alike(world: World) -> None:
     one, two = Step("same", do=world.act("x")), Step("same", do=world.act("x"))
     tx = Transaction(world.ctx)
     tx.run([one, two])
-    assert one != two and len(tx.attempts) == 2
+    assert one != two
+    assert len(tx.attempts) == 2

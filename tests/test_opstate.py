@@ -66,7 +66,7 @@ def test_local_state_text_matches_the_shell(tmp_path: Path) -> None:
 
 
 def test_lb_script_lists_state_and_old_captures_still_parse() -> None:
-    assert "/run/wgconsole" in lb_script(False)
+    assert "/run/wgconsole" in lb_script(sudo=False)
     obs = parse_lb_output(LB, (NORMAL / "wg-lb.txt").read_text())  # captured before "ops"
     assert (obs.drain_records, obs.locks) == ((), ())
 
@@ -101,7 +101,10 @@ def _observations(
         *(HostPoll(n, "gateway", o, None, 0.0, 0) for n, o in gws.items()),
     )
     poll = PollResult(1795664600.0, 0.0, polls)
-    statuses = tuple(HostStatus(h.name, h.role, True, None, poll.taken_at) for h in polls)
+    statuses = tuple(
+        HostStatus(h.name, h.role, reachable=True, error=None, last_success=poll.taken_at)
+        for h in polls
+    )
     return fleet_from_poll(INVENTORY, poll, statuses)
 
 
@@ -120,7 +123,8 @@ def test_half_done_drain_is_a_finding_with_the_way_out(
     fleet = _observations(**state)  # type: ignore[arg-type]
     (finding,) = [f for f in fleet.findings if f.code == "half-done-drain"]
     assert (finding.severity, finding.subject) == ("warning", GW2)
-    assert problem in finding.message and "on wg-lb" in finding.message
+    assert problem in finding.message
+    assert "on wg-lb" in finding.message
     assert f"wgconsole drain {GW2}` finishes" in finding.message
     assert f"wgconsole undrain {GW2}` rolls it back" in finding.message
     assert "last recorded step: deleted" in finding.message
@@ -131,7 +135,9 @@ def test_a_finished_drain_is_no_finding() -> None:
     assert not [f for f in fleet.findings if f.code == "half-done-drain"]
     # Its interface is down on purpose: said, but not as an alarm.
     (down,) = [f for f in fleet.findings if f.code == "interface-down"]
-    assert down.severity == "info" and "drained" in down.message and "undrain" in down.message
+    assert down.severity == "info"
+    assert "drained" in down.message
+    assert "undrain" in down.message
     half = _observations(weight=0, fallback=True, expire=True, gw2_up=False, record="started")
     (down,) = [f for f in half.findings if f.code == "interface-down"]
     assert down.severity == "critical"
@@ -141,7 +147,11 @@ def test_a_held_lock_is_reported() -> None:
     lb = parse_lb_output(LB, (NORMAL / "wg-lb.txt").read_text())
     lb = replace(lb, locks=(LockRecord("ops@bastion", "peer add", 1795664500.0),))
     poll = PollResult(1795664600.0, 0.0, (HostPoll(LB, "lb", lb, None, 0.0, 0),))
-    fleet = fleet_from_poll(INVENTORY, poll, (HostStatus(LB, "lb", True, None, 1795664600.0),))
+    fleet = fleet_from_poll(
+        INVENTORY,
+        poll,
+        (HostStatus(LB, "lb", reachable=True, error=None, last_success=1795664600.0),),
+    )
     (finding,) = [f for f in fleet.findings if f.code == "service-locked"]
     assert "'peer add' by ops@bastion since 100 s" in finding.message
     assert "--break-lock" in finding.message

@@ -98,12 +98,15 @@ def test_switchover_hook_weights_reverse_and_overrides() -> None:
         False,
     )
     hook = parse_switchover_hook(_conf("weight 5 reverse"), "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.factor == -5
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.factor == -5
     # The instance's own weight wins over the definition's.
     hook = parse_switchover_hook(_conf("weight 5", f"{SWITCHOVER_TRACK_FILE} weight 2"), "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.factor == 2
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.factor == 2
     hook = parse_switchover_hook(_conf(extra="nopreempt"), "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.nopreempt
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.nopreempt
     legacy = _conf().replace(
         "track_file wgconsole_switchover {", "vrrp_track_file wgconsole_switchover {"
     )
@@ -120,21 +123,26 @@ def test_switchover_hook_tracked_by_the_sync_group() -> None:
         )
     )
     hook = parse_switchover_hook(conf, "VI_1")
-    assert isinstance(hook, SwitchoverHook) and hook.tracked_by == "vrrp_sync_group G"
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.tracked_by == "vrrp_sync_group G"
 
 
 def test_no_switchover_hook_says_why() -> None:
     no_definition = INSTANCE % ""
     why = parse_switchover_hook(no_definition, "VI_1")
-    assert isinstance(why, NoHook) and "no `track_file wgconsole_switchover" in why.reason
+    assert isinstance(why, NoHook)
+    assert "no `track_file wgconsole_switchover" in why.reason
     untracked = DEFINITION % "weight 1" + INSTANCE % ""
     why = parse_switchover_hook(untracked, "VI_1")
-    assert isinstance(why, NoHook) and "does not track" in why.reason
+    assert isinstance(why, NoHook)
+    assert "does not track" in why.reason
     zero = _conf("weight 0")
     why = parse_switchover_hook(zero, "VI_1")
-    assert isinstance(why, NoHook) and "FAULT" in why.reason
+    assert isinstance(why, NoHook)
+    assert "FAULT" in why.reason
     why = parse_switchover_hook(_conf() + "include /etc/keepalived/more.conf\n", "VI_2")
-    assert isinstance(why, NoHook) and "included" in why.reason
+    assert isinstance(why, NoHook)
+    assert "included" in why.reason
     # What the operator is told to add is itself a working hook.
     example = HOOK_EXAMPLE.replace("INSTANCE", "VI_1").replace("    ...\n", "")
     assert isinstance(parse_switchover_hook(example, "VI_1"), SwitchoverHook)
@@ -194,7 +202,12 @@ def test_rebuild_gives_the_holders_order_weights_and_dests_in_every_case() -> No
 
 def _hook(name: str, priority: int, value: int = 0, factor: int = 1) -> DirectorHook:
     hook = SwitchoverHook(
-        "VI_1", "/var/lib/wgconsole/s", factor, "vrrp_instance VI_1", False, False
+        "VI_1",
+        "/var/lib/wgconsole/s",
+        factor,
+        "vrrp_instance VI_1",
+        nopreempt=False,
+        address_owner=False,
     )
     return DirectorHook(
         Host(name, "10.0.0.9", SshSettings()), "VI_1", "BACKUP", priority, hook, value
@@ -228,7 +241,7 @@ HOLDER_ORDER = (dest(GW2_RS), dest(GW1_RS))
 
 
 def _director(
-    host: str, holds: bool, dests: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any
+    host: str, *, holds: bool, dests: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any
 ) -> LbObservation:
     state: VrrpState = "MASTER" if holds else "BACKUP"
     instance = VrrpInstance("VI_1", state, 150 if holds else 100, 150, 51, "eth0", (VIP.address,))
@@ -243,7 +256,10 @@ def _director(
 
 
 def _pair_fleet(backup: Sequence[IpvsDest] = HOLDER_ORDER, **keepalived: Any) -> Fleet:
-    lbs = {LB1: _director(LB1, True), LB2: _director(LB2, False, backup, **keepalived)}
+    lbs = {
+        LB1: _director(LB1, holds=True),
+        LB2: _director(LB2, holds=False, dests=backup, **keepalived),
+    }
     return fleet(PAIR, lbs=lbs)
 
 
@@ -266,10 +282,13 @@ def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_diff
 ) -> None:
     ctx = _ctx(tmp_path)
     reversed_order = HOLDER_ORDER[::-1]
-    reads = _Reads({LB1: _director(LB1, True), LB2: _director(LB2, False, reversed_order)})
+    reads = _Reads(
+        {LB1: _director(LB1, holds=True), LB2: _director(LB2, holds=False, dests=reversed_order)}
+    )
     monkeypatch.setattr(pair_module, "read_lb", reads)
     step = tables_step(ctx, "`drain wg-gateway-01`")
-    assert step is not None and step.verify is not None
+    assert step is not None
+    assert step.verify is not None
     with pytest.raises(OpError) as failed:
         step.verify()
     assert str(failed.value) == (
@@ -278,7 +297,7 @@ def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_diff
         "clients without a synced entry hashed there would go to another gateway. "
         "`wgconsole lb align wg-lb-2` gives it the holder's table."
     )
-    reads.observations[LB2] = _director(LB2, False)
+    reads.observations[LB2] = _director(LB2, holds=False)
     step.verify()  # the same order: the same table
     assert tables_step(_ctx(tmp_path, make_inventory()), "the drain") is None
 
@@ -296,14 +315,16 @@ def test_lb_align_plans_the_rebuild_and_never_touches_the_holder() -> None:
     with pytest.raises(ValidationError, match="wg-lb-1 holds the VIP"):
         plan_align(pair, PAIR.service, PAIR.load_balancers, LB1)
     plan = plan_align(pair, PAIR.service, PAIR.load_balancers, None)
-    assert plan.holder == LB1 and [t.lb.name for t in plan.targets] == [LB2]
+    assert plan.holder == LB1
+    assert [t.lb.name for t in plan.targets] == [LB2]
     target = plan.targets[0]
     assert target.differing == 256
     assert target.rebuild.deletes == (GW2_RS,)
     assert [d.endpoint for d in target.rebuild.adds] == [GW2_RS]
     text = "\n".join(plan.describe())
     assert "wg-lb-2: 256/256 buckets differ from wg-lb-1's" in text
-    assert f"delete {GW2_RS}" in text and f"add {GW2_RS} weight 1 masq (to the head)" in text
+    assert f"delete {GW2_RS}" in text
+    assert f"add {GW2_RS} weight 1 masq (to the head)" in text
     with pytest.raises(ValidationError, match="already has"):
         plan_align(_pair_fleet(), PAIR.service, PAIR.load_balancers, None)
 
@@ -314,7 +335,10 @@ def test_lb_align_refuses_where_a_keepalived_reload_would_undo_it() -> None:
         VIP,
         "sh",
         int(ServiceFlag.SH_FALLBACK),
-        (KeepalivedRealServer(GW2_RS, 1, True), KeepalivedRealServer(GW1_RS, 2, True)),
+        (
+            KeepalivedRealServer(GW2_RS, 1, inhibit_on_failure=True),
+            KeepalivedRealServer(GW1_RS, 2, inhibit_on_failure=True),
+        ),
     )
     pair = _pair_fleet(HOLDER_ORDER[::-1], servers=(weights_2,))
     with pytest.raises(ValidationError) as refused:
@@ -324,8 +348,8 @@ def test_lb_align_refuses_where_a_keepalived_reload_would_undo_it() -> None:
     same = replace(
         weights_2,
         real_servers=(
-            KeepalivedRealServer(GW1_RS, 1, False),
-            KeepalivedRealServer(GW2_RS, 1, True),
+            KeepalivedRealServer(GW1_RS, 1, inhibit_on_failure=False),
+            KeepalivedRealServer(GW2_RS, 1, inhibit_on_failure=True),
         ),
     )
     plan = plan_align(
@@ -359,7 +383,7 @@ class _Director:
         self.config, self.value = config, value
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = True) -> CommandResult:
         self.commands.append(command)
         assert not mutating, command  # planning changes nothing
         if command.startswith("cat "):
@@ -369,7 +393,7 @@ class _Director:
         return CommandResult(self.value, "", 0, 0.0, 0)
 
 
-def _lab_config(priority: int, hook: bool = True) -> str:
+def _lab_config(priority: int, *, hook: bool = True) -> str:
     text = (DEFINITION % "weight 1" if hook else "") + INSTANCE % (
         f"track_file {{\n        {SWITCHOVER_TRACK_FILE}\n    }}" if hook else ""
     )
@@ -379,7 +403,7 @@ def _lab_config(priority: int, hook: bool = True) -> str:
 def _failover_ctx(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lb1: _Director, lb2: _Director
 ) -> OpContext:
-    reads = _Reads({LB1: _director(LB1, True), LB2: _director(LB2, False)})
+    reads = _Reads({LB1: _director(LB1, holds=True), LB2: _director(LB2, holds=False)})
     monkeypatch.setattr(failover_module, "read_lb", reads)
     transports: dict[str, Any] = {LB1: lb1, LB2: lb2}
     return OpContext(PAIR, transports, AuditLog(tmp_path / "audit.jsonl"))
@@ -424,7 +448,7 @@ def test_failover_to_a_director_with_nopreempt_is_refused(
 
 
 def test_align_and_failover_need_every_director_read(tmp_path: Path) -> None:
-    lost = fleet(PAIR, lbs={LB1: _director(LB1, True), LB2: None})
+    lost = fleet(PAIR, lbs={LB1: _director(LB1, holds=True), LB2: None})
     why = "who holds the VIP is not known: wg-lb-2 did not answer"
     with pytest.raises(ValidationError, match=why):
         plan_failover(_ctx(tmp_path), lost, None)
@@ -438,7 +462,7 @@ class _Gateway:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def run(self, command: str, timeout: float, mutating: bool = True) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = True) -> CommandResult:
         self.commands.append(command)
         return CommandResult("", "", 0, 0.0, 0)
 
@@ -464,7 +488,8 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     steps = failover_module._steps(ctx, plan, failover_module.FailoverResult(started=0.0))
     read = next(steps)
     assert read.label == f"{GW2}: read its peers for the 1 client(s) that will leave it"
-    assert read.verify is not None and read.do is None
+    assert read.verify is not None
+    assert read.do is None
     read.verify()
     forget = next(steps)
     assert forget.label.startswith(f"{GW2}: forget the session of 1 client(s)")
@@ -472,7 +497,8 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     forget.do()
     (command,) = gw2.commands
     assert f"peer {BETA} remove peer {BETA} allowed-ips 10.255.0.3/32" in command
-    assert "endpoint" not in command and ALPHA not in command
+    assert "endpoint" not in command
+    assert ALPHA not in command
     # Only then the switchover files.
     assert (
         next(steps).label

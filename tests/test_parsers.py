@@ -108,7 +108,8 @@ def test_parse_error_message_and_fields() -> None:
 
 def test_parse_error_redacts_keys_and_survives_pickling() -> None:
     error = ParseError("x", 1, f"saw {PRIVATE_KEY} here")
-    assert PRIVATE_KEY not in str(error) and PRIVATE_KEY not in repr(error)
+    assert PRIVATE_KEY not in str(error)
+    assert PRIVATE_KEY not in repr(error)
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.source, copy.line, str(copy)) == ("x", 1, str(error))
 
@@ -148,14 +149,16 @@ def test_split_sections_fixture() -> None:
     sections = split_sections(fixture("sections_gateway.txt"))
     assert list(sections) == ["clock", "link", "wg", "ipvsadm", "sysctl"]
     assert sections["clock"] == Section("clock", "1700000123.456789012\n", 0)
-    assert sections["ipvsadm"].rc == 127 and not sections["ipvsadm"].ok
+    assert sections["ipvsadm"].rc == 127
+    assert not sections["ipvsadm"].ok
     # `cat` of a file without a final newline: the status marker ends the same line.
     assert sections["sysctl"] == Section("sysctl", "1", 0)
     assert parse_clock(sections["clock"].text) == pytest.approx(1700000123.456789)
     assert parse_link_state(sections["link"].text) is True
     assert parse_bool_sysctl(sections["sysctl"].text) is True
     interface = parse_wg_dump(sections["wg"].text, "wg0")  # private key already "(hidden)"
-    assert interface.public_key == fake_key(0x10) and len(interface.peers) == 1
+    assert interface.public_key == fake_key(0x10)
+    assert len(interface.peers) == 1
 
 
 def test_split_sections_round_trip_through_a_real_shell() -> None:
@@ -173,7 +176,8 @@ def test_split_sections_round_trip_through_a_real_shell() -> None:
     sections = split_sections(output)
     assert sections["one"] == Section("one", "a\nb\n", 0)
     assert sections["nonl"] == Section("nonl", "no newline", 0)
-    assert sections["fail"].rc not in (0, None) and "nonexistent" in sections["fail"].text
+    assert sections["fail"].rc not in (0, None)
+    assert "nonexistent" in sections["fail"].text
     assert sections["empty"] == Section("empty", "", 0)
 
 
@@ -181,7 +185,8 @@ def test_section_text() -> None:
     sections = split_sections(fixture("sections_gateway.txt"))
     assert section_text(sections, "clock") == "1700000123.456789012\n"
     error = parse_error(lambda _: section_text(sections, "ipvsadm"), "")
-    assert "exit status 127" in str(error) and "command not found" in str(error)
+    assert "exit status 127" in str(error)
+    assert "command not found" in str(error)
     assert "command not found" in section_text(sections, "ipvsadm", allow_failure=True)
     error = parse_error(lambda _: section_text(sections, "conns"), "")
     assert "no section 'conns'" in str(error)
@@ -250,7 +255,8 @@ def test_ipvsadm_list_seed_service() -> None:
             IpvsDest(GW1, weight=0, forward="masq", active_conns=0, inactive_conns=3),
         ),
     )
-    assert services[0].sh_fallback and services[0].sh_port
+    assert services[0].sh_fallback
+    assert services[0].sh_port
     assert type(services[0].flags) is int
 
 
@@ -321,7 +327,8 @@ def test_ipvsadm_list_without_services() -> None:
 def test_ipvsadm_list_malformed(body: str, message: str) -> None:
     error = parse_error(parse_ipvsadm_list, IPVSADM_HEADER + body)
     assert message in error.reason
-    assert error.line is not None and error.line >= 4
+    assert error.line is not None
+    assert error.line >= 4
 
 
 @pytest.mark.parametrize(
@@ -551,7 +558,9 @@ def test_ip_vs_conn_fast_path_records_equal_normal_ones() -> None:
         "ESTABLISHED",
         899,
     )
-    assert conn == normal and hash(conn) == hash(normal) and repr(conn) == repr(normal)
+    assert conn == normal
+    assert hash(conn) == hash(normal)
+    assert repr(conn) == repr(normal)
     with pytest.raises(dataclasses.FrozenInstanceError):
         conn.expires = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -559,7 +568,7 @@ def test_ip_vs_conn_fast_path_records_equal_normal_ones() -> None:
 
 
 @pytest.mark.parametrize("was_enabled", [True, False])
-def test_ip_vs_conn_restores_the_collector_state(was_enabled: bool) -> None:
+def test_ip_vs_conn_restores_the_collector_state(*, was_enabled: bool) -> None:
     previous = gc.isenabled()
     try:
         gc.enable() if was_enabled else gc.disable()
@@ -599,7 +608,8 @@ def test_ip_vs_conn_malformed_field(index: int, value: str, message: str) -> Non
     good = " ".join(GOOD_CONN)
     error = parse_error(parse_ip_vs_conn, f"{CONN_HEADER}{good}\n{good}\n{bad}\n{good}\n")
     assert message in error.reason
-    assert error.line == 4 and error.source == "/proc/net/ip_vs_conn"
+    assert error.line == 4
+    assert error.source == "/proc/net/ip_vs_conn"
 
 
 @pytest.mark.parametrize(
@@ -617,7 +627,8 @@ def test_ip_vs_conn_not_the_file(text: str, message: str) -> None:
 def test_ip_vs_conn_truncated_line() -> None:
     good = " ".join(GOOD_CONN)
     error = parse_error(parse_ip_vs_conn, f"{CONN_HEADER}{good}\nUDP 0A00020F 9C40 AC1")
-    assert error.line == 3 and "expected at least 9 fields, got 4" in error.reason
+    assert error.line == 3
+    assert "expected at least 9 fields, got 4" in error.reason
 
 
 # --- /proc/net/ip_vs ---------------------------------------------------------------------
@@ -675,7 +686,8 @@ def test_proc_ip_vs_empty() -> None:
 def test_proc_ip_vs_malformed(body: str, message: str) -> None:
     error = parse_error(parse_ip_vs, PROC_HEADER + body)
     assert message in error.reason
-    assert error.line is not None and error.line >= 4
+    assert error.line is not None
+    assert error.line >= 4
 
 
 @pytest.mark.parametrize(
@@ -715,16 +727,20 @@ def test_wg_dump_fixture() -> None:
         keepalive=15,
     )
     second, third, fourth = interface.peers[1:]
-    assert second.has_preshared_key and second.keepalive == 0
+    assert second.has_preshared_key
+    assert second.keepalive == 0
     assert second.endpoint == Endpoint("2001:db8:1::7", 40001)
     assert second.allowed_ips == ("10.255.0.3/32", "fd00:255::3/128")
-    assert third.endpoint is None and third.latest_handshake == 0
-    assert fourth.endpoint == Endpoint("fe80::1%eth0", 51820) and fourth.allowed_ips == ()
+    assert third.endpoint is None
+    assert third.latest_handshake == 0
+    assert fourth.endpoint == Endpoint("fe80::1%eth0", 51820)
+    assert fourth.allowed_ips == ()
 
 
 def test_wg_dump_keeps_no_secret() -> None:
     text = fixture("wg_dump.txt")
-    assert PRIVATE_KEY in text and PRESHARED_KEY in text  # the fixture does carry them
+    assert PRIVATE_KEY in text
+    assert PRESHARED_KEY in text  # the fixture does carry them
     interface = parse_wg_dump(text, "wg0")
     for secret in SECRETS:
         assert secret not in repr(interface)
@@ -814,7 +830,8 @@ def test_wg_dump_truncated_peer_line() -> None:
     text = fixture("wg_dump.txt")
     cut = text[: text.index("\t10.255.0.4/32")]
     error = parse_error(lambda t: parse_wg_dump(t, "wg0"), cut)
-    assert error.line == 4 and "expected 8 fields, got 3" in error.reason
+    assert error.line == 4
+    assert "expected 8 fields, got 3" in error.reason
 
 
 @pytest.mark.parametrize(
@@ -833,7 +850,8 @@ def test_wg_dump_all_peer_of_another_interface_and_duplicates() -> None:
     lines = fixture("wg_dump_all.txt").splitlines()
     wg1_peer = next(line for line in lines if line.startswith("wg1\t") and line.count("\t") == 8)
     error = parse_error(parse_wg_dump_all, lines[0] + "\n" + wg1_peer + "\n")
-    assert error.line == 2 and "does not follow" in error.reason
+    assert error.line == 2
+    assert "does not follow" in error.reason
     error = parse_error(parse_wg_dump_all, lines[0] + "\n" + lines[0] + "\n")
     assert "listed twice" in error.reason
     assert_no_secret(error)

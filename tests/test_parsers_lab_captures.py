@@ -68,8 +68,12 @@ def test_gateway_capture() -> None:
     peers = {p.allowed_ips: p for p in obs.interface.peers}
     assert set(peers) == {("10.255.0.2/32",), ("10.255.0.3/32",)}
     p = peers[("10.255.0.2/32",)]
-    assert p.keepalive == 15 and p.endpoint is not None and p.endpoint.address == "10.77.1.10"
-    assert p.latest_handshake > 0 and p.rx_bytes > 0 and not p.has_preshared_key
+    assert p.keepalive == 15
+    assert p.endpoint is not None
+    assert p.endpoint.address == "10.77.1.10"
+    assert p.latest_handshake > 0
+    assert p.rx_bytes > 0
+    assert not p.has_preshared_key
     # The gateway that no client hashes to has never seen them.
     obs2 = parse_gateway_output("wg-gateway-02", "wg0", _text("normal", "wg-gateway-02"))
     assert obs2.interface is not None
@@ -79,7 +83,8 @@ def test_gateway_capture() -> None:
 def test_gateway_capture_interface_down() -> None:
     obs = parse_gateway_output("wg-gateway-01", "wg0", _text("gw1-wg-down", "wg-gateway-01"))
     assert obs.link_up is False
-    assert obs.interface is not None and obs.interface.public_key == GATEWAY_KEY
+    assert obs.interface is not None
+    assert obs.interface.public_key == GATEWAY_KEY
 
 
 def test_captures_hold_no_private_key() -> None:
@@ -93,9 +98,9 @@ def test_captures_hold_no_private_key() -> None:
 def test_lb_read_without_its_connection_table() -> None:
     """`whereis` needs the services only: the 50,000-entry table is neither asked nor parsed,
     while a full poll whose table section is missing is still an error, not an empty table."""
-    assert "ip_vs_conn" in lb_script(False)
-    assert "ip_vs_conn" not in lb_script(False, conns=False)
-    assert "ip_vs_conn" not in lb_script(True, conns=False)
+    assert "ip_vs_conn" in lb_script(sudo=False)
+    assert "ip_vs_conn" not in lb_script(sudo=False, conns=False)
+    assert "ip_vs_conn" not in lb_script(sudo=True, conns=False)
     full = _text("normal", "wg-lb")
     start = full.index("@@wgc:conn\n")
     end = full.index("@@wgc-rc:conn:0\n") + len("@@wgc-rc:conn:0\n")

@@ -144,7 +144,7 @@ def test_a_poll_never_crashes_on_damaged_output(data: st.DataObject) -> None:
             self.name = name
             self.calls = 0
 
-        def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+        def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
             self.calls += 1
             hurt = self.name == victim and self.calls > good_polls
             out = damaged if hurt else (normal / f"{self.name}.txt").read_text()
@@ -415,5 +415,6 @@ def test_a_key_cut_by_an_excerpt_is_still_hidden(cut: int) -> None:
 
     padding = "w " * ((157 - cut) // 2)
     shown = excerpt(padding + PRIVATE + " tail") + excerpt(PRIVATE[cut:])
-    assert PRIVATE[:20] not in shown and PRIVATE[20:40] not in shown
+    assert PRIVATE[:20] not in shown
+    assert PRIVATE[20:40] not in shown
     assert PRIVATE[cut:][:20] not in shown or len(PRIVATE[cut:]) < 20

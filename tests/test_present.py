@@ -8,10 +8,14 @@ def test_every_status_has_a_symbol_and_a_word() -> None:
     for status in CLIENT_STATUSES:
         text, tone = present.client_status(status)
         mark, word = text.split(" ", 1)
-        assert word == status and mark and tone
+        assert word == status
+        assert mark
+        assert tone
     for state in REAL_SERVER_STATES:
         text, tone = present.server_state(state)
-        assert text.endswith(state) and text[0] != state[0] and tone
+        assert text.endswith(state)
+        assert text[0] != state[0]
+        assert tone
     for level in SEVERITIES:
         assert present.severity(level)[0].endswith(level)
 

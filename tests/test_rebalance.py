@@ -73,8 +73,10 @@ def test_balance_after_a_weight_change_and_its_note() -> None:
     heavy = o.service(dests=(o.dest(o.GW2_RS, weight=255), o.dest(o.GW1_RS, weight=1)))
     fleet = o.fleet(lb=o.lb_obs(services=(heavy,)))
     rows = {r.gateway: r for r in balance(inventory, fleet)}
-    assert rows[o.GW2].buckets > 250 and rows[o.GW1].buckets < 6
-    assert rows[o.GW1].clients == 1 and rows[o.GW1].clients_after == 0
+    assert rows[o.GW2].buckets > 250
+    assert rows[o.GW1].buckets < 6
+    assert rows[o.GW1].clients == 1
+    assert rows[o.GW1].clients_after == 0
     assert rows[o.GW2].clients_after == 2
     assert imbalance_note(tuple(rows.values())) == (
         "1 client(s) not where sh sends them: `wgconsole rebalance` moves them"
@@ -86,7 +88,8 @@ def test_a_client_the_table_would_drop_is_not_misplaced() -> None:
     svc = o.service(dests=(o.dest(o.GW2_RS, weight=0), o.dest(o.GW1_RS)), flags=1)
     inventory = o.make_inventory()
     choice = sh_choice(inventory, svc)
-    assert choice is not None and None in choice.gateways
+    assert choice is not None
+    assert None in choice.gateways
     fleet = o.fleet(lb=o.lb_obs(services=(svc,)))
     assert all(m.sh is not None for m in misplaced(fleet.clients, choice))
     assert sh_choice(inventory, o.service(scheduler="rr")) is None
@@ -104,14 +107,16 @@ def test_the_plan_moves_misplaced_clients_with_a_session_and_says_what_else_it_t
     assert plan.untouched == 0
     assert plan.table == table_key(SWAPPED)
     text = "\n".join(plan.describe())
-    assert "alpha" in text and f"{o.GW1} -> {o.GW2}" in text
+    assert "alpha" in text
+    assert f"{o.GW1} -> {o.GW2}" in text
     assert SIDE_EFFECTS in text
     assert "no other service, entry, dest, kernel order, weight, flag or timeout" in text
 
 
 def test_a_balanced_fleet_plans_nothing() -> None:
     plan = plan_rebalance(o.make_inventory(), o.fleet())
-    assert plan.moves == () and plan.untouched == 2
+    assert plan.moves == ()
+    assert plan.untouched == 2
     assert NOTHING_TO_MOVE in plan.describe()
     assert SIDE_EFFECTS not in "\n".join(plan.describe())
 
@@ -261,7 +266,7 @@ def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
 
 
-def _read(key: str, ips: tuple[str, ...], ka: int, psk: bool, endpoint: str) -> WgPeer:
+def _read(key: str, ips: tuple[str, ...], ka: int, *, psk: bool, endpoint: str) -> WgPeer:
     """A peer as the gateway's reading shows it."""
     address, port = endpoint.split(":")
     return WgPeer(key, psk, Endpoint(address, int(port)), ips, 0, 0, 0, ka)
@@ -271,8 +276,8 @@ def test_forget_keeps_each_peer_as_it_was_but_its_endpoint_and_session(tmp_path:
     """One `wg set` from the gateway's peers as read before (handshake.forget_command)."""
     env, state = _gateway_world(tmp_path)
     read = [
-        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, True, "10.77.1.10:38414"),
-        _read(K2, ("10.255.0.3/32",), 0, False, "10.77.1.11:4000"),
+        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, psk=True, endpoint="10.77.1.10:38414"),
+        _read(K2, ("10.255.0.3/32",), 0, psk=False, endpoint="10.77.1.11:4000"),
     ]
     (command,) = handshake.forget_command(GW, read)
     assert PSK not in command
@@ -299,8 +304,8 @@ def test_initiate_sends_at_once_to_the_entrys_address_and_keeps_keepalive_off(
     from the peers as read on the gateway."""
     env, state = _gateway_world(tmp_path)
     read = [
-        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, True, "10.77.1.10:38414"),
-        _read(K2, ("10.255.0.3/32",), 0, False, "10.77.1.11:4000"),
+        _read(K1, ("10.255.0.2/32", "10.9.0.0/24"), 15, psk=True, endpoint="10.77.1.10:38414"),
+        _read(K2, ("10.255.0.3/32",), 0, psk=False, endpoint="10.77.1.11:4000"),
     ]
     kicks = [
         handshake.Kick(read[0], "10.77.1.10:40000"),
@@ -313,22 +318,24 @@ def test_initiate_sends_at_once_to_the_entrys_address_and_keeps_keepalive_off(
     st = json.loads(state.read_text())
     sent = [e for e in st["log"] if e[0] == "sent"]
     assert sent == [["sent", K1, "10.77.1.10:40000"], ["sent", K2, "10.77.1.11:4001"]]
-    assert st["peers"][K1]["ka"] == 15 and st["peers"][K1]["psk"] == PSK
+    assert st["peers"][K1]["ka"] == 15
+    assert st["peers"][K1]["psk"] == PSK
     assert st["peers"][K2]["ka"] == 0  # off again, as configured
     assert st["peers"][K2]["endpoint"] == "10.77.1.11:4001"
 
 
 def test_forgetting_a_peer_whose_key_is_gone_fails_and_says_which(tmp_path: Path) -> None:
     env, _ = _gateway_world(tmp_path)
-    gone = _read("d" * 43 + "=", ("10.255.0.9/32",), 0, True, "10.77.1.12:1")
+    gone = _read("d" * 43 + "=", ("10.255.0.9/32",), 0, psk=True, endpoint="10.77.1.12:1")
     (command,) = handshake.forget_command(GW, [gone])
     res = _run(command, env)
-    assert res.returncode == 3 and "no peer ddd" in res.stderr
+    assert res.returncode == 3
+    assert "no peer ddd" in res.stderr
 
 
 def test_many_peers_are_split_into_commands() -> None:
     keys = [f"{i:043d}=" for i in range(450)]
-    read = [_read(k, (), 0, False, "1.2.3.4:5") for k in keys]
+    read = [_read(k, (), 0, psk=False, endpoint="1.2.3.4:5") for k in keys]
     assert len(handshake.forget_command(GW, read)) == 3
     kicks = [handshake.Kick(p, "1.2.3.4:5") for p in read]
     assert len(handshake.initiate_command(GW, kicks)) == 3
@@ -481,9 +488,8 @@ OURS_LINE = (
 def test_the_standbys_backup_daemon_is_the_receiver_as_ipvsadm_shows_it() -> None:
     receiver = entrysync.other_backup(KEEPALIVED_BACKUP + "\n")
     assert receiver == entrysync.Receiver("lan", "224.0.0.81", 8848, 51, ours=False)
-    assert receiver is not None and "interface lan, group 224.0.0.81:8848, syncid 51" in (
-        receiver.describe()
-    )
+    assert receiver is not None
+    assert "interface lan, group 224.0.0.81:8848, syncid 51" in (receiver.describe())
     # The holder: a master daemon, and the private backup one next to it, are not receivers.
     assert entrysync.other_backup(f"{KEEPALIVED_MASTER}\n{OURS_LINE}\n") is None
     assert entrysync.other_backup("") is None
@@ -516,7 +522,8 @@ def test_the_entries_are_sent_to_the_receivers_group_and_port(tmp_path: Path) ->
     batch += entrysync.messages([_entry()], inactive=True, timeout=300, syncid=51)
     command = entrysync.send_command(LB_HOST, batch, [_entry()], to)
     res = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
-    assert "IP_MULTICAST_IF" not in res.stderr and "send:" not in res.stderr, res.stderr
+    assert "IP_MULTICAST_IF" not in res.stderr, res.stderr
+    assert "send:" not in res.stderr, res.stderr
     assert [listener.recv(2048) for _ in batch] == batch
     listener.close()
 

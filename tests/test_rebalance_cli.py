@@ -25,7 +25,8 @@ def test_rebalance_and_undrains_options_parse() -> None:
     a = _args("rebalance", "--dry-run", "--wait-timeout", "5")
     assert (a.command, a.dry_run, a.wait_timeout) == ("rebalance", True, 5.0)
     op = cli_ops.operation(a)
-    assert isinstance(op, catalog.Rebalance) and op.wait_timeout == 5.0
+    assert isinstance(op, catalog.Rebalance)
+    assert op.wait_timeout == 5.0
     assert (op.title, op.subject, op.fields) == ("rebalance", "rebalance", ())
     assert _args("undrain", "gw", "--rebalance").rebalance is True
     assert _args("undrain", "gw", "--no-rebalance").rebalance is False
@@ -35,7 +36,7 @@ def test_rebalance_and_undrains_options_parse() -> None:
 
 
 class _Stub:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, moves: bool = True) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, moves: bool = True) -> None:
         self.planned = 0
         self.ran = 0
         preview = ("Rebalance udp …", "  moves:" if moves else NOTHING_TO_MOVE)
@@ -81,14 +82,16 @@ def test_yes_without_a_choice_only_says_how(monkeypatch: pytest.MonkeyPatch, cap
     assert _offer("--yes") == 0
     out = capsys.readouterr().out
     assert (stub.planned, stub.ran) == (1, 0)
-    assert "Rebalance udp" in out and "`wgconsole rebalance` moves them" in out
+    assert "Rebalance udp" in out
+    assert "`wgconsole rebalance` moves them" in out
 
 
 def test_not_a_terminal_only_says_how(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     stub = _Stub(monkeypatch)
     monkeypatch.setattr("sys.stdin", io.StringIO("rebalance\n"))
     assert _offer() == 0
-    assert stub.ran == 0 and "not rebalanced" in capsys.readouterr().out
+    assert stub.ran == 0
+    assert "not rebalanced" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("typed", "runs"), [("rebalance\n", 1), ("no\n", 0), ("\n", 0)])
@@ -107,7 +110,8 @@ def test_rebalance_runs_without_asking(monkeypatch: pytest.MonkeyPatch, capsys: 
     stub = _Stub(monkeypatch)
     monkeypatch.setattr("sys.stdin", _Tty(""))
     assert _offer("--rebalance", "--yes") == 0
-    assert stub.ran == 1 and "moved and verified" in capsys.readouterr().out
+    assert stub.ran == 1
+    assert "moved and verified" in capsys.readouterr().out
 
 
 def test_nothing_to_move_is_shown_and_not_asked(
@@ -116,7 +120,8 @@ def test_nothing_to_move_is_shown_and_not_asked(
     stub = _Stub(monkeypatch, moves=False)
     monkeypatch.setattr("sys.stdin", _Tty(""))
     assert _offer("--rebalance") == 0
-    assert stub.ran == 0 and NOTHING_TO_MOVE in capsys.readouterr().out
+    assert stub.ran == 0
+    assert NOTHING_TO_MOVE in capsys.readouterr().out
 
 
 class _FleetCollector:

@@ -128,13 +128,13 @@ def test_ipv6_fold_is_xor_of_big_endian_words() -> None:
 
 @pytest.mark.parametrize("bad", ["10.1", "10.0.0.256", "host.example", "", "1::2::3"])
 def test_bad_addresses_are_rejected(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not an IP address"):
         bucket_of(bad)
 
 
 @pytest.mark.parametrize("port", [-1, 65536])
 def test_bad_ports_are_rejected(port: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="port out of range"):
         bucket_of("10.0.0.1", port)
 
 
@@ -186,15 +186,15 @@ def test_share_counts_buckets_and_shows_starved_dests() -> None:
 
 
 def test_weight_range() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="weight out of the kernel's range"):
         ShDest(GW1, -1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="weight out of the kernel's range"):
         ShDest(GW1, 2**31)
     ShDest(GW1, 2**31 - 1)
 
 
 def test_duplicate_dests_are_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duplicate destination"):
         ShModel([ShDest(GW1, 1), ShDest(GW1, 2)], fallback=False, port_hashing=False)
 
 
@@ -213,7 +213,8 @@ def test_weight_zero_without_fallback_drops_exactly_its_buckets() -> None:
     for address, port in clients(2000):
         pick = model.pick(address, port)
         if model.owner(pick.bucket) == GW1:
-            assert pick.dest is None and pick.dropped
+            assert pick.dest is None
+            assert pick.dropped
         else:
             assert pick.dest == GW2
     assert model.effective_share() == {GW1: 0, GW2: 128, None: 128}
@@ -312,13 +313,15 @@ def test_from_service_keeps_kernel_order_and_flags() -> None:
     model = ShModel.from_service(_service())
     assert [d.key for d in model.dests] == [GW2, GW1]
     assert [d.weight for d in model.dests] == [1, 0]
-    assert not model.fallback and not model.port_hashing
+    assert not model.fallback
+    assert not model.port_hashing
     assert model.owner(0) == GW2
 
     flagged = ShModel.from_service(
         _service(ServiceFlag.HASHED | ServiceFlag.SH_FALLBACK | ServiceFlag.SH_PORT)
     )
-    assert flagged.fallback and flagged.port_hashing
+    assert flagged.fallback
+    assert flagged.port_hashing
 
 
 def test_from_service_port_hashing_needs_a_ported_protocol() -> None:
@@ -330,12 +333,13 @@ def test_from_service_port_hashing_needs_a_ported_protocol() -> None:
 
 def test_from_service_overloaded() -> None:
     model = ShModel.from_service(_service(), overloaded=frozenset({GW2}))
-    assert model.dests[0].overloaded and not model.dests[1].overloaded
+    assert model.dests[0].overloaded
+    assert not model.dests[1].overloaded
     assert all(model.pick(a, p).dest is None for a, p in clients(200))
 
 
 def test_from_service_rejects_other_schedulers() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="uses scheduler 'rr', not 'sh'"):
         ShModel.from_service(_service(scheduler="rr"))
 
 
@@ -347,7 +351,7 @@ def test_with_weights_keeps_order() -> None:
     edited = with_weights(dests, {GW1: 0, GW2: 5})
     assert edited == [ShDest(GW1, 0), ShDest(GW2, 5, overloaded=True)]
     assert dests == [ShDest(GW1, 1), ShDest(GW2, 1, overloaded=True)]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no such destination"):
         with_weights(dests, {GW3: 1})
 
 
@@ -355,9 +359,9 @@ def test_with_removed_and_added() -> None:
     dests = [ShDest(GW1, 1), ShDest(GW2, 1)]
     assert with_removed(dests, GW1) == [ShDest(GW2, 1)]
     assert with_added(dests, ShDest(GW3, 2)) == [ShDest(GW3, 2), *dests]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no such destination"):
         with_removed(dests, GW3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="destination already exists"):
         with_added(dests, ShDest(GW1, 1))
 
 
@@ -367,12 +371,13 @@ def test_readd_moves_dest_to_head_and_changes_table() -> None:
     readded = with_readded(dests, GW1, 1)
     assert readded == [ShDest(GW1, 1), ShDest(GW2, 1)]
     after = before.with_dests(readded)
-    assert before.owner(0) == GW2 and after.owner(0) == GW1
+    assert before.owner(0) == GW2
+    assert after.owner(0) == GW1
     # Same weights, yet every bucket changed owner: the order alone decides the table.
     assert all(before.owner(b) != after.owner(b) for b in range(TAB_SIZE))
     # An edit to the same weights would have changed nothing.
     assert before.with_dests(with_weights(dests, {GW1: 1})).table == before.table
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no such destination"):
         with_readded(dests, GW3, 1)
 
 
@@ -396,7 +401,8 @@ def test_moved_clients_for_a_weight_zero_drain() -> None:
     fallback = ShModel(dests, fallback=True, port_hashing=False)
     drained = fallback.with_dests(with_weights(dests, {GW1: 0}))
     moves = moved_clients(fallback, drained, population)
-    assert moves and all(m == Move(m.address, m.port, GW1, GW2) for m in moves)
+    assert moves
+    assert all(m == Move(m.address, m.port, GW1, GW2) for m in moves)
     assert len(moves) == len(on_gw1)
 
 
@@ -409,7 +415,7 @@ def test_moved_clients_empty_when_nothing_changes() -> None:
 
 
 def _kernel_reference(
-    dests: Sequence[ShDest], fallback: bool, address: str, port: int
+    dests: Sequence[ShDest], *, fallback: bool, address: str, port: int
 ) -> tuple[int, Endpoint | None]:
     """Straight-line copy of 6.1's reassign + get/get_fallback, with a circular list."""
     buckets: list[ShDest | None] = []
@@ -475,12 +481,12 @@ _addresses = st.one_of(
     queries=st.lists(st.tuples(_addresses, st.integers(0, 65535)), min_size=1, max_size=20),
 )
 def test_matches_literal_kernel_reference(
-    dests: list[ShDest], fallback: bool, port_hashing: bool, queries: list[tuple[str, int]]
+    dests: list[ShDest], *, fallback: bool, port_hashing: bool, queries: list[tuple[str, int]]
 ) -> None:
     model = ShModel(dests, fallback=fallback, port_hashing=port_hashing)
     for address, port in queries:
         effective = port if port_hashing else 0
-        bucket, dest = _kernel_reference(dests, fallback, address, effective)
+        bucket, dest = _kernel_reference(dests, fallback=fallback, address=address, port=effective)
         assert model.pick(address, port) == Pick(bucket, dest)
 
 

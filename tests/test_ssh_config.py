@@ -319,7 +319,7 @@ def test_a_bad_ssh_config_is_one_hosts_error_in_a_poll(home: Path) -> None:
     class Down:
         name = "gw2"
 
-        def run(self, command: str, timeout: float, mutating: bool = False) -> object:
+        def run(self, command: str, timeout: float, *, mutating: bool = False) -> object:
             raise TransportError("stub: not answering")
 
         def close(self) -> None:

@@ -26,11 +26,11 @@ def test_status_words_are_the_consoles() -> None:
     for client in fleet.clients:
         assert present.handshake(client.status, client.handshake_age)[0] in text
     assert present.server_state("active")[0] in text
-    assert present.reachable(True)[0] in text
+    assert present.reachable(ok=True)[0] in text
     assert present.severity("warning")[0] in text
 
 
 def test_an_unreachable_host_reads_down_with_its_age() -> None:
     text = _status("gw2-unreachable")
     line = next(row for row in text.splitlines() if "wg-gateway-02" in row and "gateway " in row)
-    assert present.reachable(False)[0] in line
+    assert present.reachable(ok=False)[0] in line

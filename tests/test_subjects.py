@@ -73,7 +73,8 @@ def test_a_lost_lbs_kept_real_server_rows_are_about_nothing() -> None:
     keeper.update(normal)
     kept = keeper.update(lost)
     rows = server_rows(lost, RateTracker().update(lost), kept, lost.taken_at)
-    assert rows and all(r.subject is None for r in rows)
+    assert rows
+    assert all(r.subject is None for r in rows)
 
 
 def test_a_host_row_is_about_its_gateway_or_its_lb() -> None:
@@ -184,7 +185,8 @@ def test_a_group_of_clients_findings_is_about_its_code() -> None:
 def test_peer_rows_of_a_gateway_detail_are_about_nothing() -> None:
     (normal,) = fleets([NORMAL])
     rows, _ = peer_rows(normal, GW1, Keeper().update(normal), 0.0)
-    assert rows and all(r.subject is None for r in rows)
+    assert rows
+    assert all(r.subject is None for r in rows)
 
 
 @pytest.mark.parametrize("frames", [[NORMAL], [NORMAL, GW2_UNREACHABLE]], ids=["normal", "lost"])

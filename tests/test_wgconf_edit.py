@@ -99,23 +99,31 @@ def test_a_symlinked_config_keeps_its_link_owner_and_mode(tmp_path: Path, shell:
     conf, target = _linked(tmp_path)
     bak = _bak(conf, 1)
     assert run(shell, wgconf.ADD_SCRIPT, _add(conf, bak)) == "written"
-    assert conf.is_symlink() and conf.resolve() == target
+    assert conf.is_symlink()
+    assert conf.resolve() == target
     assert f"PublicKey = {NEWKEY}" in target.read_text()
     info = target.stat()
-    assert stat.S_IMODE(info.st_mode) == 0o640 and (info.st_uid, info.st_gid) == OWNER
-    assert Path(bak).read_text() == GW_CONF and stat.S_IMODE(Path(bak).stat().st_mode) == 0o600
+    assert stat.S_IMODE(info.st_mode) == 0o640
+    assert (info.st_uid, info.st_gid) == OWNER
+    assert Path(bak).read_text() == GW_CONF
+    assert stat.S_IMODE(Path(bak).stat().st_mode) == 0o600
     assert _leftovers(conf.parent, target.parent) == []
 
     bak2 = _bak(conf, 2)
     assert run(shell, wgconf.REMOVE_SCRIPT, [str(conf), bak2, NEWKEY]) == "removed"
-    assert conf.is_symlink() and target.read_text() == GW_CONF
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.stat().st_uid == OWNER[0]
+    assert conf.is_symlink()
+    assert target.read_text() == GW_CONF
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert target.stat().st_uid == OWNER[0]
 
     # The rollback of that remove: the backup's text back into the target, the link kept.
     assert run(shell, wgconf.RESTORE_SCRIPT, [str(conf), bak2]) == "restored"
-    assert conf.is_symlink() and f"PublicKey = {NEWKEY}" in target.read_text()
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.stat().st_uid == OWNER[0]
-    assert not Path(bak2).exists() and Path(bak).exists()
+    assert conf.is_symlink()
+    assert f"PublicKey = {NEWKEY}" in target.read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert target.stat().st_uid == OWNER[0]
+    assert not Path(bak2).exists()
+    assert Path(bak).exists()
     assert run(shell, wgconf.RESTORE_SCRIPT, [str(conf), bak2]) == "untouched"
     assert _leftovers(conf.parent, target.parent) == []
 
@@ -127,8 +135,10 @@ def test_a_regular_config_keeps_owner_and_mode(tmp_path: Path, shell: list[str])
     os.chown(conf, *OWNER)
     assert run(shell, wgconf.ADD_SCRIPT, _add(conf, _bak(conf, 1))) == "written"
     info = conf.stat()
-    assert stat.S_IMODE(info.st_mode) == 0o640 and (info.st_uid, info.st_gid) == OWNER
-    assert not conf.is_symlink() and f"PublicKey = {NEWKEY}" in conf.read_text()
+    assert stat.S_IMODE(info.st_mode) == 0o640
+    assert (info.st_uid, info.st_gid) == OWNER
+    assert not conf.is_symlink()
+    assert f"PublicKey = {NEWKEY}" in conf.read_text()
 
 
 def test_the_temporary_file_is_fresh_and_never_followed(tmp_path: Path, shell: list[str]) -> None:
@@ -143,7 +153,8 @@ def test_the_temporary_file_is_fresh_and_never_followed(tmp_path: Path, shell: l
     stale.write_text(GW_CONF)
     assert run(shell, wgconf.ADD_SCRIPT, _add(conf, _bak(conf, 1))) == "written"
     assert victim.read_text() == "precious\n"
-    assert f"PublicKey = {NEWKEY}" in conf.read_text() and not conf.is_symlink()
+    assert f"PublicKey = {NEWKEY}" in conf.read_text()
+    assert not conf.is_symlink()
     assert not stale.exists()
 
 
@@ -180,7 +191,8 @@ def test_backups_are_bounded_and_the_running_ones_kept(tmp_path: Path, shell: li
         else:
             assert run(shell, wgconf.REMOVE_SCRIPT, [str(conf), bak, NEWKEY]) == "removed"
         backups = sorted(tmp_path.glob(f"wg0.conf{wgconf.BACKUP_SUFFIX}*"))
-        assert Path(bak) in backups and len(backups) <= wgconf.BACKUPS_KEPT
+        assert Path(bak) in backups
+        assert len(backups) <= wgconf.BACKUPS_KEPT
     names = [p.name for p in sorted(tmp_path.glob(f"wg0.conf{wgconf.BACKUP_SUFFIX}*"))]
     assert len(names) == wgconf.BACKUPS_KEPT
     assert names[-2:] == [Path(_bak(conf, 8)).name, late.name]
@@ -200,8 +212,10 @@ def test_an_owner_that_cannot_be_kept_fails_the_edit_cleanly(tmp_path: Path) -> 
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
     argv = ["sh", "-c", wgconf.ADD_SCRIPT, "sh", *_add(conf, _bak(conf, 1))]
     done = subprocess.run(argv, capture_output=True, text=True, env=env)
-    assert done.returncode == 7 and "cannot give the new" in done.stderr
-    assert conf.read_text() == GW_CONF and _leftovers(tmp_path) == []
+    assert done.returncode == 7
+    assert "cannot give the new" in done.stderr
+    assert conf.read_text() == GW_CONF
+    assert _leftovers(tmp_path) == []
 
 
 # --- the whole peer add, with a rollback, on a symlinked config ---------------------------
@@ -224,13 +238,17 @@ def test_a_rollback_restores_a_symlinked_config_in_place(tmp_path: Path) -> None
     with pytest.raises(OpError, match="Every gateway is back as it was"):
         execute_peer_add(rig.ctx, plan, keepalive=15)
     assert rig.snapshot() == before
-    assert conf.is_symlink() and conf.resolve() == target and target.read_text() == GW_CONF
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.stat().st_uid == OWNER[0]
+    assert conf.is_symlink()
+    assert conf.resolve() == target
+    assert target.read_text() == GW_CONF
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert target.stat().st_uid == OWNER[0]
     assert _leftovers(conf.parent, managed) == []
     assert not list(conf.parent.glob(f"wg0.conf{wgconf.BACKUP_SUFFIX}*"))
     rig.gateways[gw2.name].fail_when = None
     result = execute_peer_add(rig.ctx, plan, keepalive=15)
-    assert conf.is_symlink() and f"PublicKey = {NEWKEY}" in target.read_text()
+    assert conf.is_symlink()
+    assert f"PublicKey = {NEWKEY}" in target.read_text()
     assert Path(result.backups[gw1.name]).read_text() == GW_CONF
 
 

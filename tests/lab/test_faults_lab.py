@@ -104,21 +104,29 @@ def test_gateway_sshd_stopped_then_back(
         print(f"gateway-02 marked lost {took:.1f} s after its sshd stopped")
         fleet = collector.read_fleet()
         gw2 = _host(fleet, GW2)
-        assert gw2.error and gw2.last_success is not None
+        assert gw2.error
+        assert gw2.last_success is not None
         assert fleet.taken_at - gw2.last_success >= 0
         finding = next(f for f in fleet.findings if f.subject == GW2)
-        assert finding.code == "host-unreachable" and "Last answer" in finding.message
+        assert finding.code == "host-unreachable"
+        assert "Last answer" in finding.message
         # The rest is served: the LB's service and table, gateway-01 and its clients.
-        assert _host(fleet, LB).reachable and _host(fleet, GW1).reachable
-        assert fleet.service is not None and fleet.clients
+        assert _host(fleet, LB).reachable
+        assert _host(fleet, GW1).reachable
+        assert fleet.service is not None
+        assert fleet.clients
         # `status`: exit 2, the host's error and the age of its last answer (from the last run).
         code, data = _status_json(lab.inventory_path)
         assert code == 2
         hosts = {h["name"]: h for h in data["hosts"]}
-        assert not hosts[GW2]["reachable"] and hosts[GW2]["error"]
-        assert hosts[GW2]["last_success_age"] is not None and hosts[GW2]["last_success_age"] > 0
-        assert hosts[LB]["reachable"] and hosts[GW1]["reachable"]
-        assert data["service"] is not None and len(data["clients"]) >= 2
+        assert not hosts[GW2]["reachable"]
+        assert hosts[GW2]["error"]
+        assert hosts[GW2]["last_success_age"] is not None
+        assert hosts[GW2]["last_success_age"] > 0
+        assert hosts[LB]["reachable"]
+        assert hosts[GW1]["reachable"]
+        assert data["service"] is not None
+        assert len(data["clients"]) >= 2
         assert ("host-unreachable", GW2) in {(f["code"], f["subject"]) for f in data["findings"]}
         print("status showed:", hosts[GW2]["error"])
     finally:
@@ -137,9 +145,11 @@ def test_gateway_interface_down_then_up(lab: Lab) -> None:
         code, data = _status_json(lab.inventory_path)
         assert code == 0  # every host answered
         gateways = {g["name"]: g for g in data["gateways"]}
-        assert gateways[GW2]["reachable"] and gateways[GW2]["link_up"] is False
+        assert gateways[GW2]["reachable"]
+        assert gateways[GW2]["link_up"] is False
         assert ("interface-down", GW2) in {(f["code"], f["subject"]) for f in data["findings"]}
-        assert gateways[GW1]["link_up"] is True and data["service"] is not None
+        assert gateways[GW1]["link_up"] is True
+        assert data["service"] is not None
     finally:
         lab.ns("gw2", ["ip", "link", "set", "wg0", "up"])
     code, data = _status_json(lab.inventory_path)
@@ -157,8 +167,10 @@ def test_gateway_data_link_cut(lab: Lab, collector: FleetCollector) -> None:
             fleet = collector.read_fleet()
             assert all(h.reachable for h in fleet.hosts)
         gw2 = fleet.gateway(GW2)
-        assert gw2 is not None and gw2.link_up is True  # wg0 itself is up: no false alarm
-        assert fleet.service is not None and fleet.clients
+        assert gw2 is not None
+        assert gw2.link_up is True  # wg0 itself is up: no false alarm
+        assert fleet.service is not None
+        assert fleet.clients
         code, data = _status_json(lab.inventory_path)
         assert code == 0
         assert not {f["code"] for f in data["findings"]} & {"host-unreachable", "interface-down"}
@@ -183,14 +195,17 @@ def test_lb_unreachable_mid_poll_then_back(lab: Lab) -> None:
             assert time.monotonic() - started < 4.0 + 10  # the deadline, not the lost LB
             fleet = c.fleet(poll)
             lb = _host(fleet, LB)
-            assert not lb.reachable and lb.last_success is not None
+            assert not lb.reachable
+            assert lb.last_success is not None
             print("the LB while lost:", lb.error)
-            assert _host(fleet, GW1).reachable and _host(fleet, GW2).reachable
+            assert _host(fleet, GW1).reachable
+            assert _host(fleet, GW2).reachable
             assert fleet.service is None  # no LB: no service view, but...
             assert all(c.handshake_gateway for c in fleet.clients)  # ...every client is shown
             assert ("host-unreachable", LB) in _codes(fleet)
             again = c.fleet(c.poll())  # the next poll does not queue behind the lost LB
-            assert not _host(again, LB).reachable and _host(again, GW1).reachable
+            assert not _host(again, LB).reachable
+            assert _host(again, GW1).reachable
         finally:
             lab.ns("lb", ["tc", "qdisc", "del", "dev", "mgmt", "root"], check=False)
         took = _wait_for(lambda: _host(c.read_fleet(), LB).reachable, "the LB back")
@@ -215,7 +230,8 @@ def test_a_hung_command_times_out_and_the_host_comes_back(lab: Lab) -> None:
             assert not gw2.reachable
             assert "timed out" in (gw2.error or "") or "no answer within" in (gw2.error or "")
             print("gateway-02 while slow:", gw2.error)
-            assert _host(fleet, LB).reachable and _host(fleet, GW1).reachable
+            assert _host(fleet, LB).reachable
+            assert _host(fleet, GW1).reachable
             assert fleet.service is not None
         finally:
             lab.ns("gw2", ["tc", "qdisc", "del", "dev", "mgmt", "root"], check=False)
@@ -245,12 +261,15 @@ def test_a_changed_host_key_stops_that_host_only(lab: Lab, tmp_path: Path) -> No
     assert code == 2
     hosts = {h["name"]: h for h in data["hosts"]}
     assert "HOST KEY CHANGED" in hosts[GW2]["error"]
-    assert hosts[LB]["reachable"] and hosts[GW1]["reachable"]
+    assert hosts[LB]["reachable"]
+    assert hosts[GW1]["reachable"]
     finding = next(f for f in data["findings"] if f["subject"] == GW2)
-    assert finding["code"] == "host-key-changed" and finding["severity"] == "critical"
+    assert finding["code"] == "host-key-changed"
+    assert finding["severity"] == "critical"
     # --accept-new-host-keys never accepts a changed key.
     code, data = _status_json(inv, "--accept-new-host-keys")
-    assert code == 2 and "HOST KEY CHANGED" in {h["name"]: h for h in data["hosts"]}[GW2]["error"]
+    assert code == 2
+    assert "HOST KEY CHANGED" in {h["name"]: h for h in data["hosts"]}[GW2]["error"]
     assert impostor in known.read_text()
 
 
@@ -291,7 +310,8 @@ def test_a_skewed_bastion_clock_does_not_change_handshake_ages(lab: Lab) -> None
                 candidates,
             )
         gw1 = fleet.gateway(GW1)
-        assert gw1 is not None and gw1.clock_skew == pytest.approx(-skew, abs=30)
+        assert gw1 is not None
+        assert gw1.clock_skew == pytest.approx(-skew, abs=30)
 
 
 # --- a drain interrupted on the real kernel -------------------------------------------------
@@ -306,11 +326,11 @@ class _LoseOne:
         self.counter = counter
         self.at = at
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         self.counter[0] += 1
         if self.counter[0] == self.at:
             raise TransportError("ssh: connection lost (injected)")
-        return self.inner.run(command, timeout, mutating)
+        return self.inner.run(command, timeout, mutating=mutating)
 
     def close(self) -> None:
         self.inner.close()
@@ -350,10 +370,12 @@ def test_a_drain_cut_short_is_found_and_finished_then_undone(lab: Lab, tmp_path:
         # The next run finds the half-done drain...
         _, data = _status_json(lab.inventory_path)
         half = [f for f in data["findings"] if f["code"] == "half-done-drain"]
-        assert half and half[0]["subject"] == GW2, data["findings"]
+        assert half, data["findings"]
+        assert half[0]["subject"] == GW2, data["findings"]
         print("status:", half[0]["message"])
         res = run_cli(lab.inventory_path, "drain", GW2, "--dry-run", "--audit-log", audit)
-        assert res.returncode == 0 and "RESUMING an interrupted drain" in res.stdout
+        assert res.returncode == 0
+        assert "RESUMING an interrupted drain" in res.stdout
         # ...and finishes it: the kernel shows the drained state.
         res = _retry_locked_cli(
             lab, "drain", GW2, "--resume", "--yes", "--wait-timeout", "120", "--audit-log", audit
@@ -426,9 +448,8 @@ def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: P
         what="`status` as wgop exits 0",
     )
     gateways = {g["name"]: g for g in data["gateways"]}
-    assert (
-        gateways[GW2]["reachable"] and gateways[GW2]["public_key"] == lab.meta["gateway_public_key"]
-    )
+    assert gateways[GW2]["reachable"]
+    assert gateways[GW2]["public_key"] == lab.meta["gateway_public_key"]
     assert gateways[GW2]["peers"] >= 2  # `sudo -n wg show wg0 dump` worked
     # The privileged writes too: a peer added and removed with gateway-02 changed through sudo
     # (`sudo -n wg set`, `sudo -n sh -c <config edit>`), gateway-01 as root.

@@ -41,8 +41,8 @@ class _Recording:
         self.name = inner.name
         self.received = received
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
-        result = self.inner.run(command, timeout, mutating)
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
+        result = self.inner.run(command, timeout, mutating=mutating)
         self.received += [result.stdout, result.stderr]
         return result
 
@@ -118,7 +118,8 @@ def test_a_sudo_warning_on_stderr_never_sends_the_private_key(lab: Lab, tmp_path
     assert pieces == 0, "the gateway's private key came back in a poll"
     (tmp_path / "gateway-polls.txt").write_text(everything)  # the secrets sweep reads it too
     gw2 = fleet.gateway(GW2)
-    assert gw2 is not None and gw2.reachable, [(h.name, h.error) for h in fleet.hosts]
+    assert gw2 is not None, [(h.name, h.error) for h in fleet.hosts]
+    assert gw2.reachable, [(h.name, h.error) for h in fleet.hosts]
     # The condition was there: sudo's warning came back, on its own section.
     assert re.search(rf"@@wgc:dump-err\n[^@]*unable to resolve host {hostname}", everything)
     assert gw2.public_key == lab.meta["gateway_public_key"]
@@ -204,7 +205,8 @@ def test_a_symlinked_wg0_conf_gets_the_peer_and_keeps_its_link_owner_and_mode(
         }
         backups = _backups(lab, GW1_DIR)
         assert len(backups) == wgconf.BACKUPS_KEPT, backups
-        assert OLD_BACKUPS[0] not in backups and OLD_BACKUPS[1] not in backups
+        assert OLD_BACKUPS[0] not in backups
+        assert OLD_BACKUPS[1] not in backups
         modes = lab.sh(f"cd {GW1_DIR} && stat -c '%a' " + " ".join(backups)).split()
         assert set(modes) == {"600"}
     finally:

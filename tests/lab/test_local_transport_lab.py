@@ -71,13 +71,15 @@ def test_netlink_lb_reader_matches_ssh(lab: Lab) -> None:
     rconns = {
         (c.client.address, c.dest.address) for c in remote.conns if c.client.address in clients
     }
-    assert lconns == rconns and len(lconns) == len(clients)
+    assert lconns == rconns
+    assert len(lconns) == len(clients)
 
 
 def test_netlink_gateway_reader_matches_ssh(lab: Lab) -> None:
     local = _in_guest(lab, "gw1", "read_gateway", "'wg-gateway-01', 'wg0'")
     remote = _ssh_observation(lab, "wg-gateway-01")
-    assert isinstance(remote, GatewayObservation) and remote.interface is not None
+    assert isinstance(remote, GatewayObservation)
+    assert remote.interface is not None
     assert local["link_up"] is remote.link_up is True
     li = local["interface"]
     assert li["public_key"] == remote.interface.public_key == lab.meta["gateway_public_key"]

@@ -169,9 +169,8 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
         )
 
         def ready() -> bool:
-            assert prometheus is not None and prometheus.poll() is None, (
-                work / "prometheus.log"
-            ).read_text()
+            assert prometheus is not None, (work / "prometheus.log").read_text()
+            assert prometheus.poll() is None, (work / "prometheus.log").read_text()
             try:
                 with urllib.request.urlopen(stack.prometheus_url + "/-/ready", timeout=5) as r:
                     return bool(r.status == 200)
@@ -199,7 +198,8 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
 def test_prometheus_scrapes_it_and_loads_the_shipped_rules(lab: Lab, stack: Stack) -> None:
     assert stack.values('up{job="wgconsole"}', "job") == {"wgconsole": 1.0}
     with urllib.request.urlopen(stack.exporter_url + "/healthz", timeout=30) as r:
-        assert r.status == 200 and r.read().startswith(b"ok: ")
+        assert r.status == 200
+        assert r.read().startswith(b"ok: ")
     groups = stack.api("/api/v1/rules")["groups"]
     rules = [r for g in groups for r in g["rules"]]
     shipped = yaml.safe_load(alert_rules())["groups"][0]["rules"]

@@ -82,7 +82,8 @@ def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_pat
     data = helpers.status(lab)
     assert {c["lb_gateway"] for c in data["clients"]} == {other}
     rs = {r["gateway"]: r for r in data["real_servers"]}
-    assert rs[drained]["weight"] == 0 and rs[drained]["state"] == "drained"
+    assert rs[drained]["weight"] == 0
+    assert rs[drained]["state"] == "drained"
     assert "sh-fallback" in data["service"]["flags"]
     assert data["service"]["expire_nodest_conn"] is True
 
@@ -94,7 +95,8 @@ def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_pat
     assert {placed[s] for s in sources} == {_rs(lab, other)}
 
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert entries[-1]["action"] == "drain" and entries[-1]["outcome"] == "ok"
+    assert entries[-1]["action"] == "drain"
+    assert entries[-1]["outcome"] == "ok"
     assert entries[-1]["before"]["weight"] == 1
 
     # undrain: the recorded weight comes back, the interface is up again...
@@ -105,7 +107,8 @@ def test_drain_moves_every_client_fast_and_drops_no_new_client(lab: Lab, tmp_pat
     link = lab.ns(ns_drained, ["ip", "-o", "link", "show", "dev", "wg0"])
     assert "UP" in link.split(">")[0]
     rs = {r["gateway"]: r for r in helpers.status(lab)["real_servers"]}
-    assert rs[drained]["state"] == "active" and rs[drained]["weight"] == 1
+    assert rs[drained]["state"] == "active"
+    assert rs[drained]["weight"] == 1
     # ...and, over more than a keepalive interval, it makes no client roam to its own address.
     time.sleep(lab.inventory.tunnel.keepalive + 5)
     for ns in CLIENT_NETNS:
@@ -117,7 +120,8 @@ def test_weight_preview_and_apply(lab: Lab, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     res = run_cli(lab.inventory_path, "weight", GW2, "3", "--dry-run")
     assert res.returncode == 0, res.stderr
-    assert "buckets (of 256)" in res.stdout and "192" in res.stdout
+    assert "buckets (of 256)" in res.stdout
+    assert "192" in res.stdout
     # A dry run changes nothing.
     assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, GW2)] == 1
     res = run_cli(lab.inventory_path, "weight", GW2, "3", "--yes", "--audit-log", str(audit))
@@ -128,9 +132,12 @@ def test_weight_preview_and_apply(lab: Lab, tmp_path: Path) -> None:
     assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, GW2)] == 1
     # Bad input is refused before anything is sent.
     res = run_cli(lab.inventory_path, "weight", GW2, "300", "--yes", "--audit-log", str(audit))
-    assert res.returncode == 2 and "between 0 and 256" in res.stderr
+    assert res.returncode == 2
+    assert "between 0 and 256" in res.stderr
     res = run_cli(lab.inventory_path, "weight", "nope;rm", "1", "--yes")
-    assert res.returncode == 2 and "no gateway named" in res.stderr
+    assert res.returncode == 2
+    assert "no gateway named" in res.stderr
     res = run_cli(lab.inventory_path, "--read-only", "weight", GW2, "2", "--yes")
-    assert res.returncode == 2 and "read-only" in res.stderr
+    assert res.returncode == 2
+    assert "read-only" in res.stderr
     assert dict(kernel_dests(lab, helpers.vip(lab)))[_rs(lab, GW2)] == 1

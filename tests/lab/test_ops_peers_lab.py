@@ -190,7 +190,8 @@ def test_add_connect_and_remove_a_generated_peer(env: Setup) -> None:
         assert result.inventory is not None
         assert any(c.name == NEW_CLIENT and c.public_key == key for c in result.inventory.clients)
         secret = result.config.private_key.reveal()  # type: ignore[union-attr]
-        assert secret in output.read_text() and secret not in result.display_config()
+        assert secret in output.read_text()
+        assert secret not in result.display_config()
         assert secret not in (env.audit.path.read_text() + "\n".join(result.summary()))
 
         # A brand-new client with the written config reaches the gateways through the VIP.
@@ -199,7 +200,8 @@ def test_add_connect_and_remove_a_generated_peer(env: Setup) -> None:
             lab.ns(CLIENT_NS, ["ping", "-c", "3", "-W", "5", "10.255.0.1"], timeout=120)
             entries = [c for c in kernel_conns(lab) if c.client.startswith(CLIENT_WAN + ":")]
             vip = f"{lab.meta['vip']}:{lab.meta['port']}"
-            assert entries and all(c.virtual == vip for c in entries)
+            assert entries
+            assert all(c.virtual == vip for c in entries)
         finally:
             stop_client(lab)
 
@@ -211,7 +213,8 @@ def test_add_connect_and_remove_a_generated_peer(env: Setup) -> None:
         assert removed.gateways == GATEWAYS
         after = views(env, key)
         for gw in GATEWAYS:
-            assert key not in after[gw].allowed and after[gw].count == 0
+            assert key not in after[gw].allowed
+            assert after[gw].count == 0
             assert after[gw].digest == original[gw].digest, f"{gw}: config not as before"
         assert removed.inventory is not None
         assert all(c.name != NEW_CLIENT for c in removed.inventory.clients)
@@ -232,10 +235,10 @@ class FailingPersist:
         self.name = inner.name
         self.config = config
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating and "make_backup" in command:  # the config edit (not its restore)
             return CommandResult("", f"cp: error writing '{self.config}': No space left", 1, 0, 0)
-        return self.inner.run(command, timeout, mutating)
+        return self.inner.run(command, timeout, mutating=mutating)
 
     def close(self) -> None:
         self.inner.close()

@@ -56,7 +56,8 @@ def _keepalived_report(ssh: SshTransport, pid_file: str) -> tuple[str, int]:
     assert result.status == 0, result.stderr
     state = re.search(r"^   State = (MASTER|BACKUP|FAULT)$", result.stdout, re.M)
     priority = re.search(r"^   Priority = (\d+)$", result.stdout, re.M)
-    assert state and priority, f"no VRRP instance in keepalived's data:\n{result.stdout}"
+    assert state, f"no VRRP instance in keepalived's data:\n{result.stdout}"
+    assert priority, f"no VRRP instance in keepalived's data:\n{result.stdout}"
     return state.group(1), int(priority.group(1))
 
 

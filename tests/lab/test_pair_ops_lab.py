@@ -258,7 +258,8 @@ def test_a_planted_mismatch_refuses_failover_then_align_and_failover_move_no_cli
     assert _holders(lab) == [LB1]  # a dry run changes nothing
 
     res = run_cli(lab.inventory_path, "lb", "align", LB1, "--yes", timeout=600)
-    assert res.returncode == 2 and "holds the VIP" in res.stderr, res.stdout + res.stderr
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "holds the VIP" in res.stderr, res.stdout + res.stderr
     res = run_cli(lab.inventory_path, "lb", "align", "--yes", timeout=900)
     print(res.stdout)
     assert res.returncode == 0, res.stdout + res.stderr

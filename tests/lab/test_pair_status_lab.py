@@ -71,7 +71,8 @@ def _keepalived_report(ssh: SshTransport, pid_file: str) -> tuple[str, int]:
     assert result.status == 0, result.stderr
     state = re.search(r"^   State = (\w+)$", result.stdout, re.M)
     priority = re.search(r"^   Effective priority = (\d+)$", result.stdout, re.M)
-    assert state and priority, result.stdout
+    assert state, result.stdout
+    assert priority, result.stdout
     return state.group(1), int(priority.group(1))
 
 
@@ -292,7 +293,8 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
             lambda: {synced, unsynced} <= predicted().keys(),
         )
         prediction = predicted()
-        assert prediction[synced][1] is True and prediction[unsynced][1] is False
+        assert prediction[synced][1] is True
+        assert prediction[unsynced][1] is False
         master_conns = _conns(lab, master["netns"])
         # The synced one keeps its gateway; the other follows the backup's reversed table.
         assert prediction[synced][0] == _gateway_of(lab, master_conns[synced])

@@ -134,7 +134,8 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
         data = helpers.status(lab)
     movers = _misplaced(data)
     stays = set(entries) - movers
-    assert movers and stays
+    assert movers
+    assert stays
     # The finding says what to run; the model (checked against the kernel elsewhere) agrees.
     found = [f for f in data["findings"] if f["code"] == "not-on-sh-choice"]
     assert {f["subject"] for f in found} == movers
@@ -152,7 +153,8 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
         assert re.search(
             rf"{re.escape(name)}\s+\S+\s+\S+ -> {re.escape(str(target[name]))}", res.stdout
         )
-    assert "wgcsync" in res.stdout and "no other service" in res.stdout
+    assert "wgcsync" in res.stdout
+    assert "no other service" in res.stdout
     assert _kernel_state(lab) == before
 
     # The real thing, with every client pinging through its tunnel every 100 ms.
@@ -193,7 +195,8 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
 
     # A second run has nothing to move and changes nothing.
     res = run_cli(lab.inventory_path, "rebalance", "--yes", "--audit-log", str(audit))
-    assert res.returncode == 0 and "nothing to move" in res.stdout
+    assert res.returncode == 0
+    assert "nothing to move" in res.stdout
     if weight_changed is not None:
         res = run_cli(
             lab.inventory_path, "weight", weight_changed[0], "1", "--yes", "--audit-log", str(audit)

@@ -150,7 +150,8 @@ def test_a_poll_over_the_cap_is_that_hosts_error_and_the_next_poll_works(lab: La
         lb.max_output = 256  # an LB poll is larger: as if it had sent too much
         first = {h.name: h for h in collector.poll().hosts}
         error = first[LB].error
-        assert error is not None and error.startswith("output over 256 bytes: "), error
+        assert error is not None, error
+        assert error.startswith("output over 256 bytes: "), error
         assert all(h.error is None for n, h in first.items() if n != LB)
         lb.max_output = MAX_OUTPUT
         second = {h.name: h for h in collector.poll().hosts}

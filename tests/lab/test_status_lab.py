@@ -165,7 +165,8 @@ def test_status_human_output_names_everything(lab: Lab) -> None:
         assert host.name in res.stdout
     for client in lab.inventory.clients:
         assert client.name in res.stdout
-    assert "real servers" in res.stdout and "findings" in res.stdout
+    assert "real servers" in res.stdout
+    assert "findings" in res.stdout
 
 
 def test_status_with_an_unreachable_host_exits_2_and_reports_the_rest(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ SCRATCH_PORT = 51299
 SOURCES = 2000
 
 
-def _sources(seed: int, with_ports: bool) -> list[str]:
+def _sources(seed: int, *, with_ports: bool) -> list[str]:
     rng = random.Random(seed)
     # One /16 per scenario: sources never repeat across scenarios, whose entries live 300 s.
     net = ipaddress.ip_network(f"100.{64 + seed}.0.0/16")
@@ -84,8 +84,8 @@ def _fresh(lab: Lab, vip: str, sources: list[str]) -> list[str]:
     return fresh
 
 
-def _check(lab: Lab, vip: str, inv: Path, seed: int, with_ports: bool = False) -> dict[str, int]:
-    sources = _fresh(lab, vip, _sources(seed, with_ports))
+def _check(lab: Lab, vip: str, inv: Path, seed: int, *, with_ports: bool = False) -> dict[str, int]:
+    sources = _fresh(lab, vip, _sources(seed, with_ports=with_ports))
     predicted = cli_json(inv, "whereis", *sources)
     _send(lab, sources)
     kernel = _kernel_choice(lab, vip, sources)
@@ -108,7 +108,8 @@ def _edit(lab: Lab, vip: str, gateway_index: int, weight: int) -> None:
 def test_equal_weights(lab: Lab, scratch: tuple[str, Path]) -> None:
     vip, inv = scratch
     tally = _check(lab, vip, inv, seed=1)
-    assert "None" not in tally and len(tally) == 2
+    assert "None" not in tally
+    assert len(tally) == 2
 
 
 def test_unequal_weights_and_kernel_order(lab: Lab, scratch: tuple[str, Path]) -> None:
@@ -131,7 +132,7 @@ def test_weight_zero_without_fallback_drops(lab: Lab, scratch: tuple[str, Path])
     _edit(lab, vip, 0, 0)
     tally = _check(lab, vip, inv, seed=4)
     # About half the new sources hash to the drained gateway's buckets and are dropped.
-    assert tally.get("None", 0) > len(_sources(4, False)) // 4
+    assert tally.get("None", 0) > len(_sources(4, with_ports=False)) // 4
     assert "wg-gateway-01" not in tally
 
 

@@ -74,7 +74,8 @@ def test_no_private_key_in_anything_the_suite_produced(
     lab: Lab, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     lab_keys = {p: p.read_bytes().strip() for p in sorted((lab.dir / "wg").glob("*.key"))}
-    assert lab_keys and all(len(k) == 44 for k in lab_keys.values()), "no lab keys to look for"
+    assert lab_keys, "no lab keys to look for"
+    assert all(len(k) == 44 for k in lab_keys.values()), "no lab keys to look for"
 
     places = [
         *_pytest_dirs(),
@@ -137,5 +138,6 @@ def test_the_gateways_key_is_in_their_config_and_its_few_backups_only(lab: Lab) 
         mine = {p for p in holders if p.startswith(f"/run/wglab/{netns}/")}
         backups = {p for p in mine if p.startswith(config + wgconf.BACKUP_SUFFIX)}
         print(f"{netns}: config and {len(backups)} backups")
-        assert config in mine and mine == {config, *backups}, sorted(mine)
+        assert config in mine, sorted(mine)
+        assert mine == {config, *backups}, sorted(mine)
         assert len(backups) <= wgconf.BACKUPS_KEPT, sorted(backups)

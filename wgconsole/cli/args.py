@@ -17,7 +17,7 @@ class ArgParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def add_global_options(p: argparse.ArgumentParser, after_command: bool) -> None:
+def add_global_options(p: argparse.ArgumentParser, *, after_command: bool) -> None:
     """The options of `wgconsole` itself. After the command (`status -i FILE`) they have no
     defaults (SUPPRESS), so that one given before the command stays unless given again."""
     group = p.add_argument_group("global options (before or after the command)")
@@ -35,13 +35,13 @@ def add_global_options(p: argparse.ArgumentParser, after_command: bool) -> None:
     group.add_argument(
         "--accept-new-host-keys",
         action="store_true",
-        default=default(False),
+        default=default(False),  # noqa: FBT003 - a value, not a flag
         help="record unknown SSH host keys in known_hosts (a changed key is still refused)",
     )
     group.add_argument(
         "--read-only",
         action="store_true",
-        default=default(False),
+        default=default(False),  # noqa: FBT003 - a value, not a flag
         help="never send a mutating command",
     )
     group.add_argument(

@@ -157,7 +157,7 @@ def render(fleet: Fleet) -> list[RenderableType]:
             (
                 h.name,
                 h.role,
-                _toned(present.reachable(h.reachable)),
+                _toned(present.reachable(ok=h.reachable)),
                 last,
                 h.error or "",
             )
@@ -217,7 +217,7 @@ def _directors(fleet: Fleet) -> RenderableType:
         rows.append(
             (
                 lb.name,
-                _toned(present.reachable(lb.reachable)),
+                _toned(present.reachable(ok=lb.reachable)),
                 vip,
                 vrrp,
                 sync,

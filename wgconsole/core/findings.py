@@ -72,8 +72,8 @@ def derive_findings(
         # The LB table only proves a bypass when the service was found on an answering LB.
         per_client = client_findings(
             fleet.clients,
-            fleet.service is not None,
-            bool(inventory.clients),
+            lb_has_service=fleet.service is not None,
+            inventory_lists_clients=bool(inventory.clients),
             failover_lb=fleet.failover_lb,
             sh_choice=fleet_choice(inventory, fleet),
         )
@@ -132,9 +132,9 @@ def _lb_findings(inventory: Inventory, lb: LoadBalancer, obs: LbObservation) -> 
 
 def client_findings(
     clients: Sequence[ClientView],
+    *,
     lb_has_service: bool,
     inventory_lists_clients: bool,
-    *,
     failover_lb: str | None = None,
     sh_choice: ShChoice | None = None,
 ) -> list[tuple[Finding, ...]]:
@@ -293,7 +293,7 @@ def half_done_operations(
                 f" The service lock is held by {describe_lock(lock, now)}: if that operation "
                 "is no longer running, add --break-lock."
             )
-        out = way_out(gateway, any(c.record.problem is not None for c in checks))
+        out = way_out(gateway, bad_record=any(c.record.problem is not None for c in checks))
         message = f"A drain of {gateway} did not finish{step}: {where}. {out}.{held}"
         found.append(Finding("half-done-drain", "warning", gateway, message))
     label = service_label(inventory.service.protocol, inventory.service.endpoint)

@@ -126,7 +126,7 @@ class FleetBuilder:
         draft = Fleet(
             taken_at=taken_at,
             service=service,
-            real_servers=_real_servers(inventory, primary, conns, gw_obs, lb_answered),
+            real_servers=_real_servers(inventory, primary, conns, gw_obs, lb_answered=lb_answered),
             clients=clients,
             gateways=tuple(
                 _gateway_view(gw, gw_obs[gw.name], hosts, taken_at) for gw in inventory.gateways
@@ -396,6 +396,7 @@ def _real_servers(
     primary: tuple[LbObservation, IpvsService] | None,
     conns: tuple[IpvsConn, ...],
     gw_obs: Mapping[str, GatewayObservation | None],
+    *,
     lb_answered: bool,
 ) -> tuple[RealServerView, ...]:
     # With no LB answering there is no IPVS data to show: "missing" would be a false claim.
@@ -408,7 +409,7 @@ def _real_servers(
     for index, dest in enumerate(dests):
         gw = rs_index.get(dest.endpoint)
         unreachable = gw is not None and gw_obs.get(gw.name) is None
-        rows.append(_dest_row(dest, gw, index, entries[dest.endpoint], unreachable))
+        rows.append(_dest_row(dest, gw, index, entries[dest.endpoint], unreachable=unreachable))
     present = {d.endpoint for d in dests}
     for gw in inventory.gateways:
         if normalize_endpoint(gw.real_server) not in present:
@@ -416,7 +417,7 @@ def _real_servers(
     return tuple(rows)
 
 
-def _dest_state(dest: IpvsDest, lb_entries: int, unreachable: bool) -> RealServerState:
+def _dest_state(dest: IpvsDest, lb_entries: int, *, unreachable: bool) -> RealServerState:
     if unreachable:
         return "unreachable"
     if dest.weight > 0:
@@ -426,7 +427,7 @@ def _dest_state(dest: IpvsDest, lb_entries: int, unreachable: bool) -> RealServe
 
 
 def _dest_row(
-    dest: IpvsDest, gw: Gateway | None, index: int, lb_entries: int, unreachable: bool
+    dest: IpvsDest, gw: Gateway | None, index: int, lb_entries: int, *, unreachable: bool
 ) -> RealServerView:
     return RealServerView(
         gateway=None if gw is None else gw.name,
@@ -441,7 +442,7 @@ def _dest_row(
         out_packets=dest.out_packets,
         in_bytes=dest.in_bytes,
         out_bytes=dest.out_bytes,
-        state=_dest_state(dest, lb_entries, unreachable),
+        state=_dest_state(dest, lb_entries, unreachable=unreachable),
         kernel_index=index,
     )
 
@@ -536,8 +537,8 @@ def _make_clients(rows: list[tuple[Any, ...]], checks: _Checks) -> list[_Made]:
     views = _CLIENT_VIEWS.build(*columns, repeat((), len(rows)))
     found = client_findings(
         views,
-        checks.lb_has_service,
-        checks.lists_clients,
+        lb_has_service=checks.lb_has_service,
+        inventory_lists_clients=checks.lists_clients,
         failover_lb=checks.failover_lb,
         sh_choice=checks.sh_choice,
     )

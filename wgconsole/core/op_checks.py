@@ -47,7 +47,7 @@ class DrainCheck:
 
 
 def drain_problems(
-    gw: Gateway, service: IpvsService | None, expire_nodest: bool | None, link_up: bool | None
+    gw: Gateway, service: IpvsService | None, *, expire_nodest: bool | None, link_up: bool | None
 ) -> list[str]:
     """How the state differs from the one a finished drain of `gw` leaves (on one LB)."""
     problems = []
@@ -87,7 +87,9 @@ def drain_checks(
                 continue
             gw_obs = gateways.get(gw.name)
             link_up = None if gw_obs is None else gw_obs.link_up
-            problems = drain_problems(gw, service, obs.expire_nodest_conn, link_up)
+            problems = drain_problems(
+                gw, service, expire_nodest=obs.expire_nodest_conn, link_up=link_up
+            )
             if record.problem is not None:
                 problems.insert(0, record_problem(record))
             elif not problems and record.phase in UNFINISHED_PHASES:
@@ -106,7 +108,7 @@ def record_problem(record: DrainRecord) -> str:
     return f"its record {drain_record_path(record.gateway)} cannot be used: {record.problem}"
 
 
-def way_out(gateway: str, bad_record: bool = False) -> str:
+def way_out(gateway: str, *, bad_record: bool = False) -> str:
     if bad_record:
         # Neither drain nor a plain undrain goes on from a record they cannot read.
         return (

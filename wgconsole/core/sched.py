@@ -153,7 +153,7 @@ class ShModel:
     table: tuple[int | None, ...]
     _resolved: tuple[Endpoint | None, ...]
 
-    def __init__(self, dests: Sequence[ShDest], fallback: bool, port_hashing: bool) -> None:
+    def __init__(self, dests: Sequence[ShDest], *, fallback: bool, port_hashing: bool) -> None:
         self.dests = tuple(dests)
         keys = [d.key for d in self.dests]
         if len(set(keys)) != len(keys):

@@ -94,12 +94,12 @@ def client_outcomes(
         r = removed.pick(source.address, source.port)
         note = ""
         if client.lb_gateway == gw:
-            note = _removal_note(service.expire_nodest_conn)
+            note = _removal_note(expire_nodest=service.expire_nodest_conn)
         outcomes.append(Outcome(f"remove {gw}", _name(names, r.dest), r.bucket, note))
     return tuple(outcomes)
 
 
-def _removal_note(expire_nodest: bool | None) -> str:
+def _removal_note(*, expire_nodest: bool | None) -> str:
     if expire_nodest:
         return "its entry expires on its next packet and is scheduled anew"
     if expire_nodest is None:

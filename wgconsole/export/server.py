@@ -45,7 +45,7 @@ class Latest:
     _gzipped: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def body(self, gzipped: bool = False) -> bytes:
+    def body(self, *, gzipped: bool = False) -> bytes:
         with self._lock:  # two scrapes at once render once
             if self._body is None:
                 self._body = self.renderer.render(self.families, self.site)
@@ -191,30 +191,31 @@ def make_server(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer
         def do_HEAD(self) -> None:
             self._answer(head=True)
 
-        def _answer(self, head: bool) -> None:
+        def _answer(self, *, head: bool) -> None:
             path = urlsplit(self.path).path
             if path == "/metrics":
                 latest = exporter.latest
                 if latest is None:
-                    self._send(503, b"no poll has finished yet\n", "text/plain", head)
+                    self._send(503, b"no poll has finished yet\n", "text/plain", head=head)
                     return
                 gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-                body = latest.body(gzipped)
-                self._send(200, body, CONTENT_TYPE, head, "gzip" if gzipped else None)
+                body = latest.body(gzipped=gzipped)
+                self._send(200, body, CONTENT_TYPE, head=head, encoding="gzip" if gzipped else None)
             elif path == "/healthz":
                 status, text = exporter.health()
-                self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8", head)
+                self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8", head=head)
             elif path == "/":
                 page = b"wgconsole metrics: /metrics (Prometheus), /healthz\n"
-                self._send(200, page, "text/plain; charset=utf-8", head)
+                self._send(200, page, "text/plain; charset=utf-8", head=head)
             else:
-                self._send(404, b"not found: /metrics or /healthz\n", "text/plain", head)
+                self._send(404, b"not found: /metrics or /healthz\n", "text/plain", head=head)
 
         def _send(
             self,
             status: int,
             body: bytes,
             content_type: str,
+            *,
             head: bool,
             encoding: str | None = None,
         ) -> None:

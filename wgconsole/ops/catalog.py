@@ -108,7 +108,7 @@ class Weight(_OnGateway):
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         plan = plan_weight(ctx.inventory, fleet, self.gateway, self._weight(values))
-        return _weight_planned(ctx, plan, self.break_lock)
+        return _weight_planned(ctx, plan, break_lock=self.break_lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +134,11 @@ class Undrain(_OnGateway):
             f"clients the restored table sends to {self.gateway} are still on other gateways "
             "(their keepalives keep their LB entries): a rebalance moves them",
         )
-        return _weight_planned(ctx, plan, self.break_lock, follow_up)
+        return _weight_planned(ctx, plan, break_lock=self.break_lock, follow_up=follow_up)
 
 
 def _weight_planned(
-    ctx: OpContext, plan: WeightPlan, break_lock: bool, follow_up: FollowUp | None = None
+    ctx: OpContext, plan: WeightPlan, *, break_lock: bool, follow_up: FollowUp | None = None
 ) -> Planned:
     def execute() -> Outcome:
         execute_weight(ctx, plan, break_lock=break_lock)

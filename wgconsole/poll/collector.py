@@ -131,14 +131,16 @@ class ParseMemos:
 
 
 def parse_lb_output(
-    name: str, text: str, conns: bool = True, memos: ParseMemos | None = None
+    name: str, text: str, *, conns: bool = True, memos: ParseMemos | None = None
 ) -> LbObservation:
     """`memos`: what this LB's previous outputs gave (its collector's); None: parse all."""
     with gc_paused():
-        return _parse_lb_output(name, text, conns, memos)
+        return _parse_lb_output(name, text, conns=conns, memos=memos)
 
 
-def _parse_lb_output(name: str, text: str, conns: bool, memos: ParseMemos | None) -> LbObservation:
+def _parse_lb_output(
+    name: str, text: str, *, conns: bool, memos: ParseMemos | None
+) -> LbObservation:
     sections = split_sections(text)
     services = parse_ipvsadm_list(_section(sections, "ipvsadm"))
     stats = parse_ipvsadm_stats(_section(sections, "stats"))
@@ -230,6 +232,7 @@ def observe_lb(
     host: Host,
     transport: Transport,
     timeout: float,
+    *,
     conns: bool = True,
     memos: ParseMemos | None = None,
 ) -> tuple[LbObservation, int]:
@@ -239,9 +242,11 @@ def observe_lb(
     50,000 entries it is nearly all of an LB poll's time. `memos`: see parse_lb_output.
     """
     if host.is_local:
-        return netlink.read_lb(host.name, conns), 0
-    result = transport.run(lb_script(host.ssh.sudo, conns), timeout=timeout)
-    return parse_lb_output(host.name, result.stdout, conns, memos), result.bytes_received
+        return netlink.read_lb(host.name, conns=conns), 0
+    result = transport.run(lb_script(sudo=host.ssh.sudo, conns=conns), timeout=timeout)
+    return parse_lb_output(
+        host.name, result.stdout, conns=conns, memos=memos
+    ), result.bytes_received
 
 
 def observe_gateway(
@@ -255,7 +260,7 @@ def observe_gateway(
         raise TransportError(f"not polled: interface {gw.interface[:40]!r}: {problem}")
     if gw.is_local:
         return netlink.read_gateway(gw.name, gw.interface), 0
-    result = transport.run(gateway_script(gw.interface, gw.ssh.sudo), timeout=timeout)
+    result = transport.run(gateway_script(gw.interface, sudo=gw.ssh.sudo), timeout=timeout)
     obs = parse_gateway_output(gw.name, gw.interface, result.stdout, memos)
     return obs, result.bytes_received
 
@@ -356,10 +361,10 @@ class FleetCollector:
         """Bastion time of each host's last good poll (to carry over to a later run)."""
         return dict(self._last_success)
 
-    def _poll_lb(self, host: Host, conns: bool) -> HostPoll:
+    def _poll_lb(self, host: Host, *, conns: bool) -> HostPoll:
         memos = self.parse_memos
         return self._poll_host(
-            host, "lb", lambda t: observe_lb(host, t, self.timeout, conns, memos)
+            host, "lb", lambda t: observe_lb(host, t, self.timeout, conns=conns, memos=memos)
         )
 
     def _poll_gateway(self, gw: Gateway) -> HostPoll:
@@ -396,7 +401,9 @@ class FleetCollector:
         self._inflight[name] = (future, time.monotonic())
         threading.Thread(target=run, name=f"wgc-poll-{name}", daemon=True).start()
 
-    def poll(self, roles: tuple[str, ...] = ("lb", "gateway"), lb_conns: bool = True) -> PollResult:
+    def poll(
+        self, roles: tuple[str, ...] = ("lb", "gateway"), *, lb_conns: bool = True
+    ) -> PollResult:
         """One reading of every host of `roles`; `lb_conns=False` skips the LB tables of
         connections (for answers that need the services only, such as `whereis`)."""
         started = time.monotonic()
@@ -412,7 +419,7 @@ class FleetCollector:
                 if running is not None and not running[0].done():
                     continue  # still waiting for the previous request: never a second one
                 if role == "lb":
-                    self._start(host.name, partial(self._poll_lb, host, lb_conns))
+                    self._start(host.name, partial(self._poll_lb, host, conns=lb_conns))
                 else:
                     assert isinstance(host, Gateway)
                     self._start(host.name, partial(self._poll_gateway, host))

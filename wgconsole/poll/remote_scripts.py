@@ -110,22 +110,29 @@ cat "$f"
 SYSCTLS_COMMAND = f"grep -s . {SYSCTL_DIR}* 2>&1"
 
 
-def lb_script(sudo: bool, conns: bool = True) -> str:
+def lb_script(*, sudo: bool, conns: bool = True) -> str:
     """The LB's poll; without `conns` it skips the connection table (most of its cost)."""
     small = "\n".join(
         [
             section_command("clock", "date +%s.%N"),
-            section_command("ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo) + " 2>&1"),
+            section_command(
+                "ipvsadm", privileged(["ipvsadm", "-Ln", "--nosort"], sudo=sudo) + " 2>&1"
+            ),
             section_command(
                 "stats",
-                privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo) + " 2>&1",
+                privileged(["ipvsadm", "-Ln", "--stats", "--exact", "--nosort"], sudo=sudo)
+                + " 2>&1",
             ),
             section_command("expire", "cat /proc/sys/net/ipv4/vs/expire_nodest_conn 2>&1"),
             section_command("ops", STATE_COMMAND),
             # The director pair (poll.parsers.director).
             section_command("addr", "ip -o addr show 2>&1"),
-            section_command("daemon", privileged(["ipvsadm", "-Ln", "--daemon"], sudo) + " 2>&1"),
-            section_command("timeout", privileged(["ipvsadm", "-Ln", "--timeout"], sudo) + " 2>&1"),
+            section_command(
+                "daemon", privileged(["ipvsadm", "-Ln", "--daemon"], sudo=sudo) + " 2>&1"
+            ),
+            section_command(
+                "timeout", privileged(["ipvsadm", "-Ln", "--timeout"], sudo=sudo) + " 2>&1"
+            ),
             section_command("sysctls", SYSCTLS_COMMAND),
         ]
     )
@@ -134,12 +141,12 @@ def lb_script(sudo: bool, conns: bool = True) -> str:
     keepalived = section_command(
         "keepalived",
         "if pids=$(pidof keepalived); then "
-        + privileged(["sh", "-c", KEEPALIVED_SCRIPT, "sh"], sudo)
+        + privileged(["sh", "-c", KEEPALIVED_SCRIPT, "sh"], sudo=sudo)
         + " $pids 2>&1; else echo none; fi",
     )
     if not conns:
         return quote_argv(["sh", "-c", f"{small}\n{keepalived}"])
-    conn = section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo) + " 2>&1")
+    conn = section_command("conn", privileged(["cat", "/proc/net/ip_vs_conn"], sudo=sudo) + " 2>&1")
     # The connection table (seconds for 50,000 entries: the kernel walks it again for every
     # 4 KB read) streams out in the background while the small sections run, instead of
     # after them; their output is held in a variable until it ends, so the two never mix.
@@ -149,9 +156,9 @@ def lb_script(sudo: bool, conns: bool = True) -> str:
     return quote_argv(["sh", "-c", script])
 
 
-def gateway_script(interface: str, sudo: bool) -> str:
+def gateway_script(interface: str, *, sudo: bool) -> str:
     """The gateway's poll; ValueError if `interface` is not an interface name (`all`)."""
-    dump = privileged(["wg", "show", check_interface_name(interface), "dump"], sudo)
+    dump = privileged(["wg", "show", check_interface_name(interface), "dump"], sudo=sudo)
     parts = [
         f"hide_secrets() {{ {_HIDE_SECRETS}; }}",
         section_command("clock", "date +%s.%N"),

@@ -27,7 +27,7 @@ class ReplayTransport:
         self.frames = list(frames)
         self.position = 0
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating:
             raise ReadOnlyViolation(f"{self.name}: a replay cannot run mutating commands")
         frame = self.frames[min(self.position, len(self.frames) - 1)]

@@ -240,7 +240,7 @@ class ConsoleApp(App[int]):
     # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield ConsoleHeader(self.read_only)
+        yield ConsoleHeader(read_only=self.read_only)
         with TabbedContent(initial="overview", id="views"):
             with TabPane("1 Overview", id="overview"):
                 yield OverviewView(id="overview-view")
@@ -374,7 +374,7 @@ class ConsoleApp(App[int]):
                 self._catch_up(active)
             for screen in self.screen_stack:
                 if isinstance(screen, DetailScreen):
-                    screen.show(snapshot, now, colours, restyle)
+                    screen.show(snapshot, now, colours, restyle=restyle)
         self._detail_query()
         self.applied += 1
 
@@ -397,13 +397,13 @@ class ConsoleApp(App[int]):
         restyle = view in self._restyle_views
         if view == "overview":
             self._main.query_one(OverviewView).show(
-                self.snapshot, self.clock(), self.colours, restyle
+                self.snapshot, self.clock(), self.colours, restyle=restyle
             )
         elif view == "clients":
-            self._main.query_one(ClientsView).show(self.snapshot, self.colours, restyle)
+            self._main.query_one(ClientsView).show(self.snapshot, self.colours, restyle=restyle)
         else:
             self._main.query_one(ConnectionsView).show(
-                self.snapshot, self.clock(), self.colours, restyle
+                self.snapshot, self.clock(), self.colours, restyle=restyle
             )
         self._behind_views.discard(view)
         self._restyle_views.discard(view)
@@ -521,18 +521,20 @@ class ConsoleApp(App[int]):
             self.pop_screen()
             return
         actions = [(b.key, b.tooltip or b.description) for b in ACTION_BINDINGS]
-        self.push_screen(HelpScreen(self.help_sections(), self.read_only, actions))
+        self.push_screen(
+            HelpScreen(self.help_sections(), read_only=self.read_only, actions=actions)
+        )
 
     def open_gateway(self, name: str) -> None:
-        self.push_screen(GatewayScreen(self.inventory, name, self.read_only))
+        self.push_screen(GatewayScreen(self.inventory, name, read_only=self.read_only))
 
     def open_client(self, public_key: str) -> None:
-        self.push_screen(ClientScreen(self.inventory, public_key, self.read_only))
+        self.push_screen(ClientScreen(self.inventory, public_key, read_only=self.read_only))
 
     @on(DetailScreen.Ready)
     def _detail_ready(self, message: DetailScreen.Ready) -> None:
         if self.snapshot is not None:
-            message.screen.show(self.snapshot, self.clock(), self.colours, False)
+            message.screen.show(self.snapshot, self.clock(), self.colours, restyle=False)
         self._detail_query()
 
     @on(DataTable.RowSelected)

@@ -193,7 +193,7 @@ def hide_hover_cursor(table: DataTable[Any]) -> None:
     """Hide the mouse's hover cursor, as DataTable does when its own cursor keys are used:
     for the keys WindowedTable handles itself (past its window) instead. There is no public
     way to do it. Exercised by tests/test_app_windowed.py's keys past the window."""
-    table._set_hover_cursor(False)
+    table._set_hover_cursor(active=False)
 
 
 def update_dimensions_when_idle(table: DataTable[Any]) -> None:

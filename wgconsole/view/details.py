@@ -65,7 +65,7 @@ def gateway_lines(
     shown = old.view if old is not None else view
     if shown is not None and (shown.reachable or old is not None):
         interface = gw_inv.interface if gw_inv else "wg"
-        link, tone = present.link_state(shown.link_up)
+        link, tone = present.link_state(up=shown.link_up)
         tone = STALE if old is not None else tone
         base = STALE if old is not None else PLAIN
         parts: list[tuple[str, str]] = [(f"{interface} ", base), (link, tone)]

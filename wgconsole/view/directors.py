@@ -116,7 +116,7 @@ def director_rows(fleet: Fleet) -> tuple[Row, ...]:
     for view in fleet.load_balancers:
         cells = (
             Cell(view.name),
-            Cell(*present.reachable(view.reachable)),
+            Cell(*present.reachable(ok=view.reachable)),
             _vip_cell(view, holders),
             _vrrp_cell(view),
             _sync_cell(view),

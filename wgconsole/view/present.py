@@ -77,11 +77,11 @@ def severity(level: Severity) -> tuple[str, str]:
     return f"{mark} {level}", tone
 
 
-def reachable(ok: bool) -> tuple[str, str]:
+def reachable(*, ok: bool) -> tuple[str, str]:
     return ("✔ up", GOOD) if ok else ("✖ down", BAD)
 
 
-def link_state(up: bool | None) -> tuple[str, str]:
+def link_state(*, up: bool | None) -> tuple[str, str]:
     if up is None:
         return "✖ missing", BAD
     return ("✔ up", GOOD) if up else ("✖ down", BAD)

@@ -30,7 +30,7 @@ def write_drain_record(ctx: OpContext, lb: Host, gw: Gateway, data: dict[str, ob
     path = drain_record_path(gw.name)
     text = json.dumps({**data, "written": round(time.time())})
     script = f"mkdir -p {STATE_DIR} && printf '%s' {quote_argv([text])} > {quote_argv([path])}"
-    ctx.run(lb.name, privileged(["sh", "-c", script], lb.ssh.sudo))
+    ctx.run(lb.name, privileged(["sh", "-c", script], sudo=lb.ssh.sudo))
 
 
 def read_drain_record(ctx: OpContext, lb: Host, gw: Gateway) -> DrainRecord | None:
@@ -38,7 +38,7 @@ def read_drain_record(ctx: OpContext, lb: Host, gw: Gateway) -> DrainRecord | No
     `problem`); None: `lb` has none. At most one byte more than a record may hold is read."""
     path = quote_argv([drain_record_path(gw.name)])
     script = f"[ -f {path} ] || exit {_NO_RECORD}; head -c {MAX_RECORD + 1} {path}"
-    command = privileged(["sh", "-c", script], lb.ssh.sudo)
+    command = privileged(["sh", "-c", script], sudo=lb.ssh.sudo)
     result = ctx.run(lb.name, command, mutating=False, check=False)
     if result.status == _NO_RECORD:
         return None
@@ -54,7 +54,7 @@ def bad_record(lb: Host, record: DrainRecord) -> str:
 
 
 def remove_drain_record(ctx: OpContext, lb: Host, gw: Gateway) -> None:
-    ctx.run(lb.name, privileged(["rm", "-f", drain_record_path(gw.name)], lb.ssh.sudo))
+    ctx.run(lb.name, privileged(["rm", "-f", drain_record_path(gw.name)], sudo=lb.ssh.sudo))
 
 
 def interrupted_drain(fleet: Fleet, gateway: str) -> str | None:

@@ -241,17 +241,17 @@ done
 def setup_command(lb: Host) -> str:
     """Start the LB's private backup sync daemon (idempotent: one left by a run cut short is
     used again)."""
-    return privileged(["sh", "-c", _SETUP], lb.ssh.sudo)
+    return privileged(["sh", "-c", _SETUP], sudo=lb.ssh.sudo)
 
 
 def teardown_command(lb: Host) -> str:
     """Stop it and remove its interface; nothing else (another daemon is left alone)."""
-    return privileged(["sh", "-c", _TEARDOWN], lb.ssh.sudo)
+    return privileged(["sh", "-c", _TEARDOWN], sudo=lb.ssh.sudo)
 
 
 def daemon_command(lb: Host) -> str:
     """`ipvsadm -Ln --daemon`: which sync daemons run (read-only)."""
-    return privileged(["ipvsadm", "-Ln", "--daemon"], lb.ssh.sudo)
+    return privileged(["ipvsadm", "-Ln", "--daemon"], sudo=lb.ssh.sudo)
 
 
 def proc_key(entry: Entry) -> str:
@@ -269,7 +269,7 @@ def send_command(
     each of `entries` is in the LB's table (exit 6 if one is not)."""
     argv = ["sh", "-c", _SEND, "sh", ",".join(m.hex() for m in batch)]
     argv += [to.interface, to.group, str(to.port)]
-    return privileged([*argv, *map(proc_key, entries)], lb.ssh.sudo)
+    return privileged([*argv, *map(proc_key, entries)], sudo=lb.ssh.sudo)
 
 
 def ours_running(daemon_listing: str) -> bool:

@@ -93,7 +93,7 @@ def watch_command(
         f"{TICK:g}",
         *(part for c in clients for part in proc_form(c).split()),
     ]
-    return privileged(argv, lb.ssh.sudo)
+    return privileged(argv, sudo=lb.ssh.sudo)
 
 
 def then_watch(first: str, watch: str) -> str:

@@ -116,12 +116,12 @@ def _recreate(gw: Gateway, items: Sequence[tuple[WgPeer, str | None]]) -> list[s
                 off += ["peer", p.public_key, "persistent-keepalive", "0"]
         if psk:
             command = privileged(
-                ["sh", "-c", _WITH_PSK, "sh", gw.interface, *psk, "--", *args], gw.ssh.sudo
+                ["sh", "-c", _WITH_PSK, "sh", gw.interface, *psk, "--", *args], sudo=gw.ssh.sudo
             )
         else:
-            command = privileged(["wg", "set", gw.interface, *args], gw.ssh.sudo)
+            command = privileged(["wg", "set", gw.interface, *args], sudo=gw.ssh.sudo)
         if off:
-            command += " && " + privileged(["wg", "set", gw.interface, *off], gw.ssh.sudo)
+            command += " && " + privileged(["wg", "set", gw.interface, *off], sudo=gw.ssh.sudo)
         commands.append(command)
     return commands
 

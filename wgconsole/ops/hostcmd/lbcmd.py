@@ -27,22 +27,22 @@ def set_sched_flags(lb: Host, service: Service, current: IpvsService, flags: lis
         argv += ["-b", ",".join(flags)]
     if current.timeout:
         argv += ["-p", str(current.timeout)]
-    return privileged(argv, lb.ssh.sudo)
+    return privileged(argv, sudo=lb.ssh.sudo)
 
 
 def set_weight(lb: Host, service: Service, dest: Endpoint, forward: str | None, w: int) -> str:
     argv = ["ipvsadm", "-e", *_service_args(service), "-r", str(dest), _forward(forward)]
-    return privileged([*argv, "-w", str(w)], lb.ssh.sudo)
+    return privileged([*argv, "-w", str(w)], sudo=lb.ssh.sudo)
 
 
 def delete_dest(lb: Host, service: Service, dest: Endpoint) -> str:
-    return privileged(["ipvsadm", "-d", *_service_args(service), "-r", str(dest)], lb.ssh.sudo)
+    return privileged(["ipvsadm", "-d", *_service_args(service), "-r", str(dest)], sudo=lb.ssh.sudo)
 
 
 def add_dest(lb: Host, service: Service, dest: Endpoint, forward: str | None, w: int) -> str:
     argv = ["ipvsadm", "-a", *_service_args(service), "-r", str(dest), _forward(forward)]
-    return privileged([*argv, "-w", str(w)], lb.ssh.sudo)
+    return privileged([*argv, "-w", str(w)], sudo=lb.ssh.sudo)
 
 
-def set_expire_nodest(lb: Host, value: bool) -> str:
-    return privileged(["sysctl", "-qw", f"{EXPIRE_NODEST}={int(value)}"], lb.ssh.sudo)
+def set_expire_nodest(lb: Host, *, value: bool) -> str:
+    return privileged(["sysctl", "-qw", f"{EXPIRE_NODEST}={int(value)}"], sudo=lb.ssh.sudo)

@@ -280,8 +280,8 @@ echo restored
 """
 
 
-def _sh(script: str, args: Sequence[str], sudo: bool) -> str:
-    return privileged(["sh", "-c", script, "sh", *args], sudo)
+def _sh(script: str, args: Sequence[str], *, sudo: bool) -> str:
+    return privileged(["sh", "-c", script, "sh", *args], sudo=sudo)
 
 
 def _interface(gw: Gateway) -> str:
@@ -293,36 +293,38 @@ def _interface(gw: Gateway) -> str:
 
 
 def read_command(gw: Gateway, key: str) -> str:
-    return _sh(READ_SCRIPT, [_interface(gw), gw.config, key], gw.ssh.sudo)
+    return _sh(READ_SCRIPT, [_interface(gw), gw.config, key], sudo=gw.ssh.sudo)
 
 
 def live_set_command(gw: Gateway, key: str, allowed_ips: Sequence[str], keepalive: int) -> str:
     # `wg set ... allowed-ips` REPLACES the peer's list: always the complete list.
     argv = ["wg", "set", _interface(gw), "peer", key, "allowed-ips", ",".join(allowed_ips)]
-    return privileged([*argv, "persistent-keepalive", str(keepalive)], gw.ssh.sudo)
+    return privileged([*argv, "persistent-keepalive", str(keepalive)], sudo=gw.ssh.sudo)
 
 
 def live_remove_command(gw: Gateway, key: str) -> str:
-    return _sh(LIVE_REMOVE_SCRIPT, [_interface(gw), key], gw.ssh.sudo)
+    return _sh(LIVE_REMOVE_SCRIPT, [_interface(gw), key], sudo=gw.ssh.sudo)
 
 
 def live_restore_command(gw: Gateway, key: str, state: LivePeer) -> str:
     args = [_interface(gw), key, ",".join(state.allowed_ips), str(state.keepalive), gw.config]
-    return _sh(LIVE_RESTORE_SCRIPT, [*args, "1" if state.has_psk else "0"], gw.ssh.sudo)
+    return _sh(LIVE_RESTORE_SCRIPT, [*args, "1" if state.has_psk else "0"], sudo=gw.ssh.sudo)
 
 
 def add_block_command(
     gw: Gateway, backup: str, name: str, key: str, allowed: str, keepalive: int
 ) -> str:
-    return _sh(ADD_SCRIPT, [gw.config, backup, name, key, allowed, str(keepalive)], gw.ssh.sudo)
+    return _sh(
+        ADD_SCRIPT, [gw.config, backup, name, key, allowed, str(keepalive)], sudo=gw.ssh.sudo
+    )
 
 
 def remove_block_command(gw: Gateway, backup: str, key: str) -> str:
-    return _sh(REMOVE_SCRIPT, [gw.config, backup, key], gw.ssh.sudo)
+    return _sh(REMOVE_SCRIPT, [gw.config, backup, key], sudo=gw.ssh.sudo)
 
 
 def restore_command(gw: Gateway, backup: str) -> str:
-    return _sh(RESTORE_SCRIPT, [gw.config, backup], gw.ssh.sudo)
+    return _sh(RESTORE_SCRIPT, [gw.config, backup], sudo=gw.ssh.sudo)
 
 
 def backup_path(gw: Gateway, stamp: str) -> str:

@@ -40,7 +40,7 @@ def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> It
     try:
         for lb in sorted(ctx.inventory.load_balancers, key=lambda h: h.name):
             if break_lock:
-                ctx.run(lb.name, privileged(["rm", "-rf", path], lb.ssh.sudo), check=False)
+                ctx.run(lb.name, privileged(["rm", "-rf", path], sudo=lb.ssh.sudo), check=False)
             script = (
                 f"mkdir -p {LOCK_ROOT} && mkdir {quote_argv([path])} 2>/dev/null "
                 f"&& printf '%s' {quote_argv([owner])} > {quote_argv([path + '/owner'])} "
@@ -48,7 +48,7 @@ def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> It
                 f"|| {{ head -c {MAX_RECORD + 1} {quote_argv([path + '/owner'])} 2>/dev/null; "
                 "exit 75; }"
             )
-            command = privileged(["sh", "-c", script], lb.ssh.sudo)
+            command = privileged(["sh", "-c", script], sudo=lb.ssh.sudo)
             result = ctx.run(lb.name, command, check=False)
             if result.status != 0 and sudo_refusal(result.stdout + result.stderr):
                 raise OpError(failure(lb.name, command, result))
@@ -65,7 +65,7 @@ def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> It
             )
             lb = next(h for h in ctx.inventory.load_balancers if h.name == name)
             try:
-                ctx.run(name, privileged(["sh", "-c", release], lb.ssh.sudo), check=False)
+                ctx.run(name, privileged(["sh", "-c", release], sudo=lb.ssh.sudo), check=False)
             except OpError:  # an unreachable LB keeps its lock: say so
                 ctx.warn(f"{name}: could not release the lock {path}; `--break-lock` clears it")
 

@@ -25,7 +25,9 @@ def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
     6 s for 50,000 entries on the emulated lab): a step that checks a weight or a flag
     never waits for it."""
     try:
-        return observe_lb(lb, ctx.transports[lb.name], ctx.timeout, conns, ctx.parse_memos)[0]
+        return observe_lb(
+            lb, ctx.transports[lb.name], ctx.timeout, conns=conns, memos=ctx.parse_memos
+        )[0]
     except (TransportError, ParseError, OSError) as exc:
         raise OpError(f"{lb.name}: cannot read IPVS: {exc}") from None
 

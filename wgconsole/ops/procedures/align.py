@@ -313,7 +313,7 @@ def _steps(ctx: OpContext, plan: AlignPlan) -> Iterator[Step]:
             command = lbcmd.set_weight(lb, service, d.endpoint, d.forward, d.weight)
             yield _run(ctx, lb, f"{d.endpoint} weight {d.weight} {d.forward}", command)
         if t.expire_nodest is not None:
-            command = lbcmd.set_expire_nodest(lb, t.expire_nodest)
+            command = lbcmd.set_expire_nodest(lb, value=t.expire_nodest)
             yield _run(ctx, lb, f"expire_nodest_conn={int(t.expire_nodest)}", command)
         yield _same_service(ctx, plan, lb)
     check = tables_step(ctx, f"`lb align {' '.join(t.lb.name for t in plan.targets)}`")
@@ -332,7 +332,7 @@ def _add_service(lb: Host, service: Service, ref: IpvsService, flags: list[str])
         argv += ["-b", ",".join(flags)]
     if ref.timeout:
         argv += ["-p", str(ref.timeout)]
-    return privileged(argv, lb.ssh.sudo)
+    return privileged(argv, sudo=lb.ssh.sudo)
 
 
 def _same_service(ctx: OpContext, plan: AlignPlan, lb: Host) -> Step:

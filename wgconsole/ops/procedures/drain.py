@@ -269,7 +269,7 @@ def execute_drain(
     }
     lock = f"drain {gw.name}"
     with audited_run(ctx, "drain", gw.name, lock=lock, break_lock=break_lock, before=before) as run:
-        run.tx.run(_drain_steps(ctx, plan, result, wait, wait_timeout))
+        run.tx.run(_drain_steps(ctx, plan, result, wait=wait, wait_timeout=wait_timeout))
         result.seconds = time.time() - result.started
         run.succeeded(
             {"weight": 0, "moved": result.moved, "remaining": result.remaining},
@@ -280,7 +280,7 @@ def execute_drain(
 
 
 def _drain_steps(
-    ctx: OpContext, plan: DrainPlan, result: DrainResult, wait: bool, wait_timeout: float
+    ctx: OpContext, plan: DrainPlan, result: DrainResult, *, wait: bool, wait_timeout: float
 ) -> Iterator[Step]:
     """The drain's steps, each built once the previous one is verified (from what it found).
 
@@ -312,7 +312,14 @@ def _drain_steps(
     lbs = ctx.inventory.load_balancers
     for i, lb in enumerate(lbs):
         # The last LB's delete watches for the first moved clients in the same round trip.
-        yield _delete(ctx, lb, plan, result, present[lb.name], mover if i == len(lbs) - 1 else None)
+        yield _delete(
+            ctx,
+            lb,
+            plan,
+            result,
+            present=present[lb.name],
+            mover=mover if i == len(lbs) - 1 else None,
+        )
     yield Step(
         "move the clients: new gateways initiate their handshakes",
         do=mover.finish,
@@ -370,7 +377,7 @@ def _expire_nodest(ctx: OpContext, lb: Host) -> Step:
         if not read_lb(ctx, lb, conns=False).expire_nodest_conn:
             raise OpError(f"{lb.name}: expire_nodest_conn is still 0")
 
-    command = lbcmd.set_expire_nodest(lb, True)
+    command = lbcmd.set_expire_nodest(lb, value=True)
     return Step(
         "expire_nodest_conn=1", do=lambda: ctx.run(lb.name, command), verify=verify, host=lb.name
     )
@@ -408,8 +415,8 @@ def _interface_down(ctx: OpContext, gw: Gateway) -> Step:
     state: list[bool | None] = []
 
     def do() -> None:
-        down = privileged(["ip", "link", "set", "dev", gw.interface, "down"], gw.ssh.sudo)
-        show = privileged(["ip", "-o", "link", "show", "dev", gw.interface], gw.ssh.sudo)
+        down = privileged(["ip", "link", "set", "dev", gw.interface, "down"], sudo=gw.ssh.sudo)
+        show = privileged(["ip", "-o", "link", "show", "dev", gw.interface], sudo=gw.ssh.sudo)
         out = ctx.run(gw.name, f"{down} && {show}").stdout
         try:
             state.append(parse_link_state(out))
@@ -433,6 +440,7 @@ def _delete(
     lb: Host,
     plan: DrainPlan,
     result: DrainResult,
+    *,
     present: bool,
     mover: _Mover | None,
 ) -> Step:

@@ -282,7 +282,7 @@ def _parse_hook(
     path = obs.keepalived.config_path
     if path is None:
         return NoHook("its config file is not known")
-    command = privileged(["cat", path], lb.ssh.sudo)
+    command = privileged(["cat", path], sudo=lb.ssh.sudo)
     result = ctx.run(lb.name, command, mutating=False, check=False)
     if result.status != 0:
         raise OpError(failure(lb.name, command, result))
@@ -296,7 +296,7 @@ def read_value(ctx: OpContext, lb: Host, hook: SwitchoverHook) -> int:
     """The number in the director's switchover file (0 when the file is not there yet)."""
     path = quote_argv([hook.file])
     script = f"[ -f {path} ] || exit {_NO_FILE}; head -c 64 {path}"
-    command = privileged(["sh", "-c", script], lb.ssh.sudo)
+    command = privileged(["sh", "-c", script], sudo=lb.ssh.sudo)
     result = ctx.run(lb.name, command, mutating=False, check=False)
     if result.status == _NO_FILE:
         return 0
@@ -313,7 +313,7 @@ def write_value(ctx: OpContext, lb: Host, hook: SwitchoverHook, value: int) -> N
     path = quote_argv([hook.file])
     tmp = quote_argv([hook.file + ".wgconsole"])
     script = f"printf '%s\\n' {int(value)} > {tmp} && mv -f {tmp} {path}"
-    ctx.run(lb.name, privileged(["sh", "-c", script], lb.ssh.sudo))
+    ctx.run(lb.name, privileged(["sh", "-c", script], sudo=lb.ssh.sudo))
 
 
 def _fates(fleet: Fleet) -> Iterator[ClientFate]:

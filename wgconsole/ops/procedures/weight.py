@@ -91,6 +91,7 @@ def _plan(
     gw: Gateway,
     target: int,
     action: str,
+    *,
     interface_down: bool = False,
     peers: int = 0,
 ) -> WeightPlan:
@@ -174,7 +175,9 @@ def plan_undrain(ctx: OpContext, fleet: Fleet, name: str, weight: int | None = N
     # must not end in weight > 0 on a gateway that has no interface to answer with.
     down = gv is not None and gv.reachable and gv.link_up is not True
     peers = (gv.peer_count or 0) if gv is not None else 0
-    return _plan(ctx.inventory, fleet, gw, valid_weight(weight), "undrain", down, peers)
+    return _plan(
+        ctx.inventory, fleet, gw, valid_weight(weight), "undrain", interface_down=down, peers=peers
+    )
 
 
 def _weight_from_audit(ctx: OpContext, name: str) -> int | None:
@@ -204,8 +207,8 @@ def fresh_interface(gw: Gateway) -> str:
     clients roam to the gateway's own address, bypassing the VIP for good. Re-created from its
     config file (which has no client endpoints), it stays silent until clients hash to it.
     """
-    down = privileged(["wg-quick", "down", gw.config], gw.ssh.sudo)
-    up = privileged(["wg-quick", "up", gw.config], gw.ssh.sudo)
+    down = privileged(["wg-quick", "down", gw.config], sudo=gw.ssh.sudo)
+    up = privileged(["wg-quick", "up", gw.config], sudo=gw.ssh.sudo)
     return f"{down} >/dev/null 2>&1; {up}"
 
 

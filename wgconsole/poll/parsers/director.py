@@ -159,7 +159,15 @@ def parse_keepalived_section(text: str) -> KeepalivedHeader:
     for index, line in enumerate(lines):
         word, _, rest = line.partition(" ")
         if word == "none" and not rest and index == 0:
-            return KeepalivedHeader(False, None, None, None, None, "", None)
+            return KeepalivedHeader(
+                running=False,
+                source=None,
+                config_path=None,
+                config_text=None,
+                config_problem=None,
+                dump="",
+                problem=None,
+            )
         if word == "pid" and rest.isascii() and rest.isdigit():
             running = True
         elif word == "source" and rest in ("json", "data"):
@@ -172,10 +180,26 @@ def parse_keepalived_section(text: str) -> KeepalivedHeader:
             config_problem = rest or "cannot read it"
         elif word == "problem" and running:
             problem = rest or "unknown"
-            return KeepalivedHeader(True, source, config, config_text, config_problem, "", problem)
+            return KeepalivedHeader(
+                running=True,
+                source=source,
+                config_path=config,
+                config_text=config_text,
+                config_problem=config_problem,
+                dump="",
+                problem=problem,
+            )
         elif word == "dump" and not rest and running and source is not None:
             dump = "\n".join(lines[index + 1 :])
-            return KeepalivedHeader(True, source, config, config_text, config_problem, dump, None)
+            return KeepalivedHeader(
+                running=True,
+                source=source,
+                config_path=config,
+                config_text=config_text,
+                config_problem=config_problem,
+                dump=dump,
+                problem=None,
+            )
         else:
             raise ParseError(SOURCE_KEEPALIVED, index + 1, f"unexpected line {excerpt(line)}")
     raise ParseError(SOURCE_KEEPALIVED, None, f"no dump and no problem: {excerpt(text)}")

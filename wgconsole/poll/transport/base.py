@@ -78,7 +78,7 @@ class Transport(Protocol):
 
     name: str
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         """Run `command` (a shell string whose parts the caller already quoted)."""
         ...
 
@@ -90,7 +90,7 @@ def quote_argv(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def privileged(argv: Sequence[str], sudo: bool) -> str:
+def privileged(argv: Sequence[str], *, sudo: bool) -> str:
     """`argv` quoted, through `sudo -n` when the host says so (never prompts: -n)."""
     return quote_argv(["sudo", "-n", *argv] if sudo else argv)
 

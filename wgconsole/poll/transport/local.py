@@ -24,7 +24,7 @@ class LocalTransport:
         self.read_only = read_only
         self.max_output = max_output
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating and self.read_only:
             raise ReadOnlyViolation(f"{self.name}: read-only: refused to run a mutating command")
         started = time.monotonic()
@@ -58,7 +58,8 @@ class LocalTransport:
 
     def _read(self, proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bytes]:
         """Both pipes to their end, never holding more than one byte past the cap."""
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         cap = self.max_output
         buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
         with selectors.DefaultSelector() as selector:

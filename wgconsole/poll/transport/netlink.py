@@ -43,7 +43,7 @@ VS_SYSCTLS = Path("/proc/sys/net/ipv4/vs")
 IP_VS_CONN = Path("/proc/net/ip_vs_conn")
 
 
-def read_lb(name: str, conns: bool = True) -> LbObservation:
+def read_lb(name: str, *, conns: bool = True) -> LbObservation:
     from pyroute2 import IPVS, IPVSService  # imported late: it is slow to import
 
     clock = time.time()

@@ -474,7 +474,7 @@ class SshTransport:
             raise TransportError("ssh: connection closed")
         return client
 
-    def run(self, command: str, timeout: float, mutating: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating and self.read_only:
             raise ReadOnlyViolation(f"{self.name}: read-only: refused to run a mutating command")
         with self._lock:

@@ -45,7 +45,7 @@ class DetailScreen(Screen[None]):
             super().__init__()
             self.screen = screen
 
-    def __init__(self, inventory: Inventory, read_only: bool) -> None:
+    def __init__(self, inventory: Inventory, *, read_only: bool) -> None:
         super().__init__()
         self.inventory = inventory
         self.read_only = read_only
@@ -55,12 +55,12 @@ class DetailScreen(Screen[None]):
         self.post_message(self.Ready(self))
 
     def show(
-        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, *, restyle: bool
     ) -> None:
         self.query_one(ConsoleHeader).show(snapshot, now, colours)
 
     def _lines(
-        self, widget_id: str, lines: list[Line], colours: ThemeColours, restyle: bool = False
+        self, widget_id: str, lines: list[Line], colours: ThemeColours, *, restyle: bool = False
     ) -> None:
         if not restyle and self._shown.get(widget_id) == lines:
             return  # an update re-lays out the screen
@@ -78,14 +78,14 @@ class DetailScreen(Screen[None]):
 
 
 class GatewayScreen(DetailScreen):
-    def __init__(self, inventory: Inventory, gateway: str, read_only: bool) -> None:
-        super().__init__(inventory, read_only)
+    def __init__(self, inventory: Inventory, gateway: str, *, read_only: bool) -> None:
+        super().__init__(inventory, read_only=read_only)
         self.gateway = gateway
         self._peers_title = ""
         self._shown_titles: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
-        yield ConsoleHeader(self.read_only)
+        yield ConsoleHeader(read_only=self.read_only)
         with Vertical(id="detail"):
             yield Static("", id="gw-info", classes="info")
             yield Label("If drained", classes="section-title")
@@ -101,18 +101,18 @@ class GatewayScreen(DetailScreen):
         yield Footer()
 
     def show(
-        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, *, restyle: bool
     ) -> None:
-        super().show(snapshot, now, colours, restyle)
+        super().show(snapshot, now, colours, restyle=restyle)
         fleet = snapshot.fleet
         self._lines(
             "gw-info",
             gateway_lines(self.inventory, fleet, snapshot.kept, self.gateway, now),
             colours,
-            restyle,
+            restyle=restyle,
         )
         detail = snapshot.gateways.get(self.gateway)
-        self._lines("gw-drain", list(detail.drain), colours, restyle)
+        self._lines("gw-drain", list(detail.drain), colours, restyle=restyle)
         self.query_one("#drift", WindowedTable).show(detail.drift, colours, restyle=restyle)
         peers = detail.peers
         title = f"Peers as it sees them ({len(peers)})"
@@ -147,13 +147,13 @@ def _where(table: WindowedTable) -> str:
 
 
 class ClientScreen(DetailScreen):
-    def __init__(self, inventory: Inventory, public_key: str, read_only: bool) -> None:
-        super().__init__(inventory, read_only)
+    def __init__(self, inventory: Inventory, public_key: str, *, read_only: bool) -> None:
+        super().__init__(inventory, read_only=read_only)
         self.public_key = public_key
         self.gateways = [g.name for g in inventory.gateways]
 
     def compose(self) -> ComposeResult:
-        yield ConsoleHeader(self.read_only)
+        yield ConsoleHeader(read_only=self.read_only)
         with Vertical(id="detail"):
             yield Static("", id="client-info", classes="info")
             yield Label("On every gateway", classes="section-title")
@@ -164,9 +164,9 @@ class ClientScreen(DetailScreen):
         yield Footer()
 
     def show(
-        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, *, restyle: bool
     ) -> None:
-        super().show(snapshot, now, colours, restyle)
+        super().show(snapshot, now, colours, restyle=restyle)
         fleet = snapshot.fleet
         client = fleet.client(self.public_key)
         if client is None:

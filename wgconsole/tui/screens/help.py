@@ -38,6 +38,7 @@ class HelpScreen(ModalScreen[None]):
     def __init__(
         self,
         sections: Sequence[tuple[str, Sequence[BindingType]]],
+        *,
         read_only: bool,
         actions: Sequence[tuple[str, str]] = (),
     ) -> None:

@@ -61,7 +61,9 @@ class BucketGridView(Widget, can_focus=True):
         self.colours: ThemeColours | None = None
         self.display = False  # until a pair's snapshot: nothing to focus before
 
-    def show(self, grid: BucketGrid | None, colours: ThemeColours, restyle: bool = False) -> None:
+    def show(
+        self, grid: BucketGrid | None, colours: ThemeColours, *, restyle: bool = False
+    ) -> None:
         self.display = grid is not None
         if grid == self.grid and colours is self.colours and not restyle:
             return  # an update re-lays out the Overview

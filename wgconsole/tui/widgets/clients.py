@@ -17,15 +17,15 @@ class ClientsView(TableView):
         super().__init__(CLIENT_COLUMNS, "client-table", id=id)
         self.index: RowIndex | None = None
 
-    def show(self, snapshot: ConsoleSnapshot, colours: ThemeColours, restyle: bool) -> None:
+    def show(self, snapshot: ConsoleSnapshot, colours: ThemeColours, *, restyle: bool) -> None:
         self.index = snapshot.clients
         self.colours = colours
-        self._apply(restyle)
+        self._apply(restyle=restyle)
 
     def redraw(self) -> None:
-        self._apply(False)
+        self._apply(restyle=False)
 
-    def _apply(self, restyle: bool) -> None:
+    def _apply(self, *, restyle: bool) -> None:
         if self.index is None or self.colours is None:
             return
-        self.show_rows(self.index.select(self.table_query), len(self.index), restyle)
+        self.show_rows(self.index.select(self.table_query), len(self.index), restyle=restyle)

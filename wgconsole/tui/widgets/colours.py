@@ -37,7 +37,7 @@ def _colour(variables: Mapping[str, str], *names: str) -> Color | None:
     return None
 
 
-def _style(colour: Color | None, bold: bool = False, italic: bool = False) -> Style:
+def _style(colour: Color | None, *, bold: bool = False, italic: bool = False) -> Style:
     return Style(color=None if colour is None else colour.rich_color, bold=bold, italic=italic)
 
 

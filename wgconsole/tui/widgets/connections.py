@@ -22,23 +22,23 @@ class ConnectionsView(TableView):
         self.now = 0.0
 
     def show(
-        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, *, restyle: bool
     ) -> None:
         self.index = snapshot.conns
         self.colours = colours
         self.now = now
-        self._apply(restyle)
+        self._apply(restyle=restyle)
 
     def tick(self, now: float) -> None:
         """Expiry counts down between polls."""
         self.now = now
-        self._apply(False)
+        self._apply(restyle=False)
 
     def redraw(self) -> None:
-        self._apply(False)
+        self._apply(restyle=False)
 
-    def _apply(self, restyle: bool) -> None:
+    def _apply(self, *, restyle: bool) -> None:
         if self.index is None or self.colours is None:
             return
         rows = self.index.rows(self.table_query, self.now)
-        self.show_rows(rows, len(self.index.conns), restyle)
+        self.show_rows(rows, len(self.index.conns), restyle=restyle)

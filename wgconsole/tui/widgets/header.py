@@ -14,7 +14,7 @@ from wgconsole.view.snapshot import ConsoleSnapshot
 
 
 class ConsoleHeader(Horizontal):
-    def __init__(self, read_only: bool) -> None:
+    def __init__(self, *, read_only: bool) -> None:
         super().__init__(id="header")
         self.read_only = read_only
 

@@ -110,12 +110,12 @@ class KeyedTable(DataTable[Text]):
         """Show exactly `rows`, in their order. `restyle` re-renders every cell (new theme)."""
         self._deferred = False
         try:
-            self._apply(rows, colours, restyle)
+            self._apply(rows, colours, restyle=restyle)
         finally:
             layout, self._deferred = self._deferred, None
             self.refresh(layout=layout)
 
-    def _apply(self, rows: Sequence[Row], colours: ThemeColours, restyle: bool) -> None:
+    def _apply(self, rows: Sequence[Row], colours: ThemeColours, *, restyle: bool) -> None:
         keep_cursor = self.cursor_key()
         incoming = {row.key: row for row in rows}
         gone = [k for k in self._order if k not in incoming]
@@ -134,7 +134,7 @@ class KeyedTable(DataTable[Text]):
                 self._touch(row.key)
                 added.append(row)
             elif restyle or old != row.cells:
-                self._update(row, old, colours, restyle)
+                self._update(row, old, colours, restyle=restyle)
             self._applied[row.key] = row.cells
             self._subjects[row.key] = row.subject
         if added:
@@ -150,7 +150,7 @@ class KeyedTable(DataTable[Text]):
                 self.move_cursor(row=index, animate=False, scroll=False)
 
     def _update(
-        self, row: Row, old: tuple[Cell, ...], colours: ThemeColours, restyle: bool
+        self, row: Row, old: tuple[Cell, ...], colours: ThemeColours, *, restyle: bool
     ) -> None:
         row_key = RowKey(row.key)  # made once per row, not once per cell by update_cell
         self._touch(row.key)
@@ -296,8 +296,8 @@ class KeyedTable(DataTable[Text]):
         column_index: int,
         base_style: Style,
         width: int,
-        cursor: bool = False,
-        hover: bool = False,
+        cursor: bool = False,  # noqa: FBT001, FBT002 - DataTable._render_cell's signature
+        hover: bool = False,  # noqa: FBT001, FBT002 - DataTable._render_cell's signature
     ) -> SegmentLines:
         if row_index < 0 or column_index < 0:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)

@@ -56,7 +56,7 @@ class OverviewView(Vertical):
         yield BucketGridView(id="buckets")
 
     def show(
-        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, *, restyle: bool
     ) -> None:
         fleet = snapshot.fleet
         line = service_line(fleet, snapshot.kept, now)
@@ -75,7 +75,7 @@ class OverviewView(Vertical):
             self.query_one("#directors", KeyedTable).apply(
                 snapshot.directors, colours, restyle=restyle
             )
-        self.query_one("#buckets", BucketGridView).show(snapshot.buckets, colours, restyle)
+        self.query_one("#buckets", BucketGridView).show(snapshot.buckets, colours, restyle=restyle)
         note = snapshot.balance_note
         if restyle or note != self._note:  # an update re-lays out the Overview
             self._note = note
@@ -90,10 +90,10 @@ class OverviewView(Vertical):
             else "Findings: none"
         )
         self.query_one("#findings", WindowedTable).show(RowList(findings), colours, restyle=restyle)
-        self.tick(snapshot, now, colours, restyle)
+        self.tick(snapshot, now, colours, restyle=restyle)
 
     def tick(
-        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, restyle: bool = False
+        self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, *, restyle: bool = False
     ) -> None:
         """Host data ages grow between polls: recomputed every second."""
         rows = host_rows(host_ages(snapshot.fleet.hosts, now))

@@ -80,7 +80,7 @@ class TableView(Vertical):
     def set_status(self, text: str) -> None:
         self.query_one(f"#{self.table_id}-status", Label).update(plain(text))
 
-    def show_rows(self, source: RowSource, total: int, restyle: bool) -> None:
+    def show_rows(self, source: RowSource, total: int, *, restyle: bool) -> None:
         """Show `source` (the selection for `table_query`) out of `total` rows."""
         if self.on_query is not None:
             self.on_query(self.table_query)

@@ -115,7 +115,8 @@ class WindowedTable(KeyedTable):
 
     def _slide(self, start: int) -> None:
         """Move the window to `start`, keeping the screen as it was."""
-        assert self.source is not None and self._colours is not None
+        assert self.source is not None
+        assert self._colours is not None
         delta = start - self.start
         self.start = start
         scroll_y = self.scroll_y - delta

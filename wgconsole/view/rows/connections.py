@@ -102,11 +102,12 @@ class ConnIndex:
         """Indexes of every matching entry, in the chosen order."""
         cached = self._selected.get(query)
         if cached is None:
-            cached = self._select(*query)
+            text, column, reverse = query
+            cached = self._select(text, column, reverse=reverse)
             self._selected = {query: cached}  # only the latest: the view shows one at a time
         return cached
 
-    def _select(self, query: str, column: int | None, reverse: bool) -> list[int]:
+    def _select(self, query: str, column: int | None, *, reverse: bool) -> list[int]:
         order = self.order(column)
         if reverse:
             order = order[::-1]

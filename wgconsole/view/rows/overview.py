@@ -119,7 +119,7 @@ def server_rows(
 def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:
     rows = []
     for h in ages:
-        ok_text, ok_tone = present.reachable(h.reachable)
+        ok_text, ok_tone = present.reachable(ok=h.reachable)
         if h.reachable:
             age_cell = Cell(present.age(h.age), PLAIN, number_key(h.age))
         else:

@@ -15,7 +15,7 @@ def cell_sort_key(cell: Cell) -> Any:
     return cell.text.lower() if cell.sort is None else cell.sort
 
 
-def sort_rows(rows: Sequence[Row], column: int | None, reverse: bool = False) -> list[Row]:
+def sort_rows(rows: Sequence[Row], column: int | None, *, reverse: bool = False) -> list[Row]:
     """Rows ordered by one column (stable: ties keep the snapshot's order)."""
     if column is None:
         return list(reversed(rows)) if reverse else list(rows)
@@ -94,7 +94,7 @@ class RowIndex:
         cached = self._selected.get(query)
         if cached is None:
             text, column, reverse = query
-            cached = RowList(sort_rows(filter_rows(self.rows, text), column, reverse))
+            cached = RowList(sort_rows(filter_rows(self.rows, text), column, reverse=reverse))
             self._selected = {query: cached}  # only the latest: the view shows one at a time
         return cached
 

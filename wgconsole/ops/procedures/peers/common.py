@@ -144,6 +144,7 @@ def verification(
     key: str,
     expected: Mapping[str, Mapping[str, LivePeer]],
     want_count: int,
+    *,
     same_before: bool,
 ) -> Iterator[Step]:
     """The steps that check the change as a whole, once every gateway's steps are done."""
@@ -184,7 +185,7 @@ def same_peers(states: Mapping[str, GatewayState]) -> bool:
     return len({frozenset(s.peers.items()) for s in states.values()}) <= 1
 
 
-def file_ready(run: GatewayRun, need_write: bool) -> str | None:
+def file_ready(run: GatewayRun, *, need_write: bool) -> str | None:
     if run.before.key_count is None:
         return f"{run.gw.name}: {run.gw.config} is not a readable file"
     if need_write and not run.before.dir_writable:
