@@ -61,7 +61,7 @@ from wgconsole.core.records import (
     WgInterface,
     WgPeer,
 )
-from wgconsole.core.sched import ShModel
+from wgconsole.core.sched import ShTable
 from wgconsole.poll.collector import PollResult
 from wgconsole.tui.app import ConsoleApp
 from wgconsole.view.heap import HeapKeeper
@@ -122,7 +122,7 @@ class World:
     conns: list[IpvsConn]
     rng: random.Random
     conn_count: int
-    _model: ShModel | None = None
+    _model: ShTable | None = None
     # One per world, as a collector holds one: each poll's fleet reuses the previous one's.
     _builder: FleetBuilder = field(default_factory=FleetBuilder)
 
@@ -167,9 +167,9 @@ class World:
         return IpvsConn("udp", source, VIP, dest, "UDP", self.rng.randrange(1, 300))
 
     @property
-    def model(self) -> ShModel:
+    def model(self) -> ShTable:
         if self._model is None:
-            self._model = ShModel.from_service(self.service)
+            self._model = ShTable.from_service(self.service)
         return self._model
 
     def advance(self) -> None:

@@ -53,7 +53,7 @@ from wgconsole.core.fleet import Fleet
 from wgconsole.core.fleet_builder import FleetBuilder
 from wgconsole.core.inventory import Host, Inventory, SshSettings
 from wgconsole.core.records import GatewayObservation, HostStatus, LbObservation
-from wgconsole.core.whereis import proposed_model
+from wgconsole.core.whereis import proposed_table
 from wgconsole.lab import manager
 from wgconsole.lab.topology import SERVICE_PORT, VIP
 from wgconsole.poll.collector import (
@@ -495,7 +495,7 @@ def measure_parse_model(capture: Path, rounds: int) -> dict[str, Any]:
     # The sh model (whereis, what-if, drain previews) picking a gateway for every source in
     # the LB table, with the first gateway at weight 0.
     assert fleet.service is not None
-    drained = proposed_model(inventory, fleet.service.raw, weights={inventory.gateways[0].name: 0})
+    drained = proposed_table(inventory, fleet.service.raw, weights={inventory.gateways[0].name: 0})
     sources = [(c.client.address, c.client.port) for c in fleet.conns]
     picks_s = []
     for _ in range(5):

@@ -52,7 +52,7 @@ from wgconsole.core.records import (
     IpvsService,
     LbObservation,
 )
-from wgconsole.core.sched import ShModel
+from wgconsole.core.sched import ShTable
 
 
 def codes(f: Fleet) -> list[str]:
@@ -503,7 +503,7 @@ def _big_fleet_inputs() -> tuple[
     inv = make_inventory(clients=clients, gateways=list(zip(names, rs, strict=True)))
     svc = service([dest(r) for r in rs])
     # Each client where the sh table sends it (a healthy fleet: no not-on-sh-choice).
-    table = ShModel.from_service(svc)
+    table = ShTable.from_service(svc)
     on = [rs.index(table.pick(e.address).dest) for e in eps]  # type: ignore[arg-type]
     conns = [conn(eps[i], rs[on[i]]) for i in range(n_clients)]
     conns += [

@@ -22,7 +22,7 @@ from wgconsole.core.sched import (
     Move,
     Pick,
     ShDest,
-    ShModel,
+    ShTable,
     address_fold,
     bucket_of,
     build_table,
@@ -171,16 +171,16 @@ def test_single_dest_fills_everything() -> None:
 
 def test_empty_dest_list() -> None:
     assert build_table([]) == (None,) * TAB_SIZE
-    model = ShModel([], fallback=True, port_hashing=False)
+    model = ShTable([], fallback=True, port_hashing=False)
     assert all(model.pick(a, p) == Pick(bucket_of(a), None) for a, p in clients(300))
     assert model.share() == {}
     assert model.effective_share() == {None: TAB_SIZE}
 
 
 def test_share_counts_buckets_and_shows_starved_dests() -> None:
-    model = ShModel([ShDest(GW1, 2), ShDest(GW2, 1)], fallback=False, port_hashing=False)
+    model = ShTable([ShDest(GW1, 2), ShDest(GW2, 1)], fallback=False, port_hashing=False)
     assert model.share() == {GW1: 171, GW2: 85}
-    starved = ShModel([ShDest(GW1, 256), ShDest(GW2, 1)], fallback=False, port_hashing=False)
+    starved = ShTable([ShDest(GW1, 256), ShDest(GW2, 1)], fallback=False, port_hashing=False)
     assert starved.share() == {GW1: 256, GW2: 0}
     assert list(starved.share()) == [GW1, GW2]
 
@@ -195,21 +195,21 @@ def test_weight_range() -> None:
 
 def test_duplicate_dests_are_rejected() -> None:
     with pytest.raises(ValueError, match="duplicate destination"):
-        ShModel([ShDest(GW1, 1), ShDest(GW1, 2)], fallback=False, port_hashing=False)
+        ShTable([ShDest(GW1, 1), ShDest(GW1, 2)], fallback=False, port_hashing=False)
 
 
 # --- picking ------------------------------------------------------------------------------
 
 
 def test_pick_reports_initial_bucket_and_owner() -> None:
-    model = ShModel([ShDest(GW1, 1), ShDest(GW2, 1)], fallback=False, port_hashing=False)
+    model = ShTable([ShDest(GW1, 1), ShDest(GW2, 1)], fallback=False, port_hashing=False)
     # 10.0.0.1 hashes to bucket 39, odd, so the second dest of an alternating table.
     assert model.pick("10.0.0.1") == Pick(39, GW2)
     assert model.pick("10.255.0.2") == Pick(74, GW1)
 
 
 def test_weight_zero_without_fallback_drops_exactly_its_buckets() -> None:
-    model = ShModel([ShDest(GW1, 0), ShDest(GW2, 1)], fallback=False, port_hashing=False)
+    model = ShTable([ShDest(GW1, 0), ShDest(GW2, 1)], fallback=False, port_hashing=False)
     for address, port in clients(2000):
         pick = model.pick(address, port)
         if model.owner(pick.bucket) == GW1:
@@ -221,14 +221,14 @@ def test_weight_zero_without_fallback_drops_exactly_its_buckets() -> None:
 
 
 def test_overloaded_is_unavailable() -> None:
-    model = ShModel(
+    model = ShTable(
         [ShDest(GW1, 1, overloaded=True), ShDest(GW2, 1)], fallback=False, port_hashing=False
     )
     assert model.pick("10.255.0.2") == Pick(74, None)
     assert model.pick("10.0.0.1") == Pick(39, GW2)
 
 
-def _reference_fallback(model: ShModel, ihash: int) -> Endpoint | None:
+def _reference_fallback(model: ShTable, ihash: int) -> Endpoint | None:
     available = {d.key for d in model.dests if d.available}
     for offset in range(TAB_SIZE):
         owner = model.owner((2 * ihash + offset) & 255)
@@ -240,7 +240,7 @@ def _reference_fallback(model: ShModel, ihash: int) -> Endpoint | None:
 def test_fallback_probes_from_twice_the_hash() -> None:
     # Table A,B,C,A,B,C,... with A unavailable. Probing from ihash would always find B
     # next; the kernel probes from 2*ihash, so for ihash 129 it starts at bucket 2 (C).
-    model = ShModel(
+    model = ShTable(
         [ShDest(ep(1), 0), ShDest(ep(2), 1), ShDest(ep(3), 1)], fallback=True, port_hashing=False
     )
     assert [model.owner(b) for b in (0, 1, 2, 129, 130)] == [ep(1), ep(2), ep(3), ep(1), ep(2)]
@@ -254,13 +254,13 @@ def test_fallback_probes_from_twice_the_hash() -> None:
 
 
 def test_fallback_takes_every_client_to_the_remaining_gateway() -> None:
-    model = ShModel([ShDest(GW1, 0), ShDest(GW2, 1)], fallback=True, port_hashing=False)
+    model = ShTable([ShDest(GW1, 0), ShDest(GW2, 1)], fallback=True, port_hashing=False)
     assert {model.pick(a, p).dest for a, p in clients(500)} == {GW2}
     assert model.effective_share() == {GW1: 0, GW2: TAB_SIZE}
 
 
 def test_all_dests_unavailable_with_fallback_drops() -> None:
-    model = ShModel(
+    model = ShTable(
         [ShDest(GW1, 0), ShDest(GW2, 0), ShDest(GW3, 1, overloaded=True)],
         fallback=True,
         port_hashing=False,
@@ -270,11 +270,11 @@ def test_all_dests_unavailable_with_fallback_drops() -> None:
 
 def test_fallback_cannot_reach_a_starved_dest() -> None:
     # GW2 is available but owns no bucket, so even fallback finds nothing.
-    model = ShModel([ShDest(GW1, 256), ShDest(GW2, 1)], fallback=True, port_hashing=False)
+    model = ShTable([ShDest(GW1, 256), ShDest(GW2, 1)], fallback=True, port_hashing=False)
     assert model.pick("10.0.0.1").dest == GW1
     drained = model.with_dests(with_weights(model.dests, {GW1: 0}))
     assert drained.share() == {GW1: 128, GW2: 128}  # weight 0 no longer saturates
-    overloaded = ShModel(
+    overloaded = ShTable(
         [ShDest(GW1, 256, overloaded=True), ShDest(GW2, 1)], fallback=True, port_hashing=False
     )
     assert overloaded.pick("10.0.0.1").dest is None
@@ -282,8 +282,8 @@ def test_fallback_cannot_reach_a_starved_dest() -> None:
 
 def test_sh_port_changes_the_bucket_with_the_port() -> None:
     dests = [ShDest(GW1, 1), ShDest(GW2, 1)]
-    hashed = ShModel(dests, fallback=False, port_hashing=True)
-    plain = ShModel(dests, fallback=False, port_hashing=False)
+    hashed = ShTable(dests, fallback=False, port_hashing=True)
+    plain = ShTable(dests, fallback=False, port_hashing=False)
     assert hashed.pick("10.0.0.1", 0).bucket == 39
     assert hashed.pick("10.0.0.1", 51280).bucket == 95
     assert {hashed.pick("10.0.0.1", p).bucket for p in range(1000, 1020)} != {39}
@@ -310,14 +310,14 @@ def _service(
 
 
 def test_from_service_keeps_kernel_order_and_flags() -> None:
-    model = ShModel.from_service(_service())
+    model = ShTable.from_service(_service())
     assert [d.key for d in model.dests] == [GW2, GW1]
     assert [d.weight for d in model.dests] == [1, 0]
     assert not model.fallback
     assert not model.port_hashing
     assert model.owner(0) == GW2
 
-    flagged = ShModel.from_service(
+    flagged = ShTable.from_service(
         _service(ServiceFlag.HASHED | ServiceFlag.SH_FALLBACK | ServiceFlag.SH_PORT)
     )
     assert flagged.fallback
@@ -326,13 +326,13 @@ def test_from_service_keeps_kernel_order_and_flags() -> None:
 
 def test_from_service_port_hashing_needs_a_ported_protocol() -> None:
     flags = ServiceFlag.HASHED | ServiceFlag.SH_PORT
-    assert ShModel.from_service(_service(flags, protocol="tcp")).port_hashing
-    assert ShModel.from_service(_service(flags, protocol="sctp")).port_hashing
-    assert not ShModel.from_service(_service(flags, protocol="esp")).port_hashing
+    assert ShTable.from_service(_service(flags, protocol="tcp")).port_hashing
+    assert ShTable.from_service(_service(flags, protocol="sctp")).port_hashing
+    assert not ShTable.from_service(_service(flags, protocol="esp")).port_hashing
 
 
 def test_from_service_overloaded() -> None:
-    model = ShModel.from_service(_service(), overloaded=frozenset({GW2}))
+    model = ShTable.from_service(_service(), overloaded=frozenset({GW2}))
     assert model.dests[0].overloaded
     assert not model.dests[1].overloaded
     assert all(model.pick(a, p).dest is None for a, p in clients(200))
@@ -340,7 +340,7 @@ def test_from_service_overloaded() -> None:
 
 def test_from_service_rejects_other_schedulers() -> None:
     with pytest.raises(ValueError, match="uses scheduler 'rr', not 'sh'"):
-        ShModel.from_service(_service(scheduler="rr"))
+        ShTable.from_service(_service(scheduler="rr"))
 
 
 # --- what-if helpers ------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def test_with_removed_and_added() -> None:
 
 def test_readd_moves_dest_to_head_and_changes_table() -> None:
     dests = [ShDest(GW2, 1), ShDest(GW1, 1)]
-    before = ShModel(dests, fallback=False, port_hashing=False)
+    before = ShTable(dests, fallback=False, port_hashing=False)
     readded = with_readded(dests, GW1, 1)
     assert readded == [ShDest(GW1, 1), ShDest(GW2, 1)]
     after = before.with_dests(readded)
@@ -390,7 +390,7 @@ def test_readd_with_weight_zero_drain() -> None:
 
 def test_moved_clients_for_a_weight_zero_drain() -> None:
     dests = [ShDest(GW2, 1), ShDest(GW1, 1)]
-    before = ShModel(dests, fallback=False, port_hashing=False)
+    before = ShTable(dests, fallback=False, port_hashing=False)
     population = clients(400)
     on_gw1 = [(a, p) for a, p in population if before.pick(a, p).dest == GW1]
 
@@ -398,7 +398,7 @@ def test_moved_clients_for_a_weight_zero_drain() -> None:
     assert [(m.address, m.port) for m in dropped] == on_gw1
     assert all(m.before == GW1 and m.after is None for m in dropped)
 
-    fallback = ShModel(dests, fallback=True, port_hashing=False)
+    fallback = ShTable(dests, fallback=True, port_hashing=False)
     drained = fallback.with_dests(with_weights(dests, {GW1: 0}))
     moves = moved_clients(fallback, drained, population)
     assert moves
@@ -407,7 +407,7 @@ def test_moved_clients_for_a_weight_zero_drain() -> None:
 
 
 def test_moved_clients_empty_when_nothing_changes() -> None:
-    model = ShModel([ShDest(GW1, 1), ShDest(GW2, 1)], fallback=False, port_hashing=False)
+    model = ShTable([ShDest(GW1, 1), ShDest(GW2, 1)], fallback=False, port_hashing=False)
     assert moved_clients(model, model.with_dests(model.dests), clients(100)) == []
 
 
@@ -483,7 +483,7 @@ _addresses = st.one_of(
 def test_matches_literal_kernel_reference(
     dests: list[ShDest], *, fallback: bool, port_hashing: bool, queries: list[tuple[str, int]]
 ) -> None:
-    model = ShModel(dests, fallback=fallback, port_hashing=port_hashing)
+    model = ShTable(dests, fallback=fallback, port_hashing=port_hashing)
     for address, port in queries:
         effective = port if port_hashing else 0
         bucket, dest = _kernel_reference(dests, fallback=fallback, address=address, port=effective)
@@ -495,7 +495,7 @@ def test_matches_literal_kernel_reference(
 
 def test_ten_thousand_picks_with_a_weight_0_gateway_all_go_to_the_other() -> None:
     # Speed is the scale benchmark's to measure (`make bench`), not a test's.
-    model = ShModel([ShDest(GW1, 0), ShDest(GW2, 1)], fallback=True, port_hashing=True)
+    model = ShTable([ShDest(GW1, 0), ShDest(GW2, 1)], fallback=True, port_hashing=True)
     picks = [model.pick(a, p) for a, p in clients(10_000)]
     assert len(picks) == 10_000
     assert {pick.dest for pick in picks} == {GW2}

@@ -45,7 +45,7 @@ class Lab:
     meta: dict[str, Any]  # topology.json
     control: SshTransport
 
-    def sh(self, command: str, timeout: float = 60.0, check: bool = True) -> str:
+    def sh(self, command: str, timeout: float = 60.0, *, check: bool = True) -> str:
         """Run a shell command in the guest's root namespace (where every lab netns is visible)."""
         result = self.control.run(command, timeout=timeout)
         if check and result.status != 0:
@@ -54,7 +54,7 @@ class Lab:
             )
         return result.stdout
 
-    def ns(self, netns: str, argv: list[str], timeout: float = 60.0, check: bool = True) -> str:
+    def ns(self, netns: str, argv: list[str], timeout: float = 60.0, *, check: bool = True) -> str:
         return self.sh(
             "ip netns exec " + shlex.quote(netns) + " " + " ".join(shlex.quote(a) for a in argv),
             timeout=timeout,

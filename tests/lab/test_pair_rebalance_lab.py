@@ -31,7 +31,7 @@ from tests.lab.helpers import run_cli
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.rebalance import sh_choice
 from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
-from wgconsole.core.whereis import proposed_model
+from wgconsole.core.whereis import proposed_table
 from wgconsole.poll.transport.ssh import SshTransport
 
 pytestmark = pytest.mark.lab
@@ -98,7 +98,7 @@ def _weight_for_one(
         for weight in range(1, 200):
             if weight == current.get(gw.real_server):
                 continue  # a change of weight, not the table as it is
-            model = proposed_model(inventory, service, weights={gw.name: weight})
+            model = proposed_table(inventory, service, weights={gw.name: weight})
             moves = {
                 name
                 for name, (src, on) in entries.items()

@@ -24,7 +24,7 @@ from tests.lab.helpers import kernel_conns, kernel_dests, run_cli
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.rebalance import sh_choice
 from wgconsole.core.records import Endpoint, IpvsDest, IpvsService, ServiceFlag
-from wgconsole.core.whereis import proposed_model
+from wgconsole.core.whereis import proposed_table
 
 pytestmark = pytest.mark.lab
 
@@ -57,7 +57,7 @@ def _weight_for_both(
     names = {g.real_server: g.name for g in inventory.gateways}
     for gw in inventory.gateways:
         for weight in range(1, 200):
-            model = proposed_model(inventory, service, weights={gw.name: weight})
+            model = proposed_table(inventory, service, weights={gw.name: weight})
             moves = {
                 name
                 for name, (src, on) in entries.items()

@@ -177,7 +177,7 @@ def _name_value(items: Sequence[str], option: str, default: int | None) -> dict[
 
 
 def cmd_whereis(args: argparse.Namespace) -> int:
-    from wgconsole.core.whereis import WhereIsError, place, proposed_model
+    from wgconsole.core.whereis import WhereIsError, place, proposed_table
 
     inventory = _inventory(args)
     try:
@@ -209,7 +209,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
             print(f"  {printable(e)}", file=sys.stderr)
         return EXIT_PARTIAL
     try:
-        model = proposed_model(
+        model = proposed_table(
             inventory, service, weights=weights, removed=args.remove, readded=readded
         )
         placements = place(inventory, model, args.addresses)

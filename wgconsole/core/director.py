@@ -37,7 +37,7 @@ from wgconsole.core.records import (
     LbObservation,
     VrrpInstance,
 )
-from wgconsole.core.sched import TAB_SIZE, ShModel
+from wgconsole.core.sched import TAB_SIZE, ShTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class Failover:
 
     lb: str
     entries: Mapping[tuple[str, int], IpvsConn]  # the backup's, by client (address, port)
-    model: ShModel | None  # the backup's sh service; None: none (every client dropped)
+    model: ShTable | None  # the backup's sh service; None: none (every client dropped)
     gateways: Mapping[Endpoint, Gateway]
 
     def gateway(self, source: Endpoint | None) -> tuple[str | None, bool]:
@@ -73,7 +73,7 @@ class Pair:
     failover_lb: str | None
     observations: Mapping[str, LbObservation | None]
     services: Mapping[str, IpvsService | None]
-    models: Mapping[str, ShModel | None]
+    models: Mapping[str, ShTable | None]
     tables: Mapping[str, Table | None]
     vip_known: bool  # every answering LB's addresses were read: holds_vip is a fact
 
@@ -92,16 +92,16 @@ def _overloaded(service: IpvsService) -> frozenset[Endpoint]:
     )
 
 
-def sh_model(service: IpvsService | None) -> ShModel | None:
+def sh_model(service: IpvsService | None) -> ShTable | None:
     if service is None or service.scheduler != "sh":
         return None
     try:
-        return ShModel.from_service(service, _overloaded(service))
+        return ShTable.from_service(service, _overloaded(service))
     except ValueError:  # a weight out of the kernel's range: not a table the kernel has
         return None
 
 
-def table_of(model: ShModel, gateways: Mapping[Endpoint, Gateway]) -> Table:
+def table_of(model: ShTable, gateways: Mapping[Endpoint, Gateway]) -> Table:
     names: dict[Endpoint | None, str | None] = {None: None}
     for dest in model.dests:
         names[dest.key] = _name(dest.key, gateways)

@@ -7,7 +7,7 @@ This module says, from one fleet snapshot, which clients' LB entries disagree wi
 the current table picks for them (`misplaced`: the `not-on-sh-choice` finding, and the moves a
 rebalance plans), and the balance per gateway that the console's Overview shows (`balance`).
 
-Pure: built on `whereis.proposed_model` (the live dest list in kernel order, weights, flags).
+Pure: built on `whereis.proposed_table` (the live dest list in kernel order, weights, flags).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from wgconsole.core.fleet import ClientView, Fleet, gateways_by_real_server
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import Endpoint, IpvsService
 from wgconsole.core.sched import TAB_SIZE, bucket_of
-from wgconsole.core.whereis import WhereIsError, proposed_model
+from wgconsole.core.whereis import WhereIsError, proposed_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ def sh_choice(inventory: Inventory, service: IpvsService | None) -> ShChoice | N
     if service is None or service.scheduler != "sh":
         return None
     try:
-        model = proposed_model(inventory, service)
+        model = proposed_table(inventory, service)
     except (WhereIsError, ValueError):
         # ValueError: a dest list the kernel cannot hold (a duplicate, a weight out of range)
         # read from a damaged listing: there is no table to compare clients with.

@@ -36,7 +36,7 @@ __all__ = [
     "Move",
     "Pick",
     "ShDest",
-    "ShModel",
+    "ShTable",
     "address_fold",
     "bucket_of",
     "build_table",
@@ -142,7 +142,7 @@ class Pick:
         return self.dest is None
 
 
-class ShModel:
+class ShTable:
     """One ``sh`` service: its table, built once, and what each bucket resolves to."""
 
     __slots__ = ("_resolved", "dests", "fallback", "port_hashing", "table")
@@ -168,7 +168,7 @@ class ShModel:
     @classmethod
     def from_service(
         cls, svc: IpvsService, overloaded: frozenset[Endpoint] = frozenset()
-    ) -> ShModel:
+    ) -> ShTable:
         """Model a service as observed; ``svc.dests`` is already in kernel order.
 
         ``overloaded`` names the dests the kernel currently flags as overloaded; neither
@@ -180,9 +180,9 @@ class ShModel:
         port_hashing = svc.sh_port and svc.protocol.lower() in _PORTED_PROTOCOLS
         return cls(dests, fallback=svc.sh_fallback, port_hashing=port_hashing)
 
-    def with_dests(self, dests: Sequence[ShDest]) -> ShModel:
+    def with_dests(self, dests: Sequence[ShDest]) -> ShTable:
         """The same service with another dest list (for what-if previews)."""
-        return ShModel(dests, fallback=self.fallback, port_hashing=self.port_hashing)
+        return ShTable(dests, fallback=self.fallback, port_hashing=self.port_hashing)
 
     def _resolve(self, ihash: int) -> Endpoint | None:
         index = self.table[ihash]
@@ -239,7 +239,7 @@ class ShModel:
 
     def __repr__(self) -> str:
         return (
-            f"ShModel(dests={list(self.dests)!r}, fallback={self.fallback}, "
+            f"ShTable(dests={list(self.dests)!r}, fallback={self.fallback}, "
             f"port_hashing={self.port_hashing})"
         )
 
@@ -295,7 +295,7 @@ class Move(NamedTuple):
 
 
 def moved_clients(
-    before: ShModel, after: ShModel, addresses: Iterable[tuple[str, int]]
+    before: ShTable, after: ShTable, addresses: Iterable[tuple[str, int]]
 ) -> list[Move]:
     """Clients whose NEW-connection pick differs between two models (None = dropped).
 

@@ -1,6 +1,6 @@
 """Where the sh model sends a client now and after a drain, for the console's detail views.
 
-Built on `whereis.proposed_model` (the kernel's dest order and weights, edited the way
+Built on `whereis.proposed_table` (the kernel's dest order and weights, edited the way
 ipvsadm edits them). Scheduling only decides NEW connections: an existing UDP entry stays
 on its gateway through a weight-0 drain, and moves on deletion only with
 expire_nodest_conn=1 — the notes say so, because that is what an operator gets wrong.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from wgconsole.core.fleet import ClientView, Fleet, ServiceView, gateways_by_real_server
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import Endpoint
-from wgconsole.core.sched import TAB_SIZE, ShModel
-from wgconsole.core.whereis import WhereIsError, parse_source, proposed_model
+from wgconsole.core.sched import TAB_SIZE, ShTable
+from wgconsole.core.whereis import WhereIsError, parse_source, proposed_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def client_outcomes(
         return ()
     names = _names(inventory)
     try:
-        now = proposed_model(inventory, service.raw)
+        now = proposed_table(inventory, service.raw)
     except WhereIsError:
         return ()
     pick = now.pick(source.address, source.port)
@@ -84,13 +84,13 @@ def client_outcomes(
         note = f"its LB entry is on {client.lb_gateway}, set before the table changed"
     outcomes = [Outcome("now", current, pick.bucket, note)]
     for gw in _present(inventory, service):
-        drained = proposed_model(inventory, service.raw, weights={gw: 0})
+        drained = proposed_table(inventory, service.raw, weights={gw: 0})
         d = drained.pick(source.address, source.port)
         note = ""
         if client.lb_gateway == gw:
             note = f"its entry stays on {gw} while keepalives refresh it"
         outcomes.append(Outcome(f"drain {gw} (weight 0)", _name(names, d.dest), d.bucket, note))
-        removed = proposed_model(inventory, service.raw, removed=[gw])
+        removed = proposed_table(inventory, service.raw, removed=[gw])
         r = removed.pick(source.address, source.port)
         note = ""
         if client.lb_gateway == gw:
@@ -113,9 +113,9 @@ def drain_preview(inventory: Inventory, fleet: Fleet, gateway: str) -> DrainPrev
     if service is None or service.scheduler != "sh" or gateway not in _present(inventory, service):
         return None
     names = _names(inventory)
-    now = proposed_model(inventory, service.raw)
-    drained = proposed_model(inventory, service.raw, weights={gateway: 0})
-    removed = proposed_model(inventory, service.raw, removed=[gateway])
+    now = proposed_table(inventory, service.raw)
+    drained = proposed_table(inventory, service.raw, weights={gateway: 0})
+    removed = proposed_table(inventory, service.raw, removed=[gateway])
     here = [b for b in range(TAB_SIZE) if _name(names, now.resolved(b)) == gateway]
     weight0 = Counter(_name(names, drained.resolved(b)) for b in here)
     clients = [c for c in fleet.clients if c.lb_gateway == gateway]
@@ -130,7 +130,7 @@ def drain_preview(inventory: Inventory, fleet: Fleet, gateway: str) -> DrainPrev
     )
 
 
-def _next_pick(model: ShModel, names: Mapping[Endpoint, str], client: ClientView) -> str | None:
+def _next_pick(model: ShTable, names: Mapping[Endpoint, str], client: ClientView) -> str | None:
     source = client_source(client)
     if source is None:
         return None

@@ -11,7 +11,7 @@ from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import Endpoint, IpvsService
 from wgconsole.core.sched import (
     ShDest,
-    ShModel,
+    ShTable,
     with_added,
     with_readded,
     with_removed,
@@ -63,19 +63,19 @@ def _real_server(inventory: Inventory, name: str) -> Endpoint:
     raise WhereIsError(f"no gateway named {name!r} in the inventory")
 
 
-def proposed_model(
+def proposed_table(
     inventory: Inventory,
     service: IpvsService,
     *,
     weights: Mapping[str, int] | None = None,
     removed: Sequence[str] = (),
     readded: Mapping[str, int] | None = None,
-) -> ShModel:
+) -> ShTable:
     """The live dest list in kernel order, with the proposed edits applied the kernel's way."""
     if service.scheduler != "sh":
         raise WhereIsError(f"the service uses the {service.scheduler!r} scheduler, not sh")
     overloaded = frozenset(d.endpoint for d in service.dests if is_unavailable(d) and d.weight > 0)
-    model = ShModel.from_service(service, overloaded)
+    model = ShTable.from_service(service, overloaded)
     dests = list(model.dests)
     try:
         if weights:
@@ -93,7 +93,7 @@ def proposed_model(
     return model.with_dests(dests)
 
 
-def place(inventory: Inventory, model: ShModel, addresses: Sequence[str]) -> list[Placement]:
+def place(inventory: Inventory, model: ShTable, addresses: Sequence[str]) -> list[Placement]:
     names = {gw.real_server: gw.name for gw in inventory.gateways}
     placements = []
     for text in addresses:

@@ -42,8 +42,8 @@ from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.op_checks import record_problem, way_out
 from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService, WgPeer
-from wgconsole.core.sched import ShModel
-from wgconsole.core.whereis import proposed_model
+from wgconsole.core.sched import ShTable
+from wgconsole.core.whereis import proposed_table
 from wgconsole.ops.hostcmd import entrywatch, lbcmd
 from wgconsole.ops.hostcmd.drainrecord import interrupted_drain, write_drain_record
 from wgconsole.ops.hostcmd.handshake import Kick, initiate_command
@@ -228,11 +228,11 @@ def _endpoint(text: str | None) -> Endpoint | None:
     return Endpoint(addr.strip("[]"), int(port))
 
 
-def _after_model(inventory: Inventory, fleet: Fleet, gw: Gateway) -> ShModel:
+def _after_model(inventory: Inventory, fleet: Fleet, gw: Gateway) -> ShTable:
     assert fleet.service is not None
     # Deleted and re-added at weight 0: it moves to the head of the kernel's list.
-    model = proposed_model(inventory, fleet.service.raw, readded={gw.name: 0})
-    return ShModel(model.dests, fallback=True, port_hashing=model.port_hashing)
+    model = proposed_table(inventory, fleet.service.raw, readded={gw.name: 0})
+    return ShTable(model.dests, fallback=True, port_hashing=model.port_hashing)
 
 
 @dataclass

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from wgconsole.core.fleet import Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
-from wgconsole.core.sched import ShModel, moved_clients
-from wgconsole.core.whereis import proposed_model
+from wgconsole.core.sched import ShTable, moved_clients
+from wgconsole.core.whereis import proposed_table
 from wgconsole.ops.hostcmd import lbcmd
 from wgconsole.ops.hostcmd.drainrecord import (
     bad_record,
@@ -77,7 +77,7 @@ class WeightPlan:
         return lines
 
 
-def _share(inventory: Inventory, model: ShModel) -> dict[str, int]:
+def _share(inventory: Inventory, model: ShTable) -> dict[str, int]:
     names = {g.real_server: g.name for g in inventory.gateways}
     return {
         (names.get(k, str(k)) if k is not None else "dropped"): v
@@ -99,11 +99,11 @@ def _plan(
     if svc is None:
         raise ValidationError("the service is not on any answering load balancer")
     dest = dest_of(svc.raw, gw)
-    before = proposed_model(inventory, svc.raw)
+    before = proposed_table(inventory, svc.raw)
     if dest is None:
-        after = proposed_model(inventory, svc.raw, readded={gw.name: target})
+        after = proposed_table(inventory, svc.raw, readded={gw.name: target})
     else:
-        after = proposed_model(inventory, svc.raw, weights={gw.name: target})
+        after = proposed_table(inventory, svc.raw, weights={gw.name: target})
     warnings = []
     total = sum(d.weight for d in after.dests)
     if total > MAX_WEIGHT:
