@@ -273,6 +273,9 @@ class LbObservation:
     # Director facts that could not be read (each a parser's message): the LB's poll stands,
     # these facts are unknown (keepalived running but its dump unreadable is one).
     director_problems: tuple[str, ...] = ()
+    # keepalived runs there (or whether it does could not be read) but its report could not be
+    # read: `keepalived` is None without meaning that none runs.
+    keepalived_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)

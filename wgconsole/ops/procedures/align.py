@@ -159,7 +159,17 @@ class AlignPlan:
         return lines
 
 
-def plan_align(fleet: Fleet, service: Service, lbs: Sequence[Host], name: str | None) -> AlignPlan:
+def plan_align(
+    fleet: Fleet,
+    service: Service,
+    lbs: Sequence[Host],
+    name: str | None,
+    *,
+    ignore_unknown_keepalived: bool = False,
+) -> AlignPlan:
+    """`ignore_unknown_keepalived`: align a backup whose keepalived runs but could not be read
+    (whether it owns the service, and a reload would undo the alignment, is unknown); the
+    preview says so. Without it such a backup is refused."""
     views = {v.name: v for v in fleet.load_balancers}
     if len(lbs) < 2:
         raise ValidationError("one load balancer: there is no other director to align")
@@ -180,9 +190,8 @@ def plan_align(fleet: Fleet, service: Service, lbs: Sequence[Host], name: str | 
         view = views[n]
         if not view.reachable:
             raise ValidationError(f"{n} does not answer")
-        target = _target(
-            fleet, service, next(lb for lb in lbs if lb.name == n), view, views[holder]
-        )
+        host = next(lb for lb in lbs if lb.name == n)
+        target = _target(fleet, service, host, view, views[holder], ignore_unknown_keepalived)
         if name is not None or target.changes:
             targets.append(target)
     if not targets:
@@ -191,7 +200,12 @@ def plan_align(fleet: Fleet, service: Service, lbs: Sequence[Host], name: str | 
 
 
 def _target(
-    fleet: Fleet, service: Service, lb: Host, view: DirectorView, holder: DirectorView
+    fleet: Fleet,
+    service: Service,
+    lb: Host,
+    view: DirectorView,
+    holder: DirectorView,
+    ignore_unknown_keepalived: bool,
 ) -> AlignTarget:
     ref = holder.service
     assert ref is not None
@@ -217,7 +231,7 @@ def _target(
         and not c.failover_synced
         and c.failover_gateway != c.lb_gateway
     )
-    notes = list(_keepalived(lb.name, view, ref))
+    notes = list(_keepalived(lb.name, view, ref, ignore_unknown_keepalived))
     return AlignTarget(
         lb,
         svc,
@@ -231,8 +245,24 @@ def _target(
     )
 
 
-def _keepalived(name: str, view: DirectorView, ref: IpvsService) -> Iterator[str]:
-    """Refuse when a keepalived reload would undo the alignment; notes otherwise."""
+def _keepalived(
+    name: str, view: DirectorView, ref: IpvsService, ignore_unknown: bool
+) -> Iterator[str]:
+    """Refuse when a keepalived reload would undo the alignment, or when whether it would is
+    unknown (unless told to go ahead); notes otherwise."""
+    if view.keepalived_unknown:
+        why = "; ".join(p for p in view.problems if "keepalived" in p) or "its report failed"
+        if not ignore_unknown:
+            raise ValidationError(
+                f"keepalived runs on {name} but could not be read ({why}): whether it owns the "
+                "service, and a reload would re-apply another table, is unknown. Poll again "
+                "once it can be read, or align anyway with --ignore-unknown-keepalived."
+            )
+        yield (
+            f"whether keepalived owns the service on {name} is unknown (it could not be read: "
+            f"{why}); aligning anyway as --ignore-unknown-keepalived asks: a reload may undo it"
+        )
+        return
     if view.vrrp_source is None:
         return  # no keepalived runs there
     if view.keepalived_managed is None:
