@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.observations import VIP
+from tests.test_pair_ops import HOLDER_ORDER, LB1, LB2, PAIR, _director, _pair_fleet
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
-from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.core.inventory import Host
+from wgconsole.core.records import LbObservation
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.procedures import align as align_module
 from wgconsole.ops.procedures.align import plan_align
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.replay import capture_time, replay_factory
@@ -77,3 +85,33 @@ def test_align_refuses_when_keepalived_ran_but_could_not_be_read(tmp_path: Path)
     known = _replayed(LAB / "pair-backup-reordered")
     plain = plan_align(known, inventory.service, inventory.load_balancers, "wg-lb-2")
     assert "unknown" not in "\n".join(plain.describe())
+
+
+def test_align_rechecks_the_vip_holder_under_the_lock_before_any_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planned while wg-lb-2 was the backup; VRRP then moved the VIP to it. The run's first
+    step, before any change to it, reads its addresses afresh and stops there."""
+    plan = plan_align(_pair_fleet(HOLDER_ORDER[::-1]), PAIR.service, PAIR.load_balancers, LB2)
+    ctx = OpContext(PAIR, {}, AuditLog(tmp_path / "audit.jsonl"))
+    now = {
+        LB1: _director(LB1, False),
+        LB2: replace(
+            _director(LB2, False, HOLDER_ORDER[::-1]),
+            addresses=("127.0.0.1", VIP.address),
+        ),
+    }
+    read: list[str] = []
+
+    def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
+        read.append(lb.name)
+        return now[lb.name]
+
+    monkeypatch.setattr(align_module, "read_lb", read_lb)
+    first = next(align_module._steps(ctx, plan))
+    assert first.do is None and first.verify is not None and first.host == LB2
+    with pytest.raises(OpError, match="wg-lb-2 now holds the VIP"):
+        first.verify()
+    assert read == [LB2]
+    now[LB2] = _director(LB2, False, HOLDER_ORDER[::-1])
+    first.verify()  # still a backup: the run goes on

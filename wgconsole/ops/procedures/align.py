@@ -37,7 +37,7 @@ from wgconsole.ops.hostcmd import lbcmd
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.pair import read_pair, tables_step
-from wgconsole.ops.machinery.readings import vip_holder
+from wgconsole.ops.machinery.readings import read_lb, vip_holder
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.transport.base import privileged
@@ -325,6 +325,7 @@ def _steps(ctx: OpContext, plan: AlignPlan) -> Iterator[Step]:
     flags = [n for n in ref.flag_names() if n.startswith("sh-")]
     for t in plan.targets:
         lb = t.lb
+        yield _still_a_backup(ctx, lb)
         if t.service is None:
             yield _run(ctx, lb, "create the service", _add_service(lb, service, ref, flags))
         elif t.service_edit:
@@ -349,6 +350,27 @@ def _steps(ctx: OpContext, plan: AlignPlan) -> Iterator[Step]:
     check = tables_step(ctx, f"`lb align {' '.join(t.lb.name for t in plan.targets)}`")
     if check is not None:
         yield check
+
+
+def _still_a_backup(ctx: OpContext, lb: Host) -> Step:
+    """The plan saw `lb` without the VIP; VRRP may have moved it since (while the preview was
+    open). Read under the lock, before the first change to it: align never rebuilds the table
+    that carries the traffic (with expire_nodest_conn its deletes would flush live entries)."""
+
+    def verify() -> None:
+        addresses = read_lb(ctx, lb, conns=False).addresses
+        if addresses is None:
+            raise OpError(
+                f"{lb.name}: its addresses could not be read: whether it holds the VIP now is "
+                "not known; nothing changed there"
+            )
+        if ctx.inventory.service.vip in addresses:
+            raise OpError(
+                f"{lb.name} now holds the VIP (VRRP moved it after the plan): its table carries "
+                "the traffic; nothing changed there. Plan `lb align` again."
+            )
+
+    return Step("still a backup (not the VIP holder, read now)", verify=verify, host=lb.name)
 
 
 def _run(ctx: OpContext, lb: Host, title: str, command: str) -> Step:
