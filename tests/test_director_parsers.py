@@ -356,8 +356,8 @@ def test_pair_lab_capture_replayed() -> None:
         "json",
     )
     assert (two.holds_vip, two.vrrp_state, two.vrrp_priority) == (False, "BACKUP", 100)
-    assert one.sync_daemons == (SyncDaemon("master", "lan", 51),)
-    assert two.sync_daemons == (SyncDaemon("backup", "lan", 51),)
+    assert one.sync_daemons == (SyncDaemon("master", "lan", 51, maxlen=1472),)
+    assert two.sync_daemons == (SyncDaemon("backup", "lan", 51, maxlen=1472),)
     assert one.timeouts == two.timeouts == IpvsTimeouts(900, 120, 300)
     assert one.sysctls is not None
     assert one.sysctls.sync_threshold == (3, 50)
@@ -411,3 +411,28 @@ def test_local_transport_reads_the_addresses_ip_o_addr_lists() -> None:
     listed = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True)
     assert listed.returncode == 0, listed.stderr
     assert sorted(netlink._addresses()) == sorted(parse_addresses(listed.stdout))
+
+
+def test_sync_daemons_with_the_kernels_parameters() -> None:
+    """ipvsadm 1.31 on 6.1 prints maxlen, group, port and ttl: read, and held to the kernel's
+    bounds (syncid a byte; a backup's maxlen clamped to 1024..65507, a master's to 1..65507)."""
+    text = (
+        "master sync daemon (mcast=lan, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, "
+        "ttl=1)\nbackup sync daemon (mcast=lan, syncid=51, maxlen=1024, group=239.1.2.3, "
+        "port=9000, ttl=1)\n"
+    )
+    master, backup = parse_daemon(text)
+    assert (master.group, master.port, master.maxlen) == ("224.0.0.81", 8848, 1472)
+    assert (backup.group, backup.port, backup.maxlen) == ("239.1.2.3", 9000, 1024)
+    assert parse_daemon("master sync daemon (mcast=lan, syncid=1, maxlen=200)")[0].maxlen == 200
+    for bad in (
+        "backup sync daemon (mcast=lan, syncid=1, maxlen=1000)",
+        "master sync daemon (mcast=lan, syncid=1, maxlen=0)",
+        "master sync daemon (mcast=lan, syncid=1, maxlen=65508)",
+        "master sync daemon (mcast=lan, syncid=1, port=65536)",
+        "master sync daemon (mcast=lan, syncid=1, ttl=0)",
+        "master sync daemon (mcast=lan, syncid=1, group=224.0.0.300)",
+        "master sync daemon (mcast=lan, syncid=1, maxlen=1472, maxlen=1000)",
+    ):
+        with pytest.raises(ParseError):
+            parse_daemon(bad)

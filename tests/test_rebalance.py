@@ -536,3 +536,47 @@ def test_a_replaced_entry_that_lingers_does_not_hide_its_replacement() -> None:
     alpha = o.conn(o.ALPHA_EP, o.GW2_RS)
     entries = entries_by_client(o.lb_obs(conns=(new, old, alpha)), o.VIP)
     assert entries == {o.BETA_EP: new, o.ALPHA_EP: alpha}
+
+
+# --- issue 22 item 9: one parser of the daemon listing, with the kernel's limits -----------
+
+
+def test_a_receivers_maxlen_is_read_and_the_messages_fit_it() -> None:
+    """A backup daemon started with a smaller maxlen (1024: the least the kernel lets a backup
+    have) reads at most that many bytes of a datagram and drops a longer message as "bogus
+    message size": after the clients were forgotten. Every message must fit."""
+    line = "backup sync daemon (mcast=lan, syncid=51, maxlen=1024, group=224.0.0.81, port=8848)"
+    receiver = entrysync.other_backup(line)
+    assert receiver is not None
+    assert receiver.maxlen == 1024
+    msgs = entrysync.messages(
+        [_entry(i) for i in range(85)],
+        inactive=False,
+        timeout=300,
+        syncid=receiver.syncid,
+        maxlen=receiver.maxlen,
+    )
+    assert all(len(m) <= 1024 and struct.unpack("!H", m[2:4])[0] == len(m) for m in msgs)
+    assert sum(m[4] for m in msgs) == 85
+    assert [m[4] for m in msgs] == [28, 28, 28, 1]
+    # The private daemon, and one that prints no maxlen: the kernel's default, 1472.
+    assert entrysync.PRIVATE.maxlen == 1472
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("backup sync daemon (mcast=lan, syncid=300, maxlen=1472)", "syncid 300"),
+        ("backup sync daemon (mcast=lan, syncid=51, maxlen=512)", "maxlen 512"),
+        ("backup sync daemon (mcast=lan, syncid=51, maxlen=70000)", "maxlen 70000"),
+        ("backup sync daemon (mcast=lan, syncid=51, port=0)", "port 0"),
+        ("backup sync daemon (mcast=lan, syncid=51, group=nope)", "group"),
+    ],
+)
+def test_a_daemon_line_outside_the_kernels_limits_is_refused_with_its_reason(
+    line: str, reason: str
+) -> None:
+    """The kernel keeps syncid in a byte and clamps a backup's maxlen to 1024..65507: a line
+    outside is not a kernel's; refused as the poll's parser refuses it (no struct.error)."""
+    with pytest.raises(entrysync.EntrySyncError, match=reason):
+        entrysync.other_backup(line)

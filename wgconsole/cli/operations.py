@@ -78,6 +78,11 @@ def add_parsers(sub: argparse._SubParsersAction[ArgParser], global_options: ArgP
         "align", parents=[common], help="give a backup director the VIP holder's sh table"
     )
     al.add_argument("lb", nargs="?", default=None, help="the backup (default: every one)")
+    al.add_argument(
+        "--ignore-unknown-keepalived",
+        action="store_true",
+        help="align a backup whose keepalived runs but could not be read (a reload may undo it)",
+    )
     fo = sub.add_parser(
         "failover", parents=[common], help="move the VIP to another director (keepalived)"
     )
@@ -128,7 +133,11 @@ def operation(args: argparse.Namespace) -> Operation:
     if args.command == "rebalance":
         return catalog.Rebalance(wait_timeout=args.wait_timeout, break_lock=args.break_lock)
     if args.command == "lb":
-        return catalog.LbAlign(args.lb, break_lock=args.break_lock)
+        return catalog.LbAlign(
+            args.lb,
+            break_lock=args.break_lock,
+            ignore_unknown_keepalived=args.ignore_unknown_keepalived,
+        )
     if args.command == "failover":
         return catalog.Failover(
             args.to,

@@ -215,6 +215,7 @@ def director_views(
                 keepalived_service=ka_service,
                 keepalived_managed=managed,
                 problems=() if obs is None else obs.director_problems,
+                keepalived_unknown=obs is not None and obs.keepalived_unknown,
             )
         )
     return tuple(views)

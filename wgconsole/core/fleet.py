@@ -274,6 +274,8 @@ class DirectorView:
     keepalived_service: KeepalivedVirtualServer | None  # the service's virtual_server
     keepalived_managed: bool | None  # keepalived's config has it; None: unknown (no config)
     problems: tuple[str, ...]  # director facts that could not be read
+    # keepalived runs (or may) but could not be read: whether it owns the service is unknown.
+    keepalived_unknown: bool = False
 
     def sync_daemon_json(self) -> dict[str, Any] | None:
         """{"master": {...} | None, "backup": {...} | None}; None: none runs, or not read."""

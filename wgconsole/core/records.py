@@ -207,7 +207,13 @@ class SyncDaemon:
 
     role: SyncRole
     interface: str
-    syncid: int
+    syncid: int  # 0-255 (a byte in the kernel's sync messages)
+    # The multicast group and port (the kernel's defaults when ipvsadm prints none).
+    group: str = "224.0.0.81"
+    port: int = 8848
+    # The largest sync message it sends or, a backup, reads (bytes of UDP payload); None:
+    # not printed (a kernel before 4.3 derived it from the interface's MTU).
+    maxlen: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +273,9 @@ class LbObservation:
     # Director facts that could not be read (each a parser's message): the LB's poll stands,
     # these facts are unknown (keepalived running but its dump unreadable is one).
     director_problems: tuple[str, ...] = ()
+    # keepalived runs there (or whether it does could not be read) but its report could not be
+    # read: `keepalived` is None without meaning that none runs.
+    keepalived_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,6 +309,8 @@ class LbAlign(_OnDirectors):
     on: ClassVar[str] = " "
     lb: str | None = None
     break_lock: bool = False
+    # Align a backup whose keepalived runs but could not be read (see plan_align).
+    ignore_unknown_keepalived: bool = False
 
     @property
     def director(self) -> str | None:
@@ -316,7 +318,13 @@ class LbAlign(_OnDirectors):
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         inventory = ctx.inventory
-        plan = plan_align(fleet, inventory.service, inventory.load_balancers, self.lb)
+        plan = plan_align(
+            fleet,
+            inventory.service,
+            inventory.load_balancers,
+            self.lb,
+            ignore_unknown_keepalived=self.ignore_unknown_keepalived,
+        )
 
         def execute() -> Outcome:
             execute_align(ctx, plan, break_lock=self.break_lock)

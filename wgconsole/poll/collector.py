@@ -187,14 +187,18 @@ def _director_facts(sections: Mapping[str, Section]) -> dict[str, Any]:
         "sysctls": read("sysctls", parse_sysctls),
     }
     header = read("keepalived", parse_keepalived_section)
+    # Unknown is not "none runs": a section that failed, or a keepalived whose report failed.
+    facts["keepalived_unknown"] = "keepalived" in sections and header is None
     if header is not None and header.running:
         if header.problem is not None:
             problems.append(f"keepalived: {header.problem}")
+            facts["keepalived_unknown"] = True
         else:
             try:
                 facts["keepalived"] = keepalived_report(header)
             except ParseError as exc:
                 problems.append(str(exc))
+                facts["keepalived_unknown"] = True
     facts["director_problems"] = tuple(problems)
     return facts
 

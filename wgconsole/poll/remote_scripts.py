@@ -45,9 +45,10 @@ _HIDE_SECRETS = (
 # and that is a parent (its children are keepalived too) is asked for its SIGUSR1 dump: USR1
 # is DATA in every build (keepalived(8): only STOP, RELOAD, DATA and STATS have fixed
 # signals; the JSON one would cost an exec of keepalived per poll to look up). Signalling is
-# the only way keepalived reports its state without SNMP or D-Bus set up; USR1 only makes it
-# write /tmp/keepalived.data (in its own mount namespace: reached through /proc/PID/root),
-# and changes nothing in it, the kernel or VRRP (nor is any file removed: --read-only). The
+# the only way keepalived reports its state without SNMP or D-Bus set up; USR1 makes it
+# write /tmp/keepalived.data (in its own mount namespace: reached through /proc/PID/root)
+# and log a line to syslog (one per poll: the README gives the cost), and changes nothing in
+# it, the kernel or VRRP (nor is any file removed: --read-only). The
 # dump read is this poll's: its mtime changed since the signal; it is read a moment later
 # (keepalived writes it in one go). The config file (its -f, else the default) goes along
 # as base64, one line, so that no text in it can look like this section's own lines. Few

@@ -38,13 +38,14 @@ that disagrees with the holder is never corrected by sync, only by its expiry or
 from __future__ import annotations
 
 import ipaddress
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wgconsole.core.inventory import Host
 from wgconsole.core.records import Endpoint
+from wgconsole.poll.parsers.director import DEFAULT_SYNC_GROUP, DEFAULT_SYNC_PORT, parse_daemon
+from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.transport.base import privileged
 
 INTERFACE = "wgcsync"
@@ -58,8 +59,13 @@ CONN_F_INACTIVE = 0x0100
 IPPROTO = {"udp": 17, "tcp": 6, "sctp": 132}
 _HEADER = struct.Struct("!BBHBbH")  # reserved, syncid, size, nr_conns, version, spare
 _CONN_V4 = struct.Struct("!BBHIHHHHII4s4s4s")  # ip_vs_sync_v4
-# One message fits the daemon's default maxlen (1472 bytes): 8 + 40 * 36.
+# One message fits the daemon's default maxlen (1472 bytes): 8 + 40 * 36. A receiver with a
+# smaller maxlen (a backup's is at least 1024: 28 entries) gets fewer per message: a backup
+# daemon reads at most maxlen bytes of a datagram and drops a longer message ("bogus message
+# size"), which would leave the forgotten clients where they were.
 PER_MESSAGE = 40
+# The kernel's maxlen for a daemon on a 1500-byte interface (the private one's dummy).
+DEFAULT_MAXLEN = 1500 - 20 - 8
 # What `ipvsadm -Ln --daemon` prints for the daemon this module starts.
 OURS = f"backup sync daemon (mcast={INTERFACE},"
 
@@ -77,42 +83,43 @@ class Receiver:
     port: int
     syncid: int
     ours: bool  # the private one on `wgcsync`, started and stopped by the operation
+    maxlen: int = DEFAULT_MAXLEN  # the longest message it reads, bytes
 
     def describe(self) -> str:
         whose = "the private" if self.ours else "the LB's own"
         return (
             f"{whose} backup sync daemon (interface {self.interface}, group "
-            f"{self.group}:{self.port}, syncid {self.syncid})"
+            f"{self.group}:{self.port}, syncid {self.syncid}, maxlen {self.maxlen})"
         )
 
 
 PRIVATE = Receiver(INTERFACE, GROUP, PORT, SYNCID, ours=True)
 # The kernel's defaults when ipvsadm prints no group or port (include/net/ip_vs.h).
-DEFAULT_GROUP = "224.0.0.81"
-DEFAULT_PORT = 8848
-_FIELD = re.compile(r"(\w+)=([^,)]*)")
+DEFAULT_GROUP = DEFAULT_SYNC_GROUP
+DEFAULT_PORT = DEFAULT_SYNC_PORT
 
 
 def other_backup(listing: str) -> Receiver | None:
     """The backup sync daemon in `ipvsadm -Ln --daemon` output that is not the private one,
-    or None. EntrySyncError when the entries cannot be sent to it (an IPv6 group)."""
-    for line in listing.splitlines():
-        line = line.strip()
-        if not line.startswith("backup sync daemon (") or line.startswith(OURS):
+    or None. Read by the poll's parser (the kernel's bounds: syncid 0-255, maxlen). Its maxlen
+    when ipvsadm prints none: the least a kernel lets a backup have, 1024. EntrySyncError when
+    the listing is not understood or the entries cannot be sent to it (an IPv6 group)."""
+    try:
+        daemons = parse_daemon(listing)
+    except ParseError as exc:
+        raise EntrySyncError(f"the sync daemon listing not understood: {exc}") from None
+    for daemon in daemons:
+        if daemon.role != "backup" or daemon.interface == INTERFACE:
             continue
-        fields = dict(_FIELD.findall(line))
-        try:
-            group = ipaddress.ip_address(fields.get("group", DEFAULT_GROUP))
-            port = int(fields.get("port", DEFAULT_PORT))
-            syncid = int(fields["syncid"])
-            interface = fields["mcast"].strip()
-        except (KeyError, ValueError):
-            raise EntrySyncError(f"a backup sync daemon not understood: {line!r}") from None
-        if group.version != 4 or not interface:
+        if ipaddress.ip_address(daemon.group).version != 4 or not daemon.interface:
             raise EntrySyncError(
-                f"a backup sync daemon on an IPv6 group ({line}): rebalance sends IPv4 only"
+                f"a backup sync daemon on an IPv6 group ({daemon.group} on "
+                f"{daemon.interface!r}): rebalance sends IPv4 only"
             )
-        return Receiver(interface, str(group), port, syncid, ours=False)
+        maxlen = 1024 if daemon.maxlen is None else daemon.maxlen
+        return Receiver(
+            daemon.interface, daemon.group, daemon.port, daemon.syncid, ours=False, maxlen=maxlen
+        )
     return None
 
 
@@ -158,15 +165,26 @@ def _conn(entry: Entry, flags: int, timeout: int) -> bytes:
 
 
 def messages(
-    entries: Sequence[Entry], *, inactive: bool, timeout: int, syncid: int = SYNCID
+    entries: Sequence[Entry],
+    *,
+    inactive: bool,
+    timeout: int,
+    syncid: int = SYNCID,
+    maxlen: int = DEFAULT_MAXLEN,
 ) -> list[bytes]:
-    """Version-1 sync messages carrying `entries` (masquerade), PER_MESSAGE at most each,
-    for the daemon of `syncid` (0: a daemon of syncid 0 takes any)."""
+    """Version-1 sync messages carrying `entries` (masquerade), for the daemon of `syncid` (0:
+    a daemon of syncid 0 takes any) that reads `maxlen` bytes at most: each message is that
+    long at most, PER_MESSAGE entries at most."""
+    if not 0 <= syncid <= 255:
+        raise EntrySyncError(f"syncid {syncid} out of range 0..255")
+    per = min(PER_MESSAGE, (maxlen - _HEADER.size) // _CONN_V4.size)
+    if per < 1:
+        raise EntrySyncError(f"maxlen {maxlen}: no sync message fits")
     flags = CONN_F_MASQ | (CONN_F_INACTIVE if inactive else 0)
     out = []
-    for first in range(0, len(entries), PER_MESSAGE):
-        body = b"".join(_conn(e, flags, timeout) for e in entries[first : first + PER_MESSAGE])
-        count = min(PER_MESSAGE, len(entries) - first)
+    for first in range(0, len(entries), per):
+        body = b"".join(_conn(e, flags, timeout) for e in entries[first : first + per])
+        count = min(per, len(entries) - first)
         out.append(_HEADER.pack(0, syncid, _HEADER.size + len(body), count, SYNC_VERSION, 0) + body)
     return out
 

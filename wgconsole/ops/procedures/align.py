@@ -37,7 +37,7 @@ from wgconsole.ops.hostcmd import lbcmd
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.pair import read_pair, tables_step
-from wgconsole.ops.machinery.readings import vip_holder
+from wgconsole.ops.machinery.readings import read_lb, vip_holder
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.transport.base import privileged
@@ -159,7 +159,17 @@ class AlignPlan:
         return lines
 
 
-def plan_align(fleet: Fleet, service: Service, lbs: Sequence[Host], name: str | None) -> AlignPlan:
+def plan_align(
+    fleet: Fleet,
+    service: Service,
+    lbs: Sequence[Host],
+    name: str | None,
+    *,
+    ignore_unknown_keepalived: bool = False,
+) -> AlignPlan:
+    """`ignore_unknown_keepalived`: align a backup whose keepalived runs but could not be read
+    (whether it owns the service, and a reload would undo the alignment, is unknown); the
+    preview says so. Without it such a backup is refused."""
     views = {v.name: v for v in fleet.load_balancers}
     if len(lbs) < 2:
         raise ValidationError("one load balancer: there is no other director to align")
@@ -180,8 +190,14 @@ def plan_align(fleet: Fleet, service: Service, lbs: Sequence[Host], name: str | 
         view = views[n]
         if not view.reachable:
             raise ValidationError(f"{n} does not answer")
+        host = next(lb for lb in lbs if lb.name == n)
         target = _target(
-            fleet, service, next(lb for lb in lbs if lb.name == n), view, views[holder]
+            fleet,
+            service,
+            host,
+            view,
+            views[holder],
+            ignore_unknown_keepalived=ignore_unknown_keepalived,
         )
         if name is not None or target.changes:
             targets.append(target)
@@ -191,7 +207,13 @@ def plan_align(fleet: Fleet, service: Service, lbs: Sequence[Host], name: str | 
 
 
 def _target(
-    fleet: Fleet, service: Service, lb: Host, view: DirectorView, holder: DirectorView
+    fleet: Fleet,
+    service: Service,
+    lb: Host,
+    view: DirectorView,
+    holder: DirectorView,
+    *,
+    ignore_unknown_keepalived: bool,
 ) -> AlignTarget:
     ref = holder.service
     assert ref is not None
@@ -217,7 +239,7 @@ def _target(
         and not c.failover_synced
         and c.failover_gateway != c.lb_gateway
     )
-    notes = list(_keepalived(lb.name, view, ref))
+    notes = list(_keepalived(lb.name, view, ref, ignore_unknown=ignore_unknown_keepalived))
     return AlignTarget(
         lb,
         svc,
@@ -231,8 +253,24 @@ def _target(
     )
 
 
-def _keepalived(name: str, view: DirectorView, ref: IpvsService) -> Iterator[str]:
-    """Refuse when a keepalived reload would undo the alignment; notes otherwise."""
+def _keepalived(
+    name: str, view: DirectorView, ref: IpvsService, *, ignore_unknown: bool
+) -> Iterator[str]:
+    """Refuse when a keepalived reload would undo the alignment, or when whether it would is
+    unknown (unless told to go ahead); notes otherwise."""
+    if view.keepalived_unknown:
+        why = "; ".join(p for p in view.problems if "keepalived" in p) or "its report failed"
+        if not ignore_unknown:
+            raise ValidationError(
+                f"keepalived runs on {name} but could not be read ({why}): whether it owns the "
+                "service, and a reload would re-apply another table, is unknown. Poll again "
+                "once it can be read, or align anyway with --ignore-unknown-keepalived."
+            )
+        yield (
+            f"whether keepalived owns the service on {name} is unknown (it could not be read: "
+            f"{why}); aligning anyway as --ignore-unknown-keepalived asks: a reload may undo it"
+        )
+        return
     if view.vrrp_source is None:
         return  # no keepalived runs there
     if view.keepalived_managed is None:
@@ -295,6 +333,7 @@ def _steps(ctx: OpContext, plan: AlignPlan) -> Iterator[Step]:
     flags = [n for n in ref.flag_names() if n.startswith("sh-")]
     for t in plan.targets:
         lb = t.lb
+        yield _still_a_backup(ctx, lb)
         if t.service is None:
             yield _run(ctx, lb, "create the service", _add_service(lb, service, ref, flags))
         elif t.service_edit:
@@ -319,6 +358,27 @@ def _steps(ctx: OpContext, plan: AlignPlan) -> Iterator[Step]:
     check = tables_step(ctx, f"`lb align {' '.join(t.lb.name for t in plan.targets)}`")
     if check is not None:
         yield check
+
+
+def _still_a_backup(ctx: OpContext, lb: Host) -> Step:
+    """The plan saw `lb` without the VIP; VRRP may have moved it since (while the preview was
+    open). Read under the lock, before the first change to it: align never rebuilds the table
+    that carries the traffic (with expire_nodest_conn its deletes would flush live entries)."""
+
+    def verify() -> None:
+        addresses = read_lb(ctx, lb, conns=False).addresses
+        if addresses is None:
+            raise OpError(
+                f"{lb.name}: its addresses could not be read: whether it holds the VIP now is "
+                "not known; nothing changed there"
+            )
+        if ctx.inventory.service.vip in addresses:
+            raise OpError(
+                f"{lb.name} now holds the VIP (VRRP moved it after the plan): its table carries "
+                "the traffic; nothing changed there. Plan `lb align` again."
+            )
+
+    return Step("still a backup (not the VIP holder, read now)", verify=verify, host=lb.name)
 
 
 def _run(ctx: OpContext, lb: Host, title: str, command: str) -> Step:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from wgconsole.core.director import vrrp_instance
@@ -46,6 +46,7 @@ from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
 from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
 from wgconsole.core.sched import TAB_SIZE
+from wgconsole.ops.hostcmd import trackfile
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
 from wgconsole.ops.machinery.context import OpContext, failure
 from wgconsole.ops.machinery.errors import OpError, ValidationError
@@ -62,7 +63,7 @@ from wgconsole.poll.parsers.switchover import (
     parse_switchover_hook,
     parse_switchover_value,
 )
-from wgconsole.poll.transport.base import privileged, quote_argv
+from wgconsole.poll.transport.base import CommandResult, privileged
 
 POLL_INTERVAL = 1.0
 # VRRP moves the VIP within a few advert intervals of the new priorities; generous, as the
@@ -73,7 +74,6 @@ PRIORITY_TIMEOUT = 30.0
 # keepalived's limit: a tracked result below -253 puts the instance in FAULT.
 _LOWEST_RESULT = -253
 MAX_PRIORITY = 254  # 255 is the address owner's, which tracking never changes
-_NO_FILE = 3
 
 # How a client's gateway after the switchover is known: its synced entry on the target, the
 # target's own sh table, or nothing (dropped).
@@ -293,15 +293,14 @@ def _parse_hook(
 
 
 def read_value(ctx: OpContext, lb: Host, hook: SwitchoverHook) -> int:
-    """The number in the director's switchover file (0 when the file is not there yet)."""
-    path = quote_argv([hook.file])
-    script = f"[ -f {path} ] || exit {_NO_FILE}; head -c 64 {path}"
-    command = privileged(["sh", "-c", script], sudo=lb.ssh.sudo)
+    """The number in the director's switchover file (0 when the file is not there yet). Refused
+    when the file or its directory is not safe to use (trackfile); never echoes its bytes."""
+    command = trackfile.read_command(lb, hook.file)
     result = ctx.run(lb.name, command, mutating=False, check=False)
-    if result.status == _NO_FILE:
+    if result.status == trackfile.NO_FILE:
         return 0
     if result.status != 0:
-        raise OpError(failure(lb.name, command, result))
+        raise OpError(_track_failure(lb, hook, command, result, reading=True))
     try:
         return parse_switchover_value(result.stdout)
     except ParseError as exc:
@@ -309,11 +308,28 @@ def read_value(ctx: OpContext, lb: Host, hook: SwitchoverHook) -> int:
 
 
 def write_value(ctx: OpContext, lb: Host, hook: SwitchoverHook, value: int) -> None:
-    """Replace the file in one rename: keepalived never reads half a number."""
-    path = quote_argv([hook.file])
-    tmp = quote_argv([hook.file + ".wgconsole"])
-    script = f"printf '%s\\n' {int(value)} > {tmp} && mv -f {tmp} {path}"
-    ctx.run(lb.name, privileged(["sh", "-c", script], sudo=lb.ssh.sudo))
+    """Replace the file in one rename, from a fresh temporary beside it: keepalived never reads
+    half a number. Refused when the file or its directory is not safe to use (trackfile)."""
+    command = trackfile.write_command(lb, hook.file, value)
+    result = ctx.run(lb.name, command, check=False)
+    if result.status != 0:
+        raise OpError(_track_failure(lb, hook, command, result, reading=False))
+
+
+def _track_failure(
+    lb: Host, hook: SwitchoverHook, command: str, result: CommandResult, *, reading: bool
+) -> str:
+    """Why the switchover file could not be used: the script's own reason, or the command's
+    failure without its standard output (a read's is the file's bytes)."""
+    if result.status == trackfile.REFUSED:
+        reason = " ".join(result.stderr.split())[-300:]
+        return (
+            f"{lb.name}: switchover file {hook.file} refused: {reason}; wgconsole writes it as "
+            "root only where nobody else can redirect the write (a regular file, not a symbolic "
+            "link, in a directory only root can write)"
+        )
+    shown = replace(result, stdout="") if reading else result
+    return failure(lb.name, command, shown)
 
 
 def _fates(fleet: Fleet) -> Iterator[ClientFate]:

@@ -437,10 +437,18 @@ def _repoint(ctx: OpContext, lb: Host, plan: RebalancePlan, to: entrysync.Receiv
                 # Made active (the kernel replaces an entry only for an active one), then
                 # counted inactive again, as UDP entries are.
                 batch = entrysync.messages(
-                    chunk, inactive=False, timeout=ENTRY_TIMEOUT, syncid=to.syncid
+                    chunk,
+                    inactive=False,
+                    timeout=ENTRY_TIMEOUT,
+                    syncid=to.syncid,
+                    maxlen=to.maxlen,
                 )
                 batch += entrysync.messages(
-                    chunk, inactive=True, timeout=ENTRY_TIMEOUT, syncid=to.syncid
+                    chunk,
+                    inactive=True,
+                    timeout=ENTRY_TIMEOUT,
+                    syncid=to.syncid,
+                    maxlen=to.maxlen,
                 )
             except EntrySyncError as exc:
                 raise OpError(str(exc)) from None

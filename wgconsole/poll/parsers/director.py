@@ -56,9 +56,16 @@ _TEXT_STATES: dict[str, VrrpState] = {
 }
 # ipvsadm 1.31 adds the kernel's sync parameters (maxlen, group, port, ttl) where it has them.
 _DAEMON = re.compile(
-    r"(master|backup) sync daemon \(mcast=([^,\s]*), syncid=([0-9]{1,3})"
-    r"(?:, [a-z]{1,16}=[^,\s()]{0,64})*\)"
+    r"(master|backup) sync daemon \(mcast=([^,\s]*), syncid=([0-9]{1,10})"
+    r"((?:, [a-z]{1,16}=[^,\s()]{0,64})*)\)"
 )
+_DAEMON_FIELD = re.compile(r", ([a-z]{1,16})=([^,\s()]{0,64})")
+# The kernel's bounds (net/netfilter/ipvs/ip_vs_sync.c, start_sync_thread, Linux 6.1): maxlen is
+# clamped to 1024 (a backup) or 1 (a master) up to 65535 less the IP and UDP headers.
+DEFAULT_SYNC_GROUP = "224.0.0.81"
+DEFAULT_SYNC_PORT = 8848
+_MIN_MAXLEN: dict[SyncRole, int] = {"master": 1, "backup": 1024}
+_UDP_IP_HEADERS = {4: 20 + 8, 6: 40 + 8}
 _TIMEOUT = re.compile(r"Timeout \(tcp tcpfin udp\): ([0-9]{1,10}) ([0-9]{1,10}) ([0-9]{1,10})")
 _SYSCTL_NAME = re.compile(r"[a-z0-9_]{1,64}")
 _NUMBER = re.compile(r"-?[0-9]{1,20}")
@@ -86,7 +93,9 @@ def parse_addresses(text: str) -> tuple[str, ...]:
 
 
 def parse_daemon(text: str) -> tuple[SyncDaemon, ...]:
-    """The sync daemons running (none: no line at all)."""
+    """The sync daemons running (none: no line at all), with the parameters the kernel reports,
+    each held to the bounds the kernel keeps it in. The one parser of this listing: the poll's
+    and rebalance's."""
     daemons: list[SyncDaemon] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -98,8 +107,41 @@ def parse_daemon(text: str) -> tuple[SyncDaemon, ...]:
         syncid = int(match.group(3))
         if syncid > 255:
             raise ParseError(SOURCE_DAEMON, number, f"syncid {syncid} out of range 0..255")
-        daemons.append(SyncDaemon(role, match.group(2), syncid))
+        fields: dict[str, str] = {}
+        for name, value in _DAEMON_FIELD.findall(match.group(4)):
+            if name in fields:
+                raise ParseError(SOURCE_DAEMON, number, f"{name} listed twice")
+            fields[name] = value
+        daemons.append(_daemon(number, role, match.group(2), syncid, fields))
     return tuple(daemons)
+
+
+def _daemon_number(number: int, fields: dict[str, str], name: str, low: int, high: int) -> int:
+    value = fields[name]
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ParseError(SOURCE_DAEMON, number, f"{name} {value[:20]} out of range {low}..{high}")
+    return int(value)
+
+
+def _daemon(
+    number: int, role: SyncRole, interface: str, syncid: int, fields: dict[str, str]
+) -> SyncDaemon:
+    try:
+        group = ipaddress.ip_address(fields.get("group", DEFAULT_SYNC_GROUP))
+    except ValueError:
+        raise ParseError(SOURCE_DAEMON, number, "group: not an IP address") from None
+    if not group.is_multicast:
+        raise ParseError(SOURCE_DAEMON, number, f"group {group}: not a multicast address")
+    port = DEFAULT_SYNC_PORT
+    if "port" in fields:
+        port = _daemon_number(number, fields, "port", 1, 65535)
+    if "ttl" in fields:
+        _daemon_number(number, fields, "ttl", 1, 255)
+    maxlen = None
+    if "maxlen" in fields:
+        high = 65535 - _UDP_IP_HEADERS[group.version]
+        maxlen = _daemon_number(number, fields, "maxlen", _MIN_MAXLEN[role], high)
+    return SyncDaemon(role, interface, syncid, group.compressed, port, maxlen)
 
 
 def parse_timeout(text: str) -> IpvsTimeouts:

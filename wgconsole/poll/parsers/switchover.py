@@ -182,5 +182,5 @@ def parse_switchover_value(text: str) -> int:
     if not value:
         return 0
     if not value.lstrip("-").isdigit() or len(value) > 11:
-        raise ParseError("switchover file", None, f"not a number: {value[:40]!r}")
+        raise ParseError("switchover file", None, f"not a number ({len(value)} characters)")
     return int(value)
