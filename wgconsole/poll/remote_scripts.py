@@ -41,38 +41,76 @@ _HIDE_SECRETS = (
 
 
 # keepalived's own report of its VRRP instances, and its config, for the LB's director facts.
-# The keepalived whose network namespace is this shell's (a host may run one per namespace)
-# and that is a parent (its children are keepalived too) is asked for its SIGUSR1 dump: USR1
-# is DATA in every build (keepalived(8): only STOP, RELOAD, DATA and STATS have fixed
-# signals; the JSON one would cost an exec of keepalived per poll to look up). Signalling is
-# the only way keepalived reports its state without SNMP or D-Bus set up; USR1 makes it
-# write /tmp/keepalived.data (in its own mount namespace: reached through /proc/PID/root)
-# and log a line to syslog (one per poll: the README gives the cost), and changes nothing in
-# it, the kernel or VRRP (nor is any file removed: --read-only). The
-# dump read is this poll's: its mtime changed since the signal; it is read a moment later
-# (keepalived writes it in one go). The config file (its -f, else the default) goes along
-# as base64, one line, so that no text in it can look like this section's own lines. Few
-# processes: each costs a lot in the emulated lab, so the search uses shell builtins only;
-# the keepalived PIDs come as arguments.
-KEEPALIVED_SCRIPT = r"""
+# Only a keepalived that is the real one is trusted: its executable (/proc/PID/exe) is the
+# keepalived binary this host's PATH finds (resolved, owned by root) and its real and effective
+# uid are root's. Anyone may start a program named keepalived (`pidof` lists it, newest first)
+# with `-f /etc/shadow` and its own root: such an impostor is never signalled, nor are its
+# config or dump read; where none but impostors run, or more than one real one does (which to
+# read is then unknown: never picked at random), the section says so (`refused TEXT`). Of the
+# real ones, the one whose network namespace is this shell's (a host may run one per
+# namespace) and that is a parent (its children are keepalived too) is asked for its SIGUSR1
+# dump: USR1 is DATA in every build (keepalived(8): only STOP, RELOAD, DATA and STATS have
+# fixed signals; the JSON one would cost an exec of keepalived per poll to look up).
+# Signalling is the only way keepalived reports its state without SNMP or D-Bus set up; USR1
+# makes it write /tmp/keepalived.data (in its own mount namespace: reached through
+# /proc/PID/root, a root's process's root) and log a line to syslog (one per poll: the README
+# gives the cost), and changes nothing in it, the kernel or VRRP (nor is any file removed:
+# --read-only). The dump read is this poll's: its mtime changed since the signal; it is read a
+# moment later (keepalived writes it in one go), and only if it is a regular file (no symlink,
+# no FIFO) owned by root, at most 4 MiB of it. The config file (its -f, else the default),
+# likewise only a regular file owned by root and at most 1 MiB, goes along as base64, one
+# line, so that no text in it can look like this section's own lines. Few processes: each
+# costs a lot in the emulated lab, so the search uses shell builtins where it can; the
+# keepalived PIDs come as arguments. `keepalived_script` takes the /proc and root's uid as
+# parameters for the tests' fake /proc only: the poll's script is KEEPALIVED_SCRIPT.
+_KEEPALIVED_TEMPLATE = r"""
+proc=@PROC@
+root_uid=@ROOT_UID@
+bin=$(command -v keepalived 2>/dev/null) && bin=$(readlink -f "$bin" 2>/dev/null) || bin=
+if [ -n "$bin" ] && { [ ! -f "$bin" ] || [ "$(stat -c %u "$bin" 2>/dev/null)" != "$root_uid" ]; }
+then
+    bin=
+fi
 pid=
+impostors=
 for p in "$@"; do
-    [ "/proc/$p/ns/net" -ef /proc/self/ns/net ] || continue
+    case $p in ''|*[!0-9]*) continue ;; esac
+    [ "$proc/$p/ns/net" -ef /proc/self/ns/net ] || continue
     pp=
-    while read -r key value; do
-        [ "$key" = PPid: ] && pp=$value && break
-    done < "/proc/$p/status"
+    uids=
+    while read -r key real effective rest; do
+        case $key in
+            PPid:) pp=$real ;;
+            Uid:) uids="$real $effective" ;;
+        esac
+    done < "$proc/$p/status"
     comm=
-    [ -n "$pp" ] && read -r comm < "/proc/$pp/comm" 2>/dev/null
+    [ -n "$pp" ] && read -r comm < "$proc/$pp/comm" 2>/dev/null
     [ "$comm" = keepalived ] && continue
-    pid=$p
-    break
+    exe=$(readlink "$proc/$p/exe" 2>/dev/null)
+    if [ -n "$bin" ] && [ "$exe" = "$bin" ] && [ "$uids" = "$root_uid $root_uid" ]; then
+        pid="$pid${pid:+ }$p"
+    else
+        [ -n "$uids" ] || uids="? ?"
+        impostors="$impostors${impostors:+, }$p (uid ${uids% *}, euid ${uids#* })"
+    fi
 done
-[ -n "$pid" ] || { echo none; exit 0; }
+case $pid in
+    '')
+        [ -n "$impostors" ] || { echo none; exit 0; }
+        printf 'refused no process named keepalived here is %s run by root; ' \
+            "${bin:-the keepalived binary (not found)}"
+        echo "not trusted, not signalled nor read: $impostors"
+        exit 0 ;;
+    *' '*)
+        printf 'refused more than one real keepalived runs here (pids %s): ' "$pid"
+        echo "which one to read is unknown"
+        exit 0 ;;
+esac
 echo "pid $pid"
 conf=/etc/keepalived/keepalived.conf
 set -f
-set -- $(tr '\0' ' ' < "/proc/$pid/cmdline")
+set -- $(tr '\0' ' ' < "$proc/$pid/cmdline")
 while [ $# -gt 0 ]; do
     case "$1" in
         -f|--use-file) [ $# -gt 1 ] && conf=$2 && shift ;;
@@ -83,13 +121,33 @@ while [ $# -gt 0 ]; do
 done
 echo "source data"
 printf 'conf %s\n' "$conf"
-if text=$(base64 -w0 < "/proc/$pid/root$conf" 2>&1); then
+c=$proc/$pid/root$conf
+st=
+[ -f "$c" ] && [ ! -L "$c" ] && st=$(stat -c '%u %s' "$c" 2>/dev/null)
+if [ -z "$st" ]; then
+    echo "confproblem not a regular file (a symlink, FIFO or missing): not read"
+elif [ "${st% *}" != "$root_uid" ]; then
+    echo "confproblem not owned by root (uid ${st% *}): not read"
+elif [ "${st#* }" -gt 1048576 ]; then
+    echo "confproblem larger than 1 MiB (${st#* } bytes): not read"
+elif text=$(head -c 1048576 "$c" | base64 -w0 2>&1); then
     echo "conftext $text"
 else
     echo "confproblem ${text%%
 *}"
 fi
-f=/proc/$pid/root/tmp/keepalived.data
+f=$proc/$pid/root/tmp/keepalived.data
+bad_dump() {
+    printf '%s %s\n' "problem keepalived's dump (/tmp/keepalived.data) is not a regular" \
+        "file owned by root: not read"
+    exit 0
+}
+dump_ok() {
+    [ -f "$f" ] && [ ! -L "$f" ] && [ "$(stat -c %u "$f" 2>/dev/null)" = "$root_uid" ]
+}
+if [ -e "$f" ] || [ -L "$f" ]; then
+    dump_ok || bad_dump
+fi
 old=$(stat -c '%.9Y %s' "$f" 2>/dev/null)
 kill -USR1 "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; exit 0; }
 i=0
@@ -101,9 +159,20 @@ while :; do
     [ -n "$now" ] && [ "$now" != "$old" ] && break
 done
 sleep 0.1
+dump_ok || bad_dump
 echo dump
-cat "$f"
+head -c 4194304 "$f"
 """
+
+
+def keepalived_script(*, proc: str = "/proc", root_uid: int = 0) -> str:
+    """The keepalived read with another /proc and root uid: for tests on a fake /proc only."""
+    return _KEEPALIVED_TEMPLATE.replace("@PROC@", quote_argv([proc])).replace(
+        "@ROOT_UID@", str(root_uid)
+    )
+
+
+KEEPALIVED_SCRIPT = keepalived_script()
 
 
 # The net.ipv4.vs sysctls, PATH:VALUE. Not the shell's `read`: it reads a byte at a time,

@@ -189,7 +189,8 @@ class KeepalivedHeader:
 
 
 def parse_keepalived_section(text: str) -> KeepalivedHeader:
-    """The "keepalived" section: `none` (no keepalived in this network namespace), or `pid N`,
+    """The "keepalived" section: `none` (no keepalived in this network namespace), `refused
+    TEXT` (no process named keepalived is trusted: see remote_scripts), or `pid N`,
     `source json|data`, `conf PATH`, `conftext BASE64` or `confproblem TEXT`, then
     `problem TEXT` or `dump` followed by the dump's text to the end."""
     lines = text.splitlines()
@@ -209,6 +210,19 @@ def parse_keepalived_section(text: str) -> KeepalivedHeader:
                 config_problem=None,
                 dump="",
                 problem=None,
+            )
+        if word == "refused" and rest and index == 0 and len(lines) == 1:
+            # Only processes named keepalived that are not the real one run by root, or more
+            # than one real one: none is trusted, signalled or read, and whether keepalived
+            # runs here is unknown (never "none").
+            return KeepalivedHeader(
+                running=True,
+                source=None,
+                config_path=None,
+                config_text=None,
+                config_problem=None,
+                dump="",
+                problem=rest,
             )
         if word == "pid" and rest.isascii() and rest.isdigit():
             running = True
