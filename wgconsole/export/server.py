@@ -9,18 +9,30 @@ first scrape after a poll and kept for the scrapes that follow until the next po
 what the metrics say): 200 when a poll finished within the last `2 x interval + the poll's
 deadline` seconds (a poll never takes longer than its deadline), 503 before the first poll
 or after that.
+
+Slow or stalled clients cannot pile up: at most `max_connections` connections are served at
+once, each by its own thread; one beyond gets a 503 and is closed at once, without a thread.
+A connection has `timeout` seconds in all to send its request (bytes dribbled in one at a
+time do not extend it) and `timeout` seconds in all to take the response; then it is closed,
+and with it the thread and its reference to the body (the body itself is shared, never
+copied per connection). One request per connection (HTTP/1.0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import ipaddress
 import socket
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from wgconsole.core.records import GatewayObservation, LbObservation
@@ -29,6 +41,9 @@ from wgconsole.export.counters import ByteCounters
 from wgconsole.export.exposition import CONTENT_TYPE, Renderer
 from wgconsole.export.families import Family, build_families
 from wgconsole.poll.collector import FleetCollector, PollResult
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 @dataclass(slots=True)
@@ -170,20 +185,128 @@ def parse_listen(text: str) -> tuple[str, int]:
     return address.compressed, port
 
 
+TIMEOUT = 5.0  # seconds to send a request, and again to take the response
+MAX_CONNECTIONS = 64  # served at once; Prometheus needs one per scrape
+_BUSY = b"busy: too many connections, try again\n"
+_REFUSAL = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\nRetry-After: 1\r\n\r\n%s" % (len(_BUSY), _BUSY)
+)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's reading side that ends at a deadline, however slowly bytes arrive."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request was not sent in time")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of connections waits in the kernel, not in SYN retries
+    max_connections = MAX_CONNECTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._closing: deque[tuple[float, socket.socket]] = deque()
+        super().__init__(*args, **kwargs)
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """A 503 for a connection beyond the bound, from the accepting thread: never waits
+        (what the socket buffer does not take is dropped). Closed a second later, from the
+        serving loop: closed with its request unread, it would be reset before the client
+        read the 503."""
+        try:
+            request.settimeout(0.0)  # non-blocking
+            request.send(_REFUSAL)
+            request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._closing.append((time.monotonic() + 1.0, request))
+        while len(self._closing) > self.max_connections:
+            self._drop(self._closing.popleft()[1])
+
+    @staticmethod
+    def _drop(request: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(16):  # what it sent, at most 1 MiB
+                if not request.recv(65536):
+                    break
+        request.close()
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        now = time.monotonic()
+        while self._closing and self._closing[0][0] <= now:
+            self._drop(self._closing.popleft()[1])
+
+    def server_close(self) -> None:
+        super().server_close()
+        while self._closing:
+            self._drop(self._closing.popleft()[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return  # a client that went away or timed out is not news
+        super().handle_error(request, client_address)
 
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-def make_server(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server on host:port (OSError if it cannot listen there)."""
+def make_server(
+    exporter: Exporter,
+    host: str,
+    port: int,
+    *,
+    timeout: float = TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+) -> ThreadingHTTPServer:
+    """An HTTP server on host:port (OSError if it cannot listen there), serving at most
+    `max_connections` at once, each within `timeout` seconds to read and again to write."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "wgconsole-metrics"
         sys_version = ""
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # the socket's own reader: its timeout is per recv
+            deadline = time.monotonic() + timeout
+            self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
 
         def do_GET(self) -> None:
             self._answer(head=False)
@@ -219,6 +342,7 @@ def make_server(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer
             head: bool,
             encoding: str | None = None,
         ) -> None:
+            self.connection.settimeout(timeout)  # sendall: in all, not per send
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -232,4 +356,12 @@ def make_server(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer
             pass  # a scrape every few seconds is not news
 
     server_class = _Server6 if ":" in host else _Server
-    return server_class((host, port), Handler)
+    server = server_class((host, port), Handler, bind_and_activate=False)
+    server.max_connections = max_connections
+    try:
+        server.server_bind()
+        server.server_activate()
+    except BaseException:
+        server.server_close()
+        raise
+    return server
