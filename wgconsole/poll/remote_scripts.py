@@ -66,7 +66,8 @@ _HIDE_SECRETS = (
 _KEEPALIVED_TEMPLATE = r"""
 proc=@PROC@
 root_uid=@ROOT_UID@
-bin=$(command -v keepalived 2>/dev/null) && bin=$(readlink -f "$bin" 2>/dev/null) || bin=
+bin=$(PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin; command -v keepalived 2>/dev/null) &&
+    bin=$(readlink -f "$bin" 2>/dev/null) || bin=
 if [ -n "$bin" ] && { [ ! -f "$bin" ] || [ "$(stat -c %u "$bin" 2>/dev/null)" != "$root_uid" ]; }
 then
     bin=
