@@ -19,16 +19,20 @@ from pathlib import Path
 import pytest
 
 from tests import observations as o
+from tests.fakeworld import World, make_world
 from wgconsole.core.inventory import Gateway, SshSettings
 from wgconsole.core.rebalance import balance, fleet_choice, imbalance_note, misplaced, sh_choice
 from wgconsole.core.records import Endpoint, LbObservation, SyncDaemon, VsSysctls, WgPeer
 from wgconsole.ops.hostcmd import entrysync, handshake
-from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import LockedError, OpError, ValidationError
 from wgconsole.ops.machinery.readings import entries_by_client
 from wgconsole.ops.procedures.rebalance import (
     BACKUP_ONLY,
     NOTHING_TO_MOVE,
     SIDE_EFFECTS,
+    execute_rebalance,
     plan_rebalance,
     table_key,
 )
@@ -630,3 +634,47 @@ def test_a_daemon_line_outside_the_kernels_limits_is_refused_with_its_reason(
     outside is not a kernel's; refused as the poll's parser refuses it (no struct.error)."""
     with pytest.raises(entrysync.EntrySyncError, match=reason):
         entrysync.other_backup(line)
+
+
+# --- one sync mechanism per LB: the sync lock (issue 22 item 8) ---------------------------
+
+
+def _held_sync_lock(world: World) -> Path:
+    """Another rebalance, of another service on the same LB, holding the LB's sync lock."""
+    held = world.run_dir() / "lock-ipvs-sync"
+    held.mkdir(parents=True)
+    owner = {
+        "operator": "ops2",
+        "action": "rebalance tcp 10.77.255.9:443",
+        "since": 1,
+        "token": "t",
+    }
+    (held / "owner").write_text(json.dumps(owner))
+    return held
+
+
+def _world_ctx(world: World) -> OpContext:
+    return OpContext(world.inventory, world.transports(), AuditLog(world.root / "audit.jsonl"))
+
+
+def test_a_rebalance_of_another_service_on_the_lb_holds_it_off(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    held = _held_sync_lock(world)
+    plan = plan_rebalance(o.make_inventory(), o.fleet(lb=_ready_lb()))
+    with pytest.raises(LockedError, match=r"rebalance tcp 10\.77\.255\.9:443"):
+        execute_rebalance(_world_ctx(world), plan)
+    # Nothing but the locks: no daemon started, no gateway touched.
+    changed = [s.command for s in world.sent if s.mutating]
+    assert all("lock-" in c for c in changed)
+    assert held.is_dir()
+    assert sorted(p.name for p in world.run_dir().iterdir()) == ["lock-ipvs-sync"]
+
+
+def test_the_sync_lock_is_taken_and_released_when_the_run_fails(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    plan = plan_rebalance(o.make_inventory(), o.fleet(lb=_ready_lb()))
+    with pytest.raises(OpError):
+        execute_rebalance(_world_ctx(world), plan)
+    sent = [s.command for s in world.sent if s.mutating]
+    assert any("lock-ipvs-sync" in c and "mkdir" in c for c in sent)
+    assert not [p.name for p in world.run_dir().iterdir() if p.name.startswith("lock-")]

@@ -55,6 +55,7 @@ from wgconsole.ops.hostcmd.entrysync import EntrySyncError
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.lock import sync_lock
 from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, service_on
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step, Undo
@@ -273,7 +274,10 @@ def execute_rebalance(
         after_failure=after,
     ) as run:
         if plan.moves:
-            run.tx.run(_steps(ctx, plan, result, wait_timeout))
+            # One sync mechanism per LB at a time: another service's rebalance would use (and
+            # its teardown stop) the same backup daemon.
+            with sync_lock(ctx, f"rebalance {plan.service.label}", break_lock=break_lock):
+                run.tx.run(_steps(ctx, plan, result, wait_timeout))
         result.seconds = time.time() - result.started
         run.succeeded(after, detail=f"{result.seconds:.1f} s")
     return result
