@@ -95,7 +95,9 @@ def director(
         addresses=addresses,
         sync_daemons=(SyncDaemon(role, "eth0", 1),) if daemons is None else daemons,
         timeouts=IpvsTimeouts(900, 120, 300),
-        sysctls=VsSysctls((("sync_threshold", "3 50"), ("sync_version", "1"))),
+        sysctls=VsSysctls(
+            (("backup_only", "0"), ("sync_threshold", "3 50"), ("sync_version", "1"))
+        ),
         keepalived=keepalived(state, priority),
     )
 

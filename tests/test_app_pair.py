@@ -7,6 +7,7 @@ says where it would land on failover; the balance per gateway and the rebalance 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from tests.pair_world import (
     steady,
 )
 from wgconsole.core.fleet import gateways_by_real_server
-from wgconsole.core.records import Endpoint
+from wgconsole.core.records import Endpoint, VsSysctls
 from wgconsole.core.sched import TAB_SIZE, ShDest, build_table
 from wgconsole.ops import catalog
 from wgconsole.tui.app import ConsoleApp
@@ -264,10 +265,14 @@ async def test_a_client_detail_says_where_it_lands_on_failover() -> None:
 # --- the balance and rebalance --------------------------------------------------------------
 
 
-def crowded() -> PairCollector:
-    """One LB; both clients' entries on gateway-01, while the table sends beta to gateway-02."""
+def crowded(backup_only: str = "0") -> PairCollector:
+    """One LB; both clients' entries on gateway-01, while the table sends beta to gateway-02;
+    no sync daemon runs there, net.ipv4.vs.backup_only as given."""
     conns = (conn(ALPHA_EP, GW1_RS), conn(BETA_EP, GW1_RS))
-    frame = {"wg-lb": lb_obs(conns=conns), **healthy_gateways()}
+    lb = replace(
+        lb_obs(conns=conns), sync_daemons=(), sysctls=VsSysctls((("backup_only", backup_only),))
+    )
+    frame = {"wg-lb": lb, **healthy_gateways()}
     return PairCollector([frame], make_inventory())
 
 
@@ -310,6 +315,20 @@ async def test_rebalance_key_opens_the_operation_with_its_preview() -> None:
         await pilot.pause()
         assert not isinstance(app.screen, ActionScreen)
         assert "rebalance: cancelled: nothing was sent" in log_text(app)
+
+
+async def test_rebalance_key_refuses_where_backup_only_would_stop_every_service() -> None:
+    app = app_over(crowded("1"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await started(pilot, app)
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionScreen))
+        screen = app.screen
+        assert isinstance(screen, ActionScreen)
+        await wait_for(pilot, lambda: screen.state in ("confirming", "refused"))
+        assert screen.state == "refused"
+        shown = str(screen.query_one("#action-plan", Static).render())
+        assert "net.ipv4.vs.backup_only=1 on wg-lb" in shown
 
 
 async def test_rebalance_key_read_only_refuses() -> None:

@@ -13,20 +13,26 @@ import socket
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests import observations as o
+from tests.fakeworld import World, make_world
 from wgconsole.core.inventory import Gateway, SshSettings
 from wgconsole.core.rebalance import balance, fleet_choice, imbalance_note, misplaced, sh_choice
-from wgconsole.core.records import Endpoint, WgPeer
+from wgconsole.core.records import Endpoint, LbObservation, SyncDaemon, VsSysctls, WgPeer
 from wgconsole.ops.hostcmd import entrysync, handshake
-from wgconsole.ops.machinery.errors import ValidationError
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.errors import LockedError, OpError, ValidationError
 from wgconsole.ops.machinery.readings import entries_by_client
 from wgconsole.ops.procedures.rebalance import (
+    BACKUP_ONLY,
     NOTHING_TO_MOVE,
     SIDE_EFFECTS,
+    execute_rebalance,
     plan_rebalance,
     table_key,
 )
@@ -34,6 +40,17 @@ from wgconsole.ops.procedures.rebalance import (
 # The seed's dests listed the other way round: the table that puts alpha on gateway-02 and
 # beta on gateway-01, while their entries stay where the healthy seed has them.
 SWAPPED = o.service(dests=(o.dest(o.GW1_RS), o.dest(o.GW2_RS)))
+
+
+def _ready_lb(
+    backup_only: str | None = "0", daemons: tuple[SyncDaemon, ...] | None = ()
+) -> LbObservation:
+    """The seed's LB with SWAPPED, its sync daemons and net.ipv4.vs.backup_only read (None:
+    the sysctl not listed)."""
+    values: tuple[tuple[str, str], ...] = (("sync_threshold", "3 50"),)
+    if backup_only is not None:
+        values = ((BACKUP_ONLY, backup_only), *values)
+    return replace(o.lb_obs(services=(SWAPPED,)), sync_daemons=daemons, sysctls=VsSysctls(values))
 
 
 def _swapped_fleet(**kw: object) -> object:
@@ -98,7 +115,7 @@ def test_a_client_the_table_would_drop_is_not_misplaced() -> None:
 
 def test_the_plan_moves_misplaced_clients_with_a_session_and_says_what_else_it_touches() -> None:
     inventory = o.make_inventory()
-    fleet = o.fleet(lb=o.lb_obs(services=(SWAPPED,)))
+    fleet = o.fleet(lb=_ready_lb())
     plan = plan_rebalance(inventory, fleet)
     assert [(m.label, m.origin, m.target, m.source) for m in plan.moves] == [
         ("alpha", o.GW1, o.GW2, o.ALPHA_EP),
@@ -111,6 +128,43 @@ def test_the_plan_moves_misplaced_clients_with_a_session_and_says_what_else_it_t
     assert f"{o.GW1} -> {o.GW2}" in text
     assert SIDE_EFFECTS in text
     assert "no other service, entry, dest, kernel order, weight, flag or timeout" in text
+    assert "checked: net.ipv4.vs.backup_only=0 on wg-lb" in text
+
+
+@pytest.mark.parametrize(
+    ("lb", "cause"),
+    [
+        (_ready_lb("1"), "net.ipv4.vs.backup_only=1 on wg-lb: "),
+        (_ready_lb(None), "net.ipv4.vs.backup_only on wg-lb is unknown (not read)"),
+        (replace(_ready_lb(), sysctls=None), "net.ipv4.vs.backup_only on wg-lb is unknown"),
+        # Which daemons run is unknown: the private one may start.
+        (_ready_lb("1", daemons=None), "net.ipv4.vs.backup_only=1 on wg-lb: "),
+        # Only a master daemon: the private backup one starts next to it.
+        (
+            _ready_lb("1", daemons=(SyncDaemon("master", "lan", 51),)),
+            "net.ipv4.vs.backup_only=1 on wg-lb: ",
+        ),
+    ],
+)
+def test_backup_only_not_known_zero_where_the_private_daemon_starts_is_refused(
+    lb: LbObservation, cause: str
+) -> None:
+    """Issue 22 item 2: a backup daemon with backup_only=1 stops every IPVS service."""
+    with pytest.raises(ValidationError) as refused:
+        plan_rebalance(o.make_inventory(), o.fleet(lb=lb))
+    text = str(refused.value)
+    assert cause in text
+    assert "would stop forwarding every IPVS service" in text
+    assert "set it to 0 for the rebalance" in text
+    assert "move clients with drain/undrain" in text
+
+
+def test_backup_only_does_not_matter_where_the_lbs_own_backup_daemon_receives() -> None:
+    # A standby's keepalived daemon receives the entries: rebalance starts none there.
+    theirs = SyncDaemon("backup", "lan", 51)
+    plan = plan_rebalance(o.make_inventory(), o.fleet(lb=_ready_lb("1", daemons=(theirs,))))
+    assert len(plan.moves) == 2
+    assert plan.private_on == ()
 
 
 def test_a_balanced_fleet_plans_nothing() -> None:
@@ -124,7 +178,7 @@ def test_a_balanced_fleet_plans_nothing() -> None:
 def test_a_misplaced_client_without_a_session_is_left_to_the_table() -> None:
     gateways = o.healthy_gateways()
     gateways[o.GW1] = o.gw_obs(o.GW1, [o.alpha_on(o.ALPHA_EP, 500), o.beta_on(None, None)])
-    fleet = o.fleet(lb=o.lb_obs(services=(SWAPPED,)), gateways=gateways)
+    fleet = o.fleet(lb=_ready_lb(), gateways=gateways)
     plan = plan_rebalance(o.make_inventory(), fleet)
     assert [m.label for m in plan.moves] == ["beta"]
     assert [label for label, _ in plan.skipped] == ["alpha"]
@@ -580,3 +634,47 @@ def test_a_daemon_line_outside_the_kernels_limits_is_refused_with_its_reason(
     outside is not a kernel's; refused as the poll's parser refuses it (no struct.error)."""
     with pytest.raises(entrysync.EntrySyncError, match=reason):
         entrysync.other_backup(line)
+
+
+# --- one sync mechanism per LB: the sync lock (issue 22 item 8) ---------------------------
+
+
+def _held_sync_lock(world: World) -> Path:
+    """Another rebalance, of another service on the same LB, holding the LB's sync lock."""
+    held = world.run_dir() / "lock-ipvs-sync"
+    held.mkdir(parents=True)
+    owner = {
+        "operator": "ops2",
+        "action": "rebalance tcp 10.77.255.9:443",
+        "since": 1,
+        "token": "t",
+    }
+    (held / "owner").write_text(json.dumps(owner))
+    return held
+
+
+def _world_ctx(world: World) -> OpContext:
+    return OpContext(world.inventory, world.transports(), AuditLog(world.root / "audit.jsonl"))
+
+
+def test_a_rebalance_of_another_service_on_the_lb_holds_it_off(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    held = _held_sync_lock(world)
+    plan = plan_rebalance(o.make_inventory(), o.fleet(lb=_ready_lb()))
+    with pytest.raises(LockedError, match=r"rebalance tcp 10\.77\.255\.9:443"):
+        execute_rebalance(_world_ctx(world), plan)
+    # Nothing but the locks: no daemon started, no gateway touched.
+    changed = [s.command for s in world.sent if s.mutating]
+    assert all("lock-" in c for c in changed)
+    assert held.is_dir()
+    assert sorted(p.name for p in world.run_dir().iterdir()) == ["lock-ipvs-sync"]
+
+
+def test_the_sync_lock_is_taken_and_released_when_the_run_fails(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    plan = plan_rebalance(o.make_inventory(), o.fleet(lb=_ready_lb()))
+    with pytest.raises(OpError):
+        execute_rebalance(_world_ctx(world), plan)
+    sent = [s.command for s in world.sent if s.mutating]
+    assert any("lock-ipvs-sync" in c and "mkdir" in c for c in sent)
+    assert not [p.name for p in world.run_dir().iterdir() if p.name.startswith("lock-")]

@@ -1,4 +1,7 @@
-"""A lock on every load balancer, so that two operators never change one service at once.
+"""A lock on every load balancer, so that two operators never change one service at once; and
+the sync lock, one per LB whatever the service, so that one IPVS sync mechanism at a time runs
+there (the kernel runs one backup sync daemon per LB: one rebalance's teardown would stop
+another's receiver).
 
 The lock is a directory on the LB (mkdir is atomic) holding its owner; it lives in /run, so a
 reboot of the LB (which also forgets its IPVS table) forgets it too.
@@ -10,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from wgconsole.core.lb_state import STATE_DIR
 from wgconsole.core.op_checks import describe_lock
@@ -22,6 +25,8 @@ from wgconsole.poll.parsers.op_records import MAX_RECORD, parse_lock_owner
 from wgconsole.poll.transport.base import privileged, quote_argv, sudo_refusal
 
 LOCK_ROOT = STATE_DIR
+# Per LB, not per service: the IPVS sync daemons are the LB's (see ops.hostcmd.entrysync).
+SYNC_LOCK = f"{LOCK_ROOT}/lock-ipvs-sync"
 
 
 def lock_path(ctx: OpContext) -> str:
@@ -29,13 +34,25 @@ def lock_path(ctx: OpContext) -> str:
     return f"{LOCK_ROOT}/lock-{svc.protocol}-{svc.vip}-{svc.port}"
 
 
+def service_lock(
+    ctx: OpContext, action: str, *, break_lock: bool = False
+) -> AbstractContextManager[None]:
+    return _lock(ctx, lock_path(ctx), action, break_lock=break_lock)
+
+
+def sync_lock(
+    ctx: OpContext, action: str, *, break_lock: bool = False
+) -> AbstractContextManager[None]:
+    """The LBs' sync lock (SYNC_LOCK), taken on every LB, released on every way out."""
+    return _lock(ctx, SYNC_LOCK, action, break_lock=break_lock)
+
+
 @contextmanager
-def service_lock(ctx: OpContext, action: str, *, break_lock: bool = False) -> Iterator[None]:
+def _lock(ctx: OpContext, path: str, action: str, *, break_lock: bool) -> Iterator[None]:
     token = uuid.uuid4().hex
     owner = json.dumps(
         {"operator": operator(), "action": action, "since": round(time.time()), "token": token}
     )
-    path = lock_path(ctx)
     taken: list[str] = []
     try:
         for lb in sorted(ctx.inventory.load_balancers, key=lambda h: h.name):

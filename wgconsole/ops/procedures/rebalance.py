@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from wgconsole.core.fleet import Fleet, ServiceView
+from wgconsole.core.fleet import DirectorView, Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.rebalance import GatewayBalance, balance, fleet_choice, misplaced, share_text
 from wgconsole.core.records import Endpoint, IpvsService, WgPeer
@@ -55,6 +55,7 @@ from wgconsole.ops.hostcmd.entrysync import EntrySyncError
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.lock import sync_lock
 from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, service_on
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step, Undo
@@ -77,6 +78,11 @@ SIDE_EFFECTS = (
     "entry, dest, kernel order, weight, flag or timeout changes, nor any other sync daemon "
     "(the sh table and the sync daemons are checked unchanged)"
 )
+
+
+# With a backup sync daemon running, `backup_only=1` makes the kernel pass every IPVS packet
+# through unforwarded (ip_vs_in_hook): the private daemon would stop every service on the LB.
+BACKUP_ONLY = "backup_only"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,9 @@ class RebalancePlan:
     untouched: int  # clients with an LB entry already where the table sends them
     balance: tuple[GatewayBalance, ...]
     table: TableKey
+    # The LBs where the private backup sync daemon would start (no other backup daemon there,
+    # or unknown), each checked at plan time: net.ipv4.vs.backup_only=0.
+    private_on: tuple[str, ...] = ()
 
     def describe(self) -> list[str]:
         lines = [
@@ -134,6 +143,9 @@ class RebalancePlan:
                 "through the IPVS sync protocol, and its new gateway initiates the handshake "
                 "through the LB (the client still sees the VIP); verified per client",
                 f"  also: {SIDE_EFFECTS}",
+                "  checked: net.ipv4.vs.backup_only=0 on "
+                f"{', '.join(self.private_on) or 'no LB'} (where the private daemon starts: "
+                "with 1, a backup sync daemon stops the forwarding of every IPVS service)",
                 "  a moved client's traffic stops from the moment its old gateway forgets it "
                 "until its new handshake (about one round trip after its entry moves)",
             ]
@@ -167,6 +179,9 @@ def plan_rebalance(inventory: Inventory, fleet: Fleet) -> RebalancePlan:
         else:
             moves.append(Move(c.label, c.public_key, m.source, m.now, m.sh))
     with_entry = sum(1 for c in fleet.clients if c.lb_entry is not None)
+    private_on = _private_receiver_lbs(inventory, fleet) if moves else ()
+    for lb in private_on:
+        _refuse_backup_only(lb, _director(fleet, lb))
     return RebalancePlan(
         svc,
         tuple(moves),
@@ -174,7 +189,48 @@ def plan_rebalance(inventory: Inventory, fleet: Fleet) -> RebalancePlan:
         with_entry - len(found),
         balance(inventory, fleet),
         table_key(svc.raw),
+        private_on,
     )
+
+
+def _director(fleet: Fleet, name: str) -> DirectorView | None:
+    return next((d for d in fleet.load_balancers if d.name == name), None)
+
+
+def _private_receiver_lbs(inventory: Inventory, fleet: Fleet) -> tuple[str, ...]:
+    """The LBs where rebalance would start its private backup sync daemon: those where no other
+    backup daemon runs, or where which daemons run is unknown."""
+    out = []
+    for lb in inventory.load_balancers:
+        view = _director(fleet, lb.name)
+        daemons = None if view is None else view.sync_daemons
+        if daemons is None or not any(
+            d.role == "backup" and d.interface != entrysync.INTERFACE for d in daemons
+        ):
+            out.append(lb.name)
+    return tuple(out)
+
+
+def _refuse_backup_only(lb: str, view: DirectorView | None) -> None:
+    """ValidationError unless net.ipv4.vs.backup_only is known to be 0 on `lb`."""
+    sysctls = None if view is None else view.sysctls
+    value = None if sysctls is None else sysctls.number(BACKUP_ONLY)
+    if value == 0:
+        return
+    stops = (
+        "a backup sync daemon there would stop forwarding every IPVS service until it stops, "
+        "and rebalance starts one"
+    )
+    fix = (
+        "set it to 0 for the rebalance (`sysctl -w net.ipv4.vs.backup_only=0`) or move "
+        "clients with drain/undrain"
+    )
+    if value is None:
+        raise ValidationError(
+            f"net.ipv4.vs.backup_only on {lb} is unknown (not read): if it is 1, {stops}; "
+            f"check that {lb} answers and {fix}"
+        )
+    raise ValidationError(f"net.ipv4.vs.backup_only={value} on {lb}: {stops}; {fix}")
 
 
 @dataclass
@@ -218,7 +274,10 @@ def execute_rebalance(
         after_failure=after,
     ) as run:
         if plan.moves:
-            run.tx.run(_steps(ctx, plan, result, wait_timeout))
+            # One sync mechanism per LB at a time: another service's rebalance would use (and
+            # its teardown stop) the same backup daemon.
+            with sync_lock(ctx, f"rebalance {plan.service.label}", break_lock=break_lock):
+                run.tx.run(_steps(ctx, plan, result, wait_timeout))
         result.seconds = time.time() - result.started
         run.succeeded(after, detail=f"{result.seconds:.1f} s")
     return result
@@ -241,7 +300,7 @@ def _steps(
     receivers: dict[str, entrysync.Receiver] = {}
     daemons: dict[str, str] = {}
     for lb in lbs:
-        yield _receiver(ctx, lb, receivers, daemons)
+        yield _receiver(ctx, lb, plan, receivers, daemons)
     for lb in lbs:
         if receivers[lb.name].ours:
             yield _daemon_up(ctx, lb)
@@ -332,7 +391,11 @@ def _others(listing: str) -> list[str]:
 
 
 def _receiver(
-    ctx: OpContext, lb: Host, receivers: dict[str, entrysync.Receiver], daemons: dict[str, str]
+    ctx: OpContext,
+    lb: Host,
+    plan: RebalancePlan,
+    receivers: dict[str, entrysync.Receiver],
+    daemons: dict[str, str],
 ) -> Step:
     """The LB's own backup daemon where one runs (the kernel runs one per LB), else the private
     one; the other daemons recorded, to be found as they were at the end."""
@@ -347,6 +410,11 @@ def _receiver(
                 "cannot start its own there: stop that daemon for the operation, or move the "
                 "clients by another means"
             ) from None
+        if theirs is None and lb.name not in plan.private_on:
+            raise OpError(
+                f"{lb.name}: its backup sync daemon is gone since the plan (a VRRP transition?): "
+                "rebalance would start its own there, unchecked: plan again"
+            )
         receivers[lb.name] = theirs or entrysync.PRIVATE
         daemons[lb.name] = "\n".join(_others(listing))
         ctx.info(f"{lb.name}: the entries go to {receivers[lb.name].describe()}")
