@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host, Inventory, SshSettings
 from wgconsole.lab import manager
 from wgconsole.lab.topology import TUNNEL_GATEWAY
+from wgconsole.poll.transport.base import TransportError
 from wgconsole.poll.transport.ssh import SshTransport
 
 TEST_LAB_DIR = Path(os.environ.get("WGCONSOLE_TEST_LAB_DIR", "/var/lib/wgconsole-lab-test"))
@@ -203,6 +205,22 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _pair_down.pop()()
 
 
+def _boot_pair(lab_dir: Path) -> None:
+    manager.lab_down(lab_dir)
+
+    def up() -> bool:
+        # A QEMU just killed may hold its forwarded ports for a moment after lab_down.
+        try:
+            manager.lab_up(gateways=2, clients=2, base_port=TEST_PAIR_BASE_PORT, lab=lab_dir, lbs=2)
+        except manager.LabError as exc:
+            if "ports in use" not in str(exc):
+                raise
+            return False
+        return True
+
+    eventually(up, timeout=60, what="the pair lab's ports free to boot it", interval=2)
+
+
 @pytest.fixture(scope="session")
 def pair_lab() -> Iterator[PairLab]:
     lab_dir = TEST_PAIR_LAB_DIR
@@ -211,19 +229,58 @@ def pair_lab() -> Iterator[PairLab]:
         (lab_dir / "topology.json").read_text()
     )
     if not reusable:
-        manager.lab_down(lab_dir)
-        manager.lab_up(gateways=2, clients=2, base_port=TEST_PAIR_BASE_PORT, lab=lab_dir, lbs=2)
+        _boot_pair(lab_dir)
         started = True
     meta = json.loads((lab_dir / "topology.json").read_text())
-    control = _control(lab_dir, meta)
     inv_path = lab_dir / "inventory.yaml"
+    pair = PairLab(lab_dir, inv_path, load_inventory(inv_path), meta, _control(lab_dir, meta))
 
     def down() -> None:
-        control.close()
+        pair.control.close()
         if started and not os.environ.get("WGCONSOLE_TEST_LAB_KEEP"):
             manager.lab_down(lab_dir)
 
     _pair_down[:] = [down]
-    yield PairLab(lab_dir, inv_path, load_inventory(inv_path), meta, control)
+    yield pair
     if _pair_down:
         _pair_down.pop()()
+
+
+def _answers(lab: Lab) -> bool:
+    """Whether the guest runs a command for us, on the kept connection or a new one."""
+    for fresh in (False, True):
+        if fresh:
+            lab.control.close()
+            lab.control = _control(lab.dir, lab.meta)
+        try:
+            if lab.control.run("true", timeout=60).status == 0:
+                return True
+        except TransportError:
+            continue
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _pair_guest_answers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Before each pair test: the pair's emulated guest still answers. Once in a clean-clone
+    run its guest stopped answering between two passing tests (QEMU alive, no command run,
+    no new SSH session), and every later pair test failed on that, not on what it tests. The
+    guest's logs are kept under the session's basetemp and the lab is booted again, as at the
+    start of the session; what a test asserts is unchanged."""
+    if "pair_lab" not in request.fixturenames:
+        return
+    lab: PairLab = request.getfixturevalue("pair_lab")
+    if _answers(lab):
+        return
+    kept = tmp_path_factory.mktemp("pair-lab-unanswering")
+    for log in [lab.dir / "console.log", lab.dir / "guest.log", *lab.dir.glob("keepalived/*.log")]:
+        if log.is_file():
+            shutil.copy(log, kept / log.name)
+    print(f"the pair lab's guest did not answer; its logs are in {kept}; booting it again")
+    lab.control.close()
+    _boot_pair(lab.dir)
+    lab.meta = json.loads((lab.dir / "topology.json").read_text())
+    lab.inventory = load_inventory(lab.inventory_path)
+    lab.control = _control(lab.dir, lab.meta)
