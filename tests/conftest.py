@@ -3,7 +3,6 @@
 Everything a test printed or logged, and every failure's text, is appended to
 `<basetemp>/captured-output.log`, so that the secrets check can grep what the suite produced
 besides its files; and that check runs last, whatever order the suite was collected in.
-The order also keeps the two lab guests apart (`_phase`).
 """
 
 from __future__ import annotations
@@ -36,18 +35,5 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             f.write(f"=== {report.nodeid} ({report.when})\n" + "\n".join(parts) + "\n")
 
 
-def _phase(item: pytest.Item) -> int:
-    """Where a test runs: the tests without a lab first, then the director pair's (whose VM
-    tests/lab/conftest.py stops after their last), then the single lab's, the secrets check
-    last. Each emulated guest then runs alone on the machine's cores, never idle beside
-    another guest or beside the unit tests."""
-    if item.path.name == LAST:
-        return 3
-    names = getattr(item, "fixturenames", ())
-    if "pair_lab" in names:
-        return 1
-    return 2 if "lab" in names else 0
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_phase)
+    items.sort(key=lambda item: item.path.name == LAST)
