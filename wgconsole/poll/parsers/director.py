@@ -202,28 +202,12 @@ def parse_keepalived_section(text: str) -> KeepalivedHeader:
     for index, line in enumerate(lines):
         word, _, rest = line.partition(" ")
         if word == "none" and not rest and index == 0:
-            return KeepalivedHeader(
-                running=False,
-                source=None,
-                config_path=None,
-                config_text=None,
-                config_problem=None,
-                dump="",
-                problem=None,
-            )
+            return _unread(running=False, problem=None)
         if word == "refused" and rest and index == 0 and len(lines) == 1:
             # Only processes named keepalived that are not the real one run by root, or more
             # than one real one: none is trusted, signalled or read, and whether keepalived
             # runs here is unknown (never "none").
-            return KeepalivedHeader(
-                running=True,
-                source=None,
-                config_path=None,
-                config_text=None,
-                config_problem=None,
-                dump="",
-                problem=rest,
-            )
+            return _unread(running=True, problem=rest)
         if word == "pid" and rest.isascii() and rest.isdigit():
             running = True
         elif word == "source" and rest in ("json", "data"):
@@ -259,6 +243,19 @@ def parse_keepalived_section(text: str) -> KeepalivedHeader:
         else:
             raise ParseError(SOURCE_KEEPALIVED, index + 1, f"unexpected line {excerpt(line)}")
     raise ParseError(SOURCE_KEEPALIVED, None, f"no dump and no problem: {excerpt(text)}")
+
+
+def _unread(*, running: bool, problem: str | None) -> KeepalivedHeader:
+    """A section that read nothing: no keepalived (`running` False), or one not trusted."""
+    return KeepalivedHeader(
+        running=running,
+        source=None,
+        config_path=None,
+        config_text=None,
+        config_problem=None,
+        dump="",
+        problem=problem,
+    )
 
 
 def _base64_text(text: str, line: int) -> str:
