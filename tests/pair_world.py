@@ -50,6 +50,7 @@ from wgconsole.core.records import (
     VsSysctls,
     WgPeer,
 )
+from wgconsole.ops.hostcmd import entrysync
 from wgconsole.poll.collector import FleetCollector, HostPoll, PollResult
 from wgconsole.poll.transport.base import CommandResult, Transport, TransportError
 
@@ -148,12 +149,16 @@ def failed_over() -> Frame:
 
 
 class _NoTransport:
-    """Never used: the frames are observations already."""
+    """The frames are observations already: no command is sent, except rebalance's plan-time
+    check that the LB can make its private interface, answered as the lab's LBs do (checked
+    there: tests/lab/test_rebalance_lab.py)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
+        if command == entrysync.interface_check_command() and not mutating:
+            return CommandResult("", "", 0, 0.0, 0)
         raise TransportError(f"{self.name}: the pair world sends no command")
 
     def close(self) -> None:

@@ -34,8 +34,10 @@ from wgconsole.ops.procedures.rebalance import (
     SIDE_EFFECTS,
     execute_rebalance,
     plan_rebalance,
+    refuse_without_private_interface,
     table_key,
 )
+from wgconsole.poll.transport.base import CommandResult
 
 # The seed's dests listed the other way round: the table that puts alpha on gateway-02 and
 # beta on gateway-01, while their entries stay where the healthy seed has them.
@@ -678,3 +680,48 @@ def test_the_sync_lock_is_taken_and_released_when_the_run_fails(tmp_path: Path) 
     sent = [s.command for s in world.sent if s.mutating]
     assert any("lock-ipvs-sync" in c and "mkdir" in c for c in sent)
     assert not [p.name for p in world.run_dir().iterdir() if p.name.startswith("lock-")]
+
+
+class _InterfaceCheckAnswers:
+    """An LB that answers only rebalance's plan-time interface check, as the lab's kernel did
+    with the dummy module unloaded and autoload failing (tests/lab/test_rebalance_lab.py runs
+    the check there for real)."""
+
+    name = "wg-lb"
+
+    def __init__(self, status: int, stderr: str) -> None:
+        self.status, self.stderr = status, stderr
+        self.sent: list[tuple[str, bool]] = []
+
+    def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
+        self.sent.append((command, mutating))
+        return CommandResult("", self.stderr, self.status, 0.0, 0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_lb_that_cannot_make_the_dummy_link_is_refused_while_planning(tmp_path: Path) -> None:
+    """Issue 22 item 11: found out while planning, not at the first step."""
+    lb = _InterfaceCheckAnswers(
+        entrysync.NO_DUMMY, "the dummy module is not loaded and /bin/false cannot load it\n"
+    )
+    inventory = o.make_inventory()
+    ctx = OpContext(inventory, {"wg-lb": lb}, AuditLog(tmp_path / "audit.jsonl"))
+    plan = plan_rebalance(inventory, o.fleet(lb=_ready_lb()))
+    assert plan.private_on == ("wg-lb",)
+    with pytest.raises(ValidationError) as refused:
+        refuse_without_private_interface(ctx, plan)
+    text = str(refused.value)
+    assert text.startswith("wg-lb: rebalance needs a dummy network interface there (wgcsync")
+    assert "/bin/false cannot load it" in text
+    assert "`modprobe dummy`" in text
+    assert "nothing was changed" in text
+    assert lb.sent == [(entrysync.interface_check_command(), False)]
+
+
+def test_nothing_to_move_sends_no_interface_check(tmp_path: Path) -> None:
+    lb = _InterfaceCheckAnswers(entrysync.NO_DUMMY, "")
+    ctx = OpContext(o.make_inventory(), {"wg-lb": lb}, AuditLog(tmp_path / "audit.jsonl"))
+    refuse_without_private_interface(ctx, plan_rebalance(o.make_inventory(), o.fleet()))
+    assert lb.sent == []

@@ -259,6 +259,7 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
     booted = _kernel_order(lab, backup["netns"])
     daemon = f"--mcast-interface lan --syncid {SYNC_ID}"
     switched = False
+    failed: str | None = None
     try:
         _readd(lab, backup["netns"], booted)
         lab.ns(backup["netns"], ["ipvsadm", "--stop-daemon", "backup"])
@@ -329,8 +330,9 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
         assert _endpoint_on(lab, left, unsynced_client) == "(none)"
         assert lab.clients_off_vip() == []
     except AssertionError as e:
-        raise AssertionError(f"{e}\n{_pair_state(lab)}") from None
-    finally:
+        failed = f"{e}\n{_pair_state(lab)}"
+    # The clean-up runs whatever the body did, and a failure in it never hides the body's.
+    try:
         # The tables equal again, then the VIP back the operator's way (the clients the
         # master's own entries send elsewhere are forgotten and kicked), or by the files.
         _readd(lab, backup["netns"], booted[::-1])
@@ -361,4 +363,11 @@ def test_failover_gateway_predicted_is_where_the_backup_sends_each_client(
                 f"{client['netns']}'s new entry synced onto the backup as the master has it",
                 entry_synced,
             )
+    except AssertionError as e:
+        before = f"the test failed first: {failed}\n" if failed else "the test itself passed\n"
+        raise AssertionError(
+            f"putting the pair back failed: {e}\n{before}{_pair_state(lab)}"
+        ) from None
+    if failed:
+        raise AssertionError(failed)
     assert _kernel_order(lab, backup["netns"]) == _kernel_order(lab, master["netns"])

@@ -103,6 +103,28 @@ def _kernel_state(lab: Lab) -> tuple[Any, ...]:
     return entries, kernel_dests(lab, helpers.vip(lab)), daemon, "wgcsync" in links, ends
 
 
+def _refused_without_dummy(lab: Lab, audit: Path, before: tuple[Any, ...]) -> None:
+    """The guest's kernel with the dummy module unloaded and module autoload pointed at a
+    program that fails (kernel.modprobe is one for the whole guest): the kernel itself then
+    cannot make a dummy link, and rebalance refuses while planning, changing nothing."""
+    modprobe = lab.sh("cat /proc/sys/kernel/modprobe").strip()
+    lab.sh("rmmod dummy 2>/dev/null; ! [ -d /sys/module/dummy ]")
+    lab.sh("echo /bin/false > /proc/sys/kernel/modprobe")
+    try:
+        made = lab.ns("lb", ["ip", "link", "add", "wgcprobe", "type", "dummy"], check=False)
+        assert "Unknown device type" in made, made
+        res = run_cli(lab.inventory_path, "rebalance", "--yes", "--audit-log", str(audit))
+        said = res.stdout + res.stderr
+        assert res.returncode != 0, said
+        assert "needs a dummy network interface" in said, said
+        assert "/bin/false cannot load it" in said, said
+        assert "modprobe dummy" in said, said
+        assert _kernel_state(lab) == before
+    finally:
+        lab.sh(f"echo {shlex.quote(modprobe)} > /proc/sys/kernel/modprobe")
+        lab.sh("ip netns exec lb ip link del wgcprobe 2>/dev/null; true")
+
+
 def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
     lab: Lab, tmp_path: Path
 ) -> None:
@@ -156,6 +178,10 @@ def test_rebalance_after_drain_and_undrain_moves_exactly_the_misplaced(
     assert "wgcsync" in res.stdout
     assert "no other service" in res.stdout
     assert _kernel_state(lab) == before
+
+    # An LB whose kernel cannot make the dummy interface (module not loaded, autoload off):
+    # refused while planning, with the cause and the fix, before any change.
+    _refused_without_dummy(lab, audit, before)
 
     # The real thing, with every client pinging through its tunnel every 100 ms.
     dests_before = kernel_dests(lab, helpers.vip(lab))

@@ -25,7 +25,11 @@ from wgconsole.ops.procedures.failover import execute_failover, plan_failover
 from wgconsole.ops.procedures.peers.add import execute_peer_add
 from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove, precheck_peer_add
 from wgconsole.ops.procedures.peers.remove import execute_peer_remove
-from wgconsole.ops.procedures.rebalance import execute_rebalance, plan_rebalance
+from wgconsole.ops.procedures.rebalance import (
+    execute_rebalance,
+    plan_rebalance,
+    refuse_without_private_interface,
+)
 from wgconsole.ops.procedures.weight import WeightPlan, execute_weight, plan_undrain, plan_weight
 
 GENERATED_KEY_NEEDS_FILE = (
@@ -257,6 +261,7 @@ class Rebalance:
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         plan = plan_rebalance(ctx.inventory, fleet)
+        refuse_without_private_interface(ctx, plan)
 
         def execute() -> Outcome:
             if not plan.moves:

@@ -46,7 +46,7 @@ from wgconsole.core.inventory import Host
 from wgconsole.core.records import Endpoint
 from wgconsole.poll.parsers.director import DEFAULT_SYNC_GROUP, DEFAULT_SYNC_PORT, parse_daemon
 from wgconsole.poll.parsers.errors import ParseError
-from wgconsole.poll.transport.base import privileged
+from wgconsole.poll.transport.base import privileged, quote_argv
 
 INTERFACE = "wgcsync"
 GROUP = "239.255.213.1"
@@ -254,6 +254,39 @@ while :; do
   sleep 0.1
 done
 """
+
+
+# Exit status of the interface check when the LB cannot make the private interface.
+NO_DUMMY = 3
+
+# Whether the LB can make the private `dummy` interface, without making it (read-only): it
+# exists (left by a run cut short), the module is in (loaded or built in: /sys/module/dummy),
+# or the kernel can load it on demand, which it does by running the program named in
+# /proc/sys/kernel/modprobe (empty: autoload off) unless kernel.modules_disabled is 1.
+_CAN_MAKE_INTERFACE = f"""
+[ -d /sys/class/net/{INTERFACE} ] && exit 0
+[ -d /sys/module/dummy ] && exit 0
+if [ "$(cat /proc/sys/kernel/modules_disabled 2>/dev/null)" = 1 ]; then
+  echo "kernel.modules_disabled=1: the dummy module is not loaded and cannot be" >&2
+  exit {NO_DUMMY}
+fi
+m=$(cat /proc/sys/kernel/modprobe 2>/dev/null)
+if [ -z "$m" ]; then
+  echo "module autoload is off (kernel.modprobe is empty) and the dummy module is not loaded" >&2
+  exit {NO_DUMMY}
+fi
+if ! "$m" -n -q dummy 2>/dev/null; then
+  echo "the dummy module is not loaded and $m cannot load it (not in /lib/modules/$(uname -r)?)" >&2
+  exit {NO_DUMMY}
+fi
+exit 0
+"""
+
+
+def interface_check_command() -> str:
+    """Exit 0 when the LB can make the private interface, NO_DUMMY (the reason on stderr) when
+    it cannot; read-only and unprivileged."""
+    return quote_argv(["sh", "-c", _CAN_MAKE_INTERFACE])
 
 
 def setup_command(lb: Host) -> str:

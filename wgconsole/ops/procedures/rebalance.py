@@ -53,7 +53,7 @@ from wgconsole.core.records import Endpoint, IpvsService, WgPeer
 from wgconsole.ops.hostcmd import entrysync
 from wgconsole.ops.hostcmd.entrysync import EntrySyncError
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
-from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.context import OpContext, failure
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.lock import sync_lock
 from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, service_on
@@ -231,6 +231,27 @@ def _refuse_backup_only(lb: str, view: DirectorView | None) -> None:
             f"check that {lb} answers and {fix}"
         )
     raise ValidationError(f"net.ipv4.vs.backup_only={value} on {lb}: {stops}; {fix}")
+
+
+def refuse_without_private_interface(ctx: OpContext, plan: RebalancePlan) -> None:
+    """ValidationError, before any change, for an LB where the private daemon would start but
+    its `dummy` interface cannot be made (module not loaded, autoload off, modules disabled:
+    containers and hardened hosts), with the cause and the fix."""
+    if not plan.moves:
+        return
+    for name in plan.private_on:
+        command = entrysync.interface_check_command()
+        result = ctx.run(name, command, mutating=False, check=False)
+        if result.status == entrysync.NO_DUMMY:
+            reason = " ".join(result.stderr.split())[-300:]
+            raise ValidationError(
+                f"{name}: rebalance needs a dummy network interface there ({entrysync.INTERFACE}, "
+                f"for its private backup sync daemon), and {reason}. Load the module first "
+                "(`modprobe dummy`, and `dummy` in /etc/modules-load.d/ to keep it), or move "
+                "clients with drain/undrain; nothing was changed"
+            )
+        if result.status != 0:
+            raise OpError(failure(name, command, result))
 
 
 @dataclass
