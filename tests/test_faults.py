@@ -374,11 +374,11 @@ def test_reconnects_back_off_up_to_the_cap(tmp_path: Path) -> None:
     attempts = 0
     real_connect = transport._connect
 
-    def counting() -> paramiko.SSHClient:
+    def counting(deadline: float | None = None) -> paramiko.SSHClient:
         nonlocal attempts
         if time.monotonic() >= transport._next_attempt:
             attempts += 1
-        return real_connect()
+        return real_connect(deadline)
 
     transport._connect = counting  # type: ignore[method-assign]
     with pytest.raises(TransportError, match="cannot connect"):

@@ -43,7 +43,14 @@ from wgconsole.core.records import GatewayObservation, HostStatus, WgPeer
 from wgconsole.export.counters import ByteCounters
 from wgconsole.export.exposition import Renderer, render
 from wgconsole.export.families import FAMILIES, build_families
-from wgconsole.export.server import Exporter, make_server, observations, parse_listen
+from wgconsole.export.server import (
+    MIN_DEADLINE,
+    Exporter,
+    make_server,
+    observations,
+    parse_listen,
+    poll_deadline,
+)
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.replay import replay_factory
 
@@ -563,14 +570,34 @@ def test_healthz_says_whether_a_poll_finished_recently(
     assert status == 200
     assert body.startswith(b"ok: the latest poll finished 0.0 s ago")
     assert b"3 of 3 hosts answered" in body
-    # Stale after 2 x interval + the poll deadline (5 s here): 9 s.
-    now[0] += 9.5
+    # Stale after the interval + the poll deadline (5 s here) + 1 s: 8 s.
+    now[0] += 7.5
+    assert _get(url + "/healthz")[0] == 200
+    now[0] += 2.0
     status, _, body = _get(url + "/healthz")
     assert status == 503
     assert body.startswith(b"stale: the latest poll finished 10 s ago")
     # /metrics still serves the latest poll: Prometheus keeps the series, the rules see age.
     assert _get(url + "/metrics")[0] == 200
     assert _get(url + "/nothing")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "deadline"),
+    [
+        (2.0, 30.0, 5.0),  # the defaults: at least MIN_DEADLINE
+        (15.0, 30.0, 30.0),  # two intervals, cut to the command timeout
+        (10.0, 60.0, 20.0),  # two intervals
+        (2.0, 3.0, 3.0),  # the command timeout when shorter
+    ],
+)
+def test_the_exporters_deadline_is_two_intervals_within_bounds(
+    interval: float, timeout: float, deadline: float
+) -> None:
+    """Issue 22 item 12: a dead host is down for the exporter after this, never after the
+    30 s command timeout with the default 2 s interval."""
+    assert poll_deadline(interval, timeout) == deadline
+    assert poll_deadline(interval, timeout) >= min(timeout, MIN_DEADLINE)
 
 
 def test_the_poll_loop_polls_one_at_a_time_until_stopped() -> None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.lab.conftest import Lab
 from tests.lab.helpers import (
@@ -486,3 +490,85 @@ def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: P
     assert "missing sudo right for `wg show wg0 dump`" in error
     assert "a password is required" in error or "not allowed" in error
     assert all(h["reachable"] for h in data["hosts"] if h["name"] != GW2)
+
+
+# --- a gateway's link cut under `wgconsole metrics` -----------------------------------------
+
+
+def _scrape(url: str) -> dict[tuple[str, str], float]:
+    """(metric, host label or "") -> value, for host_up and the poll's timestamp."""
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        body = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            if s.name in ("wgconsole_host_up", "wgconsole_poll_timestamp_seconds"):
+                out[(s.name, s.labels.get("host", ""))] = s.value
+    return out
+
+
+def _healthz(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=30) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def test_a_gateway_whose_link_is_cut_is_down_at_the_deadline_and_holds_no_poll(lab: Lab) -> None:
+    """Issue 22 item 12: `wgconsole metrics` with its defaults (a poll every 2 s, the command
+    timeout 30 s: a deadline of 5 s), gateway-02's management link cut mid-session (its SSH
+    session open, every packet lost). host_up 0 for it from the first poll begun after the
+    cut, the other hosts never down, polls still every interval after that (before: ~33 s
+    without any poll, then one every ~15 s), /healthz ok. Figures printed, bounds generous."""
+    argv = [sys.executable, "-m", "wgconsole", "-i", str(lab.inventory_path), "metrics"]
+    exporter = subprocess.Popen(
+        [*argv, "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert exporter.stdout is not None
+        line = exporter.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/metrics", line)
+        assert found, (line, exporter.stderr.read() if exporter.stderr else "")
+        url = found.group(1)
+        up = "wgconsole_host_up"
+        _wait_for(
+            lambda: all(_scrape(url).get((up, h)) == 1.0 for h in (LB, GW1, GW2)),
+            "every host up in the exporter",
+            timeout=180,
+        )
+        try:
+            lab.ns("gw2", ["tc", "qdisc", "add", "dev", "mgmt", "root", "netem", "loss", "100%"])
+            down_after = _wait_for(
+                lambda: _scrape(url).get((up, GW2)) == 0.0, "host_up 0 for the cut gateway", 60
+            )
+            watched_from = time.monotonic()
+            polls: set[float] = set()
+            others_down, unhealthy = [], []
+            while time.monotonic() - watched_from < 20:
+                seen = _scrape(url)
+                polls.add(seen[("wgconsole_poll_timestamp_seconds", "")])
+                assert seen[(up, GW2)] == 0.0
+                others_down += [h for h in (LB, GW1) if seen[(up, h)] != 1.0]
+                if _healthz(url) != 200:
+                    unhealthy.append(round(time.monotonic() - watched_from, 1))
+                time.sleep(0.5)
+            print(
+                f"host_up 0 {down_after:.1f} s after the cut; then {len(polls)} polls in 20 s "
+                "(a poll every 2 s)"
+            )
+            assert down_after < 30, down_after
+            assert others_down == []
+            assert unhealthy == []
+            # Unstretched: ~10. Held by the dead gateway: 20 s / (2 s + its 5 s deadline) = 2.
+            assert len(polls) >= 5, sorted(polls)
+        finally:
+            lab.ns("gw2", ["tc", "qdisc", "del", "dev", "mgmt", "root"], check=False)
+        took = _wait_for(lambda: _scrape(url).get((up, GW2)) == 1.0, "gateway-02 up again")
+        print(f"gateway-02 up again {took:.1f} s after its link was repaired")
+    finally:
+        exporter.terminate()
+        exporter.wait(timeout=60)

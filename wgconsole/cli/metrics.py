@@ -12,7 +12,7 @@ from typing import Any
 from wgconsole.config.inventory_file import find_inventory, load_inventory
 from wgconsole.core.text import printable
 from wgconsole.export.rules import alert_rules
-from wgconsole.export.server import Exporter, make_server, parse_listen
+from wgconsole.export.server import Exporter, make_server, parse_listen, poll_deadline
 from wgconsole.poll.collector import FleetCollector
 
 EXIT_OK = 0
@@ -81,6 +81,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         accept_new_host_keys=args.accept_new_host_keys,
         read_only=True,
         timeout=args.timeout,
+        poll_deadline=poll_deadline(args.interval, args.timeout),
     )
     try:
         exporter = Exporter(collector, args.interval)

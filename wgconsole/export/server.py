@@ -5,10 +5,17 @@ soon as it ended when it took longer), each turned into the metric families once
 served from the latest families in memory and never polls. The exposition is rendered on the
 first scrape after a poll and kept for the scrapes that follow until the next poll.
 
+A host is down for the exporter when it has not answered within the poll's deadline:
+`--timeout`, or two intervals (at least MIN_DEADLINE) when that is shorter. A gateway whose
+link is cut mid-session shows `host_up 0` from the first poll that began after the cut, its
+deadline later, and holds no poll after that (`poll.collector`). One interval would be too
+tight: a gateway with thousands of peers, or an emulated one on a loaded machine, takes
+longer than that to read, and would be called down at every poll.
+
 `/healthz` says whether the exporter is current, not whether the fleet is healthy (that is
-what the metrics say): 200 when a poll finished within the last `2 x interval + the poll's
-deadline` seconds (a poll never takes longer than its deadline), 503 before the first poll
-or after that.
+what the metrics say): 200 when a poll finished within the last `interval + the poll's
+deadline` seconds plus STALE_SLACK (polls that end at their deadline finish at most that far
+apart), 503 before the first poll or after that.
 
 Slow or stalled clients cannot pile up: at most `max_connections` connections are served at
 once, each by its own thread; one beyond gets a 503 and is closed at once, without a thread.
@@ -44,6 +51,19 @@ from wgconsole.poll.collector import FleetCollector, PollResult
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+
+
+# The shortest poll deadline the exporter uses (see poll_deadline).
+MIN_DEADLINE = 5.0
+# What /healthz allows past the longest gap between two polls that end on time: thread
+# wake-ups and publishing.
+STALE_SLACK = 1.0
+
+
+def poll_deadline(interval: float, timeout: float) -> float:
+    """How long a poll waits for a host before it is down for that poll: the command timeout,
+    or two intervals (at least MIN_DEADLINE) when that is shorter."""
+    return min(timeout, max(2 * interval, MIN_DEADLINE))
 
 
 @dataclass(slots=True)
@@ -147,7 +167,7 @@ class Exporter:
 
     @property
     def stale_after(self) -> float:
-        return 2 * self.interval + self.collector.poll_deadline
+        return self.interval + self.collector.poll_deadline + STALE_SLACK
 
     def health(self) -> tuple[int, str]:
         """(HTTP status, one line) for /healthz."""

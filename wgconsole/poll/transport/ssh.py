@@ -5,6 +5,13 @@ its connection and only reconnects, with exponential backoff, after it failed. H
 checked against known_hosts: an unknown key is refused unless the operator asked to accept new
 keys, and a changed key is always refused.
 
+Every phase of a connection (TCP connect, the server's banner, key exchange, authentication,
+the tunnel through a jump host, the session channel) and the command itself share one deadline:
+`run(command, timeout)` returns or fails within `timeout` seconds, even against a peer that
+accepts the TCP connection and then says nothing (a ProxyJump hop or a NAT in front of a dead
+host): paramiko's own timeouts are given what is left of it, and a watchdog closes a
+connection still not established when it runs out (paramiko's are per phase, not in all).
+
 The backoff is capped at 15 s: a retry costs one TCP connection attempt (and, since the
 collector never waits for a host past its poll deadline, no poll of the other hosts), while
 the cap is also how long a host that is back may stay shown as lost. 30 s made the console
@@ -43,10 +50,17 @@ from wgconsole.poll.transport.base import (
 # on stderr (over the console's screen). Every failure is reported as the host's error instead.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
+# The longest a connection may take to be established, whatever the command's timeout.
 CONNECT_TIMEOUT = 15.0
+# Below this, a phase is not started: paramiko reads a timeout of 0 as "none".
+MIN_PHASE = 0.05
 BACKOFF_START = 1.0
 BACKOFF_MAX = 15.0
 KEEPALIVE_INTERVAL = 15
+_TOO_SLOW = (
+    "no SSH connection within the deadline (the TCP connection, the server's banner, key "
+    "exchange or authentication stalled)"
+)
 # How a changed host key is worded: operators (and the lab tests) look for it in the error.
 HOST_KEY_CHANGED = "HOST KEY CHANGED"
 
@@ -355,8 +369,11 @@ class SshTransport:
         ]
         return [*legs, _Leg(t.hostname, t.port, t.user, t.identity_files, "")]
 
-    def _connect(self) -> paramiko.SSHClient:
-        """A new connection to the host, through each of its jump hosts in turn."""
+    def _connect(self, deadline: float | None = None) -> paramiko.SSHClient:
+        """A new connection to the host, through each of its jump hosts in turn, established
+        by `deadline` (monotonic; None: CONNECT_TIMEOUT from now) or not at all."""
+        if deadline is None:
+            deadline = time.monotonic() + CONNECT_TIMEOUT
         if self.config_error is not None:
             raise SshConfigError(self.config_error)
         now = time.monotonic()
@@ -369,10 +386,10 @@ class SshTransport:
         sock: paramiko.Channel | None = None
         try:
             for leg, after in itertools.pairwise(legs):
-                hop = self._open(leg, sock)
+                hop = self._open(leg, sock, deadline)
                 hops.append(hop)
-                sock = self._tunnel(hop, leg, after)
-            client = self._open(legs[-1], sock)
+                sock = self._tunnel(hop, leg, after, deadline)
+            client = self._open(legs[-1], sock, deadline)
         except BaseException:
             for hop in reversed(hops):
                 hop.close()
@@ -383,9 +400,21 @@ class SshTransport:
         self.connects += 1
         return client
 
-    def _open(self, leg: _Leg, sock: paramiko.Channel | None) -> paramiko.SSHClient:
+    def _remaining(self, leg: _Leg, deadline: float) -> float:
+        """What is left of `deadline` for the next phase; TransportError when nothing is."""
+        left = deadline - time.monotonic()
+        if left < MIN_PHASE:
+            self._failed(f"ssh: {leg.what}{_host_port(leg.hostname, leg.port)}: {_TOO_SLOW}")
+            raise TransportError(self.last_error or "")
+        return left
+
+    def _open(
+        self, leg: _Leg, sock: paramiko.Channel | None, deadline: float
+    ) -> paramiko.SSHClient:
         """One SSH connection (over `sock`, a tunnel through the jump host before, if any),
-        its host key checked against known_hosts whichever leg it is."""
+        its host key checked against known_hosts whichever leg it is; established by
+        `deadline` or closed by the watchdog, whichever phase it is in then."""
+        left = self._remaining(leg, deadline)
         client = paramiko.SSHClient()
         known = Path(self.target.known_hosts)
         if known.exists():
@@ -393,57 +422,85 @@ class SshTransport:
         client.set_missing_host_key_policy(
             _AcceptNewPolicy(str(known)) if self.accept_new else paramiko.RejectPolicy()
         )
+        where = f"{leg.what}{_host_port(leg.hostname, leg.port)}"
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            client.close()  # wakes paramiko in whichever phase it waits (its reads poll)
+
+        watchdog = threading.Timer(left, expire)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             client.connect(
                 leg.hostname,
                 port=leg.port,
                 username=leg.user,
                 key_filename=list(leg.identity_files) or None,  # type: ignore[arg-type]
-                timeout=CONNECT_TIMEOUT,
-                banner_timeout=CONNECT_TIMEOUT,
-                auth_timeout=CONNECT_TIMEOUT,
+                timeout=left,  # TCP connect, then banner and key exchange together
+                banner_timeout=left,
+                auth_timeout=left,
+                channel_timeout=left,
                 allow_agent=True,
                 look_for_keys=not leg.identity_files,
                 compress=self.compress,
                 sock=sock,
             )
-        except paramiko.BadHostKeyException as exc:
+            if expired.is_set():  # closed by the watchdog just as it succeeded
+                raise EOFError("closed at the deadline")
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            client.close()
+            stalled = expired.is_set() or (
+                isinstance(exc, paramiko.SSHException | EOFError) and time.monotonic() >= deadline
+            )
+            if not stalled:
+                raise self._connect_error(leg, exc) from None
+            self._failed(f"ssh: {where}: {_TOO_SLOW} ({left:.1f} s)")
+            raise TransportError(self.last_error or "") from None
+        finally:
+            watchdog.cancel()
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(KEEPALIVE_INTERVAL)
+        return client
+
+    def _connect_error(self, leg: _Leg, exc: Exception) -> TransportError:
+        """The TransportError that `exc`, out of paramiko's connect, stands for (recorded as
+        the last failure)."""
+        where = f"{leg.what}{_host_port(leg.hostname, leg.port)}"
+        if isinstance(exc, paramiko.BadHostKeyException):
             self._failed(
                 f"{HOST_KEY_CHANGED} for {leg.what}{exc.hostname}: refusing to connect "
                 f"(fix {self.target.known_hosts} once the change is understood)",
                 HostKeyChanged,
             )
-            client.close()
-            raise HostKeyChanged(self.last_error or "") from None
-        except paramiko.SSHException as exc:
-            client.close()
+            return HostKeyChanged(self.last_error or "")
+        if isinstance(exc, paramiko.SSHException):
             if "not found in known_hosts" in str(exc):
                 self._failed(
                     f"unknown host key for {leg.what}[{leg.hostname}]:{leg.port} "
                     f"(not in {self.target.known_hosts}; --accept-new-host-keys records it)",
                     HostKeyUnknown,
                 )
-                raise HostKeyUnknown(self.last_error or "") from None
-            self._failed(f"ssh: {leg.what}{_host_port(leg.hostname, leg.port)}: {exc}")
-            raise TransportError(self.last_error or "") from None
-        except (OSError, EOFError) as exc:
-            client.close()
-            self._failed(f"cannot connect to {leg.what}{_host_port(leg.hostname, leg.port)}: {exc}")
-            raise TransportError(self.last_error or "") from None
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(KEEPALIVE_INTERVAL)
-        return client
+                return HostKeyUnknown(self.last_error or "")
+            self._failed(f"ssh: {where}: {exc}")
+            return TransportError(self.last_error or "")
+        self._failed(f"cannot connect to {where}: {exc}")
+        return TransportError(self.last_error or "")
 
-    def _tunnel(self, hop: paramiko.SSHClient, leg: _Leg, to: _Leg) -> paramiko.Channel:
+    def _tunnel(
+        self, hop: paramiko.SSHClient, leg: _Leg, to: _Leg, deadline: float
+    ) -> paramiko.Channel:
         """A TCP connection from jump host `leg` to the next leg's sshd (OpenSSH's -W)."""
         transport = hop.get_transport()
         where = _host_port(to.hostname, to.port)
+        left = self._remaining(leg, deadline)
         try:
             if transport is None:
                 raise paramiko.SSHException("connection lost")
             return transport.open_channel(
-                "direct-tcpip", (to.hostname, to.port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT
+                "direct-tcpip", (to.hostname, to.port), ("127.0.0.1", 0), timeout=left
             )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             hop.close()
@@ -458,7 +515,7 @@ class SshTransport:
         self._backoff = min(self.backoff_max, self._backoff * 2 if self._backoff else BACKOFF_START)
         self._next_attempt = time.monotonic() + self._backoff
 
-    def _ensure(self) -> paramiko.SSHClient:
+    def _ensure(self, deadline: float | None = None) -> paramiko.SSHClient:
         if self._closed:
             raise TransportError("ssh: connection closed")
         client = self._client
@@ -467,7 +524,7 @@ class SshTransport:
             if transport is not None and transport.is_active():
                 return client
             self._drop()
-        client = self._connect()
+        client = self._connect(deadline)
         self._client = client
         if self._closed:  # closed by another thread while connecting
             self._drop()
@@ -477,9 +534,11 @@ class SshTransport:
     def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating and self.read_only:
             raise ReadOnlyViolation(f"{self.name}: read-only: refused to run a mutating command")
+        started = time.monotonic()
         with self._lock:
-            client = self._ensure()
-            started = time.monotonic()
+            # One deadline for all of it: connecting (every phase), the channel, the command.
+            deadline = started + timeout
+            client = self._ensure(min(deadline, time.monotonic() + CONNECT_TIMEOUT))
             try:
                 return self._exec(client, command, timeout, started)
             except CommandTimeout:
@@ -497,13 +556,24 @@ class SshTransport:
         transport = client.get_transport()
         if transport is None:
             raise TransportError("ssh: not connected")
-        channel = transport.open_session(timeout=timeout)
+        deadline = started + timeout
+        left = deadline - time.monotonic()
+        if left < MIN_PHASE:
+            raise CommandTimeout(f"{self.name}: command timed out after {timeout:g} s")
+        try:
+            channel = transport.open_session(timeout=left)
+        except paramiko.SSHException:
+            if time.monotonic() < deadline - MIN_PHASE:
+                raise
+            raise CommandTimeout(
+                f"{self.name}: no session channel within the deadline (timed out after "
+                f"{timeout:g} s)"
+            ) from None
         channel.settimeout(0.5)
         channel.exec_command(command)
         out = bytearray()
         err = bytearray()
         cap = self.max_output
-        deadline = started + timeout
 
         def read_stderr() -> None:
             while channel.recv_stderr_ready():
