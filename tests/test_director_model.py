@@ -22,6 +22,7 @@ from tests.observations import (
     make_inventory,
     service,
 )
+from wgconsole.core.director import vrrp_instance
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.records import (
     IpvsTimeouts,
@@ -341,3 +342,21 @@ def test_the_backup_that_takes_over_is_the_highest_vrrp_priority_able_to() -> No
     assert fleet(inventory=three, lbs=lbs).failover_lb == "wg-lb-3"
     lbs["wg-lb-3"] = director("wg-lb-3", holds=False, state="FAULT", priority=200, conns=())
     assert fleet(inventory=three, lbs=lbs).failover_lb == LB2
+
+
+def _with_instances(*instances: VrrpInstance) -> LbObservation:
+    report = KeepalivedReport("json", instances, "/etc/keepalived/keepalived.conf", ())
+    return replace(director(LB1, holds=True, state="MASTER", priority=150), keepalived=report)
+
+
+def test_the_vips_instance_is_the_one_listing_it_never_a_guess() -> None:
+    """Issue 22 (suspicion): with several instances and none listing the VIP (it may be in
+    virtual_ipaddress_excluded), the first one's state and priority were taken for the
+    VIP's. Now: the one listing it; the only one; else unknown."""
+    ours = VrrpInstance("VI_WG", "MASTER", 150, 150, 51, "eth0", (VIP.address,))
+    other = VrrpInstance("VI_DB", "BACKUP", 90, 90, 52, "eth0", ("10.9.9.9",))
+    unlisted = replace(ours, vips=())
+    assert vrrp_instance(_with_instances(other, ours), VIP.address) == ours
+    assert vrrp_instance(_with_instances(unlisted), VIP.address) == unlisted
+    assert vrrp_instance(_with_instances(other, unlisted), VIP.address) is None
+    assert vrrp_instance(_with_instances(), VIP.address) is None

@@ -113,13 +113,18 @@ def buckets_differing(a: Table, b: Table) -> int:
 
 
 def vrrp_instance(obs: LbObservation, vip: str) -> VrrpInstance | None:
-    """keepalived's instance that carries the VIP, else its first one."""
+    """keepalived's instance that carries the VIP; its only one when none lists it (the VIP
+    may be in `virtual_ipaddress_excluded`, which the dump lists apart); None when several
+    run and none lists it: another instance's state and priority are not the VIP's, and
+    which one is the VIP's is then unknown, never guessed."""
     if obs.keepalived is None or not obs.keepalived.instances:
         return None
     for instance in obs.keepalived.instances:
         if vip in instance.vips:
             return instance
-    return obs.keepalived.instances[0]
+    if len(obs.keepalived.instances) == 1:
+        return obs.keepalived.instances[0]
+    return None
 
 
 def pair_of(inventory: Inventory, lbs: Mapping[str, LbObservation | None]) -> Pair:

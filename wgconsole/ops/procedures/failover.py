@@ -253,6 +253,12 @@ def _hook(ctx: OpContext, lb: Host) -> DirectorHook:
     """One director's switchover hook: its keepalived, config and file, read now."""
     obs = read_lb(ctx, lb, conns=False)
     instance = vrrp_instance(obs, _vip(ctx))
+    if obs.keepalived is not None and instance is None and obs.keepalived.instances:
+        names = ", ".join(i.name for i in obs.keepalived.instances)
+        raise ValidationError(
+            f"{lb.name}: keepalived runs several VRRP instances ({names}) and none lists the "
+            f"VIP {_vip(ctx)} among its virtual addresses: which one moves it is unknown"
+        )
     if obs.keepalived is None or instance is None:
         raise ValidationError(
             f"{lb.name}: no keepalived VRRP instance runs there: wgconsole moves the VIP only "
