@@ -217,6 +217,34 @@ def test_sync_daemon_missing_or_one_sided() -> None:
     )
 
 
+def _sync_finding(backup_daemon: SyncDaemon, master_daemon: SyncDaemon) -> str | None:
+    holder = director(LB1, holds=True, state="MASTER", priority=150, daemon=master_daemon)
+    backup = director(LB2, holds=False, state="BACKUP", priority=100, daemon=backup_daemon)
+    found = [x for x in pair(backup=backup, holder=holder).findings]
+    return next((x.message for x in found if x.code == "sync-daemon-missing"), None)
+
+
+def test_sync_daemons_that_cannot_hear_each_other_are_found_beyond_the_syncid() -> None:
+    """Issue 22 (suspicion, holds): only syncids were compared. The kernel's backup takes
+    every syncid when its own is 0, listens on its group and port only, and drops a message
+    longer than its maxlen (ip_vs_sync.c)."""
+    master = SyncDaemon("master", "eth0", 51, maxlen=1472)
+    assert _sync_finding(SyncDaemon("backup", "ens3", 51, maxlen=1472), master) is None
+    assert _sync_finding(SyncDaemon("backup", "eth0", 0), master) is None
+    group = _sync_finding(SyncDaemon("backup", "eth0", 51, group="239.1.1.1"), master)
+    assert group is not None
+    assert "different multicast groups" in group
+    assert "224.0.0.81:8848" in group
+    assert "239.1.1.1:8848" in group
+    port = _sync_finding(SyncDaemon("backup", "eth0", 51, port=9000), master)
+    assert port is not None
+    assert "different multicast groups" in port
+    short = _sync_finding(SyncDaemon("backup", "eth0", 51, maxlen=1024), master)
+    assert short is not None
+    assert "up to 1472 bytes" in short
+    assert "at most 1024" in short
+
+
 def test_director_drift_names_what_differs() -> None:
     weights = (dest(GW2_RS, weight=2), dest(GW1_RS))
     backup = director(LB2, holds=False, state="BACKUP", priority=100, dests=weights)

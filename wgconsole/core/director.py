@@ -393,11 +393,32 @@ def _sync_daemons(fleet: Fleet, views: Mapping[str, DirectorView]) -> list[Findi
             f"{backup.name} runs no backup sync daemon: the entries {holder.name} sends are "
             f"not received, and {effect}. {start}"
         )
-    elif master.syncid != receiver.syncid:
+    elif receiver.syncid not in (0, master.syncid):
+        # A backup with syncid 0 takes every syncid (ip_vs_sync.c, ip_vs_process_message).
         message = (
             f"The sync daemons' syncids differ ({holder.name} master {master.syncid}, "
             f"{backup.name} backup {receiver.syncid}): the backup drops every message; {effect}."
             " Restart one with the other's syncid."
+        )
+    elif (master.group, master.port) != (receiver.group, receiver.port):
+        message = (
+            f"The sync daemons use different multicast groups ({holder.name} master sends to "
+            f"{master.group}:{master.port}, {backup.name} backup listens on "
+            f"{receiver.group}:{receiver.port}): the backup receives nothing; {effect}. "
+            "Restart one with the other's --mcast-group and --mcast-port."
+        )
+    elif (
+        master.maxlen is not None
+        and receiver.maxlen is not None
+        and (master.maxlen > receiver.maxlen)
+    ):
+        # A backup reads at most its maxlen of a datagram and drops a message whose size
+        # field says more ("bogus message size").
+        message = (
+            f"{holder.name}'s master sync daemon sends messages of up to {master.maxlen} bytes "
+            f"and {backup.name}'s backup reads at most {receiver.maxlen}: its longer messages "
+            f"are dropped, and for the entries in them {effect}. Give both the same "
+            "--sync-maxlen (or interfaces with the same MTU)."
         )
     else:
         return []
