@@ -6,7 +6,9 @@ tests/lab/test_metrics_lab.py.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import re
 import socket
 import threading
@@ -34,6 +36,7 @@ from tests.observations import (
     gw_obs,
     hosts_ok,
     make_inventory,
+    peer,
 )
 from wgconsole.cli.main import main
 from wgconsole.config.inventory_file import InventoryError, load_inventory
@@ -42,7 +45,7 @@ from wgconsole.core.fleet_builder import FleetBuilder
 from wgconsole.core.records import GatewayObservation, HostStatus, WgPeer
 from wgconsole.export.counters import ByteCounters
 from wgconsole.export.exposition import Renderer, render
-from wgconsole.export.families import FAMILIES, build_families
+from wgconsole.export.families import FAMILIES, MAX_UNNAMED, build_families
 from wgconsole.export.server import (
     MIN_DEADLINE,
     Exporter,
@@ -116,6 +119,7 @@ def test_the_metric_names_and_labels_are_the_contract() -> None:
         "wgconsole_finding": ("code", "severity", "subject"),
         "wgconsole_poll_duration_seconds": (),
         "wgconsole_poll_timestamp_seconds": (),
+        "wgconsole_unnamed_peers_not_exported": (),
     }
     counters = {spec.name for spec in FAMILIES if spec.kind == "counter"}
     assert counters == {
@@ -264,6 +268,40 @@ def test_a_client_that_never_shook_hands_and_a_peer_the_inventory_does_not_name(
     ages = named(series, "wgconsole_client_handshake_age_seconds")
     # No age for alpha; beta, not in the inventory, is labelled by its public key.
     assert ages == {frozenset({("client", BETA), ("gateway", GW2)}): 20.0}
+
+
+def test_unnamed_peers_beyond_the_bound_get_no_series_and_are_counted() -> None:
+    """Issue 22 (suspicion, holds): a hostile gateway can list peers up to its output cap, each
+    with several series. The freshest MAX_UNNAMED get series; the rest are counted."""
+    inventory = make_inventory(clients=(("alpha", ALPHA, "10.255.0.2"),))
+    extra = MAX_UNNAMED + 5
+    # Distinct keys with distinct short forms (the findings' subjects).
+    keys = [
+        base64.b64encode(hashlib.sha256(bytes([i % 256, i // 256])).digest()).decode()
+        for i in range(extra)
+    ]
+    # The first ones shook hands (ages 1, 2, ...); the last 10 never did.
+    strangers = [
+        peer(k, ALPHA_EP, None if i >= extra - 10 else float(i + 1)) for i, k in enumerate(keys)
+    ]
+    gateways: dict[str, GatewayObservation | None] = {
+        GW1: gw_obs(GW1, [alpha_on(ALPHA_EP, 30), *strangers]),
+        GW2: gw_obs(GW2, [alpha_on(None, None)]),
+    }
+    fleet = FleetBuilder().build(inventory, {LB: None}, gateways, hosts_ok(inventory), NOW)
+    series = parse(render(build_families(inventory, fleet, {LB: None}, gateways, {}, 0.1)))
+    info = {dict(k)["client"] for k in named(series, "wgconsole_client_info")}
+    assert "alpha" in info  # named clients always
+    # The freshest unnamed ones: all that shook hands, then those that never did, by key.
+    shook, never = keys[: extra - 10], sorted(keys[extra - 10 :])
+    kept = [*shook, *never][:MAX_UNNAMED]
+    assert info - {"alpha"} == set(kept)
+    assert value(series, "wgconsole_unnamed_peers_not_exported") == 5
+    subjects = {dict(k)["subject"] for k in named(series, "wgconsole_finding")}
+    left_out = {c.label for c in fleet.clients if c.public_key in set(keys) - set(kept)}
+    assert left_out
+    assert not subjects & left_out
+    assert len(named(series, "wgconsole_client_never_seen")) == MAX_UNNAMED + 1
 
 
 # --- label values ---------------------------------------------------------------------------

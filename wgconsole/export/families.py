@@ -8,7 +8,10 @@ or preshared key, an error text, or anything else a host sends as free text.
 
 A client is labelled by its inventory name; a peer the inventory does not name, by its public
 key (44 base64 characters ending in `=`, which no inventory name contains: `client!~".*="`
-selects the named clients).
+selects the named clients). Peers the inventory does not name are what a hostile or broken
+gateway can multiply up to its output cap, each with several series: at most MAX_UNNAMED of
+them get series (the freshest handshakes first), and `wgconsole_unnamed_peers_not_exported`
+counts the others, whose own series and findings are left out.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ class FamilySpec:
     labels: tuple[str, ...]
     help: str
 
+
+# Peers the inventory does not name that get series of their own (see the module's doc).
+MAX_UNNAMED = 1000
 
 # Every family the exporter can expose. A family with no sample in a poll is still listed
 # (HELP and TYPE only), so a scrape always shows the whole contract.
@@ -163,6 +169,13 @@ FAMILIES: tuple[FamilySpec, ...] = (
         (),
         "When the latest poll began (bastion clock, Unix time).",
     ),
+    FamilySpec(
+        "wgconsole_unnamed_peers_not_exported",
+        "gauge",
+        (),
+        f"Peers the inventory does not name beyond the first {MAX_UNNAMED:,} (freshest "
+        "handshakes first): they get no series of their own, and their findings are left out.",
+    ),
 )
 SPECS: Mapping[str, FamilySpec] = {spec.name: spec for spec in FAMILIES}
 
@@ -192,30 +205,49 @@ def build_families(
     observations (None: did not answer), `client_bytes` each client's (received, sent)
     totals by public key (see counters.ByteCounters)."""
     samples: dict[str, list[Sample]] = {spec.name: [] for spec in FAMILIES}
-    _clients(fleet, client_bytes, samples)
+    shown, left_out, subjects_left_out = _exported_clients(fleet)
+    _clients(shown, client_bytes, samples)
     _load_balancers(inventory, lbs, samples)
     _directors(fleet, samples)
     _hosts_and_gateways(inventory, fleet, lbs, gateways, samples)
     seen: set[tuple[str, str, str]] = set()
     for finding in fleet.findings:
         labels = (finding.code, finding.severity, finding.subject)
+        if finding.subject in subjects_left_out:
+            continue
         if labels not in seen:  # several messages of one code and subject: one series
             seen.add(labels)
             samples["wgconsole_finding"].append((labels, 1.0))
     samples["wgconsole_poll_duration_seconds"].append(((), poll_seconds))
     samples["wgconsole_poll_timestamp_seconds"].append(((), fleet.taken_at))
+    samples["wgconsole_unnamed_peers_not_exported"].append(((), float(left_out)))
     return tuple(Family(spec, tuple(samples[spec.name])) for spec in FAMILIES)
 
 
+def _exported_clients(fleet: Fleet) -> tuple[list[ClientView], int, set[str]]:
+    """The clients that get series, how many unnamed peers do not, and the finding subjects
+    that are theirs alone."""
+    unnamed = [c for c in fleet.clients if not c.name]
+    if len(unnamed) <= MAX_UNNAMED:
+        return list(fleet.clients), 0, set()
+    unnamed.sort(key=lambda c: (c.handshake_age is None, c.handshake_age or 0.0, c.public_key))
+    kept = set(map(id, unnamed[:MAX_UNNAMED]))
+    shown = [c for c in fleet.clients if c.name or id(c) in kept]
+    left_out = unnamed[MAX_UNNAMED:]
+    return shown, len(left_out), {c.label for c in left_out} - {c.label for c in shown}
+
+
 def _clients(
-    fleet: Fleet, client_bytes: Mapping[str, tuple[int, int]], samples: dict[str, list[Sample]]
+    clients: Iterable[ClientView],
+    client_bytes: Mapping[str, tuple[int, int]],
+    samples: dict[str, list[Sample]],
 ) -> None:
     ages = samples["wgconsole_client_handshake_age_seconds"]
     never = samples["wgconsole_client_never_seen"]
     info = samples["wgconsole_client_info"]
     received = samples["wgconsole_client_receive_bytes_total"]
     sent = samples["wgconsole_client_transmit_bytes_total"]
-    for client in fleet.clients:
+    for client in clients:
         label = client_label(client)
         if client.handshake_age is not None and client.handshake_gateway is not None:
             ages.append(((label, client.handshake_gateway), client.handshake_age))
