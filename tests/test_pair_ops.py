@@ -53,10 +53,12 @@ from wgconsole.ops.procedures.align import Rebuild, plan_align, rebuild
 from wgconsole.ops.procedures.failover import (
     ClientFate,
     DirectorHook,
+    FailoverPlan,
     plan_failover,
     switchover_values,
 )
 from wgconsole.ops.procedures.weight import _weight_steps, plan_weight
+from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.switchover import (
     HOOK_EXAMPLE,
     NoHook,
@@ -111,6 +113,28 @@ def test_switchover_hook_weights_reverse_and_overrides() -> None:
         "track_file wgconsole_switchover {", "vrrp_track_file wgconsole_switchover {"
     )
     assert isinstance(parse_switchover_hook(legacy, "VI_1"), SwitchoverHook)
+
+
+def test_the_targets_preempt_delay_is_read_and_shown() -> None:
+    """Issue 22 (suspicion, holds): failover ignored preempt_delay, so its wait for the VIP
+    could run out before keepalived moved it (after the movers were forgotten). Read from
+    the config, added to the wait, and said in the preview."""
+    hook = parse_switchover_hook(_conf(extra="preempt_delay 12.5"), "VI_1")
+    assert isinstance(hook, SwitchoverHook)
+    assert hook.preempt_delay == 12.5
+    plain = parse_switchover_hook(_conf(), "VI_1")
+    assert isinstance(plain, SwitchoverHook)
+    assert plain.preempt_delay == 0.0
+    for bad in ("1001", "-1", "soon"):
+        with pytest.raises(ParseError, match="preempt_delay"):
+            parse_switchover_hook(_conf(extra=f"preempt_delay {bad}"), "VI_1")
+    holder = _hook("a", 150)
+    target = replace(_hook("b", 100), hook=replace(_hook("b", 100).hook, preempt_delay=12.5))
+    plan = FailoverPlan("a", "b", (holder, target), {"a": -51, "b": 0}, 0, (), ())
+    assert plan.preempt_delay == 12.5
+    assert "b has preempt_delay 12.5: it takes the VIP that many seconds after" in "\n".join(
+        plan.describe()
+    )
 
 
 def test_switchover_hook_tracked_by_the_sync_group() -> None:

@@ -119,6 +119,12 @@ class FailoverPlan:
     clients: tuple[ClientFate, ...]
     warnings: tuple[str, ...]
 
+    @property
+    def preempt_delay(self) -> float:
+        """The target's keepalived preempt_delay: how much later than its adverts allow it
+        takes the VIP."""
+        return next(h.hook.preempt_delay for h in self.hooks if h.lb.name == self.target)
+
     def priority_after(self, lb: str) -> int:
         h = next(x for x in self.hooks if x.lb.name == lb)
         # keepalived keeps an effective priority within 1..254.
@@ -148,6 +154,13 @@ class FailoverPlan:
         else:
             lines.append(
                 f"  {self.target}'s sh table equals {self.holder}'s (all {TAB_SIZE} buckets)"
+            )
+        if self.preempt_delay:
+            lines.append(
+                f"  {self.target} has preempt_delay {self.preempt_delay:g}: it takes the VIP that "
+                "many seconds after its priority is the highest; the clients that change gateway "
+                "are forgotten by theirs first, and may shake hands again through "
+                f"{self.holder} in between"
             )
         lines += [f"  warning: {w}" for w in self.warnings]
         moving = [c for c in self.clients if c.moves]
@@ -499,7 +512,10 @@ def vip_holders(ctx: OpContext) -> list[str]:
 
 
 def _wait_vip(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> None:
-    deadline = time.monotonic() + VIP_MOVE_TIMEOUT
+    # keepalived's preempt_delay on the target holds the VIP back that long after it sees
+    # the lower-priority master.
+    allowed = VIP_MOVE_TIMEOUT + plan.preempt_delay
+    deadline = time.monotonic() + allowed
     while True:
         holders = vip_holders(ctx)
         if holders == [plan.target]:
@@ -509,7 +525,7 @@ def _wait_vip(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Non
         if time.monotonic() > deadline:
             raise OpError(
                 f"the VIP is on {', '.join(holders) or 'no director'}, not on {plan.target} "
-                f"alone, {VIP_MOVE_TIMEOUT:.0f} s after the priorities changed (VRRP adverts "
+                f"alone, {allowed:.0f} s after the priorities changed (VRRP adverts "
                 f"between the directors? preempt on {plan.target}?). `wgconsole failover --to "
                 f"{plan.holder}` puts the priorities back."
             )

@@ -19,6 +19,7 @@ The config's statements are read by `poll.parsers.director`'s tokenizer, as the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
@@ -54,6 +55,8 @@ class SwitchoverHook:
     tracked_by: str  # "vrrp_instance NAME" or "vrrp_sync_group NAME"
     nopreempt: bool  # the instance never takes the VIP from a lower-priority master
     address_owner: bool  # priority 255: tracking cannot change it
+    # Seconds it waits, on seeing a lower-priority master, before it takes the VIP.
+    preempt_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +120,32 @@ def parse_switchover_hook(text: str, instance: str) -> SwitchoverHook | NoHook:
     priority = settings.get("priority", [])
     owner = bool(priority) and priority[0] == "255"
     return SwitchoverHook(
-        instance, path, -weight if reverse else weight, tracked_by, nopreempt, owner
+        instance,
+        path,
+        -weight if reverse else weight,
+        tracked_by,
+        nopreempt,
+        owner,
+        _preempt_delay(settings.get("preempt_delay", [])),
     )
+
+
+# keepalived's range for preempt_delay (keepalived.conf(5)).
+MAX_PREEMPT_DELAY = 1000.0
+
+
+def _preempt_delay(words: list[str]) -> float:
+    """`preempt_delay SECONDS` (0 when absent); ParseError outside keepalived's range."""
+    if not words:
+        return 0.0
+    try:
+        delay = float(words[0])
+    except ValueError:
+        delay = math.nan
+    if not 0.0 <= delay <= MAX_PREEMPT_DELAY:
+        bound = f"0-{MAX_PREEMPT_DELAY:.0f} seconds"
+        raise ParseError(SOURCE_KEEPALIVED_CONF, None, f"preempt_delay {words[0]!r} is not {bound}")
+    return delay
 
 
 def _definition(block: _Statement) -> tuple[str | None, int, bool]:
