@@ -13,6 +13,7 @@ import pytest
 
 from tests.observations import (
     ALPHA,
+    ALPHA_EP,
     BETA,
     BETA_EP,
     GW1_RS,
@@ -498,7 +499,10 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     the target un-NATed (it has no entry for them) and the client roams to the gateway's own
     address: seen on the lab, the client bypassing the VIP afterwards. So the old gateway
     forgets the movers, in one `wg set` without their endpoints, before any switchover file
-    is written; a client that stays is not touched."""
+    is written; and so does any other gateway but a client's predicted one that still holds
+    its endpoint (a session orphaned there: on the lab it roamed its client after a failover
+    that moved nobody). A peer without an endpoint, and the predicted gateway, are not
+    touched."""
     lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100), value=None)
     ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
     gw2 = _Gateway()
@@ -506,23 +510,34 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
     plan = plan_failover(ctx, _pair_fleet(), None)
     mover = ClientFate("beta", BETA, GW2, "wg-gateway-01", "target's table", "10.211.55.11:1")
     stayer = ClientFate("alpha", ALPHA, "wg-gateway-01", "wg-gateway-01", "synced entry", None)
-    plan = replace(plan, clients=(mover, stayer))
-    on_gw2 = gw_obs(GW2, [peer(BETA, BETA_EP, 40, ("10.255.0.3/32",), keepalive=15)])
+    gamma = "gamma-fake-public-key"
+    quiet = ClientFate("gamma", gamma, "wg-gateway-01", "wg-gateway-01", "synced entry", None)
+    plan = replace(plan, clients=(mover, stayer, quiet))
+    on_gw2 = gw_obs(
+        GW2,
+        [
+            peer(BETA, BETA_EP, 40, ("10.255.0.3/32",), keepalive=15),
+            peer(ALPHA, ALPHA_EP, 400, ("10.255.0.2/32",), keepalive=15),  # orphaned
+            peer(gamma, None, None, ("10.255.0.4/32",), keepalive=15),  # no endpoint
+        ],
+    )
     monkeypatch.setattr(handshake_module, "read_gateway", lambda ctx, gw: on_gw2)
     steps = failover_module._steps(ctx, plan, failover_module.FailoverResult(started=0.0))
+    # gateway-01 is every client's predicted gateway: it is not even read.
     read = next(steps)
-    assert read.label == f"{GW2}: read its peers for the 1 client(s) that will leave it"
+    assert read.label == f"{GW2}: read its peers for the 3 client(s) that will not be on it"
     assert read.verify is not None
     assert read.do is None
     read.verify()
     forget = next(steps)
-    assert forget.label.startswith(f"{GW2}: forget the session of 1 client(s)")
+    assert forget.label.startswith(f"{GW2}: forget the session of 2 client(s)")
     assert forget.do is not None
     forget.do()
     (command,) = gw2.commands
     assert f"peer {BETA} remove peer {BETA} allowed-ips 10.255.0.3/32" in command
+    assert f"peer {ALPHA} remove peer {ALPHA} allowed-ips 10.255.0.2/32" in command
     assert "endpoint" not in command
-    assert ALPHA not in command
+    assert "gamma" not in command  # no endpoint: it sends nothing
     # Only then the switchover files.
     assert (
         next(steps).label

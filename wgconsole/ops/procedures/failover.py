@@ -20,10 +20,12 @@ directors whose tables differ move the clients without a synced entry hashed to 
 differing buckets, each losing its session: refused unless `--allow-differing-tables`
 (`wgconsole lb align` first makes them equal).
 
-Before the VIP moves, every client that will change gateway is forgotten by its gateway now
-(`handshake.forget_command`): the target holds no entry of it towards that gateway, so that
-gateway's packets to it (its persistent keepalives) would pass the target un-NATed and the
-client would roam to the gateway's own address, bypassing the VIP (seen on the lab).
+Before the VIP moves, every gateway but a client's predicted one forgets it where it still
+holds its endpoint (`handshake.forget_command`): the gateway it leaves, and any other that
+kept a session of it. The target holds no entry of the client towards those gateways, so their
+packets to it (persistent keepalives, handshake retries) would pass the target un-NATed and
+the client would roam to that gateway's own address, bypassing the VIP (seen on the lab, for
+a mover and for a session orphaned on a third gateway).
 Afterwards: the VIP on the target alone; every client whose new gateway differs gets a
 handshake initiated by that gateway as soon as the target's entry for it points there (the
 drain's mechanism: through the LB's reverse NAT the client sees it from the VIP), so it is
@@ -175,9 +177,10 @@ class FailoverPlan:
                 what = f"stays on {c.now} ({c.reason})"
             lines.append(f"    {c.label:<20} {what}")
         lines.append(
-            "  then: clients that change gateway are forgotten by their gateway now (its "
-            f"keepalives would reach them un-NATed through {self.target} and make them roam to "
-            f"its own address); wait for the VIP on {self.target} alone; clients that change "
+            "  then: every gateway but a client's predicted one forgets it where it still holds "
+            "its endpoint (the one it leaves, and any that kept a session of it: their "
+            f"keepalives would reach it un-NATed through {self.target} and make it roam to "
+            f"their own address); wait for the VIP on {self.target} alone; clients that change "
             "gateway get a handshake initiated by their new gateway; every active client "
             "verified on its predicted gateway."
         )
@@ -412,17 +415,25 @@ def execute_failover(
 def _steps(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> Iterator[Step]:
     """No step has an undo: a switchover half made is reported as it is, and `failover --to`
     either director finishes it or takes it back."""
-    # Ahead of the switchover: the peers of the clients that will change gateway, as their
-    # gateway now has them (the forget re-creates them).
+    # Ahead of the switchover, every gateway but a client's predicted one forgets it where it
+    # still holds its endpoint: the one it leaves, and any other that kept a session of it
+    # (a client whose entry and handshake are on different gateways). The target holds no
+    # entry of the client towards those, so their packets to it (persistent keepalives,
+    # handshake retries) would pass un-NATed and make it roam (seen on the lab: a session
+    # orphaned by a table rebuilt on the holder roamed its client after the switchover).
     gateways = {g.name: g for g in ctx.inventory.gateways}
     leaving: dict[str, list[WgPeer]] = {}
-    for name in sorted({c.now for c in plan.clients if c.moves and c.now in gateways}):
-        movers = [c for c in plan.clients if c.moves and c.now == name]
-        keys = {c.public_key for c in movers}
-        title = f"read its peers for the {len(movers)} client(s) that will leave it"
-        yield read_peers_step(ctx, gateways[name], keys, title, leaving)
+    for name, gw in gateways.items():
+        away = [c for c in plan.clients if c.after != name]
+        if not away:
+            continue
+        keys = {c.public_key for c in away}
+        title = f"read its peers for the {len(away)} client(s) that will not be on it"
+        yield read_peers_step(ctx, gw, keys, title, leaving)
     for name in sorted(leaving):
-        yield _forget(ctx, gateways[name], leaving)
+        reachable = [p for p in leaving[name] if p.endpoint is not None]
+        if reachable:
+            yield _forget(ctx, gateways[name], {name: reachable})
     # The target's value first: it never lowers anyone.
     order = sorted(plan.hooks, key=lambda h: h.lb.name != plan.target)
     for h in order:
