@@ -128,6 +128,9 @@ class PairLab(Lab):
         dropped until it shakes hands again at its own timers)."""
         vip = f"{self.meta['vip']}:{self.meta['port']}"
         for netns in self.clients_off_vip():
+            key = self.ns(netns, ["wg", "show", "wg0", "public-key"]).strip()
+            for gw in self.meta["topology"]["gateways"]:
+                self._forget_on(gw["netns"], key)
             self.sh(
                 f"ip netns exec {netns} sh -c "
                 + shlex.quote(f'wg set wg0 peer "$(wg show wg0 peers)" endpoint {vip}')
@@ -141,6 +144,31 @@ class PairLab(Lab):
                 )
 
             self.wait_until(f"{c['netns']}'s tunnel works through the VIP", works, seconds=180.0)
+
+    def _forget_on(self, gateway_netns: str, key: str) -> None:
+        """The gateway's peer `key` re-created without its endpoint and session, when it holds
+        one: a client that roamed to a gateway's own address did so because that gateway kept
+        a session of it whose packets reach it un-NATed, and would again at its next
+        keepalive once the client is pointed back at the VIP. (Read with the per-field
+        `wg show`s: `dump` would carry the gateway's private key.)"""
+
+        def field(what: str) -> str:
+            for line in self.ns(gateway_netns, ["wg", "show", "wg0", what]).splitlines():
+                parts = line.split("\t")
+                if parts[0] == key:
+                    return parts[1].strip()
+            return ""
+
+        if field("endpoints") in ("", "(none)"):
+            return
+        allowed = ",".join(field("allowed-ips").split())
+        keepalive = field("persistent-keepalive")
+        keepalive = "0" if keepalive in ("", "off") else keepalive
+        forget = (
+            f"wg set wg0 peer {key} remove && wg set wg0 peer {key} allowed-ips {allowed} "
+            f"persistent-keepalive {keepalive}"
+        )
+        self.ns(gateway_netns, ["sh", "-c", forget])
 
     def settled(self) -> bool:
         """As the lab boots: the intended master alone holds the VIP and runs the master sync
