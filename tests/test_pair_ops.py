@@ -543,3 +543,33 @@ def test_a_client_that_will_change_gateway_is_forgotten_there_before_the_vip_mov
         next(steps).label
         == f"{LB1}: /var/lib/wgconsole/vrrp-switchover = -51 (VRRP priority 150 -> 99)"
     )
+
+
+def test_with_a_preempt_delay_the_movers_are_forgotten_again_once_the_vip_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During the target's preempt_delay a forgotten mover shakes hands again through the
+    holder with the gateway it leaves; once the VIP has moved, that gateway forgets it again."""
+    lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100), value=None)
+    ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
+    ctx.transports[GW2] = _Gateway()  # type: ignore[index]
+    plan = plan_failover(ctx, _pair_fleet(), None)
+    target = next(h for h in plan.hooks if h.lb.name == plan.target)
+    delayed = replace(target, hook=replace(target.hook, preempt_delay=20.0))
+    hooks = tuple(delayed if h is target else h for h in plan.hooks)
+    mover = ClientFate("beta", BETA, GW2, "wg-gateway-01", "target's table", "10.211.55.11:1")
+    plan = replace(plan, hooks=hooks, clients=(mover,))
+    on_gw2 = gw_obs(GW2, [peer(BETA, BETA_EP, 40, ("10.255.0.3/32",), keepalive=15)])
+    monkeypatch.setattr(handshake_module, "read_gateway", lambda ctx, gw: on_gw2)
+    steps = failover_module._steps(ctx, plan, failover_module.FailoverResult(started=0.0))
+    labels = []
+    for step in steps:
+        labels.append(step.label)
+        if step.title.startswith("read its peers"):
+            assert step.verify is not None
+            step.verify()
+        if len(labels) > 8:
+            break
+    vip = labels.index(f"the VIP moves to {plan.target}")
+    assert labels[1].startswith(f"{GW2}: forget the session of 1 client(s)")
+    assert labels[vip + 1] == labels[1]

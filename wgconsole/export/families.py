@@ -10,8 +10,11 @@ A client is labelled by its inventory name; a peer the inventory does not name, 
 key (44 base64 characters ending in `=`, which no inventory name contains: `client!~".*="`
 selects the named clients). Peers the inventory does not name are what a hostile or broken
 gateway can multiply up to its output cap, each with several series: at most MAX_UNNAMED of
-them get series (the freshest handshakes first), and `wgconsole_unnamed_peers_not_exported`
-counts the others, whose own series and findings are left out.
+them get series, chosen by public key (the same ones poll after poll: a choice that followed
+the handshakes would start and end series at every rekey), and
+`wgconsole_unnamed_peers_not_exported` counts the others, whose own series and findings are
+left out. The bound is the size of a large fleet, so that an inventory without a client list
+loses nothing in one.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class FamilySpec:
 
 
 # Peers the inventory does not name that get series of their own (see the module's doc).
-MAX_UNNAMED = 1000
+MAX_UNNAMED = 10_000
 
 # Every family the exporter can expose. A family with no sample in a poll is still listed
 # (HELP and TYPE only), so a scrape always shows the whole contract.
@@ -173,8 +176,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "wgconsole_unnamed_peers_not_exported",
         "gauge",
         (),
-        f"Peers the inventory does not name beyond the first {MAX_UNNAMED:,} (freshest "
-        "handshakes first): they get no series of their own, and their findings are left out.",
+        f"Peers the inventory does not name beyond the first {MAX_UNNAMED:,} (by public key): "
+        "they get no series of their own, and their findings are left out.",
     ),
 )
 SPECS: Mapping[str, FamilySpec] = {spec.name: spec for spec in FAMILIES}
@@ -200,12 +203,14 @@ def build_families(
     gateways: Mapping[str, GatewayObservation | None],
     client_bytes: Mapping[str, tuple[int, int]],
     poll_seconds: float,
+    *,
+    max_unnamed: int = MAX_UNNAMED,
 ) -> tuple[Family, ...]:
     """Every family of FAMILIES for one poll: `lbs` and `gateways` are the poll's
     observations (None: did not answer), `client_bytes` each client's (received, sent)
     totals by public key (see counters.ByteCounters)."""
     samples: dict[str, list[Sample]] = {spec.name: [] for spec in FAMILIES}
-    shown, left_out, subjects_left_out = _exported_clients(fleet)
+    shown, left_out, subjects_left_out = _exported_clients(fleet, max_unnamed)
     _clients(shown, client_bytes, samples)
     _load_balancers(inventory, lbs, samples)
     _directors(fleet, samples)
@@ -224,16 +229,16 @@ def build_families(
     return tuple(Family(spec, tuple(samples[spec.name])) for spec in FAMILIES)
 
 
-def _exported_clients(fleet: Fleet) -> tuple[list[ClientView], int, set[str]]:
-    """The clients that get series, how many unnamed peers do not, and the finding subjects
-    that are theirs alone."""
+def _exported_clients(fleet: Fleet, most: int) -> tuple[list[ClientView], int, set[str]]:
+    """The clients that get series, how many unnamed peers do not (beyond `most`), and the
+    finding subjects that are theirs alone."""
     unnamed = [c for c in fleet.clients if not c.name]
-    if len(unnamed) <= MAX_UNNAMED:
+    if len(unnamed) <= most:
         return list(fleet.clients), 0, set()
-    unnamed.sort(key=lambda c: (c.handshake_age is None, c.handshake_age or 0.0, c.public_key))
-    kept = set(map(id, unnamed[:MAX_UNNAMED]))
+    unnamed.sort(key=lambda c: c.public_key)
+    kept = set(map(id, unnamed[:most]))
     shown = [c for c in fleet.clients if c.name or id(c) in kept]
-    left_out = unnamed[MAX_UNNAMED:]
+    left_out = unnamed[most:]
     return shown, len(left_out), {c.label for c in left_out} - {c.label for c in shown}
 
 

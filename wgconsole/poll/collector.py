@@ -10,9 +10,12 @@ answering, its request goes on in the background, and the next polls report it a
 pending instead of sending it a second request, without waiting for it again. A host whose
 last request got no answer is not waited for past the hosts that answered theirs (unless
 none did) and a moment: a dead host costs one poll its deadline, never the next polls nor
-the other hosts' data; once one of its requests is answered it is waited for again. A poll reports
-only what its own requests read: an answer that comes after its poll's deadline is dropped
-(its host is asked again at the next poll), never shown as a later poll's. Nothing a host
+the other hosts' data; once one of its requests is answered it is waited for again. A host
+whose answers usually take longer than the deadline (a 50,000-entry LB table) is given three
+times its usual time, up to the command timeout. A poll reports what its own requests read,
+or a request another poll made and still waits for (the console's polls and an operation's
+reading share the hosts); an answer that comes after its poll's deadline is dropped (its host
+is asked again at the next poll), never shown as a later poll's. Nothing a host
 sends back can end a poll with an exception: output that does not parse is that host's
 error.
 """
@@ -79,6 +82,8 @@ POLL_TIMEOUT = 30.0
 # host that is back answers within it (one that is not costs the poll no more than this or
 # twice the others' time), and replayed hosts in the tests, answering at once, always do.
 UNANSWERED_GRACE = 1.0
+# How many times its usual answer time a host is given when that is above the deadline.
+SLOW_HOST = 3.0
 # SSH (zlib) compression is on unless the caller says otherwise. One poll of a fleet of
 # 50,000 LB entries and 3 x 10,000 peers is 5.9 MB of text and 1.45 MB compressed: at one
 # poll every 2 s, 24 Mbit/s against 6 Mbit/s from the bastion's link. In the emulated lab,
@@ -369,6 +374,8 @@ class FleetCollector:
         self._inflight: dict[str, tuple[Future[HostPoll], float]] = {}
         # Hosts whose last request got no answer (an error, or none by its poll's deadline).
         self._unanswered: set[str] = set()
+        # How long each host's last answered request took.
+        self._usual: dict[str, float] = {}
         self.parse_memos = ParseMemos()
         self.fleet_builder = FleetBuilder()
 
@@ -415,14 +422,26 @@ class FleetCollector:
                 future.set_exception(exc)
 
         def settled(done: Future[HostPoll]) -> None:
-            answered = not done.cancelled() and done.exception() is None
-            answered = answered and done.result().observation is not None
+            result = None if done.cancelled() or done.exception() else done.result()
             with self._lock:
-                (self._unanswered.discard if answered else self._unanswered.add)(name)
+                if self._inflight.get(name, (None, 0.0))[0] is not done:
+                    return  # a newer request of this host speaks for it
+                if result is not None and result.observation is not None:
+                    self._unanswered.discard(name)
+                    self._usual[name] = result.seconds
+                else:
+                    self._unanswered.add(name)
 
         future.add_done_callback(settled)
         self._inflight[name] = (future, time.monotonic())
         threading.Thread(target=run, name=f"wgc-poll-{name}", daemon=True).start()
+
+    def _allowance(self, name: str) -> float:
+        """How long a poll waits for `name`: its deadline, or SLOW_HOST times what its last
+        answer took when that is longer (a 50,000-entry LB table, a 10,000-peer gateway), up
+        to the command timeout: a host slower than the deadline is not down at every poll,
+        and a link cut is still found within the deadline on the usual, quick host."""
+        return max(self.poll_deadline, min(self.timeout, SLOW_HOST * self._usual.get(name, 0.0)))
 
     def poll(
         self, roles: tuple[str, ...] = ("lb", "gateway"), *, lb_conns: bool = True
@@ -437,10 +456,16 @@ class FleetCollector:
         if "gateway" in roles:
             chosen += [(g, "gateway") for g in self.inventory.gateways]
         fresh: dict[str, Future[HostPoll]] = {}
+        # A request another poll (the console's poll loop, an operation's planning) started and
+        # still gives time: waited for and reported here too, never a second one.
+        shared: dict[str, Future[HostPoll]] = {}
         with self._lock:
+            allowed = {host.name: self._allowance(host.name) for host, _ in chosen}
             for host, role in chosen:
                 running = self._inflight.get(host.name)
                 if running is not None and not running[0].done():
+                    if started - running[1] < allowed[host.name]:
+                        shared[host.name] = running[0]
                     continue  # still waiting for the previous request: never a second one
                 if role == "lb":
                     self._start(host.name, partial(self._poll_lb, host, conns=lb_conns))
@@ -449,21 +474,29 @@ class FleetCollector:
                     self._start(host.name, partial(self._poll_gateway, host))
                 fresh[host.name] = self._inflight[host.name][0]
             unanswered = set(self._unanswered)
-        # Only this poll's requests are waited for, and those to hosts that answered their last
-        # one first: a host that did not (dead, or its link cut) is then given as long again as
-        # they took (at least UNANSWERED_GRACE), never the whole deadline again.
-        deadline = started + self.poll_deadline
-        answering = [f for name, f in fresh.items() if name not in unanswered]
-        if answering:
-            wait(answering, timeout=max(0.0, deadline - time.monotonic()))
-            took = time.monotonic() - started
-            deadline = min(deadline, started + max(2 * took, UNANSWERED_GRACE))
-        wait(list(fresh.values()), timeout=max(0.0, deadline - time.monotonic()))
+        asked = {**shared, **fresh}
+        # The hosts that answered their last request first, each up to its own deadline; a
+        # host that did not (dead, or its link cut) is then given as long again as they took
+        # (at least UNANSWERED_GRACE), never its whole deadline again. A request a previous
+        # poll left past its deadline is not waited for at all.
+        answering = {n: f for n, f in asked.items() if n not in unanswered}
+        for name, future in sorted(answering.items(), key=lambda item: allowed[item[0]]):
+            wait([future], timeout=max(0.0, started + allowed[name] - time.monotonic()))
+        took = time.monotonic() - started
+        for name, future in asked.items():
+            if name in answering:
+                continue
+            limit = (
+                allowed[name]
+                if not answering
+                else min(allowed[name], max(2 * took, UNANSWERED_GRACE))
+            )
+            wait([future], timeout=max(0.0, started + limit - time.monotonic()))
         hosts = []
         for host, role in chosen:
-            future = fresh.get(host.name)
-            if future is not None and future.done():
-                hosts.append(future.result())
+            answer = asked.get(host.name)
+            if answer is not None and answer.done():
+                hosts.append(answer.result())
                 continue
             with self._lock:
                 current, since = self._inflight[host.name]

@@ -260,12 +260,14 @@ done
 NO_DUMMY = 3
 
 # Whether the LB can make the private `dummy` interface, without making it (read-only): it
-# exists (left by a run cut short), the module is in (loaded or built in: /sys/module/dummy),
-# or the kernel can load it on demand, which it does by running the program named in
-# /proc/sys/kernel/modprobe (empty: autoload off) unless kernel.modules_disabled is 1.
+# exists (left by a run cut short), the driver is in (loaded: /sys/module/dummy; built in:
+# modules.builtin, as a built-in driver without parameters has no /sys/module entry), or the
+# kernel can load it on demand: it runs the program named in /proc/sys/kernel/modprobe (empty:
+# autoload off) for the alias `rtnl-link-dummy`, unless kernel.modules_disabled is 1.
 _CAN_MAKE_INTERFACE = f"""
 [ -d /sys/class/net/{INTERFACE} ] && exit 0
 [ -d /sys/module/dummy ] && exit 0
+grep -qs '/dummy[.]ko' "/lib/modules/$(uname -r)/modules.builtin" && exit 0
 if [ "$(cat /proc/sys/kernel/modules_disabled 2>/dev/null)" = 1 ]; then
   echo "kernel.modules_disabled=1: the dummy module is not loaded and cannot be" >&2
   exit {NO_DUMMY}
@@ -275,7 +277,7 @@ if [ -z "$m" ]; then
   echo "module autoload is off (kernel.modprobe is empty) and the dummy module is not loaded" >&2
   exit {NO_DUMMY}
 fi
-if ! "$m" -n -q dummy 2>/dev/null; then
+if ! "$m" -n -q rtnl-link-dummy 2>/dev/null; then
   echo "the dummy module is not loaded and $m cannot load it (not in /lib/modules/$(uname -r)?)" >&2
   exit {NO_DUMMY}
 fi

@@ -449,15 +449,19 @@ class SshTransport:
             )
             if expired.is_set():  # closed by the watchdog just as it succeeded
                 raise EOFError("closed at the deadline")
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except Exception as exc:
+            # Whatever the watchdog's close made paramiko raise (an AttributeError from a
+            # transport gone mid-authentication included) is the deadline's.
             client.close()
             stalled = expired.is_set() or (
                 isinstance(exc, paramiko.SSHException | EOFError) and time.monotonic() >= deadline
             )
-            if not stalled:
+            if stalled:
+                self._failed(f"ssh: {where}: {_TOO_SLOW} ({left:.1f} s)")
+                raise TransportError(self.last_error or "") from None
+            if isinstance(exc, paramiko.SSHException | OSError | EOFError):
                 raise self._connect_error(leg, exc) from None
-            self._failed(f"ssh: {where}: {_TOO_SLOW} ({left:.1f} s)")
-            raise TransportError(self.last_error or "") from None
+            raise
         finally:
             watchdog.cancel()
         transport = client.get_transport()
@@ -534,9 +538,10 @@ class SshTransport:
     def run(self, command: str, timeout: float, *, mutating: bool = False) -> CommandResult:
         if mutating and self.read_only:
             raise ReadOnlyViolation(f"{self.name}: read-only: refused to run a mutating command")
-        started = time.monotonic()
         with self._lock:
-            # One deadline for all of it: connecting (every phase), the channel, the command.
+            # One deadline for all of it: connecting (every phase), the channel, the command;
+            # from the moment this run has the connection (another run may have held it).
+            started = time.monotonic()
             deadline = started + timeout
             client = self._ensure(min(deadline, time.monotonic() + CONNECT_TIMEOUT))
             try:
