@@ -496,9 +496,15 @@ def test_sudo_hosts_run_privileged_commands_through_sudo_n(lab: Lab, tmp_path: P
 
 
 def _scrape(url: str) -> dict[tuple[str, str], float]:
-    """(metric, host label or "") -> value, for host_up and the poll's timestamp."""
-    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
-        body = r.read().decode()
+    """(metric, host label or "") -> value, for host_up and the poll's timestamp; nothing
+    before the exporter's first poll (503)."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+            body = r.read().decode()
+    except urllib.error.HTTPError as e:
+        if e.code == 503:
+            return {}
+        raise
     out = {}
     for family in text_string_to_metric_families(body):
         for s in family.samples:
