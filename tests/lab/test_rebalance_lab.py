@@ -111,7 +111,8 @@ def _refused_without_dummy(lab: Lab, audit: Path, before: tuple[Any, ...]) -> No
     lab.sh("rmmod dummy 2>/dev/null; ! [ -d /sys/module/dummy ]")
     lab.sh("echo /bin/false > /proc/sys/kernel/modprobe")
     try:
-        made = lab.ns("lb", ["ip", "link", "add", "wgcprobe", "type", "dummy"], check=False)
+        # The kernel's refusal is on stderr: merged, so the assertion reads it.
+        made = lab.sh("ip netns exec lb ip link add wgcprobe type dummy 2>&1", check=False)
         assert "Unknown device type" in made, made
         res = run_cli(lab.inventory_path, "rebalance", "--yes", "--audit-log", str(audit))
         said = res.stdout + res.stderr
