@@ -5,6 +5,7 @@ state read directly (ipvsadm, /proc, wg), not through wgconsole's parsers."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -25,6 +26,16 @@ if TYPE_CHECKING:  # conftest imports this module (PairLab.wait_until)
 T = TypeVar("T")
 
 
+def _timing(kind: str, what: str, started: float) -> None:
+    """With WGCONSOLE_TEST_TIMING=FILE, one line per wait and CLI run: where the suite's time
+    goes (a profile, never an assertion)."""
+    path = os.environ.get("WGCONSOLE_TEST_TIMING")
+    if path:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"{time.monotonic() - started:7.1f} {kind} {test} {what}\n")
+
+
 def eventually(
     observe: Callable[[], T],
     *,
@@ -40,10 +51,12 @@ def eventually(
 
     Checked, then the deadline, then a sleep: the condition is always looked at once more
     after the deadline's last sleep."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         value = observe()
         if accept(value):
+            _timing("wait", what, started)
             return value
         if time.monotonic() > deadline:
             shown = f"\n{value}" if isinstance(value, str) else f" {value!r}"
@@ -83,12 +96,15 @@ def client_netns(lab: Lab) -> dict[str, str]:
 def run_cli(
     inventory: Path, *args: str, timeout: float = 300.0
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    started = time.monotonic()
+    res = subprocess.run(
         [sys.executable, "-m", "wgconsole", "-i", str(inventory), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+    _timing("cli", " ".join(args[:2]), started)
+    return res
 
 
 def cli_json(inventory: Path, *args: str) -> Any:
