@@ -49,7 +49,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--check",
         metavar="GATEWAY",
         help="probe that gateway's real-server address only; print nothing, exit 0 or 1 "
-        "(a keepalived MISC_CHECK)",
+        "(a keepalived MISC_CHECK; needs --server-key)",
     )
     p.add_argument(
         "--key",
@@ -103,6 +103,8 @@ def load_key(path: Path) -> ProbeKey:
 
 
 def _server_key(args: argparse.Namespace, inventory: Inventory) -> bytes:
+    if args.server_key is None and args.check is not None:
+        raise CannotProbe("--check needs --server-key: a health check never waits for SSH")
     if args.server_key is not None:
         problem = wireguard_key_problem(args.server_key)
         if problem:
