@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,22 @@ def test_unknown_targets_and_a_check_without_server_key(
     assert capsys.readouterr() == ("", "")
     assert _run(world, "--key", str(path), "--check", "nope", "--server-key", SERVER) == 2
     assert not world.sent
+
+
+def test_the_probe_starts_without_ssh_the_operations_or_the_exporter() -> None:
+    """A keepalived MISC_CHECK runs it every few seconds: it imports only what it uses."""
+    code = (
+        "import sys\n"
+        "from wgconsole.cli import entry\n"
+        "try:\n"
+        "    entry.main(['--timeout', '5', 'probe', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('paramiko', 'prometheus_client', 'textual', 'wgconsole.ops', 'wgconsole.poll')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "[]"
+    assert "--check GATEWAY" in out

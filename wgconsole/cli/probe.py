@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wgconsole.config.inventory_file import find_inventory, load_inventory
+from wgconsole.cli.args import ArgParser, add_global_options, global_options
+from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.paths import state_dir
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.core.wgkey import wireguard_key_problem
-from wgconsole.poll.collector import FleetCollector
 from wgconsole.probe.handshake import ProbeKey
 from wgconsole.probe.prober import DEFAULT_TIMEOUT, ProbeResult, Target, probe
 
@@ -110,6 +110,9 @@ def _server_key(args: argparse.Namespace, inventory: Inventory) -> bytes:
         if problem:
             raise CannotProbe(f"--server-key: {problem}")
         return base64.b64decode(args.server_key)
+    # Only here: SSH and the poll are imported when the key is not given.
+    from wgconsole.poll.collector import FleetCollector
+
     collector = FleetCollector(
         inventory,
         accept_new_host_keys=args.accept_new_host_keys,
@@ -178,3 +181,20 @@ def write_key(path: Path, key_b64: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(key_b64 + "\n")
+
+
+def main(argv: list[str]) -> int:
+    """`wgconsole probe ...` parsed as the full command line parses it (global options before
+    or after the command), with only this command's imports."""
+    parser = ArgParser(prog="wgconsole")
+    add_global_options(parser, after_command=False)
+    add_parser(parser.add_subparsers(dest="command"), global_options())
+    args = parser.parse_args(argv)
+    try:
+        return cmd_probe(args)
+    except InventoryError as exc:
+        if args.check is None:
+            print(f"wgconsole: {printable(str(exc), newlines=True)}", file=sys.stderr)
+        return EXIT_CANNOT
+    except KeyboardInterrupt:
+        return 130
