@@ -6,6 +6,7 @@ Keys are obviously fake strings; no test ever holds anything that looks like a p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -34,6 +35,7 @@ from tests.observations import (
     service,
 )
 from wgconsole.core.fleet import Finding, Fleet
+from wgconsole.core.inventory import Probe
 from wgconsole.core.records import (
     Endpoint,
     GatewayObservation,
@@ -228,6 +230,15 @@ def test_unknown_peer() -> None:
     assert "not in the inventory" in finding.message
     assert finding.message.count(GW1) == 1
     assert GW2 in finding.message
+
+
+def test_a_probe_peer_is_not_a_client_nor_unknown() -> None:
+    conns = [*HEALTHY_CONNS, conn(Endpoint("10.211.55.16", 40003), GW1_RS)]
+    inventory = replace(make_inventory(), probes=(Probe("bastion-1", "stranger-fake-key"),))
+    f = fleet(inventory=inventory, lb=lb_obs(conns=conns), gateways=_with_stranger())
+    assert with_code(f, "unknown-peer") == []
+    assert "stranger-fake-key" not in {c.public_key for c in f.clients}
+    assert len(f.clients) == len(make_inventory().clients)
 
 
 def test_no_unknown_peer_when_the_inventory_lists_no_clients() -> None:

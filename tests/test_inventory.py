@@ -724,6 +724,36 @@ def test_key_material_never_in_messages(tmp_path: Path) -> None:
             assert fragment not in repr(err.args)
 
 
+# -- probes ---------------------------------------------------------------------------
+
+
+PROBE_KEY = "bWFkZS11cC1wcm9iZS1rZXktZm9yLXRoZS10ZXN0cyE="
+
+
+def test_probes_load_and_are_not_clients(tmp_path: Path) -> None:
+    text = BASE + f"probes:\n  - {{name: bastion-1, public_key: {PROBE_KEY}}}\n"
+    inv = load_inventory(write(tmp_path, text))
+    assert [(p.name, p.public_key) for p in inv.probes] == [("bastion-1", PROBE_KEY)]
+    assert PROBE_KEY not in {c.public_key for c in inv.clients}
+    assert load_inventory(write(tmp_path, BASE)).probes == ()
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "reason"),
+    [
+        (f"{{name: c, public_key: {KEY0}}}", "probes[0].public_key", "duplicate public_key"),
+        (f"{{name: b, public_key: {PROBE_KEY}, address: 10.255.0.9}}", "probes[0].address", ""),
+        (f"{{name: b, public_key: {SECRET}x}}", "probes[0].public_key", "not a WireGuard"),
+        ("{name: 'a b', public_key: x}", "probes[0].name", ""),
+    ],
+)
+def test_bad_probes_are_located(tmp_path: Path, entry: str, key: str, reason: str) -> None:
+    err = load_error(tmp_path, BASE + f"probes:\n  - {entry}\n")
+    assert (err.line, err.key) == (17, key)
+    assert reason in err.reason
+    assert SECRET[:20] not in str(err)
+
+
 # -- find_inventory ---------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from wgconsole.cli.main import main
+from wgconsole.cli.entry import main
 
 sys.exit(main())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from wgconsole.cli import metrics as cli_metrics
 from wgconsole.cli import operations as cli_ops
+from wgconsole.cli import probe as cli_probe
 from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.paths import lab_inventory_path, state_dir
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_ops.add_parsers(sub, common)
     cli_metrics.add_parser(sub, common)
+    cli_probe.add_parser(sub, common)
 
     lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
@@ -300,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "failover": cmd_operation,
         "peer": cmd_operation,
         "metrics": cli_metrics.cmd_metrics,
+        "probe": cli_probe.cmd_probe,
     }
     try:
         return handlers[command](args)

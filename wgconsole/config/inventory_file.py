@@ -37,6 +37,7 @@ from wgconsole.core.inventory import (
     Gateway,
     Inventory,
     LoadBalancer,
+    Probe,
     Service,
     SshSettings,
     Tunnel,
@@ -49,13 +50,23 @@ __all__ = ["InventoryError", "find_inventory", "load_inventory"]
 PROTOCOLS = ("udp", "tcp", "sctp")
 DEFAULT_INTERFACE = "wg0"
 
-_TOP_KEYS = ("site", "service", "ssh", "load_balancers", "gateways", "tunnel", "clients")
+_TOP_KEYS = (
+    "site",
+    "service",
+    "ssh",
+    "load_balancers",
+    "gateways",
+    "tunnel",
+    "clients",
+    "probes",
+)
 _SERVICE_KEYS = ("protocol", "vip", "port", "scheduler")
 _SSH_KEYS = ("user", "port", "identity_file", "known_hosts", "sudo")
 _HOST_KEYS = ("name", "host", "ssh")
 _GATEWAY_KEYS = (*_HOST_KEYS, "real_server", "interface", "config")
 _TUNNEL_KEYS = ("network", "gateway_address", "keepalive")
 _CLIENT_KEYS = ("name", "public_key", "address")
+_PROBE_KEYS = ("name", "public_key")
 
 
 _HOSTNAME_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
@@ -494,10 +505,7 @@ class _Parser:
             keepalive=keepalive,
         )
 
-    def client(self, node: yaml.Node, path: str, tunnel: Tunnel) -> tuple[Client, _Mapping]:
-        m = _Mapping(self, node, path)
-        m.reject_unknown(_CLIENT_KEYS)
-        name = self.name(m.require("name"), _join(path, "name"))
+    def public_key(self, m: _Mapping, path: str) -> str:
         key_node = m.require("public_key")
         public_key = self.string(key_node, _join(path, "public_key"))
         if not is_wireguard_key(public_key):
@@ -507,6 +515,19 @@ class _Parser:
                 _join(path, "public_key"),
                 "not a WireGuard public key (44 characters of base64 encoding 32 bytes)",
             )
+        return public_key
+
+    def probe(self, node: yaml.Node, path: str) -> tuple[Probe, _Mapping]:
+        m = _Mapping(self, node, path)
+        m.reject_unknown(_PROBE_KEYS)
+        name = self.name(m.require("name"), _join(path, "name"))
+        return Probe(name=name, public_key=self.public_key(m, path)), m
+
+    def client(self, node: yaml.Node, path: str, tunnel: Tunnel) -> tuple[Client, _Mapping]:
+        m = _Mapping(self, node, path)
+        m.reject_unknown(_CLIENT_KEYS)
+        name = self.name(m.require("name"), _join(path, "name"))
+        public_key = self.public_key(m, path)
         addr_node = m.require("address")
         address = self.address(addr_node, _join(path, "address"))
         network = ipaddress.ip_network(tunnel.network)
@@ -587,6 +608,7 @@ def _build(p: _Parser, root: yaml.Node | None, file: str) -> Inventory:
 
     tunnel = p.tunnel(top.require("tunnel"), "tunnel")
     clients = _clients(p, top.get("clients"), tunnel)
+    probes = _probes(p, top.get("probes"), clients)
     site_node = top.get("site")
     # A label value on every exported series: the one rule for names keeps it plain.
     site = None if site_node is None else p.name(site_node, "site")
@@ -600,6 +622,7 @@ def _build(p: _Parser, root: yaml.Node | None, file: str) -> Inventory:
         tunnel=tunnel,
         clients=tuple(clients),
         site=site,
+        probes=tuple(probes),
     )
 
 
@@ -656,6 +679,24 @@ def _clients(p: _Parser, node: yaml.Node | None, tunnel: Tunnel) -> list[Client]
             seen[(field, value)] = path
         clients.append(client)
     return clients
+
+
+def _probes(p: _Parser, node: yaml.Node | None, clients: list[Client]) -> list[Probe]:
+    probes: list[Probe] = []
+    seen: dict[tuple[str, str], str] = {("public_key", c.public_key): "a client" for c in clients}
+    for i, item in enumerate(p.sequence(node, "probes", "probes")):
+        path = f"probes[{i}]"
+        probe, m = p.probe(item, path)
+        for field, value in (("name", probe.name), ("public_key", probe.public_key)):
+            other = seen.get((field, value))
+            if other is not None:
+                shown = "" if field == "public_key" else f" {_show(value)}"
+                p.fail(
+                    m.values[field], f"{path}.{field}", f"duplicate {field}{shown} (also {other})"
+                )
+            seen[(field, value)] = path
+        probes.append(probe)
+    return probes
 
 
 def find_inventory(explicit: str | None) -> str:

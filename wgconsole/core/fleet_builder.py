@@ -164,6 +164,9 @@ class FleetBuilder:
     ) -> tuple[tuple[ClientView, ...], list[Finding]]:
         """The client views, sorted, and their findings (in the same order)."""
         peers_by_key, any_interface, endpoints = self._peers_by_key(gw_obs)
+        # A probe's peer is a prober's identity, not a client: no row, no client findings.
+        for probe in inventory.probes:
+            peers_by_key.pop(probe.public_key, None)
         # With a VIP holder known, its entries are the clients' traffic: another director's
         # are the sync daemon's copies (or stale), not where the client goes now.
         holder_known = pair.vip_known and len(inventory.load_balancers) > 1

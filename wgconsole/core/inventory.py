@@ -87,6 +87,15 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    """A prober's identity: a peer on every gateway with no AllowedIPs (it can route nothing),
+    whose key completes handshakes for `wgconsole probe`. Not a client."""
+
+    name: str
+    public_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
     path: str
     service: Service
@@ -98,6 +107,7 @@ class Inventory:
     # The site this inventory describes (a name): a constant label on every exported series,
     # so one Prometheus tells several bastions' fleets apart. None: a single site.
     site: str | None = None
+    probes: tuple[Probe, ...] = ()
 
     @property
     def hosts(self) -> tuple[Host, ...]:

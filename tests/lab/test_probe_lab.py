@@ -1,0 +1,133 @@
+"""`wgconsole probe` against the gateways' real WireGuard (Debian's kernel module).
+
+The prober runs inside the guest, as it would on a director or a bastion with a route to the
+gateways: the guest's root is this machine's, so the same interpreter and checkout run there.
+Its key is a probe peer with no AllowedIPs on every gateway, added here by `wg set` and
+removed at the end (running state only: wg0.conf is not touched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.conftest import Lab
+from wgconsole.ops.hostcmd.keys import PrivateKey
+
+pytestmark = pytest.mark.lab
+
+PROBER_NETNS = "cl0"  # reaches the VIP over the LB's wan and the gateways through the LB
+
+
+def _gateway_netns(lab: Lab) -> dict[str, str]:
+    return {g["name"]: g["netns"] for g in lab.meta["topology"]["gateways"]}
+
+
+def _server_key(lab: Lab) -> str:
+    ns = next(iter(_gateway_netns(lab).values()))
+    return lab.ns(ns, ["wg", "show", "wg0", "public-key"]).strip()
+
+
+@pytest.fixture
+def probe_key(lab: Lab) -> Iterator[tuple[Path, str]]:
+    """A probe key file the guest can read (the lab's directory is shared with it), and its
+    public key as a peer without AllowedIPs on every gateway."""
+    key = PrivateKey.generate()
+    path = lab.dir / "probe-test.key"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key.reveal() + "\n")
+    public = key.public_key()
+    try:
+        for ns in _gateway_netns(lab).values():
+            lab.ns(ns, ["wg", "set", "wg0", "peer", public])
+        yield path, public
+    finally:
+        for ns in _gateway_netns(lab).values():
+            lab.ns(ns, ["wg", "set", "wg0", "peer", public, "remove"], check=False)
+        path.unlink(missing_ok=True)
+
+
+def _probe(
+    lab: Lab, key: Path, *args: str, server_key: str | None = None, netns: str = PROBER_NETNS
+) -> tuple[int, str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "wgconsole",
+        "-i",
+        str(lab.inventory_path),
+        "probe",
+        "--key",
+        str(key),
+        "--server-key",
+        server_key or _server_key(lab),
+        *args,
+    ]
+    command = f"cd {shlex.quote(os.getcwd())} && ip netns exec {netns} " + shlex.join(argv)
+    result = lab.control.run(command + "; echo rc=$?", timeout=120)
+    out, _, rc = result.stdout.rpartition("rc=")
+    return int(rc), out + result.stderr
+
+
+def _results(out: str) -> dict[str, Any]:
+    return {r["target"]: r for r in json.loads(out)}
+
+
+def test_every_gateway_and_the_vip_complete_a_real_handshake(
+    lab: Lab, probe_key: tuple[Path, str]
+) -> None:
+    key, public = probe_key
+    rc, out = _probe(lab, key, "--json")
+    assert rc == 0, out
+    results = _results(out)
+    names = [g.name for g in lab.inventory.gateways]
+    assert set(results) == {*names, "vip"}
+    for name in names:
+        assert results[name]["ok"], results[name]
+        assert results[name]["address"] == str(
+            next(g.real_server for g in lab.inventory.gateways if g.name == name)
+        )
+    assert results["vip"]["ok"], results["vip"]
+    assert all(r["rtt_ms"] > 0 for r in results.values())
+    # Each gateway took the initiation: the probe peer's endpoint is now the prober's address
+    # (the LB forwards without changing the source). Its latest handshake stays 0: a
+    # responder's session counts only once the initiator sends data, which a probe never
+    # does, so probes never look like a client's handshakes.
+    prober = next(c["wan"] for c in lab.meta["topology"]["clients"] if c["netns"] == PROBER_NETNS)
+    for ns in _gateway_netns(lab).values():
+        ends = lab.ns(ns, ["wg", "show", "wg0", "endpoints"])
+        end = next(line.split()[1] for line in ends.splitlines() if line.startswith(public))
+        assert end.rpartition(":")[0] == prober, ends
+        shakes = lab.ns(ns, ["wg", "show", "wg0", "latest-handshakes"])
+        assert f"{public}\t0" in shakes, shakes
+    # Probed again at once: newer timestamps, so no probe is taken for a replay.
+    rc, out = _probe(lab, key, "--json")
+    assert rc == 0, out
+
+
+def test_a_gateway_that_does_not_know_the_probe_or_its_key_is_down(
+    lab: Lab, probe_key: tuple[Path, str]
+) -> None:
+    """As keepalived's MISC_CHECK sees it: exit 1 for a gateway whose WireGuard stays silent
+    (it does not know the prober: it cannot tell the probe from a scanner; or the probe names
+    another server key: mac1 fails), exit 0 for one that answers, nothing printed."""
+    key, public = probe_key
+    netns = _gateway_netns(lab)
+    first, second = (g.name for g in lab.inventory.gateways)
+    lab.ns(netns[first], ["wg", "set", "wg0", "peer", public, "remove"])
+    try:
+        assert _probe(lab, key, "--check", first) == (1, "")
+        assert _probe(lab, key, "--check", second) == (0, "")
+    finally:
+        lab.ns(netns[first], ["wg", "set", "wg0", "peer", public])
+    wrong = PrivateKey.generate().public_key()
+    assert _probe(lab, key, "--check", second, server_key=wrong) == (1, "")

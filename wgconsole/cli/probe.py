@@ -1,0 +1,200 @@
+"""`wgconsole probe`: is each gateway's WireGuard up, judged by a completed handshake.
+
+Exit 0 when every target answered, 1 when any did not, 2 when nothing could be probed (no
+probe key, no server key). `--check GATEWAY` is the same for one gateway and prints nothing:
+a keepalived MISC_CHECK. A probe needs no SSH when `--server-key` is given; without it the
+gateways' public key is read from a poll (they must agree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from wgconsole.cli.args import ArgParser, add_global_options, global_options
+from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
+from wgconsole.config.paths import state_dir
+from wgconsole.core.inventory import Inventory
+from wgconsole.core.text import printable
+from wgconsole.core.wgkey import wireguard_key_problem
+from wgconsole.probe.handshake import ProbeKey
+from wgconsole.probe.prober import DEFAULT_TIMEOUT, ProbeResult, Target, probe
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANNOT = 2
+VIP = "vip"
+
+
+class CannotProbe(Exception):
+    """Nothing can be probed: says why and what to do (never a key's text)."""
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "probe",
+        parents=[common],
+        help="is each gateway's WireGuard up: a real handshake to each, and through the VIP",
+    )
+    p.add_argument("targets", nargs="*", metavar="TARGET", help=f"gateway names or {VIP!r}")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--check",
+        metavar="GATEWAY",
+        help="probe that gateway's real-server address only; print nothing, exit 0 or 1 "
+        "(a keepalived MISC_CHECK; needs --server-key)",
+    )
+    p.add_argument(
+        "--key",
+        type=Path,
+        help="the prober's private key file (default: $XDG_STATE_HOME/wgconsole/probe.key)",
+    )
+    p.add_argument(
+        "--server-key",
+        metavar="PUBLIC_KEY",
+        help="the gateways' public key (default: read from the gateways over SSH)",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time for each round of probes (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def default_key_path() -> Path:
+    return state_dir() / "probe.key"
+
+
+def load_key(path: Path) -> ProbeKey:
+    """The prober's key from its file: base64 as `wg genkey` writes it, readable by its owner
+    alone (as ssh insists for its keys)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CannotProbe(
+            f"no probe key at {path}: `wgconsole probe setup` makes one and adds it to the gateways"
+        ) from None
+    except OSError as exc:
+        raise CannotProbe(f"cannot read the probe key {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CannotProbe(f"the probe key {path} is not a regular file")
+    if st.st_mode & 0o077:
+        raise CannotProbe(
+            f"the probe key {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}): "
+            "chmod 600 it"
+        )
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        raw = base64.b64decode(text, validate=True)
+    except (OSError, UnicodeDecodeError, binascii.Error, ValueError):
+        raise CannotProbe(f"the probe key {path} is not a WireGuard key") from None
+    if len(raw) != 32:
+        raise CannotProbe(f"the probe key {path} is not a WireGuard key")
+    return ProbeKey(raw)
+
+
+def _server_key(args: argparse.Namespace, inventory: Inventory) -> bytes:
+    if args.server_key is None and args.check is not None:
+        raise CannotProbe("--check needs --server-key: a health check never waits for SSH")
+    if args.server_key is not None:
+        problem = wireguard_key_problem(args.server_key)
+        if problem:
+            raise CannotProbe(f"--server-key: {problem}")
+        return base64.b64decode(args.server_key)
+    # Only here: SSH and the poll are imported when the key is not given.
+    from wgconsole.poll.collector import FleetCollector
+
+    collector = FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=True,
+        timeout=args.timeout,
+    )
+    try:
+        fleet = collector.read_fleet()
+    finally:
+        collector.close()
+    keys = {g.public_key for g in fleet.gateways if g.public_key}
+    if len(keys) != 1:
+        said = "no gateway told its public key" if not keys else "the gateways' keys differ"
+        raise CannotProbe(f"{said}: give it with --server-key")
+    return base64.b64decode(keys.pop())
+
+
+def _targets(args: argparse.Namespace, inventory: Inventory) -> tuple[list[Target], Target | None]:
+    by_name = {g.name: Target(g.name, g.real_server) for g in inventory.gateways}
+    vip = Target(VIP, inventory.service.endpoint)
+    if args.check is not None:
+        if args.check not in by_name:
+            raise CannotProbe(f"--check {printable(args.check)}: no such gateway")
+        return [by_name[args.check]], None
+    wanted = list(dict.fromkeys(args.targets)) or [*by_name, VIP]
+    unknown = [t for t in wanted if t not in by_name and t != VIP]
+    if unknown:
+        names = ", ".join(printable(t) for t in unknown)
+        raise CannotProbe(f"no such target: {names} (gateway names, or {VIP})")
+    return [by_name[t] for t in wanted if t != VIP], (vip if VIP in wanted else None)
+
+
+def _line(r: ProbeResult) -> str:
+    if r.ok:
+        return f"✔ {r.target:<20} {r.address:<24} handshake in {r.rtt_ms:.1f} ms"
+    return f"✘ {r.target:<20} {r.address:<24} {r.error}"
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    try:
+        if not 0 < args.wait <= 60:
+            raise CannotProbe("--wait must be more than 0 and at most 60 seconds")
+        inventory = load_inventory(find_inventory(args.inventory))
+        gateways, vip = _targets(args, inventory)
+        key = load_key(args.key or default_key_path())
+        server = _server_key(args, inventory)
+    except CannotProbe as exc:
+        if args.check is None:
+            print(f"wgconsole probe: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_CANNOT
+    results = probe(gateways, vip, key, server, timeout=args.wait)
+    if args.check is not None:
+        pass
+    elif args.json:
+        json.dump([r.as_json() for r in results], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for r in results:
+            print(printable(_line(r)))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def write_key(path: Path, key_b64: str) -> None:
+    """A new key file, 0600 from its first byte, never replacing one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key_b64 + "\n")
+
+
+def main(argv: list[str]) -> int:
+    """`wgconsole probe ...` parsed as the full command line parses it (global options before
+    or after the command), with only this command's imports."""
+    parser = ArgParser(prog="wgconsole")
+    add_global_options(parser, after_command=False)
+    add_parser(parser.add_subparsers(dest="command"), global_options())
+    args = parser.parse_args(argv)
+    try:
+        return cmd_probe(args)
+    except InventoryError as exc:
+        if args.check is None:
+            print(f"wgconsole: {printable(str(exc), newlines=True)}", file=sys.stderr)
+        return EXIT_CANNOT
+    except KeyboardInterrupt:
+        return 130
