@@ -1,6 +1,6 @@
 """The probe's handshake messages against a responder written from the protocol's text
 (the whitepaper's section 5.4), independent of the module's own reading of an answer.
-The real gateways' kernel answers it in tests/lab/test_probe_lab.py."""
+The real gateways' kernel answers it in tests/lab/test_wireguard_probe_lab.py."""
 
 from __future__ import annotations
 

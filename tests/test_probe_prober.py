@@ -1,6 +1,6 @@
 """The prober's sockets and verdicts on 127.0.0.1: a responder written from the protocol
 (tests/test_probe_handshake.py) is up; a UDP echo server, a silent port and a closed port
-are down, each saying why. The real gateways answer it in tests/lab/test_probe_lab.py."""
+are down, each saying why. The real gateways answer it in tests/lab/test_wireguard_probe_lab.py."""
 
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ The prober runs inside the guest, as it would on a director or a bastion with a 
 gateways: the guest's root is this machine's, so the same interpreter and checkout run there.
 Its key is a probe peer with no AllowedIPs on every gateway, added here by `wg set` and
 removed at the end (running state only: wg0.conf is not touched).
+
+The VIP's probe leaves one LB entry from the prober's address that no packet refreshes; it
+expires after IPVS's UDP timeout. The module sorts after every test that compares the LB's
+entries with a reading taken moments apart, so that no such expiry falls between the two.
 """
 
 from __future__ import annotations
