@@ -81,7 +81,9 @@ def load_key(path: Path) -> ProbeKey:
         st = path.stat()
     except FileNotFoundError:
         raise CannotProbe(
-            f"no probe key at {path}: `wgconsole probe setup` makes one and adds it to the gateways"
+            f"no probe key at {path}: make one (`wg genkey`, mode 0600) and add its public key "
+            "to every gateway as a peer without AllowedIPs and under `probes:` in the "
+            "inventory (README, probe; `wgconsole probe setup` is not built yet)"
         ) from None
     except OSError as exc:
         raise CannotProbe(f"cannot read the probe key {path}: {exc.strerror}") from None
@@ -138,6 +140,8 @@ def _targets(args: argparse.Namespace, inventory: Inventory) -> tuple[list[Targe
             raise CannotProbe(f"--check {printable(args.check)}: no such gateway")
         return [by_name[args.check]], None
     wanted = list(dict.fromkeys(args.targets)) or [*by_name, VIP]
+    if wanted == ["setup"] and "setup" not in by_name:
+        raise CannotProbe("`wgconsole probe setup` is not built yet: the README (probe) says how")
     unknown = [t for t in wanted if t not in by_name and t != VIP]
     if unknown:
         names = ", ".join(printable(t) for t in unknown)
