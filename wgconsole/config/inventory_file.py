@@ -659,24 +659,35 @@ def _host_names(
             yield f"{path}.name", _Mapping(p, node, path).values["name"], host.name
 
 
+def _claim_unique(
+    p: _Parser,
+    seen: dict[tuple[str, str], str],
+    m: _Mapping,
+    path: str,
+    fields: tuple[tuple[str, str], ...],
+) -> None:
+    """Each (field, value) of the item at `path` is recorded in `seen` as its own, or the file
+    is refused naming the item that had it first (a public key is never quoted)."""
+    for field, value in fields:
+        other = seen.get((field, value))
+        if other is not None:
+            shown = "" if field == "public_key" else f" {_show(value)}"
+            p.fail(m.values[field], f"{path}.{field}", f"duplicate {field}{shown} (also {other})")
+        seen[(field, value)] = path
+
+
 def _clients(p: _Parser, node: yaml.Node | None, tunnel: Tunnel) -> list[Client]:
     clients: list[Client] = []
     seen: dict[tuple[str, str], str] = {}
     for i, item in enumerate(p.sequence(node, "clients", "clients")):
         path = f"clients[{i}]"
         client, m = p.client(item, path, tunnel)
-        for field, value in (
+        fields = (
             ("name", client.name),
             ("public_key", client.public_key),
             ("address", client.address),
-        ):
-            other = seen.get((field, value))
-            if other is not None:
-                shown = "" if field == "public_key" else f" {_show(value)}"
-                p.fail(
-                    m.values[field], f"{path}.{field}", f"duplicate {field}{shown} (also {other})"
-                )
-            seen[(field, value)] = path
+        )
+        _claim_unique(p, seen, m, path, fields)
         clients.append(client)
     return clients
 
@@ -687,14 +698,7 @@ def _probes(p: _Parser, node: yaml.Node | None, clients: list[Client]) -> list[P
     for i, item in enumerate(p.sequence(node, "probes", "probes")):
         path = f"probes[{i}]"
         probe, m = p.probe(item, path)
-        for field, value in (("name", probe.name), ("public_key", probe.public_key)):
-            other = seen.get((field, value))
-            if other is not None:
-                shown = "" if field == "public_key" else f" {_show(value)}"
-                p.fail(
-                    m.values[field], f"{path}.{field}", f"duplicate {field}{shown} (also {other})"
-                )
-            seen[(field, value)] = path
+        _claim_unique(p, seen, m, path, (("name", probe.name), ("public_key", probe.public_key)))
         probes.append(probe)
     return probes
 
