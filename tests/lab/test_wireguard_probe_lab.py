@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import Lab
+from wgconsole.cli.probe import write_key
 from wgconsole.ops.hostcmd.keys import PrivateKey
 
 pytestmark = pytest.mark.lab
@@ -46,9 +47,7 @@ def probe_key(lab: Lab) -> Iterator[tuple[Path, str]]:
     key = PrivateKey.generate()
     path = lab.dir / "probe-test.key"
     path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key.reveal() + "\n")
+    write_key(path, key.reveal())
     public = key.public_key()
     try:
         for ns in _gateway_netns(lab).values():
