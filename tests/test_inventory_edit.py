@@ -16,9 +16,15 @@ from pathlib import Path
 import pytest
 
 from wgconsole.config import inventory_edit
-from wgconsole.config.inventory_edit import InventoryEditError, add_client, remove_client
+from wgconsole.config.inventory_edit import (
+    Entry,
+    InventoryEditError,
+    Section,
+    add_client,
+    remove_client,
+)
 from wgconsole.config.inventory_file import load_inventory
-from wgconsole.core.inventory import Client
+from wgconsole.core.inventory import Client, Probe
 
 
 def _key(seed: int) -> str:
@@ -316,8 +322,10 @@ def test_a_file_changed_meanwhile_is_not_overwritten(
     theirs = HEAD + COMMENTED.replace("# end of file", "# edited meanwhile")
     check = inventory_edit._check
 
-    def check_then_someone_edits(tmp: str, target: str, expected: tuple[Client, ...]) -> None:
-        check(tmp, target, expected)
+    def check_then_someone_edits(
+        tmp: str, target: str, section: Section, expected: tuple[Entry, ...]
+    ) -> None:
+        check(tmp, target, section, expected)
         Path(target).write_text(theirs)
 
     monkeypatch.setattr(inventory_edit, "_check", check_then_someone_edits)
@@ -366,3 +374,25 @@ def test_a_flow_mapping_at_the_top_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InventoryEditError, match="not a block mapping at the top"):
         add_client(path, GAMMA)
     assert _read(path) == original
+
+
+PROBER = Probe("bastion", _key(9))
+
+
+def test_a_probe_goes_under_probes_and_leaves_the_clients_alone(tmp_path: Path) -> None:
+    """`probe setup` records its prober like `peer add` records a client: a new `probes:`
+    list when there is none, laid out like the other lists, and removed byte for byte."""
+    original = HEAD + f"clients:\n  - {A}\n"
+    path = _write(tmp_path, original)
+    after = add_client(path, PROBER)
+    assert after.probes == (PROBER,)
+    assert after.clients == (ALPHA,)
+    assert _read(path) == original + f"probes:\n  - {{name: bastion, public_key: {_key(9)}}}\n"
+    second = Probe("lb1", _key(10))
+    assert add_client(path, second).probes == (PROBER, second)
+    assert remove_client(path, second.public_key, "probes").probes == (PROBER,)
+    # A client's key is not looked for among the probes, nor the other way round.
+    assert remove_client(path, ALPHA_KEY, "probes").clients == (ALPHA,)
+    assert remove_client(path, PROBER.public_key).probes == (PROBER,)
+    assert remove_client(path, PROBER.public_key, "probes").probes == ()
+    assert load_inventory(path).clients == (ALPHA,)

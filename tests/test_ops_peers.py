@@ -36,10 +36,10 @@ from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.fleet_builder import build_fleet
 from wgconsole.core.inventory import Client, Inventory
+from wgconsole.core.keys import KeyPair, PrivateKey
 from wgconsole.core.records import GatewayObservation, HostStatus, WgInterface, WgPeer
 from wgconsole.ops.hostcmd import wgconf
 from wgconsole.ops.hostcmd.clientconf import ClientConfig, build_client_config, print_qr
-from wgconsole.ops.hostcmd.keys import KeyPair, PrivateKey
 from wgconsole.ops.machinery.audit import AuditLog
 from wgconsole.ops.machinery.context import OpContext, Progress
 from wgconsole.ops.machinery.errors import OpError, ValidationError

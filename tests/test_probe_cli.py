@@ -13,8 +13,8 @@ import pytest
 
 from tests.fakeworld import GW2, World, world_for_cli
 from wgconsole.cli import main as cli
-from wgconsole.cli.probe import write_key
-from wgconsole.ops.hostcmd.keys import PrivateKey
+from wgconsole.config.probe_key import write_probe_key
+from wgconsole.core.keys import PrivateKey
 
 SERVER = base64.b64encode(bytes(range(32))).decode()
 
@@ -34,8 +34,7 @@ def test_no_key_names_the_setup(
     assert _run(world, "--key", str(tmp_path / "none.key"), "--server-key", SERVER) == 2
     err = capsys.readouterr().err
     assert "no probe key at" in err
-    assert "wg genkey" in err
-    assert "not built yet" in err
+    assert "`wgconsole probe setup` makes one" in err
     assert not world.sent
 
 
@@ -44,7 +43,7 @@ def test_a_key_others_can_read_is_refused_and_never_shown(
 ) -> None:
     key = PrivateKey.generate()
     path = tmp_path / "probe.key"
-    write_key(path, key.reveal())
+    write_probe_key(path, key)
     assert os.stat(path).st_mode & 0o777 == 0o600
     path.chmod(0o644)
     assert _run(world, "--key", str(path), "--server-key", SERVER) == 2
@@ -56,14 +55,14 @@ def test_a_key_others_can_read_is_refused_and_never_shown(
     assert _run(world, "--key", str(path), "--server-key", SERVER) == 2
     assert "is not a WireGuard key" in capsys.readouterr().err
     with pytest.raises(FileExistsError):
-        write_key(path, key.reveal())  # never replaces a key
+        write_probe_key(path, key)  # never replaces a key
 
 
 def test_unknown_targets_and_a_check_without_server_key(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "probe.key"
-    write_key(path, PrivateKey.generate().reveal())
+    write_probe_key(path, PrivateKey.generate())
     assert _run(world, "--key", str(path), "--server-key", SERVER, "nope\x1b[2J") == 2
     err = capsys.readouterr().err
     assert "no such target: nope\\x1b[2J" in err
@@ -91,3 +90,15 @@ def test_the_probe_starts_without_ssh_the_operations_or_the_exporter() -> None:
     ).stdout
     assert out.splitlines()[-1] == "[]"
     assert "--check GATEWAY" in out
+
+
+def test_setup_options_belong_to_setup_and_setup_reads_no_key_file_itself(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "probe.key"
+    write_probe_key(path, PrivateKey.generate())
+    assert _run(world, "--key", str(path), "--server-key", SERVER, "--yes") == 2
+    assert "are for `probe setup`" in capsys.readouterr().err
+    assert _run(world, "setup", "--json") == 2
+    assert "--json and --server-key are not its" in capsys.readouterr().err
+    assert not world.sent

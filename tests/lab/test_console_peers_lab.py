@@ -19,8 +19,8 @@ from textual.widgets import Input, Static
 from tests.console_support import wait_for
 from tests.lab.conftest import Lab
 from wgconsole.config.inventory_file import load_inventory
+from wgconsole.core.keys import generate_keypair
 from wgconsole.ops import catalog
-from wgconsole.ops.hostcmd.keys import generate_keypair
 from wgconsole.ops.machinery.audit import AuditLog
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.procedures.peers.plan import plan_peer_remove

@@ -35,10 +35,10 @@ from tests.lab.helpers import (
 )
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.fleet import Fleet
+from wgconsole.core.keys import KeyPair
 from wgconsole.core.records import HostStatus
 from wgconsole.lab.topology import LB_LAN
 from wgconsole.ops.hostcmd.drainrecord import find_record
-from wgconsole.ops.hostcmd.keys import KeyPair
 from wgconsole.ops.machinery.audit import AuditLog
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError

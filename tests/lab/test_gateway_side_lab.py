@@ -22,8 +22,8 @@ from tests.lab.conftest import Lab
 from tests.lab.helpers import ensure_sudo_users, eventually, run_cli, start_sshd, stop_sshd
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.core.inventory import Host
+from wgconsole.core.keys import KeyPair
 from wgconsole.ops.hostcmd import wgconf
-from wgconsole.ops.hostcmd.keys import KeyPair
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.transport.base import CommandResult, TransportError
 from wgconsole.poll.transport.ssh import SshTransport

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import Lab
-from wgconsole.cli.probe import write_key
-from wgconsole.ops.hostcmd.keys import PrivateKey
+from wgconsole.config.probe_key import write_probe_key
+from wgconsole.core.keys import PrivateKey
 
 pytestmark = pytest.mark.lab
 
@@ -47,7 +47,7 @@ def probe_key(lab: Lab) -> Iterator[tuple[Path, str]]:
     key = PrivateKey.generate()
     path = lab.dir / "probe-test.key"
     path.unlink(missing_ok=True)
-    write_key(path, key.reveal())
+    write_probe_key(path, key)
     public = key.public_key()
     try:
         for ns in _gateway_netns(lab).values():

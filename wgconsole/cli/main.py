@@ -13,6 +13,7 @@ from wgconsole.cli import metrics as cli_metrics
 from wgconsole.cli import operations as cli_ops
 from wgconsole.cli import probe as cli_probe
 from wgconsole.cli.args import ArgParser, add_global_options, global_options
+from wgconsole.cli.collecting import collector as make_collector
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.paths import lab_inventory_path, state_dir
 from wgconsole.core.fleet import matching_service
@@ -20,7 +21,6 @@ from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
 from wgconsole.core.text import printable
 from wgconsole.lab.manager import LabError
-from wgconsole.poll.collector import FleetCollector
 from wgconsole.tui.options import ConsoleOptions
 
 EXIT_OK = 0
@@ -98,15 +98,6 @@ def _inventory(args: argparse.Namespace) -> Inventory:
     return load_inventory(find_inventory(args.inventory))
 
 
-def _collector(args: argparse.Namespace, inventory: Inventory) -> FleetCollector:
-    return FleetCollector(
-        inventory,
-        accept_new_host_keys=args.accept_new_host_keys,
-        read_only=args.read_only,
-        timeout=args.timeout,
-    )
-
-
 def _last_answers_path() -> Path:
     return state_dir() / "last-answers.json"
 
@@ -141,13 +132,7 @@ def _save_last_answers(inventory: Inventory, seen: dict[str, float]) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
-    collector = FleetCollector(
-        inventory,
-        accept_new_host_keys=args.accept_new_host_keys,
-        read_only=args.read_only,
-        timeout=args.timeout,
-        last_success=_load_last_answers(inventory),
-    )
+    collector = make_collector(args, inventory, last_success=_load_last_answers(inventory))
     try:
         fleet = collector.read_fleet()
         _save_last_answers(inventory, collector.last_successes)
@@ -188,7 +173,7 @@ def cmd_whereis(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PARTIAL
-    collector = _collector(args, inventory)
+    collector = make_collector(args, inventory)
     try:
         # The services and weights are all it needs: not the 50,000-entry connection table.
         poll = collector.poll(roles=("lb",), lb_conns=False)
@@ -277,15 +262,6 @@ def cmd_console(args: argparse.Namespace) -> int:
     return run_console(console_options(args), inventory)
 
 
-def cmd_operation(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
-    collector = _collector(args, inventory)
-    try:
-        return cli_ops.cmd_operation(args, inventory, collector)
-    finally:
-        collector.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "console"
@@ -294,13 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "whereis": cmd_whereis,
         "lab": cmd_lab,
         "console": cmd_console,
-        "drain": cmd_operation,
-        "undrain": cmd_operation,
-        "weight": cmd_operation,
-        "rebalance": cmd_operation,
-        "lb": cmd_operation,
-        "failover": cmd_operation,
-        "peer": cmd_operation,
+        "drain": cli_ops.cmd_from_args,
+        "undrain": cli_ops.cmd_from_args,
+        "weight": cli_ops.cmd_from_args,
+        "rebalance": cli_ops.cmd_from_args,
+        "lb": cli_ops.cmd_from_args,
+        "failover": cli_ops.cmd_from_args,
+        "peer": cli_ops.cmd_from_args,
         "metrics": cli_metrics.cmd_metrics,
         "probe": cli_probe.cmd_probe,
     }

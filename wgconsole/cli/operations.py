@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from wgconsole.cli.args import ArgParser
+from wgconsole.cli.collecting import collector as make_collector
+from wgconsole.config.inventory_file import find_inventory, load_inventory
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.ops import catalog
@@ -144,6 +146,8 @@ def operation(args: argparse.Namespace) -> Operation:
             allow_differing_tables=args.allow_differing_tables,
             break_lock=args.break_lock,
         )
+    if args.command == "probe":
+        return catalog.ProbeSetup(args.name, None if args.key is None else str(args.key))
     if args.peer_command == "add":
         return catalog.PeerAdd(
             args.name,
@@ -167,6 +171,16 @@ def _confirm(args: argparse.Namespace, planned: Planned) -> bool:
         print("wgconsole: not a terminal: pass --yes to run without confirmation", file=sys.stderr)
         return False
     return planned.confirmed_by(input(f"Type {planned.target!r} to go ahead: "))
+
+
+def cmd_from_args(args: argparse.Namespace) -> int:
+    """The operation the command line names, on the inventory and hosts it names."""
+    inventory = load_inventory(find_inventory(args.inventory))
+    collector = make_collector(args, inventory)
+    try:
+        return cmd_operation(args, inventory, collector)
+    finally:
+        collector.close()
 
 
 def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:

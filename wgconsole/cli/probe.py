@@ -4,6 +4,9 @@ Exit 0 when every target answered, 1 when any did not, 2 when nothing could be p
 probe key, no server key). `--check GATEWAY` is the same for one gateway and prints nothing:
 a keepalived MISC_CHECK. A probe needs no SSH when `--server-key` is given; without it the
 gateways' public key is read from a poll (they must agree).
+
+`probe setup` makes this machine's prober key and adds it to every gateway: an operation like
+`peer add` (preview, confirmation, every gateway or none, audit), loaded only when asked for.
 """
 
 from __future__ import annotations
@@ -11,15 +14,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import stat
 import sys
 from pathlib import Path
 from typing import Any
 
 from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
-from wgconsole.config.paths import state_dir
+from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.core.wgkey import wireguard_key_problem
@@ -30,6 +31,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANNOT = 2
 VIP = "vip"
+SETUP = "setup"
 
 
 class CannotProbe(Exception):
@@ -42,7 +44,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="is each gateway's WireGuard up: a real handshake to each, and through the VIP",
     )
-    p.add_argument("targets", nargs="*", metavar="TARGET", help=f"gateway names or {VIP!r}")
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help=f"gateway names or {VIP!r}; or {SETUP!r}: add this machine's prober key to every "
+        "gateway",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--check",
@@ -55,6 +63,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         type=Path,
         help="the prober's private key file (default: $XDG_STATE_HOME/wgconsole/probe.key)",
     )
+    setup = p.add_argument_group(f"probe {SETUP}")
+    setup.add_argument(
+        "--name", default=None, help="the prober's name in the inventory (default: probe-HOST)"
+    )
+    setup.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    setup.add_argument("--dry-run", action="store_true", help="show the plan only")
+    setup.add_argument("--audit-log", default=None, help="audit log (default: the operations')")
     p.add_argument(
         "--server-key",
         metavar="PUBLIC_KEY",
@@ -69,38 +84,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
-def default_key_path() -> Path:
-    return state_dir() / "probe.key"
-
-
 def load_key(path: Path) -> ProbeKey:
-    """The prober's key from its file: base64 as `wg genkey` writes it, readable by its owner
-    alone (as ssh insists for its keys)."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise CannotProbe(
-            f"no probe key at {path}: make one (`wg genkey`, mode 0600) and add its public key "
-            "to every gateway as a peer without AllowedIPs and under `probes:` in the "
-            "inventory (README, probe; `wgconsole probe setup` is not built yet)"
-        ) from None
-    except OSError as exc:
-        raise CannotProbe(f"cannot read the probe key {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CannotProbe(f"the probe key {path} is not a regular file")
-    if st.st_mode & 0o077:
-        raise CannotProbe(
-            f"the probe key {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}): "
-            "chmod 600 it"
-        )
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        text = ""
-    # The one rule for a key's text (core.wgkey), as wg itself reads one.
-    if wireguard_key_problem(text) is not None:
-        raise CannotProbe(f"the probe key {path} is not a WireGuard key")
-    return ProbeKey(base64.b64decode(text))
+        key = read_probe_key(path)
+    except ProbeKeyError as exc:
+        raise CannotProbe(str(exc)) from None
+    return ProbeKey(base64.b64decode(key.reveal()))
 
 
 def _server_key(args: argparse.Namespace, inventory: Inventory) -> bytes:
@@ -139,8 +128,6 @@ def _targets(args: argparse.Namespace, inventory: Inventory) -> tuple[list[Targe
             raise CannotProbe(f"--check {printable(args.check)}: no such gateway")
         return [by_name[args.check]], None
     wanted = list(dict.fromkeys(args.targets)) or [*by_name, VIP]
-    if wanted == ["setup"] and "setup" not in by_name:
-        raise CannotProbe("`wgconsole probe setup` is not built yet: the README (probe) says how")
     unknown = [t for t in wanted if t not in by_name and t != VIP]
     if unknown:
         names = ", ".join(printable(t) for t in unknown)
@@ -154,13 +141,38 @@ def _line(r: ProbeResult) -> str:
     return f"✘ {r.target:<20} {r.address:<24} {r.error}"
 
 
+def _is_setup(args: argparse.Namespace) -> bool:
+    """`probe setup`, unless a gateway is named `setup` (then that gateway is probed)."""
+    if args.targets != [SETUP] or args.check is not None:
+        return False
+    inventory = load_inventory(find_inventory(args.inventory))
+    return all(g.name != SETUP for g in inventory.gateways)
+
+
+def _setup_options_misused(args: argparse.Namespace) -> str | None:
+    if args.name is not None or args.yes or args.dry_run or args.audit_log is not None:
+        return f"--name, --yes, --dry-run and --audit-log are for `probe {SETUP}`"
+    return None
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
+    if _is_setup(args):
+        if args.json or args.server_key is not None:
+            print(f"wgconsole probe {SETUP}: --json and --server-key are not its", file=sys.stderr)
+            return EXIT_CANNOT
+        # Only here: the operations, SSH and the poll (a health check never loads them).
+        from wgconsole.cli.operations import cmd_from_args
+
+        return cmd_from_args(args)
     try:
+        misused = _setup_options_misused(args)
+        if misused is not None:
+            raise CannotProbe(misused)
         if not 0 < args.wait <= 60:
             raise CannotProbe("--wait must be more than 0 and at most 60 seconds")
         inventory = load_inventory(find_inventory(args.inventory))
         gateways, vip = _targets(args, inventory)
-        key = load_key(args.key or default_key_path())
+        key = load_key(args.key or default_probe_key_path())
         server = _server_key(args, inventory)
     except CannotProbe as exc:
         if args.check is None:
@@ -174,14 +186,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
         for r in results:
             print(printable(_line(r)))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
-
-
-def write_key(path: Path, key_b64: str) -> None:
-    """A new key file, 0600 from its first byte, never replacing one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key_b64 + "\n")
 
 
 def main(argv: list[str]) -> int:

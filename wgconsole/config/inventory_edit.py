@@ -1,4 +1,5 @@
-"""Add or remove one item of the inventory's `clients:` list, keeping everything else as it is.
+"""Add or remove one item of the inventory's `clients:` (or `probes:`) list, keeping everything
+else as it is.
 
 Operators write this file by hand, with comments: it is edited as text, at positions taken
 from the YAML node tree (which keeps them), never re-dumped. Every byte outside the item is
@@ -25,27 +26,44 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
+from typing import Literal
 
 import yaml
 
 from wgconsole.config.inventory_file import InventoryError, load_inventory
-from wgconsole.core.inventory import Client, Inventory
+from wgconsole.core.inventory import Client, Inventory, Probe
 
 _ITEM_INDENT = "  "
 _NULL_TAG = "tag:yaml.org,2002:null"
+
+
+# An item of one of the lists edited here: a client (`clients:`) or a prober (`probes:`).
+Entry = Client | Probe
+Section = Literal["clients", "probes"]
 
 
 class InventoryEditError(Exception):
     """The inventory could not be edited as asked; nothing was written."""
 
 
-def client_line(client: Client) -> str:
-    """`{name: N, public_key: K, address: A}`, each value plain unless YAML would misread it."""
+def client_line(client: Entry) -> str:
+    """`{name: N, public_key: K, address: A}` (a probe has no address), each value plain unless
+    YAML would misread it."""
     return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in _fields(client)) + "}"
 
 
-def _fields(client: Client) -> tuple[tuple[str, str], ...]:
-    return (("name", client.name), ("public_key", client.public_key), ("address", client.address))
+def _fields(entry: Entry) -> tuple[tuple[str, str], ...]:
+    if isinstance(entry, Probe):
+        return (("name", entry.name), ("public_key", entry.public_key))
+    return (("name", entry.name), ("public_key", entry.public_key), ("address", entry.address))
+
+
+def _section(entry: Entry) -> Section:
+    return "probes" if isinstance(entry, Probe) else "clients"
+
+
+def _listed(inventory: Inventory, section: Section) -> tuple[Entry, ...]:
+    return inventory.probes if section == "probes" else inventory.clients
 
 
 def _scalar(value: str) -> str:
@@ -57,20 +75,25 @@ def _scalar(value: str) -> str:
     return value if plain_ok else json.dumps(value)
 
 
-def add_client(path: str, client: Client) -> Inventory:
-    """Append the client to `clients:`; returns the inventory as re-loaded from the file."""
+def add_client(path: str, client: Entry) -> Inventory:
+    """Append the client to `clients:` (a probe to `probes:`); returns the inventory as
+    re-loaded from the file."""
     before = _load(path)
-    expected = (*before.clients, client)
-    return _edit(path, lambda text: insert_client_text(text, client), expected)
+    section = _section(client)
+    expected = (*_listed(before, section), client)
+    return _edit(path, lambda text: insert_client_text(text, client), section, expected)
 
 
-def remove_client(path: str, public_key: str) -> Inventory:
-    """Delete the client's item from `clients:` (no change if it is not listed)."""
+def remove_client(path: str, public_key: str, section: Section = "clients") -> Inventory:
+    """Delete the key's item from `clients:` (or `probes:`); no change if it is not listed."""
     before = _load(path)
-    expected = tuple(c for c in before.clients if c.public_key != public_key)
-    if len(expected) == len(before.clients):
+    listed = _listed(before, section)
+    expected = tuple(c for c in listed if c.public_key != public_key)
+    if len(expected) == len(listed):
         return before
-    return _edit(path, lambda text: delete_client_text(text, public_key), expected)
+    return _edit(
+        path, lambda text: delete_client_text(text, public_key, section), section, expected
+    )
 
 
 def _load(path: str) -> Inventory:
@@ -86,7 +109,9 @@ def _read(path: str) -> str:
         return fh.read()
 
 
-def _edit(path: str, change: Callable[[str], str], expected: tuple[Client, ...]) -> Inventory:
+def _edit(
+    path: str, change: Callable[[str], str], section: Section, expected: tuple[Entry, ...]
+) -> Inventory:
     original = _read(path)
     try:
         new_text = change(original)
@@ -100,7 +125,7 @@ def _edit(path: str, change: Callable[[str], str], expected: tuple[Client, ...])
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        _check(tmp, path, expected)
+        _check(tmp, path, section, expected)
         if _read(path) != original:
             raise InventoryEditError(f"{path} changed while it was being edited; not overwritten")
         os.replace(tmp, path)
@@ -108,21 +133,21 @@ def _edit(path: str, change: Callable[[str], str], expected: tuple[Client, ...])
         if os.path.exists(tmp):
             os.unlink(tmp)
     after = _load(path)
-    if after.clients != expected:
-        raise InventoryEditError(f"{path}: the clients read back are not the expected ones")
+    if _listed(after, section) != expected:
+        raise InventoryEditError(f"{path}: the {section} read back are not the expected ones")
     return after
 
 
-def _check(tmp: str, path: str, expected: tuple[Client, ...]) -> None:
+def _check(tmp: str, path: str, section: Section, expected: tuple[Entry, ...]) -> None:
     try:
         edited = load_inventory(tmp)
     except InventoryError as exc:
         raise InventoryEditError(
             f"{path}: the edit would break the inventory ({exc.reason})"
         ) from None
-    if edited.clients != expected:
+    if _listed(edited, section) != expected:
         raise InventoryEditError(
-            f"{path}: the edit would not give the expected clients; not written"
+            f"{path}: the edit would not give the expected {section}; not written"
         )
 
 
@@ -138,9 +163,9 @@ def _root(text: str) -> yaml.MappingNode:
     return node
 
 
-def _clients_entry(root: yaml.MappingNode) -> tuple[yaml.Node, yaml.Node] | None:
+def _list_entry(root: yaml.MappingNode, section: Section) -> tuple[yaml.Node, yaml.Node] | None:
     for key, value in root.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "clients":
+        if isinstance(key, yaml.ScalarNode) and key.value == section:
             return key, value
     return None
 
@@ -174,9 +199,7 @@ def _dash_column(lines: list[str], item: yaml.Node) -> int:
     line = lines[item.start_mark.line]
     dash = line.rfind("-", 0, item.start_mark.column)
     if dash < 0 or line[:dash].strip() or line[dash + 1 : item.start_mark.column].strip():
-        raise InventoryEditError(
-            "a `clients:` item does not start on its `-` line: edit it by hand"
-        )
+        raise InventoryEditError("a list item does not start on its `-` line: edit it by hand")
     return dash
 
 
@@ -194,7 +217,7 @@ def _layout_of(lines: list[str], item: yaml.Node) -> _Layout:
 
 
 def _default_layout(root: yaml.MappingNode, lines: list[str]) -> _Layout:
-    """For a first client: the layout of the other top-level lists' items (the gateways')."""
+    """For a first item: the layout of the other top-level lists' items (the gateways')."""
     for _key, value in reversed(root.value):
         if isinstance(value, yaml.SequenceNode) and not value.flow_style and value.value:
             try:
@@ -204,7 +227,7 @@ def _default_layout(root: yaml.MappingNode, lines: list[str]) -> _Layout:
     return _ITEM_INDENT, None
 
 
-def _item_text(client: Client, layout: _Layout, nl: str) -> str:
+def _item_text(client: Entry, layout: _Layout, nl: str) -> str:
     prefix, key_column = layout
     if key_column is None:
         return f"{prefix}- {client_line(client)}{nl}"
@@ -213,21 +236,24 @@ def _item_text(client: Client, layout: _Layout, nl: str) -> str:
     return first + "".join(" " * key_column + row + nl for row in rows[1:])
 
 
-def insert_client_text(text: str, client: Client) -> str:
+def insert_client_text(text: str, client: Entry) -> str:
+    """The text with the client appended to `clients:` (a probe to `probes:`)."""
+    section = _section(client)
     root = _root(text)
-    found = _clients_entry(root)
+    found = _list_entry(root, section)
     nl = _newline(text)
     lines = text.splitlines(keepends=True)
     if lines and not _has_break(lines[-1]):
         lines[-1] += nl
     if found is None:
         item = _item_text(client, _default_layout(root, lines), nl)
-        return "".join([*lines, f"clients:{nl}", item])
+        return "".join([*lines, f"{section}:{nl}", item])
     key, value = found
     if isinstance(value, yaml.ScalarNode) and value.tag == _NULL_TAG:
-        return _fill_null(lines, key, value, _item_text(client, _default_layout(root, lines), nl))
+        item = _item_text(client, _default_layout(root, lines), nl)
+        return _fill_null(lines, key, value, item)
     if not isinstance(value, yaml.SequenceNode):
-        raise InventoryEditError("`clients:` is not a list: edit it by hand")
+        raise InventoryEditError(f"`{section}:` is not a list: edit it by hand")
     if value.flow_style:
         return _append_flow(text, value, client_line(client), nl)
     last = value.value[-1]
@@ -240,7 +266,7 @@ def _append_flow(text: str, seq: yaml.SequenceNode, entry: str, nl: str) -> str:
     """`[a, b]` → `[a, b, new]`; in a list written one item a line, on a line of its own."""
     close = seq.end_mark.index - 1
     if text[close] != "]":
-        raise InventoryEditError("`clients: [...]` could not be edited: edit it by hand")
+        raise InventoryEditError("a `[...]` list could not be edited: edit it by hand")
     if not seq.value:
         return text[:close] + entry + text[close:]
     last = seq.value[-1]
@@ -259,21 +285,22 @@ def _append_flow(text: str, seq: yaml.SequenceNode, entry: str, nl: str) -> str:
 
 
 def _fill_null(lines: list[str], key: yaml.Node, value: yaml.Node, item: str) -> str:
-    """`clients:` (or `clients: ~`/`null`) with nothing: keep any comment, add the item."""
+    """`clients:` (or `clients: ~`/`null`, or the same of `probes:`) with nothing: keep any
+    comment, add the item."""
     row = key.start_mark.line
     line = lines[row]
     if line[: key.start_mark.column].strip():
-        raise InventoryEditError("`clients:` could not be edited: edit it by hand")
+        raise InventoryEditError("an empty list could not be edited: edit it by hand")
     if value.value:
         # `~` or `null` written out: blanked, so that a comment after it keeps its column.
         if not value.start_mark.line == value.end_mark.line == row:
-            raise InventoryEditError("`clients:` could not be edited: edit it by hand")
+            raise InventoryEditError("an empty list could not be edited: edit it by hand")
         body = line.splitlines()[0]
         start, end = value.start_mark.column, value.end_mark.column
         rest = body[end:]
         body = body[:start] + " " * (end - start) + rest if rest.strip() else body[:start].rstrip()
         line = body + line[len(line.splitlines()[0]) :]
-    # Comment lines under `clients:`, indented as its items would be, stay above the first.
+    # Comment lines under the key, indented as its items would be, stay above the first.
     at = row + 1
     while at < len(lines) and lines[at].lstrip().startswith("#"):
         if len(lines[at]) - len(lines[at].lstrip()) <= key.start_mark.column:
@@ -290,15 +317,17 @@ def _item_key(item: yaml.Node) -> str | None:
     return None
 
 
-def delete_client_text(text: str, public_key: str) -> str:
+def delete_client_text(text: str, public_key: str, section: Section = "clients") -> str:
     root = _root(text)
-    found = _clients_entry(root)
+    found = _list_entry(root, section)
     if found is None or not isinstance(found[1], yaml.SequenceNode):
-        raise InventoryEditError("no `clients:` list to remove the client from")
+        raise InventoryEditError(f"no `{section}:` list to remove the key from")
     seq = found[1]
     items = [i for i in seq.value if _item_key(i) == public_key]
     if len(items) != 1:
-        raise InventoryEditError(f"the inventory lists the key {len(items)} times under `clients:`")
+        raise InventoryEditError(
+            f"the inventory lists the key {len(items)} times under `{section}:`"
+        )
     item = items[0]
     if seq.flow_style:
         return _cut_flow_item(text, item)

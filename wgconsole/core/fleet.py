@@ -320,6 +320,15 @@ class DirectorView:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeView:
+    """An inventory prober's peer, as each gateway that carries it has it (not a client)."""
+
+    name: str
+    public_key: str
+    per_gateway: tuple[PeerOnGateway, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Fleet:
     taken_at: float
     service: ServiceView | None
@@ -334,6 +343,7 @@ class Fleet:
     load_balancers: tuple[DirectorView, ...] = ()
     vip_holder: str | None = None
     failover_lb: str | None = None
+    probes: tuple[ProbeView, ...] = ()
 
     def client(self, public_key: str) -> ClientView | None:
         for view in self.clients:

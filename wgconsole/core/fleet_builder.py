@@ -29,6 +29,7 @@ from wgconsole.core.fleet import (
     Fleet,
     GatewayView,
     PeerOnGateway,
+    ProbeView,
     RealServerState,
     RealServerView,
     ServiceView,
@@ -120,7 +121,9 @@ class FleetBuilder:
             failover_lb=pair.failover_lb,
             sh_choice=self._choice(inventory, primary),
         )
-        clients, found = self._clients(inventory, gw_obs, services, conns, rs_index, checks, pair)
+        clients, found, probes = self._clients(
+            inventory, gw_obs, services, conns, rs_index, checks, pair
+        )
         synced = {} if pair.failover_lb is None else {pair.failover_lb: _count_synced(clients)}
         reachable = {h.name: h.reachable for h in hosts}
         draft = Fleet(
@@ -137,6 +140,7 @@ class FleetBuilder:
             load_balancers=director_views(pair, inventory, reachable, synced),
             vip_holder=pair.reference,
             failover_lb=pair.failover_lb,
+            probes=probes,
         )
         findings = derive_findings(
             draft, inventory, lbs, gateways, found, order=self._findings_order
@@ -161,12 +165,15 @@ class FleetBuilder:
         rs_index: Mapping[Endpoint, Gateway],
         checks: _Checks,
         pair: Pair,
-    ) -> tuple[tuple[ClientView, ...], list[Finding]]:
-        """The client views, sorted, and their findings (in the same order)."""
+    ) -> tuple[tuple[ClientView, ...], list[Finding], tuple[ProbeView, ...]]:
+        """The client views, sorted, and their findings (in the same order); the probers'
+        peers."""
         peers_by_key, any_interface, endpoints = self._peers_by_key(gw_obs)
         # A probe's peer is a prober's identity, not a client: no row, no client findings.
-        for probe in inventory.probes:
-            peers_by_key.pop(probe.public_key, None)
+        probes = tuple(
+            ProbeView(p.name, p.public_key, tuple(peers_by_key.pop(p.public_key, ())))
+            for p in inventory.probes
+        )
         # With a VIP holder known, its entries are the clients' traffic: another director's
         # are the sync daemon's copies (or stale), not where the client goes now.
         holder_known = pair.vip_known and len(inventory.load_balancers) > 1
@@ -203,7 +210,7 @@ class FleetBuilder:
         done = [next(fresh) if m is None else m for m in made]
         done.sort(key=_SORT_KEY)
         self._latest_clients = {m.view.public_key: m for m in done}
-        return tuple(map(_VIEW, done)), [f for m in done for f in m.findings]
+        return tuple(map(_VIEW, done)), [f for m in done for f in m.findings], probes
 
     def _peers_by_key(
         self, gw_obs: Mapping[str, GatewayObservation | None]

@@ -1,6 +1,6 @@
 """The operations the front ends offer, each an `Operation` (see `ops.machinery.operation`): drain,
-undrain, weight, rebalance, peer add and peer remove, and on a director pair `lb align` and
-`failover`, with their previews and summaries written once.
+undrain, weight, rebalance, peer add and peer remove, probe setup, and on a director pair
+`lb align` and `failover`, with their previews and summaries written once.
 
 Each is made from what the operator gave (the CLI's arguments, or the console's selection);
 what is still missing is a `Field` the console asks for.
@@ -10,20 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
+from wgconsole.config.probe_key import default_probe_key_path
 from wgconsole.core.fleet import Fleet
 from wgconsole.ops.hostcmd.drainrecord import find_record
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import ValidationError
 from wgconsole.ops.machinery.operation import Field, FollowUp, Outcome, Planned, value
 from wgconsole.ops.machinery.validate import gateway as find_gateway
+from wgconsole.ops.machinery.validate import name as validate_name
 from wgconsole.ops.machinery.validate import weight as valid_weight
 from wgconsole.ops.procedures.align import execute_align, plan_align
 from wgconsole.ops.procedures.drain import execute_drain, plan_drain
 from wgconsole.ops.procedures.failover import execute_failover, plan_failover
 from wgconsole.ops.procedures.peers.add import execute_peer_add
 from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove, precheck_peer_add
+from wgconsole.ops.procedures.peers.probe import execute_probe_setup, plan_probe_setup
 from wgconsole.ops.procedures.peers.remove import execute_peer_remove
 from wgconsole.ops.procedures.rebalance import (
     execute_rebalance,
@@ -242,6 +246,40 @@ class PeerRemove:
             return Outcome("\n".join(result.summary()), result=result)
 
         return Planned(tuple(plan.describe()), plan.label, execute)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSetup:
+    """This machine's prober key as a peer without AllowedIPs on every gateway, and under
+    `probes:` in the inventory (see ops.procedures.peers.probe); the target to type is the
+    prober's name."""
+
+    name: str | None = None
+    key_file: str | None = None
+    changes_clients: ClassVar[bool] = False
+    fields: ClassVar[tuple[Field, ...]] = ()
+
+    @property
+    def title(self) -> str:
+        return "probe setup"
+
+    @property
+    def subject(self) -> str:
+        return self.name or "probe setup"
+
+    def precheck(self, ctx: OpContext, values: Mapping[str, str]) -> None:
+        if self.name is not None:
+            validate_name(self.name)
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+        path = default_probe_key_path() if self.key_file is None else Path(self.key_file)
+        plan = plan_probe_setup(ctx.inventory, fleet, self.name, path)
+
+        def execute() -> Outcome:
+            result = execute_probe_setup(ctx, plan)
+            return Outcome("\n".join(result.summary()), result=result)
+
+        return Planned(tuple(plan.describe()), plan.name, execute)
 
 
 @dataclass(frozen=True, slots=True)

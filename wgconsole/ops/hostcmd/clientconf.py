@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from wgconsole.core.inventory import Inventory
-from wgconsole.ops.hostcmd.keys import PrivateKey
+from wgconsole.core.keys import PrivateKey
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 
 OWN_KEY_COMMENT = "# PrivateKey = (the client's own key: it never left the client)"

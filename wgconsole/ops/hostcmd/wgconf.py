@@ -144,6 +144,7 @@ fi
 )
 
 # Args: CONF BACKUP NAME KEY ALLOWED KEEPALIVE. Appends one [Peer] block; keeps a backup.
+# ALLOWED empty: a peer that routes nothing (a prober's).
 ADD_SCRIPT = (
     "set -eu\nconf=$1 bak=$2 name=$3 key=$4 allowed=$5 ka=$6\n"
     + _COUNT_FN
@@ -159,7 +160,9 @@ make_backup
 {
     # the old file without trailing blank lines, then one blank line and the new block
     awk '/^[ \t\r]*$/ { blank++; next } { for (; blank > 0; blank--) print ""; print }' "$real"
-    printf '\n[Peer]\n# %s\nPublicKey = %s\nAllowedIPs = %s\n' "$name" "$key" "$allowed"
+    printf '\n[Peer]\n# %s\nPublicKey = %s\n' "$name" "$key"
+    # A probe's peer has none: no AllowedIPs line at all (wg-quick refuses an empty one)
+    if [ -n "$allowed" ]; then printf 'AllowedIPs = %s\n' "$allowed"; fi
     if [ "$ka" != 0 ]; then printf 'PersistentKeepalive = %s\n' "$ka"; fi
 } > "$tmp"
 commit_checked 1 "would not hold the peer once" "does not hold the peer once"
@@ -297,8 +300,11 @@ def read_command(gw: Gateway, key: str) -> str:
 
 
 def live_set_command(gw: Gateway, key: str, allowed_ips: Sequence[str], keepalive: int) -> str:
-    # `wg set ... allowed-ips` REPLACES the peer's list: always the complete list.
-    argv = ["wg", "set", _interface(gw), "peer", key, "allowed-ips", ",".join(allowed_ips)]
+    # `wg set ... allowed-ips` REPLACES the peer's list: always the complete list. None at all
+    # (a prober's peer): the argument is left out, and a new peer has none.
+    argv = ["wg", "set", _interface(gw), "peer", key]
+    if allowed_ips:
+        argv += ["allowed-ips", ",".join(allowed_ips)]
     return privileged([*argv, "persistent-keepalive", str(keepalive)], sudo=gw.ssh.sudo)
 
 

@@ -12,11 +12,11 @@ from wgconsole.config.inventory_edit import (
 )
 from wgconsole.config.inventory_file import InventoryError, load_inventory
 from wgconsole.core.inventory import Client, Inventory
+from wgconsole.core.keys import KeyPair
 from wgconsole.ops.hostcmd.clientconf import (
     build_client_config,
     check_new_file,
 )
-from wgconsole.ops.hostcmd.keys import KeyPair
 from wgconsole.ops.hostcmd.wgconf import (
     LivePeer,
     add_block_command,
@@ -94,7 +94,9 @@ def execute_peer_add(
         label = f"{plan.name} ({abbrev(key)})"
         tx = run.tx
         tx.run(
-            _add_steps(ctx, plan, runs, key, ka),
+            add_steps(
+                ctx, runs, key, name=plan.name, allowed=(plan.peer_allowed_ip,), keepalive=ka
+            ),
             discard=discard,
             account=lambda exc: failure_account(run.tx, "peer add", label, exc, runs),
         )
@@ -200,11 +202,18 @@ def _inventory_problems(plan: PeerAddPlan, key: str) -> list[str]:
     return taken
 
 
-def _add_steps(
-    ctx: OpContext, plan: PeerAddPlan, runs: Sequence[GatewayRun], key: str, ka: int
+def add_steps(
+    ctx: OpContext,
+    runs: Sequence[GatewayRun],
+    key: str,
+    *,
+    name: str,
+    allowed: tuple[str, ...],
+    keepalive: int,
 ) -> Iterator[Step]:
-    """Gateway after gateway: the peer live, then in the config file; then the verification."""
-    allowed = plan.peer_allowed_ip
+    """Gateway after gateway: the peer live, then in the config file; then the verification.
+    `allowed` empty: a peer that routes nothing (a prober's)."""
+    shown = ",".join(allowed) or "(none)"
     for run in runs:
         gw = run.gw
         run.check = back_as_it_was(ctx, run, key)
@@ -212,8 +221,8 @@ def _add_steps(
             run.live = on_gateway(
                 ctx,
                 run,
-                f"wg set {gw.interface} peer {abbrev(key)} allowed-ips {allowed}",
-                live_set_command(gw, key, [allowed], ka),
+                f"wg set {gw.interface} peer {abbrev(key)} allowed-ips {shown}",
+                live_set_command(gw, key, allowed, keepalive),
                 undo_step(
                     ctx,
                     run,
@@ -228,14 +237,14 @@ def _add_steps(
                 ctx,
                 run,
                 f"add [Peer] to {gw.config} (backup {run.backup})",
-                add_block_command(gw, run.backup, plan.name, key, allowed, ka),
+                add_block_command(gw, run.backup, name, key, ",".join(allowed), keepalive),
                 restore_file(ctx, run),
                 says="written",
             )
             yield run.file
         if not (run.need_live or run.need_file):
             ctx.info(f"{gw.name}: already has the peer, live and in {gw.config}")
-    new = LivePeer((allowed,), ka)
+    new = LivePeer(allowed, keepalive)
     expected = {r.gw.name: {**r.before.peers, key: new} for r in runs}
     # When finishing, the peer itself is what differed: the rest must have been the same.
     same = same_peers({r.gw.name: without_key(r.before, key) for r in runs})

@@ -310,6 +310,6 @@ def record_inventory(
         with ctx.step(f"record the change in {path}"):
             return edit(path), []
     except (InventoryEditError, OpError, OSError) as exc:
-        message = f"{path} not updated: {exc}; edit its clients: list by hand"
+        message = f"{path} not updated: {exc}; edit it by hand"
         ctx.warn(message)
         return None, [message]

@@ -26,11 +26,9 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from wgconsole.config.inventory_edit import (
-    client_line,
-)
-from wgconsole.core.fleet import Fleet, short_key
-from wgconsole.core.inventory import Client, Gateway, Inventory
+from wgconsole.config.inventory_edit import Section, client_line
+from wgconsole.core.fleet import ClientView, Fleet, ProbeView, short_key
+from wgconsole.core.inventory import Client, Gateway, Inventory, Probe
 from wgconsole.ops.hostcmd.clientconf import (
     endpoint_text,
     host_prefix,
@@ -123,6 +121,7 @@ class PeerRemovePlan:
     in_inventory: bool
     inventory_path: str
     warnings: tuple[str, ...] = ()
+    section: Section = "clients"  # the inventory's list that names it (a prober: probes)
 
     @property
     def label(self) -> str:
@@ -143,7 +142,7 @@ class PeerRemovePlan:
                 f"(backup {gw.config}.wgconsole-bak-<time>)"
             )
         if self.in_inventory:
-            lines.append(f"  {self.inventory_path}: remove the client's line from `clients:`")
+            lines.append(f"  {self.inventory_path}: remove its item from `{self.section}:`")
         return lines + [f"  warning: {w}" for w in self.warnings]
 
 
@@ -158,7 +157,7 @@ def plan_peer_add(
 ) -> PeerAddPlan:
     """Validate everything against the snapshot; changes nothing."""
     validate.name(name)
-    server_key = _server_public_key(inventory, fleet)
+    server_key = server_public_key(inventory, fleet)
     peers = fleet_peer_sets(inventory, fleet)
     if public_key is not None:
         validate.public_key(public_key)
@@ -258,7 +257,7 @@ def _plan_finish(
 
 def plan_peer_remove(inventory: Inventory, fleet: Fleet, name_or_key: str) -> PeerRemovePlan:
     key, client = _resolve_peer(inventory, name_or_key)
-    _server_public_key(inventory, fleet)  # every gateway must answer
+    server_public_key(inventory, fleet)  # every gateway must answer
     peers = fleet_peer_sets(inventory, fleet)
     present = tuple(gw.name for gw in inventory.gateways if key in peers.get(gw.name, {}))
     if not present and client is None:
@@ -269,19 +268,22 @@ def plan_peer_remove(inventory: Inventory, fleet: Fleet, name_or_key: str) -> Pe
     return PeerRemovePlan(
         public_key=key,
         name=None if client is None else client.name,
-        address=None if client is None else client.address,
+        address=client.address if isinstance(client, Client) else None,
         present_on=present,
         gateways=inventory.gateways,
         in_inventory=client is not None,
         inventory_path=inventory.path,
         warnings=tuple(warnings),
+        section="probes" if isinstance(client, Probe) else "clients",
     )
 
 
 def fleet_peer_sets(inventory: Inventory, fleet: Fleet) -> PeerSets:
-    """Every gateway's peers (allowed IPs and keepalive) as the snapshot saw them."""
+    """Every gateway's peers (allowed IPs and keepalive) as the snapshot saw them, the
+    probers' included."""
     sets: PeerSets = {gw.name: {} for gw in inventory.gateways}
-    for client in fleet.clients:
+    carried: tuple[ClientView | ProbeView, ...] = (*fleet.clients, *fleet.probes)
+    for client in carried:
         for peer in client.per_gateway:
             sets.setdefault(peer.gateway, {})[client.public_key] = LivePeer(
                 tuple(sorted(peer.allowed_ips)), peer.keepalive
@@ -305,7 +307,7 @@ def _check_new_name(inventory: Inventory, name: str) -> None:
         raise ValidationError(f"name {name!r}: already an inventory client")
 
 
-def _server_public_key(inventory: Inventory, fleet: Fleet) -> str:
+def server_public_key(inventory: Inventory, fleet: Fleet) -> str:
     keys: dict[str, str] = {}
     for gw in inventory.gateways:
         view = fleet.gateway(gw.name)
@@ -402,14 +404,17 @@ def _drift_warnings(peers: PeerSets, inventory: Inventory) -> Iterable[str]:
         )
 
 
-def _resolve_peer(inventory: Inventory, name_or_key: str) -> tuple[str, Client | None]:
-    for client in inventory.clients:
-        if client.name == name_or_key:
-            return client.public_key, client
+def _resolve_peer(inventory: Inventory, name_or_key: str) -> tuple[str, Client | Probe | None]:
+    """The key, and the inventory's client or prober it is (None: neither)."""
+    entries: tuple[Client | Probe, ...] = (*inventory.clients, *inventory.probes)
+    for entry in entries:
+        if entry.name == name_or_key or entry.public_key == name_or_key:
+            return entry.public_key, entry
     try:
         key = validate.public_key(name_or_key)
     except ValidationError:
         raise ValidationError(
-            f"{name_or_key!r}: no client of that name in the inventory, nor a public key"
+            f"{name_or_key!r}: no client of that name in the inventory (nor a prober), nor a "
+            "public key"
         ) from None
-    return key, inventory.client_by_key(key)
+    return key, None

@@ -48,7 +48,7 @@ def execute_peer_remove(ctx: OpContext, plan: PeerRemovePlan) -> PeerRemoveResul
         warnings: list[str] = []
         if plan.in_inventory:
             inventory, warnings = common.record_inventory(
-                ctx, plan.inventory_path, lambda p: remove_client(p, key)
+                ctx, plan.inventory_path, lambda p: remove_client(p, key, plan.section)
             )
     return PeerRemoveResult(
         name=plan.name,

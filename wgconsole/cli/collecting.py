@@ -1,0 +1,20 @@
+"""The fleet collector a command line's global options describe (one place for them)."""
+
+from __future__ import annotations
+
+import argparse
+
+from wgconsole.core.inventory import Inventory
+from wgconsole.poll.collector import FleetCollector
+
+
+def collector(
+    args: argparse.Namespace, inventory: Inventory, *, last_success: dict[str, float] | None = None
+) -> FleetCollector:
+    return FleetCollector(
+        inventory,
+        accept_new_host_keys=args.accept_new_host_keys,
+        read_only=args.read_only,
+        timeout=args.timeout,
+        last_success=last_success,
+    )
