@@ -2,8 +2,9 @@
 
 The prober runs inside the guest, as it would on a director or a bastion with a route to the
 gateways: the guest's root is this machine's, so the same interpreter and checkout run there.
-Its key is a probe peer with no AllowedIPs on every gateway, added here by `wg set` and
-removed at the end (running state only: wg0.conf is not touched).
+Its key is made by `wgconsole probe setup`, run from this machine as an operator runs it (a
+peer with no AllowedIPs on every gateway, live and in wg0.conf, and a `probes:` item in the
+inventory), and taken off again by `wgconsole peer remove NAME` at the end.
 
 The VIP's probe leaves one LB entry from the prober's address that no packet refreshes; it
 expires after IPVS's UDP timeout. The module sorts after every test that compares the LB's
@@ -23,7 +24,10 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import Lab
-from wgconsole.config.probe_key import write_probe_key
+from tests.lab.helpers import run_cli, status
+from wgconsole.config.inventory_file import load_inventory
+from wgconsole.config.probe_key import read_probe_key
+from wgconsole.core.inventory import Probe
 from wgconsole.core.keys import PrivateKey
 
 pytestmark = pytest.mark.lab
@@ -40,23 +44,56 @@ def _server_key(lab: Lab) -> str:
     return lab.ns(ns, ["wg", "show", "wg0", "public-key"]).strip()
 
 
-@pytest.fixture
-def probe_key(lab: Lab) -> Iterator[tuple[Path, str]]:
-    """A probe key file the guest can read (the lab's directory is shared with it), and its
-    public key as a peer without AllowedIPs on every gateway."""
-    key = PrivateKey.generate()
+PROBER = "probe-lab"
+
+
+@pytest.fixture(scope="module")
+def probe_key(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """The prober's key file (in the lab's directory, which the guest reads) and its public
+    key, set up by `probe setup` for the module and removed by `peer remove` after it."""
     path = lab.dir / "probe-test.key"
     path.unlink(missing_ok=True)
-    write_probe_key(path, key)
-    public = key.public_key()
+    audit = ["--audit-log", str(tmp_path_factory.mktemp("probe-audit") / "audit.jsonl")]
+    setup = run_cli(
+        lab.inventory_path, "probe", "setup", "--name", PROBER, "--key", str(path), "--yes", *audit
+    )
+    print(setup.stdout, setup.stderr)
     try:
-        for ns in _gateway_netns(lab).values():
-            lab.ns(ns, ["wg", "set", "wg0", "peer", public])
-        yield path, public
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        yield path, read_probe_key(path).public_key()
     finally:
-        for ns in _gateway_netns(lab).values():
-            lab.ns(ns, ["wg", "set", "wg0", "peer", public, "remove"], check=False)
+        remove = run_cli(lab.inventory_path, "peer", "remove", PROBER, "--yes", *audit)
+        print(remove.stdout, remove.stderr)
         path.unlink(missing_ok=True)
+    assert remove.returncode == 0, remove.stdout + remove.stderr
+    assert PROBER not in lab.inventory_path.read_text()
+
+
+def test_probe_setup_adds_a_peer_that_routes_nothing_everywhere_and_once(
+    lab: Lab, probe_key: tuple[Path, str]
+) -> None:
+    key, public = probe_key
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    for gw, ns in _gateway_netns(lab).items():
+        # No AllowedIPs (the key routes nothing), no keepalive (the gateway never talks first).
+        assert f"{public}\t(none)" in lab.ns(ns, ["wg", "show", "wg0", "allowed-ips"]), gw
+        assert f"{public}\toff" in lab.ns(ns, ["wg", "show", "wg0", "persistent-keepalive"])
+        # The block appended to wg0.conf (its last lines: the file's own key stays unread).
+        tail = lab.sh(f"tail -n 3 /run/wglab/{ns}/wireguard/wg0.conf")
+        assert tail.splitlines() == ["[Peer]", f"# {PROBER}", f"PublicKey = {public}"], gw
+    listed = load_inventory(lab.inventory_path)
+    assert Probe(PROBER, public) in listed.probes
+    # A prober is no client: no row, no unknown peer, no drift.
+    fleet = status(lab)
+    assert public not in {c["public_key"] for c in fleet["clients"]}
+    assert not [f for f in fleet["findings"] if public in json.dumps(f)]
+    # Set up again: nothing to do, nothing changed (the key file is used as it is).
+    again = run_cli(
+        lab.inventory_path, "probe", "setup", "--name", PROBER, "--key", str(key), "--yes"
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "no gateway (all had it)" in again.stdout
+    assert load_inventory(lab.inventory_path).probes == listed.probes
 
 
 def _probe(
