@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
 from wgconsole.poll.collector import FleetCollector, PollResult
 from wgconsole.poll.replay import capture_time, replay_factory
+from wgconsole.probe.prober import ProbeResult
 
 LAB = Path(__file__).parent / "fixtures" / "lab"
 NORMAL = LAB / "normal"
@@ -112,6 +113,22 @@ async def step(pilot: Any, app: Any) -> None:
     app.action_poll_now()
     await wait_for(pilot, lambda: app.applied > before)
     await pilot.pause()
+
+
+class ReplayedProbes:
+    """Rounds of probe results, one per poll (the last one again past the end): what the
+    prober's verdicts look like to the console, without sending anything anywhere."""
+
+    def __init__(self, rounds: Sequence[tuple[ProbeResult, ...]]) -> None:
+        self.rounds = list(rounds)
+        self.calls = 0
+
+    def round(
+        self, inventory: Inventory, told_keys: Iterable[str | None]
+    ) -> tuple[ProbeResult, ...]:
+        result = self.rounds[min(self.calls, len(self.rounds) - 1)]
+        self.calls += 1
+        return result
 
 
 def console(frames: Sequence[Path], **kwargs: Any) -> tuple[Any, SteppedCollector]:

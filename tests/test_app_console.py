@@ -220,7 +220,7 @@ async def test_unreachable_host_is_stale_not_current() -> None:
         assert hosts[GW2][2] == "✖ down"
         assert hosts[GW2][3] == "stale 13s"
         assert hosts[GW1][3] == "0s"
-        assert "connection refused" in hosts[GW2][5]
+        assert "connection refused" in hosts[GW2][6]
         servers = {row[0]: row for row in shown(app, "servers")}
         assert servers[GW2][3] == "✖ unreachable"
         # Ages grow with the clock between polls, each host its own.

@@ -17,11 +17,13 @@ from tests.console_support import (
     NORMAL,
     WEIGHT0,
     WG_DOWN,
+    ReplayedProbes,
     console,
     step,
     utc,  # noqa: F401 - autouse: clock texts in UTC
     wait_for,
 )
+from wgconsole.probe.prober import ProbeResult
 
 SMALL = (80, 24)
 LARGE = (160, 50)
@@ -60,6 +62,35 @@ def test_overview_small(snap_compare: Any) -> None:
 
 def test_overview_large_gateway_lost(snap_compare: Any) -> None:
     _compare(snap_compare, LARGE, [NORMAL, WG_DOWN, GW2_UNREACHABLE])
+
+
+# The prober's verdicts in its own formats (wgconsole.probe.prober): all up, then the
+# gateway whose wg0 went down stops answering its handshakes while its host still answers SSH.
+ALL_UP = (
+    ProbeResult("wg-gateway-01", "10.77.0.11:51280", ok=True, rtt_ms=2.4, error=None),
+    ProbeResult("wg-gateway-02", "10.77.0.12:51280", ok=True, rtt_ms=3.1, error=None),
+    ProbeResult("vip", "10.77.255.1:51280", ok=True, rtt_ms=4.2, error=None),
+)
+GW1_SILENT = (
+    ProbeResult(
+        "wg-gateway-01",
+        "10.77.0.11:51280",
+        ok=False,
+        rtt_ms=None,
+        error="no handshake response within 1 s",
+    ),
+    *ALL_UP[1:],
+)
+
+
+def test_overview_large_with_handshake_probes(snap_compare: Any) -> None:
+    probes = ReplayedProbes([ALL_UP, GW1_SILENT])
+    _compare(snap_compare, LARGE, [NORMAL, WG_DOWN], prober=probes)
+
+
+def test_log_large_with_handshake_probes(snap_compare: Any) -> None:
+    probes = ReplayedProbes([ALL_UP, GW1_SILENT, ALL_UP])
+    _compare(snap_compare, LARGE, [NORMAL, WG_DOWN, NORMAL], ["4"], prober=probes)
 
 
 def test_clients_small(snap_compare: Any) -> None:

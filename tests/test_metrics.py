@@ -119,6 +119,8 @@ def test_the_metric_names_and_labels_are_the_contract() -> None:
         "wgconsole_finding": ("code", "severity", "subject"),
         "wgconsole_poll_duration_seconds": (),
         "wgconsole_poll_timestamp_seconds": (),
+        "wgconsole_probe_success": ("target",),
+        "wgconsole_probe_rtt_seconds": ("target",),
         "wgconsole_unnamed_peers_not_exported": (),
     }
     counters = {spec.name for spec in FAMILIES if spec.kind == "counter"}

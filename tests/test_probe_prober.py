@@ -17,16 +17,19 @@ from wgconsole.probe.handshake import ProbeKey
 from wgconsole.probe.prober import Target, probe
 
 Reply = Callable[[bytes], bytes | None]
+Serve = Callable[..., Endpoint]  # (reply, address="127.0.0.1")
 
 
 @pytest.fixture
-def udp_server() -> Iterator[Callable[[Reply], Endpoint]]:
+def udp_server() -> Iterator[Serve]:
+    """Starts UDP servers on loopback addresses (never leaving this machine)."""
     socks: list[socket.socket] = []
     stop = threading.Event()
 
-    def start(reply: Reply) -> Endpoint:
+    def start(reply: Reply, address: str = "127.0.0.1") -> Endpoint:
+        assert address.startswith("127."), "loopback only"
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         sock.settimeout(0.05)
         socks.append(sock)
 
@@ -41,7 +44,7 @@ def udp_server() -> Iterator[Callable[[Reply], Endpoint]]:
                     sock.sendto(answer, peer)
 
         threading.Thread(target=serve, daemon=True).start()
-        return Endpoint("127.0.0.1", sock.getsockname()[1])
+        return Endpoint(address, sock.getsockname()[1])
 
     yield start
     stop.set()
@@ -58,7 +61,7 @@ def _closed_port() -> Endpoint:
 
 
 def test_a_wireguard_responder_is_up_and_everything_else_down(
-    udp_server: Callable[[Reply], Endpoint],
+    udp_server: Serve,
 ) -> None:
     key = ProbeKey(os.urandom(32))
     gw = Responder(key.public)
@@ -85,7 +88,7 @@ def test_a_wireguard_responder_is_up_and_everything_else_down(
     assert results["gw-up"].as_json().keys() == {"target", "address", "ok", "rtt_ms", "error"}
 
 
-def test_one_lost_initiation_is_sent_again(udp_server: Callable[[Reply], Endpoint]) -> None:
+def test_one_lost_initiation_is_sent_again(udp_server: Serve) -> None:
     key = ProbeKey(os.urandom(32))
     gw = Responder(key.public)
     seen: list[bytes] = []

@@ -199,6 +199,21 @@ def _running(lab_dir: Path) -> bool:
     return manager.qemu_pid(lab_dir) is not None and (lab_dir / "ready").exists()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bastion_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The lab tests' CLI runs keep their bastion state (audit log, last answers, a probe key)
+    apart from this machine's own: a probe key of this machine's would make `wgconsole
+    metrics` probe the lab's addresses from here, where they are not routed (they would
+    leave this machine's network namespace)."""
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("bastion-state"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     started = False

@@ -16,11 +16,13 @@ from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.cli.collecting import collector as make_collector
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.paths import lab_inventory_path, state_dir
+from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.fleet import matching_service
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
 from wgconsole.core.text import printable
 from wgconsole.lab.manager import LabError
+from wgconsole.probe.handshake import ProbeKey
 from wgconsole.tui.options import ConsoleOptions
 
 EXIT_OK = 0
@@ -242,8 +244,11 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def console_options(args: argparse.Namespace) -> ConsoleOptions:
-    """The console's options from the command line."""
+    """The console's options from the command line. The handshake probes run when this
+    machine has a prober key (`wgconsole probe setup`) at the default path."""
     audit = getattr(args, "audit_log", None)
+    key_file = default_probe_key_path()
+    probe_key = ProbeKey.from_private(read_probe_key(key_file)) if key_file.exists() else None
     return ConsoleOptions(
         interval=args.interval,
         read_only=args.read_only,
@@ -251,15 +256,21 @@ def console_options(args: argparse.Namespace) -> ConsoleOptions:
         accept_new_host_keys=args.accept_new_host_keys,
         timeout=args.timeout,
         audit_log=Path(audit) if audit else None,
+        probe_key=probe_key,
     )
 
 
 def cmd_console(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
+    try:
+        options = console_options(args)
+    except ProbeKeyError as exc:
+        print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_PARTIAL
     # Imported here: the status, whereis and lab commands never pay for Textual's import.
     from wgconsole.tui.app import run_console
 
-    return run_console(console_options(args), inventory)
+    return run_console(options, inventory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

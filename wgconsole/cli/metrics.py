@@ -6,14 +6,18 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from wgconsole.config.inventory_file import find_inventory, load_inventory
+from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.text import printable
 from wgconsole.export.rules import alert_rules
 from wgconsole.export.server import Exporter, make_server, parse_listen, poll_deadline
 from wgconsole.poll.collector import FleetCollector
+from wgconsole.probe.fleet_probe import FleetProber
+from wgconsole.probe.handshake import ProbeKey
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -40,6 +44,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--once",
         action="store_true",
         help="poll once, print the exposition and exit (for node_exporter's textfile collector)",
+    )
+    m.add_argument(
+        "--probe-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="probe every gateway and the VIP with this prober key after each poll "
+        "(wgconsole_probe_*; default: $XDG_STATE_HOME/wgconsole/probe.key if it exists)",
     )
     m.add_argument(
         "--alert-rules",
@@ -84,7 +96,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         poll_deadline=poll_deadline(args.interval, args.timeout),
     )
     try:
-        exporter = Exporter(collector, args.interval)
+        prober = _prober(args.probe_key)
+    except ProbeKeyError as exc:
+        print(f"wgconsole metrics: {printable(str(exc))}", file=sys.stderr)
+        collector.close()
+        return EXIT_USAGE
+    try:
+        exporter = Exporter(collector, args.interval, prober=prober)
         if args.once:
             sys.stdout.buffer.write(exporter.poll_once().body())
             sys.stdout.flush()
@@ -93,6 +111,23 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return _serve(exporter, *listen)
     finally:
         collector.close()
+
+
+def _prober(path: Path | None) -> FleetProber | None:
+    """The prober of `--probe-key`, or of the default key file when there is one (none: no
+    probes, and said so)."""
+    if path is None:
+        default = default_probe_key_path()
+        if not default.exists():
+            print(
+                f"wgconsole metrics: no probe key at {default}: no wgconsole_probe_* series "
+                "(`wgconsole probe setup` makes one)",
+                file=sys.stderr,
+            )
+            return None
+        path = default
+    key = read_probe_key(path)
+    return FleetProber(ProbeKey.from_private(key))
 
 
 def _serve(exporter: Exporter, host: str, port: int) -> int:

@@ -24,13 +24,13 @@ from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, re
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.core.wgkey import wireguard_key_problem
+from wgconsole.probe.fleet_probe import VIP, targets, unknown_targets
 from wgconsole.probe.handshake import ProbeKey
 from wgconsole.probe.prober import DEFAULT_TIMEOUT, ProbeResult, Target, probe
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANNOT = 2
-VIP = "vip"
 SETUP = "setup"
 
 
@@ -89,7 +89,7 @@ def load_key(path: Path) -> ProbeKey:
         key = read_probe_key(path)
     except ProbeKeyError as exc:
         raise CannotProbe(str(exc)) from None
-    return ProbeKey(base64.b64decode(key.reveal()))
+    return ProbeKey.from_private(key)
 
 
 def _server_key(args: argparse.Namespace, inventory: Inventory) -> bytes:
@@ -121,18 +121,16 @@ def _server_key(args: argparse.Namespace, inventory: Inventory) -> bytes:
 
 
 def _targets(args: argparse.Namespace, inventory: Inventory) -> tuple[list[Target], Target | None]:
-    by_name = {g.name: Target(g.name, g.real_server) for g in inventory.gateways}
-    vip = Target(VIP, inventory.service.endpoint)
     if args.check is not None:
-        if args.check not in by_name:
+        gateways, _ = targets(inventory, [args.check])
+        if not gateways:
             raise CannotProbe(f"--check {printable(args.check)}: no such gateway")
-        return [by_name[args.check]], None
-    wanted = list(dict.fromkeys(args.targets)) or [*by_name, VIP]
-    unknown = [t for t in wanted if t not in by_name and t != VIP]
+        return gateways, None
+    unknown = unknown_targets(inventory, args.targets)
     if unknown:
         names = ", ".join(printable(t) for t in unknown)
         raise CannotProbe(f"no such target: {names} (gateway names, or {VIP})")
-    return [by_name[t] for t in wanted if t != VIP], (vip if VIP in wanted else None)
+    return targets(inventory, args.targets)
 
 
 def _line(r: ProbeResult) -> str:

@@ -19,7 +19,7 @@ loses nothing in one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +27,7 @@ from wgconsole.core.findings import drained
 from wgconsole.core.fleet import ClientView, Fleet, matching_service, normalize_endpoint
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import GatewayObservation, IpvsDest, LbObservation
+from wgconsole.probe.prober import ProbeResult
 
 MetricKind = Literal["gauge", "counter"]
 
@@ -173,6 +174,20 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "When the latest poll began (bastion clock, Unix time).",
     ),
     FamilySpec(
+        "wgconsole_probe_success",
+        "gauge",
+        ("target",),
+        "1 if the target completed a real WireGuard handshake with wgconsole's probe after the "
+        "latest poll, else 0: target is a gateway's name (its real-server address) or 'vip' "
+        "(through the load balancer). Absent when the exporter has no probe key.",
+    ),
+    FamilySpec(
+        "wgconsole_probe_rtt_seconds",
+        "gauge",
+        ("target",),
+        "The round trip of the target's handshake in the latest probe; absent when it failed.",
+    ),
+    FamilySpec(
         "wgconsole_unnamed_peers_not_exported",
         "gauge",
         (),
@@ -205,10 +220,12 @@ def build_families(
     poll_seconds: float,
     *,
     max_unnamed: int = MAX_UNNAMED,
+    probes: Sequence[ProbeResult] = (),
 ) -> tuple[Family, ...]:
     """Every family of FAMILIES for one poll: `lbs` and `gateways` are the poll's
     observations (None: did not answer), `client_bytes` each client's (received, sent)
-    totals by public key (see counters.ByteCounters)."""
+    totals by public key (see counters.ByteCounters); `probes` the round of probes after the
+    poll (none: probing is off)."""
     samples: dict[str, list[Sample]] = {spec.name: [] for spec in FAMILIES}
     shown, left_out, subjects_left_out = _exported_clients(fleet, max_unnamed)
     _clients(shown, client_bytes, samples)
@@ -223,6 +240,10 @@ def build_families(
         if labels not in seen:  # several messages of one code and subject: one series
             seen.add(labels)
             samples["wgconsole_finding"].append((labels, 1.0))
+    for result in probes:
+        samples["wgconsole_probe_success"].append(((result.target,), float(result.ok)))
+        if result.ok and result.rtt_ms is not None:
+            samples["wgconsole_probe_rtt_seconds"].append(((result.target,), result.rtt_ms / 1e3))
     samples["wgconsole_poll_duration_seconds"].append(((), poll_seconds))
     samples["wgconsole_poll_timestamp_seconds"].append(((), fleet.taken_at))
     samples["wgconsole_unnamed_peers_not_exported"].append(((), float(left_out)))

@@ -48,6 +48,7 @@ from wgconsole.export.counters import ByteCounters
 from wgconsole.export.exposition import CONTENT_TYPE, Renderer
 from wgconsole.export.families import Family, build_families
 from wgconsole.poll.collector import FleetCollector, PollResult
+from wgconsole.probe.fleet_probe import FleetProber
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -116,6 +117,7 @@ class Exporter:
         interval: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        prober: FleetProber | None = None,
     ) -> None:
         if not collector.read_only:
             raise ValueError("the exporter's collector must be read-only")
@@ -127,6 +129,7 @@ class Exporter:
         self._renderer = Renderer()
         self._latest: Latest | None = None
         self.last_error: str | None = None
+        self._prober = prober
 
     @property
     def latest(self) -> Latest | None:
@@ -136,13 +139,22 @@ class Exporter:
         poll = self.collector.poll()
         fleet = self.collector.fleet(poll)
         lbs, gateways = observations(poll)
+        inventory = self.collector.inventory
+        # After the poll, bounded by the probe's own timeout: WireGuard answers (or not)
+        # whatever SSH did, and the key told by the latest gateway that answered is kept.
+        probes = (
+            ()
+            if self._prober is None
+            else self._prober.round(inventory, (g.public_key for g in fleet.gateways))
+        )
         families = build_families(
-            self.collector.inventory,
+            inventory,
             fleet,
             lbs,
             gateways,
             self._counters.update(fleet),
             poll.seconds,
+            probes=probes,
         )
         answered = sum(h.reachable for h in fleet.hosts)
         return self.publish(families, hosts=len(fleet.hosts), answered=answered)

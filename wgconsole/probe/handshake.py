@@ -13,6 +13,7 @@ chaining state live in the `Initiation` only as long as its answer is awaited.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import struct
@@ -23,6 +24,8 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from wgconsole.core.keys import PrivateKey
 
 CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
@@ -89,6 +92,11 @@ class ProbeKey:
             raise ValueError("a WireGuard private key is 32 bytes")
         self.__private = X25519PrivateKey.from_private_bytes(raw)
         self.public = _public(self.__private)
+
+    @classmethod
+    def from_private(cls, key: PrivateKey) -> ProbeKey:
+        """The pair of a key read from a key file (core.keys keeps it hidden until here)."""
+        return cls(base64.b64decode(key.reveal()))
 
     def dh(self, public: bytes) -> bytes:
         return _dh(self.__private, public)

@@ -55,7 +55,7 @@ class ProbeResult:
         }
 
 
-def _address(endpoint: Endpoint) -> str:
+def address_text(endpoint: Endpoint) -> str:
     host = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
     return f"{host}:{endpoint.port}"
 
@@ -85,7 +85,7 @@ class _Attempt:
 
     @property
     def _address(self) -> str:
-        return _address(self.target.endpoint)
+        return address_text(self.target.endpoint)
 
     def _end(self, result: ProbeResult) -> None:
         if self.result is None:

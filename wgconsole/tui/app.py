@@ -38,6 +38,7 @@ from wgconsole.ops.machinery.context import OpContext, ProgressSink
 from wgconsole.ops.machinery.operation import Operation
 from wgconsole.poll.collector import FleetCollector, ParseMemos, PollResult
 from wgconsole.poll.transport.base import Transport
+from wgconsole.probe.fleet_probe import FleetProber, ProbeRounds
 from wgconsole.tui.commands import ConsoleCommands
 from wgconsole.tui.options import ConsoleOptions
 from wgconsole.tui.screens.action import ActionScreen
@@ -205,9 +206,11 @@ class ConsoleApp(App[int]):
         themes: dict[str, ThemeSpec] | None = None,
         audit_path: Path | None = None,
         op_timeout: float = 30.0,
+        prober: ProbeRounds | None = None,
     ) -> None:
         super().__init__()
         self.inventory = inventory
+        self.prober = prober
         self.collector = collector
         self.interval = interval
         self.read_only = read_only
@@ -277,7 +280,14 @@ class ConsoleApp(App[int]):
             started = time.monotonic()
             try:
                 poll = self.collector.poll()
-                snapshot = self.builder.build(self.collector.fleet(poll), poll.seconds)
+                fleet = self.collector.fleet(poll)
+                # After the poll, in this worker, bounded by the probe's own timeout.
+                probes = (
+                    ()
+                    if self.prober is None
+                    else self.prober.round(self.inventory, (g.public_key for g in fleet.gateways))
+                )
+                snapshot = self.builder.build(fleet, poll.seconds, probes)
                 self._heap.after_snapshot()
             except Exception as exc:  # a parser bug must not end the console
                 if self._stop.is_set():
@@ -711,6 +721,7 @@ def run_console(options: ConsoleOptions, inventory: Inventory) -> int:
             themes=themes,
             audit_path=options.audit_log,
             op_timeout=options.timeout,
+            prober=None if options.probe_key is None else FleetProber(options.probe_key),
         )
         app.run()
     finally:

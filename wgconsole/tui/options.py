@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from wgconsole.probe.handshake import ProbeKey
+
 
 @dataclass(frozen=True, slots=True)
 class ConsoleOptions:
@@ -17,3 +19,4 @@ class ConsoleOptions:
     accept_new_host_keys: bool = False  # record unknown SSH host keys in known_hosts
     timeout: float = 30.0  # per-host command timeout, and each operation's
     audit_log: Path | None = None  # None: the default audit log
+    probe_key: ProbeKey | None = None  # None: no handshake probes

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from wgconsole.core.fleet import Finding, Fleet, gateways_by_real_server
 from wgconsole.core.inventory import Inventory
+from wgconsole.probe.prober import ProbeResult
 from wgconsole.view.balance import balance_note, fleet_balance
 from wgconsole.view.buckets import BucketGrid, Line
 from wgconsole.view.details import GatewayDetails
@@ -18,6 +19,7 @@ from wgconsole.view.directors import director_grid, director_rows, is_pair
 from wgconsole.view.events import Event, fleet_events
 from wgconsole.view.finding_groups import FindingGroup, fold_findings
 from wgconsole.view.freshness import Keeper, Kept
+from wgconsole.view.probes import probe_events
 from wgconsole.view.rates import FleetRates, RateTracker
 from wgconsole.view.rows.cells import Row
 from wgconsole.view.rows.clients import client_rows
@@ -45,6 +47,7 @@ class ConsoleSnapshot:
     directors: tuple[Row, ...] = ()
     buckets: BucketGrid | None = None
     balance_note: Line = ()  # the Real servers title's tail when a rebalance is due
+    probes: tuple[ProbeResult, ...] = ()  # the round after this poll (none: probing is off)
 
 
 class SnapshotBuilder:
@@ -56,6 +59,7 @@ class SnapshotBuilder:
         self._rates = RateTracker()
         self._keeper = Keeper()
         self._previous: Fleet | None = None
+        self._previous_probes: tuple[ProbeResult, ...] | None = None
         self._seq = 0
         self._names = {rs: gw.name for rs, gw in gateways_by_real_server(inventory).items()}
         # Set by the UI thread (one atomic assignment each), read here: which filtered,
@@ -71,13 +75,20 @@ class SnapshotBuilder:
         """Called by the UI thread with the snapshot it no longer shows."""
         self._retired.append(snapshot)
 
-    def build(self, fleet: Fleet, poll_seconds: float) -> ConsoleSnapshot:
+    def build(
+        self, fleet: Fleet, poll_seconds: float, probes: tuple[ProbeResult, ...] = ()
+    ) -> ConsoleSnapshot:
         self._retired.clear()
         now = self.clock()
         rates = self._rates.update(fleet)
         kept = self._keeper.update(fleet)
-        events = tuple(fleet_events(self._previous, fleet))
+        events = (
+            *fleet_events(self._previous, fleet),
+            *probe_events(self._previous_probes, probes, fleet.taken_at),
+        )
         self._previous = fleet
+        if probes:
+            self._previous_probes = probes
         self._seq += 1
         conns = ConnIndex(fleet.conns, self._names, fleet.taken_at, entry_clients(fleet))
         conns.prepare(self.conn_query)
@@ -104,4 +115,5 @@ class SnapshotBuilder:
             directors=director_rows(fleet) if is_pair(fleet) else (),
             buckets=director_grid(fleet, self.inventory),
             balance_note=balance_note(misplaced),
+            probes=probes,
         )

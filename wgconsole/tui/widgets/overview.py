@@ -17,6 +17,7 @@ from wgconsole.tui.widgets.windowed_table import WindowedTable
 from wgconsole.view.buckets import Line
 from wgconsole.view.directors import DIRECTOR_COLUMNS
 from wgconsole.view.freshness import host_ages
+from wgconsole.view.probes import host_probe_cells
 from wgconsole.view.rows.overview import (
     FINDING_COLUMNS,
     HOST_COLUMNS,
@@ -96,5 +97,6 @@ class OverviewView(Vertical):
         self, snapshot: ConsoleSnapshot, now: float, colours: ThemeColours, *, restyle: bool = False
     ) -> None:
         """Host data ages grow between polls: recomputed every second."""
-        rows = host_rows(host_ages(snapshot.fleet.hosts, now))
+        probes = host_probe_cells(snapshot.probes, snapshot.fleet)
+        rows = host_rows(host_ages(snapshot.fleet.hosts, now), probes)
         self.query_one("#hosts", KeyedTable).apply(rows, colours, restyle=restyle)

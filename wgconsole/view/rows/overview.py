@@ -49,6 +49,7 @@ HOST_COLUMNS = columns_of(
     ("reachable", "Reachable"),
     ("age", "Data age"),
     ("poll", "Poll"),
+    ("handshake", "Handshake probe"),
     ("error", "Error"),
 )
 FINDING_COLUMNS = columns_of(
@@ -116,7 +117,13 @@ def server_rows(
     )
 
 
-def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:
+# A host's probe cell when no probe ran (no probe key, or not a target).
+NOT_PROBED = Cell("-", MUTED)
+
+
+def host_rows(ages: Sequence[HostAge], probes: Mapping[str, Cell] | None = None) -> tuple[Row, ...]:
+    """`probes`: each host's probe cell (view.probes); a host without one shows "-"."""
+    shown = probes or {}
     rows = []
     for h in ages:
         ok_text, ok_tone = present.reachable(ok=h.reachable)
@@ -131,6 +138,7 @@ def host_rows(ages: Sequence[HostAge]) -> tuple[Row, ...]:
             Cell(ok_text, ok_tone),
             age_cell,
             Cell(poll, PLAIN, number_key(h.poll_seconds)),
+            shown.get(h.name, NOT_PROBED),
             Cell(h.error or "", BAD if h.error else PLAIN),
         )
         subject = GatewaySubject(h.name) if h.role == "gateway" else DirectorSubject(h.name)
