@@ -171,3 +171,61 @@ def test_a_gateway_that_does_not_know_the_probe_or_its_key_is_down(
         lab.ns(netns[first], ["wg", "set", "wg0", "peer", public])
     wrong = PrivateKey.generate().public_key()
     assert _probe(lab, key, "--check", second, server_key=wrong) == (1, "")
+
+
+def _guest_inventory(lab: Lab) -> Path:
+    """The lab's inventory as a machine inside the lab reads it: each host at its management
+    address (the lab's 127.0.0.1 forwards are this machine's), host keys recorded afresh in
+    a file of its own."""
+    text = lab.inventory_path.read_text()
+    topology = lab.meta["topology"]
+    for host in [topology["lb"], *topology["gateways"]]:
+        text = text.replace(
+            f"host: 127.0.0.1, port: {host['ssh_port']}", f"host: {host['mgmt']}, port: 22"
+        )
+    known = lab.dir / "known_hosts-guest"
+    known.unlink(missing_ok=True)
+    text = text.replace(str(lab.dir / "known_hosts"), str(known))
+    path = lab.dir / "inventory-guest.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_exporter_probes_after_each_poll(lab: Lab, probe_key: tuple[Path, str]) -> None:
+    """`wgconsole metrics --once` where a director or a bastion inside the network runs it:
+    it polls every host over SSH, then probes each gateway and the VIP with the gateways'
+    public key as the poll told it, and serves both."""
+    key, _ = probe_key
+    inventory = _guest_inventory(lab)
+    argv = [
+        sys.executable,
+        "-m",
+        "wgconsole",
+        "-i",
+        str(inventory),
+        "--accept-new-host-keys",
+        "--timeout",
+        "60",
+        # The poll's deadline follows the interval (two of them): the emulated guest's
+        # python needs more than the default's to connect over SSH.
+        "--interval",
+        "30",
+        "metrics",
+        "--once",
+        "--probe-key",
+        str(key),
+    ]
+    command = f"cd {shlex.quote(os.getcwd())} && ip netns exec {PROBER_NETNS} " + shlex.join(argv)
+    result = lab.control.run(command, timeout=240)
+    assert result.status == 0, result.stdout + result.stderr
+    samples = {
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+        for line in result.stdout.splitlines()
+        if line.startswith("wgconsole_")
+    }
+    names = [g.name for g in lab.inventory.gateways]
+    for name in names:
+        assert samples[f'wgconsole_host_up{{host="{name}",role="gateway"}}'] == 1
+    for target in [*names, "vip"]:
+        assert samples[f'wgconsole_probe_success{{target="{target}"}}'] == 1, result.stdout
+        assert 0 < samples[f'wgconsole_probe_rtt_seconds{{target="{target}"}}'] < 1
