@@ -161,7 +161,7 @@ make_backup
     # the old file without trailing blank lines, then one blank line and the new block
     awk '/^[ \t\r]*$/ { blank++; next } { for (; blank > 0; blank--) print ""; print }' "$real"
     printf '\n[Peer]\n# %s\nPublicKey = %s\n' "$name" "$key"
-    # A probe's peer has none: no AllowedIPs line at all (wg-quick refuses an empty one)
+    # A probe's peer has none: no AllowedIPs line at all
     if [ -n "$allowed" ]; then printf 'AllowedIPs = %s\n' "$allowed"; fi
     if [ "$ka" != 0 ]; then printf 'PersistentKeepalive = %s\n' "$ka"; fi
 } > "$tmp"
