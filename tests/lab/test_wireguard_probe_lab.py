@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import Lab
-from tests.lab.helpers import run_cli, status
+from tests.lab.helpers import eventually, run_cli, status
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.config.probe_key import read_probe_key
 from wgconsole.core.inventory import Probe
@@ -229,3 +229,127 @@ def test_the_exporter_probes_after_each_poll(lab: Lab, probe_key: tuple[Path, st
     for target in [*names, "vip"]:
         assert samples[f'wgconsole_probe_success{{target="{target}"}}'] == 1, result.stdout
         assert 0 < samples[f'wgconsole_probe_rtt_seconds{{target="{target}"}}'] < 1
+
+
+CHECKED_PORT = 51281  # a virtual service of its own: the lab's service stays the lab's
+
+
+def _keepalived_check_config(lab: Lab, script: Path) -> str:
+    """A `virtual_server` whose real servers keepalived manages, each checked by
+    `wgconsole probe --check` (as the README shows it): `alpha`, so each starts down and is
+    up only once its check passed; `inhibit_on_failure`, so a failed one stays at weight 0
+    (quiesced: its clients' entries stay; with sh-fallback new ones go elsewhere)."""
+    servers = "".join(
+        f"""
+    real_server {g.real_server.address} {g.real_server.port} {{
+        weight 1
+        inhibit_on_failure
+        MISC_CHECK {{
+            misc_path "{script} {g.name}"
+            misc_timeout 20
+        }}
+    }}"""
+        for g in lab.inventory.gateways
+    )
+    return f"""virtual_server {lab.inventory.service.vip} {CHECKED_PORT} {{
+    delay_loop 3
+    lb_algo sh
+    sh-fallback
+    lb_kind NAT
+    protocol UDP
+    alpha{servers}
+}}
+"""
+
+
+def _checked_weights(lab: Lab) -> dict[str, int]:
+    table = lab.ns(
+        "lb", ["ipvsadm", "-Ln", "-u", f"{lab.inventory.service.vip}:{CHECKED_PORT}"], check=False
+    )
+    by_address = {str(g.real_server): g.name for g in lab.inventory.gateways}
+    weights = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == "->" and parts[1] in by_address:
+            weights[by_address[parts[1]]] = int(parts[3])
+    return weights
+
+
+def test_keepalived_quiesces_a_gateway_whose_wireguard_stops_answering(
+    lab: Lab, probe_key: tuple[Path, str]
+) -> None:
+    """Debian's keepalived on the LB with `wgconsole probe --check` as each real server's
+    MISC_CHECK: both come up once checked, the one that stops completing handshakes (its
+    prober peer removed: silence, as a dead WireGuard gives) goes to weight 0 while its host
+    is up, and comes back when it answers again."""
+    key, public = probe_key
+    work = lab.dir / "keepalived-check"
+    work.mkdir(exist_ok=True)
+    script = work / "probe-check"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"cd {shlex.quote(os.getcwd())} || exit 1\n"
+        f"exec {shlex.quote(sys.executable)} -m wgconsole -i {shlex.quote(str(lab.inventory_path))}"
+        f' probe --check "$1" --key {shlex.quote(str(key))}'
+        f" --server-key {_server_key(lab)}\n"
+    )
+    script.chmod(0o755)
+    config = work / "keepalived.conf"
+    config.write_text(_keepalived_check_config(lab, script))
+    log = work / "keepalived.log"
+    run = [
+        "setsid",
+        "/usr/sbin/keepalived",
+        "--dont-fork",
+        "--log-console",
+        "--no-syslog",
+        "--check",
+        "-f",
+        str(config),
+        "-p",
+        str(work / "keepalived.pid"),
+        "-c",
+        str(work / "checkers.pid"),
+    ]
+    lab.sh("ip netns exec lb " + shlex.join(run) + f" >{shlex.quote(str(log))} 2>&1 </dev/null &")
+    first = lab.inventory.gateways[0].name
+    netns = _gateway_netns(lab)
+    try:
+        names = {g.name for g in lab.inventory.gateways}
+        eventually(
+            lambda: _checked_weights(lab),
+            timeout=120,
+            what="keepalived's checks bring every gateway up",
+            accept=lambda w: w == dict.fromkeys(names, 1),
+        )
+        # keepalived's own `sh-fallback` keyword sets the scheduler flag: weight 0 then
+        # sends new clients elsewhere instead of dropping them.
+        service = f"{lab.inventory.service.vip}:{CHECKED_PORT}"
+        assert "sh-fallback" in lab.ns("lb", ["ipvsadm", "-Ln", "-u", service])
+        lab.ns(netns[first], ["wg", "set", "wg0", "peer", public, "remove"])
+        try:
+            eventually(
+                lambda: _checked_weights(lab),
+                timeout=120,
+                what=f"keepalived quiesces {first}",
+                accept=lambda w: w == {**dict.fromkeys(names, 1), first: 0},
+            )
+        finally:
+            lab.ns(netns[first], ["wg", "set", "wg0", "peer", public])
+        eventually(
+            lambda: _checked_weights(lab),
+            timeout=120,
+            what=f"keepalived returns {first}",
+            accept=lambda w: w == dict.fromkeys(names, 1),
+        )
+    finally:
+        lab.sh(
+            f"kill $(cat {shlex.quote(str(work / 'keepalived.pid'))}) 2>/dev/null; sleep 1",
+            check=False,
+        )
+        lab.ns(
+            "lb",
+            ["ipvsadm", "-D", "-u", f"{lab.inventory.service.vip}:{CHECKED_PORT}"],
+            check=False,
+        )
+        print(log.read_text() if log.exists() else "no keepalived log")
