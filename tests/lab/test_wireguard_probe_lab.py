@@ -353,3 +353,42 @@ def test_keepalived_quiesces_a_gateway_whose_wireguard_stops_answering(
             check=False,
         )
         print(log.read_text() if log.exists() else "no keepalived log")
+
+
+def test_the_guard_dry_run_would_evict_only_the_silent_gateway(
+    lab: Lab, probe_key: tuple[Path, str]
+) -> None:
+    """`guard --dry-run` from inside the network against the real gateways: the one that stops
+    completing handshakes (its prober peer removed: silence, as a dead WireGuard gives) is the
+    one it would evict, once its window is over; the one answering, never. Nothing changes."""
+    key, public = probe_key
+    netns = _gateway_netns(lab)
+    first, second = (g.name for g in lab.inventory.gateways)
+    before = lab.ns("lb", ["ipvsadm", "-Ln"])
+    lab.ns(netns[first], ["wg", "set", "wg0", "peer", public, "remove"])
+    try:
+        argv = [
+            sys.executable,
+            "-m",
+            "wgconsole",
+            "-i",
+            str(lab.inventory_path),
+            "guard",
+            "--dry-run",
+            "--rounds",
+            "8",
+            "--key",
+            str(key),
+            "--server-key",
+            _server_key(lab),
+        ]
+        command = f"cd {shlex.quote(os.getcwd())} && ip netns exec {PROBER_NETNS} "
+        result = lab.control.run(command + shlex.join(argv), timeout=120)
+    finally:
+        lab.ns(netns[first], ["wg", "set", "wg0", "peer", public])
+    assert result.status == 0, result.stdout + result.stderr
+    evictions = [line for line in result.stdout.splitlines() if "would evict" in line]
+    assert len(evictions) == 1, result.stdout
+    assert f"would evict {first}: no handshake in 4 rounds while {second} answered" in evictions[0]
+    assert "dry run: 1 eviction(s) would have been made; nothing was changed" in result.stdout
+    assert lab.ns("lb", ["ipvsadm", "-Ln"]) == before

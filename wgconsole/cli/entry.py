@@ -1,4 +1,5 @@
-"""The `wgconsole` command's entry point: `probe` starts on its own module's imports.
+"""The `wgconsole` command's entry point: `probe` and `guard` start on their own modules'
+imports.
 
 A keepalived MISC_CHECK runs `wgconsole probe --check` every few seconds on a director, so
 the probe must not pay for what the rest of the command line imports (SSH, the operations,
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from wgconsole.cli.args import ArgParser, add_global_options
 
 PROBE = "probe"
+GUARD = "guard"
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -29,10 +31,15 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if _command(args) == PROBE:
+    command = _command(args)
+    if command == PROBE:
         from wgconsole.cli.probe import main as probe_main
 
         return probe_main(args)
+    if command == GUARD:
+        from wgconsole.cli.guard import main as guard_main
+
+        return guard_main(args)
     from wgconsole.cli.main import main as full_main
 
     return full_main(args)

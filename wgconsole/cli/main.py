@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from wgconsole.cli import guard as cli_guard
 from wgconsole.cli import metrics as cli_metrics
 from wgconsole.cli import operations as cli_ops
 from wgconsole.cli import probe as cli_probe
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_ops.add_parsers(sub, common)
     cli_metrics.add_parser(sub, common)
     cli_probe.add_parser(sub, common)
+    cli_guard.add_parser(sub, common)
 
     lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
@@ -290,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peer": cli_ops.cmd_from_args,
         "metrics": cli_metrics.cmd_metrics,
         "probe": cli_probe.cmd_probe,
+        "guard": cli_guard.cmd_guard,
     }
     try:
         return handlers[command](args)
