@@ -29,6 +29,7 @@ from wgconsole.config.inventory_file import load_inventory
 from wgconsole.config.probe_key import read_probe_key
 from wgconsole.core.inventory import Probe
 from wgconsole.core.keys import PrivateKey
+from wgconsole.poll.transport.base import CommandResult
 
 pytestmark = pytest.mark.lab
 
@@ -96,26 +97,25 @@ def test_probe_setup_adds_a_peer_that_routes_nothing_everywhere_and_once(
     assert load_inventory(lab.inventory_path).probes == listed.probes
 
 
-def _probe(
-    lab: Lab, key: Path, *args: str, server_key: str | None = None, netns: str = PROBER_NETNS
-) -> tuple[int, str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "wgconsole",
-        "-i",
-        str(lab.inventory_path),
+def _in_guest(lab: Lab, inventory: Path, *args: str, netns: str = PROBER_NETNS) -> CommandResult:
+    """`wgconsole -i INVENTORY ARGS...` inside the lab, in `netns`, with this checkout."""
+    argv = [sys.executable, "-m", "wgconsole", "-i", str(inventory), *args]
+    command = f"cd {shlex.quote(os.getcwd())} && ip netns exec {netns} " + shlex.join(argv)
+    return lab.control.run(command, timeout=240)
+
+
+def _probe(lab: Lab, key: Path, *args: str, server_key: str | None = None) -> tuple[int, str]:
+    result = _in_guest(
+        lab,
+        lab.inventory_path,
         "probe",
         "--key",
         str(key),
         "--server-key",
         server_key or _server_key(lab),
         *args,
-    ]
-    command = f"cd {shlex.quote(os.getcwd())} && ip netns exec {netns} " + shlex.join(argv)
-    result = lab.control.run(command + "; echo rc=$?", timeout=120)
-    out, _, rc = result.stdout.rpartition("rc=")
-    return int(rc), out + result.stderr
+    )
+    return result.status, result.stdout + result.stderr
 
 
 def _results(out: str) -> dict[str, Any]:
@@ -197,12 +197,9 @@ def test_the_exporter_probes_after_each_poll(lab: Lab, probe_key: tuple[Path, st
     public key as the poll told it, and serves both."""
     key, _ = probe_key
     inventory = _guest_inventory(lab)
-    argv = [
-        sys.executable,
-        "-m",
-        "wgconsole",
-        "-i",
-        str(inventory),
+    result = _in_guest(
+        lab,
+        inventory,
         "--accept-new-host-keys",
         "--timeout",
         "60",
@@ -214,9 +211,7 @@ def test_the_exporter_probes_after_each_poll(lab: Lab, probe_key: tuple[Path, st
         "--once",
         "--probe-key",
         str(key),
-    ]
-    command = f"cd {shlex.quote(os.getcwd())} && ip netns exec {PROBER_NETNS} " + shlex.join(argv)
-    result = lab.control.run(command, timeout=240)
+    )
     assert result.status == 0, result.stdout + result.stderr
     samples = {
         line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
@@ -367,12 +362,9 @@ def test_the_guard_dry_run_would_evict_only_the_silent_gateway(
     before = lab.ns("lb", ["ipvsadm", "-Ln"])
     lab.ns(netns[first], ["wg", "set", "wg0", "peer", public, "remove"])
     try:
-        argv = [
-            sys.executable,
-            "-m",
-            "wgconsole",
-            "-i",
-            str(lab.inventory_path),
+        result = _in_guest(
+            lab,
+            lab.inventory_path,
             "guard",
             "--dry-run",
             "--rounds",
@@ -381,9 +373,7 @@ def test_the_guard_dry_run_would_evict_only_the_silent_gateway(
             str(key),
             "--server-key",
             _server_key(lab),
-        ]
-        command = f"cd {shlex.quote(os.getcwd())} && ip netns exec {PROBER_NETNS} "
-        result = lab.control.run(command + shlex.join(argv), timeout=120)
+        )
     finally:
         lab.ns(netns[first], ["wg", "set", "wg0", "peer", public])
     assert result.status == 0, result.stdout + result.stderr

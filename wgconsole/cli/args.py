@@ -4,6 +4,7 @@ accepted before or after the command."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -60,3 +61,13 @@ def global_options() -> ArgParser:
     parent = ArgParser(add_help=False)
     add_global_options(parent, after_command=True)
     return parent
+
+
+def parse_alone(add_parser: Callable[[Any, ArgParser], None], argv: Sequence[str]) -> Any:
+    """`argv` parsed as the full command line parses it (wgconsole's options before or after
+    the command), by a parser that knows this one command: for the commands that start on
+    their own imports (cli.entry)."""
+    parser = ArgParser(prog="wgconsole")
+    add_global_options(parser, after_command=False)
+    add_parser(parser.add_subparsers(dest="command"), global_options())
+    return parser.parse_args(list(argv))

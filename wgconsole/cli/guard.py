@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wgconsole.cli.args import ArgParser, add_global_options, global_options
+from wgconsole.cli.args import parse_alone
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.guard_policy import GuardPolicy, GuardState, Verdict, judge
@@ -137,10 +137,7 @@ def cmd_guard(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     """`wgconsole guard ...` parsed as the full command line parses it, with only this
     command's imports (it runs for days on a director: no SSH, operations or console)."""
-    parser = ArgParser(prog="wgconsole")
-    add_global_options(parser, after_command=False)
-    add_parser(parser.add_subparsers(dest="command"), global_options())
-    args = parser.parse_args(argv)
+    args = parse_alone(add_parser, argv)
     try:
         return cmd_guard(args)
     except InventoryError as exc:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wgconsole.cli.args import ArgParser, add_global_options, global_options
+from wgconsole.cli.args import parse_alone
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.inventory import Inventory
@@ -189,10 +189,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     """`wgconsole probe ...` parsed as the full command line parses it (global options before
     or after the command), with only this command's imports."""
-    parser = ArgParser(prog="wgconsole")
-    add_global_options(parser, after_command=False)
-    add_parser(parser.add_subparsers(dest="command"), global_options())
-    args = parser.parse_args(argv)
+    args = parse_alone(add_parser, argv)
     try:
         return cmd_probe(args)
     except InventoryError as exc:

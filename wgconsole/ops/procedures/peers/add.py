@@ -20,24 +20,22 @@ from wgconsole.ops.hostcmd.clientconf import (
 from wgconsole.ops.hostcmd.wgconf import (
     LivePeer,
     add_block_command,
-    backup_path,
     live_remove_command,
     live_set_command,
 )
 from wgconsole.ops.machinery.context import OpContext
-from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.errors import ValidationError
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step
 from wgconsole.ops.procedures.peers.common import (
     GatewayRun,
     PeerAddResult,
     back_as_it_was,
-    backup_stamp,
     failure_account,
     file_ready,
     on_gateway,
     peer_json,
-    read_gateways,
+    prepare_runs,
     record_inventory,
     restore_file,
     same_peers,
@@ -128,19 +126,14 @@ def execute_peer_add(
 
 def _prepare_add(ctx: OpContext, plan: PeerAddPlan, key: str) -> list[GatewayRun]:
     """Re-read every gateway under the lock: the plan's snapshot may be old."""
-    with ctx.step("read every gateway's peers and config file"):
-        states = read_gateways(ctx, plan.gateways, key)
-    stamp = backup_stamp()
-    runs = [GatewayRun(gw, states[gw.name], backup_path(gw, stamp)) for gw in plan.gateways]
-    if plan.finishing:
-        problems = [p for r in runs if (p := _finish_problem(r, plan, key))]
-    else:
-        problems = [p for r in runs if (p := _add_problem(r, plan, key))]
-    if not plan.in_inventory:
-        problems += _inventory_problems(plan, key)
-    if problems:
-        raise OpError("nothing was changed: " + "; ".join(problems))
-    return runs
+    judge = _finish_problem if plan.finishing else _add_problem
+    return prepare_runs(
+        ctx,
+        plan.gateways,
+        key,
+        lambda run: judge(run, plan, key),
+        lambda: [] if plan.in_inventory else _inventory_problems(plan, key),
+    )
 
 
 def _finish_problem(run: GatewayRun, plan: PeerAddPlan, key: str) -> str | None:

@@ -22,6 +22,7 @@ from wgconsole.ops.hostcmd.clientconf import (
 from wgconsole.ops.hostcmd.wgconf import (
     GatewayState,
     LivePeer,
+    backup_path,
     parse_read,
     read_command,
     restore_command,
@@ -113,6 +114,27 @@ class GatewayRun:
 
 def backup_stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def prepare_runs(
+    ctx: OpContext,
+    gateways: Sequence[Gateway],
+    key: str,
+    problem: Callable[[GatewayRun], str | None],
+    more_problems: Callable[[], Sequence[str]] = lambda: (),
+) -> list[GatewayRun]:
+    """Every gateway re-read under the lock (a plan's snapshot may be old), each judged by
+    `problem` (which also says what the gateway needs), then the rest: OpError, with nothing
+    changed, if anything is wrong."""
+    with ctx.step("read every gateway's peers and config file"):
+        states = read_gateways(ctx, gateways, key)
+    stamp = backup_stamp()
+    runs = [GatewayRun(gw, states[gw.name], backup_path(gw, stamp)) for gw in gateways]
+    problems = [p for r in runs if (p := problem(r))]
+    problems += more_problems()
+    if problems:
+        raise OpError("nothing was changed: " + "; ".join(problems))
+    return runs
 
 
 def read_gateways(ctx: OpContext, gateways: Sequence[Gateway], key: str) -> dict[str, GatewayState]:

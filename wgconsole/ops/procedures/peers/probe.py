@@ -22,7 +22,7 @@ from wgconsole.config.probe_key import ProbeKeyError, read_probe_key, write_prob
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Gateway, Inventory, Probe
 from wgconsole.core.keys import KeyPair
-from wgconsole.ops.hostcmd.wgconf import LivePeer, backup_path
+from wgconsole.ops.hostcmd.wgconf import LivePeer
 from wgconsole.ops.machinery import validate
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
@@ -30,11 +30,10 @@ from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.procedures.peers.add import add_steps
 from wgconsole.ops.procedures.peers.common import (
     GatewayRun,
-    backup_stamp,
     failure_account,
     file_ready,
     peer_json,
-    read_gateways,
+    prepare_runs,
     record_inventory,
     states_json,
 )
@@ -204,15 +203,13 @@ def execute_probe_setup(ctx: OpContext, plan: ProbeSetupPlan) -> ProbeSetupResul
 
 def _prepare(ctx: OpContext, plan: ProbeSetupPlan, key: str) -> list[GatewayRun]:
     """Every gateway re-read under the lock: only what one lacks is done there."""
-    with ctx.step("read every gateway's peers and config file"):
-        states = read_gateways(ctx, plan.gateways, key)
-    stamp = backup_stamp()
-    runs = [GatewayRun(gw, states[gw.name], backup_path(gw, stamp)) for gw in plan.gateways]
-    problems = [p for r in runs if (p := _problem(r, plan, key))]
-    problems += _inventory_problems(plan, key)
-    if problems:
-        raise OpError("nothing was changed: " + "; ".join(problems))
-    return runs
+    return prepare_runs(
+        ctx,
+        plan.gateways,
+        key,
+        lambda run: _problem(run, plan, key),
+        lambda: _inventory_problems(plan, key),
+    )
 
 
 def _problem(run: GatewayRun, plan: ProbeSetupPlan, key: str) -> str | None:
