@@ -293,9 +293,14 @@ class _Reads:
 
     def __init__(self, observations: dict[str, LbObservation]) -> None:
         self.observations = observations
+        self.keepalived: list[tuple[str, bool]] = []  # (LB, whether its report was asked)
 
-    def __call__(self, ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
-        return self.observations[lb.name]
+    def __call__(
+        self, ctx: OpContext, lb: Host, *, conns: bool, keepalived: bool = False
+    ) -> LbObservation:
+        self.keepalived.append((lb.name, keepalived))
+        obs = self.observations[lb.name]
+        return obs if keepalived else replace(obs, keepalived=None)
 
 
 def _ctx(tmp_path: Path, inventory: Inventory = PAIR) -> OpContext:
@@ -325,6 +330,32 @@ def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_diff
     reads.observations[LB2] = _director(LB2, holds=False)
     step.verify()  # the same order: the same table
     assert tables_step(_ctx(tmp_path, make_inventory()), "the drain") is None
+    # The VIP holder known from the addresses: keepalived's report (a signal and a dump on
+    # each director) is never asked for.
+    assert sorted(reads.keepalived) == sorted([(LB1, False), (LB2, False)] * 2)
+
+
+def test_tables_step_asks_keepalived_for_the_reference_only_when_the_addresses_cannot_tell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both directors hold the VIP: the reference is VRRP's MASTER (wg-lb-2 here), as
+    `status` has it, so keepalived's report is read then, and the table compared with it."""
+    both = ("127.0.0.1", VIP.address)
+    reads = _Reads(
+        {
+            LB1: replace(_director(LB1, holds=False), addresses=both),
+            LB2: _director(LB2, holds=True, dests=HOLDER_ORDER[::-1]),
+        }
+    )
+    monkeypatch.setattr(pair_module, "read_lb", reads)
+    step = tables_step(_ctx(tmp_path), "`weight wg-gateway-01 2`")
+    assert step is not None
+    assert step.verify is not None
+    with pytest.raises(OpError, match="wg-lb-1's sh table differs from wg-lb-2's"):
+        step.verify()
+    assert sorted(reads.keepalived) == sorted(
+        [(LB1, False), (LB2, False), (LB1, True), (LB2, True)]
+    )
 
 
 def test_weight_and_undrain_end_with_the_tables_check_on_a_pair(tmp_path: Path) -> None:

@@ -53,7 +53,14 @@ from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_comma
 from wgconsole.ops.machinery.context import OpContext, failure
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.pair import tables_step
-from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, vip_holder
+from wgconsole.ops.machinery.readings import (
+    entries_by_client,
+    on_each,
+    read_gateway,
+    read_gateways,
+    read_lb,
+    vip_holder,
+)
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.parsers.director import parse_addresses
@@ -225,8 +232,8 @@ def plan_failover(
             f"entry hashed there change gateway and lose their session{named}. Run "
             f"`wgconsole lb align {target}` first, or pass --allow-differing-tables to go ahead."
         )
-    # Read from the directors only once the fleet's own state allows it.
-    hooks = tuple(_hook(ctx, lb) for lb in inventory.load_balancers)
+    # Read from the directors only once the fleet's own state allows it; all at once.
+    hooks = tuple(on_each(inventory.load_balancers, lambda lb: _hook(ctx, lb)).values())
     taking = next(h for h in hooks if h.lb.name == target)
     if taking.state != "BACKUP":
         raise ValidationError(
@@ -267,7 +274,7 @@ def switchover_values(hooks: tuple[DirectorHook, ...], target: str) -> dict[str,
 
 def _hook(ctx: OpContext, lb: Host) -> DirectorHook:
     """One director's switchover hook: its keepalived, config and file, read now."""
-    obs = read_lb(ctx, lb, conns=False)
+    obs = read_lb(ctx, lb, conns=False, keepalived=True)
     instance = vrrp_instance(obs, _vip(ctx))
     if obs.keepalived is not None and instance is None and obs.keepalived.instances:
         names = ", ".join(i.name for i in obs.keepalived.instances)
@@ -521,7 +528,8 @@ def _write_step(ctx: OpContext, plan: FailoverPlan, h: DirectorHook) -> Step:
         while True:
             if read_value(ctx, h.lb, h.hook) != value:
                 raise OpError(f"{h.lb.name}: {h.hook.file} does not hold {value}")
-            instance = vrrp_instance(read_lb(ctx, h.lb, conns=False), _vip(ctx))
+            reading = read_lb(ctx, h.lb, conns=False, keepalived=True)
+            instance = vrrp_instance(reading, _vip(ctx))
             if instance is not None and instance.priority == expected:
                 return
             if time.monotonic() > deadline:
@@ -542,16 +550,17 @@ def _write_step(ctx: OpContext, plan: FailoverPlan, h: DirectorHook) -> Step:
 
 
 def vip_holders(ctx: OpContext) -> list[str]:
-    """The directors whose addresses include the VIP, read now (addresses only: quick)."""
-    holders = []
-    for lb in ctx.inventory.load_balancers:
+    """The directors whose addresses include the VIP, read now (addresses only: quick), all
+    at once."""
+
+    def holds(lb: Host) -> bool:
         result = ctx.run(lb.name, "ip -o addr show", mutating=False)
         try:
-            if _vip(ctx) in parse_addresses(result.stdout):
-                holders.append(lb.name)
+            return _vip(ctx) in parse_addresses(result.stdout)
         except ParseError as exc:
             raise OpError(f"{lb.name}: {exc}") from None
-    return holders
+
+    return [name for name, held in on_each(ctx.inventory.load_balancers, holds).items() if held]
 
 
 def _wait_vip(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> None:
@@ -643,15 +652,14 @@ def _verify_clients(
     while True:
         latest: dict[str, tuple[float, str]] = {}
         received: dict[tuple[str, str], int] = {}
-        for g in ctx.inventory.gateways:
-            obs = read_gateway(ctx, g)
+        for name, obs in read_gateways(ctx).items():
             if obs.interface is None:
                 continue
             for p in obs.interface.peers:
-                received[(g.name, p.public_key)] = p.rx_bytes
+                received[(name, p.public_key)] = p.rx_bytes
                 age = obs.clock - p.latest_handshake if p.latest_handshake else math.inf
                 if p.public_key not in latest or age < latest[p.public_key][0]:
-                    latest[p.public_key] = (age, g.name)
+                    latest[p.public_key] = (age, name)
         if first:
             rx_before, first = received, False
         for key, c in list(waiting.items()):
