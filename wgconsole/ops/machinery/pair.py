@@ -23,9 +23,9 @@ from wgconsole.core.fleet import normalize_endpoint
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
 from wgconsole.core.sched import TAB_SIZE
-from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.context import OpContext, on_each
 from wgconsole.ops.machinery.errors import OpError
-from wgconsole.ops.machinery.readings import on_each, read_lb
+from wgconsole.ops.machinery.readings import read_lb
 from wgconsole.ops.machinery.steps import Step
 
 

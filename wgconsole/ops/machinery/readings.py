@@ -3,9 +3,7 @@ who holds the VIP, from a fleet snapshot. Readings only: nothing here changes a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
 
 from wgconsole.core.fleet import Fleet, matching_service
 from wgconsole.core.inventory import Gateway, Host
@@ -17,26 +15,11 @@ from wgconsole.core.records import (
     IpvsService,
     LbObservation,
 )
-from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.context import OpContext, on_each
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.poll.collector import observe_gateway, observe_lb
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.transport.base import TransportError
-
-_H = TypeVar("_H", bound=Host)
-_T = TypeVar("_T")
-
-
-def on_each(hosts: Iterable[_H], read: Callable[[_H], _T]) -> dict[str, _T]:
-    """`read` of every host at once (each host has its own connection, and a reading changes
-    nothing), by host name in the order given. A host whose reading fails fails it all: the
-    first such host in that order says why, once every reading has ended."""
-    hosts = list(hosts)
-    if len(hosts) < 2:
-        return {h.name: read(h) for h in hosts}
-    with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="wgc-op-read") as pool:
-        futures = [(h.name, pool.submit(read, h)) for h in hosts]
-        return {name: future.result() for name, future in futures}
 
 
 def read_lb(ctx: OpContext, lb: Host, *, conns: bool, keepalived: bool = False) -> LbObservation:

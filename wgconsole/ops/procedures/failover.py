@@ -50,12 +50,11 @@ from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.hostcmd import trackfile
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
-from wgconsole.ops.machinery.context import OpContext, failure
+from wgconsole.ops.machinery.context import OpContext, failure, on_each
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.pair import tables_step
 from wgconsole.ops.machinery.readings import (
     entries_by_client,
-    on_each,
     read_gateway,
     read_gateways,
     read_lb,
