@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -400,6 +401,9 @@ class FailoverResult:
     vip_moved_after: float | None = None
     kicked: dict[str, str] = field(default_factory=dict)  # client -> gateway that initiated
     verified: dict[str, str] = field(default_factory=dict)  # client -> gateway it is on
+    # Bytes each gateway had received from each client (gateway, key), read once the VIP was
+    # on the target alone: what the verification counts traffic since the switchover from.
+    received_after_move: dict[tuple[str, str], int] | None = None
 
 
 def execute_failover(
@@ -600,8 +604,17 @@ def _kick_movers(
     pending = {c.public_key: c for c in plan.clients if c.now is not None and c.source}
     peers: dict[str, dict[str, WgPeer]] = {}  # each new gateway's peers, read at its first kick
     deadline = time.monotonic() + timeout
+    # The gateways' counters as they are now that the VIP has moved, read beside the first
+    # look at the target's entries (never delaying a kick): the verification's baseline.
+    entries: dict[str, IpvsConn] | None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wgc-op") as pool:
+        counters = pool.submit(_received, ctx)
+        entries = _target_entries(ctx, target) if pending else {}
+        result.received_after_move = counters.result()
+    baseline = result.received_after_move
     while pending and time.monotonic() < deadline:
-        entries = _target_entries(ctx, target)
+        if entries is None:
+            entries = _target_entries(ctx, target)
         for key, c in list(pending.items()):
             entry = entries.get(c.source or "")
             if entry is None:
@@ -613,8 +626,11 @@ def _kick_movers(
             kick = Kick(_peer_on(ctx, gw, key, peers), str(entry.client))
             for command in initiate_command(gw, [kick]):
                 ctx.run(gw.name, command)
+            # Re-created by the kick, after the baseline: its counters began again at 0.
+            baseline[(gw.name, key)] = 0
             result.kicked[c.label] = gw.name
             ctx.info(f"{c.label}: {plan.target}'s entry is on {gw.name}; {gw.name} initiated")
+        entries = None
         if pending:
             time.sleep(POLL_INTERVAL)
     for c in pending.values():
@@ -635,6 +651,15 @@ def _peer_on(ctx: OpContext, gw: Gateway, key: str, peers: dict[str, dict[str, W
     return peer
 
 
+def _received(ctx: OpContext) -> dict[tuple[str, str], int]:
+    """Bytes each gateway has received from each peer, by (gateway, key), read now."""
+    return {
+        (name, p.public_key): p.rx_bytes
+        for name, obs in read_gateways(ctx).items()
+        for p in (obs.interface.peers if obs.interface else ())
+    }
+
+
 def _verify_clients(
     ctx: OpContext, plan: FailoverPlan, result: FailoverResult, timeout: float
 ) -> None:
@@ -645,9 +670,10 @@ def _verify_clients(
     for c in plan.clients:
         if c.now is not None and c.after is None:
             ctx.warn(f"{c.label}: dropped by {plan.target}'s table, as predicted")
-    rx_before: dict[tuple[str, str], int] = {}
+    # Counted from the reading taken once the VIP had moved (the kick step's); without one,
+    # from this step's first reading.
+    rx_before = result.received_after_move
     deadline = time.monotonic() + timeout
-    first = True
     while True:
         latest: dict[str, tuple[float, str]] = {}
         received: dict[tuple[str, str], int] = {}
@@ -659,8 +685,8 @@ def _verify_clients(
                 age = obs.clock - p.latest_handshake if p.latest_handshake else math.inf
                 if p.public_key not in latest or age < latest[p.public_key][0]:
                     latest[p.public_key] = (age, name)
-        if first:
-            rx_before, first = received, False
+        if rx_before is None:
+            rx_before = received
         for key, c in list(waiting.items()):
             age, gw = latest.get(key, (math.inf, ""))
             grew = received.get((gw, key), 0) > rx_before.get((gw, key), 0)
