@@ -3,6 +3,7 @@ real keepalived, ipvsadm 1.31 and iproute2 formats), and the collector's handlin
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -325,6 +326,27 @@ def test_lb_script_reads_the_director_sections_in_its_one_command() -> None:
         'kill -USR1 "$pid" 2>/dev/null || { echo "problem cannot signal keepalived ($pid)"; '
         "exit 0; }"
     ]
+
+
+def test_an_operations_reading_without_keepalived_never_signals_it() -> None:
+    """An operation's step that checks a weight or a table asks for no keepalived report: no
+    signal, no dump waited for; the observation then has none, as where none runs."""
+    for conns in (True, False):
+        script = lb_script(sudo=False, conns=conns, keepalived=False)
+        assert "keepalived" not in script
+        assert "@@wgc:ipvsadm" in script
+        assert "@@wgc:addr" in script
+    # A director's capture (the poll's reading) without its keepalived section.
+    captured = (LAB / "pair-normal" / "wg-lb-1.txt").read_text()
+    assert "@@wgc:keepalived" in captured
+    text = re.sub(r"@@wgc:keepalived\n.*?@@wgc-rc:keepalived:\d+\n", "", captured, flags=re.S)
+    assert "@@wgc:keepalived" not in text
+    obs = parse_lb_output("wg-lb-1", text, conns=False)
+    assert obs.addresses is not None
+    assert "10.77.255.1" in obs.addresses
+    assert obs.services
+    assert obs.keepalived is None
+    assert not obs.keepalived_unknown
 
 
 def _replayed(scenario: str) -> Fleet:

@@ -4,6 +4,7 @@ a failover writes."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from wgconsole.core.inventory import Host, Inventory, SshSettings
 from wgconsole.core.lb_state import SWITCHOVER_TRACK_FILE
 from wgconsole.core.records import (
     Endpoint,
+    IpvsConn,
     IpvsDest,
     KeepalivedRealServer,
     KeepalivedReport,
@@ -293,9 +295,14 @@ class _Reads:
 
     def __init__(self, observations: dict[str, LbObservation]) -> None:
         self.observations = observations
+        self.keepalived: list[tuple[str, bool]] = []  # (LB, whether its report was asked)
 
-    def __call__(self, ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
-        return self.observations[lb.name]
+    def __call__(
+        self, ctx: OpContext, lb: Host, *, conns: bool, keepalived: bool = False
+    ) -> LbObservation:
+        self.keepalived.append((lb.name, keepalived))
+        obs = self.observations[lb.name]
+        return obs if keepalived else replace(obs, keepalived=None)
 
 
 def _ctx(tmp_path: Path, inventory: Inventory = PAIR) -> OpContext:
@@ -325,6 +332,32 @@ def test_tables_step_says_an_operation_is_not_finished_when_a_backup_hashes_diff
     reads.observations[LB2] = _director(LB2, holds=False)
     step.verify()  # the same order: the same table
     assert tables_step(_ctx(tmp_path, make_inventory()), "the drain") is None
+    # The VIP holder known from the addresses: keepalived's report (a signal and a dump on
+    # each director) is never asked for.
+    assert sorted(reads.keepalived) == sorted([(LB1, False), (LB2, False)] * 2)
+
+
+def test_tables_step_asks_keepalived_for_the_reference_only_when_the_addresses_cannot_tell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both directors hold the VIP: the reference is VRRP's MASTER (wg-lb-2 here), as
+    `status` has it, so keepalived's report is read then, and the table compared with it."""
+    both = ("127.0.0.1", VIP.address)
+    reads = _Reads(
+        {
+            LB1: replace(_director(LB1, holds=False), addresses=both),
+            LB2: _director(LB2, holds=True, dests=HOLDER_ORDER[::-1]),
+        }
+    )
+    monkeypatch.setattr(pair_module, "read_lb", reads)
+    step = tables_step(_ctx(tmp_path), "`weight wg-gateway-01 2`")
+    assert step is not None
+    assert step.verify is not None
+    with pytest.raises(OpError, match="wg-lb-1's sh table differs from wg-lb-2's"):
+        step.verify()
+    assert sorted(reads.keepalived) == sorted(
+        [(LB1, False), (LB2, False), (LB1, True), (LB2, True)]
+    )
 
 
 def test_weight_and_undrain_end_with_the_tables_check_on_a_pair(tmp_path: Path) -> None:
@@ -573,3 +606,70 @@ def test_with_a_preempt_delay_the_movers_are_forgotten_again_once_the_vip_moved(
     vip = labels.index(f"the VIP moves to {plan.target}")
     assert labels[1].startswith(f"{GW2}: forget the session of 1 client(s)")
     assert labels[vip + 1] == labels[1]
+
+
+def _fates(ctx: OpContext, clients: tuple[ClientFate, ...]) -> FailoverPlan:
+    return replace(plan_failover(ctx, _pair_fleet(), None), clients=clients)
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError(f"slept {seconds} s: the first reading should have verified")
+
+
+def test_clients_are_verified_on_traffic_since_the_vip_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verification counts each gateway's received bytes from the reading taken once the
+    VIP was on the target alone (the kick step's): a client whose bytes grew since then is
+    verified at the first reading, one whose bytes did not is not verified."""
+    lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100), value=None)
+    ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
+    alpha = ClientFate("alpha", ALPHA, "wg-gateway-01", "wg-gateway-01", "synced entry", None)
+    beta = ClientFate("beta", BETA, "wg-gateway-01", "wg-gateway-01", "synced entry", None)
+    plan = _fates(ctx, (alpha, beta))
+    gw1 = "wg-gateway-01"
+    on_gw1 = gw_obs(
+        gw1,
+        [
+            replace(peer(ALPHA, ALPHA_EP, 5), rx_bytes=1500),
+            replace(peer(BETA, BETA_EP, 5), rx_bytes=1000),
+        ],
+    )
+    monkeypatch.setattr(failover_module, "read_gateways", lambda ctx: {gw1: on_gw1})
+    monkeypatch.setattr(time, "sleep", _no_sleep)
+    result = failover_module.FailoverResult(started=0.0)
+    result.received_after_move = {(gw1, ALPHA): 1000, (gw1, BETA): 1000}
+    with pytest.raises(OpError, match=r"not verified .*: beta \(-> wg-gateway-01\)$"):
+        failover_module._verify_clients(ctx, plan, result, timeout=-1)
+    assert result.verified == {"alpha": gw1}
+
+
+def test_a_peer_the_kick_recreated_counts_its_traffic_from_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The baseline is read beside the kick step's first look at the target's entries; a
+    mover's peer re-created by its kick after that begins its counters again at 0, so its
+    handshake's bytes verify it (compared with the old peer's count, they never would)."""
+    lb1, lb2 = _Director(_lab_config(150)), _Director(_lab_config(100), value=None)
+    ctx = _failover_ctx(tmp_path, monkeypatch, lb1, lb2)
+    gw1 = "wg-gateway-01"
+    gateway = _Gateway()
+    ctx.transports[gw1] = gateway  # type: ignore[index]
+    mover = ClientFate("beta", BETA, GW2, gw1, "target's table", "10.211.55.11:1")
+    plan = _fates(ctx, (mover,))
+    entry = IpvsConn("UDP", Endpoint("10.211.55.11", 1), VIP, GW1_RS, "NONE", 300)
+    monkeypatch.setattr(
+        failover_module, "_target_entries", lambda ctx, lb: {str(entry.client): entry}
+    )
+    monkeypatch.setattr(failover_module, "_received", lambda ctx: {(gw1, BETA): 50_000})
+    monkeypatch.setattr(failover_module, "_peer_on", lambda *a: peer(BETA, BETA_EP, 400))
+    result = failover_module.FailoverResult(started=0.0)
+    failover_module._kick_movers(ctx, plan, result, timeout=30)
+    assert result.kicked == {"beta": gw1}
+    assert len(gateway.commands) == 1
+    assert result.received_after_move == {(gw1, BETA): 0}
+    recreated = gw_obs(gw1, [replace(peer(BETA, BETA_EP, 1), rx_bytes=148)])
+    monkeypatch.setattr(failover_module, "read_gateways", lambda ctx: {gw1: recreated})
+    monkeypatch.setattr(time, "sleep", _no_sleep)
+    failover_module._verify_clients(ctx, plan, result, timeout=30)
+    assert result.verified == {"beta": gw1}

@@ -47,10 +47,10 @@ def _recreate_client_wg(lab: Lab, ns: str) -> None:
     )
 
 
-def _settle(lab: Lab, want: dict[str, str] | None = None) -> None:
+def _settle(lab: Lab, want: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Until every client is on one gateway by LB entry and by handshake (with `want`: on
-    that gateway)."""
-    helpers.settle_clients(
+    that gateway); `status`'s clients then, by name."""
+    settled = helpers.settle_clients(
         lab,
         timeout=240,
         interval=3,
@@ -59,6 +59,7 @@ def _settle(lab: Lab, want: dict[str, str] | None = None) -> None:
         read=lambda: helpers.status(lab, *SLOW),
         want=want,
     )
+    return {c["name"]: c for c in settled}
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ def _in_service(lab: Lab) -> None:
 @pytest.fixture
 def placement(lab: Lab) -> Iterator[Placement]:
     _in_service(lab)
-    _settle(lab)
-    drained = _clients(lab)["wg-client-0"]["lb_gateway"]
+    drained = _settle(lab)["wg-client-0"]["lb_gateway"]
     other = next(g.name for g in lab.inventory.gateways if g.name != drained)
     candidates = [f"10.77.1.{n}" for n in range(20, 80)]
     picks = cli_json(lab.inventory_path, "whereis", *candidates, *SLOW)

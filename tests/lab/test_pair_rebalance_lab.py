@@ -132,17 +132,22 @@ def _stop_pings(lab: PairLab, names: dict[str, str]) -> dict[str, list[int]]:
     return lost
 
 
+def _sources(data: Any) -> dict[str, str]:
+    """Each client's source address:port as the LB sees it, from a `status` reading."""
+    return {c["name"]: c["endpoint"] for c in data["clients"]}
+
+
 def _rebalance_with_pings(
-    lab: PairLab, audit: Path, movers: set[str], target: dict[str, str]
+    lab: PairLab, audit: Path, movers: set[str], target: dict[str, str], source: dict[str, str]
 ) -> None:
     """`rebalance --yes` with every client pinging through its tunnel; then the movers on
-    their target on both directors, nothing else changed."""
+    their target on both directors, nothing else changed. `source`: each client's source
+    address (`_sources`), from the `status` that found the movers."""
     names = helpers.client_netns(lab)
     holder, standby = _directors(lab)
     entries = {ns: _conns(lab, ns) for ns in (holder, standby)}
     tables = {ns: _dests(lab, ns) for ns in (holder, standby)}
     sync = _sync_state(lab)
-    source = {c["name"]: c["endpoint"] for c in helpers.status(lab)["clients"]}
     _start_pings(lab, names)
     try:
         time.sleep(2)
@@ -196,14 +201,12 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
     lab.restore_clients()
     audit = tmp_path / "audit.jsonl"
     holder, standby = _directors(lab)
-    helpers.settle_clients(lab, timeout=180)
+    # Every client settled, as the status that found them so says.
+    settled = helpers.settle_clients(lab, timeout=180)
     weights_before = _dests(lab, holder)
     assert weights_before == _dests(lab, standby)
 
-    data = helpers.status(lab)
-    entries = {
-        c["name"]: (Endpoint(*_split(c["endpoint"])), c["lb_gateway"]) for c in data["clients"]
-    }
+    entries = {c["name"]: (Endpoint(*_split(c["endpoint"])), c["lb_gateway"]) for c in settled}
     change = _weight_for_one(lab.inventory, _service_from(lab, holder), entries)
     assert change is not None, "no weight gives a client to move and one to stay"
     gw, weight = change
@@ -220,9 +223,10 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
         assert choice is not None
         target = {name: str(choice.gateway(entries[name][0])) for name in movers}
         print(f"weight {gw} {weight}: movers {sorted(movers)} -> {target}")
-        _rebalance_with_pings(lab, audit, movers, target)
-        assert not _misplaced(helpers.status(lab))
-        _failover_keeps_them(lab, movers, target)
+        _rebalance_with_pings(lab, audit, movers, target, _sources(data))
+        data = helpers.status(lab)
+        assert not _misplaced(data)
+        _failover_keeps_them(lab, movers, target, _sources(data))
     finally:
         res = run_cli(
             lab.inventory_path, "weight", gw, str(old_weight), "--yes", "--audit-log", str(audit)
@@ -231,20 +235,25 @@ def test_rebalance_on_the_pair_moves_exactly_the_misplaced_on_both_directors(
     # The pair's weights as they were; a second rebalance puts the movers back where the
     # table sends them now (their gateway before the test).
     assert _dests(lab, holder) == weights_before == _dests(lab, standby)
-    back = _misplaced(helpers.status(lab))
+    data = helpers.status(lab)
+    back = _misplaced(data)
     assert back == movers
-    _rebalance_with_pings(lab, audit, back, {name: entries[name][1] for name in back})
+    _rebalance_with_pings(
+        lab, audit, back, {name: entries[name][1] for name in back}, _sources(data)
+    )
     assert not _misplaced(helpers.status(lab))
 
 
-def _failover_keeps_them(lab: PairLab, movers: set[str], target: dict[str, str]) -> None:
+def _failover_keeps_them(
+    lab: PairLab, movers: set[str], target: dict[str, str], source: dict[str, str]
+) -> None:
     """Right after the rebalance, the holder's keepalived stops: the standby takes the VIP and
     sends each moved client to its new gateway (its copy of the entry), where its session is.
-    The pair is put back as it booted (keepalived again on the holder, which preempts)."""
+    The pair is put back as it booted (keepalived again on the holder, which preempts).
+    `source`: each client's source address (`_sources`), read after the rebalance."""
     holder, standby = lab.directors
     names = helpers.client_netns(lab)
     gw_rs = {g.name: str(g.real_server) for g in lab.inventory.gateways}
-    source = {c["name"]: c["endpoint"] for c in helpers.status(lab)["clients"]}
     try:
         lab.sh(f"kill $(cat {shlex.quote(holder['pid'])})")
         lab.wait_until("the standby takes the VIP", lambda: lab.vip_holders() == [standby["netns"]])

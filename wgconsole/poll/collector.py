@@ -253,16 +253,20 @@ def observe_lb(
     timeout: float,
     *,
     conns: bool = True,
+    keepalived: bool = True,
     memos: ParseMemos | None = None,
 ) -> tuple[LbObservation, int]:
     """One reading of a load balancer and the bytes it cost (0 over netlink).
 
     Without `conns` the connection table is not read (its observation has none): with
-    50,000 entries it is nearly all of an LB poll's time. `memos`: see parse_lb_output.
+    50,000 entries it is nearly all of an LB poll's time. Without `keepalived` neither is
+    keepalived's report (its observation has none, as where none runs): a director's
+    keepalived is signalled for a dump, then waited for. `memos`: see parse_lb_output.
     """
     if host.is_local:
         return netlink.read_lb(host.name, conns=conns), 0
-    result = transport.run(lb_script(sudo=host.ssh.sudo, conns=conns), timeout=timeout)
+    script = lb_script(sudo=host.ssh.sudo, conns=conns, keepalived=keepalived)
+    result = transport.run(script, timeout=timeout)
     return parse_lb_output(
         host.name, result.stdout, conns=conns, memos=memos
     ), result.bytes_received

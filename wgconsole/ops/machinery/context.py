@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
-from wgconsole.core.inventory import Inventory
+from wgconsole.core.inventory import Host, Inventory
 from wgconsole.ops.machinery.audit import AuditLog
 from wgconsole.ops.machinery.errors import OpError
 from wgconsole.poll.collector import ParseMemos
@@ -109,3 +110,20 @@ def failure(host: str, command: str, result: CommandResult) -> str:
     if refusal is not None:
         return f"{host}: missing sudo right for `{privileged_part(command)}` ({refusal})"
     return f"{host}: command failed (exit {result.status}): {redact(output.strip()[-500:])}"
+
+
+_H = TypeVar("_H", bound=Host)
+_T = TypeVar("_T")
+
+
+def on_each(hosts: Iterable[_H], call: Callable[[_H], _T]) -> dict[str, _T]:
+    """`call` on every host at once, one thread per host (each host has its own connection,
+    whose commands run one at a time), by host name in the order given: for what does not
+    depend on the other hosts (readings, a lock's release). A host whose call fails fails it
+    all: the first such host in that order says why, once every call has ended."""
+    hosts = list(hosts)
+    if len(hosts) < 2:
+        return {h.name: call(h) for h in hosts}
+    with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="wgc-op") as pool:
+        futures = [(h.name, pool.submit(call, h)) for h in hosts]
+        return {name: future.result() for name, future in futures}

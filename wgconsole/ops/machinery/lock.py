@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+from wgconsole.core.inventory import Host
 from wgconsole.core.lb_state import STATE_DIR
 from wgconsole.core.op_checks import describe_lock
 from wgconsole.core.records import LockRecord
 from wgconsole.ops.machinery.audit import operator
-from wgconsole.ops.machinery.context import OpContext, failure
+from wgconsole.ops.machinery.context import OpContext, failure, on_each
 from wgconsole.ops.machinery.errors import LockedError, OpError
 from wgconsole.poll.parsers.op_records import MAX_RECORD, parse_lock_owner
 from wgconsole.poll.transport.base import privileged, quote_argv, sudo_refusal
@@ -75,15 +76,22 @@ def _lock(ctx: OpContext, path: str, action: str, *, break_lock: bool) -> Iterat
             taken.append(lb.name)
         yield
     finally:
-        for name in taken:
-            release = (
-                f"grep -q {quote_argv([token])} {quote_argv([path + '/owner'])} "
-                f"&& rm -rf {quote_argv([path])}"
-            )
-            lb = next(h for h in ctx.inventory.load_balancers if h.name == name)
+        release = (
+            f"grep -q {quote_argv([token])} {quote_argv([path + '/owner'])} "
+            f"&& rm -rf {quote_argv([path])}"
+        )
+
+        def released(lb: Host) -> bool:
             try:
-                ctx.run(name, privileged(["sh", "-c", release], sudo=lb.ssh.sudo), check=False)
-            except OpError:  # an unreachable LB keeps its lock: say so
+                ctx.run(lb.name, privileged(["sh", "-c", release], sudo=lb.ssh.sudo), check=False)
+            except OpError:
+                return False
+            return True
+
+        # Released on every LB at once: no order is needed to give a lock up.
+        held = [lb for lb in ctx.inventory.load_balancers if lb.name in taken]
+        for name, done in on_each(sorted(held, key=lambda h: h.name), released).items():
+            if not done:  # an unreachable LB keeps its lock: say so
                 ctx.warn(f"{name}: could not release the lock {path}; `--break-lock` clears it")
 
 

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wgconsole.core.director import Pair, director_views, pair_of
+from wgconsole.core.fleet import normalize_endpoint
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
 from wgconsole.core.sched import TAB_SIZE
-from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.context import OpContext, on_each
 from wgconsole.ops.machinery.errors import OpError
 from wgconsole.ops.machinery.readings import read_lb
 from wgconsole.ops.machinery.steps import Step
@@ -53,8 +54,19 @@ class PairReading:
 
 
 def read_pair(ctx: OpContext) -> PairReading:
-    """A fresh reading of every LB; one that cannot be read fails the operation's step."""
-    observations = {lb.name: read_lb(ctx, lb, conns=False) for lb in ctx.inventory.load_balancers}
+    """A fresh reading of every LB, all at once; one that cannot be read fails the
+    operation's step.
+
+    The VIP holder (the reference) is known from the addresses when exactly one director has
+    the VIP: keepalived's report is read (it costs a signal and a dump on each director) only
+    when it is not, since the pair then falls back on VRRP's MASTER (`core.director.pair_of`)."""
+    lbs = ctx.inventory.load_balancers
+    observations = on_each(lbs, lambda lb: read_lb(ctx, lb, conns=False))
+    vip = normalize_endpoint(ctx.inventory.service.endpoint).address
+    holders = [n for n, o in observations.items() if vip in (o.addresses or ())]
+    known = all(o.addresses is not None for o in observations.values())
+    if len(holders) != 1 or not known:
+        observations = on_each(lbs, lambda lb: read_lb(ctx, lb, conns=False, keepalived=True))
     return PairReading(observations, pair_of(ctx.inventory, dict(observations)), ctx.inventory)
 
 

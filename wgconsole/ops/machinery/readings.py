@@ -3,6 +3,8 @@ who holds the VIP, from a fleet snapshot. Readings only: nothing here changes a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from wgconsole.core.fleet import Fleet, matching_service
 from wgconsole.core.inventory import Gateway, Host
 from wgconsole.core.records import (
@@ -13,23 +15,40 @@ from wgconsole.core.records import (
     IpvsService,
     LbObservation,
 )
-from wgconsole.ops.machinery.context import OpContext
+from wgconsole.ops.machinery.context import OpContext, on_each
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.poll.collector import observe_gateway, observe_lb
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.transport.base import TransportError
 
 
-def read_lb(ctx: OpContext, lb: Host, *, conns: bool) -> LbObservation:
+def read_lb(ctx: OpContext, lb: Host, *, conns: bool, keepalived: bool = False) -> LbObservation:
     """A fresh reading of `lb`; with `conns` its connection table too, the costly part (about
     6 s for 50,000 entries on the emulated lab): a step that checks a weight or a flag
-    never waits for it."""
+    never waits for it. With `keepalived` keepalived's VRRP report too (it is signalled for a
+    dump, then waited for: ~1.5 s of a director's reading on the lab); only a step that looks
+    at VRRP asks for it, without it the observation has none."""
     try:
         return observe_lb(
-            lb, ctx.transports[lb.name], ctx.timeout, conns=conns, memos=ctx.parse_memos
+            lb,
+            ctx.transports[lb.name],
+            ctx.timeout,
+            conns=conns,
+            keepalived=keepalived,
+            memos=ctx.parse_memos,
         )[0]
     except (TransportError, ParseError, OSError) as exc:
         raise OpError(f"{lb.name}: cannot read IPVS: {exc}") from None
+
+
+def read_lbs(
+    ctx: OpContext, *, conns: bool, keepalived: bool = False
+) -> Mapping[str, LbObservation]:
+    """Every LB read now (see read_lb), all at once; by name, in inventory order."""
+    return on_each(
+        ctx.inventory.load_balancers,
+        lambda lb: read_lb(ctx, lb, conns=conns, keepalived=keepalived),
+    )
 
 
 def entries_by_client(lb: LbObservation, virtual: Endpoint) -> dict[Endpoint, IpvsConn]:
@@ -49,6 +68,14 @@ def read_gateway(ctx: OpContext, gw: Gateway) -> GatewayObservation:
         return observe_gateway(gw, ctx.transports[gw.name], ctx.timeout, ctx.parse_memos)[0]
     except (TransportError, ParseError, OSError) as exc:
         raise OpError(f"{gw.name}: cannot read WireGuard: {exc}") from None
+
+
+def read_gateways(
+    ctx: OpContext, gateways: Iterable[Gateway] | None = None
+) -> Mapping[str, GatewayObservation]:
+    """Every gateway (or those given) read now, all at once; by name, in inventory order."""
+    chosen = ctx.inventory.gateways if gateways is None else gateways
+    return on_each(chosen, lambda gw: read_gateway(ctx, gw))
 
 
 def service_on(ctx: OpContext, lb: Host) -> tuple[LbObservation, IpvsService]:

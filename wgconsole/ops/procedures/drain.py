@@ -54,6 +54,7 @@ from wgconsole.ops.machinery.readings import (
     dest_of,
     read_gateway,
     read_lb,
+    read_lbs,
     service_on,
 )
 from wgconsole.ops.machinery.run import RunOutcome, audited_run
@@ -493,8 +494,8 @@ def _write(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, phase
 def _entries(ctx: OpContext) -> list[IpvsConn]:
     vip = ctx.inventory.service.endpoint
     conns: list[IpvsConn] = []
-    for lb in ctx.inventory.load_balancers:
-        conns += [c for c in read_lb(ctx, lb, conns=True).conns if c.virtual == vip]
+    for obs in read_lbs(ctx, conns=True).values():
+        conns += [c for c in obs.conns if c.virtual == vip]
     return conns
 
 

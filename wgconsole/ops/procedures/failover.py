@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -50,10 +51,16 @@ from wgconsole.core.records import IpvsConn, LbObservation, VrrpState, WgPeer
 from wgconsole.core.sched import TAB_SIZE
 from wgconsole.ops.hostcmd import trackfile
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
-from wgconsole.ops.machinery.context import OpContext, failure
+from wgconsole.ops.machinery.context import OpContext, failure, on_each
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.pair import tables_step
-from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, vip_holder
+from wgconsole.ops.machinery.readings import (
+    entries_by_client,
+    read_gateway,
+    read_gateways,
+    read_lb,
+    vip_holder,
+)
 from wgconsole.ops.machinery.run import audited_run
 from wgconsole.ops.machinery.steps import Step
 from wgconsole.poll.parsers.director import parse_addresses
@@ -225,8 +232,8 @@ def plan_failover(
             f"entry hashed there change gateway and lose their session{named}. Run "
             f"`wgconsole lb align {target}` first, or pass --allow-differing-tables to go ahead."
         )
-    # Read from the directors only once the fleet's own state allows it.
-    hooks = tuple(_hook(ctx, lb) for lb in inventory.load_balancers)
+    # Read from the directors only once the fleet's own state allows it; all at once.
+    hooks = tuple(on_each(inventory.load_balancers, lambda lb: _hook(ctx, lb)).values())
     taking = next(h for h in hooks if h.lb.name == target)
     if taking.state != "BACKUP":
         raise ValidationError(
@@ -267,7 +274,7 @@ def switchover_values(hooks: tuple[DirectorHook, ...], target: str) -> dict[str,
 
 def _hook(ctx: OpContext, lb: Host) -> DirectorHook:
     """One director's switchover hook: its keepalived, config and file, read now."""
-    obs = read_lb(ctx, lb, conns=False)
+    obs = read_lb(ctx, lb, conns=False, keepalived=True)
     instance = vrrp_instance(obs, _vip(ctx))
     if obs.keepalived is not None and instance is None and obs.keepalived.instances:
         names = ", ".join(i.name for i in obs.keepalived.instances)
@@ -394,6 +401,9 @@ class FailoverResult:
     vip_moved_after: float | None = None
     kicked: dict[str, str] = field(default_factory=dict)  # client -> gateway that initiated
     verified: dict[str, str] = field(default_factory=dict)  # client -> gateway it is on
+    # Bytes each gateway had received from each client (gateway, key), read once the VIP was
+    # on the target alone: what the verification counts traffic since the switchover from.
+    received_after_move: dict[tuple[str, str], int] | None = None
 
 
 def execute_failover(
@@ -521,7 +531,8 @@ def _write_step(ctx: OpContext, plan: FailoverPlan, h: DirectorHook) -> Step:
         while True:
             if read_value(ctx, h.lb, h.hook) != value:
                 raise OpError(f"{h.lb.name}: {h.hook.file} does not hold {value}")
-            instance = vrrp_instance(read_lb(ctx, h.lb, conns=False), _vip(ctx))
+            reading = read_lb(ctx, h.lb, conns=False, keepalived=True)
+            instance = vrrp_instance(reading, _vip(ctx))
             if instance is not None and instance.priority == expected:
                 return
             if time.monotonic() > deadline:
@@ -542,16 +553,17 @@ def _write_step(ctx: OpContext, plan: FailoverPlan, h: DirectorHook) -> Step:
 
 
 def vip_holders(ctx: OpContext) -> list[str]:
-    """The directors whose addresses include the VIP, read now (addresses only: quick)."""
-    holders = []
-    for lb in ctx.inventory.load_balancers:
+    """The directors whose addresses include the VIP, read now (addresses only: quick), all
+    at once."""
+
+    def holds(lb: Host) -> bool:
         result = ctx.run(lb.name, "ip -o addr show", mutating=False)
         try:
-            if _vip(ctx) in parse_addresses(result.stdout):
-                holders.append(lb.name)
+            return _vip(ctx) in parse_addresses(result.stdout)
         except ParseError as exc:
             raise OpError(f"{lb.name}: {exc}") from None
-    return holders
+
+    return [name for name, held in on_each(ctx.inventory.load_balancers, holds).items() if held]
 
 
 def _wait_vip(ctx: OpContext, plan: FailoverPlan, result: FailoverResult) -> None:
@@ -592,8 +604,17 @@ def _kick_movers(
     pending = {c.public_key: c for c in plan.clients if c.now is not None and c.source}
     peers: dict[str, dict[str, WgPeer]] = {}  # each new gateway's peers, read at its first kick
     deadline = time.monotonic() + timeout
+    # The gateways' counters as they are now that the VIP has moved, read beside the first
+    # look at the target's entries (never delaying a kick): the verification's baseline.
+    entries: dict[str, IpvsConn] | None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wgc-op") as pool:
+        counters = pool.submit(_received, ctx)
+        entries = _target_entries(ctx, target) if pending else {}
+        result.received_after_move = counters.result()
+    baseline = result.received_after_move
     while pending and time.monotonic() < deadline:
-        entries = _target_entries(ctx, target)
+        if entries is None:
+            entries = _target_entries(ctx, target)
         for key, c in list(pending.items()):
             entry = entries.get(c.source or "")
             if entry is None:
@@ -605,8 +626,11 @@ def _kick_movers(
             kick = Kick(_peer_on(ctx, gw, key, peers), str(entry.client))
             for command in initiate_command(gw, [kick]):
                 ctx.run(gw.name, command)
+            # Re-created by the kick, after the baseline: its counters began again at 0.
+            baseline[(gw.name, key)] = 0
             result.kicked[c.label] = gw.name
             ctx.info(f"{c.label}: {plan.target}'s entry is on {gw.name}; {gw.name} initiated")
+        entries = None
         if pending:
             time.sleep(POLL_INTERVAL)
     for c in pending.values():
@@ -627,6 +651,15 @@ def _peer_on(ctx: OpContext, gw: Gateway, key: str, peers: dict[str, dict[str, W
     return peer
 
 
+def _received(ctx: OpContext) -> dict[tuple[str, str], int]:
+    """Bytes each gateway has received from each peer, by (gateway, key), read now."""
+    return {
+        (name, p.public_key): p.rx_bytes
+        for name, obs in read_gateways(ctx).items()
+        for p in (obs.interface.peers if obs.interface else ())
+    }
+
+
 def _verify_clients(
     ctx: OpContext, plan: FailoverPlan, result: FailoverResult, timeout: float
 ) -> None:
@@ -637,23 +670,23 @@ def _verify_clients(
     for c in plan.clients:
         if c.now is not None and c.after is None:
             ctx.warn(f"{c.label}: dropped by {plan.target}'s table, as predicted")
-    rx_before: dict[tuple[str, str], int] = {}
+    # Counted from the reading taken once the VIP had moved (the kick step's); without one,
+    # from this step's first reading.
+    rx_before = result.received_after_move
     deadline = time.monotonic() + timeout
-    first = True
     while True:
         latest: dict[str, tuple[float, str]] = {}
         received: dict[tuple[str, str], int] = {}
-        for g in ctx.inventory.gateways:
-            obs = read_gateway(ctx, g)
+        for name, obs in read_gateways(ctx).items():
             if obs.interface is None:
                 continue
             for p in obs.interface.peers:
-                received[(g.name, p.public_key)] = p.rx_bytes
+                received[(name, p.public_key)] = p.rx_bytes
                 age = obs.clock - p.latest_handshake if p.latest_handshake else math.inf
                 if p.public_key not in latest or age < latest[p.public_key][0]:
-                    latest[p.public_key] = (age, g.name)
-        if first:
-            rx_before, first = received, False
+                    latest[p.public_key] = (age, name)
+        if rx_before is None:
+            rx_before = received
         for key, c in list(waiting.items()):
             age, gw = latest.get(key, (math.inf, ""))
             grew = received.get((gw, key), 0) > rx_before.get((gw, key), 0)
