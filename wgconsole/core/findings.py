@@ -443,8 +443,8 @@ def _drift_peer_set(ifaces: Sequence[tuple[str, WgInterface]]) -> str | None:
         f"Peer sets differ: {len(partial)} peer(s) not on every gateway "
         f"({'; '.join(examples)}{_more(len(partial))}): they cannot fail over. "
         "If a `peer add` or `peer remove` was cut short, running it again finishes it "
-        "(`peer add NAME --public-key KEY` adds it where missing); `peer remove KEY` "
-        "removes it everywhere."
+        "(`peer add NAME --public-key KEY` adds it where missing; for a prober, `probe "
+        "setup` on its machine); `peer remove KEY` removes it everywhere."
     )
 
 
