@@ -9,12 +9,17 @@ from wgconsole.poll.collector import FleetCollector
 
 
 def collector(
-    args: argparse.Namespace, inventory: Inventory, *, last_success: dict[str, float] | None = None
+    args: argparse.Namespace,
+    inventory: Inventory,
+    *,
+    last_success: dict[str, float] | None = None,
+    read_only: bool = False,
 ) -> FleetCollector:
+    """`read_only`: read-only whatever the command line says (a command that only reads)."""
     return FleetCollector(
         inventory,
         accept_new_host_keys=args.accept_new_host_keys,
-        read_only=args.read_only,
+        read_only=read_only or args.read_only,
         timeout=args.timeout,
         last_success=last_success,
     )

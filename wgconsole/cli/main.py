@@ -17,7 +17,7 @@ from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.cli.collecting import collector as make_collector
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.paths import lab_inventory_path, state_dir
-from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
+from wgconsole.config.probe_key import ProbeKeyError, optional_probe_key
 from wgconsole.core.fleet import matching_service
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
@@ -249,8 +249,7 @@ def console_options(args: argparse.Namespace) -> ConsoleOptions:
     """The console's options from the command line. The handshake probes run when this
     machine has a prober key (`wgconsole probe setup`) at the default path."""
     audit = getattr(args, "audit_log", None)
-    key_file = default_probe_key_path()
-    probe_key = ProbeKey.from_private(read_probe_key(key_file)) if key_file.exists() else None
+    key = optional_probe_key(None)
     return ConsoleOptions(
         interval=args.interval,
         read_only=args.read_only,
@@ -258,7 +257,7 @@ def console_options(args: argparse.Namespace) -> ConsoleOptions:
         accept_new_host_keys=args.accept_new_host_keys,
         timeout=args.timeout,
         audit_log=Path(audit) if audit else None,
-        probe_key=probe_key,
+        probe_key=None if key is None else ProbeKey.from_private(key),
     )
 
 

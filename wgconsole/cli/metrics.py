@@ -11,7 +11,7 @@ from types import FrameType
 from typing import Any
 
 from wgconsole.config.inventory_file import find_inventory, load_inventory
-from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
+from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, optional_probe_key
 from wgconsole.core.text import printable
 from wgconsole.export.rules import alert_rules
 from wgconsole.export.server import Exporter, make_server, parse_listen, poll_deadline
@@ -116,17 +116,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def _prober(path: Path | None) -> FleetProber | None:
     """The prober of `--probe-key`, or of the default key file when there is one (none: no
     probes, and said so)."""
-    if path is None:
-        default = default_probe_key_path()
-        if not default.exists():
-            print(
-                f"wgconsole metrics: no probe key at {default}: no wgconsole_probe_* series "
-                "(`wgconsole probe setup` makes one)",
-                file=sys.stderr,
-            )
-            return None
-        path = default
-    key = read_probe_key(path)
+    key = optional_probe_key(path)
+    if key is None:
+        print(
+            f"wgconsole metrics: no probe key at {default_probe_key_path()}: no "
+            "wgconsole_probe_* series (`wgconsole probe setup` makes one)",
+            file=sys.stderr,
+        )
+        return None
     return FleetProber(ProbeKey.from_private(key))
 
 

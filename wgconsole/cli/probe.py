@@ -101,14 +101,9 @@ def _server_key(args: argparse.Namespace, inventory: Inventory) -> bytes:
             raise CannotProbe(f"--server-key: {problem}")
         return base64.b64decode(args.server_key)
     # Only here: SSH and the poll are imported when the key is not given.
-    from wgconsole.poll.collector import FleetCollector
+    from wgconsole.cli.collecting import collector as make_collector
 
-    collector = FleetCollector(
-        inventory,
-        accept_new_host_keys=args.accept_new_host_keys,
-        read_only=True,
-        timeout=args.timeout,
-    )
+    collector = make_collector(args, inventory, read_only=True)
     try:
         fleet = collector.read_fleet()
     finally:

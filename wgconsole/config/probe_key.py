@@ -52,6 +52,16 @@ def read_probe_key(path: Path) -> PrivateKey:
     return PrivateKey(base64.b64decode(text))
 
 
+def optional_probe_key(path: Path | None) -> PrivateKey | None:
+    """The key in `path` (which must be there), or when none is given the default key file's
+    if there is one: None then means this machine has no prober key (and probes nothing)."""
+    if path is None:
+        path = default_probe_key_path()
+        if not path.exists():
+            return None
+    return read_probe_key(path)
+
+
 def write_probe_key(path: Path, key: PrivateKey) -> None:
     """A new key file, 0600 from its first byte, never replacing one (FileExistsError)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

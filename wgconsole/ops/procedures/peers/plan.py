@@ -164,7 +164,7 @@ def plan_peer_add(
         on = [gw for gw, ps in peers.items() if public_key in ps]
         if on and len(on) < len(inventory.gateways):
             return _plan_finish(inventory, peers, name, public_key, address, keepalive, server_key)
-    _check_new_name(inventory, name)
+    check_new_name(inventory, name)
     if public_key is not None:
         _check_new_key(inventory, peers, public_key, server_key)
     hosts, wide = _addresses_in_use(inventory, peers)
@@ -235,7 +235,7 @@ def _plan_finish(
     if client is not None and client.name != name:
         raise ValidationError(f"public key: already the inventory's client {client.name!r}")
     if client is None:
-        _check_new_name(inventory, name)
+        check_new_name(inventory, name)
     if key == server_key:
         raise ValidationError("public key: that is the gateways' own public key")
     svc = inventory.service
@@ -301,7 +301,7 @@ def checked_keepalive(value: int) -> int:
     return value
 
 
-def _check_new_name(inventory: Inventory, name: str) -> None:
+def check_new_name(inventory: Inventory, name: str) -> None:
     validate.name(name)
     if any(c.name == name for c in inventory.clients):
         raise ValidationError(f"name {name!r}: already an inventory client")

@@ -23,7 +23,6 @@ from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Gateway, Inventory, Probe
 from wgconsole.core.keys import KeyPair
 from wgconsole.ops.hostcmd.wgconf import LivePeer
-from wgconsole.ops.machinery import validate
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.run import audited_run
@@ -37,7 +36,7 @@ from wgconsole.ops.procedures.peers.common import (
     record_inventory,
     states_json,
 )
-from wgconsole.ops.procedures.peers.plan import abbrev, server_public_key
+from wgconsole.ops.procedures.peers.plan import abbrev, check_new_name, server_public_key
 
 # A prober's peer: no AllowedIPs (its key can route nothing), no keepalive (the gateway never
 # talks to it first).
@@ -107,7 +106,7 @@ def plan_probe_setup(
 ) -> ProbeSetupPlan:
     """Validate against the snapshot and the key file; changes nothing."""
     name = name or default_probe_name()
-    validate.name(name)
+    check_new_name(inventory, name)  # a client's name is not a prober's
     server = server_public_key(inventory, fleet)
     public: str | None = None
     if key_file.exists() or key_file.is_symlink():
@@ -122,8 +121,6 @@ def plan_probe_setup(
         client = inventory.client_by_key(public)
         if client is not None:
             raise ValidationError(f"{key_file} holds client {client.name!r}'s key")
-    if any(c.name == name for c in inventory.clients):
-        raise ValidationError(f"name {name!r}: already an inventory client")
     return ProbeSetupPlan(
         name=name,
         key_file=key_file,
