@@ -113,7 +113,7 @@ def test_the_dry_run_says_it_would_evict_the_silent_gateway_and_changes_nothing(
         key,
         gateway.public,
         rounds=6,
-        out_of_service=[],
+        out_of_service=set,
         say=lines.append,
         policy=POLICY,
     )
@@ -121,3 +121,79 @@ def test_the_dry_run_says_it_would_evict_the_silent_gateway_and_changes_nothing(
     [evict] = [line for line in lines if "would evict" in line]
     assert "would evict gw2: no handshake in 4 rounds while gw1 answered" in evict
     assert not [line for line in lines if "gw1" in line and "healthy" not in line and line != evict]
+
+
+def test_an_undrained_gateway_is_guarded_again_once_the_fleet_shows_it_back() -> None:
+    state = GuardState()
+    for i in range(4):
+        verdicts = _verdicts(state, i * 0.5, {"gw1": False, "gw2": True})
+    assert verdicts["gw1"] == "evict"
+    # Until the guard's fleet reading shows it out of service, its own verdict keeps it out.
+    assert _verdicts(state, 2.0, {"gw1": False, "gw2": True}) == {"gw2": "healthy"}
+    assert _verdicts(state, 2.5, {"gw1": False, "gw2": True}, out_of_service=["gw1"]) == {
+        "gw2": "healthy"
+    }
+    # An operator's undrain: the reading no longer lists it, and it is judged again.
+    assert _verdicts(state, 3.0, {"gw1": True, "gw2": True}) == {
+        "gw1": "healthy",
+        "gw2": "healthy",
+    }
+
+
+def test_an_eviction_that_did_not_happen_is_forgotten_rate_limit_included() -> None:
+    state = GuardState()
+    for i in range(4):
+        verdicts = _verdicts(state, i * 0.5, {"gw1": False, "gw2": False, "gw3": True})
+    condemned = next(g for g, v in verdicts.items() if v == "evict")
+    state.forget_eviction(condemned)  # a lock deferred it
+    # Judged again at once, and the other silent one is not held by a rate limit that
+    # counts an eviction that never was.
+    again = _verdicts(state, 2.0, {"gw1": False, "gw2": False, "gw3": True})
+    assert sorted(again.values()) == ["evict", "healthy", "hold-rate"]
+
+
+def test_the_guard_acts_on_its_verdict_and_tries_again_when_deferred(
+    tmp_path: Path, udp_server: Serve
+) -> None:
+    """`run_guard` with hands: a gateway silent for the window is handed to `evict`; an
+    eviction that could not be made (a lock) is tried again at the next condemning round."""
+    key = ProbeKey(os.urandom(32))
+    gateway = Responder(key.public)
+    up = udp_server(gateway.respond)
+    echo = udp_server(lambda data: data)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "service: {protocol: udp, vip: 127.0.0.9, port: 51820, scheduler: sh}\n"
+        "ssh: {user: root}\n"
+        "load_balancers:\n  - {name: lb, host: 127.0.0.1}\n"
+        "gateways:\n"
+        f"  - {{name: gw1, host: 127.0.0.1, real_server: {up.address}:{up.port}}}\n"
+        f"  - {{name: gw2, host: 127.0.0.1, real_server: {echo.address}:{echo.port}}}\n"
+        "tunnel: {network: 10.255.0.0/24, gateway_address: 10.255.0.1}\n"
+    )
+    asked: list[str] = []
+    answers = iter([False, True])
+    out: set[str] = set()
+
+    def evict(name: str) -> bool:
+        asked.append(name)
+        done = next(answers)
+        if done:
+            out.add(name)
+        return done
+
+    lines: list[str] = []
+    made = run_guard(
+        load_inventory(path),
+        key,
+        gateway.public,
+        rounds=8,
+        out_of_service=lambda: set(out),
+        say=lines.append,
+        policy=POLICY,
+        evict=evict,
+    )
+    assert made == 1
+    assert asked == ["gw2", "gw2"]  # deferred once, evicted at the next round
+    assert [line for line in lines if "evicting gw2" in line]
+    assert not [line for line in lines if "would evict" in line]

@@ -65,6 +65,8 @@ BAD_RECORDS = [
     pytest.param(_record(phase="moved"), 'phase "moved" is not one of started', id="phase"),
     pytest.param(_record(gateway="wg-gateway-01"), "not the one its file is named", id="gw"),
     pytest.param('{"previous_weight": 1, "started": NaN}', "NaN, which is not a number", id="nan"),
+    pytest.param(_record(fenced="yes"), 'fenced "yes" is not true or false', id="fenced"),
+    pytest.param(_record(action="rm"), 'action "rm" is neither drain nor evict', id="action"),
 ]
 
 # (what the lock's owner file holds, what is wrong with it)
@@ -151,6 +153,11 @@ def test_good_records_keep_their_values() -> None:
         (0, None, None),
         (256, None, None),
     ]
+    # A record from before fences is an unfenced drain; an eviction says so.
+    assert not drains[0].fenced
+    assert not drains[0].evicted
+    drains, _ = parse_op_state(f"drain-{GW2}.json\t{_record(fenced=True, action='evict')}")
+    assert (drains[0].fenced, drains[0].evicted, drains[0].problem) == (True, True, None)
 
 
 @pytest.mark.parametrize(("text", "problem"), BAD_RECORDS)

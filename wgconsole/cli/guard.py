@@ -1,9 +1,9 @@
-"""`wgconsole guard --dry-run`: probe every gateway in rounds and say what an unattended guard
-would do (core.guard_policy decides), without doing it.
+"""`wgconsole guard`: probe every gateway in rounds and evict one that died (core.guard_policy
+decides; cli.guard_actor acts: the `evict` operation, audited like an operator's).
 
-The eviction itself is not built yet: without `--dry-run` the command refuses. A dry run is
-what an operator runs before trusting a guard: the same probes and the same rules, every
-verdict change printed with the time, `would evict` where the guard would act.
+`--dry-run` is what an operator runs before trusting a guard: the same probes and the same
+rules, every verdict change printed with the time, `would evict` where the guard would act,
+and nothing sent to any host but the probes.
 """
 
 from __future__ import annotations
@@ -37,14 +37,17 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     g = sub.add_parser(
         "guard",
         parents=[common],
-        help="probe the gateways in rounds and say what an unattended guard would do",
+        help="probe the gateways in rounds and evict one that stops answering",
     )
-    g.add_argument(
-        "--dry-run", action="store_true", help="report what it would do (the only mode yet)"
-    )
+    g.add_argument("--dry-run", action="store_true", help="report what it would do; change nothing")
     g.add_argument("--key", type=Path, help="the prober's key file (default: probe setup's)")
     g.add_argument(
-        "--server-key", required=True, metavar="PUBLIC_KEY", help="the gateways' public key"
+        "--server-key",
+        metavar="PUBLIC_KEY",
+        help="the gateways' public key (default: read from the gateways; needed with --dry-run)",
+    )
+    g.add_argument(
+        "--audit-log", default=None, help="audit log (default: the operations' audit log)"
     )
     g.add_argument(
         "--rounds", type=int, default=None, metavar="N", help="stop after N rounds (default: run)"
@@ -64,16 +67,17 @@ def run_guard(
     server: bytes,
     *,
     rounds: int | None,
-    out_of_service: list[str],
+    out_of_service: Callable[[], set[str]],
     say: Callable[[str], None],
     policy: GuardPolicy | None = None,
+    evict: Callable[[str], bool] | None = None,
 ) -> int:
-    """Rounds of probes until `rounds` (None: until interrupted); returns the evictions it
-    would have made."""
+    """Rounds of probes until `rounds` (None: until interrupted); `evict` (None: a dry run)
+    acts on a condemned gateway. Returns the evictions made (or, dry, that would have been)."""
     gateways, _ = targets(inventory, [g.name for g in inventory.gateways])
     state = GuardState()
     shown: dict[str, Verdict] = {}
-    would = 0
+    evictions = 0
     n = 0
     while rounds is None or n < rounds:
         started = time.monotonic()
@@ -85,53 +89,107 @@ def run_guard(
             state,
             time.monotonic(),
             answered,
-            out_of_service=out_of_service,
+            out_of_service=sorted(out_of_service()),
         ):
             if d.verdict == "evict":
-                would += 1
-                say(f"{stamp} would evict {d.gateway}: {d.why}")
+                if _act(evict, d.gateway, f"{stamp} ", d.why, say):
+                    evictions += 1
+                else:
+                    # Not evicted: the policy must not count it as done (its rate limit).
+                    state.forget_eviction(d.gateway)
             elif shown.get(d.gateway) != d.verdict:
                 say(f"{stamp} {d.gateway}: {d.verdict} ({d.why})")
             shown[d.gateway] = d.verdict
         n += 1
         time.sleep(max(0.0, started + ROUND_INTERVAL - time.monotonic()))
-    return would
+    return evictions
+
+
+def _act(
+    evict: Callable[[str], bool] | None,
+    gateway: str,
+    stamp: str,
+    why: str,
+    say: Callable[[str], None],
+) -> bool:
+    if evict is None:
+        say(f"{stamp}would evict {gateway}: {why}")
+        return True
+    say(f"{stamp}evicting {gateway}: {why}")
+    return evict(gateway)
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
-    if not args.dry_run:
-        print(
-            "wgconsole guard: eviction is not built yet; --dry-run reports what it would do",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     if args.rounds is not None and args.rounds < 1:
-        print("wgconsole guard: --rounds must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    problem = wireguard_key_problem(args.server_key)
-    if problem is not None:
-        print(f"wgconsole guard: --server-key: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage("--rounds must be at least 1")
+    if args.dry_run and args.server_key is None:
+        # A dry run reads no host but by its probes: it is told the key.
+        return _usage("--dry-run needs --server-key (a dry run connects to no host)")
+    if not args.dry_run and args.read_only:
+        return _usage("--read-only: the guard could evict nothing (use --dry-run)")
+    if args.server_key is not None:
+        problem = wireguard_key_problem(args.server_key)
+        if problem is not None:
+            return _usage(f"--server-key: {problem}")
     inventory = load_inventory(find_inventory(args.inventory))
     unknown = [g for g in args.out_of_service if g not in {x.name for x in inventory.gateways}]
     if unknown:
-        print(f"wgconsole guard: no such gateway: {printable(', '.join(unknown))}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(f"no such gateway: {', '.join(unknown)}")
     try:
         key = ProbeKey.from_private(read_probe_key(args.key or default_probe_key_path()))
     except ProbeKeyError as exc:
-        print(f"wgconsole guard: {printable(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
-    would = run_guard(
-        inventory,
-        key,
-        base64.b64decode(args.server_key),
-        rounds=args.rounds,
-        out_of_service=args.out_of_service,
-        say=lambda line: print(printable(line), flush=True),
-    )
-    print(f"dry run: {would} eviction(s) would have been made; nothing was changed")
+        return _usage(str(exc))
+    say: Callable[[str], None] = lambda line: print(printable(line), flush=True)  # noqa: E731
+    if args.dry_run:
+        would = run_guard(
+            inventory,
+            key,
+            base64.b64decode(args.server_key),
+            rounds=args.rounds,
+            out_of_service=lambda: set(args.out_of_service),
+            say=say,
+        )
+        print(f"dry run: {would} eviction(s) would have been made; nothing was changed")
+        return EXIT_OK
+    return _guard(args, inventory, key, say)
+
+
+def _guard(
+    args: argparse.Namespace, inventory: Inventory, key: ProbeKey, say: Callable[[str], None]
+) -> int:
+    from wgconsole.cli.guard_actor import Evictor, server_key  # SSH and operations: only here
+
+    evictor = Evictor(args, inventory, say)
+    try:
+        fleet = evictor.read()
+        server = args.server_key or server_key(fleet)
+        if server is None:
+            return _usage(
+                "the gateways did not show one public key (none answered, or they differ): "
+                "give --server-key"
+            )
+        out = evictor.out() | set(args.out_of_service)
+        names = ", ".join(g.name for g in inventory.gateways)
+        say(f"guarding {names}; out of service now: {', '.join(sorted(out)) or 'none'}")
+        evictor.start_refreshing()
+        evictions = run_guard(
+            inventory,
+            key,
+            base64.b64decode(server),
+            rounds=args.rounds,
+            out_of_service=lambda: evictor.out() | set(args.out_of_service),
+            say=say,
+            evict=evictor.evict,
+        )
+    finally:
+        evictor.close()
+    say(f"guard stopped: {evictions} eviction(s)")
     return EXIT_OK
+
+
+def _usage(message: str) -> int:
+    print(f"wgconsole guard: {printable(message)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: list[str]) -> int:

@@ -43,6 +43,18 @@ class GuardState:
     last_eviction: float | None = None
     confirmed_since_eviction: bool = True  # the others answered in a round after it
     out_of_service: set[str] = field(default_factory=set)
+    # Condemned here and not yet seen out of service in what the guard is told (its fleet
+    # reading catches up after the eviction); an undrain later puts the gateway back.
+    pending_out: set[str] = field(default_factory=set)
+    # The rate limit's state before the last `evict`, for an eviction that did not happen.
+    before_eviction: tuple[float | None, bool] = (None, True)
+
+    def forget_eviction(self, gateway: str) -> None:
+        """The guard could not evict `gateway` (a lock deferred it, a step failed): it is
+        judged again from the next round with the rounds it failed (still failing, it is
+        condemned again at once), and the rate limit is as if nothing happened."""
+        self.pending_out.discard(gateway)
+        self.last_eviction, self.confirmed_since_eviction = self.before_eviction
 
 
 def judge(
@@ -55,7 +67,12 @@ def judge(
 ) -> list[Decision]:
     """The round's verdict per gateway in service (`answered`: each gateway's probe, True
     when it completed a handshake). At most one `evict` per call; updates `state`."""
-    state.out_of_service = set(out_of_service) | state.out_of_service
+    told = set(out_of_service)
+    state.pending_out -= told
+    state.out_of_service = told | state.pending_out
+    for gateway in state.out_of_service:
+        # Back in service one day (an undrain): its count starts from nothing then.
+        state.failed_rounds.pop(gateway, None)
     serving = {g: ok for g, ok in answered.items() if g not in state.out_of_service}
     up = [g for g, ok in serving.items() if ok]
     if len(serving) == 1 and not up:
@@ -92,10 +109,11 @@ def judge(
         why = f"no handshake in {failed} rounds while {', '.join(sorted(up))} answered"
         decisions.append(Decision(gateway, "evict", why))
         evicted = True
+        state.before_eviction = (state.last_eviction, state.confirmed_since_eviction)
         state.last_eviction = at
         state.confirmed_since_eviction = False
         state.out_of_service.add(gateway)
-        state.failed_rounds.pop(gateway, None)
+        state.pending_out.add(gateway)
     return decisions
 
 

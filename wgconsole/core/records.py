@@ -130,6 +130,8 @@ class DrainRecord:
     phase: DrainPhase | None  # the last step recorded; None: not recorded, or a bad record
     started: float | None  # bastion epoch time the drain began
     problem: str | None = None  # why the record cannot be used; None: it can
+    fenced: bool = False  # every LB drops what the gateway sends (ops.hostcmd.fence)
+    evicted: bool = False  # the guard's eviction, not an operator's drain
 
 
 @dataclass(frozen=True, slots=True)

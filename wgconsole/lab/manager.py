@@ -62,6 +62,7 @@ PACKAGES = {
     "ssh-keygen": "openssh-client",
     "ip": "iproute2",
     "iptables": "iptables",
+    "nft": "nftables",  # the fence on the LBs of a gateway evicted or drained while unreachable
     "modinfo": "kmod",
     "cpio": "cpio",
     "ping": "iputils-ping",

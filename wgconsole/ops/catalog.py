@@ -23,7 +23,7 @@ from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.ops.machinery.validate import name as validate_name
 from wgconsole.ops.machinery.validate import weight as valid_weight
 from wgconsole.ops.procedures.align import execute_align, plan_align
-from wgconsole.ops.procedures.drain import execute_drain, plan_drain
+from wgconsole.ops.procedures.drain import DrainAction, execute_drain, plan_drain
 from wgconsole.ops.procedures.failover import execute_failover, plan_failover
 from wgconsole.ops.procedures.peers.add import execute_peer_add
 from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove, precheck_peer_add
@@ -68,7 +68,7 @@ class _OnGateway:
 
 @dataclass(frozen=True, slots=True)
 class Drain(_OnGateway):
-    verb: ClassVar[str] = "drain"
+    verb: ClassVar[DrainAction] = "drain"
     wait: bool = True
     wait_timeout: float = 180.0
     resume: bool = False
@@ -76,7 +76,9 @@ class Drain(_OnGateway):
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         record = find_record(ctx, find_gateway(ctx.inventory, self.gateway))
-        plan = plan_drain(ctx.inventory, fleet, self.gateway, record, resume=self.resume)
+        plan = plan_drain(
+            ctx.inventory, fleet, self.gateway, record, resume=self.resume, action=self.verb
+        )
 
         def execute() -> Outcome:
             r = execute_drain(
@@ -88,9 +90,21 @@ class Drain(_OnGateway):
             )
             moved = ", ".join(f"{k} -> {v}" for k, v in sorted(r.moved.items())) or "none"
             state = "complete" if r.complete else "NOT complete"
-            return Outcome(f"drain of {r.gateway} {state} in {r.seconds:.1f} s; moved: {moved}")
+            return Outcome(
+                f"{self.verb} of {r.gateway} {state} in {r.seconds:.1f} s; moved: {moved}"
+            )
 
         return Planned(tuple(plan.describe()), self.gateway, execute)
+
+
+@dataclass(frozen=True, slots=True)
+class Evict(Drain):
+    """The guard's drain of a gateway that stopped answering its probes: always fenced,
+    refused when the gateway is already out of service. It does not wait for every client's
+    handshake: each moved client is kicked, and the guard goes back to watching."""
+
+    verb: ClassVar[DrainAction] = "evict"
+    wait: bool = False
 
 
 @dataclass(frozen=True, slots=True)

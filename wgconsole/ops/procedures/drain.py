@@ -37,6 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
@@ -44,7 +45,7 @@ from wgconsole.core.op_checks import record_problem, way_out
 from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService, WgPeer
 from wgconsole.core.sched import ShTable
 from wgconsole.core.whereis import proposed_table
-from wgconsole.ops.hostcmd import entrywatch, lbcmd
+from wgconsole.ops.hostcmd import entrywatch, fence, lbcmd
 from wgconsole.ops.hostcmd.drainrecord import interrupted_drain, write_drain_record
 from wgconsole.ops.hostcmd.handshake import Kick, initiate_command
 from wgconsole.ops.machinery.context import OpContext
@@ -63,6 +64,8 @@ from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.poll.parsers.errors import ParseError
 from wgconsole.poll.parsers.link import parse_link_state
 from wgconsole.poll.transport.base import privileged
+
+DrainAction = Literal["drain", "evict"]
 
 POLL_INTERVAL = 1.0
 # How long the delete's own watch waits for the first moved client (clients that send data
@@ -96,13 +99,25 @@ class DrainPlan:
     # Set when a drain of this gateway was cut short: what it left, and when it began.
     interrupted: str | None = None
     began: float | None = None
+    # The gateway does not answer: its interface cannot be taken down, the LBs fence it.
+    unreachable: bool = False
+    # Every LB drops what it sends from its WireGuard port until `undrain` (hostcmd.fence):
+    # an eviction's gateway, and any the drain cannot reach.
+    fence: bool = False
+    action: DrainAction = "drain"
 
     def describe(self) -> list[str]:
+        verb = "Evict" if self.action == "evict" else "Drain"
         lines = [
-            f"Drain {self.gateway.name} ({self.gateway.real_server}) on "
+            f"{verb} {self.gateway.name} ({self.gateway.real_server}) on "
             f"{self.service.protocol} {self.service.vip}:{self.service.port}, "
             f"weight {self.previous_weight} -> 0.",
         ]
+        if self.unreachable:
+            lines.append(
+                f"  {self.gateway.name} DOES NOT ANSWER: its {self.gateway.interface} cannot be "
+                "taken down; the LBs fence it instead, and its clients move without it"
+            )
         if self.interrupted:
             lines.append(f"  RESUMING an interrupted drain: {self.interrupted}")
             lines.append(
@@ -121,11 +136,17 @@ class DrainPlan:
             lines.append(f"    {c.label:<20} {c.endpoint or '-':<22} ({how}) -> {dest}{note}")
         share = ", ".join(f"{k} {v}" for k, v in self.share_after.items())
         lines.append(f"  buckets after the drain: {share}")
+        fencing = (
+            f"fence {self.gateway.name} on every LB (what it sends from its WireGuard port is "
+            "dropped until `undrain`); "
+            if self.fence
+            else ""
+        )
+        down = "" if self.unreachable else f"{self.gateway.interface} down on {self.gateway.name}; "
         lines += [
-            "  steps: sh-fallback + expire_nodest_conn on every LB; weight 0; "
-            f"{self.gateway.interface} down on {self.gateway.name}; delete the real server so "
-            "its entries move on their next packet; new gateways initiate the handshakes; "
-            "re-add it at weight 0.",
+            f"  steps: sh-fallback + expire_nodest_conn on every LB; {fencing}weight 0; {down}"
+            "delete the real server so its entries move on their next packet; new gateways "
+            "initiate the handshakes; re-add it at weight 0.",
         ]
         return lines
 
@@ -137,14 +158,20 @@ def plan_drain(
     record: DrainRecord | None = None,
     *,
     resume: bool = False,
+    action: DrainAction = "drain",
 ) -> DrainPlan:
     """The drain of `name`; `record` is its drain record on an LB, if one exists (see
     `find_record`): a drain cut short is then resumed, keeping the weight it recorded. A
-    record that cannot be used is refused: the weight to restore is not known."""
+    record that cannot be used is refused: the weight to restore is not known.
+
+    `action` "evict" is the guard's: the same drain, always fenced, refused when the gateway
+    is already out of service (another guard, or an operator, took it out)."""
     gw = find_gateway(inventory, name)
     svc = fleet.service
     if svc is None:
         raise ValidationError("the service is not on any answering load balancer")
+    if action == "evict" and record is not None and interrupted_drain(fleet, gw.name) is None:
+        raise ValidationError(f"{gw.name} is already out of service (drained or evicted)")
     dest = dest_of(svc.raw, gw)
     interrupted = interrupted_drain(fleet, gw.name) if record is not None else None
     if resume and interrupted is None:
@@ -209,6 +236,9 @@ def plan_drain(
         (names.get(k, str(k)) if k is not None else "dropped"): v
         for k, v in after.effective_share().items()
     }
+    view = fleet.gateway(gw.name)
+    unreachable = view is not None and not view.reachable
+    fenced = action == "evict" or unreachable or (record is not None and record.fenced)
     return DrainPlan(
         gw,
         svc,
@@ -219,6 +249,9 @@ def plan_drain(
         share,
         interrupted,
         began if interrupted else None,
+        unreachable=unreachable,
+        fence=fenced,
+        action=action,
     )
 
 
@@ -268,8 +301,10 @@ def execute_drain(
         "flags": list(plan.service.flags),
         "expire_nodest_conn": plan.service.expire_nodest_conn,
     }
-    lock = f"drain {gw.name}"
-    with audited_run(ctx, "drain", gw.name, lock=lock, break_lock=break_lock, before=before) as run:
+    lock = f"{plan.action} {gw.name}"
+    with audited_run(
+        ctx, plan.action, gw.name, lock=lock, break_lock=break_lock, before=before
+    ) as run:
         run.tx.run(_drain_steps(ctx, plan, result, wait=wait, wait_timeout=wait_timeout))
         result.seconds = time.time() - result.started
         run.succeeded(
@@ -303,13 +338,16 @@ def _drain_steps(
             yield _sh_fallback(ctx, lb, svc)
         if not obs.expire_nodest_conn:
             yield _expire_nodest(ctx, lb)
+        if plan.fence:
+            yield _fence(ctx, lb, gw)
         dest = dest_of(svc, gw)
         present[lb.name] = dest is not None
         forward[lb.name] = dest.forward if dest is not None else "masq"
         if dest is not None and dest.weight != 0:
             yield _weight_zero(ctx, lb, gw, dest.forward)
     mover = _Mover(ctx, plan, result)
-    yield _interface_down(ctx, gw)
+    if not plan.unreachable:
+        yield _interface_down(ctx, gw, best_effort=plan.fence)
     lbs = ctx.inventory.load_balancers
     for i, lb in enumerate(lbs):
         # The last LB's delete watches for the first moved clients in the same round trip.
@@ -411,16 +449,36 @@ def _to_weight_zero(
     )
 
 
-def _interface_down(ctx: OpContext, gw: Gateway) -> Step:
-    """Down, and its state read back in the same command: the delete follows at once."""
+def _fence(ctx: OpContext, lb: Host, gw: Gateway) -> Step:
+    def verify() -> None:
+        if gw.real_server not in fence.fenced_on(ctx, lb):
+            raise OpError(f"{lb.name}: {gw.name} is not in the fence")
+
+    return Step(
+        f"fence {gw.name}: nothing it sends from {gw.real_server} is forwarded",
+        do=lambda: fence.fence(ctx, lb, gw.real_server),
+        verify=verify,
+        host=lb.name,
+    )
+
+
+def _interface_down(ctx: OpContext, gw: Gateway, *, best_effort: bool = False) -> Step:
+    """Down, and its state read back in the same command: the delete follows at once.
+    `best_effort` (the gateway is fenced): a gateway whose interface cannot be taken down
+    (its host half-dead, wg0 gone) does not stop the clients' move."""
     state: list[bool | None] = []
 
     def do() -> None:
         down = privileged(["ip", "link", "set", "dev", gw.interface, "down"], sudo=gw.ssh.sudo)
         show = privileged(["ip", "-o", "link", "show", "dev", gw.interface], sudo=gw.ssh.sudo)
-        out = ctx.run(gw.name, f"{down} && {show}").stdout
         try:
+            out = ctx.run(gw.name, f"{down} && {show}").stdout
             state.append(parse_link_state(out))
+        except OpError as exc:
+            if not best_effort:
+                raise
+            state.append(False)
+            ctx.warn(f"{gw.interface} not taken down ({exc}); the fence holds it")
         except ParseError as exc:
             raise OpError(f"{gw.name}: {exc}") from None
 
@@ -487,6 +545,8 @@ def _write(ctx: OpContext, lb: Host, plan: DrainPlan, result: DrainResult, phase
         "previous_weight": plan.previous_weight,
         "started": result.since,
         "phase": phase,
+        "fenced": plan.fence,
+        "action": plan.action,
     }
     write_drain_record(ctx, lb, plan.gateway, data)
 

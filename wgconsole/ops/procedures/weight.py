@@ -9,7 +9,7 @@ from wgconsole.core.fleet import Fleet, ServiceView
 from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.sched import ShTable, moved_clients
 from wgconsole.core.whereis import proposed_table
-from wgconsole.ops.hostcmd import lbcmd
+from wgconsole.ops.hostcmd import fence, lbcmd
 from wgconsole.ops.hostcmd.drainrecord import (
     bad_record,
     interrupted_drain,
@@ -46,6 +46,7 @@ class WeightPlan:
     interface_down: bool = False  # down or missing: re-created from its config file
     interrupted: str | None = None  # a drain of the gateway that was cut short
     peers: int = 0  # on the gateway's interface now (what re-creating it must remove)
+    fenced: bool = False  # an eviction's (or unreachable drain's) fence to take off every LB
 
     def describe(self) -> list[str]:
         now = "not in the service" if self.current is None else f"weight {self.current}"
@@ -57,9 +58,15 @@ class WeightPlan:
                 f"  warning: a drain of {self.gateway.name} was cut short: {self.interrupted}"
             )
         lines += [f"  warning: {w}" for w in self.warnings]
-        if self.interface_down:
+        if self.fenced:
             lines.append(
-                f"  {self.gateway.interface} on {self.gateway.name} is down or missing: "
+                f"  {self.gateway.name} is fenced on the LBs (evicted, or drained while it did "
+                "not answer): the fence comes off after its interface is re-created"
+            )
+        if self.interface_down:
+            why = "was fenced" if self.fenced else "is down or missing"
+            lines.append(
+                f"  {self.gateway.interface} on {self.gateway.name} {why}: "
                 f"re-create it from "
                 f"{self.gateway.config} (it forgets its old clients' endpoints, so it cannot make "
                 "them roam to its own address) and bring it up"
@@ -94,6 +101,7 @@ def _plan(
     *,
     interface_down: bool = False,
     peers: int = 0,
+    fenced: bool = False,
 ) -> WeightPlan:
     svc = fleet.service
     if svc is None:
@@ -142,6 +150,7 @@ def _plan(
         interface_down,
         interrupted_drain(fleet, gw.name),
         peers,
+        fenced,
     )
 
 
@@ -155,15 +164,20 @@ def plan_undrain(ctx: OpContext, fleet: Fleet, name: str, weight: int | None = N
     A record that cannot be used refuses it, unless the weight is given: `--weight N` is the
     way out of a bad record (undrain removes the record)."""
     gw = find_gateway(ctx.inventory, name)
-    if weight is None:
-        for lb in ctx.inventory.load_balancers:
-            record = read_drain_record(ctx, lb, gw)
-            if record is None:
-                continue
-            if record.problem is not None or record.previous_weight is None:
-                raise ValidationError(bad_record(lb, record))
-            if weight is None:
-                weight = record.previous_weight
+    fenced = False
+    for lb in ctx.inventory.load_balancers:
+        # A fence without its record (removed by hand, or by `undrain --weight` of a bad one)
+        # still comes off.
+        fenced = fenced or gw.real_server in fence.fenced_on(ctx, lb, missing_ok=True)
+        record = read_drain_record(ctx, lb, gw)
+        if record is None:
+            continue
+        fenced = fenced or record.fenced
+        if weight is not None:
+            continue
+        if record.problem is not None or record.previous_weight is None:
+            raise ValidationError(bad_record(lb, record))
+        weight = record.previous_weight
     if weight is None:
         weight = _weight_from_audit(ctx, gw.name)
     if weight is None:
@@ -171,12 +185,25 @@ def plan_undrain(ctx: OpContext, fleet: Fleet, name: str, weight: int | None = N
             f"no record of {gw.name}'s weight before a drain; give it with --weight N"
         )
     gv = next((g for g in fleet.gateways if g.name == gw.name), None)
+    if gv is not None and not gv.reachable:
+        raise ValidationError(
+            f"{gw.name} does not answer: undrain would send clients to a gateway that cannot "
+            "be checked (or answer them); undrain it once it answers again"
+        )
     # Missing counts as down: a drain cut short, or a re-creation that failed half-way,
-    # must not end in weight > 0 on a gateway that has no interface to answer with.
-    down = gv is not None and gv.reachable and gv.link_up is not True
+    # must not end in weight > 0 on a gateway that has no interface to answer with. A
+    # fenced gateway came back on its own with its old clients' endpoints: re-created too.
+    down = gv is not None and gv.reachable and (gv.link_up is not True or fenced)
     peers = (gv.peer_count or 0) if gv is not None else 0
     return _plan(
-        ctx.inventory, fleet, gw, valid_weight(weight), "undrain", interface_down=down, peers=peers
+        ctx.inventory,
+        fleet,
+        gw,
+        valid_weight(weight),
+        "undrain",
+        interface_down=down,
+        peers=peers,
+        fenced=fenced,
     )
 
 
@@ -234,6 +261,10 @@ def _weight_steps(ctx: OpContext, plan: WeightPlan) -> Iterator[Step]:
     if plan.interface_down:
         yield _fresh_interface(ctx, plan)
     for lb in ctx.inventory.load_balancers:
+        if plan.fenced:
+            # After the interface is fresh (it can no longer make anyone roam), before
+            # clients are sent to it (its answers must get through).
+            yield _unfence(ctx, lb, plan.gateway)
         yield _set_weight(ctx, lb, plan.gateway, plan.target)
         if plan.action == "undrain":
             remove_drain_record(ctx, lb, plan.gateway)
@@ -262,6 +293,24 @@ def _fresh_interface(ctx: OpContext, plan: WeightPlan) -> Step:
 
     return Step(
         f"{gw.interface} re-created from {gw.config} and up", do=do, verify=verify, host=gw.name
+    )
+
+
+def _unfence(ctx: OpContext, lb: Host, gw: Gateway) -> Step:
+    def verify() -> None:
+        if gw.real_server in fence.fenced_on(ctx, lb, missing_ok=True):
+            raise OpError(f"{lb.name}: {gw.name} is still fenced")
+
+    def do() -> None:
+        # The record may outlive the fence (the LB rebooted): deleting what is not there fails.
+        if gw.real_server in fence.fenced_on(ctx, lb, missing_ok=True):
+            ctx.run(lb.name, fence.unfence_command(lb, gw.real_server))
+
+    return Step(
+        f"no fence for {gw.name}",
+        do=do,
+        verify=verify,
+        host=lb.name,
     )
 
 

@@ -82,9 +82,15 @@ def parse_drain_record(gateway: str, text: str) -> DrainRecord:
         phase = _phase(data.get("phase"))
         started = _time(data, "started")
         _time(data, "written")
+        fenced = data.get("fenced", False)
+        if not isinstance(fenced, bool):
+            raise BadRecord(f"fenced {_shown(fenced)} is not true or false")
+        action = data.get("action", "drain")
+        if action not in ("drain", "evict"):
+            raise BadRecord(f"action {_shown(action)} is neither drain nor evict")
     except BadRecord as exc:
         return DrainRecord(gateway, None, None, None, str(exc))
-    return DrainRecord(gateway, weight, phase, started)
+    return DrainRecord(gateway, weight, phase, started, fenced=fenced, evicted=action == "evict")
 
 
 def parse_lock_owner(text: str, file: str | None = None) -> LockRecord:
