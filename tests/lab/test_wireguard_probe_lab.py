@@ -13,22 +13,27 @@ entries with a reading taken moments apart, so that no such expiry falls between
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.lab import helpers
 from tests.lab.conftest import Lab
 from tests.lab.helpers import eventually, run_cli, status
 from wgconsole.config.inventory_file import load_inventory
 from wgconsole.config.probe_key import read_probe_key
 from wgconsole.core.inventory import Probe
 from wgconsole.core.keys import PrivateKey
+from wgconsole.lab.topology import TUNNEL_GATEWAY
 from wgconsole.poll.transport.base import CommandResult
 
 pytestmark = pytest.mark.lab
@@ -382,3 +387,229 @@ def test_the_guard_dry_run_would_evict_only_the_silent_gateway(
     assert f"would evict {first}: no handshake in 4 rounds while {second} answered" in evictions[0]
     assert "dry run: 1 eviction(s) would have been made; nothing was changed" in result.stdout
     assert lab.ns("lb", ["ipvsadm", "-Ln"]) == before
+
+
+# --- the guard acting: evictions on the real kernel ------------------------------------------
+
+BASTION_NETNS = "bst"  # the tests' own bastion on the clients' segment: its link is its own
+BASTION_ADDRESS = "10.77.1.50/24"
+LB_WAN = "10.77.1.1"
+LB_LAN = "10.77.0.1"
+_PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
+_PING_STAMP = re.compile(r"^\[([0-9.]+)\] \d+ bytes from", re.M)
+
+
+@pytest.fixture
+def bastion(lab: Lab) -> Iterator[str]:
+    """A namespace on the clients' segment for the guard, as a bastion there would be (the
+    LB routes it to the gateways' management and LAN addresses): cutting its link cuts the
+    guard's network and nothing else."""
+    ns = BASTION_NETNS
+    lab.sh(f"ip netns del {ns} 2>/dev/null; true")
+    lab.sh(
+        f"ip netns add {ns} && ip link add {ns}-wan type veth peer name wan netns {ns} && "
+        f"ip link set {ns}-wan master br-wan up && ip -n {ns} addr add {BASTION_ADDRESS} dev wan "
+        f"&& ip -n {ns} link set lo up && ip -n {ns} link set wan up && "
+        f"ip -n {ns} route add default via {LB_WAN}"
+    )
+    try:
+        yield ns
+    finally:
+        lab.sh(f"ip netns del {ns}", check=False)
+
+
+class Guard:
+    """`wgconsole guard` in the background inside the lab (stopped as an operator stops it:
+    SIGINT), its output in a file this machine reads."""
+
+    def __init__(self, lab: Lab, key: Path, netns: str) -> None:
+        self.lab = lab
+        self.log = lab.dir / "guard.log"
+        self.audit = lab.dir / "guard-audit.jsonl"
+        self.pid = lab.dir / "guard.pid"
+        for f in (self.log, self.audit, self.pid):
+            f.unlink(missing_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "wgconsole",
+            "-i",
+            str(_guest_inventory(lab)),
+            "--accept-new-host-keys",
+            "guard",
+            "--key",
+            str(key),
+            "--audit-log",
+            str(self.audit),
+        ]
+        # Every descriptor of the background process away from the SSH channel's, or the
+        # command would wait for the guard to end.
+        lab.sh(
+            f"(cd {shlex.quote(os.getcwd())} && exec ip netns exec {netns} "
+            + shlex.join(argv)
+            + f") >{self.log} 2>&1 </dev/null & echo $! >{self.pid}"
+        )
+        eventually(
+            self.text,
+            timeout=180,
+            what="the guard reads the fleet and starts its rounds",
+            accept=lambda t: "guarding " in t or "Traceback" in t or "wgconsole guard:" in t,
+        )
+        assert "guarding " in self.text(), self.text()
+
+    def text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def stop(self) -> str:
+        self.lab.sh(f"kill -INT $(cat {self.pid}) 2>/dev/null; true")
+        try:
+            eventually(self.text, timeout=60, what="the guard stops", accept=_stopped)
+        finally:
+            self.lab.sh(f"kill -KILL $(cat {self.pid}) 2>/dev/null; true")
+            print(self.text())
+        return self.text()
+
+    def audited(self) -> list[dict[str, Any]]:
+        if not self.audit.exists():
+            return []
+        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+
+
+def _stopped(text: str) -> bool:
+    return "guard stopped" in text
+
+
+def _ping(lab: Lab, netns: str, count: int) -> Path:
+    """A ping through `netns`'s tunnel every 0.2 s, in the background, into a file."""
+    out = lab.dir / f"ping-{netns}.txt"
+    out.unlink(missing_ok=True)
+    lab.sh(
+        f"ip netns exec {netns} ping -D -i 0.2 -c {count} -W 2 {TUNNEL_GATEWAY} "
+        f">{out} 2>&1 </dev/null &"
+    )
+    return out
+
+
+def _ping_summary(out: Path) -> tuple[int, int, float]:
+    """(sent, received, longest time between two replies) of a finished ping."""
+    text = eventually(
+        out.read_text, timeout=120, what="ping ends", accept=lambda t: "transmitted" in t
+    )
+    sent, received = (int(x) for x in _PING_SUMMARY.findall(text)[0])
+    stamps = [float(t) for t in _PING_STAMP.findall(text)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    return sent, received, max(gaps, default=0.0)
+
+
+def _fenced(lab: Lab) -> str:
+    """The LB's fence table as nft lists it (empty: there is none)."""
+    return lab.ns("lb", ["nft", "list", "table", "inet", "wgconsole"], check=False)
+
+
+def _record(lab: Lab, gateway: str) -> dict[str, Any]:
+    text = lab.ns("lb", ["cat", f"/run/wgconsole/drain-{gateway}.json"])
+    record: dict[str, Any] = json.loads(text)
+    return record
+
+
+def test_the_guard_evicts_a_gateway_that_left_the_network_and_fences_its_return(
+    lab: Lab, probe_key: tuple[Path, str], bastion: str
+) -> None:
+    """A gateway host drops off every network while its clients ping through it: the guard
+    (on a bastion of its own) evicts it, unattended: fenced and out of the service on the LB,
+    its clients back through the VIP via the other gateway, the other gateway's clients
+    untouched. Back on the network with PersistentKeepalive to its old clients, it pulls none
+    of them off the VIP (the fence drops what it sends); `undrain` is the way back."""
+    key, _ = probe_key
+    clients = helpers.settle_clients(lab, timeout=150)
+    holders = [c["lb_gateway"] for c in clients]
+    dead = max(set(holders), key=holders.count)
+    netns = _gateway_netns(lab)
+    guard = Guard(lab, key, bastion)
+    try:
+        _evicted_and_fenced(lab, guard, dead, clients)
+    finally:
+        # Back on the network and in the service, whatever happened above.
+        lab.ns(netns[dead], ["sh", "-c", f"ip link set lan up && ip link set mgmt up && {ROUTE}"])
+        if "elements" in _fenced(lab):
+            run_cli(lab.inventory_path, "undrain", dead, "--yes", "--no-rebalance")
+
+
+ROUTE = f"ip route replace default via {LB_LAN}"
+
+
+def _evicted_and_fenced(lab: Lab, guard: Guard, dead: str, clients: list[dict[str, Any]]) -> None:
+    netns = _gateway_netns(lab)
+    moving = [c for c in clients if c["lb_gateway"] == dead]
+    staying = [c for c in clients if c["lb_gateway"] != dead]
+    client_ns = helpers.client_netns(lab)
+    try:
+        pings = {c["name"]: _ping(lab, client_ns[c["name"]], 150) for c in clients}
+        time.sleep(2)
+        cut = time.time()
+        lab.ns(netns[dead], ["sh", "-c", "ip link set lan down; ip link set mgmt down"])
+        eventually(
+            guard.text,
+            timeout=180,
+            what=f"the guard evicts {dead}",
+            accept=lambda t: f"evict of {dead} " in t or f"evict {dead} FAILED" in t,
+        )
+        print(f"{dead}: evicted {time.time() - cut:.1f} s after its host left the network")
+        assert f"evict of {dead} " in guard.text(), guard.text()
+        summaries = {name: _ping_summary(out) for name, out in pings.items()}
+    finally:
+        text = guard.stop()
+    print(summaries)
+    for c in staying:
+        sent, received, _ = summaries[c["name"]]
+        assert received == sent, f"{c['name']} (on the other gateway) lost packets"
+    for c in moving:
+        sent, received, gap = summaries[c["name"]]
+        print(f"{c['name']}: {sent - received} lost, longest gap {gap:.1f} s")
+        assert received > 0
+    # Out of service on the LB, fenced, recorded as the guard's, audited. (`status` exits 2:
+    # the gateway's host is still unreachable, a finding.)
+    shown = json.loads(run_cli(lab.inventory_path, "status", "--json").stdout)
+    rs = {r["gateway"]: r for r in shown["real_servers"]}
+    assert rs[dead]["weight"] == 0
+    gw = next(g for g in lab.inventory.gateways if g.name == dead)
+    assert f"{gw.real_server.address} . {gw.real_server.port}" in _fenced(lab)
+    record = _record(lab, dead)
+    assert (record["action"], record["fenced"]) == ("evict", True)
+    [entry] = [e for e in guard.audited() if e["action"] == "evict"]
+    assert entry["target"] == dead
+    assert "DOES NOT ANSWER" in text
+    # Every moved client works through the VIP, on the other gateway.
+    for c in moving:
+        ns = client_ns[c["name"]]
+        lab.ns(ns, ["ping", "-c", "2", "-W", "5", TUNNEL_GATEWAY])
+        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
+
+    # Back on the network, talking first to its old clients (every second)...
+    lab.ns(netns[dead], ["sh", "-c", f"ip link set lan up && ip link set mgmt up && {ROUTE}"])
+    for c in moving:
+        lab.ns(
+            netns[dead],
+            ["wg", "set", "wg0", "peer", c["public_key"], "persistent-keepalive", "1"],
+        )
+    time.sleep(5)
+    # ...it pulls none of them off the VIP: what it sent was dropped on the LB.
+    dropped = re.search(r"@fenced4 .* counter packets (\d+)", _fenced(lab))
+    assert dropped is not None
+    assert int(dropped.group(1)) > 0
+    for c in moving:
+        ns = client_ns[c["name"]]
+        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
+        lab.ns(ns, ["ping", "-c", "1", "-W", "5", TUNNEL_GATEWAY])
+
+    # undrain: its interface re-created (no old endpoints), the fence lifted, its weight back.
+    res = run_cli(lab.inventory_path, "undrain", dead, "--yes", "--no-rebalance")
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"{gw.real_server.address} . {gw.real_server.port}" not in _fenced(lab)
+    rs = {r["gateway"]: r for r in helpers.status(lab)["real_servers"]}
+    assert rs[dead]["weight"] == 1
+    assert all(
+        e.split()[1] == "(none)"
+        for e in lab.ns(netns[dead], ["wg", "show", "wg0", "endpoints"]).splitlines()
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wgconsole.cli.args import parse_alone
+from wgconsole.cli.stopping import stop_on_sigterm
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.guard_policy import GuardPolicy, GuardState, Verdict, judge
@@ -72,36 +73,40 @@ def run_guard(
     policy: GuardPolicy | None = None,
     evict: Callable[[str], bool] | None = None,
 ) -> int:
-    """Rounds of probes until `rounds` (None: until interrupted); `evict` (None: a dry run)
-    acts on a condemned gateway. Returns the evictions made (or, dry, that would have been)."""
+    """Rounds of probes until `rounds` (None: until interrupted: SIGINT, as systemd stops
+    it); `evict` (None: a dry run) acts on a condemned gateway. Returns the evictions made
+    (or, dry, that would have been)."""
     gateways, _ = targets(inventory, [g.name for g in inventory.gateways])
     state = GuardState()
     shown: dict[str, Verdict] = {}
     evictions = 0
     n = 0
-    while rounds is None or n < rounds:
-        started = time.monotonic()
-        results = probe(gateways, None, key, server, timeout=ROUND_TIMEOUT)
-        answered = {r.target: r.ok for r in results}
-        stamp = time.strftime("%H:%M:%S")
-        for d in judge(
-            policy or GuardPolicy(),
-            state,
-            time.monotonic(),
-            answered,
-            out_of_service=sorted(out_of_service()),
-        ):
-            if d.verdict == "evict":
-                if _act(evict, d.gateway, f"{stamp} ", d.why, say):
-                    evictions += 1
-                else:
-                    # Not evicted: the policy must not count it as done (its rate limit).
-                    state.forget_eviction(d.gateway)
-            elif shown.get(d.gateway) != d.verdict:
-                say(f"{stamp} {d.gateway}: {d.verdict} ({d.why})")
-            shown[d.gateway] = d.verdict
-        n += 1
-        time.sleep(max(0.0, started + ROUND_INTERVAL - time.monotonic()))
+    try:
+        while rounds is None or n < rounds:
+            started = time.monotonic()
+            results = probe(gateways, None, key, server, timeout=ROUND_TIMEOUT)
+            answered = {r.target: r.ok for r in results}
+            stamp = time.strftime("%H:%M:%S")
+            for d in judge(
+                policy or GuardPolicy(),
+                state,
+                time.monotonic(),
+                answered,
+                out_of_service=sorted(out_of_service()),
+            ):
+                if d.verdict == "evict":
+                    if _act(evict, d.gateway, f"{stamp} ", d.why, say):
+                        evictions += 1
+                    else:
+                        # Not evicted: the policy must not count it as done (its rate limit).
+                        state.forget_eviction(d.gateway)
+                elif shown.get(d.gateway) != d.verdict:
+                    say(f"{stamp} {d.gateway}: {d.verdict} ({d.why})")
+                shown[d.gateway] = d.verdict
+            n += 1
+            time.sleep(max(0.0, started + ROUND_INTERVAL - time.monotonic()))
+    except KeyboardInterrupt:
+        say("interrupted")
     return evictions
 
 
@@ -159,6 +164,7 @@ def _guard(
 ) -> int:
     from wgconsole.cli.guard_actor import Evictor, server_key  # SSH and operations: only here
 
+    stop_on_sigterm()
     evictor = Evictor(args, inventory, say)
     try:
         fleet = evictor.read()

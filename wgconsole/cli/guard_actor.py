@@ -76,6 +76,8 @@ class Evictor:
             self.collector.parse_memos,
         )
         self._out: set[str] = set()
+        # Per gateway, the last fleet in which it answered: who its clients were.
+        self._known: dict[str, Fleet] = {}
         self._lock = threading.Lock()
         # Polls and the eviction never overlap on the collector's connections.
         self._busy = threading.Lock()
@@ -87,6 +89,9 @@ class Evictor:
             fleet = self.collector.read_fleet()
         with self._lock:
             self._out = out_of_service(fleet)
+            for g in fleet.gateways:
+                if g.reachable:
+                    self._known[g.name] = fleet
         return fleet
 
     def start_refreshing(self) -> None:
@@ -113,7 +118,9 @@ class Evictor:
             return self._evict(gateway)
 
     def _evict(self, gateway: str) -> bool:
-        planned = plan(Evict(gateway), self.ctx, self.collector.read_fleet, {})
+        with self._lock:
+            known = self._known.get(gateway)
+        planned = plan(Evict(gateway, known=known), self.ctx, self.collector.read_fleet, {})
         if isinstance(planned, Refused):
             if ALREADY_OUT in planned.reason:
                 self.say(f"{gateway}: {planned.reason}")

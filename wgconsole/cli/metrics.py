@@ -7,9 +7,9 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from wgconsole.cli.stopping import stop_on_sigterm
 from wgconsole.config.inventory_file import find_inventory, load_inventory
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, optional_probe_key
 from wgconsole.core.text import printable
@@ -58,15 +58,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the shipped Prometheus alert rules (YAML) and exit",
     )
-
-
-def _stop_on_sigterm() -> Any:
-    """SIGTERM ends the command as Ctrl-C does (connections closed on the way out)."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, stop)
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -138,7 +129,7 @@ def _serve(exporter: Exporter, host: str, port: int) -> int:
     poller = threading.Thread(
         target=exporter.run, args=(stop,), name="wgc-metrics-poll", daemon=True
     )
-    previous = _stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         poller.start()
         shown = f"[{host}]" if ":" in host else host

@@ -73,11 +73,20 @@ class Drain(_OnGateway):
     wait_timeout: float = 180.0
     resume: bool = False
     break_lock: bool = False
+    # An earlier fleet in which the gateway answered: who its clients are, when it no
+    # longer can say (the guard keeps one; see `plan_drain`).
+    known: Fleet | None = None
 
     def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
         record = find_record(ctx, find_gateway(ctx.inventory, self.gateway))
         plan = plan_drain(
-            ctx.inventory, fleet, self.gateway, record, resume=self.resume, action=self.verb
+            ctx.inventory,
+            fleet,
+            self.gateway,
+            record,
+            resume=self.resume,
+            action=self.verb,
+            known=self.known,
         )
 
         def execute() -> Outcome:

@@ -159,13 +159,16 @@ def plan_drain(
     *,
     resume: bool = False,
     action: DrainAction = "drain",
+    known: Fleet | None = None,
 ) -> DrainPlan:
     """The drain of `name`; `record` is its drain record on an LB, if one exists (see
     `find_record`): a drain cut short is then resumed, keeping the weight it recorded. A
     record that cannot be used is refused: the weight to restore is not known.
 
     `action` "evict" is the guard's: the same drain, always fenced, refused when the gateway
-    is already out of service (another guard, or an operator, took it out)."""
+    is already out of service (another guard, or an operator, took it out). `known` is an
+    earlier fleet in which the gateway answered: a gateway that does not answer now cannot
+    say who its clients are, and the LB's entries to it only give their addresses."""
     gw = find_gateway(inventory, name)
     svc = fleet.service
     if svc is None:
@@ -226,6 +229,12 @@ def plan_drain(
                 destination,
             )
         )
+    view = fleet.gateway(gw.name)
+    unreachable = view is not None and not view.reachable
+    if unreachable and known is not None:
+        listed = {c.public_key for c in clients}
+        vip = inventory.service.endpoint
+        clients += _known_clients(fleet, known, gw, after, names, listed, vip)
     bypass = [c.label for c in clients if c.bypassing]
     if bypass:
         preflight.append(
@@ -236,8 +245,6 @@ def plan_drain(
         (names.get(k, str(k)) if k is not None else "dropped"): v
         for k, v in after.effective_share().items()
     }
-    view = fleet.gateway(gw.name)
-    unreachable = view is not None and not view.reachable
     fenced = action == "evict" or unreachable or (record is not None and record.fenced)
     return DrainPlan(
         gw,
@@ -253,6 +260,43 @@ def plan_drain(
         fence=fenced,
         action=action,
     )
+
+
+def _known_clients(
+    fleet: Fleet,
+    known: Fleet,
+    gw: Gateway,
+    after: ShTable,
+    names: dict[Endpoint, str],
+    listed: set[str],
+    vip: Endpoint,
+) -> list[ClientOnGateway]:
+    """The clients behind the LB's entries to `gw` now, named from `known` (their endpoints
+    as the gateways showed them then: masquerade keeps a client's source address and port)."""
+    by_endpoint = {c.endpoint: c for c in known.clients if c.endpoint}
+    found = []
+    for conn in fleet.conns:
+        if conn.dest != gw.real_server or conn.virtual != vip:
+            continue
+        c = by_endpoint.get(str(conn.client))
+        if c is None or c.public_key in listed:
+            continue
+        listed.add(c.public_key)
+        picked = after.pick(conn.client.address, conn.client.port).dest
+        destination = None if picked is None else names.get(picked, str(picked))
+        found.append(
+            ClientOnGateway(
+                c.label,
+                c.public_key,
+                c.endpoint,
+                by_lb_entry=True,
+                by_handshake=False,
+                handshake_age=None,
+                bypassing=False,
+                destination=destination,
+            )
+        )
+    return found
 
 
 def _endpoint(text: str | None) -> Endpoint | None:
