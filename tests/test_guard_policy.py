@@ -88,11 +88,9 @@ def test_a_second_eviction_waits_for_the_interval_and_a_round_of_the_others() ->
         raise AssertionError("never evicted the second")
 
 
-def test_the_dry_run_says_it_would_evict_the_silent_gateway_and_changes_nothing(
-    tmp_path: Path, udp_server: Serve
-) -> None:
-    """`guard --dry-run`'s rounds against loopback gateways: a responder written from the
-    protocol and a UDP echo server (down: it completes no handshake)."""
+def _answering_and_echoing(tmp_path: Path, udp_server: Serve) -> tuple[ProbeKey, Responder, Path]:
+    """A prober key, and an inventory of two loopback gateways: gw1 a responder written from
+    the protocol, gw2 a UDP echo server (down: it completes no handshake)."""
     key = ProbeKey(os.urandom(32))
     gateway = Responder(key.public)
     up = udp_server(gateway.respond)
@@ -107,6 +105,15 @@ def test_the_dry_run_says_it_would_evict_the_silent_gateway_and_changes_nothing(
         f"  - {{name: gw2, host: 127.0.0.1, real_server: {echo.address}:{echo.port}}}\n"
         "tunnel: {network: 10.255.0.0/24, gateway_address: 10.255.0.1}\n"
     )
+    return key, gateway, path
+
+
+def test_the_dry_run_says_it_would_evict_the_silent_gateway_and_changes_nothing(
+    tmp_path: Path, udp_server: Serve
+) -> None:
+    """`guard --dry-run`'s rounds against loopback gateways: a responder written from the
+    protocol and a UDP echo server (down: it completes no handshake)."""
+    key, gateway, path = _answering_and_echoing(tmp_path, udp_server)
     lines: list[str] = []
     would = run_guard(
         load_inventory(path),
@@ -157,20 +164,7 @@ def test_the_guard_acts_on_its_verdict_and_tries_again_when_deferred(
 ) -> None:
     """`run_guard` with hands: a gateway silent for the window is handed to `evict`; an
     eviction that could not be made (a lock) is tried again at the next condemning round."""
-    key = ProbeKey(os.urandom(32))
-    gateway = Responder(key.public)
-    up = udp_server(gateway.respond)
-    echo = udp_server(lambda data: data)
-    path = tmp_path / "inventory.yaml"
-    path.write_text(
-        "service: {protocol: udp, vip: 127.0.0.9, port: 51820, scheduler: sh}\n"
-        "ssh: {user: root}\n"
-        "load_balancers:\n  - {name: lb, host: 127.0.0.1}\n"
-        "gateways:\n"
-        f"  - {{name: gw1, host: 127.0.0.1, real_server: {up.address}:{up.port}}}\n"
-        f"  - {{name: gw2, host: 127.0.0.1, real_server: {echo.address}:{echo.port}}}\n"
-        "tunnel: {network: 10.255.0.0/24, gateway_address: 10.255.0.1}\n"
-    )
+    key, gateway, path = _answering_and_echoing(tmp_path, udp_server)
     asked: list[str] = []
     answers = iter([False, True])
     out: set[str] = set()

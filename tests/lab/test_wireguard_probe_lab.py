@@ -512,30 +512,76 @@ def _record(lab: Lab, gateway: str) -> dict[str, Any]:
     return record
 
 
-def test_the_guard_evicts_a_gateway_that_left_the_network_and_fences_its_return(
+def test_the_guard_evicts_only_a_death_and_its_fence_holds_the_return(
     lab: Lab, probe_key: tuple[Path, str], bastion: str
 ) -> None:
-    """A gateway host drops off every network while its clients ping through it: the guard
-    (on a bastion of its own) evicts it, unattended: fenced and out of the service on the LB,
-    its clients back through the VIP via the other gateway, the other gateway's clients
-    untouched. Back on the network with PersistentKeepalive to its old clients, it pulls none
-    of them off the VIP (the fence drops what it sends); `undrain` is the way back."""
-    key, _ = probe_key
+    """One guard, on a bastion of its own, through what is not a death and what is.
+
+    1. Nothing is evicted when only a gateway's sshd stops, on a flap shorter than the window,
+       or when the guard's own link drops (it is blind).
+    2. A gateway host drops off every network while its clients ping through it: evicted,
+       unattended; fenced and out of the service on the LB; its clients kicked back through
+       the VIP via the other gateway; the other gateway's clients untouched.
+    3. Back on the network with PersistentKeepalive to its old clients, it pulls none of them
+       off the VIP (the fence drops what it sends); `undrain` is the way back.
+    4. Guarded again, the other gateway's wg0 goes down with its host up: evicted too (its
+       interface taken down, fenced), its clients moved; `undrain` brings it back.
+    """
+    key, public = probe_key
     clients = helpers.settle_clients(lab, timeout=150)
     holders = [c["lb_gateway"] for c in clients]
     dead = max(set(holders), key=holders.count)
+    other = next(g.name for g in lab.inventory.gateways if g.name != dead)
     netns = _gateway_netns(lab)
     guard = Guard(lab, key, bastion)
     try:
+        _holds_on_what_is_not_a_death(lab, guard, netns[dead], public)
         _evicted_and_fenced(lab, guard, dead, clients)
+        _returns_fenced_then_undrained(lab, guard, dead, clients)
+        _wg0_down_with_its_host_up_is_evicted(lab, guard, other)
     finally:
+        guard.stop()
         # Back on the network and in the service, whatever happened above.
         lab.ns(netns[dead], ["sh", "-c", f"ip link set lan up && ip link set mgmt up && {ROUTE}"])
-        if "elements" in _fenced(lab):
-            run_cli(lab.inventory_path, "undrain", dead, "--yes", "--no-rebalance")
+        helpers.start_sshd(lab, netns[dead])
+        for name in (dead, other):
+            if _weight(lab, name) != 1:
+                run_cli(lab.inventory_path, "undrain", name, "--yes", "--no-rebalance")
+    assert [(e["action"], e["target"], e["outcome"]) for e in guard.audited()] == [
+        ("evict", dead, "ok"),
+        ("evict", other, "ok"),
+    ]
 
 
 ROUTE = f"ip route replace default via {LB_LAN}"
+
+
+def _weight(lab: Lab, gateway: str) -> int | None:
+    shown = json.loads(run_cli(lab.inventory_path, "status", "--json").stdout)
+    weight: int | None = {r["gateway"]: r["weight"] for r in shown["real_servers"]}.get(gateway)
+    return weight
+
+
+def _holds_on_what_is_not_a_death(lab: Lab, guard: Guard, ns: str, prober: str) -> None:
+    # Its sshd gone for longer than the window: its WireGuard still answers.
+    helpers.stop_sshd(lab, ns)
+    time.sleep(4)
+    helpers.start_sshd(lab, ns)
+    # A flap shorter than the window (two rounds at most), in one guest command.
+    lab.sh(
+        f"ip netns exec {ns} wg set wg0 peer {prober} remove; sleep 0.6; "
+        f"ip netns exec {ns} wg set wg0 peer {prober}"
+    )
+    # The guard's own link drops for longer than the window: every gateway silent at once.
+    b = BASTION_NETNS
+    lab.sh(
+        f"ip -n {b} link set wan down; sleep 4; ip -n {b} link set wan up; "
+        f"ip -n {b} route replace default via {LB_WAN}"
+    )
+    time.sleep(2)
+    text = guard.text()
+    assert "evicting" not in text, text
+    assert "blind (no gateway answered this round" in text, text
 
 
 def _evicted_and_fenced(lab: Lab, guard: Guard, dead: str, clients: list[dict[str, Any]]) -> None:
@@ -543,22 +589,13 @@ def _evicted_and_fenced(lab: Lab, guard: Guard, dead: str, clients: list[dict[st
     moving = [c for c in clients if c["lb_gateway"] == dead]
     staying = [c for c in clients if c["lb_gateway"] != dead]
     client_ns = helpers.client_netns(lab)
-    try:
-        pings = {c["name"]: _ping(lab, client_ns[c["name"]], 150) for c in clients}
-        time.sleep(2)
-        cut = time.time()
-        lab.ns(netns[dead], ["sh", "-c", "ip link set lan down; ip link set mgmt down"])
-        eventually(
-            guard.text,
-            timeout=180,
-            what=f"the guard evicts {dead}",
-            accept=lambda t: f"evict of {dead} " in t or f"evict {dead} FAILED" in t,
-        )
-        print(f"{dead}: evicted {time.time() - cut:.1f} s after its host left the network")
-        assert f"evict of {dead} " in guard.text(), guard.text()
-        summaries = {name: _ping_summary(out) for name, out in pings.items()}
-    finally:
-        text = guard.stop()
+    pings = {c["name"]: _ping(lab, client_ns[c["name"]], 150) for c in clients}
+    time.sleep(2)
+    cut = time.time()
+    lab.ns(netns[dead], ["sh", "-c", "ip link set lan down; ip link set mgmt down"])
+    _wait_for_eviction(guard, dead)
+    print(f"{dead}: evicted {time.time() - cut:.1f} s after its host left the network")
+    summaries = {name: _ping_summary(out) for name, out in pings.items()}
     print(summaries)
     for c in staying:
         sent, received, _ = summaries[c["name"]]
@@ -567,24 +604,41 @@ def _evicted_and_fenced(lab: Lab, guard: Guard, dead: str, clients: list[dict[st
         sent, received, gap = summaries[c["name"]]
         print(f"{c['name']}: {sent - received} lost, longest gap {gap:.1f} s")
         assert received > 0
-    # Out of service on the LB, fenced, recorded as the guard's, audited. (`status` exits 2:
-    # the gateway's host is still unreachable, a finding.)
-    shown = json.loads(run_cli(lab.inventory_path, "status", "--json").stdout)
-    rs = {r["gateway"]: r for r in shown["real_servers"]}
-    assert rs[dead]["weight"] == 0
-    gw = next(g for g in lab.inventory.gateways if g.name == dead)
-    assert f"{gw.real_server.address} . {gw.real_server.port}" in _fenced(lab)
+    # Out of service on the LB, fenced, recorded as the guard's. (`status` exits 2: the
+    # gateway's host is still unreachable, a finding.)
+    assert _weight(lab, dead) == 0
+    assert _fence_of(lab, dead) in _fenced(lab)
     record = _record(lab, dead)
     assert (record["action"], record["fenced"]) == ("evict", True)
-    [entry] = [e for e in guard.audited() if e["action"] == "evict"]
-    assert entry["target"] == dead
-    assert "DOES NOT ANSWER" in text
+    assert "DOES NOT ANSWER" in guard.text()
     # Every moved client works through the VIP, on the other gateway.
     for c in moving:
         ns = client_ns[c["name"]]
         lab.ns(ns, ["ping", "-c", "2", "-W", "5", TUNNEL_GATEWAY])
         assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
 
+
+def _wait_for_eviction(guard: Guard, gateway: str) -> None:
+    eventually(
+        guard.text,
+        timeout=180,
+        what=f"the guard evicts {gateway}",
+        accept=lambda t: f"evict of {gateway} " in t or f"evict {gateway} FAILED" in t,
+    )
+    assert f"evict of {gateway} " in guard.text(), guard.text()
+
+
+def _fence_of(lab: Lab, gateway: str) -> str:
+    gw = next(g for g in lab.inventory.gateways if g.name == gateway)
+    return f"{gw.real_server.address} . {gw.real_server.port}"
+
+
+def _returns_fenced_then_undrained(
+    lab: Lab, guard: Guard, dead: str, clients: list[dict[str, Any]]
+) -> None:
+    netns = _gateway_netns(lab)
+    moving = [c for c in clients if c["lb_gateway"] == dead]
+    client_ns = helpers.client_netns(lab)
     # Back on the network, talking first to its old clients (every second)...
     lab.ns(netns[dead], ["sh", "-c", f"ip link set lan up && ip link set mgmt up && {ROUTE}"])
     for c in moving:
@@ -601,15 +655,39 @@ def _evicted_and_fenced(lab: Lab, guard: Guard, dead: str, clients: list[dict[st
         ns = client_ns[c["name"]]
         assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
         lab.ns(ns, ["ping", "-c", "1", "-W", "5", TUNNEL_GATEWAY])
-
     # undrain: its interface re-created (no old endpoints), the fence lifted, its weight back.
     res = run_cli(lab.inventory_path, "undrain", dead, "--yes", "--no-rebalance")
     print(res.stdout, res.stderr)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert f"{gw.real_server.address} . {gw.real_server.port}" not in _fenced(lab)
-    rs = {r["gateway"]: r for r in helpers.status(lab)["real_servers"]}
-    assert rs[dead]["weight"] == 1
-    assert all(
-        e.split()[1] == "(none)"
-        for e in lab.ns(netns[dead], ["wg", "show", "wg0", "endpoints"]).splitlines()
+    assert _fence_of(lab, dead) not in _fenced(lab)
+    assert _weight(lab, dead) == 1
+    # (The prober's peer has one: the guard probes it.)
+    listed = lab.ns(netns[dead], ["wg", "show", "wg0", "endpoints"])
+    ends = dict(line.split() for line in listed.splitlines())
+    assert all(ends[c["public_key"]] == "(none)" for c in clients), ends
+    # The guard sees it back in the service (its next reading) and guards it again.
+    eventually(
+        guard.text,
+        timeout=60,
+        what=f"the guard guards {dead} again",
+        accept=lambda t: f"{dead}: healthy" in t.rpartition(f"evict of {dead} ")[2],
     )
+
+
+def _wg0_down_with_its_host_up_is_evicted(lab: Lab, guard: Guard, gateway: str) -> None:
+    netns = _gateway_netns(lab)
+    helpers.settle_clients(lab, timeout=150)
+    lab.ns(netns[gateway], ["ip", "link", "set", "wg0", "down"])
+    _wait_for_eviction(guard, gateway)
+    assert _weight(lab, gateway) == 0
+    assert _fence_of(lab, gateway) in _fenced(lab)
+    # Every client works through the VIP, on the gateway evicted first and now back.
+    for ns in helpers.client_netns(lab).values():
+        lab.ns(ns, ["ping", "-c", "2", "-W", "5", TUNNEL_GATEWAY])
+        assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
+    res = run_cli(lab.inventory_path, "undrain", gateway, "--yes", "--no-rebalance")
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert _fence_of(lab, gateway) not in _fenced(lab)
+    link = lab.ns(netns[gateway], ["ip", "-o", "link", "show", "dev", "wg0"])
+    assert "UP" in link.split(">")[0]

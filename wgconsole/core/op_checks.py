@@ -86,7 +86,9 @@ def drain_checks(
             if gw is None:
                 continue
             gw_obs = gateways.get(gw.name)
-            link_up = None if gw_obs is None else gw_obs.link_up
+            # A fenced gateway's interface may come back up on its own (it returned): the
+            # LBs drop what it sends, so that is no unfinished step.
+            link_up = None if gw_obs is None or record.fenced else gw_obs.link_up
             problems = drain_problems(
                 gw, service, expire_nodest=obs.expire_nodest_conn, link_up=link_up
             )

@@ -288,7 +288,9 @@ def _fresh_interface(ctx: OpContext, plan: WeightPlan) -> Step:
         obs = read_gateway(ctx, gw)
         if not obs.link_up:
             raise OpError(f"{gw.name}: {gw.interface} is still down")
-        if obs.interface and any(p.endpoint for p in obs.interface.peers):
+        # A peer that routes nothing (a prober's: the guard probes it at once) is no client
+        # that could roam to it.
+        if obs.interface and any(p.endpoint and p.allowed_ips for p in obs.interface.peers):
             raise OpError(f"{gw.name}: {gw.interface} still knows client endpoints")
 
     return Step(
