@@ -1,8 +1,8 @@
 """A fake fleet for operation tests: one LB and two gateways whose commands run for real.
 
-Every command an operation sends is run by `sh`, with `ipvsadm`, `sysctl`, `ip`, `wg` and
-`wg-quick` replaced by one fake (a Python script keeping the "kernel" state in a JSON file),
-and the paths an operation writes on a host (/run/wgconsole, /proc files) moved into a temp
+Every command an operation sends is run by `sh`, with `ipvsadm`, `sysctl`, `ip`, `wg`,
+`wg-quick` and `nft` replaced by one fake (a Python script keeping the "kernel" state in a JSON
+file), and the paths an operation writes on a host (/run/wgconsole, /proc files) moved into a temp
 directory. So the real command lines, quoting and shell scripts of the operations run, and a
 test can cut the "connection" after any number of commands.
 
@@ -116,6 +116,35 @@ if prog == "ipvsadm":
         fail("fake ipvsadm: unsupported " + " ".join(a), 2)
     save(); sys.exit(0)
 
+if prog == "nft":
+    # The LB's fence (ops.hostcmd.fence): its table exists once anything was fenced.
+    lb = st["lb"]
+    if a[:2] == ["-f", "-"]:
+        for line in sys.stdin.read().splitlines():
+            if "element" not in line:
+                lb.setdefault("fence", [])
+                continue
+            element = line.split("{")[1].split("}")[0].strip()
+            fence = lb.setdefault("fence", [])
+            if line.startswith("add element") and element not in fence:
+                fence.append(element)
+            elif line.startswith("delete element"):
+                if element not in fence:
+                    fail("Error: Could not process rule: No such file or directory")
+                fence.remove(element)
+        save(); sys.exit(0)
+    if "fence" not in lb:
+        fail("Error: No such file or directory")
+    if a[:1] == ["-j"]:
+        sets = {"fenced4": [], "fenced6": []}
+        for element in lb["fence"]:
+            address, _, port = element.partition(" . ")
+            sets["fenced6" if ":" in address else "fenced4"].append(
+                {"concat": [address, int(port)]})
+        items = [{"set": {"name": n, "elem": e} if e else {"name": n}} for n, e in sets.items()]
+        print(json.dumps({"nftables": items}))
+    sys.exit(0)
+
 if prog == "sysctl":
     name, _, value = a[-1].partition("=")
     if name != "net.ipv4.vs.expire_nodest_conn":
@@ -207,6 +236,7 @@ class World:
     sent: list[Sent] = field(default_factory=list)  # every command that reached a host
     refused: list[Sent] = field(default_factory=list)  # mutating commands refused (read-only)
     cut_after: int | None = None  # commands allowed before every connection is "lost"
+    down: set[str] = field(default_factory=set)  # hosts that do not answer at all
 
     @property
     def state_path(self) -> Path:
@@ -266,6 +296,8 @@ class FakeHost:
         if world.cut_after is not None and len(world.sent) >= world.cut_after:
             raise TransportError("ssh: connection lost (injected)")
         world.sent.append(Sent(self.name, command, mutating))
+        if self.name in world.down:
+            raise TransportError("ssh: timed out connecting (injected)")
         proc_dir = world.root / "proc"
         proc_dir.mkdir(exist_ok=True)
         state = world.state()
@@ -303,7 +335,7 @@ def make_world(root: Path) -> World:
     kernel = bin_dir / "fake-kernel"
     kernel.write_text(f"#!{sys.executable} -S\n{FAKE_KERNEL}")
     kernel.chmod(0o755)
-    for tool in ("ipvsadm", "sysctl", "ip", "wg", "wg-quick"):
+    for tool in ("ipvsadm", "sysctl", "ip", "wg", "wg-quick", "nft"):
         link = bin_dir / tool
         if not link.exists():
             link.symlink_to(kernel)

@@ -373,7 +373,7 @@ def test_each_vocabulary_is_its_literal_types_values_in_sort_order() -> None:
     assert SEVERITIES == get_args(Severity) == ("critical", "warning", "info")
     assert [SEVERITY_RANK[s] for s in SEVERITIES] == [0, 1, 2]
     assert CLIENT_STATUSES == get_args(ClientStatus) == ("fresh", "ageing", "stale", "never")
-    states = ("active", "drained", "quiescent", "missing", "unreachable")
+    states = ("active", "drained", "quiescent", "evicted", "missing", "unreachable")
     assert REAL_SERVER_STATES == get_args(RealServerState) == states
 
 

@@ -7,6 +7,7 @@ so a new check is one more function and one more line in `derive_findings`.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from operator import attrgetter, is_
 from typing import Any
@@ -62,6 +63,7 @@ def derive_findings(
         *interface_down(inventory, gateways, drained(inventory, lbs, gateways)),
         *config_drift(inventory, gateways),
         *half_done_operations(inventory, lbs, gateways, fleet.taken_at),
+        *evictions(inventory, lbs),
         *director_findings(fleet, inventory),
     ]
     for lb in inventory.load_balancers:
@@ -264,6 +266,35 @@ def interface_down(
             f"{gw.interface} on {gw.name} {state}{error}: clients the LB sends there get no answer."
         )
         found.append(Finding("interface-down", "critical", gw.name, message))
+    return found
+
+
+# --- the guard's evictions -------------------------------------------------------------
+
+
+def evictions(inventory: Inventory, lbs: Mapping[str, LbObservation | None]) -> list[Finding]:
+    """A gateway the guard evicted (its record on an answering LB): an incident someone must
+    look at, whatever the gateway's host says now."""
+    found = []
+    names = {gw.name for gw in inventory.gateways}
+    seen: set[str] = set()
+    for lb in inventory.load_balancers:
+        obs = lbs.get(lb.name)
+        for record in obs.drain_records if obs is not None else ():
+            if not record.evicted or record.gateway not in names or record.gateway in seen:
+                continue
+            seen.add(record.gateway)
+            when = (
+                ""
+                if record.started is None
+                else time.strftime(" at %Y-%m-%d %H:%M:%S UTC", time.gmtime(record.started))
+            )
+            message = (
+                f"{record.gateway} was evicted by the guard{when}: weight 0 and fenced on the "
+                f"LBs. Once it answers again, `wgconsole undrain {record.gateway}` returns it "
+                "(its interface re-created, the fence lifted)."
+            )
+            found.append(Finding("gateway-evicted", "warning", record.gateway, message))
     return found
 
 

@@ -41,7 +41,8 @@ SEVERITY_RANK: Mapping[Severity, int] = {name: rank for rank, name in enumerate(
 # A client's freshest handshake against the WireGuard timers (model.client_status).
 ClientStatus = Literal["fresh", "ageing", "stale", "never"]
 CLIENT_STATUSES: tuple[ClientStatus, ...] = get_args(ClientStatus)
-RealServerState = Literal["active", "drained", "quiescent", "missing", "unreachable"]
+# "evicted": at weight 0 by the guard's eviction (its record on the LB), whatever its host says.
+RealServerState = Literal["active", "drained", "quiescent", "evicted", "missing", "unreachable"]
 REAL_SERVER_STATES: tuple[RealServerState, ...] = get_args(RealServerState)
 
 

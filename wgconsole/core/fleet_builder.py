@@ -415,11 +415,15 @@ def _real_servers(
     rs_index = gateways_by_real_server(inventory)
     entries = _count_endpoints(map(_DEST, conns))
     dests = primary[1].dests if primary else ()
+    evicted = {r.gateway for r in primary[0].drain_records if r.evicted} if primary else set()
     rows = []
     for index, dest in enumerate(dests):
         gw = rs_index.get(dest.endpoint)
         unreachable = gw is not None and gw_obs.get(gw.name) is None
-        rows.append(_dest_row(dest, gw, index, entries[dest.endpoint], unreachable=unreachable))
+        row = _dest_row(dest, gw, index, entries[dest.endpoint], unreachable=unreachable)
+        if gw is not None and gw.name in evicted and dest.weight == 0:
+            row = replace(row, state="evicted")
+        rows.append(row)
     present = {d.endpoint for d in dests}
     for gw in inventory.gateways:
         if normalize_endpoint(gw.real_server) not in present:

@@ -35,6 +35,7 @@ CLIENT_STATUS: dict[ClientStatus, tuple[str, str]] = {
 SERVER_STATE: dict[RealServerState, tuple[str, str]] = {
     "active": ("✔", GOOD),
     "drained": ("○", MUTED),
+    "evicted": ("⊘", WARN),
     "quiescent": ("◐", WARN),
     "missing": ("✖", BAD),
     "unreachable": ("✖", BAD),
