@@ -191,3 +191,27 @@ def test_the_guard_acts_on_its_verdict_and_tries_again_when_deferred(
     assert asked == ["gw2", "gw2"]  # deferred once, evicted at the next round
     assert [line for line in lines if "evicting gw2" in line]
     assert not [line for line in lines if "would evict" in line]
+
+
+def test_the_guard_tells_its_hands_whether_each_gateway_out_of_service_answers(
+    tmp_path: Path, udp_server: Serve
+) -> None:
+    """What lets it take the interface of an evicted gateway that came back down: each round,
+    the probes of the gateways out of service."""
+    key, gateway, path = _answering_and_echoing(tmp_path, udp_server)
+    told: list[dict[str, bool]] = []
+    lines: list[str] = []
+    run_guard(
+        load_inventory(path),
+        key,
+        gateway.public,
+        rounds=3,
+        out_of_service=lambda: {"gw1"},
+        say=lines.append,
+        policy=POLICY,
+        evict=lambda name: True,
+        back=told.append,
+    )
+    assert told == [{"gw1": True}] * 3
+    # gw2, the only one left in service, is never evicted, however silent.
+    assert not [line for line in lines if "evicting" in line]

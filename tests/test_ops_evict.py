@@ -12,13 +12,14 @@ import pytest
 
 from tests.fakeworld import GW2, World, world_for_cli
 from wgconsole.cli import main as cli
-from wgconsole.ops.catalog import Evict
+from wgconsole.ops.catalog import Evict, QuietEvicted
 from wgconsole.ops.machinery.audit import AuditLog
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import ValidationError
-from wgconsole.ops.machinery.operation import Refused, plan, run
+from wgconsole.ops.machinery.operation import Planned, Refused, plan, run
 from wgconsole.ops.procedures.drain import execute_drain, plan_drain
 from wgconsole.ops.procedures.weight import execute_weight, plan_undrain
+from wgconsole.poll.collector import FleetCollector
 
 GW2_RS = "10.77.0.12 . 51280"
 
@@ -113,3 +114,30 @@ def test_the_guards_eviction_is_shown_as_evicted_and_is_done_once(
     [finding] = [f for f in shown["findings"] if f["code"] == "gateway-evicted"]
     assert finding["subject"] == GW2
     assert f"`wgconsole undrain {GW2}` returns it" in finding["message"]
+
+
+def test_an_evicted_gateway_that_comes_back_has_its_interface_taken_down(world: World) -> None:
+    ctx = _ctx(world)
+    collector = world.collector(timeout=5.0)
+    assert not run(_planned(Evict(GW2), ctx, collector)).failed
+    # Only an evicted gateway whose interface is up: not the other, not one already down.
+    refused = plan(QuietEvicted("wg-gateway-01"), ctx, collector.read_fleet, {})
+    assert isinstance(refused, Refused)
+    assert "is not evicted" in refused.reason
+    refused = plan(QuietEvicted(GW2), ctx, collector.read_fleet, {})
+    assert isinstance(refused, Refused)
+    assert "already down" in refused.reason
+    # It came back (wg-quick started it again at boot).
+    world.set_state(lambda st: st["gateways"]["gw2"].update(up=True))
+    outcome = run(_planned(QuietEvicted(GW2), ctx, collector))
+    assert not outcome.failed, outcome.summary
+    assert world.state()["gateways"]["gw2"]["up"] is False
+    assert world.state()["lb"]["fence"] == [GW2_RS]  # still evicted and fenced
+    actions = [e["action"] for e in AuditLog(world.root / "audit.jsonl").entries()]
+    assert actions == ["evict", "evict-interface-down"]
+
+
+def _planned(op: Evict | QuietEvicted, ctx: OpContext, collector: FleetCollector) -> Planned:
+    planned = plan(op, ctx, collector.read_fleet, {})
+    assert not isinstance(planned, Refused), planned.reason
+    return planned

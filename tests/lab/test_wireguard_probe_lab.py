@@ -523,7 +523,8 @@ def test_the_guard_evicts_only_a_death_and_its_fence_holds_the_return(
        unattended; fenced and out of the service on the LB; its clients kicked back through
        the VIP via the other gateway; the other gateway's clients untouched.
     3. Back on the network with PersistentKeepalive to its old clients, it pulls none of them
-       off the VIP (the fence drops what it sends); `undrain` is the way back.
+       off the VIP (the fence drops what it sends); the guard sees it answer and takes its
+       interface down; `undrain` is the way back.
     4. Guarded again, the other gateway's wg0 goes down with its host up: evicted too (its
        interface taken down, fenced), its clients moved; `undrain` brings it back.
     """
@@ -549,6 +550,7 @@ def test_the_guard_evicts_only_a_death_and_its_fence_holds_the_return(
                 run_cli(lab.inventory_path, "undrain", name, "--yes", "--no-rebalance")
     assert [(e["action"], e["target"], e["outcome"]) for e in guard.audited()] == [
         ("evict", dead, "ok"),
+        ("evict-interface-down", dead, "ok"),
         ("evict", other, "ok"),
     ]
 
@@ -639,22 +641,35 @@ def _returns_fenced_then_undrained(
     netns = _gateway_netns(lab)
     moving = [c for c in clients if c["lb_gateway"] == dead]
     client_ns = helpers.client_netns(lab)
-    # Back on the network, talking first to its old clients (every second)...
-    lab.ns(netns[dead], ["sh", "-c", f"ip link set lan up && ip link set mgmt up && {ROUTE}"])
-    for c in moving:
-        lab.ns(
-            netns[dead],
-            ["wg", "set", "wg0", "peer", c["public_key"], "persistent-keepalive", "1"],
-        )
-    time.sleep(5)
+    # Back on the network, talking first to its old clients: a keepalive to each at once
+    # (`wg set` sends one when it turns PersistentKeepalive on), then every second, from the
+    # same command that brings its links up (no guard can act in between)...
+    keepalives = " && ".join(
+        f"wg set wg0 peer {c['public_key']} persistent-keepalive 1" for c in moving
+    )
+    lab.ns(
+        netns[dead],
+        ["sh", "-c", f"ip link set lan up && ip link set mgmt up && {ROUTE} && {keepalives}"],
+    )
     # ...it pulls none of them off the VIP: what it sent was dropped on the LB.
     dropped = re.search(r"@fenced4 .* counter packets (\d+)", _fenced(lab))
     assert dropped is not None
     assert int(dropped.group(1)) > 0
+    time.sleep(3)
     for c in moving:
         ns = client_ns[c["name"]]
         assert lab.ns(ns, ["wg", "show", "wg0", "endpoints"]).split()[1] == helpers.vip(lab)
         lab.ns(ns, ["ping", "-c", "1", "-W", "5", TUNNEL_GATEWAY])
+    # The guard sees it answer its probes again (a handshake response gets through the
+    # fence) and takes its interface down, as a drain would have.
+    eventually(
+        guard.text,
+        timeout=120,
+        what=f"the guard takes {dead}'s interface down",
+        accept=lambda t: f"{dead} is back: wg0 taken down" in t,
+    )
+    link = lab.ns(netns[dead], ["ip", "-o", "link", "show", "dev", "wg0"])
+    assert "UP" not in link.split(">")[0], link
     # undrain: its interface re-created (no old endpoints), the fence lifted, its weight back.
     res = run_cli(lab.inventory_path, "undrain", dead, "--yes", "--no-rebalance")
     print(res.stdout, res.stderr)

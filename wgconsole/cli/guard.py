@@ -72,10 +72,12 @@ def run_guard(
     say: Callable[[str], None],
     policy: GuardPolicy | None = None,
     evict: Callable[[str], bool] | None = None,
+    back: Callable[[dict[str, bool]], None] | None = None,
 ) -> int:
     """Rounds of probes until `rounds` (None: until interrupted: SIGINT, as systemd stops
-    it); `evict` (None: a dry run) acts on a condemned gateway. Returns the evictions made
-    (or, dry, that would have been)."""
+    it); `evict` (None: a dry run) acts on a condemned gateway; `back` is told each round
+    whether each gateway out of service answered its probe (an evicted one that answers came
+    back). Returns the evictions made (or, dry, that would have been)."""
     gateways, _ = targets(inventory, [g.name for g in inventory.gateways])
     state = GuardState()
     shown: dict[str, Verdict] = {}
@@ -103,6 +105,8 @@ def run_guard(
                 elif shown.get(d.gateway) != d.verdict:
                     say(f"{stamp} {d.gateway}: {d.verdict} ({d.why})")
                 shown[d.gateway] = d.verdict
+            if back is not None:
+                back({g: answered.get(g, False) for g in sorted(state.out_of_service)})
             n += 1
             time.sleep(max(0.0, started + ROUND_INTERVAL - time.monotonic()))
     except KeyboardInterrupt:
@@ -186,6 +190,7 @@ def _guard(
             out_of_service=lambda: evictor.out() | set(args.out_of_service),
             say=say,
             evict=evictor.evict,
+            back=evictor.back,
         )
     finally:
         evictor.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 from wgconsole.cli.collecting import collector
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
-from wgconsole.ops.catalog import Evict
+from wgconsole.ops.catalog import Evict, QuietEvicted
 from wgconsole.ops.machinery.audit import AuditLog, default_audit_path
 from wgconsole.ops.machinery.context import OpContext, progress_line
 from wgconsole.ops.machinery.operation import Refused, plan, run
@@ -78,6 +78,9 @@ class Evictor:
         self._out: set[str] = set()
         # Per gateway, the last fleet in which it answered: who its clients were.
         self._known: dict[str, Fleet] = {}
+        # Evicted (by the last reading, or by this guard), and those whose return was seen to.
+        self._evicted: set[str] = set()
+        self._quieted: set[str] = set()
         self._lock = threading.Lock()
         # Polls and the eviction never overlap on the collector's connections.
         self._busy = threading.Lock()
@@ -89,6 +92,10 @@ class Evictor:
             fleet = self.collector.read_fleet()
         with self._lock:
             self._out = out_of_service(fleet)
+            self._evicted = {
+                r.gateway for r in fleet.real_servers if r.state == "evicted" and r.gateway
+            }
+            self._quieted &= self._evicted
             for g in fleet.gateways:
                 if g.reachable:
                     self._known[g.name] = fleet
@@ -136,7 +143,34 @@ class Evictor:
             return False
         self.say(outcome.summary)
         self._mark_out(gateway)
+        with self._lock:
+            self._evicted.add(gateway)
         return True
+
+    def back(self, answered: dict[str, bool]) -> None:
+        """The out-of-service gateways' probes this round: an evicted one that answers came
+        back, and its interface goes down (once per return: silent again, it is looked at
+        again; `undrain` is still the way back)."""
+        for gateway, ok in answered.items():
+            self._back(gateway, answered=ok)
+
+    def _back(self, gateway: str, *, answered: bool) -> None:
+        with self._lock:
+            if not answered:
+                self._quieted.discard(gateway)
+                return
+            if gateway not in self._evicted or gateway in self._quieted:
+                return
+            self._quieted.add(gateway)
+        with self._busy:
+            planned = plan(QuietEvicted(gateway), self.ctx, self.collector.read_fleet, {})
+            if isinstance(planned, Refused):
+                self.say(f"{gateway} answers again; its interface is left: {planned.reason}")
+                return
+            for line in planned.preview:
+                self.say(line)
+            outcome = run(planned)
+        self.say(f"FAILED: {outcome.summary}" if outcome.failed else outcome.summary)
 
     def _mark_out(self, gateway: str) -> None:
         with self._lock:

@@ -23,7 +23,12 @@ from wgconsole.ops.machinery.validate import gateway as find_gateway
 from wgconsole.ops.machinery.validate import name as validate_name
 from wgconsole.ops.machinery.validate import weight as valid_weight
 from wgconsole.ops.procedures.align import execute_align, plan_align
-from wgconsole.ops.procedures.drain import DrainAction, execute_drain, plan_drain
+from wgconsole.ops.procedures.drain import (
+    DrainAction,
+    execute_drain,
+    execute_quiet,
+    plan_drain,
+)
 from wgconsole.ops.procedures.failover import execute_failover, plan_failover
 from wgconsole.ops.procedures.peers.add import execute_peer_add
 from wgconsole.ops.procedures.peers.plan import plan_peer_add, plan_peer_remove, precheck_peer_add
@@ -114,6 +119,32 @@ class Evict(Drain):
 
     verb: ClassVar[DrainAction] = "evict"
     wait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuietEvicted(_OnGateway):
+    """The guard's follow-up to its eviction: the evicted gateway answers again (it came
+    back), so its interface goes down, as a drain's would."""
+
+    verb: ClassVar[str] = "evict-interface-down"
+
+    def plan(self, ctx: OpContext, fleet: Fleet, values: Mapping[str, str]) -> Planned:
+        gw = find_gateway(ctx.inventory, self.gateway)
+        view = fleet.gateway(gw.name)
+        state = {r.gateway: r.state for r in fleet.real_servers}.get(gw.name)
+        if state != "evicted":
+            raise ValidationError(f"{gw.name} is not evicted (its real server is {state})")
+        if view is None or not view.reachable:
+            raise ValidationError(f"{gw.name} does not answer: its interface stays as it is")
+        if view.link_up is not True:
+            raise ValidationError(f"{gw.name}: {gw.interface} is already down")
+
+        def execute() -> Outcome:
+            execute_quiet(ctx, gw)
+            return Outcome(f"{gw.name} is back: {gw.interface} taken down (it stays evicted)")
+
+        preview = (f"{gw.name} (evicted) answers again: take {gw.interface} down",)
+        return Planned(preview, gw.name, execute)
 
 
 @dataclass(frozen=True, slots=True)

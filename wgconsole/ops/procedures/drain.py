@@ -740,3 +740,15 @@ def _wait_handshakes(ctx: OpContext, plan: DrainPlan, result: DrainResult, timeo
         raise OpError(
             f"not every client moved within {timeout:.0f} s: {', '.join(result.remaining)}"
         )
+
+
+def execute_quiet(ctx: OpContext, gw: Gateway) -> None:
+    """An evicted gateway that came back: its interface down, as a drain takes it down.
+
+    The fence on the LBs already drops what it sends through them; a client with another
+    path to the gateway's own address (one L2 segment, docs/domain/connections-and-timeouts.md
+    C5) is only kept off it this way. Not under the service lock: nothing on the LBs changes.
+    """
+    with audited_run(ctx, "evict-interface-down", gw.name, lock=None) as run:
+        run.tx.run([_interface_down(ctx, gw)])
+        run.succeeded({"interface": "down"})
