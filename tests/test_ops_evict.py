@@ -6,11 +6,13 @@ fake nft); the kernel's side is the lab's (test_wireguard_probe_lab.py)."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.fakeworld import GW2, World, world_for_cli
+from tests.fakeworld import GW2, FakeHost, World, world_for_cli
 from wgconsole.cli import main as cli
 from wgconsole.ops.catalog import Evict, QuietEvicted
 from wgconsole.ops.machinery.audit import AuditLog
@@ -141,3 +143,30 @@ def _planned(op: Evict | QuietEvicted, ctx: OpContext, collector: FleetCollector
     planned = plan(op, ctx, collector.read_fleet, {})
     assert not isinstance(planned, Refused), planned.reason
     return planned
+
+
+def test_a_gateway_presumed_silent_does_not_hold_the_planning_poll(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard's probes condemned it: its eviction's reading gets the grace of a host that
+    did not answer its last request, not the whole deadline (a hung host would hold it)."""
+    released = threading.Event()
+    original = FakeHost.run
+
+    def hung(self: FakeHost, command: str, timeout: float, *, mutating: bool = False) -> Any:
+        if self.name == GW2:
+            released.wait()
+        return original(self, command, timeout, mutating=mutating)
+
+    monkeypatch.setattr(FakeHost, "run", hung)
+    collector = world.collector(timeout=600.0)
+    try:
+        collector.presume_silent(GW2)
+        fleet = collector.read_fleet()
+        assert not released.is_set()  # the poll returned while GW2 still hung
+        view = fleet.gateway(GW2)
+        assert view is not None
+        assert not view.reachable
+        assert all(g.reachable for g in fleet.gateways if g.name != GW2)
+    finally:
+        released.set()

@@ -127,6 +127,8 @@ class Evictor:
     def _evict(self, gateway: str) -> bool:
         with self._lock:
             known = self._known.get(gateway)
+        # Its probes failed for the whole window: its planning poll does not wait for it.
+        self.collector.presume_silent(gateway)
         planned = plan(Evict(gateway, known=known), self.ctx, self.collector.read_fleet, {})
         if isinstance(planned, Refused):
             if ALREADY_OUT in planned.reason:

@@ -519,6 +519,13 @@ class FleetCollector:
             )
         return PollResult(taken_at=taken_at, seconds=time.monotonic() - started, hosts=tuple(hosts))
 
+    def presume_silent(self, name: str) -> None:
+        """Another sign says `name` is dead (the guard's probes): the next poll gives it only
+        the grace of a host that did not answer its last request, not its whole deadline. Its
+        next answer clears that, as any answer does."""
+        with self._lock:
+            self._unanswered.add(name)
+
     def host_status(self, poll: PollResult) -> tuple[HostStatus, ...]:
         statuses = []
         for hp in poll.hosts:
