@@ -221,6 +221,52 @@ def test_drain_on_the_pair_leaves_both_tables_equal(pair: PairLab, tmp_path: Pat
     assert dict(_order(lab, master))[_real_server(lab, drained)] == "1"
 
 
+def test_a_drain_of_a_gateway_that_left_the_network_fences_it_on_both_directors(
+    pair: PairLab, tmp_path: Path
+) -> None:
+    """The guard's eviction as an operator runs it (`drain` of a gateway that does not
+    answer): nothing is sent to it, both directors fence it and end with equal tables; back on
+    the network, `undrain` re-creates its interface and lifts both fences."""
+    lab = pair
+    master, backup = (d["netns"] for d in lab.directors)
+    clients = _settle_clients(lab)
+    on = [lb for lb, _ in clients.values()]
+    drained = max(set(on), key=on.count)
+    assert drained in (GW1, GW2)
+    ns = next(g["netns"] for g in lab.meta["topology"]["gateways"] if g["name"] == drained)
+    route = lab.ns(ns, ["ip", "route", "show", "default"]).strip()
+    audit = ["--audit-log", str(tmp_path / "audit.jsonl")]
+    rs = _real_server(lab, drained).replace(":", " . ")
+    lab.ns(ns, ["sh", "-c", "ip link set lan down; ip link set mgmt down"])
+    try:
+        # A short poll deadline: the gateway that left costs the drain's reading all of it.
+        res = helpers.run_cli(
+            lab.inventory_path, "drain", drained, "--yes", "--timeout", "20", *audit, timeout=900
+        )
+        print(res.stdout)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"{drained} DOES NOT ANSWER" in res.stdout
+        assert "✔ every director's 256-bucket table equals the VIP holder's" in res.stdout
+        assert _order(lab, master) == _order(lab, backup)
+        assert dict(_order(lab, master))[_real_server(lab, drained)] == "0"
+        for netns in (master, backup):
+            assert rs in lab.ns(netns, ["nft", "list", "set", "inet", "wgconsole", "fenced4"])
+    finally:
+        lab.ns(
+            ns,
+            ["sh", "-c", f"ip link set lan up && ip link set mgmt up && ip route replace {route}"],
+        )
+    res = run_cli(lab.inventory_path, "undrain", drained, "--yes", "--no-rebalance", *audit)
+    print(res.stdout)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "re-created" in res.stdout
+    assert _order(lab, master) == _order(lab, backup)
+    assert dict(_order(lab, master))[_real_server(lab, drained)] == "1"
+    for netns in (master, backup):
+        fenced = lab.ns(netns, ["nft", "list", "set", "inet", "wgconsole", "fenced4"])
+        assert rs not in fenced
+
+
 def _real_server(lab: PairLab, name: str) -> str:
     gw = next(g for g in lab.inventory.gateways if g.name == name)
     return f"{gw.real_server.address}:{gw.real_server.port}"
