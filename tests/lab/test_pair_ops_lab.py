@@ -1,11 +1,12 @@
 """Operations on the director pair (`lab up --lbs 2`), on the real kernel and real keepalived.
 
-A drain leaves both directors' tables equal (and takes the service lock on each: their
-/run/wgconsole are their own); a mismatch planted on the backup refuses a failover, `lb align`
-removes it, and the failover then moves no client: each keeps its gateway, its tunnel works,
-and the switchover survives a keepalived reload. Every failover is measured: pings every
-100 ms through each client's tunnel, lost and longest run lost (printed, for the README).
-The pair is put back as it booted at the end (wg-lb-1 the VIP holder, both tables equal).
+A drain (of a gateway that left the network: fenced on both) leaves both directors' tables
+equal (and takes the service lock on each: their /run/wgconsole are their own); a mismatch
+planted on the backup refuses a failover, `lb align` removes it, and the failover then moves
+no client: each keeps its gateway, its tunnel works, and the switchover survives a keepalived
+reload. Every failover is measured: pings every 100 ms through each client's tunnel, lost and
+longest run lost (printed, for the README). The pair is put back as it booted at the end
+(wg-lb-1 the VIP holder, both tables equal).
 
 Kernel state is read directly (ipvsadm, /proc, ip), never through wgconsole's parsers.
 """
@@ -191,42 +192,14 @@ def _holders(lab: PairLab) -> list[str]:
     return [names[n] for n in lab.vip_holders()]
 
 
-def test_drain_on_the_pair_leaves_both_tables_equal(pair: PairLab, tmp_path: Path) -> None:
-    lab = pair
-    master, backup = (d["netns"] for d in lab.directors)
-    clients = _settle_clients(lab)
-    on = [lb for lb, _ in clients.values()]
-    drained = max(set(on), key=on.count)  # the gateway most clients are on
-    assert drained in (GW1, GW2)
-    audit = tmp_path / "audit.jsonl"
-    res = run_cli(
-        lab.inventory_path, "drain", drained, "--yes", "--audit-log", str(audit), timeout=900
-    )
-    print(res.stdout)
-    # The lock on wg-lb-1 then wg-lb-2: each director's /run/wgconsole is its own.
-    assert "locked by" not in res.stdout + res.stderr
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "✔ every director's 256-bucket table equals the VIP holder's" in res.stdout
-    assert _order(lab, master) == _order(lab, backup)
-    assert dict(_order(lab, master))[_real_server(lab, drained)] == "0"
-    data = _status(lab)
-    assert [lb["buckets_differing"] for lb in data["load_balancers"]] == [0, 0]
-    for netns in (master, backup):
-        assert "lock-" not in lab.on_director(netns, "ls /run/wgconsole")
-    res = run_cli(lab.inventory_path, "undrain", drained, "--yes", "--audit-log", str(audit))
-    print(res.stdout)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "✔ every director's 256-bucket table equals the VIP holder's" in res.stdout
-    assert _order(lab, master) == _order(lab, backup)
-    assert dict(_order(lab, master))[_real_server(lab, drained)] == "1"
-
-
 def test_a_drain_of_a_gateway_that_left_the_network_fences_it_on_both_directors(
     pair: PairLab, tmp_path: Path
 ) -> None:
-    """The guard's eviction as an operator runs it (`drain` of a gateway that does not
-    answer): nothing is sent to it, both directors fence it and end with equal tables; back on
-    the network, `undrain` re-creates its interface and lifts both fences."""
+    """A drain on the pair, of a gateway whose host left the network (the guard's eviction as
+    an operator runs it): the service lock taken on each director (their /run/wgconsole are
+    their own), both fence it and end with equal tables; back on the network, `undrain`
+    re-creates its interface and lifts both fences, the tables equal again. (The drain of a
+    gateway that answers differs only on that gateway: test_ops_drain_lab.py.)"""
     lab = pair
     master, backup = (d["netns"] for d in lab.directors)
     clients = _settle_clients(lab)
@@ -244,13 +217,16 @@ def test_a_drain_of_a_gateway_that_left_the_network_fences_it_on_both_directors(
             lab.inventory_path, "drain", drained, "--yes", "--timeout", "20", *audit, timeout=900
         )
         print(res.stdout)
+        assert "locked by" not in res.stdout + res.stderr
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"{drained} DOES NOT ANSWER" in res.stdout
         assert "✔ every director's 256-bucket table equals the VIP holder's" in res.stdout
         assert _order(lab, master) == _order(lab, backup)
         assert dict(_order(lab, master))[_real_server(lab, drained)] == "0"
+        assert [lb["buckets_differing"] for lb in _status(lab)["load_balancers"]] == [0, 0]
         for netns in (master, backup):
             assert rs in lab.ns(netns, ["nft", "list", "set", "inet", "wgconsole", "fenced4"])
+            assert "lock-" not in lab.on_director(netns, "ls /run/wgconsole")
     finally:
         lab.ns(
             ns,

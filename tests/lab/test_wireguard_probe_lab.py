@@ -559,7 +559,8 @@ ROUTE = f"ip route replace default via {LB_LAN}"
 
 
 def _weight(lab: Lab, gateway: str) -> int | None:
-    shown = json.loads(run_cli(lab.inventory_path, "status", "--json").stdout)
+    # A short deadline: a gateway that left the network costs the reading all of it.
+    shown = json.loads(run_cli(lab.inventory_path, "status", "--json", "--timeout", "8").stdout)
     weight: int | None = {r["gateway"]: r["weight"] for r in shown["real_servers"]}.get(gateway)
     return weight
 
