@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,9 @@ REFRESH_S = 15.0
 # A gateway the guard condemned usually does not answer SSH either: its plan's poll does not
 # wait for it the whole command timeout.
 POLL_DEADLINE = 5.0
+# A returned gateway whose SSH did not answer yet is looked at again this much later.
+RETRY_S = 5.0
+ANSWERS_NOT = "does not answer"
 ALREADY_OUT = "already out of service"
 
 
@@ -81,6 +85,7 @@ class Evictor:
         # Evicted (by the last reading, or by this guard), and those whose return was seen to.
         self._evicted: set[str] = set()
         self._quieted: set[str] = set()
+        self._retry_at: dict[str, float] = {}
         self._lock = threading.Lock()
         # Polls and the eviction never overlap on the collector's connections.
         self._busy = threading.Lock()
@@ -163,11 +168,19 @@ class Evictor:
                 return
             if gateway not in self._evicted or gateway in self._quieted:
                 return
+            if time.monotonic() < self._retry_at.get(gateway, 0.0):
+                return
             self._quieted.add(gateway)
         with self._busy:
             planned = plan(QuietEvicted(gateway), self.ctx, self.collector.read_fleet, {})
             if isinstance(planned, Refused):
                 self.say(f"{gateway} answers again; its interface is left: {planned.reason}")
+                if ANSWERS_NOT in planned.reason:
+                    # WireGuard is back before SSH (a new connection takes longer than the
+                    # grace a host that did not answer gets): looked at again shortly.
+                    with self._lock:
+                        self._quieted.discard(gateway)
+                        self._retry_at[gateway] = time.monotonic() + RETRY_S
                 return
             for line in planned.preview:
                 self.say(line)
