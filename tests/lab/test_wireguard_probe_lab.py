@@ -649,11 +649,14 @@ def _returns_fenced_then_undrained(
     netns = _gateway_netns(lab)
     moving = [c for c in clients if c["lb_gateway"] == dead]
     client_ns = helpers.client_netns(lab)
-    # Back on the network, talking first to its old clients: a keepalive to each at once
-    # (`wg set` sends one when it turns PersistentKeepalive on), then every second, from the
-    # same command that brings its links up (no guard can act in between)...
+    # Back on the network, talking first to its old clients (the lab's gateways keep them
+    # alive every 15 s): a keepalive to each at once (`wg set` sends one when it turns
+    # PersistentKeepalive on from off, not when it changes the interval), then every second,
+    # from the same command that brings its links up (no guard can act in between)...
     keepalives = " && ".join(
-        f"wg set wg0 peer {c['public_key']} persistent-keepalive 1" for c in moving
+        f"wg set wg0 peer {c['public_key']} persistent-keepalive off && "
+        f"wg set wg0 peer {c['public_key']} persistent-keepalive 1"
+        for c in moving
     )
     lab.ns(
         netns[dead],
