@@ -170,3 +170,20 @@ def test_a_gateway_presumed_silent_does_not_hold_the_planning_poll(
         assert all(g.reachable for g in fleet.gateways if g.name != GW2)
     finally:
         released.set()
+
+
+def test_an_undrain_under_way_is_never_undone_by_the_guards_interface_down(
+    world: World,
+) -> None:
+    """Planned while the gateway was evicted, run after the record went (an operator's
+    undrain between the two): it checks again under the lock and leaves the interface."""
+    ctx = _ctx(world)
+    collector = world.collector(timeout=5.0)
+    assert not run(_planned(Evict(GW2), ctx, collector)).failed
+    world.set_state(lambda st: st["gateways"]["gw2"].update(up=True))
+    planned = _planned(QuietEvicted(GW2), ctx, collector)
+    (world.run_dir() / f"drain-{GW2}.json").unlink()
+    outcome = run(planned)
+    assert outcome.failed
+    assert "no longer evicted" in outcome.summary
+    assert world.state()["gateways"]["gw2"]["up"] is True

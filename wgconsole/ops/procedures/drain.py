@@ -46,7 +46,11 @@ from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService,
 from wgconsole.core.sched import ShTable
 from wgconsole.core.whereis import proposed_table
 from wgconsole.ops.hostcmd import entrywatch, fence, lbcmd
-from wgconsole.ops.hostcmd.drainrecord import interrupted_drain, write_drain_record
+from wgconsole.ops.hostcmd.drainrecord import (
+    interrupted_drain,
+    read_drain_record,
+    write_drain_record,
+)
 from wgconsole.ops.hostcmd.handshake import Kick, initiate_command
 from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
@@ -747,8 +751,22 @@ def execute_quiet(ctx: OpContext, gw: Gateway) -> None:
 
     The fence on the LBs already drops what it sends through them; a client with another
     path to the gateway's own address (one L2 segment, docs/domain/connections-and-timeouts.md
-    C5) is only kept off it this way. Not under the service lock: nothing on the LBs changes.
+    C5) is only kept off it this way. Under the service lock, and only while it is still
+    evicted there: an operator's `undrain` re-creates its interface before it restores the
+    weight, and must not see it taken down again half-way.
     """
-    with audited_run(ctx, "evict-interface-down", gw.name, lock=None) as run:
-        run.tx.run([_interface_down(ctx, gw)])
+    action = "evict-interface-down"
+    with audited_run(ctx, action, gw.name, lock=f"{action} {gw.name}") as run:
+        run.tx.run([_still_evicted(ctx, gw), _interface_down(ctx, gw)])
         run.succeeded({"interface": "down"})
+
+
+def _still_evicted(ctx: OpContext, gw: Gateway) -> Step:
+    def verify() -> None:
+        for lb in ctx.inventory.load_balancers:
+            record = read_drain_record(ctx, lb, gw)
+            dest = dest_of(service_on(ctx, lb)[1], gw)
+            if record is None or not record.evicted or (dest is not None and dest.weight != 0):
+                raise OpError(f"{lb.name}: {gw.name} is no longer evicted: its interface is left")
+
+    return Step(f"{gw.name} still evicted on every LB", verify=verify)
