@@ -555,11 +555,17 @@ def test_the_guard_evicts_only_a_death_and_its_fence_holds_the_return(
         for name in (dead, other):
             if _weight(lab, name) != 1:
                 run_cli(lab.inventory_path, "undrain", name, "--yes", "--no-rebalance")
-    assert [(e["action"], e["target"], e["outcome"]) for e in guard.audited()] == [
-        ("evict", dead, "ok"),
-        ("evict-interface-down", dead, "ok"),
-        ("evict", other, "ok"),
+    audited = guard.audited()
+    assert [(e["action"], e["target"]) for e in audited if e["outcome"] == "ok"] == [
+        ("evict", dead),
+        ("evict-interface-down", dead),
+        ("evict", other),
     ]
+    # The guard saw each gateway answer again while the operator's undrain held the lock
+    # (its interface re-created first): it was deferred, never undoing the undrain.
+    for e in audited:
+        if e["outcome"] != "ok":
+            assert e["action"] == "evict-interface-down", e
 
 
 ROUTE = f"ip route replace default via {LB_LAN}"
