@@ -129,11 +129,9 @@ def fenced_on(ctx: OpContext, lb: Host, *, missing_ok: bool = False) -> set[Endp
     fenced anything there)."""
     result = ctx.run(lb.name, list_command(lb), mutating=False, check=False)
     if result.status != 0:
-        if missing_nft(result.stderr):
-            if missing_ok:
-                return set()
-            raise OpError(f"{lb.name}: nft is not installed (Debian package {PACKAGE})")
-        raise OpError(f"{lb.name}: could not list the fence: {result.stderr.strip()[:200]}")
+        if missing_ok and missing_nft(result.stderr):
+            return set()
+        raise _failure(lb, result.stderr, "could not list the fence")
     try:
         return parse_fenced(result.stdout)
     except ValueError as exc:
@@ -143,6 +141,11 @@ def fenced_on(ctx: OpContext, lb: Host, *, missing_ok: bool = False) -> set[Endp
 def fence(ctx: OpContext, lb: Host, endpoint: Endpoint) -> None:
     result = ctx.run(lb.name, fence_command(lb, endpoint), check=False)
     if result.status != 0:
-        if missing_nft(result.stderr):
-            raise OpError(f"{lb.name}: nft is not installed (Debian package {PACKAGE})")
-        raise OpError(f"{lb.name}: the fence was not installed: {result.stderr.strip()[:200]}")
+        raise _failure(lb, result.stderr, "the fence was not installed")
+
+
+def _failure(lb: Host, stderr: str, what: str) -> OpError:
+    """Why an nft command failed on `lb`: nft missing (and its package), or its own error."""
+    if missing_nft(stderr):
+        return OpError(f"{lb.name}: nft is not installed (Debian package {PACKAGE})")
+    return OpError(f"{lb.name}: {what}: {stderr.strip()[:200]}")
