@@ -107,6 +107,8 @@ def test_the_guards_eviction_is_shown_as_evicted_and_is_done_once(
     again = plan(Evict(GW2), ctx, collector.read_fleet, {})
     assert isinstance(again, Refused)
     assert "already out of service" in again.reason
+    # The guard acts on the refusal's kind, never on its wording.
+    assert again.kind == "already-out-of-service"
     # `status`: the real server is evicted, and a finding says what happened and the way back.
     capsys.readouterr()
     assert cli.main(["-i", world.inventory.path, "status", "--json"]) in (0, 1, 2)
@@ -129,6 +131,12 @@ def test_an_evicted_gateway_that_comes_back_has_its_interface_taken_down(world: 
     refused = plan(QuietEvicted(GW2), ctx, collector.read_fleet, {})
     assert isinstance(refused, Refused)
     assert "already down" in refused.reason
+    # Its WireGuard answers before its sshd does: the guard looks again shortly (the kind).
+    world.down.add(GW2)
+    refused = plan(QuietEvicted(GW2), ctx, collector.read_fleet, {})
+    assert isinstance(refused, Refused)
+    assert refused.kind == "does-not-answer"
+    world.down.discard(GW2)
     # It came back (wg-quick started it again at boot).
     world.set_state(lambda st: st["gateways"]["gw2"].update(up=True))
     outcome = run(_planned(QuietEvicted(GW2), ctx, collector))

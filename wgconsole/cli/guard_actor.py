@@ -37,8 +37,6 @@ REFRESH_S = 15.0
 POLL_DEADLINE = 5.0
 # A returned gateway whose SSH did not answer yet is looked at again this much later.
 RETRY_S = 5.0
-ANSWERS_NOT = "does not answer"
-ALREADY_OUT = "already out of service"
 
 
 def out_of_service(fleet: Fleet) -> set[str]:
@@ -136,7 +134,7 @@ class Evictor:
         self.collector.presume_silent(gateway)
         planned = plan(Evict(gateway, known=known), self.ctx, self.collector.read_fleet, {})
         if isinstance(planned, Refused):
-            if ALREADY_OUT in planned.reason:
+            if planned.kind == "already-out-of-service":
                 self.say(f"{gateway}: {planned.reason}")
                 self._mark_out(gateway)
                 return True
@@ -175,7 +173,7 @@ class Evictor:
             planned = plan(QuietEvicted(gateway), self.ctx, self.collector.read_fleet, {})
             if isinstance(planned, Refused):
                 self.say(f"{gateway} answers again; its interface is left: {planned.reason}")
-                if ANSWERS_NOT in planned.reason:
+                if planned.kind == "does-not-answer":
                     # WireGuard is back before SSH (a new connection takes longer than the
                     # grace a host that did not answer gets): looked at again shortly.
                     with self._lock:

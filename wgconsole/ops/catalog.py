@@ -135,7 +135,9 @@ class QuietEvicted(_OnGateway):
         if state != "evicted":
             raise ValidationError(f"{gw.name} is not evicted (its real server is {state})")
         if view is None or not view.reachable:
-            raise ValidationError(f"{gw.name} does not answer: its interface stays as it is")
+            raise ValidationError(
+                f"{gw.name} does not answer: its interface stays as it is", kind="does-not-answer"
+            )
         if view.link_up is not True:
             raise ValidationError(f"{gw.name}: {gw.interface} is already down")
 

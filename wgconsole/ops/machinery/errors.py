@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+# Why a plan was refused, for a caller that acts on it (the guard), never matched by its text.
+RefusalKind = Literal["already-out-of-service", "does-not-answer"]
+
 
 class OpError(Exception):
     """An operation could not go on; the message says what happened, for the operator."""
@@ -9,6 +14,10 @@ class OpError(Exception):
 
 class ValidationError(OpError):
     """Operator input rejected before anything was sent."""
+
+    def __init__(self, message: str, *, kind: RefusalKind | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class LockedError(OpError):

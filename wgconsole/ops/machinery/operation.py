@@ -26,7 +26,7 @@ from typing import Literal, Protocol
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.whereis import WhereIsError
 from wgconsole.ops.machinery.context import OpContext
-from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.machinery.errors import OpError, RefusalKind, ValidationError
 
 FleetReader = Callable[[], Fleet]
 
@@ -88,6 +88,7 @@ RefusalCause = Literal["input", "unreadable"]
 class Refused:
     reason: str
     cause: RefusalCause = "input"
+    kind: RefusalKind | None = None
 
 
 class Operation(Protocol):
@@ -124,7 +125,9 @@ def plan(
     try:
         op.precheck(ctx, values)
         return op.plan(ctx, read_fleet(), values)
-    except (ValidationError, WhereIsError) as exc:
+    except ValidationError as exc:
+        return Refused(str(exc), kind=exc.kind)
+    except WhereIsError as exc:
         return Refused(str(exc))
     except OpError as exc:
         return Refused(str(exc), "unreadable")

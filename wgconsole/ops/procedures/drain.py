@@ -178,7 +178,10 @@ def plan_drain(
     if svc is None:
         raise ValidationError("the service is not on any answering load balancer")
     if action == "evict" and record is not None and interrupted_drain(fleet, gw.name) is None:
-        raise ValidationError(f"{gw.name} is already out of service (drained or evicted)")
+        raise ValidationError(
+            f"{gw.name} is already out of service (drained or evicted)",
+            kind="already-out-of-service",
+        )
     dest = dest_of(svc.raw, gw)
     interrupted = interrupted_drain(fleet, gw.name) if record is not None else None
     if resume and interrupted is None:
