@@ -22,6 +22,14 @@ sshd): the LB's canonical table, every gateway's wg0 re-created, every client's 
 (so it handshakes afresh). It prints a table and writes benchmarks/results/ops.json. Nothing
 here is a test: figures depend on the machine, and the lab is emulated (QEMU TCG).
 
+The unplanned cases (`host-leaves`, `wg0-down`) measure an unattended eviction the same way:
+`wgconsole guard` runs inside the guest on a bastion namespace of its own (benchmarks/
+guard_in_lab.py; its prober's peer added once by `probe setup`), and gateway-01's host drops off
+every network, or its wg0 goes down with the host up, while every client pings. Figures count
+from the failure: the detection (the guard's `evicting` line), the eviction done, and per
+client the same loss, gaps and first reply through the new gateway. The gateway is brought
+back and undrained between runs.
+
 The LB failover needs a director pair, so when `failover` is among the operations the bench
 boots a second lab of its own after the first is down (one emulated guest at a time on a
 shared machine): `lab up --lbs 2` with the same gateways and clients, in
@@ -58,6 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import guard_in_lab
 from wgconsole.core.inventory import Host, SshSettings
 from wgconsole.core.lb_state import STATE_DIR
 from wgconsole.lab import manager
@@ -91,8 +100,19 @@ PAIR_BUDGET_S = 30 * 60  # and the failover runs after this
 # VRRP, the sync daemons and a loaded machine: how long the pair may take to settle.
 PAIR_SETTLE_S = 240.0
 COUNT_INTERVAL = 0.25  # s between samples of the directors' per-client packet counters
-OPS = ("drain", "undrain", "rebalance", "weight", "failover")
-SINGLE_LB_OPS = ("drain", "undrain", "rebalance", "weight")
+# The unplanned cases: gateway-01 fails while `wgconsole guard` runs on a bastion in the lab.
+UNPLANNED = {
+    # Its host drops off every network (links down: nothing answers, not even SSH).
+    "host-leaves": "ip -n {ns} link set lan down; ip -n {ns} link set mgmt down",
+    # Its wg0 goes down while its host, and sshd, stay up.
+    "wg0-down": "ip -n {ns} link set wg0 down",
+}
+OPS = ("drain", "undrain", "rebalance", "weight", *UNPLANNED, "failover")
+SINGLE_LB_OPS = ("drain", "undrain", "rebalance", "weight", *UNPLANNED)
+PROBER = "bench-prober"
+# After the eviction: long enough for a moved client that nobody kicked to re-handshake at its
+# own timer (REKEY_TIMEOUT after its unanswered data), so the figures say it if that happens.
+UNPLANNED_SETTLE = 12.0
 GW1, GW2 = "wg-gateway-01", "wg-gateway-02"
 STATE = "/run/benchops"  # in the guest (tmpfs)
 
@@ -114,6 +134,8 @@ class Guest:
         self.topology: dict[str, Any] = meta["topology"]
         # The director pair (`lab up --lbs 2`), or None for the single LB.
         self.pair: dict[str, Any] | None = meta.get("director_pair")
+        # The inventory a guard inside the guest reads (`prepare_guard`).
+        self.guard_inventory: Path | None = None
         # Every LB's namespace: the single LB, or the directors with the intended master first.
         self.lbs: list[str] = [
             self.topology["lb"]["netns"],
@@ -233,6 +255,8 @@ def reset(guest: Guest) -> None:
         *(f"ipvsadm -d -u {vip} -r {g['lan']}:{SERVICE_PORT} 2>/dev/null" for g in gws),
         f"ipvsadm -E -u {vip} -s sh -b sh-fallback",
         *(f"ipvsadm -a -u {vip} -r {g['lan']}:{SERVICE_PORT} -m -w 1" for g in gws),
+        # An eviction's fence (the unplanned cases), lifted.
+        "nft delete table inet wgconsole 2>/dev/null",
     ]
     if guest.pair is None:
         lb.append(f"rm -rf {STATE_DIR}")
@@ -560,6 +584,7 @@ class OpRun:
     clients: dict[str, dict[str, Any]] = field(default_factory=dict)
     breakdown: dict[str, dict[str, float | None]] = field(default_factory=dict)
     vip: dict[str, Any] = field(default_factory=dict)  # a director pair: the VIP's holders
+    detected: float | None = None  # an unplanned case: when the guard began to evict
 
     @property
     def seconds(self) -> float:
@@ -855,7 +880,53 @@ def one_run(guest: Guest, ops: Sequence[str], *, rebalance: bool) -> list[OpRun]
     if "weight" in ops:
         reset(guest)
         runs.append(measure(guest, ["weight", GW2, "2"]))
+    for op in UNPLANNED:
+        if op in ops:
+            runs.append(unplanned_run(guest, op))
     return runs
+
+
+def prepare_guard(guest: Guest) -> None:
+    """Once per lab, for the unplanned cases: the prober's peer on every gateway (`probe
+    setup`, which writes it into each gateway's wg0.conf: the resets keep it), the bastion
+    namespace and the inventory as the guest reads it."""
+    key = guest.lab / "probe-bench.key"
+    if not key.exists():
+        argv = ["probe", "setup", "--name", PROBER, "--key", str(key)]
+        if unmeasured(guest, argv) != 0:
+            raise RuntimeError("`wgconsole probe setup` failed on the bench lab")
+    guard_in_lab.add_bastion(guest.sh)
+    guest.guard_inventory = guard_in_lab.guest_inventory(guest.lab, guest.topology)
+
+
+def unplanned_run(guest: Guest, op: str) -> OpRun:
+    """gateway-01 fails (`UNPLANNED[op]`) while every client pings and a guard runs; measured
+    from the failure to UNPLANNED_SETTLE after the guard's eviction. The gateway is brought
+    back and undrained (unmeasured) afterwards."""
+    reset(guest)
+    gw1 = guest.topology["gateways"][0]["netns"]
+    assert guest.guard_inventory is not None
+    guard = guard_in_lab.GuestGuard(
+        guest.sh, guest.lab, guest.guard_inventory, guest.lab / "probe-bench.key", ROOT
+    )
+    try:
+        start_probes(guest)
+        time.sleep(LEAD_IN)
+        run = OpRun(op, ["guard", f"({op} on {GW1})"])
+        run.started = float(guest.sh(f"date +%s.%N; {UNPLANNED[op].format(ns=gw1)}").split()[0])
+        run.ended, _ = guard.wait_for(f"evict of {GW1} ", timeout=180, what="the eviction")
+        run.detected = next(at for at, line in guard.lines() if f"evicting {GW1}" in line)
+        run.output = [(at, line) for at, line in guard.lines() if at >= run.started]
+        time.sleep(UNPLANNED_SETTLE)
+        stopped = float(guest.sh("date +%s.%N"))
+        logs = stop_probes(guest)
+        run.exit = 0
+    finally:
+        guard.stop()
+        guest.sh(guard_in_lab.restore_gateway_links(gw1))
+    analyse(guest, run, logs, stopped)
+    unmeasured(guest, ["undrain", GW1, "--no-rebalance"])
+    return run
 
 
 def failover_run(guest: Guest) -> OpRun:
@@ -880,6 +951,9 @@ def summarise(runs: list[OpRun]) -> dict[str, Any]:
             "runs": len(mine),
             "exit_codes": [r.exit for r in mine],
             "wall_s": _stats([r.seconds for r in mine]),
+            "detection_s": _stats(
+                [None if r.detected is None else r.detected - r.started for r in mine]
+            ),
             "clients": {},
             "breakdown": {},
         }
@@ -968,10 +1042,17 @@ def print_report(results: dict[str, Any]) -> None:
     for note in results.get("skipped", []):
         print(f"skipped: {note}")
     for op, entry in results["summary"].items():
-        print(
-            f"\n{op}: {entry['runs']} runs, wall time {_fmt(entry['wall_s'], ' s')}, "
-            f"exit codes {entry['exit_codes']}"
-        )
+        if entry.get("detection_s"):
+            print(
+                f"\n{op}: {entry['runs']} runs; the guard began to evict "
+                f"{_fmt(entry['detection_s'], ' s')} and had evicted "
+                f"{_fmt(entry['wall_s'], ' s')} after the failure"
+            )
+        else:
+            print(
+                f"\n{op}: {entry['runs']} runs, wall time {_fmt(entry['wall_s'], ' s')}, "
+                f"exit codes {entry['exit_codes']}"
+            )
         print(
             f"  {'client':<7} {'ping':>6} {'moved':>6} {'lost':>14} {'longest gap (s)':>22} "
             f"{'first via new gw (s)':>22}"
@@ -1014,6 +1095,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if any(op in SINGLE_LB_OPS for op in ops):
         with bench_lab(args, LAB, BASE_PORT, lbs=1) as guest:
             prepare(guest)
+            if any(op in UNPLANNED for op in ops):
+                prepare_guard(guest)
             rebalance_skip = have_rebalance() if "rebalance" in ops else None
             if rebalance_skip:
                 results["skipped"].append(f"rebalance: {rebalance_skip}")
@@ -1058,6 +1141,7 @@ def _record(results: dict[str, Any], all_runs: list[OpRun], runs: list[OpRun]) -
                 "exit": r.exit,
                 "planned_clients": r.planned,
                 "seconds": round(r.seconds, 3),
+                **({"detected_s": round(r.detected - r.started, 3)} if r.detected else {}),
                 "clients": r.clients,
                 "breakdown": r.breakdown,
                 **({"vip": r.vip} if r.vip else {}),
