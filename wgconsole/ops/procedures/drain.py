@@ -7,22 +7,34 @@ gateway that keeps sending to its old clients through an LB that lost their entr
 roam to its own address. So a drain here is:
 
 1. sh-fallback on the service and expire_nodest_conn=1, on every LB (the fixes);
-2. weight 0: new clients go elsewhere;
-3. the gateway's wg interface down: it can no longer talk to its clients (no roaming back);
-4. the dest deleted: each entry to it expires on the client's next packet (a keepalive, at
-   most one keepalive interval away) and that packet is scheduled to another gateway;
-5. as soon as a client's new entry exists, its new gateway initiates the handshake itself
-   (through the LB's reverse NAT the client sees it from the VIP), so clients move within a
-   round trip of their next packet, not at their own timers (15 s for a client sending data,
-   ~2 minutes for an idle one). Steps 3 to 5 are the clients' interruption, so they are one
-   round trip each: wg0 goes down and reports its state in one command; the delete and a tight
-   watch of the LB's table (`entrywatch`) are one command on the LB, which returns as soon as
-   the moved clients' new entries exist; the new gateway then forgets its old state of each
-   such client and initiates a fresh handshake (`handshake.initiate_command`, one `wg set`
-   for all of them, from the gateway's peers as read before wg0 went down). Clients whose next
-   packet comes later (idle ones: their next keepalive) are watched for the same way;
-6. the dest added back at weight 0, drained, once no entry points to it;
-7. progress judged by handshakes on the gateways, until every client has shaken hands with
+2. under the LBs' sync lock (`ops.machinery.lock.sync_lock`, as rebalance takes it), the sync
+   mechanism readied ahead of the clients' gap (`ops.hostcmd.syncmove`): which backup sync
+   daemon receives on each LB (a standby's own, else the private one on `wgcsync`, started
+   now: its start is the one step with an undo, its removal);
+3. weight 0: new clients go elsewhere (an eviction, or a gateway that does not answer, is
+   fenced on every LB first: `ops.hostcmd.fence`);
+4. the gateway's wg interface down: it can no longer talk to its clients (no roaming back);
+5. each planned client's LB entry re-pointed to its new gateway (the sh model after the
+   drain) on every LB at once, through the IPVS sync protocol, each checked in the LB's table
+   by the send itself; then each client re-pointed on every LB is kicked by its new gateway
+   (`handshake.initiate_command`, one `wg set` per gateway, from the peers read before
+   anything changed): through the LB's reverse NAT the client sees it from the VIP, and a
+   keepalive-only client moves within a round trip instead of at its next keepalive. Steps 4
+   and 5 are the clients' interruption: one command on each of three hosts, nothing read in
+   between. An eviction of an unreachable gateway re-points the clients the LB's entries and
+   an earlier fleet name (`_known_clients`) after step 3;
+6. the dest deleted: the entries still on it (clients not re-pointed: bypassing ones are
+   never, nor clients without an LB entry or dropped by the table; all of them where the
+   mechanism cannot run: no `dummy` module, `backup_only` not 0, another backup daemon, a
+   failed send, the sync lock held elsewhere, each said in a warning) expire on the client's
+   next packet, which is scheduled to another gateway; the delete and a tight watch of the
+   LB's table (`entrywatch`) are one command on the LB, which returns as soon as those
+   clients' new entries exist, and their new gateways then kick them as in step 5 (the way
+   every client moved before re-pointing, kept as the fallback);
+7. the dest added back at weight 0, drained, once no entry points to it; the private sync
+   daemon removed (also one left by a run cut short, found by the plan), the LBs' other sync
+   daemons checked unchanged;
+8. progress judged by handshakes on the gateways, until every client has shaken hands with
    another gateway since the drain began.
 
 The drain's record on every LB (its previous weight, when it began, its last step) is written
