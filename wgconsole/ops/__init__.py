@@ -15,7 +15,7 @@ preview computed from a fresh snapshot, changing nothing) and an execution in th
 audited run (`machinery.run.audited_run`): a visible sequence of steps, each verified on the
 hosts before the next one runs, under a lock on every load balancer, its end (success or
 failure) recorded in the audit log. A peer change's steps have undos (all gateways or none), a
-drain's and a re-weight's have none (a cut drain is resumed or undrained from its record); a
-rebalance's undo only what a cut run must not leave (its private sync daemon, a new gateway's
-keepalives): a client moved stays moved.
+drain's and a re-weight's have none (a cut drain is resumed or undrained from its record) but
+the drain's private sync daemon; a rebalance's undo only what a cut run must not leave (its
+private sync daemon, a new gateway's keepalives): a client moved stays moved.
 """

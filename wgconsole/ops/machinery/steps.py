@@ -13,7 +13,8 @@ steps ran, and raises again. What each step did and how its undo went stays in i
 for the operator's account of the failure.
 
 Peer add and remove are all or nothing: every step on a gateway has an undo. A drain's and a
-re-weight's steps have none: a drain cut short is found from its record, finished by running
+re-weight's steps have none (but the private sync daemon's start, undone by its removal): a
+drain cut short is found from its record, finished by running
 the drain again or rolled back by `undrain` (see procedures/drain.py), never undone behind the
 operator's back. Every operation runs its steps in the one audited run (`run.audited_run`).
 """

@@ -7,22 +7,34 @@ gateway that keeps sending to its old clients through an LB that lost their entr
 roam to its own address. So a drain here is:
 
 1. sh-fallback on the service and expire_nodest_conn=1, on every LB (the fixes);
-2. weight 0: new clients go elsewhere;
-3. the gateway's wg interface down: it can no longer talk to its clients (no roaming back);
-4. the dest deleted: each entry to it expires on the client's next packet (a keepalive, at
-   most one keepalive interval away) and that packet is scheduled to another gateway;
-5. as soon as a client's new entry exists, its new gateway initiates the handshake itself
-   (through the LB's reverse NAT the client sees it from the VIP), so clients move within a
-   round trip of their next packet, not at their own timers (15 s for a client sending data,
-   ~2 minutes for an idle one). Steps 3 to 5 are the clients' interruption, so they are one
-   round trip each: wg0 goes down and reports its state in one command; the delete and a tight
-   watch of the LB's table (`entrywatch`) are one command on the LB, which returns as soon as
-   the moved clients' new entries exist; the new gateway then forgets its old state of each
-   such client and initiates a fresh handshake (`handshake.initiate_command`, one `wg set`
-   for all of them, from the gateway's peers as read before wg0 went down). Clients whose next
-   packet comes later (idle ones: their next keepalive) are watched for the same way;
-6. the dest added back at weight 0, drained, once no entry points to it;
-7. progress judged by handshakes on the gateways, until every client has shaken hands with
+2. under the LBs' sync lock (`ops.machinery.lock.sync_lock`, as rebalance takes it), the sync
+   mechanism readied ahead of the clients' gap (`ops.hostcmd.syncmove`): which backup sync
+   daemon receives on each LB (a standby's own, else the private one on `wgcsync`, started
+   now: its start is the one step with an undo, its removal);
+3. weight 0: new clients go elsewhere (an eviction, or a gateway that does not answer, is
+   fenced on every LB first: `ops.hostcmd.fence`);
+4. the gateway's wg interface down: it can no longer talk to its clients (no roaming back);
+5. each planned client's LB entry re-pointed to its new gateway (the sh model after the
+   drain) on every LB at once, through the IPVS sync protocol, each checked in the LB's table
+   by the send itself; then each client re-pointed on every LB is kicked by its new gateway
+   (`handshake.initiate_command`, one `wg set` per gateway, from the peers read before
+   anything changed): through the LB's reverse NAT the client sees it from the VIP, and a
+   keepalive-only client moves within a round trip instead of at its next keepalive. Steps 4
+   and 5 are the clients' interruption: one command on each of three hosts, nothing read in
+   between. An eviction of an unreachable gateway re-points the clients the LB's entries and
+   an earlier fleet name (`_known_clients`) after step 3;
+6. the dest deleted: the entries still on it (clients not re-pointed: bypassing ones are
+   never, nor clients without an LB entry or dropped by the table; all of them where the
+   mechanism cannot run: no `dummy` module, `backup_only` not 0, another backup daemon, a
+   failed send, the sync lock held elsewhere, each said in a warning) expire on the client's
+   next packet, which is scheduled to another gateway; the delete and a tight watch of the
+   LB's table (`entrywatch`) are one command on the LB, which returns as soon as those
+   clients' new entries exist, and their new gateways then kick them as in step 5 (the way
+   every client moved before re-pointing, kept as the fallback);
+7. the dest added back at weight 0, drained, once no entry points to it; the private sync
+   daemon removed (also one left by a run cut short, found by the plan), the LBs' other sync
+   daemons checked unchanged;
+8. progress judged by handshakes on the gateways, until every client has shaken hands with
    another gateway since the drain began.
 
 The drain's record on every LB (its previous weight, when it began, its last step) is written
@@ -36,7 +48,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from wgconsole.core.fleet import REJECT_AFTER_TIME, Fleet, ServiceView
@@ -45,15 +58,17 @@ from wgconsole.core.op_checks import record_problem, way_out
 from wgconsole.core.records import DrainRecord, Endpoint, IpvsConn, IpvsService, WgPeer
 from wgconsole.core.sched import ShTable
 from wgconsole.core.whereis import proposed_table
-from wgconsole.ops.hostcmd import entrywatch, fence, lbcmd
+from wgconsole.ops.hostcmd import entrysync, entrywatch, fence, lbcmd, syncmove
 from wgconsole.ops.hostcmd.drainrecord import (
     interrupted_drain,
     read_drain_record,
     write_drain_record,
 )
 from wgconsole.ops.hostcmd.handshake import Kick, initiate_command
-from wgconsole.ops.machinery.context import OpContext
-from wgconsole.ops.machinery.errors import OpError, ValidationError
+from wgconsole.ops.hostcmd.syncmove import SIDE_EFFECTS
+from wgconsole.ops.machinery.context import OpContext, on_each
+from wgconsole.ops.machinery.errors import LockedError, OpError, ValidationError
+from wgconsole.ops.machinery.lock import sync_lock
 from wgconsole.ops.machinery.pair import tables_step
 from wgconsole.ops.machinery.readings import (
     dest_of,
@@ -89,6 +104,9 @@ class ClientOnGateway:
     handshake_age: float | None
     bypassing: bool
     destination: str | None  # where the sh model sends it after the drain; None: dropped
+    # Its LB entry's client address:port (masquerade keeps the client's own); None: no entry
+    # to it on the LB, or not known.
+    entry: Endpoint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +127,16 @@ class DrainPlan:
     # an eviction's gateway, and any the drain cannot reach.
     fence: bool = False
     action: DrainAction = "drain"
+    # The clients whose LB entries are re-pointed to their new gateways through the IPVS sync
+    # protocol (ops.hostcmd.syncmove), by label; the others move on their next packet.
+    repoint: tuple[str, ...] = ()
+    # Why clients move on their next packet instead (an LB where the sync mechanism cannot
+    # run, a client it cannot re-point): shown, and warned about when the drain runs.
+    old_way: tuple[str, ...] = ()
+    # The LBs where the private backup sync daemon would receive (no other backup daemon).
+    private_on: tuple[str, ...] = ()
+    # The LBs where the private daemon runs now: a run cut short left it (removed by this one).
+    leftover_on: tuple[str, ...] = ()
 
     def describe(self) -> list[str]:
         verb = "Evict" if self.action == "evict" else "Drain"
@@ -147,11 +175,31 @@ class DrainPlan:
             else ""
         )
         down = "" if self.unreachable else f"{self.gateway.interface} down on {self.gateway.name}; "
+        if self.repoint:
+            moving = (
+                f"re-point the LB entries of {len(self.repoint)} client(s) "
+                f"({', '.join(self.repoint)}) to their new gateways through the IPVS sync "
+                "protocol, and their new gateways initiate the handshakes at once (they move "
+                "within a round trip); delete the real server so that the other entries to it "
+                "move on their next packet"
+            )
+        else:
+            moving = (
+                "delete the real server so its entries move on their next packet; new gateways "
+                "initiate the handshakes"
+            )
         lines += [
             f"  steps: sh-fallback + expire_nodest_conn on every LB; {fencing}weight 0; {down}"
-            "delete the real server so its entries move on their next packet; new gateways "
-            "initiate the handshakes; re-add it at weight 0.",
+            f"{moving}; re-add it at weight 0.",
         ]
+        if self.repoint:
+            lines.append(f"  also: {SIDE_EFFECTS}")
+        lines += [f"  on their next packet, not re-pointed: {why}" for why in self.old_way]
+        if self.leftover_on:
+            lines.append(
+                "  the private sync daemon left by a run cut short is removed on "
+                f"{', '.join(self.leftover_on)}"
+            )
         return lines
 
 
@@ -234,6 +282,7 @@ def plan_drain(
                 c.handshake_age,
                 bypassing,
                 destination,
+                c.lb_entry.client if by_entry and c.lb_entry is not None else None,
             )
         )
     view = fleet.gateway(gw.name)
@@ -253,6 +302,7 @@ def plan_drain(
         for k, v in after.effective_share().items()
     }
     fenced = action == "evict" or unreachable or (record is not None and record.fenced)
+    repoint, old_way, private_on = _repoint_plan(inventory, fleet, clients)
     return DrainPlan(
         gw,
         svc,
@@ -266,7 +316,73 @@ def plan_drain(
         unreachable=unreachable,
         fence=fenced,
         action=action,
+        repoint=repoint,
+        old_way=old_way,
+        private_on=private_on,
+        leftover_on=_leftover_on(inventory, fleet),
     )
+
+
+def _repointable(inventory: Inventory, c: ClientOnGateway) -> str | None:
+    """Why `c`'s entry cannot be re-pointed (None: it can): it needs an IPv4 LB entry through
+    the LB (a client bypassing it has none to move) and a gateway of the inventory to go to."""
+    if c.bypassing:
+        return f"{c.label}: bypassing the LB"
+    if c.entry is None:
+        return f"{c.label}: no LB entry to it (its next packet is scheduled afresh)"
+    if c.destination is None:
+        return f"{c.label}: dropped by the table after the drain"
+    if c.destination not in {g.name for g in inventory.gateways}:
+        return f"{c.label}: {c.destination} is not a gateway of the inventory"
+    if ":" in c.entry.address:
+        return f"{c.label}: an IPv6 entry (the sync messages carry IPv4 entries only)"
+    return None
+
+
+def _repoint_plan(
+    inventory: Inventory, fleet: Fleet, clients: list[ClientOnGateway]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(the clients to re-point, why others move on their next packet, the LBs where the
+    private daemon receives). A client is re-pointed on every LB or on none: its new gateway
+    may initiate only once the entry that carries its packets points there, so an LB where
+    the sync mechanism cannot run leaves every client to the old way."""
+    repoint: list[str] = []
+    old_way: list[str] = []
+    for c in clients:
+        why = _repointable(inventory, c)
+        if why is None:
+            repoint.append(c.label)
+        elif not c.bypassing and c.destination is not None:
+            old_way.append(why)
+    if not repoint:
+        return (), tuple(old_way), ()
+    private_on = syncmove.private_receiver_lbs(inventory, fleet)
+    blocked = []
+    for lb in inventory.load_balancers:
+        view = syncmove.director(fleet, lb.name)
+        if view is None or not view.reachable:
+            blocked.append(f"{lb.name} was not read: the sync mechanism is not known to work there")
+            continue
+        value = syncmove.backup_only(view)
+        if lb.name in private_on and value != 0:
+            shown = "unknown (not read)" if value is None else str(value)
+            blocked.append(
+                f"{lb.name}: net.ipv4.vs.backup_only is {shown}, and with 1 the private "
+                "backup sync daemon would stop the forwarding of every IPVS service there"
+            )
+    if blocked:
+        return (), (*old_way, *(f"every client, as {b}" for b in blocked)), ()
+    return tuple(repoint), tuple(old_way), private_on
+
+
+def _leftover_on(inventory: Inventory, fleet: Fleet) -> tuple[str, ...]:
+    out = []
+    for lb in inventory.load_balancers:
+        view = syncmove.director(fleet, lb.name)
+        daemons = () if view is None or view.sync_daemons is None else view.sync_daemons
+        if any(d.interface == entrysync.INTERFACE for d in daemons):
+            out.append(lb.name)
+    return tuple(out)
 
 
 def _known_clients(
@@ -301,6 +417,7 @@ def _known_clients(
                 handshake_age=None,
                 bypassing=False,
                 destination=destination,
+                entry=conn.client,
             )
         )
     return found
@@ -334,6 +451,9 @@ class DrainResult:
     # (gateway, client key) -> the peer as that gateway showed it before the drain changed
     # anything: what the fast handshake re-creates it from.
     peers: dict[tuple[str, str], WgPeer] = field(default_factory=dict)
+    # The clients whose entries were re-pointed on every LB and kicked at once (also in
+    # `moved`), in the order they were kicked.
+    repointed: list[str] = field(default_factory=list)
 
 
 def execute_drain(
@@ -356,32 +476,70 @@ def execute_drain(
     with audited_run(
         ctx, plan.action, gw.name, lock=lock, break_lock=break_lock, before=before
     ) as run:
-        run.tx.run(_drain_steps(ctx, plan, result, wait=wait, wait_timeout=wait_timeout))
+        with _sync_lock(ctx, plan, break_lock=break_lock) as synced:
+            steps = _drain_steps(
+                ctx, plan, result, wait=wait, wait_timeout=wait_timeout, synced=synced
+            )
+            run.tx.run(steps)
         result.seconds = time.time() - result.started
         run.succeeded(
-            {"weight": 0, "moved": result.moved, "remaining": result.remaining},
+            {
+                "weight": 0,
+                "moved": result.moved,
+                "repointed": result.repointed,
+                "remaining": result.remaining,
+            },
             outcome=RunOutcome.OK if result.complete else RunOutcome.INCOMPLETE,
             detail=f"{result.seconds:.1f} s",
         )
     return result
 
 
+@contextmanager
+def _sync_lock(ctx: OpContext, plan: DrainPlan, *, break_lock: bool) -> Iterator[bool]:
+    """The LBs' sync lock, as rebalance takes it, when the drain re-points entries or removes
+    a private daemon left by a run cut short; True when held. Held by another operation (a
+    rebalance of another service): the drain goes on without it, the old way, never worse."""
+    if not (plan.repoint or plan.leftover_on):
+        yield False
+        return
+    stack = ExitStack()
+    try:
+        action = f"{plan.action} {plan.gateway.name}"
+        stack.enter_context(sync_lock(ctx, action, break_lock=break_lock))
+    except LockedError as exc:
+        ctx.warn(f"the IPVS sync lock is held ({exc}): the clients move on their next packet")
+        yield False
+        return
+    with stack:
+        yield True
+
+
 def _drain_steps(
-    ctx: OpContext, plan: DrainPlan, result: DrainResult, *, wait: bool, wait_timeout: float
+    ctx: OpContext,
+    plan: DrainPlan,
+    result: DrainResult,
+    *,
+    wait: bool,
+    wait_timeout: float,
+    synced: bool = False,
 ) -> Iterator[Step]:
     """The drain's steps, each built once the previous one is verified (from what it found).
 
-    None has an undo: a drain cut short stays as it is, recorded on every LB, for the operator
-    to finish (`drain` again) or roll back (`undrain`).
+    None has an undo but the private sync daemon's start (its removal): a drain cut short
+    stays as it is, recorded on every LB, for the operator to finish (`drain` again) or roll
+    back (`undrain`). `synced`: the sync lock is held, so entries may be re-pointed.
     """
     gw = plan.gateway
     result.peers = peers_before(ctx, plan)
     result.rx_before = {k: p.rx_bytes for k, p in result.peers.items()}
+    lbs = ctx.inventory.load_balancers
     # Each LB's forwarding method and whether the real server is still there, read before
     # wg0 goes down: from then on until the new handshakes, every round trip is lost traffic.
     forward: dict[str, str | None] = {}
     present: dict[str, bool] = {}
-    for lb in ctx.inventory.load_balancers:
+    weights: dict[str, int] = {}
+    for lb in lbs:
         yield _record_start(ctx, lb, plan, result)
         # One reading for both fixes: ipvsadm -E does not touch the sysctl.
         obs, svc = service_on(ctx, lb)
@@ -389,17 +547,24 @@ def _drain_steps(
             yield _sh_fallback(ctx, lb, svc)
         if not obs.expire_nodest_conn:
             yield _expire_nodest(ctx, lb)
-        if plan.fence:
-            yield _fence(ctx, lb, gw)
         dest = dest_of(svc, gw)
         present[lb.name] = dest is not None
         forward[lb.name] = dest.forward if dest is not None else "masq"
-        if dest is not None and dest.weight != 0:
-            yield _weight_zero(ctx, lb, gw, dest.forward)
+        weights[lb.name] = dest.weight if dest is not None else 0
+    # The sync mechanism made ready ahead of the clients' gap (a fenced gateway's clients
+    # lose their traffic from the fence on).
+    move = _SyncMove(ctx, plan, result, synced=synced)
+    yield from move.prepare()
+    for lb in lbs:
+        if plan.fence:
+            yield _fence(ctx, lb, gw)
+        if present[lb.name] and weights[lb.name] != 0:
+            yield _weight_zero(ctx, lb, gw, forward[lb.name])
     mover = _Mover(ctx, plan, result)
     if not plan.unreachable:
         yield _interface_down(ctx, gw, best_effort=plan.fence)
-    lbs = ctx.inventory.load_balancers
+    # The gap: the entries re-pointed on every LB at once, then their new gateways initiate.
+    yield from move.repoint(mover)
     for i, lb in enumerate(lbs):
         # The last LB's delete watches for the first moved clients in the same round trip.
         yield _delete(
@@ -423,6 +588,7 @@ def _drain_steps(
             f"{len(result.remaining)} client(s) still have entries to {gw.name}: it stays out of "
             "the service until they expire; `undrain` adds it back"
         )
+    yield from move.finish()
     if wait:
         yield Step(
             "wait for every client to shake hands with another gateway",
@@ -691,6 +857,187 @@ class _Mover:
         for c in self.pending.values():
             if c.endpoint not in still:
                 ctx.info(f"{c.label}: no LB entry (idle); its next packet is scheduled afresh")
+
+
+class _SyncMove:
+    """The re-point of the planned clients' LB entries to their new gateways (the IPVS sync
+    protocol, ops.hostcmd.syncmove, as rebalance does it) and their new gateways' kicks.
+
+    Never worse than the old way: an LB where the mechanism turns out unusable (another
+    backup daemon the kernel would conflict with, no dummy interface, a daemon that does not
+    start, a send whose entries do not show up) is warned about, and the clients concerned
+    are left to the delete (their entries move on their next packet, `_Mover`)."""
+
+    def __init__(self, ctx: OpContext, plan: DrainPlan, result: DrainResult, *, synced: bool):
+        self.ctx, self.plan, self.result = ctx, plan, result
+        self.synced = synced
+        self.lbs = ctx.inventory.load_balancers
+        self.receivers: dict[str, entrysync.Receiver] = {}
+        self.daemons: dict[str, str] = {}  # the other sync daemons, as read before
+        self.started: list[str] = []  # LBs where the private daemon was (being) started
+        self.unusable: list[str] = []  # why the mechanism cannot be used
+        # Each LB's re-pointed clients (by key), as its send commands confirmed them.
+        self.done_on: dict[str, set[str]] = {}
+
+    @property
+    def usable(self) -> bool:
+        return self.synced and bool(self.plan.repoint) and not self.unusable
+
+    def _cannot(self, why: str) -> None:
+        self.unusable.append(why)
+        self.ctx.warn(f"{why}: the clients move on their next packet instead")
+
+    def prepare(self) -> Iterator[Step]:
+        for why in self.plan.old_way:
+            self.ctx.warn(f"not re-pointed, moves on its next packet: {why}")
+        if not self.synced or not self.plan.repoint:
+            return
+        for lb in self.lbs:
+            yield self._receiver(lb)
+        for lb in self.lbs:
+            if self.usable and self.receivers[lb.name].ours:
+                yield self._lenient(syncmove.daemon_up(self.ctx, lb), lb)
+
+    def _receiver(self, lb: Host) -> Step:
+        def verify() -> None:
+            listing = syncmove.daemon_listing(self.ctx, lb)
+            try:
+                to = syncmove.read_receiver(lb, listing, self.plan.private_on, "the drain")
+                problem = syncmove.interface_problem(self.ctx, lb.name) if to.ours else None
+            except OpError as exc:
+                self._cannot(str(exc))
+                return
+            if problem is not None:
+                self._cannot(f"{lb.name}: no dummy interface for the private daemon: {problem}")
+                return
+            self.receivers[lb.name] = to
+            self.daemons[lb.name] = "\n".join(syncmove.others(listing))
+            self.ctx.info(f"{lb.name}: the re-pointed entries go to {to.describe()}")
+
+        return Step(
+            "sync daemons read (which one receives the re-pointed entries)",
+            verify=verify,
+            host=lb.name,
+        )
+
+    def _lenient(self, step: Step, lb: Host) -> Step:
+        """`step` (the private daemon's start), its failure a fallback rather than the
+        drain's; its undo kept (it removes a daemon half-started too)."""
+
+        def do() -> None:
+            self.started.append(lb.name)
+            try:
+                if step.do is not None:
+                    step.do()
+                if step.verify is not None:
+                    step.verify()
+            except OpError as exc:
+                self._cannot(str(exc))
+
+        return replace(step, do=do, verify=None)
+
+    def _moving(self) -> list[tuple[ClientOnGateway, Gateway]]:
+        gateways = {g.name: g for g in self.ctx.inventory.gateways}
+        out = []
+        for c in self.plan.clients:
+            if c.label not in self.plan.repoint or c.destination is None:
+                continue
+            target = gateways[c.destination]
+            if (target.name, c.public_key) not in self.result.peers:
+                # Never add a peer the gateway does not have: the client shakes hands itself.
+                self.ctx.warn(
+                    f"{c.label}: {target.name} has no such peer: not re-pointed, it moves on "
+                    "its next packet"
+                )
+                continue
+            out.append((c, target))
+        return out
+
+    def repoint(self, mover: _Mover) -> Iterator[Step]:
+        """On every LB at once, then the kicks, on every new gateway at once."""
+        if not self.usable:
+            return
+        moving = self._moving()
+        if not moving:
+            return
+        svc = self.ctx.inventory.service
+        entries = {
+            c.public_key: entrysync.Entry(svc.protocol, c.entry, svc.endpoint, t.real_server)
+            for c, t in moving
+            if c.entry is not None
+        }
+
+        def send(lb: Host) -> set[str]:
+            keys = list(entries)
+            done: set[str] = set()
+            for i in range(0, len(keys), syncmove.PER_SEND):
+                chunk = keys[i : i + syncmove.PER_SEND]
+                try:
+                    to = self.receivers[lb.name]
+                    syncmove.send_entries(self.ctx, lb, [entries[k] for k in chunk], to)
+                except OpError as exc:
+                    self.ctx.warn(
+                        f"{lb.name}: {len(chunk)} entr(ies) not re-pointed ({exc}): those "
+                        "clients move on their next packet"
+                    )
+                    continue
+                done.update(chunk)
+            return done
+
+        def do() -> None:
+            self.done_on = on_each(self.lbs, send)
+
+        yield Step(
+            f"re-point {len(entries)} client(s)' entries to their new gateways on every LB "
+            "through the IPVS sync protocol (each checked in the LB's table)",
+            do=do,
+        )
+        yield Step(
+            "their new gateways initiate the handshakes at once (through the re-pointed entries)",
+            do=lambda: self._kick(moving, mover),
+        )
+
+    def _kick(self, moving: list[tuple[ClientOnGateway, Gateway]], mover: _Mover) -> None:
+        """Only the clients re-pointed on every LB: a kick before the entry that carries the
+        client's packets points to the new gateway would make the client roam to its address."""
+        everywhere = set.intersection(*self.done_on.values()) if self.done_on else set()
+        batches: dict[str, list[Kick]] = {}
+        labels: dict[str, list[str]] = {}
+        targets: dict[str, Gateway] = {}
+        for c, target in moving:
+            if c.public_key not in everywhere or c.entry is None:
+                continue
+            peer = self.result.peers[(target.name, c.public_key)]
+            batches.setdefault(target.name, []).append(Kick(peer, str(c.entry)))
+            labels.setdefault(target.name, []).append(c.label)
+            targets[target.name] = target
+
+        def kick(gw: Gateway) -> None:
+            for command in initiate_command(gw, batches[gw.name]):
+                self.ctx.run(gw.name, command)
+
+        on_each(list(targets.values()), kick)
+        for c, target in moving:
+            if c.label in labels.get(target.name, []):
+                mover.pending.pop(c.public_key, None)
+                self.result.moved[c.label] = target.name
+                self.result.repointed.append(c.label)
+                self.ctx.info(f"{c.label}: LB entry re-pointed to {target.name}; it initiated")
+
+    def finish(self) -> Iterator[Step]:
+        """The private daemon removed where it ran (started now, or left by a run cut short),
+        and the LBs' other sync daemons found as they were."""
+        if not self.synced:
+            return
+        for lb in self.lbs:
+            if lb.name in self.started:
+                yield syncmove.daemon_down(self.ctx, lb)
+            elif lb.name in self.plan.leftover_on:
+                title = "private sync daemon removed (left by a run cut short)"
+                yield syncmove.daemon_down(self.ctx, lb, title)
+        for lb in self.lbs:
+            if lb.name in self.daemons:
+                yield syncmove.daemons_unchanged(self.ctx, lb, self.daemons, "drain")
 
 
 def peers_before(ctx: OpContext, plan: DrainPlan) -> dict[tuple[str, str], WgPeer]:

@@ -51,38 +51,34 @@ from wgconsole.core.inventory import Gateway, Host, Inventory
 from wgconsole.core.rebalance import GatewayBalance, balance, fleet_choice, misplaced, share_text
 from wgconsole.core.records import Endpoint, IpvsService, WgPeer
 from wgconsole.ops.hostcmd import entrysync
-from wgconsole.ops.hostcmd.entrysync import EntrySyncError
 from wgconsole.ops.hostcmd.handshake import Kick, forget_command, initiate_command, read_peers_step
-from wgconsole.ops.machinery.context import OpContext, failure
+
+# Re-exported (`as`): rebalance's callers and tests find them here.
+from wgconsole.ops.hostcmd.syncmove import BACKUP_ONLY as BACKUP_ONLY
+from wgconsole.ops.hostcmd.syncmove import SIDE_EFFECTS as SIDE_EFFECTS
+from wgconsole.ops.hostcmd.syncmove import (
+    backup_only,
+    daemon_down,
+    daemon_up,
+    daemons_unchanged,
+    director,
+    interface_problem,
+    private_receiver_lbs,
+    receiver_step,
+    repoint_step,
+)
+from wgconsole.ops.machinery.context import OpContext
 from wgconsole.ops.machinery.errors import OpError, ValidationError
 from wgconsole.ops.machinery.lock import sync_lock
 from wgconsole.ops.machinery.readings import entries_by_client, read_gateway, read_lb, service_on
 from wgconsole.ops.machinery.run import audited_run
-from wgconsole.ops.machinery.steps import Step, Undo
+from wgconsole.ops.machinery.steps import Step
 
 POLL_INTERVAL = 1.0
-# The timeout a re-pointed entry starts with (the kernel's UDP default); the client's next
-# packet gives it the LB's own.
-ENTRY_TIMEOUT = 300
 # Active statuses: a client with no session now is left to the table (below).
 _SESSION = ("fresh", "ageing")
 
 NOTHING_TO_MOVE = "  nothing to move: every client with an LB entry is where sh sends it"
-# What the preview says the mechanism touches besides the moved clients' entries.
-SIDE_EFFECTS = (
-    f"on each LB, for the operation only: a backup sync daemon on a private dummy interface "
-    f"`{entrysync.INTERFACE}` (no address; group {entrysync.GROUP}:{entrysync.PORT}, syncid "
-    f"{entrysync.SYNCID}), removed at the end; on an LB that already runs a backup sync daemon "
-    "(a director pair's standby) the entries go to that daemon instead, sent from the LB itself "
-    "on its interface, group, port and syncid, and it is left as it is; no other service, "
-    "entry, dest, kernel order, weight, flag or timeout changes, nor any other sync daemon "
-    "(the sh table and the sync daemons are checked unchanged)"
-)
-
-
-# With a backup sync daemon running, `backup_only=1` makes the kernel pass every IPVS packet
-# through unforwarded (ip_vs_in_hook): the private daemon would stop every service on the LB.
-BACKUP_ONLY = "backup_only"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +175,9 @@ def plan_rebalance(inventory: Inventory, fleet: Fleet) -> RebalancePlan:
         else:
             moves.append(Move(c.label, c.public_key, m.source, m.now, m.sh))
     with_entry = sum(1 for c in fleet.clients if c.lb_entry is not None)
-    private_on = _private_receiver_lbs(inventory, fleet) if moves else ()
+    private_on = private_receiver_lbs(inventory, fleet) if moves else ()
     for lb in private_on:
-        _refuse_backup_only(lb, _director(fleet, lb))
+        _refuse_backup_only(lb, director(fleet, lb))
     return RebalancePlan(
         svc,
         tuple(moves),
@@ -193,28 +189,9 @@ def plan_rebalance(inventory: Inventory, fleet: Fleet) -> RebalancePlan:
     )
 
 
-def _director(fleet: Fleet, name: str) -> DirectorView | None:
-    return next((d for d in fleet.load_balancers if d.name == name), None)
-
-
-def _private_receiver_lbs(inventory: Inventory, fleet: Fleet) -> tuple[str, ...]:
-    """The LBs where rebalance would start its private backup sync daemon: those where no other
-    backup daemon runs, or where which daemons run is unknown."""
-    out = []
-    for lb in inventory.load_balancers:
-        view = _director(fleet, lb.name)
-        daemons = None if view is None else view.sync_daemons
-        if daemons is None or not any(
-            d.role == "backup" and d.interface != entrysync.INTERFACE for d in daemons
-        ):
-            out.append(lb.name)
-    return tuple(out)
-
-
 def _refuse_backup_only(lb: str, view: DirectorView | None) -> None:
     """ValidationError unless net.ipv4.vs.backup_only is known to be 0 on `lb`."""
-    sysctls = None if view is None else view.sysctls
-    value = None if sysctls is None else sysctls.number(BACKUP_ONLY)
+    value = backup_only(view)
     if value == 0:
         return
     stops = (
@@ -240,18 +217,14 @@ def refuse_without_private_interface(ctx: OpContext, plan: RebalancePlan) -> Non
     if not plan.moves:
         return
     for name in plan.private_on:
-        command = entrysync.interface_check_command()
-        result = ctx.run(name, command, mutating=False, check=False)
-        if result.status == entrysync.NO_DUMMY:
-            reason = " ".join(result.stderr.split())[-300:]
+        reason = interface_problem(ctx, name)
+        if reason is not None:
             raise ValidationError(
                 f"{name}: rebalance needs a dummy network interface there ({entrysync.INTERFACE}, "
                 f"for its private backup sync daemon), and {reason}. Load the module first "
                 "(`modprobe dummy`, and `dummy` in /etc/modules-load.d/ to keep it), or move "
                 "clients with drain/undrain; nothing was changed"
             )
-        if result.status != 0:
-            raise OpError(failure(name, command, result))
 
 
 @dataclass
@@ -321,10 +294,10 @@ def _steps(
     receivers: dict[str, entrysync.Receiver] = {}
     daemons: dict[str, str] = {}
     for lb in lbs:
-        yield _receiver(ctx, lb, plan, receivers, daemons)
+        yield receiver_step(ctx, lb, plan.private_on, receivers, daemons, "rebalance")
     for lb in lbs:
         if receivers[lb.name].ours:
-            yield _daemon_up(ctx, lb)
+            yield daemon_up(ctx, lb)
     gateways = _by_name(ctx.inventory)
     origins = sorted({m.origin for m in plan.moves})
     targets = sorted({m.target for m in plan.moves})
@@ -357,11 +330,11 @@ def _steps(
         yield _entries_on_targets(ctx, lb, plan, "moved entries still on their new gateways")
     for lb in lbs:
         if receivers[lb.name].ours:
-            yield _daemon_down(ctx, lb)
+            yield daemon_down(ctx, lb)
     for lb in lbs:
         yield _table_unchanged(ctx, lb, tables)
     for lb in lbs:
-        yield _daemons_unchanged(ctx, lb, daemons)
+        yield daemons_unchanged(ctx, lb, daemons, "rebalance")
 
 
 def _table_as_planned(
@@ -393,99 +366,6 @@ def _table_unchanged(ctx: OpContext, lb: Host, tables: dict[str, TableKey]) -> S
     )
 
 
-def _daemon_listing(ctx: OpContext, lb: Host) -> str:
-    return ctx.run(lb.name, entrysync.daemon_command(lb), mutating=False).stdout
-
-
-def _daemon_running(ctx: OpContext, lb: Host) -> bool:
-    return entrysync.ours_running(_daemon_listing(ctx, lb))
-
-
-def _others(listing: str) -> list[str]:
-    """The sync daemons in a listing that are not the private one (keepalived's, an
-    operator's)."""
-    return sorted(
-        line.strip()
-        for line in listing.splitlines()
-        if "sync daemon" in line and not entrysync.ours_running(line)
-    )
-
-
-def _receiver(
-    ctx: OpContext,
-    lb: Host,
-    plan: RebalancePlan,
-    receivers: dict[str, entrysync.Receiver],
-    daemons: dict[str, str],
-) -> Step:
-    """The LB's own backup daemon where one runs (the kernel runs one per LB), else the private
-    one; the other daemons recorded, to be found as they were at the end."""
-
-    def verify() -> None:
-        listing = _daemon_listing(ctx, lb)
-        try:
-            theirs = entrysync.other_backup(listing)
-        except EntrySyncError as exc:
-            raise OpError(
-                f"{lb.name}: {exc}; the kernel runs one backup sync daemon per LB, so rebalance "
-                "cannot start its own there: stop that daemon for the operation, or move the "
-                "clients by another means"
-            ) from None
-        if theirs is None and lb.name not in plan.private_on:
-            raise OpError(
-                f"{lb.name}: its backup sync daemon is gone since the plan (a VRRP transition?): "
-                "rebalance would start its own there, unchecked: plan again"
-            )
-        receivers[lb.name] = theirs or entrysync.PRIVATE
-        daemons[lb.name] = "\n".join(_others(listing))
-        ctx.info(f"{lb.name}: the entries go to {receivers[lb.name].describe()}")
-
-    return Step("sync daemons read (which one receives the entries)", verify=verify, host=lb.name)
-
-
-def _daemons_unchanged(ctx: OpContext, lb: Host, daemons: dict[str, str]) -> Step:
-    def verify() -> None:
-        now = "\n".join(_others(_daemon_listing(ctx, lb)))
-        if now != daemons.get(lb.name):
-            raise OpError(
-                f"{lb.name}: its sync daemons changed during the rebalance (keepalived on a "
-                f"VRRP transition?): before {daemons.get(lb.name)!r}, now {now!r}"
-            )
-
-    return Step("sync daemons as they were", verify=verify, host=lb.name)
-
-
-def _daemon_up(ctx: OpContext, lb: Host) -> Step:
-    def verify() -> None:
-        if not _daemon_running(ctx, lb):
-            raise OpError(f"{lb.name}: the private backup sync daemon is not running")
-
-    def undo() -> str:
-        ctx.run(lb.name, entrysync.teardown_command(lb))
-        return ""
-
-    return Step(
-        f"private sync daemon up on {entrysync.INTERFACE} (receives the re-pointed entries)",
-        do=lambda: ctx.run(lb.name, entrysync.setup_command(lb)),
-        verify=verify,
-        undo=Undo("remove the private sync daemon", undo, "sync daemon removed"),
-        host=lb.name,
-    )
-
-
-def _daemon_down(ctx: OpContext, lb: Host) -> Step:
-    def verify() -> None:
-        if _daemon_running(ctx, lb):
-            raise OpError(f"{lb.name}: the private backup sync daemon still runs")
-
-    return Step(
-        "private sync daemon removed",
-        do=lambda: ctx.run(lb.name, entrysync.teardown_command(lb)),
-        verify=verify,
-        host=lb.name,
-    )
-
-
 def _forget(
     ctx: OpContext, gw: Gateway, leaving: dict[str, list[WgPeer]], result: RebalanceResult
 ) -> Step:
@@ -505,10 +385,6 @@ def _forget(
     )
 
 
-# Entries per command: 10 messages of 40 each way (made active, then counted inactive).
-_PER_SEND = 10 * entrysync.PER_MESSAGE
-
-
 def _repoint(ctx: OpContext, lb: Host, plan: RebalancePlan, to: entrysync.Receiver) -> Step:
     gateways = _by_name(ctx.inventory)
     vip = ctx.inventory.service.endpoint
@@ -518,37 +394,7 @@ def _repoint(ctx: OpContext, lb: Host, plan: RebalancePlan, to: entrysync.Receiv
         )
         for m in plan.moves
     ]
-
-    def do() -> None:
-        for i in range(0, len(entries), _PER_SEND):
-            chunk = entries[i : i + _PER_SEND]
-            try:
-                # Made active (the kernel replaces an entry only for an active one), then
-                # counted inactive again, as UDP entries are.
-                batch = entrysync.messages(
-                    chunk,
-                    inactive=False,
-                    timeout=ENTRY_TIMEOUT,
-                    syncid=to.syncid,
-                    maxlen=to.maxlen,
-                )
-                batch += entrysync.messages(
-                    chunk,
-                    inactive=True,
-                    timeout=ENTRY_TIMEOUT,
-                    syncid=to.syncid,
-                    maxlen=to.maxlen,
-                )
-            except EntrySyncError as exc:
-                raise OpError(str(exc)) from None
-            ctx.run(lb.name, entrysync.send_command(lb, batch, chunk, to))
-
-    return Step(
-        f"re-point {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} to the new gateways "
-        f"through {to.describe()} (each checked in the LB's table)",
-        do=do,
-        host=lb.name,
-    )
+    return repoint_step(ctx, lb, entries, to)
 
 
 def _old_gateway_silent(ctx: OpContext, gw: Gateway, moves: list[Move]) -> Step:
