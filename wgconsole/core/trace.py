@@ -403,10 +403,12 @@ def verdict(
         )
     wrong = [h for h in initiations if h.mac1 == "wrong"]
     right = [h for h in initiations if h.mac1 == "ok"]
+    # One initiation is seen at every hop it crosses: counted where the most were seen.
+    n_wrong, n_right = _per_hop(wrong), _per_hop(right)
     if wrong and not right and not answers:
         return Verdict(
             "wrong-server-key",
-            f"{_count(len(wrong), 'initiation')} whose mac1 does not match the gateways' public "
+            f"{_count(n_wrong, 'initiation')} whose mac1 does not match the gateways' public "
             "key: the client's config names another server key. Give it the gateways' "
             "public key ([Peer] PublicKey)" + caveat,
         )
@@ -422,7 +424,7 @@ def verdict(
     if right and not answers:
         return Verdict(
             "unknown-peer",
-            f"{_count(len(right), 'initiation')} made for the gateways' key reached "
+            f"{_count(n_right, 'initiation')} made for the gateways' key reached "
             f"{', '.join(gateways_sent)} and none was answered: the client's public key is not "
             "a peer there (wgconsole peer add), or its initiations are replays (its clock "
             "went back)" + caveat,
@@ -466,6 +468,14 @@ def verdict(
         "through the VIP and its session there is fresh; nothing needed an answer "
         "(keepalives)" + caveat,
     )
+
+
+def _per_hop(hops: Sequence[Hop]) -> int:
+    """How many packets the busiest hop saw: a packet is counted once per hop it crosses."""
+    per: dict[tuple[str, HopKind], int] = {}
+    for h in hops:
+        per[(h.host, h.hop)] = per.get((h.host, h.hop), 0) + 1
+    return max(per.values(), default=0)
 
 
 _FROM_CLIENT: frozenset[HopKind] = frozenset(

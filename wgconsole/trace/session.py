@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from wgconsole.core.fleet import Fleet
 from wgconsole.core.inventory import Inventory
@@ -35,7 +36,8 @@ from wgconsole.poll.capture import (
     capture_specs,
     run_captures,
 )
-from wgconsole.poll.collector import FleetCollector, PollResult
+from wgconsole.poll.collector import PollResult
+from wgconsole.poll.transport.base import Transport
 from wgconsole.probe.handshake import mac1_matches
 
 DEFAULT_SECONDS = 10.0
@@ -63,12 +65,25 @@ def mac1_check(fleet: Fleet) -> Callable[[bytes], bool] | None:
     return lambda head: any(mac1_matches(head, key) for key in keys)
 
 
+class TraceCollector(Protocol):
+    """What a trace needs of a FleetCollector (the console's, the command line's)."""
+
+    inventory: Inventory
+
+    @property
+    def transports(self) -> Mapping[str, Transport]: ...
+
+    def poll(self) -> PollResult: ...
+
+    def fleet(self, poll: PollResult) -> Fleet: ...
+
+
 class TraceSession:
     """A trace of one client (resolve, then `run`)."""
 
     def __init__(
         self,
-        collector: FleetCollector,
+        collector: TraceCollector,
         query: str,
         *,
         seconds: float = DEFAULT_SECONDS,
@@ -165,7 +180,7 @@ def _running(status: CaptureStatus) -> CaptureStatus:
 
 
 def trace_once(
-    collector: FleetCollector,
+    collector: TraceCollector,
     query: str,
     *,
     seconds: float = DEFAULT_SECONDS,
