@@ -67,6 +67,7 @@ def test_the_keys_blocked_above_an_operation_derive_from_the_bindings() -> None:
         "peer_remove",
         "peer_add",
         "rebalance",
+        "trace",
     } == BLOCKED_IN_ACTION
     assert {b.action for b in ACTION_BINDINGS} <= BLOCKED_IN_ACTION
     assert binding_actions(VIEW_BINDINGS) <= BLOCKED_IN_ACTION

@@ -13,6 +13,7 @@ from wgconsole.cli import guard as cli_guard
 from wgconsole.cli import metrics as cli_metrics
 from wgconsole.cli import operations as cli_ops
 from wgconsole.cli import probe as cli_probe
+from wgconsole.cli import trace as cli_trace
 from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.cli.collecting import collector as make_collector
 from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_metrics.add_parser(sub, common)
     cli_probe.add_parser(sub, common)
     cli_guard.add_parser(sub, common)
+    cli_trace.add_parser(sub, common)
 
     lab = sub.add_parser("lab", help="the real-kernel lab (QEMU): up, down, status")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
@@ -292,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "metrics": cli_metrics.cmd_metrics,
         "probe": cli_probe.cmd_probe,
         "guard": cli_guard.cmd_guard,
+        "trace": cli_trace.cmd_trace,
     }
     try:
         return handlers[command](args)

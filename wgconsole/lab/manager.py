@@ -70,6 +70,7 @@ PACKAGES = {
     "sudo": "sudo",  # `sudo: true` lab tests (users made in the guest only)
     "promtool": "prometheus",  # alert rules checked and tested; the metrics lab test's server
     "keepalived": "keepalived",  # VRRP and the IPVS sync daemon of `lab up --lbs 2`
+    "tcpdump": "tcpdump",  # `wgconsole trace`: the captures on the LBs and the gateways
 }
 KERNEL_PACKAGE = "linux-image-amd64"
 # Generous: the guest is emulated and shares the machine's cores with other labs, and a

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from wgconsole.core.keys import PrivateKey
+from wgconsole.core.trace import MAC1_END
 
 CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
@@ -155,6 +156,21 @@ def initiation(
     mac1 = _mac(_hash(LABEL_MAC1 + server_public), body)
     message = body + mac1 + bytes(16)
     return Initiation(message, sender, server_public, chaining, h, ephemeral)
+
+
+# An initiation's bytes before mac1: type, sender, ephemeral, static, timestamp (116).
+MAC1_START = MAC1_END - 16
+
+
+def mac1_matches(head: bytes, server_public: bytes) -> bool:
+    """Whether an initiation (its first MAC1_END bytes are enough) carries a mac1 made for the
+    responder whose static public key is `server_public`: mac1 is keyed with
+    BLAKE2s("mac1----" || that key) only, so a captured initiation can be checked with public
+    keys alone (`wgconsole trace`: is the client's config naming the gateways' key)."""
+    if len(head) < MAC1_END or len(server_public) != 32:
+        return False
+    expected = _mac(_hash(LABEL_MAC1 + server_public), head[:MAC1_START])
+    return hmac.compare_digest(head[MAC1_START:MAC1_END], expected)
 
 
 class NotAnAnswer(ValueError):

@@ -44,6 +44,7 @@ from wgconsole.tui.options import ConsoleOptions
 from wgconsole.tui.screens.action import ActionScreen
 from wgconsole.tui.screens.detail import ClientScreen, DetailScreen, GatewayScreen
 from wgconsole.tui.screens.help import HelpScreen
+from wgconsole.tui.screens.trace import TraceScreen
 from wgconsole.tui.widgets.clients import ClientsView
 from wgconsole.tui.widgets.colours import ThemeColours
 from wgconsole.tui.widgets.connections import ConnectionsView
@@ -126,6 +127,14 @@ VIEW_BINDINGS: list[Binding] = [
     Binding("r", "poll_now", "Poll now", show=False, tooltip="poll every host now"),
 ]
 QUIT_BINDING = Binding("q", "quit", "Quit", tooltip="quit and close every SSH connection")
+# A trace only observes (allowed under --read-only): not an operation.
+TRACE_BINDING = Binding(
+    "t",
+    "trace",
+    "Trace",
+    show=False,
+    tooltip="trace the selected client's packets across the LBs and gateways (Escape stops)",
+)
 
 
 def binding_actions(bindings: Iterable[Binding]) -> frozenset[str]:
@@ -135,7 +144,7 @@ def binding_actions(bindings: Iterable[Binding]) -> frozenset[str]:
 
 # Above an operation's modal screen, the views' keys and the other operations' make no sense:
 # every app key but quit.
-BLOCKED_IN_ACTION = binding_actions([*VIEW_BINDINGS, *ACTION_BINDINGS])
+BLOCKED_IN_ACTION = binding_actions([*VIEW_BINDINGS, *ACTION_BINDINGS, TRACE_BINDING])
 
 
 class Collector(Protocol):
@@ -192,7 +201,12 @@ class ConsoleApp(App[int]):
     CSS_PATH = "console.tcss"
     TITLE = "wgconsole"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [*VIEW_BINDINGS, QUIT_BINDING, *ACTION_BINDINGS]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *VIEW_BINDINGS,
+        QUIT_BINDING,
+        TRACE_BINDING,
+        *ACTION_BINDINGS,
+    ]
 
     def __init__(
         self,
@@ -667,6 +681,22 @@ class ConsoleApp(App[int]):
 
     def action_rebalance(self) -> None:
         self.open_action(catalog.Rebalance())
+
+    def action_trace(self) -> None:
+        public_key = self.selected_client()
+        if public_key is None:
+            self.notify(SELECT_CLIENT, severity="warning")
+            return
+        self.open_trace(public_key)
+
+    def open_trace(self, public_key: str) -> None:
+        """A live trace of the client (TraceScreen), under --read-only too: it only reads."""
+        if isinstance(self.screen, TraceScreen):
+            return
+        label = public_key
+        if self.snapshot is not None and (c := self.snapshot.fleet.client(public_key)):
+            label = c.label
+        self.push_screen(TraceScreen(self.collector, public_key, label))
 
     def peer_remove(self, public_key: str) -> catalog.PeerRemove:
         """Removing a client, named as the console shows it."""

@@ -62,6 +62,8 @@ class CommandTarget(Protocol):
 
     def peer_remove(self, public_key: str) -> catalog.PeerRemove: ...
 
+    def open_trace(self, public_key: str) -> None: ...
+
 
 def console_commands(app: CommandTarget) -> list[Command]:
     """Every command of the palette, in the order it lists them."""
@@ -107,6 +109,13 @@ def console_commands(app: CommandTarget) -> list[Command]:
                     f"Client: {client.label}",
                     partial(app.open_client, client.public_key),
                     "details",
+                )
+            )
+            commands.append(
+                (
+                    f"Trace: {client.label}",
+                    partial(app.open_trace, client.public_key),
+                    "key t",
                 )
             )
             commands.append(

@@ -85,6 +85,61 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class RunningCommand(Protocol):
+    """A command still running on a host, read as it prints (a capture): lines as they come,
+    a request to end (EOF on its standard input), and a close that ends it for good."""
+
+    def read(self, wait: float) -> tuple[list[str], list[str]]:
+        """The complete stdout and stderr lines that came within `wait` seconds (may be
+        none); OutputTooLarge past the transport's cap."""
+        ...
+
+    @property
+    def ended(self) -> bool:
+        """The command exited and everything it printed was read."""
+        ...
+
+    @property
+    def status(self) -> int | None: ...
+
+    def stop(self) -> None:
+        """Close its standard input: a command written to end on EOF ends (gracefully)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StreamingTransport(Transport, Protocol):
+    """A transport that can also start a command and hand its output over as it comes."""
+
+    def start(self, command: str, timeout: float) -> RunningCommand:
+        """Start `command` (never mutating); `timeout` bounds connecting and starting it."""
+        ...
+
+
+class LineBuffer:
+    """Bytes in, complete lines out (the last partial line kept until its end comes), and
+    the byte cap every transport keeps on what one command may return."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.total = 0
+        self._pending = bytearray()
+
+    def add(self, chunk: bytes) -> list[str]:
+        self.total += len(chunk)
+        if self.total > self.cap:
+            raise OutputTooLarge(self.cap)
+        self._pending += chunk
+        *lines, rest = bytes(self._pending).split(b"\n")
+        self._pending = bytearray(rest)
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def rest(self) -> list[str]:
+        rest, self._pending = bytes(self._pending), bytearray()
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
 def quote_argv(argv: Sequence[str]) -> str:
     """The one way a command line is built from values: every part shell-quoted."""
     return " ".join(shlex.quote(a) for a in argv)

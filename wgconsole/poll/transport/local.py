@@ -13,6 +13,7 @@ from wgconsole.poll.transport.base import (
     MAX_OUTPUT,
     CommandResult,
     CommandTimeout,
+    LineBuffer,
     OutputTooLarge,
     ReadOnlyViolation,
 )
@@ -81,8 +82,76 @@ class LocalTransport:
                         raise OutputTooLarge(cap)
         return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()])
 
+    def start(self, command: str, timeout: float) -> LocalRunningCommand:
+        """`command` started on this machine, read as its output comes."""
+        del timeout  # starting a local process does not wait on anything
+        proc = subprocess.Popen(
+            ["sh", "-c", command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        return LocalRunningCommand(proc, self.max_output)
+
     def close(self) -> None:
         pass
+
+
+class LocalRunningCommand:
+    """A started local command, read as its output comes (base.RunningCommand)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cap: int) -> None:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        self._proc = proc
+        self._buffers = {
+            proc.stdout.fileno(): LineBuffer(cap),
+            proc.stderr.fileno(): LineBuffer(cap),
+        }
+        self._out = proc.stdout.fileno()
+        self._selector = selectors.DefaultSelector()
+        for fd in self._buffers:
+            self._selector.register(fd, selectors.EVENT_READ)
+
+    def read(self, wait: float) -> tuple[list[str], list[str]]:
+        got: dict[int, list[str]] = {fd: [] for fd in self._buffers}
+        if not self._selector.get_map():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(wait)
+            return [], []
+        for key, _ in self._selector.select(wait):
+            fd = int(key.fd)
+            chunk = os.read(fd, 1 << 16)
+            if chunk:
+                got[fd].extend(self._buffers[fd].add(chunk))
+            else:
+                self._selector.unregister(fd)
+                got[fd].extend(self._buffers[fd].rest())
+        err = [line for fd, lines in got.items() if fd != self._out for line in lines]
+        return got[self._out], err
+
+    @property
+    def ended(self) -> bool:
+        return not self._selector.get_map() and self._proc.poll() is not None
+
+    @property
+    def status(self) -> int | None:
+        return self._proc.returncode if self.ended else None
+
+    def stop(self) -> None:
+        if self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            _kill(self._proc)
+        self._selector.close()
+        for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

@@ -20,6 +20,7 @@ lag a restarted sshd by up to half a minute for no gain.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import ipaddress
 import itertools
@@ -41,6 +42,7 @@ from wgconsole.poll.transport.base import (
     CommandTimeout,
     HostKeyChanged,
     HostKeyUnknown,
+    LineBuffer,
     OutputTooLarge,
     ReadOnlyViolation,
     TransportError,
@@ -619,6 +621,26 @@ class SshTransport:
             bytes_received=len(out) + len(err),
         )
 
+    def start(self, command: str, timeout: float) -> SshRunningCommand:
+        """`command` started on its own channel of the kept connection: other commands (and
+        other started ones) run beside it while it runs."""
+        with self._lock:
+            deadline = time.monotonic() + timeout
+            client = self._ensure(min(deadline, time.monotonic() + CONNECT_TIMEOUT))
+            transport = client.get_transport()
+            if transport is None:
+                raise TransportError("ssh: not connected")
+            try:
+                channel = transport.open_session(
+                    timeout=max(MIN_PHASE, deadline - time.monotonic())
+                )
+                channel.exec_command(command)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                self._drop()
+                self._failed(f"ssh: connection lost: {exc}")
+                raise TransportError(self.last_error or "") from None
+        return SshRunningCommand(channel, self.max_output)
+
     def _drop(self) -> None:
         client, self._client = self._client, None
         hops, self._hops = self._hops, []
@@ -631,3 +653,53 @@ class SshTransport:
         """Close at once, even while another thread waits on a command (it then fails)."""
         self._closed = True
         self._drop()
+
+
+class SshRunningCommand:
+    """A started command's channel, read as its output comes (base.RunningCommand)."""
+
+    def __init__(self, channel: paramiko.Channel, cap: int) -> None:
+        self._channel = channel
+        self._buffer = LineBuffer(cap)
+        self._errors = LineBuffer(cap)
+        self._eof = False
+
+    def read(self, wait: float) -> tuple[list[str], list[str]]:
+        channel = self._channel
+        out: list[str] = []
+        if not self._eof:
+            channel.settimeout(max(0.01, wait))
+            try:
+                chunk = channel.recv(1 << 16)
+            except TimeoutError:
+                chunk = None
+            except (paramiko.SSHException, OSError, EOFError):
+                chunk = b""
+            if chunk == b"":
+                self._eof = True
+                out.extend(self._buffer.rest())
+            elif chunk:
+                out.extend(self._buffer.add(chunk))
+        else:
+            channel.status_event.wait(min(wait, 0.2))
+        err: list[str] = []
+        while channel.recv_stderr_ready():
+            err.extend(self._errors.add(channel.recv_stderr(1 << 16)))
+        if self.ended:
+            err.extend(self._errors.rest())
+        return out, err
+
+    @property
+    def ended(self) -> bool:
+        return self._eof and self._channel.exit_status_ready()
+
+    @property
+    def status(self) -> int | None:
+        return self._channel.recv_exit_status() if self.ended else None
+
+    def stop(self) -> None:
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            self._channel.shutdown_write()
+
+    def close(self) -> None:
+        self._channel.close()
