@@ -127,12 +127,15 @@ class TraceTarget:
     handshake_gateway: str | None
     handshake_ages: Mapping[str, float | None]  # per gateway: its session's age (None: never)
     wg_interfaces: Mapping[str, str]  # each gateway's WireGuard interface
+    # The gateways that any LB entry from its address points to (other source ports: a flow
+    # the client left, or the one it uses now when the client is not known to any gateway).
+    entry_gateways: tuple[str, ...] = ()
 
     @property
     def traced_gateways(self) -> tuple[str, ...]:
-        """The gateways the client can reach: its entry's, its sh choice, its handshake's;
-        every gateway when none of them is known."""
-        named = [self.lb_gateway, self.sh_gateway, self.handshake_gateway]
+        """The gateways the client can reach: its entry's, its sh choice, its handshake's, and
+        those its address's other entries name; every gateway when none is known."""
+        named = [self.lb_gateway, self.sh_gateway, self.handshake_gateway, *self.entry_gateways]
         chosen = tuple(dict.fromkeys(g for g in named if g is not None and g in self.real_servers))
         return chosen or tuple(self.real_servers)
 
@@ -633,7 +636,26 @@ def resolve_target(
         if client is None
         else {p.gateway: p.handshake_age for p in client.per_gateway},
         wg_interfaces={gw.name: gw.interface for gw in inventory.gateways},
+        entry_gateways=_entry_gateways(inventory, fleet, source),
     )
+
+
+def _entry_gateways(inventory: Inventory, fleet: Fleet, source: Endpoint | None) -> tuple[str, ...]:
+    """The gateways that the LB entries from `source`'s address (any port when its port is
+    0) point to: the kernel sends the client's packets by its entry, whatever sh would pick."""
+    if source is None or fleet.service is None:
+        return ()
+    vip = Endpoint(fleet.service.vip, fleet.service.port)
+    names = {gw.real_server: gw.name for gw in inventory.gateways}
+    found = [
+        names[c.dest]
+        for c in fleet.conns
+        if c.virtual == vip
+        and c.client.address == source.address
+        and source.port in (0, c.client.port)
+        and c.dest in names
+    ]
+    return tuple(sorted(set(found)))
 
 
 def _same(entry: Endpoint, given: Endpoint) -> bool:

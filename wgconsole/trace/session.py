@@ -8,6 +8,7 @@ verdict. It is stopped early by setting its `stop` event; every capture then end
 from __future__ import annotations
 
 import base64
+import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,22 +44,28 @@ from wgconsole.probe.handshake import mac1_matches
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
 SNAPSHOT_INTERVAL = 0.25
-SKEW_FLOOR = 1.0  # seconds: a host's clock reading off by less is taken as in step
+SKEW_FLOOR = 1.0  # seconds: a host whose reading is off the others' by less shares theirs
 
 
 def clock_skews(poll: PollResult) -> dict[str, float]:
-    """Each host's clock minus the bastion's when the poll read it (seconds): the poll reads
-    every host's `date +%s.%N`; the command's own latency stays in it (well under the
-    timeline's resolution on a LAN, not on an emulated lab: see the README)."""
-    skews: dict[str, float] = {}
-    for hp in poll.hosts:
-        if isinstance(hp.observation, LbObservation | GatewayObservation):
-            skew = hp.observation.clock - poll.taken_at
-            # A reading is late by its command's latency (measured on the lab: hosts on one
-            # clock read 0.1-0.3 s apart): below SKEW_FLOOR it would misorder hops, not fix.
-            if abs(skew) >= SKEW_FLOOR:
-                skews[hp.name] = skew
-    return skews
+    """Each host's clock minus the bastion's when the poll read it (seconds), from the poll's
+    reading of every host's `date +%s.%N`; the command's own latency stays in each.
+
+    Hosts whose readings agree (within SKEW_FLOOR of their median: NTP-synced hosts, or the
+    lab's namespaces on one clock) share one correction, the median: corrected one by one,
+    their readings' different latencies would misorder hops that crossed them in a few
+    milliseconds. Only a host off by more than that gets its own."""
+    raw = {
+        hp.name: hp.observation.clock - poll.taken_at
+        for hp in poll.hosts
+        if isinstance(hp.observation, LbObservation | GatewayObservation)
+    }
+    if not raw:
+        return {}
+    common = statistics.median(raw.values())
+    return {
+        name: skew if abs(skew - common) >= SKEW_FLOOR else common for name, skew in raw.items()
+    }
 
 
 def mac1_check(fleet: Fleet) -> Callable[[bytes], bool] | None:
