@@ -16,7 +16,8 @@ from wgconsole.cli import probe as cli_probe
 from wgconsole.cli import trace as cli_trace
 from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.cli.collecting import collector as make_collector
-from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
+from wgconsole.cli.sites import one_site
+from wgconsole.config.inventory_file import InventoryError
 from wgconsole.config.paths import lab_inventory_path, state_dir
 from wgconsole.config.probe_key import ProbeKeyError, optional_probe_key
 from wgconsole.core.fleet import matching_service
@@ -101,7 +102,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _inventory(args: argparse.Namespace) -> Inventory:
-    return load_inventory(find_inventory(args.inventory))
+    """The one site's inventory a command that acts on one site reads (refused, with the
+    candidates, when several are loaded and --site names none)."""
+    command = args.command or "console"
+    what = (
+        "the console (its Sites view is not built yet)"
+        if command == "console"
+        else f"wgconsole {command}"
+    )
+    return one_site(args, what).inventory
 
 
 def _last_answers_path() -> Path:

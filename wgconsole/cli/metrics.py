@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from wgconsole.cli.sites import one_site
 from wgconsole.cli.stopping import stop_on_sigterm
-from wgconsole.config.inventory_file import find_inventory, load_inventory
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, optional_probe_key
 from wgconsole.core.text import printable
 from wgconsole.export.rules import alert_rules
@@ -77,7 +77,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         print("wgconsole metrics: --interval must be above 0", file=sys.stderr)
         return EXIT_USAGE
-    inventory = load_inventory(find_inventory(args.inventory))
+    inventory = one_site(args, "wgconsole metrics").inventory
     # Read-only whatever the command line says: the transports refuse any mutating command.
     collector = FleetCollector(
         inventory,

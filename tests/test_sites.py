@@ -1,0 +1,176 @@
+"""Many sites in one process (issue #20, first slice): `-i` repeated or a directory, site
+names and their clashes, and `--site` for what acts on one site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fakeworld import GW2, NORMAL
+from tests.sites_support import make_sites, site_inventory
+from wgconsole.cli import main as cli
+from wgconsole.config.inventory_file import InventoryError
+from wgconsole.config.sites import choose_site, load_sites
+
+
+def _write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+# --- inventories and names ------------------------------------------------------------------
+
+
+def test_each_inventory_is_a_site_named_by_its_site_key_or_its_file_name(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a.yaml", site_inventory("eu-west", 0))
+    b = _write(tmp_path / "us-east-1.yaml", site_inventory(None, 1))
+    sites = load_sites([a, b])
+    assert [(s.name, s.named_by, s.path) for s in sites] == [
+        ("eu-west", "site-key", a),
+        ("us-east-1", "file-name", b),
+    ]
+    # Among several, each inventory says its site (the exporter's label), and so do the
+    # operations' records.
+    assert [s.inventory.site for s in sites] == ["eu-west", "us-east-1"]
+    assert [s.label for s in sites] == ["eu-west", "us-east-1"]
+
+
+def test_one_inventory_is_loaded_as_it_always_was(tmp_path: Path) -> None:
+    path = _write(tmp_path / "inventory.yaml", site_inventory(None, 0))
+    (site,) = load_sites([path])
+    assert site.name == "inventory"
+    assert site.inventory.site is None  # no label where the file sets none
+    assert site.label is None  # nor a site in previews, locks and audit records
+
+
+def test_a_directory_gives_its_yaml_files_sorted(tmp_path: Path) -> None:
+    d = tmp_path / "sites"
+    _write(d / "b.yaml", site_inventory(None, 1))
+    _write(d / "a.yaml", site_inventory(None, 0))
+    _write(d / ".hidden.yaml", "not: read\n")
+    _write(d / "notes.txt", "not an inventory\n")
+    (d / "dir.yaml").mkdir()
+    extra = _write(tmp_path / "c.yaml", site_inventory(None, 2))
+    assert [s.name for s in load_sites([str(d), extra])] == ["a", "b", "c"]
+
+
+def test_two_sites_of_one_name_are_refused_naming_both_files(tmp_path: Path) -> None:
+    a = _write(tmp_path / "one" / "eu.yaml", site_inventory(None, 0))
+    b = _write(tmp_path / "two.yaml", site_inventory("eu", 1))
+    with pytest.raises(InventoryError) as caught:
+        load_sites([a, b])
+    text = str(caught.value)
+    assert a in text
+    assert b in text
+    assert "'eu'" in text
+
+
+def test_the_same_file_twice_is_refused(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a.yaml", site_inventory(None, 0))
+    with pytest.raises(InventoryError, match="given twice"):
+        load_sites([str(tmp_path), a])
+
+
+def test_an_empty_directory_and_a_file_name_that_is_no_name_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InventoryError, match=r"no \*\.yaml inventory"):
+        load_sites([str(tmp_path / "empty")])
+    a = _write(tmp_path / "a.yaml", site_inventory(None, 0))
+    odd = _write(tmp_path / "my site!.yaml", site_inventory(None, 1))
+    with pytest.raises(InventoryError, match="give it a `site:` key"):
+        load_sites([a, odd])
+    # Alone, its name is never a label: it loads.
+    assert load_sites([odd])[0].name == "my site!"
+
+
+def test_choose_site_names_the_candidates(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a.yaml", site_inventory(None, 0))
+    b = _write(tmp_path / "b.yaml", site_inventory(None, 1))
+    sites = load_sites([a, b])
+    with pytest.raises(InventoryError) as caught:
+        choose_site(sites, None, what="wgconsole drain")
+    assert str(caught.value) == (
+        f"wgconsole drain acts on one site and 2 are loaded: give --site NAME, one of: "
+        f"a ({a}), b ({b})"
+    )
+    assert choose_site(sites, "b", what="x").name == "b"
+    with pytest.raises(InventoryError, match="--site 'c': no such site"):
+        choose_site(sites, "c", what="x")
+
+
+def test_inventory_options_before_and_after_the_command() -> None:
+    args = cli._parser().parse_args(["-i", "a.yaml", "-i", "b", "status", "--site", "x"])
+    assert (args.inventories, args.site) == (["a.yaml", "b"], "x")
+    # Given after the command, they replace those given before, as any global option does.
+    args = cli._parser().parse_args(["-i", "a.yaml", "status", "-i", "b", "-i", "c"])
+    assert (args.inventory, args.inventories) == ("c", ["b", "c"])
+
+
+# --- --site for what acts on one site -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["drain", GW2, "--yes"],
+        ["undrain", GW2, "--yes"],
+        ["weight", GW2, "3", "--yes"],
+        ["rebalance", "--yes"],
+        ["lb", "align", "--yes"],
+        ["failover", "--yes"],
+        ["peer", "add", "x", "--yes"],
+        ["peer", "remove", "wg-client-0", "--yes"],
+        ["probe", "setup", "--yes"],
+        ["whereis", "10.0.0.1"],
+        ["trace", "wg-client-0"],
+        ["console"],
+    ],
+)
+def test_what_acts_on_one_site_is_refused_without_site_listing_the_candidates(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    given = ["-i", str(sites.path("eu.yaml")), "-i", str(sites.path("us.yaml"))]
+    assert cli.main([*argv, *given]) == 2
+    err = capsys.readouterr().err
+    assert "acts on one site and 2 are loaded: give --site NAME, one of: eu (" in err
+    assert "us (" in err
+    assert "Traceback" not in err
+    assert [w.sent for w in sites.worlds] == [[], []]  # nothing was asked of any host
+
+
+def test_site_names_the_one_an_operation_acts_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    argv = ["drain", GW2, "--dry-run", "-i", str(sites.path(""))]
+    assert cli.main([*argv, "--site", "us"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("site: us\n")  # the preview says which site it changes
+    assert sites.worlds[0].sent == []
+    assert sites.worlds[1].sent
+    assert cli.main([*argv, "--site", "asia"]) == 2
+    assert "--site 'asia': no such site; the sites are: eu (" in capsys.readouterr().err
+
+
+def test_one_site_needs_no_site_and_takes_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, [None], files=["inventory.yaml"])
+    argv = ["drain", GW2, "--dry-run", "-i", str(sites.path("inventory.yaml"))]
+    assert cli.main(argv) == 0
+    plain = capsys.readouterr().out
+    assert not plain.startswith("site:")  # a preview as it always was
+    assert cli.main([*argv, "--site", "inventory"]) == 0
+    assert capsys.readouterr().out == plain
+    assert cli.main([*argv, "--site", "other"]) == 2
+
+
+def test_the_lab_inventory_is_unchanged_by_the_support() -> None:
+    # The sites' inventories are the lab's, moved: site 0's is the lab's own.
+    assert site_inventory(None, 0) == (NORMAL / "inventory.yaml").read_text()
