@@ -3,15 +3,21 @@ names and their clashes, and `--site` for what acts on one site."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.fakeworld import GW2, NORMAL
-from tests.sites_support import make_sites, site_inventory
+from tests.fakeworld import GW1, GW2, NORMAL
+from tests.sites_support import GW1_PORT, Sites, make_sites, site_inventory
 from wgconsole.cli import main as cli
 from wgconsole.config.inventory_file import InventoryError
 from wgconsole.config.sites import choose_site, load_sites
+from wgconsole.core.fleet import Fleet
+from wgconsole.poll.collector import FleetCollector
+from wgconsole.poll.sites import SiteCollectors, SiteResult, SiteRunner
 
 
 def _write(path: Path, text: str) -> str:
@@ -174,3 +180,120 @@ def test_one_site_needs_no_site_and_takes_its_own_name(
 def test_the_lab_inventory_is_unchanged_by_the_support() -> None:
     # The sites' inventories are the lab's, moved: site 0's is the lab's own.
     assert site_inventory(None, 0) == (NORMAL / "inventory.yaml").read_text()
+
+
+# --- polling: each site its own collector, deadline and thread ------------------------------
+
+
+def _collectors(sites: Sites, paths: list[str], **kwargs: Any) -> SiteCollectors:
+    return SiteCollectors(
+        (
+            s.name,
+            FleetCollector(
+                s.inventory,
+                read_only=True,
+                transport_factory=lambda h: sites.transport(h, read_only=True),
+                **kwargs,
+            ),
+        )
+        for s in load_sites(paths)
+    )
+
+
+_VOLATILE = {"taken_at", "last_success", "last_success_age", "handshake_age", "clock_skew"}
+
+
+def _exact(data: Any) -> Any:
+    """A fleet's JSON without what the clock alone changes between two readings."""
+    if isinstance(data, dict):
+        return {k: _exact(v) for k, v in data.items() if k not in _VOLATILE}
+    if isinstance(data, list):
+        return [_exact(v) for v in data]
+    return data
+
+
+def test_a_hung_site_never_delays_nor_blanks_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    paths = [str(sites.path("eu.yaml")), str(sites.path("us.yaml"))]
+    alone = _collectors(sites, paths[:1], timeout=4.0)
+    expected = _exact(alone.read_fleets()["eu"].value.to_json())  # type: ignore[union-attr]
+    alone.close()
+    sites.hung_ports.add(sites.lb_port(1))  # us's LB: every command hangs
+    both = _collectors(sites, paths, timeout=4.0)
+    arrived: dict[str, float] = {}
+    started = time.monotonic()
+
+    def arrives(reading: SiteResult[Fleet]) -> None:
+        arrived.setdefault(reading.site, time.monotonic() - started)
+
+    readings = both.read_fleets(on_reading=arrives)
+    both.close()
+    eu, us = readings["eu"], readings["us"]
+    assert eu.value is not None
+    assert us.value is not None
+    # eu's reading was handed on long before us's deadline, and is what eu alone reads.
+    assert arrived["eu"] < 2.0 <= 3.5 <= arrived["us"]
+    assert all(h.reachable for h in eu.value.hosts)
+    assert _exact(eu.value.to_json()) == expected
+    # us: its LB lost within its own deadline, its gateways read.
+    lb = next(h for h in us.value.hosts if h.role == "lb")
+    assert not lb.reachable
+    assert "no answer" in (lb.error or "")
+    assert [h.reachable for h in us.value.hosts if h.role == "gateway"] == [True, True]
+
+
+def test_a_host_listed_by_two_sites_is_polled_once_per_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"], gw1_port=GW1_PORT)
+    collectors = _collectors(sites, [str(sites.path("eu.yaml")), str(sites.path("us.yaml"))])
+    shared = sites.made[GW1_PORT]
+    assert len(shared) == 2  # one connection per site
+    assert shared[0] is not shared[1]
+    readings = collectors.read_fleets()
+    assert sites.sent_to(0, GW1) == 2  # once by each site's collector
+    assert sites.sent_to(1, GW1) == 0
+    assert [r.error for r in readings.values()] == [None, None]
+    memos = [c.parse_memos for c in collectors.collectors.values()]
+    assert memos[0] is not memos[1]  # nothing shared between the sites
+
+
+def test_a_site_whose_reading_fails_is_that_site_s_error_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    collectors = _collectors(sites, [str(sites.path("eu.yaml")), str(sites.path("us.yaml"))])
+
+    def broken() -> Fleet:
+        raise ValueError("a parser bug")
+
+    monkeypatch.setattr(collectors.collectors["eu"], "read_fleet", broken)
+    readings = collectors.read_fleets()
+    assert readings["eu"].value is None
+    assert readings["eu"].error == "its reading failed (ValueError: a parser bug)"
+    assert readings["us"].error is None
+    assert readings["us"].value is not None
+
+
+def test_a_site_still_reading_past_its_bound_is_not_read_twice() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow() -> str:
+        calls.append("slow")
+        release.wait(10)
+        return "late"
+
+    runner: SiteRunner[str] = SiteRunner()
+    work = {"slow": slow, "quick": lambda: "now"}
+    first = runner.run(work, {"slow": 0.2, "quick": 5.0})
+    assert (first["quick"].value, first["slow"].value) == ("now", None)
+    assert (first["slow"].error or "").startswith("no reading within")
+    second = runner.run(work, {"slow": 0.2, "quick": 5.0})
+    assert (second["slow"].error or "").startswith("its previous reading is still running")
+    assert calls == ["slow"]
+    release.set()
+    time.sleep(0.2)
+    assert runner.run(work, {"slow": 5.0, "quick": 5.0})["slow"].value == "late"
