@@ -3,6 +3,7 @@ names and their clashes, and `--site` for what acts on one site."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakeworld import GW1, GW2, NORMAL
+from tests.fakeworld import GW1, GW2, LB, NORMAL
 from tests.sites_support import GW1_PORT, Sites, make_sites, site_inventory
 from wgconsole.cli import main as cli
 from wgconsole.config.inventory_file import InventoryError
@@ -297,3 +298,69 @@ def test_a_site_still_reading_past_its_bound_is_not_read_twice() -> None:
     release.set()
     time.sleep(0.2)
     assert runner.run(work, {"slow": 5.0, "quick": 5.0})["slow"].value == "late"
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def _status(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(["status", "--timeout", "4", *argv])
+    return code, capsys.readouterr().out
+
+
+def test_status_json_of_two_sites_is_one_object_per_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    eu_alone = _status(["--json", "-i", str(sites.path("eu.yaml"))], capsys)
+    us_alone = _status(["--json", "-i", str(sites.path("us.yaml"))], capsys)
+    code, out = _status(["--json", "-i", str(sites.path(""))], capsys)
+    assert (eu_alone[0], us_alone[0], code) == (0, 0, 0)
+    data = json.loads(out)
+    assert list(data) == ["sites"]
+    assert [s["site"] for s in data["sites"]] == ["eu", "us"]
+    for site, (_, alone) in zip(data["sites"], (eu_alone, us_alone), strict=True):
+        one = json.loads(alone)
+        assert list(site) == ["site", *one]  # the one-site object, its site first
+        assert _exact({k: v for k, v in site.items() if k != "site"}) == _exact(one)
+
+
+def test_status_exit_is_the_worst_over_the_sites_and_a_dead_one_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    sites.worlds[1].down.add(LB)
+    code, out = _status(["-i", str(sites.path(""))], capsys)
+    assert code == 2
+    lines = out.splitlines()
+    assert lines[0] == "sites (2)"
+    assert lines[1].startswith("eu  hosts 3/3  VIP wg-lb  gateways 2 in service, 0 drained, ")
+    assert "clients 0/2 connected" in lines[1]
+    assert lines[1].endswith("data 0s old")
+    assert lines[2].startswith("us  hosts 2/3  VIP -  ")
+    assert "✖ host-unreachable wg-lb  data: wg-lb never answered" in lines[2]
+    # Then each site with findings in full, under its name.
+    assert out.index("── site eu ──") < out.index("── site us ──")
+    assert "timed out connecting (injected)" in out
+    code, out = _status(["--json", "-i", str(sites.path(""))], capsys)
+    assert code == 2
+    us = json.loads(out)["sites"][1]
+    assert [h["reachable"] for h in us["hosts"]] == [False, True, True]
+
+
+def test_status_of_one_site_is_as_it_always_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    eu = str(sites.path("eu.yaml"))
+    for form in (["--json"], []):
+        plain = _status([*form, "-i", eu], capsys)
+        # --site picks one of several: that site's output, as if it were alone.
+        picked = _status([*form, "-i", str(sites.path("")), "--site", "eu"], capsys)
+        assert plain[0] == picked[0] == 0
+        if form:
+            assert _exact(json.loads(plain[1])) == _exact(json.loads(picked[1]))
+            assert "sites" not in json.loads(plain[1])
+        else:
+            assert not plain[1].startswith("sites")
+            assert plain[1] == picked[1]  # the fake world's ages do not move: 'never', 'now'
