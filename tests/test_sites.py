@@ -17,7 +17,10 @@ from wgconsole.cli import main as cli
 from wgconsole.config.inventory_file import InventoryError
 from wgconsole.config.sites import choose_site, load_sites
 from wgconsole.core.fleet import Fleet
+from wgconsole.ops.machinery.audit import AuditLog
+from wgconsole.ops.machinery.lock import _held
 from wgconsole.poll.collector import FleetCollector
+from wgconsole.poll.parsers.op_records import parse_lock_owner
 from wgconsole.poll.sites import SiteCollectors, SiteResult, SiteRunner
 
 
@@ -364,3 +367,46 @@ def test_status_of_one_site_is_as_it_always_was(
         else:
             assert not plain[1].startswith("sites")
             assert plain[1] == picked[1]  # the fake world's ages do not move: 'never', 'now'
+
+
+# --- operations: the site in the lock and the audit record ------------------------------------
+
+
+def test_an_operation_among_sites_locks_and_records_its_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    audit = tmp_path / "audit.jsonl"
+    argv = ["weight", GW2, "2", "--yes", "--audit-log", str(audit), "-i", str(sites.path(""))]
+    assert cli.main([*argv, "--site", "us"]) == 0
+    assert capsys.readouterr().out.startswith("site: us\n")
+    (entry,) = AuditLog(audit).entries()
+    assert (entry["action"], entry["target"], entry["site"]) == ("weight", GW2, "us")
+    locks = [s.command for s in sites.worlds[1].sent if "/lock-udp-" in s.command]
+    assert '"site": "us"' in locks[0]  # the lock's owner says the site
+    assert sites.worlds[0].sent == []  # eu was never asked anything
+
+    def weights(index: int) -> list[int]:
+        return [d["w"] for d in sites.worlds[index].state()["lb"]["dests"]]
+
+    assert (weights(0), weights(1)) == ([1, 1], [2, 1])
+
+
+def test_an_operation_on_the_only_site_records_no_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu"])
+    audit = tmp_path / "audit.jsonl"
+    argv = ["weight", GW2, "2", "--yes", "--audit-log", str(audit)]
+    assert cli.main([*argv, "-i", str(sites.path("eu.yaml"))]) == 0
+    (entry,) = AuditLog(audit).entries()
+    assert "site" not in entry
+    assert not any('"site"' in s.command for s in sites.worlds[0].sent)
+
+
+def test_a_lock_held_by_another_site_s_operation_says_the_site() -> None:
+    owner = '{"operator": "ops@bastion", "action": "drain gw", "since": 1, "site": "us"}'
+    record = parse_lock_owner(owner)
+    assert (record.site, record.problem) == ("us", None)
+    assert "for 'drain gw' on site 'us'" in _held(record)
+    assert parse_lock_owner(owner.replace('"us"', "7")).problem == "site 7 is not text"
