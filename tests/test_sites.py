@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakeworld import GW1, GW2, LB, NORMAL
 from tests.sites_support import GW1_PORT, Sites, make_sites, site_inventory
@@ -17,6 +18,9 @@ from wgconsole.cli import main as cli
 from wgconsole.config.inventory_file import InventoryError
 from wgconsole.config.sites import choose_site, load_sites
 from wgconsole.core.fleet import Fleet
+from wgconsole.export.exposition import render
+from wgconsole.export.server import Exporter
+from wgconsole.export.sites import SitesExporter
 from wgconsole.ops.machinery.audit import AuditLog
 from wgconsole.ops.machinery.lock import _held
 from wgconsole.poll.collector import FleetCollector
@@ -410,3 +414,93 @@ def test_a_lock_held_by_another_site_s_operation_says_the_site() -> None:
     assert (record.site, record.problem) == ("us", None)
     assert "for 'drain gw' on site 'us'" in _held(record)
     assert parse_lock_owner(owner.replace('"us"', "7")).problem == "site 7 is not text"
+
+
+# --- metrics: every site from one exporter ----------------------------------------------------
+
+
+def _families(body: bytes) -> dict[str, list[Any]]:
+    families = list(text_string_to_metric_families(body.decode()))
+    names = [f.name for f in families]
+    assert len(names) == len(set(names))  # each family once, whatever the sites
+    return {f.name: f.samples for f in families}
+
+
+def test_metrics_once_serves_every_site_each_with_its_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    sites.worlds[1].down.add(LB)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "no-probe-key"))
+    assert cli.main(["metrics", "--once", "--timeout", "4", "-i", str(sites.path(""))]) == 0
+    samples = _families(capsys.readouterr().out.encode())
+    up = {(s.labels["site"], s.labels["host"]): s.value for s in samples["wgconsole_host_up"]}
+    assert up == {
+        ("eu", LB): 1.0,
+        ("eu", GW1): 1.0,
+        ("eu", GW2): 1.0,
+        ("us", LB): 0.0,
+        ("us", GW1): 1.0,
+        ("us", GW2): 1.0,
+    }
+    for family in samples.values():
+        assert all(s.labels.get("site") in ("eu", "us") for s in family)
+
+
+def test_one_site_s_exposition_is_as_it_always_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, [None], files=["inventory.yaml"])
+    (site,) = load_sites([str(sites.path("inventory.yaml"))])
+    collector = FleetCollector(
+        site.inventory,
+        read_only=True,
+        transport_factory=lambda h: sites.transport(h, read_only=True),
+    )
+    latest = Exporter(collector, 2.0).poll_once()
+    assert latest.site is None
+    assert latest.body() == render(latest.families, None)
+    assert b'site="' not in latest.body()
+
+
+def test_a_hung_site_never_delays_the_others_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    sites.hung_ports.add(sites.lb_port(1))
+    exporters = [
+        Exporter(
+            FleetCollector(
+                s.inventory,
+                read_only=True,
+                timeout=3.0,
+                transport_factory=lambda h: sites.transport(h, read_only=True),
+            ),
+            10.0,
+        )
+        for s in load_sites([str(sites.path(""))])
+    ]
+    served = SitesExporter(exporters)
+    stop = threading.Event()
+    started = time.monotonic()
+    threading.Thread(target=served.run, args=(stop,), daemon=True).start()
+    try:
+        while served.latest is None and time.monotonic() - started < 2.5:
+            time.sleep(0.05)
+        early = served.latest
+        assert early is not None
+        assert time.monotonic() - started < 2.5  # well before us's 3 s deadline
+        samples = _families(early.body())["wgconsole_host_up"]
+        assert {s.labels["site"] for s in samples} == {"eu"}
+        assert served.health()[0] == 503  # us has no poll yet: said, by name
+        assert "us: no poll has finished yet" in served.health()[1]
+        while len(served.latest.latests) < 2 and time.monotonic() - started < 8:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        both = _families(served.latest.body())["wgconsole_host_up"]  # type: ignore[union-attr]
+        up = {(s.labels["site"], s.labels["host"]): s.value for s in both}
+        assert (up[("eu", LB)], up[("us", LB)], up[("us", GW1)]) == (1.0, 0.0, 1.0)
+        assert served.health()[0] == 200
+    finally:
+        stop.set()
+        for e in exporters:
+            e.collector.close()
