@@ -18,6 +18,32 @@ class ArgParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+class _Inventories(argparse.Action):
+    """`-i` given again adds a site: `inventories` holds every one given (`inventory` the
+    last, as before there could be several). Given after the command, they replace the ones
+    given before it, as every other global option given again does."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        assert isinstance(values, str)
+        setattr(namespace, self.dest, values)
+        namespace.inventories = [*(getattr(namespace, "inventories", None) or ()), values]
+
+
+def given_inventories(args: argparse.Namespace) -> list[str]:
+    """Every `-i` of the command line, in order (none: the default inventory is looked for)."""
+    given = getattr(args, "inventories", None)
+    if given:
+        return list(given)
+    one = getattr(args, "inventory", None)
+    return [] if one is None else [one]
+
+
 def add_global_options(p: argparse.ArgumentParser, *, after_command: bool) -> None:
     """The options of `wgconsole` itself. After the command (`status -i FILE`) they have no
     defaults (SUPPRESS), so that one given before the command stays unless given again."""
@@ -29,9 +55,18 @@ def add_global_options(p: argparse.ArgumentParser, *, after_command: bool) -> No
     group.add_argument(
         "-i",
         "--inventory",
+        action=_Inventories,
         default=default(None),
-        help="inventory file (default: ./inventory.yaml, "
+        metavar="FILE|DIR",
+        help="an inventory file, or a directory of them (*.yaml); again for more sites: each "
+        "inventory is one site (default: ./inventory.yaml, "
         "$XDG_CONFIG_HOME/wgconsole/inventory.yaml, then the running lab's)",
+    )
+    group.add_argument(
+        "--site",
+        default=default(None),
+        metavar="NAME",
+        help="the site to act on when several are loaded (its `site:` key, else its file name)",
     )
     group.add_argument(
         "--accept-new-host-keys",

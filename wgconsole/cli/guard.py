@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from wgconsole.cli.args import parse_alone
+from wgconsole.cli.sites import one_site
 from wgconsole.cli.stopping import stop_on_sigterm
-from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
+from wgconsole.config.inventory_file import InventoryError
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.guard_policy import GuardPolicy, GuardState, Verdict, judge
 from wgconsole.core.inventory import Inventory
@@ -140,7 +141,8 @@ def cmd_guard(args: argparse.Namespace) -> int:
         problem = wireguard_key_problem(args.server_key)
         if problem is not None:
             return _usage(f"--server-key: {problem}")
-    inventory = load_inventory(find_inventory(args.inventory))
+    site = one_site(args, "wgconsole guard")
+    inventory = site.inventory
     unknown = [g for g in args.out_of_service if g not in {x.name for x in inventory.gateways}]
     if unknown:
         return _usage(f"no such gateway: {', '.join(unknown)}")
@@ -160,16 +162,21 @@ def cmd_guard(args: argparse.Namespace) -> int:
         )
         print(f"dry run: {would} eviction(s) would have been made; nothing was changed")
         return EXIT_OK
-    return _guard(args, inventory, key, say)
+    return _guard(args, inventory, key, say, site=site.label)
 
 
 def _guard(
-    args: argparse.Namespace, inventory: Inventory, key: ProbeKey, say: Callable[[str], None]
+    args: argparse.Namespace,
+    inventory: Inventory,
+    key: ProbeKey,
+    say: Callable[[str], None],
+    *,
+    site: str | None = None,
 ) -> int:
     from wgconsole.cli.guard_actor import Evictor, server_key  # SSH and operations: only here
 
     stop_on_sigterm()
-    evictor = Evictor(args, inventory, say)
+    evictor = Evictor(args, inventory, say, site=site)
     try:
         fleet = evictor.read()
         server = args.server_key or server_key(fleet)

@@ -63,7 +63,10 @@ class Evictor:
         args: argparse.Namespace,
         inventory: Inventory,
         say: Callable[[str], None],
+        *,
+        site: str | None = None,
     ) -> None:
+        """`site`: the site guarded when several are loaded (its locks and records say it)."""
         self.say = say
         self.collector: FleetCollector = collector(
             args, inventory, poll_deadline=min(POLL_DEADLINE, args.timeout)
@@ -76,6 +79,7 @@ class Evictor:
             lambda p: say(f"  {progress_line(p)}"),
             args.timeout,
             self.collector.parse_memos,
+            site=site,
         )
         self._out: set[str] = set()
         # Per gateway, the last fleet in which it answered: who its clients were.

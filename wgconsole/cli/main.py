@@ -16,14 +16,17 @@ from wgconsole.cli import probe as cli_probe
 from wgconsole.cli import trace as cli_trace
 from wgconsole.cli.args import ArgParser, add_global_options, global_options
 from wgconsole.cli.collecting import collector as make_collector
-from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
+from wgconsole.cli.sites import all_sites, one_site
+from wgconsole.config.inventory_file import InventoryError
 from wgconsole.config.paths import lab_inventory_path, state_dir
 from wgconsole.config.probe_key import ProbeKeyError, optional_probe_key
+from wgconsole.config.sites import Site
 from wgconsole.core.fleet import matching_service
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.records import LbObservation
 from wgconsole.core.text import printable
 from wgconsole.lab.manager import LabError
+from wgconsole.poll.sites import SiteCollectors
 from wgconsole.probe.handshake import ProbeKey
 from wgconsole.tui.options import ConsoleOptions
 
@@ -101,7 +104,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _inventory(args: argparse.Namespace) -> Inventory:
-    return load_inventory(find_inventory(args.inventory))
+    """The one site's inventory a command that acts on one site reads (refused, with the
+    candidates, when several are loaded and --site names none)."""
+    command = args.command or "console"
+    what = (
+        "the console (its Sites view is not built yet)"
+        if command == "console"
+        else f"wgconsole {command}"
+    )
+    return one_site(args, what).inventory
 
 
 def _last_answers_path() -> Path:
@@ -137,7 +148,10 @@ def _save_last_answers(inventory: Inventory, seen: dict[str, float]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
+    sites = all_sites(args)
+    if len(sites) > 1:
+        return _status_of_sites(args, sites)
+    inventory = sites[0].inventory
     collector = make_collector(args, inventory, last_success=_load_last_answers(inventory))
     try:
         fleet = collector.read_fleet()
@@ -152,6 +166,41 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         print_status(fleet)
     return EXIT_OK if all(h.reachable for h in fleet.hosts) else EXIT_PARTIAL
+
+
+def _status_of_sites(args: argparse.Namespace, sites: Sequence[Site]) -> int:
+    """`status` of several sites, read at once, each by its own collector within its own
+    deadline: `{"sites": [{"site": NAME, ...one site's object...}]}` (a site that gave no
+    reading at all: `{"site": NAME, "error": WHY}`), or a line per site and the full text of
+    those with findings. Exit 0 only if every host of every site answered."""
+    collectors = SiteCollectors(
+        (s.name, make_collector(args, s.inventory, last_success=_load_last_answers(s.inventory)))
+        for s in sites
+    )
+    try:
+        readings = collectors.read_fleets()
+        for site in sites:
+            if readings[site.name].value is not None:
+                _save_last_answers(site.inventory, collectors.collectors[site.name].last_successes)
+    finally:
+        collectors.close()
+    if args.json:
+        out = [
+            {"site": name, "error": r.error}
+            if r.value is None
+            else {"site": name, **r.value.to_json()}
+            for name, r in readings.items()
+        ]
+        json.dump({"sites": out}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from wgconsole.cli.status_text import print_sites
+
+        print_sites([(name, r.value, r.error) for name, r in readings.items()])
+    complete = all(
+        r.value is not None and all(h.reachable for h in r.value.hosts) for r in readings.values()
+    )
+    return EXIT_OK if complete else EXIT_PARTIAL
 
 
 def _name_value(items: Sequence[str], option: str, default: int | None) -> dict[str, int]:

@@ -9,12 +9,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from wgconsole.cli.sites import all_sites
 from wgconsole.cli.stopping import stop_on_sigterm
-from wgconsole.config.inventory_file import find_inventory, load_inventory
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, optional_probe_key
 from wgconsole.core.text import printable
 from wgconsole.export.rules import alert_rules
 from wgconsole.export.server import Exporter, make_server, parse_listen, poll_deadline
+from wgconsole.export.sites import SitesExporter
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.probe.fleet_probe import FleetProber
 from wgconsole.probe.handshake import ProbeKey
@@ -77,48 +78,66 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         print("wgconsole metrics: --interval must be above 0", file=sys.stderr)
         return EXIT_USAGE
-    inventory = load_inventory(find_inventory(args.inventory))
-    # Read-only whatever the command line says: the transports refuse any mutating command.
-    collector = FleetCollector(
-        inventory,
-        accept_new_host_keys=args.accept_new_host_keys,
-        read_only=True,
-        timeout=args.timeout,
-        poll_deadline=poll_deadline(args.interval, args.timeout),
-    )
+    sites = all_sites(args)
     try:
-        prober = _prober(args.probe_key)
+        probe_key = optional_probe_key(args.probe_key)
     except ProbeKeyError as exc:
         print(f"wgconsole metrics: {printable(str(exc))}", file=sys.stderr)
-        collector.close()
         return EXIT_USAGE
-    try:
-        exporter = Exporter(collector, args.interval, prober=prober)
-        if args.once:
-            sys.stdout.buffer.write(exporter.poll_once().body())
-            sys.stdout.flush()
-            return EXIT_OK
-        assert listen is not None
-        return _serve(exporter, *listen)
-    finally:
-        collector.close()
-
-
-def _prober(path: Path | None) -> FleetProber | None:
-    """The prober of `--probe-key`, or of the default key file when there is one (none: no
-    probes, and said so)."""
-    key = optional_probe_key(path)
-    if key is None:
+    if probe_key is None:
         print(
             f"wgconsole metrics: no probe key at {default_probe_key_path()}: no "
             "wgconsole_probe_* series (`wgconsole probe setup` makes one)",
             file=sys.stderr,
         )
-        return None
-    return FleetProber(ProbeKey.from_private(key))
+    # Read-only whatever the command line says: the transports refuse any mutating command.
+    collectors = [
+        FleetCollector(
+            site.inventory,
+            accept_new_host_keys=args.accept_new_host_keys,
+            read_only=True,
+            timeout=args.timeout,
+            poll_deadline=poll_deadline(args.interval, args.timeout),
+        )
+        for site in sites
+    ]
+    try:
+        # Each site its own exporter: its collector, counters, prober and poll loop.
+        exporters = [
+            Exporter(
+                collector,
+                args.interval,
+                prober=None if probe_key is None else FleetProber(ProbeKey.from_private(probe_key)),
+            )
+            for collector in collectors
+        ]
+        served: Exporter | SitesExporter = (
+            exporters[0] if len(exporters) == 1 else SitesExporter(exporters)
+        )
+        if args.once:
+            return _once(served)
+        assert listen is not None
+        return _serve(served, *listen)
+    finally:
+        for collector in collectors:
+            collector.close()
 
 
-def _serve(exporter: Exporter, host: str, port: int) -> int:
+def _once(served: Exporter | SitesExporter) -> int:
+    if isinstance(served, Exporter):
+        sys.stdout.buffer.write(served.poll_once().body())
+        sys.stdout.flush()
+        return EXIT_OK
+    latest, failed = served.poll_once()
+    if latest is not None:
+        sys.stdout.buffer.write(latest.body())
+        sys.stdout.flush()
+    for site, error in failed.items():
+        print(f"wgconsole metrics: site {site}: {printable(error)}", file=sys.stderr)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _serve(exporter: Exporter | SitesExporter, host: str, port: int) -> int:
     try:
         server = make_server(exporter, host, port)
     except OSError as exc:

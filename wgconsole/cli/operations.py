@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wgconsole.cli.args import ArgParser
 from wgconsole.cli.collecting import collector as make_collector
-from wgconsole.config.inventory_file import find_inventory, load_inventory
+from wgconsole.cli.sites import one_site
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
 from wgconsole.ops import catalog
@@ -175,16 +175,31 @@ def _confirm(args: argparse.Namespace, planned: Planned) -> bool:
 
 def cmd_from_args(args: argparse.Namespace) -> int:
     """The operation the command line names, on the inventory and hosts it names."""
-    inventory = load_inventory(find_inventory(args.inventory))
-    collector = make_collector(args, inventory)
+    site = one_site(args, f"wgconsole {_command_words(args)}")
+    collector = make_collector(args, site.inventory)
     try:
-        return cmd_operation(args, inventory, collector)
+        return cmd_operation(args, site.inventory, collector, site=site.label)
     finally:
         collector.close()
 
 
-def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: FleetCollector) -> int:
-    """Plan from a fresh fleet, show the plan, confirm, execute with visible steps."""
+def _command_words(args: argparse.Namespace) -> str:
+    """`drain`, `peer add`, `lb align`, `probe setup`: the operation as typed."""
+    sub = getattr(args, "peer_command", None) or getattr(args, "lb_command", None)
+    if args.command == "probe":
+        sub = "setup"
+    return args.command if sub is None else f"{args.command} {sub}"
+
+
+def cmd_operation(
+    args: argparse.Namespace,
+    inventory: Inventory,
+    collector: FleetCollector,
+    *,
+    site: str | None = None,
+) -> int:
+    """Plan from a fresh fleet, show the plan, confirm, execute with visible steps. `site`:
+    the site acted on when several are loaded (its preview, lock and audit record say it)."""
     if args.read_only and not args.dry_run:
         print("wgconsole: --read-only: no operation can run", file=sys.stderr)
         return EXIT_REFUSED
@@ -200,7 +215,13 @@ def cmd_operation(args: argparse.Namespace, inventory: Inventory, collector: Fle
     # character of theirs reaches the terminal), line breaks kept.
     progress = lambda p: print(f"  {_shown(progress_line(p))}", flush=True)  # noqa: E731
     ctx = OpContext(
-        inventory, collector.transports, audit, progress, args.timeout, collector.parse_memos
+        inventory,
+        collector.transports,
+        audit,
+        progress,
+        args.timeout,
+        collector.parse_memos,
+        site=site,
     )
     planned = plan(op, ctx, collector.read_fleet, {})
     if isinstance(planned, Refused):

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from wgconsole.cli.args import parse_alone
-from wgconsole.config.inventory_file import InventoryError, find_inventory, load_inventory
+from wgconsole.cli.sites import one_site
+from wgconsole.config.inventory_file import InventoryError
 from wgconsole.config.probe_key import ProbeKeyError, default_probe_key_path, read_probe_key
 from wgconsole.core.inventory import Inventory
 from wgconsole.core.text import printable
@@ -138,7 +139,7 @@ def _is_setup(args: argparse.Namespace) -> bool:
     """`probe setup`, unless a gateway is named `setup` (then that gateway is probed)."""
     if args.targets != [SETUP] or args.check is not None:
         return False
-    inventory = load_inventory(find_inventory(args.inventory))
+    inventory = one_site(args, "wgconsole probe").inventory
     return all(g.name != SETUP for g in inventory.gateways)
 
 
@@ -163,7 +164,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raise CannotProbe(misused)
         if not 0 < args.wait <= 60:
             raise CannotProbe("--wait must be more than 0 and at most 60 seconds")
-        inventory = load_inventory(find_inventory(args.inventory))
+        inventory = one_site(args, "wgconsole probe").inventory
         gateways, vip = _targets(args, inventory)
         key = load_key(args.key or default_probe_key_path())
         server = _server_key(args, inventory)

@@ -19,6 +19,7 @@ from wgconsole.core.fleet import ClientView, Fleet
 from wgconsole.core.text import printable
 from wgconsole.view import present
 from wgconsole.view.finding_groups import fold_findings
+from wgconsole.view.sites import summarize, summary_line, unread
 
 # The console's tones (`view.present`) as a terminal's styles: a status reads the same
 # (symbol, word, tone) in `status` as in the console.
@@ -237,3 +238,27 @@ def print_status(fleet: Fleet, console: Console | None = None) -> None:
     for part in render(fleet):
         # Plain tables are never wrapped or cropped: one line a row, whatever the width.
         console.print(part, soft_wrap=isinstance(part, Text))
+
+
+def print_sites(
+    readings: Sequence[tuple[str, Fleet | None, str | None]], console: Console | None = None
+) -> None:
+    """Several sites: a line per site (`view.sites`), then the full text of each site with
+    findings (or with no reading at all: its line says why)."""
+    if console is None:
+        console = Console() if sys.stdout.isatty() else Console(width=200)
+    summaries = [
+        summarize(name, fleet) if fleet is not None else unread(name, error or "unknown")
+        for name, fleet, error in readings
+    ]
+    width = max(len(s.site) for s in summaries)
+    console.print(Text(f"sites ({len(summaries)})", style="bold"))
+    for summary in summaries:
+        style = "" if not summary.findings else "yellow"
+        console.print(Text(printable(summary_line(summary, width)), style=style), soft_wrap=True)
+    for (name, fleet, _), summary in zip(readings, summaries, strict=True):
+        if fleet is None or not summary.findings:
+            continue
+        console.print()
+        console.print(Text(printable(f"── site {name} ──"), style="bold"))
+        print_status(fleet, console)

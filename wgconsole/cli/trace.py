@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from wgconsole.cli.collecting import collector as make_collector
-from wgconsole.config.inventory_file import find_inventory, load_inventory
+from wgconsole.cli.sites import one_site
 from wgconsole.core.text import printable
 from wgconsole.core.trace import Hop, TraceError, TraceReport
 from wgconsole.trace.session import DEFAULT_SECONDS, TraceSession
@@ -91,7 +91,7 @@ def print_report(report: TraceReport) -> None:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    inventory = load_inventory(find_inventory(args.inventory))
+    inventory = one_site(args, "wgconsole trace").inventory
     # A trace only observes: read-only whatever the command line says.
     collector = make_collector(args, inventory, read_only=True)
     try:

@@ -143,6 +143,7 @@ class LockRecord:
     since: float | None
     problem: str | None = None  # why its owner file cannot be read; the lock is held anyway
     file: str | None = None  # the owner file on the LB; None: not listed (older captures)
+    site: str | None = None  # the site its operation acts on, when it said (several loaded)
 
 
 # --- the director pair: what one LB says of its part in it ---------------------------------

@@ -22,38 +22,59 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SITE_LABEL = "site"
 
 
-class FamiliesCollector(Collector):
-    """Yields the families it was made with, each series with the site label if any."""
+# One site's families, with the label value every series of theirs carries (None: none).
+SiteFamilies = tuple[str | None, Sequence[Family]]
 
-    def __init__(self, families: Sequence[Family], site: str | None) -> None:
-        self._families = families
-        self._site = site
+
+class FamiliesCollector(Collector):
+    """Yields each family once, with every site's series of it, each series with its site's
+    label if any: a family's series must be together in one exposition (Prometheus refuses a
+    second HELP or TYPE of one name), whichever site they come from."""
+
+    def __init__(self, sites: Sequence[SiteFamilies]) -> None:
+        self._sites = sites
 
     def collect(self) -> Iterator[Metric]:
-        for family in self._families:
-            yield _metric(family, self._site)
+        by_name: dict[str, list[tuple[str | None, Family]]] = {}
+        for site, families in self._sites:
+            for family in families:
+                by_name.setdefault(family.spec.name, []).append((site, family))
+        for per_site in by_name.values():
+            yield _metric(per_site)
 
 
-def _metric(family: Family, site: str | None) -> Metric:
-    spec = family.spec
-    labels = [*spec.labels, *([SITE_LABEL] if site is not None else [])]
-    extra = (site,) if site is not None else ()
+def _metric(per_site: Sequence[tuple[str | None, Family]]) -> Metric:
+    spec = per_site[0][1].spec
+    labelled = any(site is not None for site, _ in per_site)
+    labels = [*spec.labels, *([SITE_LABEL] if labelled else [])]
     metric: GaugeMetricFamily | CounterMetricFamily
     if spec.kind == "counter":
         metric = CounterMetricFamily(spec.name, spec.help, labels=labels)
     else:
         metric = GaugeMetricFamily(spec.name, spec.help, labels=labels)
     add = metric.add_metric
-    for values, value in family.samples:
-        add([*values, *extra], value)
+    for site, family in per_site:
+        extra = (site or "",) if labelled else ()
+        for values, value in family.samples:
+            add([*values, *extra], value)
     return metric
 
 
 def render(families: Iterable[Family], site: str | None = None) -> bytes:
     """The text exposition of `families`; `site`: a label on every series (None: none)."""
+    return render_sites([(site, list(families))])
+
+
+def render_sites(sites: Sequence[SiteFamilies]) -> bytes:
+    """The text exposition of several sites' families, each family once (see
+    FamiliesCollector)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FamiliesCollector(list(families), site))
+    registry.register(FamiliesCollector(sites))
     return generate_latest(registry)
+
+
+# What a family's text was rendered from: each site's label and samples.
+_Rendered = tuple[tuple[str | None, tuple[Sample, ...]], ...]
 
 
 class Renderer:
@@ -61,25 +82,45 @@ class Renderer:
     rendering's is not rendered again. Between two polls most families do not change (the
     clients' info, the hosts, the LBs): at 10,000 clients this leaves the handshake ages and
     the byte counters, 3/5 of the series. The exposition is the families' texts in order,
-    as generate_latest writes them."""
+    as generate_latest writes them. Several sites: a family is rendered again when any
+    site's samples of it changed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: dict[str, tuple[tuple[Sample, ...], str | None, bytes]] = {}
+        self._latest: dict[str, tuple[_Rendered, bytes]] = {}
 
     def render(self, families: Sequence[Family], site: str | None) -> bytes:
+        return self.render_sites([(site, families)])
+
+    def render_sites(self, sites: Sequence[SiteFamilies]) -> bytes:
         with self._lock:
             latest = self._latest
+            per_name: dict[str, list[tuple[str | None, Family]]] = {}
+            for site, families in sites:
+                for family in families:
+                    per_name.setdefault(family.spec.name, []).append((site, family))
             parts: list[bytes] = []
-            made: dict[str, tuple[tuple[Sample, ...], str | None, bytes]] = {}
-            for family in families:
-                name = family.spec.name
+            made: dict[str, tuple[_Rendered, bytes]] = {}
+            for name, per_site in per_name.items():
+                source = tuple((site, family.samples) for site, family in per_site)
                 kept = latest.get(name)
-                if kept is not None and kept[1] == site and kept[0] == family.samples:
-                    text = kept[2]
+                if kept is not None and kept[0] == source:
+                    text = kept[1]
                 else:
-                    text = render([family], site)
-                made[name] = (family.samples, site, text)
+                    registry = CollectorRegistry(auto_describe=False)
+                    registry.register(_One(per_site))
+                    text = generate_latest(registry)
+                made[name] = (source, text)
                 parts.append(text)
             self._latest = made
             return b"".join(parts)
+
+
+class _One(Collector):
+    """One family, every site's series of it."""
+
+    def __init__(self, per_site: Sequence[tuple[str | None, Family]]) -> None:
+        self._per_site = per_site
+
+    def collect(self) -> Iterator[Metric]:
+        yield _metric(self._per_site)

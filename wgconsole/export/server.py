@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from wgconsole.core.records import GatewayObservation, LbObservation
@@ -319,8 +319,24 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+class Body(Protocol):
+    """What a scrape of /metrics is served from."""
+
+    def body(self, *, gzipped: bool = False) -> bytes: ...
+
+
+class Served(Protocol):
+    """What the HTTP server serves: one site's Exporter, or several sites'
+    (export.sites.SitesExporter)."""
+
+    @property
+    def latest(self) -> Body | None: ...
+
+    def health(self) -> tuple[int, str]: ...
+
+
 def make_server(
-    exporter: Exporter,
+    exporter: Served,
     host: str,
     port: int,
     *,

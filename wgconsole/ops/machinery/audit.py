@@ -38,8 +38,10 @@ class AuditLog:
         before: Any = None,
         after: Any = None,
         detail: str = "",
+        site: str | None = None,
     ) -> dict[str, Any]:
-        entry = {
+        """`site`: the site acted on when several are loaded (else no `site` key at all)."""
+        entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "epoch": round(time.time(), 3),
             "operator": operator(),
@@ -50,6 +52,8 @@ class AuditLog:
             "outcome": outcome,
             "detail": detail,
         }
+        if site is not None:
+            entry["site"] = site
         line = json.dumps(entry, sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # O_APPEND and a single write: concurrent writers never interleave within a line.

@@ -61,6 +61,9 @@ class OpContext:
     # The collector's: an operation's readings then reuse what the polls parsed (a 10,000-peer
     # gateway read again is mostly lines the last poll had).
     parse_memos: ParseMemos | None = None
+    # The site it acts on when several are loaded: its preview, lock and audit record say
+    # which. None: the only one (they are as they were before there could be several).
+    site: str | None = None
 
     def run(
         self,

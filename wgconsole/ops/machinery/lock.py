@@ -51,9 +51,15 @@ def sync_lock(
 @contextmanager
 def _lock(ctx: OpContext, path: str, action: str, *, break_lock: bool) -> Iterator[None]:
     token = uuid.uuid4().hex
-    owner = json.dumps(
-        {"operator": operator(), "action": action, "since": round(time.time()), "token": token}
-    )
+    record: dict[str, object] = {
+        "operator": operator(),
+        "action": action,
+        "since": round(time.time()),
+        "token": token,
+    }
+    if ctx.site is not None:
+        record["site"] = ctx.site  # among several sites: which one the holder acts on
+    owner = json.dumps(record)
     taken: list[str] = []
     try:
         for lb in sorted(ctx.inventory.load_balancers, key=lambda h: h.name):
@@ -102,7 +108,8 @@ def _held(holder: LockRecord) -> str:
             "use --break-lock"
         )
     age = "" if holder.since is None else f" since {max(0.0, time.time() - holder.since):.0f} s ago"
+    site = "" if holder.site is None else f" on site {holder.site!r}"
     return (
-        f"locked by {holder.operator} for {holder.action!r}{age}; wait for it to finish, or "
+        f"locked by {holder.operator} for {holder.action!r}{site}{age}; wait for it to finish, or "
         "use --break-lock if that operator is gone"
     )

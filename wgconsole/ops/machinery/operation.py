@@ -20,7 +20,7 @@ screen whose planning and running happen in thread workers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from wgconsole.core.fleet import Fleet
@@ -124,13 +124,17 @@ def plan(
         return Refused(f"needed: {', '.join(missing)}")
     try:
         op.precheck(ctx, values)
-        return op.plan(ctx, read_fleet(), values)
+        planned = op.plan(ctx, read_fleet(), values)
     except ValidationError as exc:
         return Refused(str(exc), kind=exc.kind)
     except WhereIsError as exc:
         return Refused(str(exc))
     except OpError as exc:
         return Refused(str(exc), "unreadable")
+    if ctx.site is None:
+        return planned
+    # Among several sites the preview says first which one it changes.
+    return replace(planned, preview=(f"site: {ctx.site}", *planned.preview))
 
 
 def missing_fields(op: Operation, values: Mapping[str, str]) -> list[str]:

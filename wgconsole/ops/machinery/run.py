@@ -105,6 +105,7 @@ class AuditedRun:
             after=after,
             outcome=outcome.value,
             detail=detail,
+            site=self.ctx.site,
         )
 
 

@@ -105,9 +105,10 @@ def parse_lock_owner(text: str, file: str | None = None) -> LockRecord:
         token = data.get("token")
         if token is not None and not isinstance(token, str):
             raise BadRecord(f"token {_shown(token)} is not text")
+        site = _text(data, "site") if "site" in data else None
     except BadRecord as exc:
         return LockRecord("unknown operator", "unknown action", None, str(exc), file)
-    return LockRecord(operator, action, since, None, file)
+    return LockRecord(operator, action, since, None, file, site)
 
 
 def load_record(text: str) -> dict[str, object]:
