@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fakeworld import GW1, GW2, LB, NORMAL
 from tests.sites_support import GW1_PORT, Sites, make_sites, site_inventory
 from wgconsole.cli import main as cli
-from wgconsole.config.inventory_file import InventoryError
+from wgconsole.config.inventory_file import InventoryError, load_inventory
 from wgconsole.config.sites import choose_site, load_sites
 from wgconsole.core.fleet import Fleet
 from wgconsole.export.exposition import render
@@ -26,6 +26,7 @@ from wgconsole.ops.machinery.lock import _held
 from wgconsole.poll.collector import FleetCollector
 from wgconsole.poll.parsers.op_records import parse_lock_owner
 from wgconsole.poll.sites import SiteCollectors, SiteResult, SiteRunner
+from wgconsole.tui.options import ConsoleOptions
 
 
 def _write(path: Path, text: str) -> str:
@@ -170,6 +171,25 @@ def test_site_names_the_one_an_operation_acts_on(
     assert sites.worlds[1].sent
     assert cli.main([*argv, "--site", "asia"]) == 2
     assert "--site 'asia': no such site; the sites are: eu (" in capsys.readouterr().err
+
+
+def test_the_console_on_a_site_among_several_carries_its_site_into_operations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wgconsole -i DIR --site us`: the console's operations lock and audit as `us`."""
+    from wgconsole.tui import app as tui_app
+
+    sites = make_sites(tmp_path, monkeypatch, ["eu", "us"])
+    started: list[tuple[ConsoleOptions, str]] = []
+    monkeypatch.setattr(
+        tui_app, "run_console", lambda options, inv: (started.append((options, inv.path)), 0)[1]
+    )
+    assert cli.main(["-i", str(sites.path("")), "--site", "us"]) == 0
+    [(options, path)] = started
+    assert options.site == "us"
+    assert path == str(sites.path("us.yaml"))
+    app = tui_app.ConsoleApp(load_inventory(path), sites.worlds[1].collector(), site=options.site)
+    assert app.op_context(lambda _: None).site == "us"
 
 
 def test_one_site_needs_no_site_and_takes_its_own_name(

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from wgconsole.cli import guard as cli_guard
@@ -103,15 +104,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+CONSOLE_AMONG_SITES = "the console (its Sites view is not built yet)"
+
+
 def _inventory(args: argparse.Namespace) -> Inventory:
     """The one site's inventory a command that acts on one site reads (refused, with the
     candidates, when several are loaded and --site names none)."""
     command = args.command or "console"
-    what = (
-        "the console (its Sites view is not built yet)"
-        if command == "console"
-        else f"wgconsole {command}"
-    )
+    what = CONSOLE_AMONG_SITES if command == "console" else f"wgconsole {command}"
     return one_site(args, what).inventory
 
 
@@ -313,9 +313,11 @@ def console_options(args: argparse.Namespace) -> ConsoleOptions:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
+    site = one_site(args, CONSOLE_AMONG_SITES)
+    inventory = site.inventory
     try:
-        options = console_options(args)
+        # Among several sites (`--site`), its operations carry the site it acts on.
+        options = replace(console_options(args), site=site.label)
     except ProbeKeyError as exc:
         print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PARTIAL

@@ -221,9 +221,11 @@ class ConsoleApp(App[int]):
         audit_path: Path | None = None,
         op_timeout: float = 30.0,
         prober: ProbeRounds | None = None,
+        site: str | None = None,
     ) -> None:
         super().__init__()
         self.inventory = inventory
+        self.site = site
         self.prober = prober
         self.collector = collector
         self.interval = interval
@@ -607,6 +609,7 @@ class ConsoleApp(App[int]):
             sink,
             self.op_timeout,
             self.collector.parse_memos,
+            site=self.site,
         )
 
     def open_action(self, op: Operation) -> None:
@@ -752,6 +755,7 @@ def run_console(options: ConsoleOptions, inventory: Inventory) -> int:
             audit_path=options.audit_log,
             op_timeout=options.timeout,
             prober=None if options.probe_key is None else FleetProber(options.probe_key),
+            site=options.site,
         )
         app.run()
     finally:

@@ -20,3 +20,6 @@ class ConsoleOptions:
     timeout: float = 30.0  # per-host command timeout, and each operation's
     audit_log: Path | None = None  # None: the default audit log
     probe_key: ProbeKey | None = None  # None: no handshake probes
+    # The site its operations act on, among several loaded (`--site`): their previews, locks
+    # and audit records carry it. None: the only one.
+    site: str | None = None
