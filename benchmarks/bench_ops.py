@@ -23,8 +23,8 @@ sshd): the LB's canonical table, every gateway's wg0 re-created, every client's 
 here is a test: figures depend on the machine, and the lab is emulated (QEMU TCG).
 
 The unplanned cases (`host-leaves`, `wg0-down`) measure an unattended eviction the same way:
-`wgconsole guard` runs inside the guest on a bastion namespace of its own (benchmarks/
-guard_in_lab.py; its prober's peer added once by `probe setup`), and gateway-01's host drops off
+`wgconsole guard` runs inside the guest on a bastion namespace of its own (wgconsole/lab/
+guest_guard.py; its prober's peer added once by `probe setup`), and gateway-01's host drops off
 every network, or its wg0 goes down with the host up, while every client pings. Figures count
 from the failure: the detection (the guard's `evicting` line), the eviction done, and per
 client the same loss, gaps and first reply through the new gateway. The gateway is brought
@@ -66,10 +66,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import guard_in_lab
 from wgconsole.core.inventory import Host, SshSettings
 from wgconsole.core.lb_state import STATE_DIR
-from wgconsole.lab import manager
+from wgconsole.lab import guest_guard, manager
 from wgconsole.lab.guest_script import SWITCHOVER_FILE
 from wgconsole.lab.topology import SERVICE_PORT, TUNNEL_GATEWAY, VIP
 from wgconsole.poll.transport.ssh import SshTransport
@@ -895,8 +894,8 @@ def prepare_guard(guest: Guest) -> None:
         argv = ["probe", "setup", "--name", PROBER, "--key", str(key)]
         if unmeasured(guest, argv) != 0:
             raise RuntimeError("`wgconsole probe setup` failed on the bench lab")
-    guard_in_lab.add_bastion(guest.sh)
-    guest.guard_inventory = guard_in_lab.guest_inventory(guest.lab, guest.topology)
+    guest_guard.add_bastion(guest.sh)
+    guest.guard_inventory = guest_guard.guest_inventory(guest.lab, guest.topology)
 
 
 def unplanned_run(guest: Guest, op: str) -> OpRun:
@@ -906,7 +905,7 @@ def unplanned_run(guest: Guest, op: str) -> OpRun:
     reset(guest)
     gw1 = guest.topology["gateways"][0]["netns"]
     assert guest.guard_inventory is not None
-    guard = guard_in_lab.GuestGuard(
+    guard = guest_guard.GuestGuard(
         guest.sh, guest.lab, guest.guard_inventory, guest.lab / "probe-bench.key", ROOT
     )
     try:
@@ -923,7 +922,7 @@ def unplanned_run(guest: Guest, op: str) -> OpRun:
         run.exit = 0
     finally:
         guard.stop()
-        guest.sh(guard_in_lab.restore_gateway_links(gw1))
+        guest.sh(guest_guard.restore_gateway_links(gw1))
     analyse(guest, run, logs, stopped)
     unmeasured(guest, ["undrain", GW1, "--no-rebalance"])
     return run

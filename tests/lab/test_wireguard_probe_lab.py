@@ -33,6 +33,7 @@ from wgconsole.config.inventory_file import load_inventory
 from wgconsole.config.probe_key import read_probe_key
 from wgconsole.core.inventory import Probe
 from wgconsole.core.keys import PrivateKey
+from wgconsole.lab import guest_guard
 from wgconsole.lab.topology import TUNNEL_GATEWAY
 from wgconsole.poll.transport.base import CommandResult
 
@@ -179,21 +180,9 @@ def test_a_gateway_that_does_not_know_the_probe_or_its_key_is_down(
 
 
 def _guest_inventory(lab: Lab) -> Path:
-    """The lab's inventory as a machine inside the lab reads it: each host at its management
-    address (the lab's 127.0.0.1 forwards are this machine's), host keys recorded afresh in
-    a file of its own."""
-    text = lab.inventory_path.read_text()
-    topology = lab.meta["topology"]
-    for host in [topology["lb"], *topology["gateways"]]:
-        text = text.replace(
-            f"host: 127.0.0.1, port: {host['ssh_port']}", f"host: {host['mgmt']}, port: 22"
-        )
-    known = lab.dir / "known_hosts-guest"
-    known.unlink(missing_ok=True)
-    text = text.replace(str(lab.dir / "known_hosts"), str(known))
-    path = lab.dir / "inventory-guest.yaml"
-    path.write_text(text)
-    return path
+    """The lab's inventory as a machine inside the lab reads it (each host at its management
+    address: the lab's 127.0.0.1 forwards are this machine's)."""
+    return guest_guard.guest_inventory(lab.dir, lab.meta["topology"])
 
 
 def test_the_exporter_probes_after_each_poll(lab: Lab, probe_key: tuple[Path, str]) -> None:
@@ -391,8 +380,7 @@ def test_the_guard_dry_run_would_evict_only_the_silent_gateway(
 
 # --- the guard acting: evictions on the real kernel ------------------------------------------
 
-BASTION_NETNS = "bst"  # the tests' own bastion on the clients' segment: its link is its own
-BASTION_ADDRESS = "10.77.1.50/24"
+BASTION_NETNS = guest_guard.BASTION_NETNS
 LB_WAN = "10.77.1.1"
 LB_LAN = "10.77.0.1"
 _PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
@@ -404,18 +392,11 @@ def bastion(lab: Lab) -> Iterator[str]:
     """A namespace on the clients' segment for the guard, as a bastion there would be (the
     LB routes it to the gateways' management and LAN addresses): cutting its link cuts the
     guard's network and nothing else."""
-    ns = BASTION_NETNS
-    lab.sh(f"ip netns del {ns} 2>/dev/null; true")
-    lab.sh(
-        f"ip netns add {ns} && ip link add {ns}-wan type veth peer name wan netns {ns} && "
-        f"ip link set {ns}-wan master br-wan up && ip -n {ns} addr add {BASTION_ADDRESS} dev wan "
-        f"&& ip -n {ns} link set lo up && ip -n {ns} link set wan up && "
-        f"ip -n {ns} route add default via {LB_WAN}"
-    )
+    guest_guard.add_bastion(lab.sh)
     try:
-        yield ns
+        yield BASTION_NETNS
     finally:
-        lab.sh(f"ip netns del {ns}", check=False)
+        lab.sh(f"ip netns del {BASTION_NETNS}", check=False)
 
 
 class Guard:
@@ -423,56 +404,25 @@ class Guard:
     SIGINT), its output in a file this machine reads."""
 
     def __init__(self, lab: Lab, key: Path, netns: str) -> None:
-        self.lab = lab
-        self.log = lab.dir / "guard.log"
-        self.audit = lab.dir / "guard-audit.jsonl"
-        self.pid = lab.dir / "guard.pid"
-        for f in (self.log, self.audit, self.pid):
-            f.unlink(missing_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "wgconsole",
-            "-i",
-            str(_guest_inventory(lab)),
-            "--accept-new-host-keys",
-            "guard",
-            "--key",
-            str(key),
-            "--audit-log",
-            str(self.audit),
-        ]
-        # Every descriptor of the background process away from the SSH channel's, or the
-        # command would wait for the guard to end.
-        lab.sh(
-            f"(cd {shlex.quote(os.getcwd())} && exec ip netns exec {netns} "
-            + shlex.join(argv)
-            + f") >{self.log} 2>&1 </dev/null & echo $! >{self.pid}"
+        self.runner = guest_guard.GuestGuard(
+            lab.sh, lab.dir, _guest_inventory(lab), key, Path.cwd(), netns=netns, startup=180
         )
-        eventually(
-            self.text,
-            timeout=180,
-            what="the guard reads the fleet and starts its rounds",
-            accept=lambda t: "guarding " in t or "Traceback" in t or "wgconsole guard:" in t,
-        )
-        assert "guarding " in self.text(), self.text()
 
     def text(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
+        return self.runner.text()
 
     def stop(self) -> str:
-        self.lab.sh(f"kill -INT $(cat {self.pid}) 2>/dev/null; true")
         try:
-            eventually(self.text, timeout=60, what="the guard stops", accept=_stopped)
+            self.runner.stop()
         finally:
-            self.lab.sh(f"kill -KILL $(cat {self.pid}) 2>/dev/null; true")
             print(self.text())
+        assert _stopped(self.text()), "the guard did not stop on SIGINT"
         return self.text()
 
     def audited(self) -> list[dict[str, Any]]:
-        if not self.audit.exists():
+        if not self.runner.audit.exists():
             return []
-        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+        return [json.loads(line) for line in self.runner.audit.read_text().splitlines()]
 
 
 def _stopped(text: str) -> bool:

@@ -1,4 +1,4 @@
-"""`wgconsole guard` inside a lab guest, for bench-ops' unplanned cases.
+"""`wgconsole guard` inside a lab guest: bench-ops' unplanned cases and the guard's lab test.
 
 The guard probes the gateways' WireGuard ports, which only a machine inside the lab's network
 reaches (this machine has only the lab's SSH forwards). So it runs in the guest, in a namespace
@@ -59,12 +59,22 @@ class GuestGuard:
     """One `wgconsole guard` in the bastion namespace, stopped with SIGINT as an operator
     stops it."""
 
-    def __init__(self, sh: Sh, lab: Path, inventory: Path, key: Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        sh: Sh,
+        lab: Path,
+        inventory: Path,
+        key: Path,
+        cwd: Path,
+        *,
+        netns: str = BASTION_NETNS,
+        startup: float = 240.0,
+    ) -> None:
         self.sh = sh
-        self.log = lab / "bench-guard.log"
-        self.pid = lab / "bench-guard.pid"
-        self.audit = lab / "bench-guard-audit.jsonl"
-        for f in (self.log, self.pid):
+        self.log = lab / "guest-guard.log"
+        self.pid = lab / "guest-guard.pid"
+        self.audit = lab / "guest-guard-audit.jsonl"
+        for f in (self.log, self.pid, self.audit):
             f.unlink(missing_ok=True)
         argv = [
             sys.executable,
@@ -80,16 +90,17 @@ class GuestGuard:
             "--audit-log",
             str(self.audit),
         ]
-        inner = f"cd {shlex.quote(str(cwd))} && exec ip netns exec {BASTION_NETNS} " + shlex.join(
-            argv
-        )
+        inner = f"cd {shlex.quote(str(cwd))} && exec ip netns exec {netns} " + shlex.join(argv)
         # Every descriptor away from the SSH channel's, or the command would wait for the
         # guard to end; the pid is the guard's (the stamping loop ends with its output).
         sh(
             f"setsid bash -c {shlex.quote(f'({inner}) 2>&1 & echo $! >{self.pid}; wait')} "
             f"</dev/null 2>&1 | bash -c {shlex.quote(_STAMP)} >{self.log} 2>&1 &"
         )
-        self.wait_for("guarding ", timeout=240, what="the guard starts its rounds")
+        self.wait_for("guarding ", timeout=startup, what="the guard starts its rounds")
+
+    def text(self) -> str:
+        return "\n".join(line for _, line in self.lines())
 
     def lines(self) -> list[tuple[float, str]]:
         """(guest time, line) of everything the guard printed so far."""
@@ -119,7 +130,7 @@ class GuestGuard:
 
     def stop(self) -> None:
         self.sh(
-            f"kill -INT $(cat {self.pid}) 2>/dev/null; for i in $(seq 50); do "
+            f"kill -INT $(cat {self.pid}) 2>/dev/null; for i in $(seq 300); do "
             f"kill -0 $(cat {self.pid}) 2>/dev/null || exit 0; sleep 0.2; done; "
             f"kill -KILL $(cat {self.pid}) 2>/dev/null; true"
         )
