@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.console_support import NORMAL, SteppedCollector
 from wgconsole.core.inventory import Gateway, Inventory, LoadBalancer
-from wgconsole.core.records import Endpoint
+from wgconsole.core.records import Endpoint, IpvsConn
 from wgconsole.core.trace import (
     CaptureStatus,
     Packet,
     TraceTarget,
     message_kind,
+    resolve_target,
     timeline,
     verdict,
 )
@@ -339,3 +341,32 @@ def test_run_captures_reports_every_host_even_when_one_cannot_capture() -> None:
     assert gw.error is not None
     assert "`tcpdump`" in gw.error
     assert any(isinstance(e, CapturedPacket) for e in events)
+
+
+def test_an_address_is_traced_on_every_gateway_its_lb_entries_name() -> None:
+    """Traced by its address alone (a client no gateway knows any more), a client's packets
+    follow its LB entry, wherever sh would send a new flow: that gateway is traced too."""
+    collector = SteppedCollector([NORMAL])
+    try:
+        fleet = collector.read_fleet()
+    finally:
+        collector.close()
+    # The lab's capture: both clients' entries on gateway-01. Another port of wg-client-0's
+    # address (a flow it moved to) has an entry on gateway-02.
+    entry = next(c for c in fleet.conns if c.client.address == "10.77.1.10")
+    other = IpvsConn(
+        entry.protocol,
+        Endpoint("10.77.1.10", entry.client.port + 1),
+        entry.virtual,
+        Endpoint("10.77.0.12", 51280),
+        entry.state,
+        entry.expires,
+    )
+    fleet = replace(fleet, conns=(*fleet.conns, other))
+    by_address = resolve_target(collector.inventory, fleet, "10.77.1.12")
+    assert by_address.entry_gateways == ()
+    anyone = resolve_target(collector.inventory, fleet, "10.77.1.10:1")
+    assert anyone.entry_gateways == ()  # no entry of that port
+    target = resolve_target(collector.inventory, fleet, "10.77.1.10")
+    assert target.entry_gateways == ("wg-gateway-01", "wg-gateway-02")
+    assert set(target.traced_gateways) == {"wg-gateway-01", "wg-gateway-02"}
