@@ -261,8 +261,10 @@ def test_a_hung_site_never_delays_nor_blanks_another(
     eu, us = readings["eu"], readings["us"]
     assert eu.value is not None
     assert us.value is not None
-    # eu's reading was handed on long before us's deadline, and is what eu alone reads.
-    assert arrived["eu"] < 2.0 <= 3.5 <= arrived["us"]
+    # eu's reading was handed on before us's (which waited for its deadline: a bound from
+    # below, whatever the machine's load), and is what eu alone reads.
+    assert list(arrived) == ["eu", "us"]
+    assert arrived["us"] >= 3.5
     assert all(h.reachable for h in eu.value.hosts)
     assert _exact(eu.value.to_json()) == expected
     # us: its LB lost within its own deadline, its gateways read.
@@ -493,7 +495,9 @@ def test_a_hung_site_never_delays_the_others_series(
             FleetCollector(
                 s.inventory,
                 read_only=True,
-                timeout=3.0,
+                # us's hung LB holds its poll this long: eu's, from a fake world, is served
+                # long before it, however loaded the machine.
+                timeout=10.0,
                 transport_factory=lambda h: sites.transport(h, read_only=True),
             ),
             10.0,
@@ -505,16 +509,15 @@ def test_a_hung_site_never_delays_the_others_series(
     started = time.monotonic()
     threading.Thread(target=served.run, args=(stop,), daemon=True).start()
     try:
-        while served.latest is None and time.monotonic() - started < 2.5:
+        while served.latest is None and time.monotonic() - started < 60:
             time.sleep(0.05)
         early = served.latest
         assert early is not None
-        assert time.monotonic() - started < 2.5  # well before us's 3 s deadline
         samples = _families(early.body())["wgconsole_host_up"]
         assert {s.labels["site"] for s in samples} == {"eu"}
         assert served.health()[0] == 503  # us has no poll yet: said, by name
         assert "us: no poll has finished yet" in served.health()[1]
-        while len(served.latest.latests) < 2 and time.monotonic() - started < 8:  # type: ignore[union-attr]
+        while len(served.latest.latests) < 2 and time.monotonic() - started < 60:  # type: ignore[union-attr]
             time.sleep(0.05)
         both = _families(served.latest.body())["wgconsole_host_up"]  # type: ignore[union-attr]
         up = {(s.labels["site"], s.labels["host"]): s.value for s in both}
