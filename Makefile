@@ -59,9 +59,11 @@ bench-console: setup
 
 # What clients feel during maintenance: boots its own lab (2 gateways, 6 clients pinging through
 # their tunnels) in /var/lib/wgconsole-lab-benchops, 127.0.0.1:2680-2683, runs drain, undrain,
-# rebalance and a weight change 5 times each, takes it down; then the same on a director pair
-# (/var/lib/wgconsole-lab-benchops-pair, 127.0.0.1:2700-2704) for 5 LB failovers, and writes
-# benchmarks/results/ops.json.
+# rebalance and a weight change 5 times each, then the unplanned cases (gateway-01's host
+# leaving the network, its wg0 going down) with `wgconsole guard` running in the guest, takes
+# it down; then the same on a director pair (/var/lib/wgconsole-lab-benchops-pair,
+# 127.0.0.1:2700-2704) for 5 LB failovers, and writes benchmarks/results/ops.json.
+# BENCH_ARGS="--ops drain,host-leaves,wg0-down --json FILE" runs a part of it.
 bench-ops: setup
 	$(PY) -m benchmarks.bench_ops $(BENCH_ARGS)
 
