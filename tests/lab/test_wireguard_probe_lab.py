@@ -400,8 +400,8 @@ def bastion(lab: Lab) -> Iterator[str]:
 
 
 class Guard:
-    """`wgconsole guard` in the background inside the lab (stopped as an operator stops it:
-    SIGINT), its output in a file this machine reads."""
+    """`wgconsole guard` in the background inside the lab (stopped as systemd stops it:
+    SIGTERM), its output in a file this machine reads."""
 
     def __init__(self, lab: Lab, key: Path, netns: str) -> None:
         self.runner = guest_guard.GuestGuard(
@@ -416,7 +416,7 @@ class Guard:
             self.runner.stop()
         finally:
             print(self.text())
-        assert _stopped(self.text()), "the guard did not stop on SIGINT"
+        assert _stopped(self.text()), "the guard did not stop on SIGTERM"
         return self.text()
 
     def audited(self) -> list[dict[str, Any]]:

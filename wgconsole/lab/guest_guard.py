@@ -56,8 +56,8 @@ def guest_inventory(lab: Path, topology: dict[str, Any]) -> Path:
 
 
 class GuestGuard:
-    """One `wgconsole guard` in the bastion namespace, stopped with SIGINT as an operator
-    stops it."""
+    """One `wgconsole guard` in the bastion namespace, stopped with SIGTERM as its service
+    manager stops it (a background job's SIGINT is ignored: the shell starts it so)."""
 
     def __init__(
         self,
@@ -130,9 +130,10 @@ class GuestGuard:
 
     def stop(self) -> None:
         self.sh(
-            f"kill -INT $(cat {self.pid}) 2>/dev/null; for i in $(seq 300); do "
+            f"kill -TERM $(cat {self.pid}) 2>/dev/null; for i in $(seq 300); do "
             f"kill -0 $(cat {self.pid}) 2>/dev/null || exit 0; sleep 0.2; done; "
-            f"kill -KILL $(cat {self.pid}) 2>/dev/null; true"
+            f"kill -KILL $(cat {self.pid}) 2>/dev/null; true",
+            timeout=120,
         )
 
 
