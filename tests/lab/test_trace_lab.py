@@ -48,7 +48,12 @@ def _sender(lab: Lab, netns: str, loop: str) -> Iterator[None]:
     try:
         yield
     finally:
-        lab.sh(f"kill $(cat {SENDER_PID}) 2>/dev/null; rm -f {SENDER_PID}; true")
+        # The whole process group (the loop is its leader): a `wg set` it started must not
+        # run after the test's repair.
+        lab.sh(
+            f"kill -TERM -- -$(cat {SENDER_PID}) 2>/dev/null; sleep 0.3; "
+            f"kill -KILL -- -$(cat {SENDER_PID}) 2>/dev/null; rm -f {SENDER_PID}; true"
+        )
 
 
 def _trace(lab: Lab, client: str = CLIENT) -> tuple[int, dict[str, Any], float]:
@@ -186,6 +191,9 @@ def test_trace_unknown_peer(lab: Lab, client: dict[str, str]) -> None:
         for gw in gateways:
             lab.ns(gw, ["wg", "set", "wg0", "peer", client["key"], "allowed-ips",
                         f"{client['address']}/32", "persistent-keepalive", "15"])  # fmt: skip
+        # The sender stopped anywhere in its loop: between its removal of the client's peer
+        # and its re-creation, too.
+        lab.ns(client["netns"], ["sh", "-c", _recreate_peer(client, client["server"])])
         _tunnel_works(lab, client["netns"])
 
 

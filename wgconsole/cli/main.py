@@ -107,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
 CONSOLE_AMONG_SITES = "the console (its Sites view is not built yet)"
 
 
+def _site_label(args: argparse.Namespace) -> str | None:
+    """The name an operation carries among several sites (`--site`); None for the only one."""
+    if getattr(args, "site", None) is None:
+        return None
+    return one_site(args, CONSOLE_AMONG_SITES).label
+
+
 def _inventory(args: argparse.Namespace) -> Inventory:
     """The one site's inventory a command that acts on one site reads (refused, with the
     candidates, when several are loaded and --site names none)."""
@@ -313,11 +320,10 @@ def console_options(args: argparse.Namespace) -> ConsoleOptions:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    site = one_site(args, CONSOLE_AMONG_SITES)
-    inventory = site.inventory
+    inventory = _inventory(args)
     try:
         # Among several sites (`--site`), its operations carry the site it acts on.
-        options = replace(console_options(args), site=site.label)
+        options = replace(console_options(args), site=_site_label(args))
     except ProbeKeyError as exc:
         print(f"wgconsole: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PARTIAL
